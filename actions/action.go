@@ -1,0 +1,351 @@
+package actions
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/hookrelay/hookrelay/rules"
+)
+
+// DefaultTimeout bounds one attempt when a Spec names no timeout.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultRetry is the wait before each retry when a Spec names no schedule:
+// seven attempts in all over about 33 hours, the schedule senders such as
+// OnCloudWine use themselves.
+var DefaultRetry = []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour}
+
+// Spec is an action as the config describes it. String values are
+// templates with {{ expr }} interpolations (see rules.CompileTemplate).
+type Spec struct {
+	Method string // default POST
+	// URL is a template whose scheme and host must be written out: an
+	// interpolation may only come after them, in the path (values
+	// url.PathEscape'd) or the query (values url.QueryEscape'd).
+	URL     string
+	Headers map[string]string // templates; a rendered value with CR or LF is refused
+	Query   map[string]string // templates, added to the URL's query
+	// Body is a YAML structure (map[string]any, []any, scalars) whose string
+	// leaves are templates; it is sent as JSON. A leaf that is exactly one
+	// interpolation keeps its type. nil sends no body.
+	Body    any
+	Auth    *AuthSpec
+	Timeout time.Duration   // one attempt, token fetch included; default 10s
+	Retry   []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
+}
+
+// AuthSpec says how requests authenticate; at most one of its fields is set.
+type AuthSpec struct {
+	Bearer string      // template: "{{ body.UserToken }}" or a literal token
+	OAuth2 *OAuth2Spec // client credentials grant
+}
+
+// OAuth2Spec is an OAuth 2.0 client credentials grant (RFC 6749 §4.4).
+type OAuth2Spec struct {
+	TokenURL       string
+	ClientID       string
+	ClientSecret   string
+	Scopes         []string
+	EndpointParams map[string]string
+}
+
+// FieldError locates a compile error inside a Spec. Field is a dotted path
+// using the YAML key names ("url", "headers.Authorization",
+// "body.data.email", "body.items.0", "auth.bearer", "retry"); Offset is a
+// byte offset inside that field's string; Err is the cause, often a
+// *rules.TemplateError.
+type FieldError struct {
+	Field  string
+	Offset int
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	if e.Err == nil {
+		return e.Field + ": invalid"
+	}
+	return e.Field + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Action is a compiled action, safe for concurrent use.
+type Action struct {
+	Name    string
+	Method  string
+	Retry   []time.Duration
+	Timeout time.Duration
+
+	scheme, host string          // the URL's literal origin
+	path, query  *rules.Template // the URL before and after its '?'
+	headers      []namedTemplate // canonical names, sorted
+	params       []namedTemplate // query parameters, sorted
+	body         *bodyValue      // nil: no body
+	bearer       *rules.Template
+	oauth2       *clientcredentials.Config
+}
+
+type namedTemplate struct {
+	name string
+	tpl  *rules.Template
+}
+
+// MaxAttempts is how many attempts a delivery of this action gets.
+func (a *Action) MaxAttempts() int { return len(a.Retry) + 1 }
+
+// reservedHeaders are set by hookrelay itself or by the HTTP client.
+var reservedHeaders = map[string]string{
+	"Host":              "it is taken from the URL",
+	"Content-Length":    "it is computed from the body",
+	"Transfer-Encoding": "it is chosen by the HTTP client",
+	"Connection":        "it is managed by the HTTP client",
+	"Idempotency-Key":   "hookrelay sets it to the delivery id",
+}
+
+// Compile checks and compiles s once, at load: a typo in any template stops
+// startup instead of failing the first delivery.
+func Compile(name string, s Spec) (*Action, error) {
+	a := &Action{Name: name, Method: strings.ToUpper(strings.TrimSpace(s.Method)), Timeout: s.Timeout}
+	if a.Method == "" {
+		a.Method = http.MethodPost
+	}
+	if !httpguts.ValidHeaderFieldName(a.Method) { // a method is a token, as a header name is
+		return nil, &FieldError{Field: "method", Err: fmt.Errorf("%q is not an HTTP method", s.Method)}
+	}
+	if err := a.compileURL(s.URL); err != nil {
+		return nil, err
+	}
+
+	names := sortedKeys(s.Headers)
+	for _, k := range names {
+		field := "headers." + k
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, &FieldError{Field: field, Err: fmt.Errorf("%q is not a valid header name", k)}
+		}
+		canon := http.CanonicalHeaderKey(k)
+		if why, ok := reservedHeaders[canon]; ok {
+			return nil, &FieldError{Field: field, Err: fmt.Errorf("%s cannot be set: %s", canon, why)}
+		}
+		if canon == "Authorization" && s.Auth != nil && (s.Auth.Bearer != "" || s.Auth.OAuth2 != nil) {
+			return nil, &FieldError{Field: field, Err: errors.New("the auth: section sets this header already: remove one of the two")}
+		}
+		for _, h := range a.headers {
+			if h.name == canon {
+				return nil, &FieldError{Field: field, Err: fmt.Errorf("header %s is given twice", canon)}
+			}
+		}
+		tpl, err := compileTemplate(field, s.Headers[k], nil)
+		if err != nil {
+			return nil, err
+		}
+		if tpl.IsLiteral() && !httpguts.ValidHeaderFieldValue(tpl.Source()) {
+			return nil, &FieldError{Field: field, Err: errors.New("the value contains a control character such as CR or LF")}
+		}
+		a.headers = append(a.headers, namedTemplate{canon, tpl})
+	}
+	sort.Slice(a.headers, func(i, j int) bool { return a.headers[i].name < a.headers[j].name })
+
+	for _, k := range sortedKeys(s.Query) {
+		tpl, err := compileTemplate("query."+k, s.Query[k], nil)
+		if err != nil {
+			return nil, err
+		}
+		a.params = append(a.params, namedTemplate{k, tpl})
+	}
+
+	if s.Body != nil {
+		b, err := compileBody("body", s.Body)
+		if err != nil {
+			return nil, err
+		}
+		a.body = b
+	}
+
+	if err := a.compileAuth(s.Auth); err != nil {
+		return nil, err
+	}
+
+	switch {
+	case s.Timeout < 0:
+		return nil, &FieldError{Field: "timeout", Err: fmt.Errorf("want a positive duration, got %v", s.Timeout)}
+	case s.Timeout == 0:
+		a.Timeout = DefaultTimeout
+	}
+
+	if s.Retry == nil {
+		a.Retry = append([]time.Duration(nil), DefaultRetry...)
+	} else {
+		a.Retry = make([]time.Duration, len(s.Retry))
+		for i, d := range s.Retry {
+			if d < 0 {
+				return nil, &FieldError{Field: "retry", Err: fmt.Errorf("wait %d is negative (%v)", i+1, d)}
+			}
+			a.Retry[i] = d
+		}
+	}
+	return a, nil
+}
+
+// compileURL checks that the scheme and host are written out, then compiles
+// the part before the first '?' with path escaping and the rest with query
+// escaping, so that a value can neither add a path segment nor a parameter.
+func (a *Action) compileURL(raw string) error {
+	if strings.TrimSpace(raw) == "" {
+		return &FieldError{Field: "url", Err: errors.New("is required")}
+	}
+	lower := strings.ToLower(raw)
+	var scheme string
+	switch {
+	case strings.HasPrefix(lower, "https://"):
+		scheme = "https"
+	case strings.HasPrefix(lower, "http://"):
+		scheme = "http"
+	default:
+		return &FieldError{Field: "url", Err: errors.New("must start with http:// or https://")}
+	}
+	start := len(scheme) + 3
+	end := len(raw)
+	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if open := strings.Index(raw, "{{"); open >= 0 && open < end {
+		return &FieldError{Field: "url", Offset: open, Err: errors.New("the scheme and host must be written out, followed by '/': an interpolation cannot choose where requests go")}
+	}
+	origin, err := url.Parse(raw[:end])
+	if err != nil || origin.Host == "" || origin.Hostname() == "" {
+		return &FieldError{Field: "url", Offset: start, Err: fmt.Errorf("%q has no valid host", raw[:end])}
+	}
+	if origin.User != nil {
+		return &FieldError{Field: "url", Offset: start, Err: errors.New("credentials in the URL would be shown wherever the URL is (use auth or headers instead)")}
+	}
+	a.scheme, a.host = scheme, strings.ToLower(origin.Host)
+
+	split := queryStart(raw)
+	path, err := compileTemplate("url", raw[:split], pathEscape)
+	if err != nil {
+		return err
+	}
+	a.path = path
+	if split < len(raw) {
+		q, err := compileTemplate("url", raw[split:], url.QueryEscape)
+		if err != nil {
+			// Offsets count from the start of the whole URL.
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Offset += split
+			}
+			var te *rules.TemplateError
+			if errors.As(err, &te) {
+				te.Offset += split
+			}
+			return err
+		}
+		a.query = q
+	}
+	return nil
+}
+
+// queryStart is the index of the first '?' outside {{ }} (len(s) if none).
+func queryStart(s string) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "{{"):
+			depth++
+			i++
+		case strings.HasPrefix(s[i:], "}}") && depth > 0:
+			depth--
+			i++
+		case s[i] == '?' && depth == 0:
+			return i
+		}
+	}
+	return len(s)
+}
+
+// pathEscape escapes a value for one path segment. A value of "." or ".."
+// is escaped too: left as is, it would walk up the receiver's path.
+func pathEscape(s string) string {
+	switch s {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(s)
+}
+
+func (a *Action) compileAuth(s *AuthSpec) error {
+	if s == nil {
+		return nil
+	}
+	if s.Bearer != "" && s.OAuth2 != nil {
+		return &FieldError{Field: "auth", Err: errors.New("set bearer or oauth2, not both")}
+	}
+	if s.Bearer != "" {
+		tpl, err := compileTemplate("auth.bearer", s.Bearer, nil)
+		if err != nil {
+			return err
+		}
+		if tpl.IsLiteral() && !validToken(tpl.Source()) {
+			return &FieldError{Field: "auth.bearer", Err: errors.New("the token contains spaces or control characters")}
+		}
+		a.bearer = tpl
+	}
+	if o := s.OAuth2; o != nil {
+		u, err := url.Parse(o.TokenURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{Field: "auth.oauth2.token_url", Err: errors.New("want an absolute http:// or https:// URL")}
+		}
+		if o.ClientID == "" {
+			return &FieldError{Field: "auth.oauth2.client_id", Err: errors.New("is required")}
+		}
+		params := url.Values{}
+		for k, v := range o.EndpointParams {
+			params.Set(k, v)
+		}
+		a.oauth2 = &clientcredentials.Config{
+			ClientID:       o.ClientID,
+			ClientSecret:   o.ClientSecret,
+			TokenURL:       o.TokenURL,
+			Scopes:         append([]string(nil), o.Scopes...),
+			EndpointParams: params,
+		}
+	}
+	return nil
+}
+
+// validToken reports whether s can follow "Bearer " in a header.
+func validToken(s string) bool {
+	return s != "" && httpguts.ValidHeaderFieldValue(s) && !strings.ContainsAny(s, " \t")
+}
+
+func compileTemplate(field, src string, escape func(string) string) (*rules.Template, error) {
+	tpl, err := rules.CompileTemplate(src, escape)
+	if err != nil {
+		fe := &FieldError{Field: field, Err: err}
+		var te *rules.TemplateError
+		if errors.As(err, &te) {
+			fe.Offset = te.Offset
+		}
+		return nil, fe
+	}
+	return tpl, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

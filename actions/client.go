@@ -1,0 +1,349 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+	"golang.org/x/oauth2"
+
+	"github.com/hookrelay/hookrelay/rules"
+)
+
+// DefaultMaxResponse is how much of a response body a Result keeps.
+const DefaultMaxResponse = 4096
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	UserAgent   string            // e.g. "hookrelay/0.1.0"
+	Transport   http.RoundTripper // nil: a clone of http.DefaultTransport; the place for an SSRF guard
+	MaxResponse int64             // bytes of response body kept in a Result; default 4096
+	Now         func() time.Time  // the clock for Retry-After and durations; nil: time.Now
+}
+
+// Client sends rendered actions. One per process; safe for concurrent use.
+type Client struct {
+	rc        *resty.Client
+	transport http.RoundTripper
+	ua        string
+	max       int64
+	now       func() time.Time
+
+	mu     sync.Mutex
+	tokens map[*Action]*tokenCache
+}
+
+type tokenCache struct {
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// NewClient returns a Client. Redirects are never followed and resty's own
+// retries stay off: one Do is one attempt, and the relay owns the schedule.
+func NewClient(o ClientOptions) *Client {
+	c := &Client{transport: o.Transport, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
+	if c.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 32
+		c.transport = t
+	}
+	if c.max <= 0 {
+		c.max = DefaultMaxResponse
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.rc = resty.NewWithClient(&http.Client{Transport: c.transport, CheckRedirect: noRedirect}).
+		SetRetryCount(0).
+		SetAllowGetMethodPayload(true).
+		SetLogger(quietLogger{})
+	// resty installs its own CheckRedirect: set the policy through it.
+	c.rc.SetRedirectPolicy(resty.RedirectPolicyFunc(noRedirect))
+	return c
+}
+
+// noRedirect hands the 3xx itself back: following it could lead a request,
+// with its credentials, somewhere the action does not name.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// ClearTokens forgets every cached OAuth2 token (after a config reload,
+// when credentials may have changed).
+func (c *Client) ClearTokens() {
+	c.mu.Lock()
+	c.tokens = map[*Action]*tokenCache{}
+	c.mu.Unlock()
+}
+
+// Result is the record of one attempt. Nothing in it holds a secret: header
+// values are passed through Redact, and every string is scrubbed of the
+// bearer token, the OAuth2 access token and the client secret.
+type Result struct {
+	Method, URL    string
+	RequestHeaders map[string]string
+	StatusCode     int // 0 if no response
+	Duration       time.Duration
+	ResponseBody   string // the first MaxResponse bytes
+	// Err is nil on a 2xx. Otherwise it wraps ErrPermanent when retrying
+	// cannot help (render errors, refused header values, a bad URL), is a
+	// *RetryAfterError when a 429 or 503 said when to come back, and is
+	// any other error for non-2xx answers, timeouts and transport errors,
+	// which are retried on the schedule.
+	Err error
+}
+
+// RetryAfterError is a 429 or 503 whose Retry-After named a time.
+type RetryAfterError struct {
+	At         time.Time
+	StatusCode int
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("status %d, retry after %s", e.StatusCode, e.At.UTC().Format(time.RFC3339))
+}
+
+// attemptError carries a scrubbed message and, for errors.Is, only a
+// sentinel: never the original error, which could print a secret.
+type attemptError struct {
+	msg   string
+	cause error // ErrPermanent, context.DeadlineExceeded, context.Canceled or nil
+}
+
+func (e *attemptError) Error() string { return e.msg }
+func (e *attemptError) Unwrap() error { return e.cause }
+
+// Do renders a for env and sends it with Idempotency-Key and User-Agent.
+func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKey string) (res Result) {
+	res.Method = a.Method
+	var secrets []string
+	if a.oauth2 != nil {
+		secrets = append(secrets, a.oauth2.ClientSecret)
+	}
+	req, rendered, err := a.render(env)
+	secrets = append(secrets, rendered...)
+	if err != nil {
+		res.Err = &attemptError{msg: scrub(err.Error(), secrets, "", ""), cause: ErrPermanent}
+		return res
+	}
+	display := redactURL(req.URL)
+	clean := func(s string) string { return scrub(s, secrets, req.URL, display) }
+	res.URL = clean(req.URL)
+
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	defer cancel()
+	start := c.now()
+	defer func() { res.Duration = c.now().Sub(start) }()
+
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
+	if c.ua != "" {
+		req.Header.Set("User-Agent", c.ua)
+	}
+	var tok *oauth2.Token
+	if a.oauth2 != nil {
+		tok, err = c.token(ctx, a)
+		if err != nil {
+			res.RequestHeaders = Redact(req.Header)
+			res.Err = &attemptError{msg: clean("oauth2 token: " + tokenErrorText(err, ctx, a.Timeout)), cause: ctxCause(ctx)}
+			return res
+		}
+		req.Header.Set("Authorization", tok.Type()+" "+tok.AccessToken)
+		secrets = append(secrets, tok.AccessToken)
+	}
+
+	r := c.rc.R().SetContext(ctx).SetDoNotParseResponse(true)
+	r.Header = req.Header
+	if req.Body != nil {
+		r.SetBody(req.Body)
+	}
+	resp, err := r.Execute(req.Method, req.URL)
+	// r.Header now holds what resty added too (Accept).
+	res.RequestHeaders = Redact(r.Header)
+	for k, v := range res.RequestHeaders {
+		res.RequestHeaders[k] = clean(v)
+	}
+	if err != nil {
+		if resp != nil && resp.RawBody() != nil {
+			resp.RawBody().Close()
+		}
+		res.Err = &attemptError{msg: clean(transportErrorText(err, ctx, a.Timeout)), cause: ctxCause(ctx)}
+		return res
+	}
+	body := resp.RawBody()
+	res.StatusCode = resp.StatusCode()
+	res.ResponseBody = c.readBody(body, secrets, clean)
+	body.Close()
+
+	switch code := res.StatusCode; {
+	case code >= 200 && code < 300:
+		return res
+	case code >= 300 && code < 400:
+		msg := fmt.Sprintf("status %d: redirects are not followed", code)
+		if loc := resp.Header().Get("Location"); loc != "" {
+			msg += " (Location: " + loc + ")"
+		}
+		res.Err = &attemptError{msg: clean(msg)}
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if at, ok := retryAfter(resp.Header().Get("Retry-After"), c.now()); ok {
+			res.Err = &RetryAfterError{At: at, StatusCode: code}
+			return res
+		}
+		res.Err = &attemptError{msg: fmt.Sprintf("status %d", code)}
+	case code == http.StatusUnauthorized && tok != nil:
+		// The token may have been revoked before its expiry: fetch a new
+		// one next time.
+		c.dropToken(a, tok)
+		res.Err = &attemptError{msg: fmt.Sprintf("status %d (the OAuth2 token is dropped and fetched again next attempt)", code)}
+	default:
+		res.Err = &attemptError{msg: fmt.Sprintf("status %d", code)}
+	}
+	return res
+}
+
+// readBody keeps the first c.max bytes of a response body, with secrets
+// scrubbed. It reads a little past the limit so that a secret cut by the
+// limit is still recognised and removed whole.
+func (c *Client) readBody(body io.Reader, secrets []string, clean func(string) string) string {
+	extra := int64(0)
+	for _, s := range secrets {
+		extra = max(extra, int64(len(s)))
+	}
+	data, _ := io.ReadAll(io.LimitReader(body, c.max+extra))
+	// Drain a little more so that the connection can be reused.
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+	s := clean(string(data))
+	if int64(len(s)) > c.max {
+		s = s[:c.max]
+	}
+	return s
+}
+
+func (c *Client) token(ctx context.Context, a *Action) (*oauth2.Token, error) {
+	c.mu.Lock()
+	tc := c.tokens[a]
+	if tc == nil {
+		tc = &tokenCache{}
+		c.tokens[a] = tc
+	}
+	c.mu.Unlock()
+
+	// One fetch per action at a time: concurrent deliveries wait for it.
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.tok.Valid() {
+		return tc.tok, nil
+	}
+	hc := &http.Client{Transport: c.transport, CheckRedirect: noRedirect}
+	tok, err := a.oauth2.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	if err != nil {
+		return nil, err
+	}
+	tc.tok = tok
+	return tok, nil
+}
+
+func (c *Client) dropToken(a *Action, tok *oauth2.Token) {
+	c.mu.Lock()
+	tc := c.tokens[a]
+	c.mu.Unlock()
+	if tc == nil {
+		return
+	}
+	tc.mu.Lock()
+	if tc.tok == tok {
+		tc.tok = nil
+	}
+	tc.mu.Unlock()
+}
+
+// retryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Time, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return time.Time{}, false
+		}
+		const limit = 10 * 365 * 24 * 60 * 60 // keeps the Duration from overflowing
+		return now.Add(time.Duration(min(secs, limit)) * time.Second), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// ctxCause is the sentinel behind a failure caused by the context.
+func ctxCause(ctx context.Context) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return context.DeadlineExceeded
+	case errors.Is(ctx.Err(), context.Canceled):
+		return context.Canceled
+	}
+	return nil
+}
+
+func transportErrorText(err error, ctx context.Context, timeout time.Duration) string {
+	var ne net.Error
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("timeout: no answer within %v: %v", timeout, err)
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "canceled: " + err.Error()
+	}
+	return err.Error()
+}
+
+// tokenErrorText describes a failed token fetch without the token
+// endpoint's response body, which could echo credentials.
+func tokenErrorText(err error, ctx context.Context, timeout time.Duration) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		msg := "the token endpoint answered"
+		if re.Response != nil {
+			msg += " " + re.Response.Status
+		}
+		if re.ErrorCode != "" {
+			msg += " (" + re.ErrorCode + ")"
+		}
+		return msg
+	}
+	return transportErrorText(err, ctx, timeout)
+}
+
+// scrub replaces every secret in s with "[redacted]", and the raw URL with
+// its redacted form.
+func scrub(s string, secrets []string, rawURL, displayURL string) string {
+	if rawURL != "" && rawURL != displayURL {
+		s = strings.ReplaceAll(s, rawURL, displayURL)
+	}
+	for _, sec := range secrets {
+		// A secret of a few characters would redact half of any text; such
+		// a value does not protect anything anyway.
+		if len(sec) >= minSecretLen {
+			s = strings.ReplaceAll(s, sec, redacted)
+		}
+	}
+	return s
+}
+
+const minSecretLen = 4
+
+// quietLogger keeps resty from writing to stderr: hookrelay logs through
+// slog, with its own attribute names.
+type quietLogger struct{}
+
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}

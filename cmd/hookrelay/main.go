@@ -1,0 +1,90 @@
+// Command hookrelay is a self-hosted inbound webhook gateway and relay.
+//
+// It is the only place that reads flags and the environment and wires the
+// packages together; Main lets tests run the real program in-process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}
+	os.Exit(m.Run(ctx, os.Args[1:]))
+}
+
+// Main is the program with its outside world injected.
+type Main struct {
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+}
+
+// exitError carries a specific exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// Run runs the command line args until it finishes or ctx is done, and
+// returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	root := m.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(m.Stdout)
+	root.SetErr(m.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(m.Stderr, ee.err)
+			return ee.code
+		}
+		fmt.Fprintln(m.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func (m *Main) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hookrelay",
+		Short:         "Self-hosted inbound webhook gateway and relay",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(m.serveCommand(), m.validateCommand(), m.echoCommand(), m.versionCommand())
+	return root
+}
+
+func (m *Main) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(m.Stdout, "hookrelay %s\n", version)
+		},
+	}
+}
+
+// env returns the value of an environment variable or def.
+func (m *Main) env(name, def string) string {
+	if v, ok := m.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errOut, LookupEnv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}}
+	code := m.Run(context.Background(), args)
+	return code, out.String(), errOut.String()
+}
+
+func TestValidate(t *testing.T) {
+	code, out, errOut := run(t, nil, "validate", "--config", "../../testdata/demo/hookrelay.yaml")
+	if code != 0 || !strings.Contains(out, "ok (3 hooks, 5 actions)") {
+		t.Fatalf("validate demo: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "validate", "--config", "../../config/testdata/bad/rule-typo.yaml")
+	if code != 2 || out != "" {
+		t.Fatalf("validate bad: exit %d, stdout %q", code, out)
+	}
+	if !strings.HasPrefix(errOut, "../../config/testdata/bad/rules-typo.yaml:3:") {
+		t.Errorf("stderr = %q, want file:line:col first", errOut)
+	}
+	code, _, errOut = run(t, map[string]string{"HOOKRELAY_CONFIG": "missing.yaml"}, "validate")
+	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("validate with HOOKRELAY_CONFIG: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, nil, "version")
+	if code != 0 || out != "hookrelay "+version+"\n" {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+func TestServeRefusesBadStart(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad config", []string{"serve", "--config", "../../config/testdata/bad/unknown-key.yaml", "--store", "sqlite://" + t.TempDir() + "/x.db"}, "unknown-key.yaml:6:5"},
+		{"unknown store scheme", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "mongodb://localhost"}, `unknown scheme "mongodb"`},
+		{"unreachable redis", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "redis://127.0.0.1:1/0"}, "open Redis store"},
+		{"unopenable file", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "sqlite:///proc/hookrelay/x.db"}, "open embedded store"},
+	}
+	for _, c := range cases {
+		code, _, errOut := run(t, nil, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want failure mentioning %q", c.name, code, errOut, c.want)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/gateway"
+	"github.com/hookrelay/hookrelay/relay"
+)
+
+type serveFlags struct {
+	config    string
+	listen    string
+	store     string
+	workers   int
+	lease     time.Duration
+	grace     time.Duration
+	logFormat string
+	logLevel  string
+}
+
+func (m *Main) serveCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Receive webhooks and perform their actions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return m.serve(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
+	fl.StringVar(&f.listen, "listen", m.env("HOOKRELAY_LISTEN", ":8080"), "address to listen on (env HOOKRELAY_LISTEN)")
+	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db or redis://host:port/db; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
+	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 8), "concurrent delivery attempts; 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
+	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a worker holds a delivery before another may take it over (env HOOKRELAY_LEASE)")
+	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
+	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
+	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
+	return cmd
+}
+
+func (m *Main) serve(ctx context.Context, f serveFlags) error {
+	log, err := m.logger(f.logFormat, f.logLevel)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg, err := config.Load(f.config, m.LookupEnv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	st, where, err := openStore(ctx, f.store)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer st.Close()
+	log.Info("store opened", "store", where)
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.listen, err)}
+	}
+	gw := gateway.New(st, cfg, gateway.Options{Logger: log})
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	logCatchURLs(log, cfg, ln.Addr())
+
+	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/" + version})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		log.Info("listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: intake stopped, finishing work in flight", "grace", f.grace)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), f.grace)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if f.workers > 0 {
+		r := relay.New(st, client, gw.Config, relay.Options{Workers: f.workers, Lease: f.lease, Grace: f.grace, Logger: log})
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	g.Go(func() error { return m.reloadOnHangup(gctx, f.config, gw, client, log) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return &exitError{code: 1, err: err}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// reloadOnHangup swaps in a freshly loaded config on SIGHUP; a bad config is
+// refused with its error logged and the old one keeps serving.
+func (m *Main) reloadOnHangup(ctx context.Context, path string, gw *gateway.Gateway, client *actions.Client, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			cfg, err := config.Load(path, m.LookupEnv)
+			if err != nil {
+				log.Error("config reload refused; the previous config keeps serving", "error", err.Error())
+				continue
+			}
+			gw.SetConfig(cfg)
+			client.ClearTokens()
+			log.Info("config reloaded", "hooks", len(cfg.Hooks), "actions", len(cfg.Actions))
+		}
+	}
+}
+
+func logCatchURLs(log *slog.Logger, cfg *config.Config, addr net.Addr) {
+	base := cfg.PublicURL
+	if base == "" {
+		host, port, _ := net.SplitHostPort(addr.String())
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "localhost"
+		}
+		base = "http://" + net.JoinHostPort(host, port)
+	}
+	for _, name := range cfg.HookNames() {
+		h := cfg.Hooks[name]
+		u := base + "/hooks/catch/" + name
+		if h.Token != "" {
+			// The token is the hook's secret: show only enough to recognise it.
+			u += "/" + h.Token[:4] + "…"
+		}
+		log.Info("hook ready", "hook", name, "url", u, "verify", h.Verifier.Scheme(), "rules", len(h.Rules.Rules))
+	}
+}
+
+func (m *Main) logger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(m.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+func (m *Main) envInt(name string, def int) int {
+	if v, err := strconv.Atoi(m.env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func (m *Main) envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(m.env(name, "")); err == nil {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/redisstore"
+	"github.com/hookrelay/hookrelay/store/sqlitestore"
+)
+
+// defaultStorePath is the embedded store used when no --store is given.
+const defaultStorePath = "hookrelay.db"
+
+// openStore opens the store a URL names: redis://host:port/db (or rediss://)
+// for Redis, sqlite:///abs/path.db or sqlite://relative.db for the embedded
+// store, and the embedded default when raw is empty.
+func openStore(ctx context.Context, raw string) (store.Store, string, error) {
+	if raw == "" {
+		s, err := sqlitestore.Open(ctx, defaultStorePath)
+		if err != nil {
+			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
+		}
+		return s, "sqlite://" + defaultStorePath, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("store URL %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		s, err := redisstore.Open(ctx, raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("open Redis store %s: %w", redact(u), err)
+		}
+		return s, redact(u), nil
+	case "sqlite", "sqlite3", "file":
+		path := strings.TrimPrefix(raw, u.Scheme+"://")
+		if path == "" {
+			return nil, "", fmt.Errorf("store URL %q names no file: use sqlite:///abs/path.db or sqlite://relative.db", raw)
+		}
+		s, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
+		}
+		return s, "sqlite://" + path, nil
+	}
+	return nil, "", fmt.Errorf("store URL %q: unknown scheme %q (use redis://host:port/db or sqlite:///path/file.db)", raw, u.Scheme)
+}
+
+func redact(u *url.URL) string {
+	return u.Redacted()
+}

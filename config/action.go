@@ -1,0 +1,179 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/hookrelay/hookrelay/actions"
+)
+
+// action compiles one action template, reporting errors at the field that holds them.
+func (l *loader) action(name string, a *rawAction) *actions.Action {
+	if a == nil {
+		l.errorf(l.main, pos{}, "action %q is empty", name)
+		return nil
+	}
+	file := a.file
+	leaves := map[string]scalar{"url": a.URL, "method": a.Method}
+	spec := actions.Spec{Method: a.Method.Value, URL: a.URL.Value}
+	if !a.URL.Set {
+		l.errorf(file, a.Method.pos, "action %q: url: is required", name)
+		return nil
+	}
+	if len(a.Headers) > 0 {
+		spec.Headers = map[string]string{}
+		for k, v := range a.Headers {
+			spec.Headers[k] = v.Value
+			leaves["headers."+k] = v
+		}
+	}
+	if len(a.Query) > 0 {
+		spec.Query = map[string]string{}
+		for k, v := range a.Query {
+			spec.Query[k] = v.Value
+			leaves["query."+k] = v
+		}
+	}
+	body, err := a.Body.value("body", l.lookup, leaves)
+	if err != nil {
+		l.posErr(file, err)
+		return nil
+	}
+	spec.Body = body
+	if a.Auth != nil {
+		spec.Auth = &actions.AuthSpec{}
+		if a.Auth.Bearer.Set {
+			spec.Auth.Bearer = a.Auth.Bearer.Value
+			leaves["auth.bearer"] = a.Auth.Bearer
+		}
+		if o := a.Auth.OAuth2; o != nil {
+			spec.Auth.OAuth2 = &actions.OAuth2Spec{
+				TokenURL:     o.TokenURL.Value,
+				ClientID:     o.ClientID.Value,
+				ClientSecret: o.ClientSecret.Value,
+			}
+			leaves["auth.oauth2.token_url"] = o.TokenURL
+			leaves["auth.oauth2.client_id"] = o.ClientID
+			leaves["auth.oauth2.client_secret"] = o.ClientSecret
+			for _, s := range o.Scopes {
+				spec.Auth.OAuth2.Scopes = append(spec.Auth.OAuth2.Scopes, s.Value)
+			}
+			if len(o.EndpointParams) > 0 {
+				spec.Auth.OAuth2.EndpointParams = map[string]string{}
+				for k, v := range o.EndpointParams {
+					spec.Auth.OAuth2.EndpointParams[k] = v.Value
+				}
+			}
+		}
+	}
+	if a.Timeout.Set {
+		d, err := time.ParseDuration(a.Timeout.Value)
+		if err != nil || d <= 0 {
+			l.errorf(file, a.Timeout.pos, "action %q: timeout: want a positive duration such as 10s, got %q", name, a.Timeout.Value)
+			return nil
+		}
+		spec.Timeout = d
+	}
+	if a.Retry.Node != nil {
+		sched, p, err := l.schedule(a.Retry.Node)
+		if err != nil {
+			l.errorf(file, p, "action %q: retry: %v", name, err)
+			return nil
+		}
+		spec.Retry = sched
+	}
+	act, err := actions.Compile(name, spec)
+	if err != nil {
+		var fe *actions.FieldError
+		if errors.As(err, &fe) {
+			s, ok := leaves[fe.Field]
+			if !ok {
+				s = a.URL
+			}
+			what := fmt.Sprintf("action %q: %s", name, fe.Field)
+			if fe.Err == nil {
+				l.errorf(file, s.pos, "%s: invalid", what)
+			} else {
+				l.exprError(file, s, what, fe.Err)
+			}
+			return nil
+		}
+		l.errorf(file, a.URL.pos, "action %q: %v", name, err)
+		return nil
+	}
+	return act
+}
+
+func (l *loader) posErr(file string, err error) {
+	var pe *posError
+	if errors.As(err, &pe) {
+		l.errorf(file, pe.pos, "%s", pe.msg)
+		return
+	}
+	l.errorf(file, pos{}, "%v", err)
+}
+
+// schedule reads a retry schedule: a list of durations, or one string of
+// comma-separated durations (so that it can come from one environment variable).
+// An empty list means a single attempt.
+func (l *loader) schedule(n ast.Node) ([]time.Duration, pos, error) {
+	v, err := nodeValue(n, "retry", l.lookup, nil)
+	p := tokenPos(n.GetToken())
+	if err != nil {
+		var pe *posError
+		if errors.As(err, &pe) {
+			return nil, pe.pos, errors.New(pe.msg)
+		}
+		return nil, p, err
+	}
+	var items []string
+	switch x := v.(type) {
+	case string:
+		for _, s := range strings.Split(x, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+	case []any:
+		for _, it := range x {
+			items = append(items, fmt.Sprint(it))
+		}
+	default:
+		return nil, p, fmt.Errorf("want a list of durations such as [1m, 5m, 30m] or \"1m,5m,30m\"")
+	}
+	sched := make([]time.Duration, 0, len(items))
+	for _, it := range items {
+		d, err := time.ParseDuration(it)
+		if err != nil || d < 0 {
+			return nil, p, fmt.Errorf("%q is not a duration such as 30s, 5m or 2h", it)
+		}
+		sched = append(sched, d)
+	}
+	return sched, p, nil
+}
+
+// parseSize reads a byte size: 1048576, 512KiB, 1MiB, 10MB.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive size such as 1MiB or 512KiB")
+	}
+	return n * mult, nil
+}

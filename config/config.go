@@ -1,0 +1,425 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/rules"
+)
+
+// Defaults applied when a hook does not say otherwise.
+const (
+	DefaultMaxBody = 1 << 20
+	DefaultKeyTTL  = 24 * time.Hour
+)
+
+// Config is a loaded, validated and compiled configuration. It is immutable:
+// a reload builds a new one and swaps it in.
+type Config struct {
+	Path      string   // the main file
+	Files     []string // every file read, for watching
+	PublicURL string   // base of the catch URLs shown to operators; may be empty
+	Hooks     map[string]*Hook
+	Actions   map[string]*actions.Action
+}
+
+// Hook is one catch-hook endpoint.
+type Hook struct {
+	Name     string
+	Verifier verify.Verifier
+	Token    string         // URL token; empty when the hook has none
+	MaxBody  int64          // bytes
+	Key      *rules.Program // idempotency key; nil means SHA-256 of the raw body
+	KeyTTL   time.Duration
+	Rules    *rules.Set
+}
+
+// HookNames returns the hook names in order.
+func (c *Config) HookNames() []string {
+	names := make([]string, 0, len(c.Hooks))
+	for n := range c.Hooks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Load reads the config at path, the rule and action files it names
+// (relative to its own folder), expands ${VAR} and ${VAR:-default} with
+// lookup, and compiles everything. Its error is an Errors listing every
+// problem found, each as file:line:col: message.
+func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
+	l := &loader{lookup: lookup, dir: filepath.Dir(path), main: path}
+	c := l.load(path)
+	if len(l.errs) > 0 {
+		return nil, l.errs.sorted()
+	}
+	return c, nil
+}
+
+type loader struct {
+	lookup func(string) (string, bool)
+	dir    string
+	main   string
+	errs   Errors
+	files  []string
+}
+
+func (l *loader) errorf(file string, p pos, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: file, Line: p.Line, Column: p.Col, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ref is where a file was named, for errors about the file itself.
+type ref struct {
+	file string
+	at   scalar
+	what string
+}
+
+// decode parses one YAML file strictly into v and returns its syntax tree.
+// from, when set, is where the file was named.
+func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		cause := err
+		if pe, ok := err.(*os.PathError); ok {
+			cause = pe.Err
+		}
+		if from != nil {
+			l.errorf(from.file, from.at.pos, "%s %s: %v", from.what, file, cause)
+		} else {
+			l.errorf(file, pos{}, "%v", cause)
+		}
+		return nil, false
+	}
+	l.files = append(l.files, file)
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		l.yamlError(file, err)
+		return nil, false
+	}
+	if len(f.Docs) > 1 {
+		l.errorf(file, tokenPos(f.Docs[1].GetToken()), "only one YAML document is allowed per file")
+		return nil, false
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		l.errorf(file, pos{}, "file is empty")
+		return nil, false
+	}
+	ctx := withLookup(context.Background(), l.lookup)
+	dec := yaml.NewDecoder(bytes.NewReader(nil), yaml.Strict())
+	if err := dec.DecodeFromNodeContext(ctx, f.Docs[0].Body, v); err != nil {
+		l.yamlError(file, err)
+		return nil, false
+	}
+	return f, true
+}
+
+func (l *loader) yamlError(file string, err error) {
+	var pe *posError
+	if errors.As(err, &pe) {
+		l.errorf(file, pe.pos, "%s", pe.msg)
+		return
+	}
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		msg := ye.GetMessage()
+		var uf *yaml.UnknownFieldError
+		if errors.As(err, &uf) {
+			msg += suggestField(msg)
+		}
+		l.errorf(file, tokenPos(ye.GetToken()), "%s", msg)
+		return
+	}
+	l.errorf(file, pos{}, "%v", err)
+}
+
+func (l *loader) load(path string) *Config {
+	var raw rawConfig
+	if _, ok := l.decode(path, &raw, nil); !ok {
+		return nil
+	}
+	c := &Config{Path: path, Hooks: map[string]*Hook{}, Actions: map[string]*actions.Action{}}
+	if raw.PublicURL.Set {
+		u, err := url.Parse(raw.PublicURL.Value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.errorf(path, raw.PublicURL.pos, "public_url must be an absolute http(s) URL, got %q", raw.PublicURL.Value)
+		}
+		c.PublicURL = strings.TrimRight(raw.PublicURL.Value, "/")
+	}
+
+	// Actions first: rules refer to them by name.
+	all := map[string]*rawAction{}
+	for name, a := range raw.Actions {
+		if a != nil {
+			a.file = path
+		}
+		all[name] = a
+	}
+	for _, f := range raw.ActionFiles {
+		file := l.rel(f.Value)
+		var af rawActionFile
+		if _, ok := l.decode(file, &af, &ref{path, f, "action file"}); !ok {
+			continue
+		}
+		for name, a := range af.Actions {
+			if prev, dup := all[name]; dup {
+				l.errorf(file, a.URL.pos, "action %q is already defined in %s", name, prev.file)
+				continue
+			}
+			a.file = file
+			all[name] = a
+		}
+	}
+	for _, name := range sortedKeys(all) {
+		a := all[name]
+		if !nameRE.MatchString(name) {
+			l.errorf(a.file, a.URL.pos, "action name %q: use letters, digits, '_', '-' and '.'", name)
+		}
+		if act := l.action(name, a); act != nil {
+			c.Actions[name] = act
+		}
+	}
+
+	if len(raw.Hooks) == 0 {
+		l.errorf(path, pos{1, 1}, "no hooks defined: add a hooks: section")
+	}
+	for _, name := range sortedKeys(raw.Hooks) {
+		h := raw.Hooks[name]
+		if h == nil {
+			l.errorf(path, pos{}, "hook %q is empty", name)
+			continue
+		}
+		if !nameRE.MatchString(name) {
+			l.errorf(path, pos{}, "hook name %q: use letters, digits, '_', '-' and '.'", name)
+		}
+		if hook := l.hook(path, name, h, c.Actions); hook != nil {
+			c.Hooks[name] = hook
+		}
+	}
+	c.Files = l.files
+	return c
+}
+
+func (l *loader) rel(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(l.dir, p)
+}
+
+func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Action) *Hook {
+	hook := &Hook{Name: name, MaxBody: DefaultMaxBody, KeyTTL: DefaultKeyTTL, Rules: &rules.Set{}}
+	nerr := len(l.errs)
+
+	if h.Verify == nil {
+		l.errorf(file, pos{}, "hook %q: verify: is required (use scheme: none for a hook protected by its URL token)", name)
+		return nil
+	}
+	hook.Verifier = l.verifier(file, name, h.Verify)
+	if h.Token.Set {
+		hook.Token = h.Token.Value
+		if len(hook.Token) < 16 {
+			l.errorf(file, h.Token.pos, "hook %q: token must be at least 16 characters (it is the hook's secret)", name)
+		} else if strings.ContainsAny(hook.Token, "/?#% ") {
+			l.errorf(file, h.Token.pos, "hook %q: token must not contain '/', '?', '#', '%%' or spaces", name)
+		}
+	}
+	if hook.Verifier != nil && hook.Verifier.Scheme() == "none" && hook.Token == "" {
+		l.errorf(file, h.Verify.Scheme.pos, "hook %q: scheme none needs a token: anyone could post to it", name)
+	}
+	if h.MaxBody.Set {
+		n, err := parseSize(h.MaxBody.Value)
+		if err != nil {
+			l.errorf(file, h.MaxBody.pos, "hook %q: max_body: %v", name, err)
+		}
+		hook.MaxBody = n
+	}
+	if h.Idempotency != nil {
+		if h.Idempotency.Key.Set {
+			p, err := rules.CompileValue(h.Idempotency.Key.Value)
+			if err != nil {
+				l.exprError(file, h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name), err)
+			}
+			hook.Key = p
+		}
+		if h.Idempotency.TTL.Set {
+			d, err := time.ParseDuration(h.Idempotency.TTL.Value)
+			if err != nil || d <= 0 {
+				l.errorf(file, h.Idempotency.TTL.pos, "hook %q: idempotency ttl: want a positive duration such as 24h, got %q", name, h.Idempotency.TTL.Value)
+			}
+			hook.KeyTTL = d
+		}
+	}
+	if hook.Key == nil && hook.Verifier != nil && hook.Verifier.DefaultKey() != "" {
+		p, err := rules.CompileValue(hook.Verifier.DefaultKey())
+		if err != nil {
+			l.errorf(file, h.Verify.Scheme.pos, "hook %q: default idempotency key: %v", name, err)
+		}
+		hook.Key = p
+	}
+	for _, rf := range h.Rules {
+		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, all(acts))
+	}
+	if len(l.errs) > nerr {
+		return nil
+	}
+	return hook
+}
+
+func all(m map[string]*actions.Action) []string { return sortedKeys(m) }
+
+func (l *loader) verifier(file, hook string, v *rawVerify) verify.Verifier {
+	if !v.Scheme.Set {
+		l.errorf(file, v.Scheme.pos, "hook %q: verify.scheme is required (one of %s)", hook, strings.Join(verify.Schemes(), ", "))
+		return nil
+	}
+	cfg := verify.Config{
+		Scheme:    v.Scheme.Value,
+		Header:    v.Header.Value,
+		Algorithm: v.Algorithm.Value,
+		Encoding:  v.Encoding.Value,
+		Prefix:    v.Prefix.Value,
+	}
+	if v.Secret.Set && v.Secret.Value != "" {
+		cfg.Secrets = append(cfg.Secrets, v.Secret.Value)
+	}
+	// Empty entries are dropped so that an optional second secret for
+	// rotation (${PREVIOUS_SECRET:-}) can be left unset.
+	for _, s := range v.Secrets {
+		if s.Value != "" {
+			cfg.Secrets = append(cfg.Secrets, s.Value)
+		}
+	}
+	if v.Tolerance.Set {
+		d, err := time.ParseDuration(v.Tolerance.Value)
+		if err != nil || d <= 0 {
+			l.errorf(file, v.Tolerance.pos, "hook %q: verify.tolerance: want a positive duration such as 5m, got %q", hook, v.Tolerance.Value)
+			return nil
+		}
+		cfg.Tolerance = d
+	}
+	vf, err := verify.New(cfg)
+	if err != nil {
+		p := v.Scheme.pos
+		var ce *verify.ConfigError
+		if errors.As(err, &ce) {
+			switch ce.Field {
+			case "header":
+				p = orPos(v.Header, p)
+			case "algorithm":
+				p = orPos(v.Algorithm, p)
+			case "encoding":
+				p = orPos(v.Encoding, p)
+			case "prefix":
+				p = orPos(v.Prefix, p)
+			case "tolerance":
+				p = orPos(v.Tolerance, p)
+			case "secrets":
+				if len(v.Secrets) > 0 {
+					p = v.Secrets[0].pos
+				} else {
+					p = orPos(v.Secret, p)
+				}
+			}
+		}
+		l.errorf(file, p, "hook %q: verify: %v", hook, err)
+		return nil
+	}
+	return vf
+}
+
+func orPos(s scalar, p pos) pos {
+	if s.Set || s.Line > 0 {
+		return s.pos
+	}
+	return p
+}
+
+func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[string]*actions.Action, names []string) {
+	var rf rawRuleFile
+	if _, ok := l.decode(file, &rf, from); !ok {
+		return
+	}
+	seen := map[string]bool{}
+	for _, r := range set.Rules {
+		seen[r.Name] = true
+	}
+	for _, r := range rf.Rules {
+		ok := true
+		if !r.Name.Set || r.Name.Value == "" {
+			l.errorf(file, r.When.pos, "rule without a name: add name:")
+			ok = false
+		} else if seen[r.Name.Value] {
+			l.errorf(file, r.Name.pos, "rule %q is defined twice for this hook", r.Name.Value)
+			ok = false
+		}
+		seen[r.Name.Value] = true
+		if !r.When.Set {
+			l.errorf(file, r.Name.pos, "rule %q: when: is required (write when: true to match every event)", r.Name.Value)
+			continue
+		}
+		p, err := rules.CompileCondition(r.When.Value)
+		if err != nil {
+			l.exprError(file, r.When, fmt.Sprintf("rule %q", r.Name.Value), err)
+			ok = false
+		}
+		var an []string
+		for _, a := range r.Actions {
+			if _, exists := acts[a.Value]; !exists {
+				l.errorf(file, a.pos, "rule %q: unknown action %q (defined actions: %s)", r.Name.Value, a.Value, strings.Join(names, ", "))
+				ok = false
+			}
+			an = append(an, a.Value)
+		}
+		if ok {
+			set.Rules = append(set.Rules, rules.Rule{Name: r.Name.Value, When: p, Actions: an})
+		}
+	}
+}
+
+// exprError reports an expr compile error at its place inside the scalar.
+func (l *loader) exprError(file string, s scalar, what string, err error) {
+	var ee *rules.ExprError
+	if errors.As(err, &ee) {
+		l.errorf(file, s.atLineCol(ee.Line, ee.Column), "%s: %s", what, ee.Msg)
+		return
+	}
+	var te *rules.TemplateError
+	if errors.As(err, &te) {
+		at := s.at(te.Offset)
+		if errors.As(te.Err, &ee) {
+			l.errorf(file, at, "%s: %s", what, ee.Msg)
+			return
+		}
+		l.errorf(file, at, "%s: %v", what, te.Err)
+		return
+	}
+	l.errorf(file, s.pos, "%s: %v", what, err)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,179 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden .err files")
+
+var positioned = regexp.MustCompile(`^testdata/bad/[a-z-]+\.yaml:\d+:\d+: \S`)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// Every testdata/bad/*.yaml whose name does not start with "rules-" is a
+// config that must be refused with exactly the message in its .err file.
+func TestLoadBad(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "rules-") {
+			continue
+		}
+		n++
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			_, err := Load(f, env(map[string]string{"HOOKRELAY_TEST_EMPTY": ""}))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden file (run go test ./config -update to create it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("error mismatch\n got: %s\nwant: %s", got, want)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+				if !positioned.MatchString(line) {
+					t.Errorf("error line %q does not start with file:line:col", line)
+				}
+			}
+		})
+	}
+	if n < 10 {
+		t.Fatalf("only %d bad configs found", n)
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := Load("testdata/good/full.yaml", env(map[string]string{"SHOP_SECRET": "s3cret", "API_TOKEN": "tok"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.HookNames(), []string{"drop", "shop"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("hooks = %v, want %v", got, want)
+	}
+	shop := cfg.Hooks["shop"]
+	if shop.MaxBody != 512<<10 {
+		t.Errorf("max_body = %d, want %d", shop.MaxBody, 512<<10)
+	}
+	if shop.KeyTTL != 48*time.Hour {
+		t.Errorf("ttl = %v", shop.KeyTTL)
+	}
+	if shop.Key == nil || shop.Key.Source() != `headers["x-delivery-id"]` {
+		t.Errorf("key program = %v", shop.Key)
+	}
+	if len(shop.Rules.Rules) != 1 || shop.Rules.Rules[0].Name != "paid" {
+		t.Errorf("rules = %+v", shop.Rules.Rules)
+	}
+	if shop.Verifier.Scheme() != "hmac" {
+		t.Errorf("scheme = %q", shop.Verifier.Scheme())
+	}
+	drop := cfg.Hooks["drop"]
+	if drop.Token != "abcdefghijklmnopqrstuvwx" || drop.MaxBody != DefaultMaxBody || drop.KeyTTL != DefaultKeyTTL {
+		t.Errorf("drop hook = %+v", drop)
+	}
+	act := cfg.Actions["notify"]
+	if act == nil {
+		t.Fatal("action notify missing")
+	}
+	if act.Method != "PUT" || act.Timeout != 5*time.Second {
+		t.Errorf("action = %+v", act)
+	}
+	if len(act.Retry) != 2 || act.Retry[0] != 10*time.Second || act.Retry[1] != time.Minute {
+		t.Errorf("retry = %v", act.Retry)
+	}
+	if cfg.PublicURL != "https://hooks.example.com" {
+		t.Errorf("public_url = %q", cfg.PublicURL)
+	}
+	if len(cfg.Files) != 2 {
+		t.Errorf("files = %v, want the config and its rule file", cfg.Files)
+	}
+}
+
+func TestLoadDemo(t *testing.T) {
+	cfg, err := Load("../testdata/demo/hookrelay.yaml", env(map[string]string{
+		"DEMO_API_URL":       "http://127.0.0.1:9",
+		"OCW_WEBHOOK_SECRET": "a", "OC_HASH_KEY": "b", "CRM_TOKEN": "c",
+		"WS_HOOK_TOKEN": "0123456789abcdef0123",
+		"DEMO_RETRY":    "1s,2s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Hooks) != 3 {
+		t.Errorf("hooks = %v", cfg.HookNames())
+	}
+	for name, a := range cfg.Actions {
+		if len(a.Retry) != 2 {
+			t.Errorf("action %s retry = %v, want DEMO_RETRY", name, a.Retry)
+		}
+	}
+}
+
+func TestExpand(t *testing.T) {
+	lookup := env(map[string]string{"A": "x", "EMPTY": ""})
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "plain", want: "plain"},
+		{in: "${A}", want: "x"},
+		{in: "pre-${A}-post", want: "pre-x-post"},
+		{in: "${EMPTY}", want: ""},
+		{in: "${EMPTY:-d}", want: "d"},
+		{in: "${UNSET:-d,e}", want: "d,e"},
+		{in: "$${A}", want: "${A}"},
+		{in: "${UNSET}", err: "environment variable UNSET is not set"},
+		{in: "${A", err: "unclosed ${"},
+		{in: "${1A}", err: "invalid environment variable name"},
+	}
+	for _, tt := range tests {
+		got, err := expand(tt.in, lookup)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("expand(%q) error = %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("expand(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{{"1024", 1024}, {"1MiB", 1 << 20}, {"512KiB", 512 << 10}, {"2MB", 2e6}, {"10 B", 10}}
+	for _, tt := range tests {
+		if got, err := parseSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-1", "0", "1TiB"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) succeeded", bad)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Error is a failure with the HTTP status it maps to. Msg is what the sender
+// sees; Err is the detail, for operators' logs only.
+type Error struct {
+	Status int
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+var (
+	errHookNotFound = &Error{Status: http.StatusNotFound, Msg: "no such hook"}
+	errMethod       = &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use POST"}
+)
+
+func fail(status int, msg string, err error) *Error {
+	return &Error{Status: status, Msg: msg, Err: err}
+}
+
+// writeError is the one place where errors become HTTP answers. Server-side
+// failures are logged with their detail; client errors at debug level.
+func writeError(c *gin.Context, log *slog.Logger, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Msg: "internal error", Err: err}
+	}
+	attrs := []any{"status", e.Status, "path", c.Request.URL.Path, "error", e.Error()}
+	if hook := c.GetString("hook"); hook != "" {
+		attrs = append(attrs, "hook", hook)
+	}
+	if e.Status >= 500 {
+		log.Error("request failed", attrs...)
+	} else {
+		log.Info("request refused", attrs...)
+	}
+	if e.Status == http.StatusMethodNotAllowed {
+		c.Header("Allow", http.MethodPost)
+	}
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": e.Msg})
+}

@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Store is what the gateway needs from the store.
+type Store interface {
+	Accept(ctx context.Context, a store.Accept) (store.Accepted, error)
+	Ping(ctx context.Context) error
+}
+
+// Gateway serves the catch-hook endpoints for the config in force.
+type Gateway struct {
+	store Store
+	cfg   atomic.Pointer[config.Config]
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// Options tune a Gateway; the zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time // injected clock; time.Now by default
+}
+
+// New returns a gateway serving cfg from s.
+func New(s Store, cfg *config.Config, o Options) *Gateway {
+	g := &Gateway{store: s, log: o.Logger, now: o.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	g.cfg.Store(cfg)
+	return g
+}
+
+// SetConfig swaps in a new config. Requests already in flight finish on the
+// config they started with.
+func (g *Gateway) SetConfig(c *config.Config) { g.cfg.Store(c) }
+
+// Config returns the config in force.
+func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
+
+// Handler returns the HTTP handler for every route the gateway serves.
+func (g *Gateway) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
+		g.log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	}))
+	r.HandleMethodNotAllowed = false
+	r.Any("/hooks/catch/:hook", g.catch)
+	r.Any("/hooks/catch/:hook/:token", g.catch)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", g.ready)
+	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	return r
+}
+
+func (g *Gateway) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.store.Ping(ctx); err != nil {
+		writeError(c, g.log, fail(http.StatusServiceUnavailable, "store unavailable", err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

@@ -1,0 +1,69 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	slackSignatureHeader = "X-Slack-Signature"
+	slackTimestampHeader = "X-Slack-Request-Timestamp"
+	slackVersion         = "v0"
+)
+
+// slackVerifier checks `X-Slack-Signature: v0=<hex>`, an HMAC-SHA256 of
+// "v0:<X-Slack-Request-Timestamp>:<body>".
+type slackVerifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+}
+
+func (s *slackVerifier) Scheme() string     { return SchemeSlack }
+func (s *slackVerifier) DefaultKey() string { return "" }
+func (s *slackVerifier) String() string     { return "verify.Verifier(slack)" }
+
+func (s *slackVerifier) Verify(h http.Header, body []byte, now time.Time) error {
+	v, err := requireHeader(h, slackSignatureHeader)
+	if err != nil {
+		return err
+	}
+	ts, err := requireHeader(h, slackTimestampHeader)
+	if err != nil {
+		return err
+	}
+	unix, err := parseUnix(ts, slackTimestampHeader)
+	if err != nil {
+		return err
+	}
+	rest, ok := strings.CutPrefix(v, slackVersion+"=")
+	if !ok {
+		return failf("header %s does not start with %q", slackSignatureHeader, slackVersion+"=")
+	}
+	sig, err := decodeMAC(encHex, rest, sha256.Size)
+	if err != nil {
+		return err
+	}
+	expected := make([][]byte, len(s.keys))
+	for i, k := range s.keys {
+		expected[i] = s.mac(k, ts, body)
+	}
+	if !anyEqual([][]byte{sig}, expected) {
+		return errMismatch
+	}
+	return checkWindow(unix, now, s.tolerance)
+}
+
+func (s *slackVerifier) mac(key []byte, ts string, body []byte) []byte {
+	return computeMAC(sha256.New, key, []byte(slackVersion+":"+ts+":"), body)
+}
+
+func (s *slackVerifier) Sign(body []byte, now time.Time) http.Header {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	h := http.Header{}
+	h.Set(slackTimestampHeader, ts)
+	h.Set(slackSignatureHeader, slackVersion+"="+encHex.encode(s.mac(s.keys[0], ts, body)))
+	return h
+}

@@ -1,0 +1,102 @@
+// Package redistest connects hookrelay's tests to a real Redis server and
+// gives each test a key prefix of its own that is deleted when it ends.
+//
+// The server is the one REDIS_URL names, or redis://127.0.0.1:6379/0. When it
+// cannot be reached the test is skipped, unless CI=true: then it fails, so
+// that a CI run never passes by skipping everything that needs Redis.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultURL is used when REDIS_URL is not set.
+const DefaultURL = "redis://127.0.0.1:6379/0"
+
+// URL returns the URL of the reachable test server, for starting a real
+// hookrelay with --store (add "?prefix=" + Prefix(t) to keep its keys apart).
+func URL(t testing.TB) string {
+	t.Helper()
+	_, u := connect(t)
+	return u
+}
+
+// Client returns a client of the test server, closed when the test ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c, _ := connect(t)
+	return c
+}
+
+// Prefix returns a key prefix no other test uses ("hrtest:<random hex>") and
+// deletes every key under it when the test ends.
+func Prefix(t testing.TB) string {
+	t.Helper()
+	c := Client(t)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	prefix := "hrtest:" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		// The test's context is already done when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := deleteUnder(ctx, c, prefix); err != nil {
+			t.Errorf("deleting test keys under %s: %v", prefix, err)
+		}
+	})
+	return prefix
+}
+
+// deleteUnder unlinks every key that starts with prefix. The prefix holds
+// no glob characters, so it can be matched as given.
+func deleteUnder(ctx context.Context, c *redis.Client, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := c.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return c.Unlink(ctx, batch...).Err()
+	}
+	return nil
+}
+
+func connect(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	u := os.Getenv("REDIS_URL")
+	if u == "" {
+		u = DefaultURL
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("REDIS_URL %q: %v", u, err)
+	}
+	c := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Redis at %s is unreachable (CI=true, so this fails instead of skipping): %v", opt.Addr, err)
+		}
+		t.Skipf("Redis at %s is unreachable, skipping (set REDIS_URL to use another server): %v", opt.Addr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, u
+}

@@ -1,0 +1,39 @@
+package redistest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPrefixKeysAreDeletedAtCleanup(t *testing.T) {
+	c := Client(t)
+	var prefix string
+	t.Run("inner", func(t *testing.T) {
+		prefix = Prefix(t)
+		if !strings.HasPrefix(prefix, "hrtest:") {
+			t.Fatalf("Prefix = %q, want hrtest:...", prefix)
+		}
+		for _, k := range []string{":a", ":{p}:b", ":{p}:c:d"} {
+			if err := c.Set(t.Context(), prefix+k, "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if other := Prefix(t); other == prefix {
+			t.Fatalf("two calls returned the same prefix %q", prefix)
+		}
+	})
+	keys, err := c.Keys(t.Context(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("keys left under %s after cleanup: %v", prefix, keys)
+	}
+}
+
+func TestURL(t *testing.T) {
+	u := URL(t)
+	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		t.Errorf("URL = %q, want a redis URL", u)
+	}
+}

@@ -1,0 +1,43 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Env is the typed environment every expression sees. Compiling against it
+// turns a misspelt name (bdy.id, header["x"]) into a load-time error.
+type Env struct {
+	Body    any               `expr:"body"`    // decoded payload (see DecodeBody)
+	Headers map[string]string `expr:"headers"` // lower-case names
+	Query   map[string]string `expr:"query"`
+	Hook    string            `expr:"hook"`
+	Event   EventInfo         `expr:"event"`
+}
+
+// EventInfo is what expressions can see of the stored event itself.
+type EventInfo struct {
+	ID         string    `expr:"id"`
+	ReceivedAt time.Time `expr:"received_at"`
+}
+
+// NewEnv builds the environment for an event whose payload decoded to body.
+// Missing header and query maps become empty ones, so that headers["x"] is
+// "" rather than an error.
+func NewEnv(ev store.Event, body any) Env {
+	h, q := ev.Headers, ev.Query
+	if h == nil {
+		h = map[string]string{}
+	}
+	if q == nil {
+		q = map[string]string{}
+	}
+	return Env{
+		Body:    body,
+		Headers: h,
+		Query:   q,
+		Hook:    ev.Hook,
+		Event:   EventInfo{ID: ev.ID, ReceivedAt: ev.ReceivedAt},
+	}
+}

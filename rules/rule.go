@@ -1,0 +1,78 @@
+package rules
+
+import "fmt"
+
+// Rule sends an event to its actions when its condition holds.
+type Rule struct {
+	Name    string
+	When    *Program // compiled with CompileCondition
+	Actions []string
+}
+
+// Set is the ordered list of rules of one hook.
+type Set struct {
+	Rules []Rule
+}
+
+// Match is one action to perform for an event, and the rule that chose it.
+type Match struct {
+	Rule, Action string
+}
+
+// Match evaluates every rule in order. A rule whose condition fails to
+// evaluate (a field of the wrong type, say) counts as not matched and is
+// reported in the error list; the other rules still run. An action named by
+// several matching rules is matched once, for the first of them: an event
+// must not be delivered twice to the same action.
+func (s *Set) Match(env Env) ([]Match, []error) {
+	_, matches, errs := s.Evaluate(env)
+	return matches, errs
+}
+
+// Evaluate is Match that also names, in order, every rule whose condition
+// held, including a rule all of whose actions were already taken by an
+// earlier one: "which rules fired" and "which deliveries to make" are two
+// different answers.
+func (s *Set) Evaluate(env Env) (matched []string, matches []Match, errs []error) {
+	if s == nil {
+		return nil, nil, nil
+	}
+	var seen map[string]bool
+	for _, r := range s.Rules {
+		ok, err := r.matches(env)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		matched = append(matched, r.Name)
+		for _, a := range r.Actions {
+			if seen[a] {
+				continue
+			}
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[a] = true
+			matches = append(matches, Match{Rule: r.Name, Action: a})
+		}
+	}
+	return matched, matches, errs
+}
+
+func (r *Rule) matches(env Env) (bool, error) {
+	if r.When == nil {
+		return false, fmt.Errorf("rule %q has no condition", r.Name)
+	}
+	v, err := r.When.Run(env)
+	if err != nil {
+		return false, fmt.Errorf("rule %q: %w", r.Name, err)
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("rule %q: condition gave %T, not a boolean", r.Name, v)
+	}
+	return b, nil
+}

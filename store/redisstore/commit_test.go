@@ -1,0 +1,41 @@
+package redisstore
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+func TestBatchAfterScriptCacheFlush(t *testing.T) {
+	c := redistest.Client(t)
+	s := New(c, redistest.Prefix(t))
+	defer s.Close()
+	if err := c.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A pipeline cannot fall back to EVAL by itself: every call of the batch
+	// meets NOSCRIPT and must still be stored once.
+	now := time.Now()
+	var batch []*acceptCall
+	for i := range 8 {
+		e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: strconv.Itoa(i)}
+		keys, args, err := s.acceptArgs(store.Accept{Event: e, KeyTTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &acceptCall{id: e.ID, keys: keys, args: args, done: make(chan struct{})})
+	}
+	s.runBatch(batch)
+	for _, call := range batch {
+		<-call.done
+		if call.err != nil || call.res != (store.Accepted{EventID: call.id}) {
+			t.Errorf("Accept(%s) = %+v, %v; want it stored", call.id, call.res, call.err)
+		}
+		if _, err := s.Event(t.Context(), call.id); err != nil {
+			t.Errorf("Event(%s): %v", call.id, err)
+		}
+	}
+}

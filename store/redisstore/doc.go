@@ -1,0 +1,20 @@
+// Package redisstore is hookrelay's Redis backend: every state transition is
+// one Lua script (scripts.go) over hash-tagged keys (keys.go), so it works on
+// a single server and on Redis Cluster, and any number of gateway and relay
+// processes can share one store. The queue is a sorted set of delivery ids
+// scored by due time; a lease re-scores its delivery at the lease's end, so a
+// delivery whose worker died falls due again without a reaper. Concurrent
+// Accepts share pipelines (commit.go).
+//
+// Accept throughput measured with BenchmarkAccept (storetest.Bench: a new
+// idempotency key and one delivery per event), go test -bench BenchmarkAccept
+// -benchtime 5s, on a 2-vCPU VM shared with a local Redis 7.0 over loopback
+// and other jobs, so ±30% between runs:
+//
+//	callers=1    4,000 –  5,500 accepts/s  (one round trip per event)
+//	callers=16  11,000 – 16,000 accepts/s  (without group commit: ~11,000)
+//	callers=64  16,000 – 19,000 accepts/s  (without group commit: ~10,000)
+//
+// Redis spends ~50–60 µs of its single thread on one accept script here,
+// which bounds the total.
+package redisstore

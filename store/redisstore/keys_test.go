@@ -1,0 +1,52 @@
+package redisstore
+
+import (
+	"strings"
+	"testing"
+)
+
+// hashTag is the part of key Redis Cluster hashes: the first {...} with
+// something inside, else the whole key.
+func hashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+end]
+}
+
+func TestKeysShareOneSlot(t *testing.T) {
+	k := newKeys("hr")
+	all := []string{
+		k.due(),
+		k.event("evt_1"),
+		k.eventDeliveries("evt_1"),
+		k.delivery("dlv_1"),
+		k.attempts("dlv_1"),
+		k.idempotency("hook{x}", "key with {braces}"),
+		k.base + "dlv:" + "dlv_2", // as the scripts build it
+	}
+	for _, key := range all {
+		if got := hashTag(key); got != "p" {
+			t.Errorf("key %q hashes on %q, want p", key, got)
+		}
+		if !strings.HasPrefix(key, "hr:{p}:") {
+			t.Errorf("key %q is not under hr:{p}:", key)
+		}
+	}
+	if a, b := k.idempotency("h1", "k"), k.idempotency("h2", "k"); a == b {
+		t.Errorf("the same key on two hooks maps to one Redis key %q", a)
+	}
+}
+
+func TestValidPrefix(t *testing.T) {
+	for p, want := range map[string]bool{"hr": true, "hrtest:ab12": true, "": false, "a{b": false, "a}": false} {
+		if got := validPrefix(p); got != want {
+			t.Errorf("validPrefix(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -1,0 +1,366 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// DefaultPrefix heads every key when no prefix is named.
+const DefaultPrefix = "hr"
+
+// keySlack is how long Redis keeps an idempotency key after its window
+// ends, so that gateways whose clocks run a little behind still see it.
+const keySlack = time.Minute
+
+// Store is the Redis backend of store.Store.
+type Store struct {
+	c     redis.UniversalClient
+	k     keys
+	owned bool // Close closes c
+
+	calls      chan *acceptCall // to the committers (commit.go)
+	quit       chan struct{}    // closed by Close
+	committing sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	wakers map[*waker]struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the Redis server that rawURL names,
+// redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, and pings it.
+// Other query parameters are go-redis client options (redis.ParseURL).
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Parse errors quote the URL, password included.
+		return nil, errors.New("redisstore: malformed Redis URL")
+	}
+	q := u.Query()
+	prefix := DefaultPrefix
+	if q.Has("prefix") {
+		prefix = q.Get("prefix")
+		q.Del("prefix")
+		u.RawQuery = q.Encode()
+	}
+	if !validPrefix(prefix) {
+		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
+	}
+	opt, err := redis.ParseURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	c := redis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("redisstore: ping %s: %w", opt.Addr, err)
+	}
+	s := New(c, prefix)
+	s.owned = true
+	return s, nil
+}
+
+// New returns a store on client with keys under prefix (DefaultPrefix when
+// empty). The prefix must not hold { or }: keys carry a hash tag so that a
+// Redis Cluster keeps each script's keys in one slot. Close stops the
+// store's goroutines but leaves client open.
+func New(client redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	s := &Store{c: client, k: newKeys(prefix), wakers: map[*waker]struct{}{}}
+	s.startCommitters()
+	return s
+}
+
+// Accept stores the event and its deliveries unless the idempotency key was
+// seen on the hook within its window, all in one script. Concurrent Accepts
+// share round trips (commit.go).
+func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
+	keys, args, err := s.acceptArgs(a)
+	if err != nil {
+		return store.Accepted{}, err
+	}
+	return s.submit(ctx, &acceptCall{id: a.Event.ID, keys: keys, args: args, done: make(chan struct{})})
+}
+
+func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
+	e := a.Event
+	if e.ID == "" {
+		return nil, nil, errors.New("redisstore: accept: event has no id")
+	}
+	e.Status = store.EventIgnored
+	if len(a.Deliveries) > 0 {
+		e.Status = store.EventAccepted
+	}
+	fields, err := eventFields(e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redisstore: accept %s: %w", e.ID, err)
+	}
+
+	windowEnd, keep := "0", int64(0)
+	if e.IdempotencyKey != "" && a.KeyTTL > 0 {
+		windowEnd = strconv.FormatInt(e.ReceivedAt.Add(a.KeyTTL).UnixMilli(), 10)
+		// Relative to Redis's clock, not ReceivedAt: the window itself is
+		// judged by the stored end, this only lets Redis free the key.
+		keep = (a.KeyTTL + keySlack).Milliseconds()
+	}
+	keys := make([]string, 0, 4+len(a.Deliveries))
+	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.due(), s.k.event(e.ID), s.k.eventDeliveries(e.ID))
+	args := make([]any, 0, 8+len(fields)+len(a.Deliveries)*24)
+	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, s.k.wake(), len(fields))
+	args = append(args, fields...)
+	for i, d := range a.Deliveries {
+		if d.ID == "" {
+			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
+		}
+		d.EventID, d.Status, d.Attempts, d.LeasedUntil = e.ID, store.DeliveryPending, 0, time.Time{}
+		if d.Hook == "" {
+			d.Hook = e.Hook
+		}
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = e.ReceivedAt
+		}
+		if d.UpdatedAt.IsZero() {
+			d.UpdatedAt = d.CreatedAt
+		}
+		if d.NextAttemptAt.IsZero() {
+			d.NextAttemptAt = d.CreatedAt
+		}
+		df := deliveryFields(d)
+		if i == 0 {
+			args = append(args, 2+len(df))
+		}
+		keys = append(keys, s.k.delivery(d.ID))
+		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
+		args = append(args, df...)
+	}
+	return keys, args, nil
+}
+
+// acceptedOf reads the accept script's reply for event id. A duplicate of
+// the event itself means the script ran before, on a try whose reply was
+// lost and that the client retried: the event is stored, not a duplicate.
+func acceptedOf(id string, res []any) (store.Accepted, error) {
+	if len(res) != 2 {
+		return store.Accepted{}, fmt.Errorf("redisstore: accept %s: unexpected reply %v", id, res)
+	}
+	got, _ := res[0].(string)
+	dup, _ := res[1].(int64)
+	return store.Accepted{EventID: got, Duplicate: dup == 1 && got != id}, nil
+}
+
+// Lease claims up to n deliveries due at now until now+ttl.
+func (s *Store) Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]store.Lease, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	until := now.Add(ttl)
+	args := make([]any, 0, 3+n)
+	args = append(args, now.UnixMilli(), until.UnixMilli(), s.k.base)
+	for range n {
+		args = append(args, newToken())
+	}
+	res, err := leaseScript.Run(ctx, s.c, []string{s.k.due()}, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: lease: %w", err)
+	}
+	leases := make([]store.Lease, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		dm, err := fieldMap(res[i])
+		if err != nil {
+			return leases, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		em, err := fieldMap(res[i+1])
+		if err != nil {
+			return leases, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		d, err := decodeDelivery(dm)
+		if err != nil {
+			return leases, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		e, err := decodeEvent(em)
+		if err != nil {
+			return leases, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		leases = append(leases, store.Lease{Delivery: d, Event: e, Token: dm["token"], Until: d.LeasedUntil})
+	}
+	return leases, nil
+}
+
+// newToken returns a lease token no other lease has had.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Finish records the attempt and, while the lease holds, applies the
+// outcome. The delivery's UpdatedAt becomes the end of the attempt.
+func (s *Store) Finish(ctx context.Context, l store.Lease, a store.Attempt, o store.Outcome) error {
+	id := l.Delivery.ID
+	switch o.Status {
+	case store.DeliverySucceeded, store.DeliveryRetrying, store.DeliveryDead:
+	default:
+		return fmt.Errorf("redisstore: finish %s: outcome status %q: want succeeded, retrying or dead", id, o.Status)
+	}
+	if a.DeliveryID == "" {
+		a.DeliveryID = id
+	}
+	attempt, err := encodeAttempt(a)
+	if err != nil {
+		return fmt.Errorf("redisstore: finish %s: %w", id, err)
+	}
+	updated := a.StartedAt.Add(a.Duration)
+	if a.StartedAt.IsZero() {
+		updated = time.Now()
+	}
+	next := o.NextAttemptAt
+	if next.IsZero() {
+		next = updated
+	}
+	keys := []string{s.k.due(), s.k.delivery(id), s.k.attempts(id)}
+	res, err := finishScript.Run(ctx, s.c, keys,
+		id, l.Token, attempt, string(o.Status), next.UnixMilli(), o.Error, updated.UnixMilli()).Int64()
+	if err != nil {
+		return fmt.Errorf("redisstore: finish %s: %w", id, err)
+	}
+	switch res {
+	case 1:
+		return nil
+	case 0:
+		return store.ErrLeaseLost
+	default:
+		return fmt.Errorf("redisstore: finish %s: %w", id, store.ErrNotFound)
+	}
+}
+
+// NextDue is the earliest time in the due index, zero when it is empty.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	zs, err := s.c.ZRangeWithScores(ctx, s.k.due(), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: next due: %w", err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)).UTC(), nil
+}
+
+// Event reads an event.
+func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
+	m, err := s.c.HGetAll(ctx, s.k.event(id)).Result()
+	if err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, store.ErrNotFound)
+	}
+	return decodeEvent(m)
+}
+
+// Delivery reads a delivery.
+func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	m, err := s.c.HGetAll(ctx, s.k.delivery(id)).Result()
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("redisstore: delivery %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return store.Delivery{}, fmt.Errorf("redisstore: delivery %s: %w", id, store.ErrNotFound)
+	}
+	return decodeDelivery(m)
+}
+
+// Deliveries reads an event's deliveries in accept order.
+func (s *Store) Deliveries(ctx context.Context, eventID string) ([]store.Delivery, error) {
+	keys := []string{s.k.event(eventID), s.k.eventDeliveries(eventID)}
+	res, err := deliveriesScript.Run(ctx, s.c, keys, s.k.base).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, err)
+	}
+	ds := make([]store.Delivery, 0, len(res))
+	for _, r := range res {
+		m, err := fieldMap(r)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		d, err := decodeDelivery(m)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+// Attempts reads a delivery's attempts in the order recorded.
+func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]store.Attempt, error) {
+	keys := []string{s.k.delivery(deliveryID), s.k.attempts(deliveryID)}
+	res, err := attemptsScript.Run(ctx, s.c, keys).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: attempts of %s: %w", deliveryID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: attempts of %s: %w", deliveryID, err)
+	}
+	as := make([]store.Attempt, 0, len(res))
+	for _, r := range res {
+		a, err := decodeAttempt(r)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: attempts of %s: %w", deliveryID, err)
+		}
+		as = append(as, a)
+	}
+	return as, nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close ends every Wake subscription and, for a store made by Open, closes
+// the client.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ws := s.wakers
+	s.wakers = nil
+	s.mu.Unlock()
+	close(s.quit)
+	s.committing.Wait()
+	for w := range ws {
+		w.stop()
+		<-w.done
+	}
+	if s.owned {
+		return s.c.Close()
+	}
+	return nil
+}

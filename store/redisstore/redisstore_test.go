@@ -1,0 +1,183 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/redisstore"
+	"github.com/hookrelay/hookrelay/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func BenchmarkAccept(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s := redisstore.New(redistest.Client(b), redistest.Prefix(b))
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestOpen(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := redisstore.Open(t.Context(), url+sep+"prefix="+prefix)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+
+	e := store.Event{ID: store.NewID("evt", time.Now()), Hook: "h", ReceivedAt: time.Now()}
+	if _, err := s.Accept(t.Context(), store.Accept{Event: e}); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	// The event lives under the prefix the URL named.
+	n, err := redistest.Client(t).Exists(t.Context(), prefix+":{p}:evt:"+e.ID).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("event key under %s: exists = %d, %v", prefix, n, err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	tests := []struct {
+		name, url, want string
+	}{
+		{"not redis", "http://127.0.0.1:6379/0", "scheme"},
+		{"bad db", "redis://127.0.0.1:6379/x", "database"},
+		{"brace in prefix", "redis://127.0.0.1:6379/0?prefix=a{b}", "prefix"},
+		{"empty prefix", "redis://127.0.0.1:6379/0?prefix=", "prefix"},
+		{"password stays out of errors", "redis://u:s3cret@127.0.0.1:6379/x%zz", "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := redisstore.Open(t.Context(), tt.url)
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("Open error = %q, want it to mention %q and no password", err, tt.want)
+			}
+		})
+	}
+}
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+func TestUnreachable(t *testing.T) {
+	addr := closedAddr(t)
+	if _, err := redisstore.Open(t.Context(), "redis://"+addr+"/0"); err == nil {
+		t.Error("Open of an unreachable server succeeded")
+	}
+
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	s := redisstore.New(c, "hr")
+	defer c.Close()
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now()
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: "k"}
+	checks := []struct {
+		name string
+		call func() error
+	}{
+		{"Accept", func() error { _, err := s.Accept(ctx, store.Accept{Event: e, KeyTTL: time.Hour}); return err }},
+		{"Lease", func() error { _, err := s.Lease(ctx, now, 1, time.Minute); return err }},
+		{"NextDue", func() error { _, err := s.NextDue(ctx); return err }},
+		{"Ping", func() error { return s.Ping(ctx) }},
+		{"Event", func() error { _, err := s.Event(ctx, e.ID); return err }},
+	}
+	for _, c := range checks {
+		err := c.call()
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s against an unreachable server: error = %v, want a connection error", c.name, err)
+		}
+	}
+}
+
+func TestFinishUnknownDelivery(t *testing.T) {
+	s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+	l := store.Lease{Delivery: store.Delivery{ID: "dlv_missing"}, Token: "t"}
+	err := s.Finish(t.Context(), l, store.Attempt{N: 1}, store.Outcome{Status: store.DeliverySucceeded})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Finish of an unknown delivery: error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestWakeEndsOnClose(t *testing.T) {
+	s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+	wake := s.Wake(context.Background())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range wake {
+	}
+	if _, ok := <-s.Wake(context.Background()); ok {
+		t.Error("Wake after Close returned an open channel")
+	}
+}
+
+func TestAcceptSameEventTwice(t *testing.T) {
+	// A client retry of an Accept whose reply was lost finds its own
+	// idempotency key: that is the event itself, not a duplicate.
+	s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	now := time.Now()
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: "k"}
+	d := store.Delivery{ID: store.NewID("dlv", now), EventID: e.ID, Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}
+	a := store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}
+	for try := range 2 {
+		got, err := s.Accept(t.Context(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != (store.Accepted{EventID: e.ID}) {
+			t.Fatalf("try %d: Accept = %+v, want the event stored", try, got)
+		}
+	}
+	ls, err := s.Lease(t.Context(), now, 10, time.Minute)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease = %d leases, %v; want the one delivery once", len(ls), err)
+	}
+}
+
+func TestAcceptAfterClose(t *testing.T) {
+	s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
+	if _, err := s.Accept(t.Context(), store.Accept{Event: e}); err == nil {
+		t.Error("Accept after Close succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,505 @@
+package sqlitestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// snapshot is everything a store holds about some events.
+type snapshot struct {
+	Events     map[string]store.Event
+	Deliveries map[string][]store.Delivery
+	Attempts   map[string][]store.Attempt
+	NextDue    time.Time
+}
+
+func takeSnapshot(t *testing.T, s *Store, eventIDs []string) snapshot {
+	t.Helper()
+	ctx := t.Context()
+	snap := snapshot{Events: map[string]store.Event{}, Deliveries: map[string][]store.Delivery{}, Attempts: map[string][]store.Attempt{}}
+	for _, id := range eventIDs {
+		ev, err := s.Event(ctx, id)
+		if err != nil {
+			t.Fatalf("Event(%s): %v", id, err)
+		}
+		snap.Events[id] = ev
+		ds, err := s.Deliveries(ctx, id)
+		if err != nil {
+			t.Fatalf("Deliveries(%s): %v", id, err)
+		}
+		snap.Deliveries[id] = ds
+		for _, d := range ds {
+			as, err := s.Attempts(ctx, d.ID)
+			if err != nil {
+				t.Fatalf("Attempts(%s): %v", d.ID, err)
+			}
+			snap.Attempts[d.ID] = as
+		}
+	}
+	due, err := s.NextDue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.NextDue = due
+	return snap
+}
+
+// TestReopenKeepsEverything drives deliveries into every state, closes the
+// store and checks that a reopened one reads the same and carries on: the
+// retrying delivery and the one whose lease has expired are leasable, the
+// final ones are not, and keys still dedupe.
+func TestReopenKeepsEverything(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	s := mustOpen(t, path)
+
+	accepts := []store.Accept{
+		testEvent("orders", "k1", 1, base, "ok", "retry", "dead", "held"),
+		testEvent("orders", "k2", 2, base),                         // ignored
+		testEvent("contacts", "", 3, base.Add(time.Hour), "later"), // not yet due
+	}
+	accepts[0].Event.Body = nil
+	accepts[1].Event.Body = []byte{}
+	accepts[1].Event.Headers = nil
+	var ids []string
+	for _, a := range accepts {
+		mustAccept(t, s, a)
+		ids = append(ids, a.Event.ID)
+	}
+	ls, err := s.Lease(ctx, base, 10, time.Minute)
+	if err != nil || len(ls) != 4 {
+		t.Fatalf("Lease = %d leases, %v; want 4", len(ls), err)
+	}
+	outcomes := map[string]store.Outcome{
+		"ok":    {Status: store.DeliverySucceeded},
+		"retry": {Status: store.DeliveryRetrying, NextAttemptAt: base.Add(5 * time.Minute), Error: "HTTP 503"},
+		"dead":  {Status: store.DeliveryDead, Error: "HTTP 410"},
+	}
+	for _, l := range ls {
+		o, ok := outcomes[l.Delivery.Action]
+		if !ok {
+			continue // "held": its worker dies with the lease
+		}
+		a := store.Attempt{N: 1, StartedAt: base, Duration: 3 * time.Millisecond, Method: "POST", URL: "https://r.example/" + l.Delivery.Action, StatusCode: 200}
+		if err := s.Finish(ctx, l, a, o); err != nil {
+			t.Fatalf("Finish(%s): %v", l.Delivery.Action, err)
+		}
+	}
+	before := takeSnapshot(t, s, ids)
+	mustClose(t, s)
+
+	s = mustOpen(t, path)
+	defer mustClose(t, s)
+	after := takeSnapshot(t, s, ids)
+	if diff := cmp.Diff(before, after, cmpTimes); diff != "" {
+		t.Fatalf("after reopen (-before +after):\n%s", diff)
+	}
+	if ev := after.Events[accepts[0].Event.ID]; ev.Body != nil {
+		t.Errorf("nil body read back as %#v", ev.Body)
+	}
+	if ev := after.Events[accepts[1].Event.ID]; ev.Body == nil || len(ev.Body) != 0 || ev.Headers != nil {
+		t.Errorf("empty body and nil headers read back as %#v, %#v", ev.Body, ev.Headers)
+	}
+
+	got, err := s.Accept(ctx, testEvent("orders", "k1", 9, base.Add(time.Minute), "ok"))
+	if err != nil || !got.Duplicate || got.EventID != accepts[0].Event.ID {
+		t.Errorf("Accept of a known key after reopen = %+v, %v; want a duplicate of %s", got, err, accepts[0].Event.ID)
+	}
+	ls, err = s.Lease(ctx, base.Add(time.Hour), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, l := range ls {
+		actions = append(actions, l.Delivery.Action)
+	}
+	want := []string{"held", "retry", "later"} // by due time: lease end, retry time, then the later event
+	if diff := cmp.Diff(want, actions); diff != "" {
+		t.Errorf("leasable after reopen (-want +got):\n%s", diff)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+
+	n, err := s.Sweep(ctx, base)
+	if err != nil || n != 0 {
+		t.Fatalf("Sweep of an empty store = %d, %v; want 0", n, err)
+	}
+
+	// More keys than one sweep chunk, accepted concurrently (a few batches).
+	const expiring = 2100
+	var wg sync.WaitGroup
+	errs := make(chan error, expiring)
+	for i := range expiring {
+		wg.Go(func() {
+			a := testEvent("orders", fmt.Sprintf("k%d", i), i, base)
+			a.KeyTTL = time.Hour
+			if _, err := s.Accept(ctx, a); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	lasting := testEvent("orders", "lasting", expiring, base)
+	lasting.KeyTTL = 2 * time.Hour
+	mustAccept(t, s, lasting)
+
+	tests := []struct {
+		name string
+		now  time.Time
+		want int
+	}{
+		{"nothing expired yet", base.Add(time.Hour - time.Millisecond), 0},
+		{"expiry is inclusive", base.Add(time.Hour), expiring},
+		{"already swept", base.Add(time.Hour + time.Minute), 0},
+		{"the last one", base.Add(2 * time.Hour), 1},
+	}
+	for _, tt := range tests {
+		n, err := s.Sweep(ctx, tt.now)
+		if err != nil {
+			t.Fatalf("%s: Sweep: %v", tt.name, err)
+		}
+		if n != tt.want {
+			t.Errorf("%s: Sweep(%v) = %d, want %d", tt.name, tt.now, n, tt.want)
+		}
+	}
+
+	// The key is really gone: an event with it, received before the old
+	// expiry (a clock going backwards), is new again.
+	again := testEvent("orders", "k1", expiring+1, base.Add(time.Minute))
+	if got := mustAccept(t, s, again); got.Duplicate {
+		t.Errorf("Accept with a swept key = %+v, want a new event", got)
+	}
+	// Events themselves are not swept.
+	if _, err := s.Event(ctx, testEvent("orders", "", 1, base).Event.ID); err != nil {
+		t.Errorf("Event after Sweep: %v", err)
+	}
+}
+
+func TestAcceptRejects(t *testing.T) {
+	s := openTemp(t)
+	taken := testEvent("orders", "", 0, base, "crm")
+	mustAccept(t, s, taken)
+	tests := []struct {
+		name   string
+		change func(a *store.Accept)
+	}{
+		{"no event id", func(a *store.Accept) { a.Event.ID = "" }},
+		{"event id taken", func(a *store.Accept) { a.Event.ID = taken.Event.ID }},
+		{"delivery without id", func(a *store.Accept) { a.Deliveries[0].ID = "" }},
+		{"delivery id taken", func(a *store.Accept) { a.Deliveries[1].ID = taken.Deliveries[0].ID }},
+		{"two deliveries with one id", func(a *store.Accept) { a.Deliveries[1].ID = a.Deliveries[0].ID }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := testEvent("orders", fmt.Sprintf("k%d", i), i+1, base, "crm", "erp")
+			tt.change(&a)
+			if got, err := s.Accept(t.Context(), a); err == nil {
+				t.Fatalf("Accept = %+v, want an error", got)
+			}
+			// Nothing of a refused Accept is kept, not even its key.
+			if a.Event.ID != "" && a.Event.ID != taken.Event.ID {
+				if _, err := s.Event(t.Context(), a.Event.ID); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Event after a refused Accept: error = %v, want ErrNotFound", err)
+				}
+			}
+			ok := testEvent("orders", fmt.Sprintf("k%d", i), 100+i, base, "crm")
+			if got := mustAccept(t, s, ok); got.Duplicate {
+				t.Errorf("the refused Accept's key was kept: %+v", got)
+			}
+		})
+	}
+}
+
+// TestAcceptStartsDeliveries: whatever the caller left in a new delivery's
+// state, Accept enqueues it pending, unattempted and unleased, under its
+// event, due when created if no due time was given.
+func TestAcceptStartsDeliveries(t *testing.T) {
+	s := openTemp(t)
+	a := testEvent("orders", "k", 1, base, "crm")
+	d := &a.Deliveries[0]
+	d.EventID, d.Hook = "evt_other", ""
+	d.Status, d.Attempts, d.LeasedUntil = store.DeliveryDead, 3, base.Add(time.Hour)
+	d.NextAttemptAt = time.Time{}
+	mustAccept(t, s, a)
+
+	got, err := s.Delivery(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *d
+	want.EventID, want.Hook = a.Event.ID, a.Event.Hook
+	want.Status, want.Attempts, want.LeasedUntil = store.DeliveryPending, 0, time.Time{}
+	want.NextAttemptAt = d.CreatedAt
+	if diff := cmp.Diff(want, got, cmpTimes); diff != "" {
+		t.Errorf("Delivery (-want +got):\n%s", diff)
+	}
+	if ls, err := s.Lease(t.Context(), base, 10, time.Minute); err != nil || len(ls) != 1 {
+		t.Errorf("Lease = %d leases, %v; want the delivery", len(ls), err)
+	}
+}
+
+// TestAcceptWithoutKeyWindow: with no key, or a KeyTTL <= 0, every Accept is
+// a new event and no key is kept.
+func TestAcceptWithoutKeyWindow(t *testing.T) {
+	s := openTemp(t)
+	tests := []struct {
+		name string
+		key  string
+		ttl  time.Duration
+	}{
+		{"no key", "", time.Hour},
+		{"zero TTL", "k", 0},
+		{"negative TTL", "k2", -time.Hour},
+	}
+	for i, tt := range tests {
+		for j := range 2 {
+			a := testEvent("orders", tt.key, 10*i+j, base, "crm")
+			a.KeyTTL = tt.ttl
+			if got := mustAccept(t, s, a); got.Duplicate || got.EventID != a.Event.ID {
+				t.Errorf("%s: Accept %d = %+v, want a new event", tt.name, j, got)
+			}
+		}
+	}
+	if n, err := s.Sweep(t.Context(), base.Add(1000*time.Hour)); err != nil || n != 0 {
+		t.Errorf("Sweep = %d, %v; want no keys kept", n, err)
+	}
+}
+
+func TestFinishRejects(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	a := testEvent("orders", "k", 1, base, "crm")
+	mustAccept(t, s, a)
+	ls, err := s.Lease(ctx, base, 1, time.Minute)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease = %v, %v", ls, err)
+	}
+	l := ls[0]
+	unknown := l
+	unknown.Delivery.ID = "dlv_unknown"
+	tests := []struct {
+		name    string
+		lease   store.Lease
+		outcome store.Outcome
+		wantErr error
+	}{
+		{"unknown delivery", unknown, store.Outcome{Status: store.DeliverySucceeded}, store.ErrNotFound},
+		{"pending is no outcome", l, store.Outcome{Status: store.DeliveryPending}, nil},
+		{"empty outcome", l, store.Outcome{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.Finish(ctx, tt.lease, store.Attempt{N: 1, StartedAt: base}, tt.outcome)
+			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Fatalf("Finish error = %v, want an error (%v)", err, tt.wantErr)
+			}
+		})
+	}
+	if as, err := s.Attempts(ctx, l.Delivery.ID); err != nil || len(as) != 0 {
+		t.Errorf("Attempts after refused Finishes = %v, %v; want none", as, err)
+	}
+	// The lease still works.
+	if err := s.Finish(ctx, l, store.Attempt{N: 1, StartedAt: base}, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Errorf("Finish with the lease: %v", err)
+	}
+}
+
+// TestRetryWithoutTime: a retry with no NextAttemptAt is due when its
+// attempt ended.
+func TestRetryWithoutTime(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm"))
+	ls, err := s.Lease(ctx, base, 1, time.Minute)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease = %v, %v", ls, err)
+	}
+	a := store.Attempt{N: 1, StartedAt: base, Duration: 2 * time.Second}
+	if err := s.Finish(ctx, ls[0], a, store.Outcome{Status: store.DeliveryRetrying}); err != nil {
+		t.Fatal(err)
+	}
+	want := base.Add(2 * time.Second)
+	d, err := s.Delivery(ctx, ls[0].Delivery.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.NextAttemptAt.Equal(want) || !d.UpdatedAt.Equal(want) {
+		t.Errorf("NextAttemptAt %v, UpdatedAt %v; want both %v", d.NextAttemptAt, d.UpdatedAt, want)
+	}
+	if due, err := s.NextDue(ctx); err != nil || !due.Equal(want) {
+		t.Errorf("NextDue = %v, %v; want %v", due, err, want)
+	}
+}
+
+func TestLeaseNone(t *testing.T) {
+	s := openTemp(t)
+	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm"))
+	for _, n := range []int{0, -1} {
+		ls, err := s.Lease(t.Context(), base, n, time.Minute)
+		if err != nil || len(ls) != 0 {
+			t.Errorf("Lease(n=%d) = %v, %v; want nothing", n, ls, err)
+		}
+	}
+}
+
+// TestWakeOnlyForDeliveries: an ignored event has nothing to deliver and
+// wakes no one. The signal is sent before Accept returns, so checking right
+// after it is exact.
+func TestWakeOnlyForDeliveries(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	w1, w2 := s.Wake(ctx), s.Wake(ctx)
+
+	mustAccept(t, s, testEvent("orders", "k1", 1, base))
+	for i, w := range []<-chan struct{}{w1, w2} {
+		select {
+		case <-w:
+			t.Errorf("waiter %d woken by an ignored event", i)
+		default:
+		}
+	}
+	// Two Accepts with deliveries leave one pending signal per waiter.
+	mustAccept(t, s, testEvent("orders", "k2", 2, base, "crm"))
+	mustAccept(t, s, testEvent("orders", "k3", 3, base, "crm"))
+	for i, w := range []<-chan struct{}{w1, w2} {
+		select {
+		case <-w:
+		default:
+			t.Errorf("waiter %d not woken by an Accept with deliveries", i)
+		}
+		select {
+		case <-w:
+			t.Errorf("waiter %d holds more than one signal", i)
+		default:
+		}
+	}
+}
+
+func TestClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	s := mustOpen(t, path)
+	ctx := t.Context()
+	wake := s.Wake(ctx)
+	mustClose(t, s)
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	if _, ok := <-wake; ok {
+		// A buffered signal may not exist here: nothing was accepted.
+		t.Error("Wake channel received a signal instead of being closed")
+	}
+	if _, ok := <-s.Wake(ctx); ok {
+		t.Error("Wake after Close returned an open channel")
+	}
+	writes := []struct {
+		name string
+		call func() error
+	}{
+		{"Accept", func() error { _, err := s.Accept(ctx, testEvent("orders", "k", 1, base, "crm")); return err }},
+		{"Lease", func() error { _, err := s.Lease(ctx, base, 1, time.Minute); return err }},
+		{"Ping", func() error { return s.Ping(ctx) }},
+		{"Sweep", func() error { _, err := s.Sweep(ctx, base); return err }},
+	}
+	for _, w := range writes {
+		if err := w.call(); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: error = %v, want ErrClosed", w.name, err)
+		}
+	}
+}
+
+// TestCancelledCallerWritesNothing: a write whose caller has given up before
+// the writer reaches it is skipped.
+func TestCancelledCallerWritesNothing(t *testing.T) {
+	s := openTemp(t)
+	release := make(chan struct{})
+	holding := make(chan error, 1)
+	entered := make(chan struct{})
+	go func() {
+		holding <- s.write(t.Context(), func(*writeTx) error { close(entered); <-release; return nil })
+	}()
+	<-entered
+
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := false
+	req := &request{ctx: ctx, done: make(chan error, 1), op: func(*writeTx) error {
+		ran = true
+		return nil
+	}}
+	handed := make(chan struct{})
+	go func() {
+		s.reqs <- req // the writer takes it once the holding write is done
+		close(handed)
+	}()
+	cancel()
+	close(release)
+	if err := <-holding; err != nil {
+		t.Fatal(err)
+	}
+	<-handed
+	if err := <-req.done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled write answered %v, want context.Canceled", err)
+	}
+	if ran {
+		t.Error("the writer ran the cancelled write")
+	}
+}
+
+// TestLeaseIsExclusive: concurrent workers never hold the same delivery.
+func TestLeaseIsExclusive(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	const events = 50
+	for i := range events {
+		mustAccept(t, s, testEvent("orders", fmt.Sprintf("k%d", i), i, base, "a", "b"))
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for range 16 {
+		wg.Go(func() {
+			for {
+				ls, err := s.Lease(ctx, base, 3, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ls) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, l := range ls {
+					seen[l.Delivery.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 2*events {
+		t.Errorf("%d deliveries leased, want %d", len(seen), 2*events)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s leased %d times", id, n)
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// ErrClosed is returned by writes made after Close.
+var ErrClosed = errors.New("sqlitestore: store closed")
+
+const (
+	// maxBatch bounds how many queued writes share one transaction, so that
+	// one commit never holds callers for long.
+	maxBatch = 128
+	// sweepEvery is how often Open's background sweep removes expired
+	// idempotency keys.
+	sweepEvery = time.Minute
+	// busyTimeout is how long a connection waits for a lock held by another
+	// connection or process before giving up with SQLITE_BUSY.
+	busyTimeout = 10 * time.Second
+)
+
+// Store is the SQLite backend of store.Store. One writer goroutine owns the
+// only write connection and commits concurrent writes together; reads go to
+// a separate pool of read-only connections.
+type Store struct {
+	wdb   *sql.DB // one connection, used only by the writer goroutine
+	wconn *sql.Conn
+	rdb   *sql.DB // read-only pool
+
+	reqs       chan *request
+	closing    chan struct{}
+	writerDone chan struct{}
+	sweepDone  chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+
+	wakeMu     sync.Mutex
+	wakers     map[chan struct{}]func() bool // channel → stop of its context.AfterFunc
+	wakeClosed bool
+
+	// onCommit, when set, is called by the writer after each commit with the
+	// number of requests it held. Tests use it to see batches form.
+	onCommit func(requests int)
+}
+
+// option adjusts a Store before its goroutines start.
+type option func(*Store)
+
+// Open opens (creating if missing, with parent directories) the SQLite file
+// at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path)
+}
+
+func open(ctx context.Context, path string, opts ...option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlitestore: empty path")
+	}
+	if strings.ContainsRune(path, '?') {
+		// The driver takes everything after '?' as connection parameters.
+		return nil, fmt.Errorf("sqlitestore: path %q must not contain '?'", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	// Bodies carry customers' data and sometimes bearer tokens: a new file
+	// is readable by its owner only. SQLite gives its -wal and -shm files
+	// the database file's permissions.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+
+	s := &Store{
+		reqs:       make(chan *request),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		sweepDone:  make(chan struct{}),
+		wakers:     make(map[chan struct{}]func() bool),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	fail := func(err error) (*Store, error) {
+		var errs []error
+		if s.wconn != nil {
+			errs = append(errs, s.wconn.Close())
+		}
+		if s.wdb != nil {
+			errs = append(errs, s.wdb.Close())
+		}
+		if s.rdb != nil {
+			errs = append(errs, s.rdb.Close())
+		}
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, errors.Join(append([]error{err}, errs...)...))
+	}
+
+	s.wdb, err = sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return fail(err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
+		return fail(err)
+	}
+	// PRAGMA journal_mode=WAL reports the old mode instead of failing when the
+	// file system cannot do WAL (some network file systems); refuse to run
+	// with weaker guarantees than documented.
+	var mode string
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fail(err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fail(fmt.Errorf("journal_mode is %q, want wal", mode))
+	}
+	if err := migrate(ctx, s.wconn, ms); err != nil {
+		return fail(err)
+	}
+
+	s.rdb, err = sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return fail(err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	s.rdb.SetMaxOpenConns(readers)
+	s.rdb.SetMaxIdleConns(readers)
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fail(err)
+	}
+
+	go s.runWriter()
+	go s.runSweep()
+	return s, nil
+}
+
+// dsn builds the connection string. Pragmas go in _pragma parameters, which
+// the driver runs on every new connection, so each pooled connection gets
+// them, including ones opened long after Open.
+//
+// synchronous=FULL: hookrelay answers 2xx only after Accept commits, and some
+// senders never retry, so an acknowledged webhook must survive power loss. In
+// WAL mode synchronous=NORMAL does not fsync the WAL at commit, so a power
+// cut can lose the last committed transactions (the database stays
+// consistent, but acknowledged events vanish). FULL fsyncs the WAL on every
+// commit; group commit pays that once per batch, not once per event.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return path + "?" + q.Encode()
+}
+
+// Close stops the background sweep and the writer (writes already handed to
+// it are committed and answered first), ends every Wake channel and closes
+// the database.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.sweepDone
+		<-s.writerDone
+
+		s.wakeMu.Lock()
+		for ch, stop := range s.wakers {
+			stop()
+			close(ch)
+		}
+		clear(s.wakers)
+		s.wakeClosed = true
+		s.wakeMu.Unlock()
+
+		s.closeErr = errors.Join(s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
+	})
+	return s.closeErr
+}
+
+// Ping reports whether the store can take writes now: it runs an empty
+// transaction through the writer, which takes the database's write lock.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.write(ctx, func(*writeTx) error { return nil })
+}
+
+// Wake returns a channel that receives after an Accept of this Store enqueued
+// deliveries. The file belongs to one process, so an in-process broadcast
+// reaches every waiter. The channel holds at most one pending signal and is
+// closed when ctx is done or the Store is closed.
+func (s *Store) Wake(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if s.wakeClosed {
+		close(ch)
+		return ch
+	}
+	s.wakers[ch] = context.AfterFunc(ctx, func() {
+		s.wakeMu.Lock()
+		defer s.wakeMu.Unlock()
+		if _, ok := s.wakers[ch]; ok {
+			delete(s.wakers, ch)
+			close(ch)
+		}
+	})
+	return ch
+}
+
+func (s *Store) wake() {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	for ch := range s.wakers {
+		select {
+		case ch <- struct{}{}:
+		default: // a signal is already pending; one is enough
+		}
+	}
+}
+
+// Sweep deletes idempotency keys expired at now and reports how many. It
+// deletes in chunks, each its own write, so that accepts are not held up
+// behind a large sweep.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	const chunk = 1000
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, func(w *writeTx) error {
+			res, err := w.exec(`DELETE FROM idempotency_keys WHERE (hook, key) IN
+				(SELECT hook, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`,
+				millis(now), chunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlitestore: sweep: %w", err)
+		}
+		total += int(n)
+		if n < chunk {
+			return total, nil
+		}
+	}
+}
+
+// runSweep sweeps expired idempotency keys every minute until Close. A failed
+// sweep is simply tried again at the next tick: expired keys already count as
+// absent, so leaving them a little longer only costs space.
+func (s *Store) runSweep() {
+	defer close(s.sweepDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case now := <-t.C:
+			_, _ = s.Sweep(ctx, now)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package sqlitestore
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// base is the tests' injected "now".
+var base = time.Date(2030, time.March, 14, 15, 9, 26, 535_000_000, time.UTC)
+
+var cmpTimes = cmp.Options{
+	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+}
+
+// testEvent returns event n on hook with idempotency key key, received at at,
+// and its deliveries (one per action) due at at.
+func testEvent(hook, key string, n int, at time.Time, actions ...string) store.Accept {
+	e := store.Event{
+		ID:             fmt.Sprintf("evt_%s_%06d", hook, n),
+		Hook:           hook,
+		ReceivedAt:     at,
+		IdempotencyKey: key,
+		Headers:        map[string]string{"content-type": "application/json"},
+		Query:          map[string]string{},
+		Body:           []byte(fmt.Sprintf(`{"n":%d}`, n)),
+	}
+	a := store.Accept{Event: e, KeyTTL: 24 * time.Hour}
+	for i, action := range actions {
+		a.Event.MatchedRules = append(a.Event.MatchedRules, "rule")
+		a.Deliveries = append(a.Deliveries, store.Delivery{
+			ID:            fmt.Sprintf("dlv_%s_%06d_%d", hook, n, i),
+			EventID:       e.ID,
+			Hook:          hook,
+			Rule:          "rule",
+			Action:        action,
+			Status:        store.DeliveryPending,
+			NextAttemptAt: at,
+			CreatedAt:     at,
+			UpdatedAt:     at,
+		})
+	}
+	return a
+}
+
+func mustAccept(t *testing.T, s *Store, a store.Accept) store.Accepted {
+	t.Helper()
+	got, err := s.Accept(t.Context(), a)
+	if err != nil {
+		t.Fatalf("Accept(%s): %v", a.Event.ID, err)
+	}
+	return got
+}
+
+func mustOpen(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func mustClose(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func TestOpenCreatesParentDirectories(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "var", "lib", "hookrelay", "hookrelay.db")
+	s := mustOpen(t, path)
+	defer mustClose(t, s)
+	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm")) // creates the -wal file
+	for _, name := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatalf("database file: %v", err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has permissions %v, want -rw-------", filepath.Base(name), perm)
+		}
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notSQLite := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(notSQLite, []byte(strings.Repeat("not a database ", 512)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+	}{
+		{"empty path", ""},
+		{"question mark", filepath.Join(dir, "a?b.db")},
+		{"parent is a file", filepath.Join(notADir, "hookrelay.db")},
+		{"not a database", notSQLite},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded, want an error", tt.path)
+			}
+		})
+	}
+}
+
+// TestPragmas checks the pragmas on the write connection and on several
+// read connections held at once, so that more than one pooled connection is
+// looked at.
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	type pragmas struct {
+		JournalMode string
+		Synchronous int
+		ForeignKeys int
+		BusyTimeout int
+		QueryOnly   int
+	}
+	read := func(t *testing.T, c *sql.Conn) pragmas {
+		t.Helper()
+		var p pragmas
+		for _, q := range []struct {
+			pragma string
+			dest   any
+		}{
+			{"journal_mode", &p.JournalMode},
+			{"synchronous", &p.Synchronous},
+			{"foreign_keys", &p.ForeignKeys},
+			{"busy_timeout", &p.BusyTimeout},
+			{"query_only", &p.QueryOnly},
+		} {
+			if err := c.QueryRowContext(ctx, "PRAGMA "+q.pragma).Scan(q.dest); err != nil {
+				t.Fatalf("PRAGMA %s: %v", q.pragma, err)
+			}
+		}
+		return p
+	}
+	want := pragmas{JournalMode: "wal", Synchronous: 2, ForeignKeys: 1, BusyTimeout: int(busyTimeout.Milliseconds())}
+
+	t.Run("writer", func(t *testing.T) {
+		var got pragmas
+		err := s.write(ctx, func(w *writeTx) error {
+			got = read(t, w.conn)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("write connection pragmas (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("readers", func(t *testing.T) {
+		wantRead := want
+		wantRead.QueryOnly = 1
+		const n = 3
+		var conns []*sql.Conn
+		for range n {
+			c, err := s.rdb.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		if got := s.rdb.Stats().OpenConnections; got < n {
+			t.Fatalf("%d read connections open, want at least %d", got, n)
+		}
+		for i, c := range conns {
+			if diff := cmp.Diff(wantRead, read(t, c)); diff != "" {
+				t.Errorf("read connection %d pragmas (-want +got):\n%s", i, diff)
+			}
+			if _, err := c.ExecContext(ctx, "DELETE FROM events"); err == nil {
+				t.Errorf("read connection %d accepted a write", i)
+			}
+		}
+	})
+}
+
+func TestMigrationsOnReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(t *testing.T, s *Store) int {
+		t.Helper()
+		var v int
+		if err := s.rdb.QueryRowContext(t.Context(), "PRAGMA user_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	s := mustOpen(t, path)
+	if got := version(t, s); got != len(ms) {
+		t.Fatalf("user_version after the first Open = %d, want %d", got, len(ms))
+	}
+	a := testEvent("orders", "k", 1, base, "crm")
+	mustAccept(t, s, a)
+	mustClose(t, s)
+
+	for i := range 2 {
+		s := mustOpen(t, path)
+		if got := version(t, s); got != len(ms) {
+			t.Fatalf("user_version after reopen %d = %d, want %d", i, got, len(ms))
+		}
+		if _, err := s.Event(t.Context(), a.Event.ID); err != nil {
+			t.Fatalf("reopen %d: Event: %v", i, err)
+		}
+		mustClose(t, s)
+	}
+
+	// A file from a newer hookrelay is refused, not misread.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", len(ms)+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(t.Context(), path); err == nil || !strings.Contains(err.Error(), "newer") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open of a newer schema: error = %v, want one naming a newer version", err)
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	file := func(sql string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(sql)} }
+	tests := []struct {
+		name    string
+		fs      fstest.MapFS
+		want    []int
+		wantErr string
+	}{
+		{"none", fstest.MapFS{}, nil, ""},
+		{"in order", fstest.MapFS{
+			"migrations/0002_b.sql": file("B"),
+			"migrations/0001_a.sql": file("A"),
+			"migrations/0003_c.sql": file("C"),
+			"migrations/README":     file("not a migration"),
+		}, []int{1, 2, 3}, ""},
+		{"gap", fstest.MapFS{"migrations/0001_a.sql": file("A"), "migrations/0003_c.sql": file("C")}, nil, "expected number 2"},
+		{"repeat", fstest.MapFS{"migrations/0001_a.sql": file("A"), "migrations/0001_b.sql": file("B")}, nil, "expected number 2"},
+		{"starts at two", fstest.MapFS{"migrations/0002_a.sql": file("A")}, nil, "expected number 1"},
+		{"no number", fstest.MapFS{"migrations/init.sql": file("A")}, nil, "NNNN_description"},
+		{"not a number", fstest.MapFS{"migrations/one_a.sql": file("A")}, nil, "positive number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := loadMigrations(tt.fs)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, m := range ms {
+				got = append(got, m.version)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("versions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestGroupCommit holds the writer inside a transaction while many Accepts
+// queue up, then checks that they all commit in the next single transaction
+// and that the one failing among them does not undo the others. synctest
+// makes "every caller is waiting" observable without sleeping.
+func TestGroupCommit(t *testing.T) {
+	const callers = 100 // fewer than maxBatch, so they fit one batch
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu      sync.Mutex
+			batches []int
+		)
+		s, err := open(t.Context(), filepath.Join(dir, "hookrelay.db"), func(s *Store) {
+			s.onCommit = func(n int) {
+				mu.Lock()
+				batches = append(batches, n)
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mustClose(t, s)
+		ctx := t.Context()
+		// An event the failing Accept below collides with.
+		taken := testEvent("orders", "", 0, base, "crm")
+		mustAccept(t, s, taken)
+
+		release := make(chan struct{})
+		holding := make(chan error, 1)
+		go func() {
+			holding <- s.write(ctx, func(*writeTx) error { <-release; return nil })
+		}()
+		synctest.Wait() // the writer is inside the holding op
+
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				a := testEvent("orders", fmt.Sprintf("key-%d", i), i+1, base, "crm", "erp")
+				if i == callers/2 {
+					a.Event.ID = taken.Event.ID // primary key conflict
+					for j := range a.Deliveries {
+						a.Deliveries[j].EventID = taken.Event.ID
+					}
+				}
+				_, errs[i] = s.Accept(ctx, a)
+			})
+		}
+		synctest.Wait() // every caller is blocked handing its Accept over
+		close(release)
+		wg.Wait()
+		if err := <-holding; err != nil {
+			t.Fatalf("holding write: %v", err)
+		}
+
+		for i, err := range errs {
+			if i == callers/2 {
+				if err == nil {
+					t.Errorf("Accept %d reusing event id %s succeeded", i, taken.Event.ID)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("Accept %d: %v", i, err)
+			}
+		}
+		mu.Lock()
+		got := append([]int(nil), batches...)
+		mu.Unlock()
+		if diff := cmp.Diff([]int{1, 1, callers}, got); diff != "" {
+			t.Errorf("requests per commit (-want +got):\n%s", diff)
+		}
+		ls, err := s.Lease(ctx, base, 1000, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 1 + 2*(callers-1); len(ls) != want {
+			t.Errorf("leased %d deliveries, want %d", len(ls), want)
+		}
+	})
+}

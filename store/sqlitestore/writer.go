@@ -1,0 +1,203 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// writeOp runs inside the writer's transaction. Returning an error rolls back
+// the op's own changes only (a savepoint) and is handed to its caller; the
+// rest of the batch still commits.
+type writeOp func(w *writeTx) error
+
+// request is one caller's write waiting for the writer.
+type request struct {
+	ctx  context.Context
+	op   writeOp
+	done chan error // buffered: the writer never blocks on a caller that left
+}
+
+// writeTx is what an op sees: the write connection inside an open
+// transaction, with statements prepared once and kept for the connection's
+// life.
+type writeTx struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+	// wake is set by an op that enqueued deliveries; Wake channels fire
+	// once the batch has committed.
+	wake bool
+}
+
+// bg is the context of every statement the writer runs. Callers' contexts
+// are not passed down: the driver interrupts a statement whose context ends,
+// and SQLite may then roll back the whole transaction — every other caller's
+// write in the batch with it.
+var bg = context.Background()
+
+func (w *writeTx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := w.conn.PrepareContext(bg, query)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[query] = st
+	return st, nil
+}
+
+func (w *writeTx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := w.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(bg, args...)
+}
+
+func (w *writeTx) query(query string, args ...any) (*sql.Rows, error) {
+	st, err := w.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(bg, args...)
+}
+
+// queryRow is QueryRow with the statement's preparation error reported by
+// Scan like any other.
+func (w *writeTx) queryRow(query string, args ...any) rowScanner {
+	st, err := w.stmt(query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(bg, args...)
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// write hands op to the writer and waits for the batch holding it to commit.
+// If ctx ends first, write returns ctx.Err() and the op may still commit.
+func (s *Store) write(ctx context.Context, op writeOp) error {
+	r := &request{ctx: ctx, op: op, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runWriter is the only goroutine that writes. It takes one request, adds
+// whatever other requests are already waiting (callers block on the
+// unbuffered channel while a commit is in progress, so under load the next
+// batch is ready when the last one ends), and commits them together: one
+// fsync for the lot.
+func (s *Store) runWriter() {
+	defer close(s.writerDone)
+	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt)}
+	defer func() {
+		for _, st := range w.stmts {
+			_ = st.Close()
+		}
+	}()
+	batch := make([]*request, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-s.closing:
+			return
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(w, batch)
+	}
+}
+
+// commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction, each request
+// inside its own savepoint, and answers every request. Wake channels fire
+// before callers are answered, so a caller whose Accept returned knows its
+// signal has been sent.
+func (s *Store) commit(w *writeTx, batch []*request) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // the caller has gone; do not write on its behalf
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	failAll := func(err error) {
+		// Fails harmlessly when SQLite has already rolled back.
+		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+		for _, r := range live {
+			r.done <- err
+		}
+	}
+
+	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		failAll(err)
+		return
+	}
+	wake := false
+	results := make([]error, len(live))
+	for i, r := range live {
+		if _, err := w.exec("SAVEPOINT request"); err != nil {
+			failAll(err)
+			return
+		}
+		w.wake = false
+		err := r.op(w)
+		if err != nil {
+			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
+				// The transaction itself is gone (SQLite rolls back on some
+				// I/O and full-disk errors): nothing of the batch survives.
+				failAll(errors.Join(err, rbErr))
+				return
+			}
+		}
+		if _, err := w.exec("RELEASE request"); err != nil {
+			failAll(err)
+			return
+		}
+		results[i] = err
+		if err == nil && w.wake {
+			wake = true
+		}
+	}
+	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+		failAll(err)
+		return
+	}
+	if s.onCommit != nil {
+		s.onCommit(len(live))
+	}
+	if wake {
+		s.wake()
+	}
+	for i, r := range live {
+		r.done <- results[i]
+	}
+}

@@ -1,0 +1,70 @@
+package storetest
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Bench measures Accept throughput with 1, 16 and 64 concurrent callers and
+// reports it as accepts/s. Every Accept carries a new idempotency key and one
+// delivery, like a typical inbound webhook that matched one rule. open must
+// return a new, empty store for the benchmark it is given.
+func Bench(b *testing.B, open func(b *testing.B) store.Store) {
+	body := []byte(`{"event":"CONTACT_CREATED","timestamp":"2030-03-14T15:09:26Z","organizationId":"org_1","data":{"id":"c_1","email":"a@example.com"}}`)
+	headers := map[string]string{"content-type": "application/json", "x-oncloudwine-signature": "5d41402abc4b2a76b9719d911017c592"}
+	for _, callers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			s := open(b)
+			ctx := b.Context()
+			var next atomic.Int64
+			var (
+				errOnce  sync.Once
+				firstErr error
+			)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range callers {
+				wg.Go(func() {
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						now := time.Now()
+						e := store.Event{
+							ID:             store.NewID("evt", now),
+							Hook:           "bench",
+							ReceivedAt:     now,
+							IdempotencyKey: "bench-" + strconv.FormatInt(i, 10),
+							Headers:        headers,
+							Body:           body,
+							MatchedRules:   []string{"rule"},
+						}
+						d := store.Delivery{
+							ID: store.NewID("dlv", now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
+							Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
+						}
+						if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: 24 * time.Hour}); err != nil {
+							errOnce.Do(func() { firstErr = err })
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if firstErr != nil {
+				b.Fatalf("Accept: %v", firstErr)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "accepts/s")
+		})
+	}
+}
