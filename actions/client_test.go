@@ -386,6 +386,18 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestSensitive(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Authorization": true, "cookie": true, "Set-Cookie": true, "UserToken": true, "client_secret": true,
+		"X-Hub-Signature-256": true, "X-API-Key": true, "apiKey": true, "password": true,
+		"Idempotency-Key": false, "Content-Type": false, "email": false, "LastName": false, "id": false,
+	} {
+		if got := Sensitive(name); got != want {
+			t.Errorf("Sensitive(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"https://a.example/x", "https://a.example/x"},

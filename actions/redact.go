@@ -12,7 +12,11 @@ const redacted = "[redacted]"
 // value as a credential.
 var sensitiveParts = []string{"token", "secret", "signature", "api-key", "api_key", "apikey", "password", "passwd", "credential"}
 
-func sensitive(name string) bool {
+// Sensitive reports whether a header, parameter or field of this name holds
+// a credential whose value must not be shown: Authorization,
+// Proxy-Authorization, Cookie, Set-Cookie, or a name containing token,
+// secret, signature, api-key, password or credential (in any case).
+func Sensitive(name string) bool {
 	n := strings.ToLower(name)
 	switch n {
 	case "authorization", "proxy-authorization", "cookie", "set-cookie":
@@ -34,7 +38,7 @@ func Redact(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
 		name := http.CanonicalHeaderKey(k)
-		if sensitive(name) {
+		if Sensitive(name) {
 			m[name] = redacted
 			continue
 		}
@@ -54,7 +58,7 @@ func redactURL(raw string) string {
 	parts := strings.Split(query, "&")
 	for i, p := range parts {
 		k, _, _ := strings.Cut(p, "=")
-		if name, err := url.QueryUnescape(k); err == nil && sensitive(name) {
+		if name, err := url.QueryUnescape(k); err == nil && Sensitive(name) {
 			parts[i] = k + "=" + redacted
 		}
 	}

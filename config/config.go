@@ -3,8 +3,11 @@ package config
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,6 +39,13 @@ type Config struct {
 	PublicURL string   // base of the catch URLs shown to operators; may be empty
 	Hooks     map[string]*Hook
 	Actions   map[string]*actions.Action
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a sender's address (server.trusted_proxies).
+	TrustedProxies []netip.Prefix
+	// AllowNetworks are private or reserved networks that actions may reach
+	// all the same (egress.allow_networks); everything else such is refused.
+	AllowNetworks []netip.Prefix
 }
 
 // Hook is one catch-hook endpoint.
@@ -47,6 +57,27 @@ type Hook struct {
 	Key      *rules.Program // idempotency key; nil means SHA-256 of the raw body
 	KeyTTL   time.Duration
 	Rules    *rules.Set
+
+	Basic       *BasicAuth     // auth.basic: HTTP basic credentials required
+	HeaderToken *HeaderToken   // auth.header: a static header value required
+	AllowIPs    []netip.Prefix // auth.allow_ips: sender addresses allowed; empty allows all
+	Response    *Response      // response: a synchronous answer instead of 202 {id}
+}
+
+// BasicAuth is a required user name and password.
+type BasicAuth struct{ Username, Password string }
+
+// HeaderToken is a header that must carry exactly Value.
+type HeaderToken struct{ Name, Value string }
+
+// Response is a hook's synchronous answer, for senders that expect one
+// (Slack's url_verification challenge). When is nil or true for the event,
+// the sender gets Status and Body instead of 202 {id}.
+type Response struct {
+	When        *rules.Program // boolean; nil always applies
+	Status      int
+	Body        *rules.Program // its value is sent: a string as it is, anything else as JSON
+	ContentType string
 }
 
 // HookNames returns the hook names in order.
@@ -164,6 +195,7 @@ func (l *loader) load(path string) *Config {
 		}
 		c.PublicURL = strings.TrimRight(raw.PublicURL.Value, "/")
 	}
+	c.TrustedProxies = l.compileServer(path, raw.Server)
 
 	// Actions first: rules refer to them by name.
 	all := map[string]*rawAction{}
@@ -278,6 +310,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 	for _, rf := range h.Rules {
 		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, all(acts))
 	}
+	l.compileIngress(file, name, h, hook)
 	if len(l.errs) > nerr {
 		return nil
 	}
@@ -397,19 +430,20 @@ func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[strin
 
 // exprError reports an expr compile error at its place inside the scalar.
 func (l *loader) exprError(file string, s scalar, what string, err error) {
-	var ee *rules.ExprError
-	if errors.As(err, &ee) {
-		l.errorf(file, s.atLineCol(ee.Line, ee.Column), "%s: %s", what, ee.Msg)
-		return
-	}
 	var te *rules.TemplateError
-	if errors.As(err, &te) {
+	var ee *rules.ExprError
+	switch {
+	case errors.As(err, &te):
+		// The expression's own column counts from the start of its {{ }}.
 		at := s.at(te.Offset)
 		if errors.As(te.Err, &ee) {
 			l.errorf(file, at, "%s: %s", what, ee.Msg)
-			return
+		} else {
+			l.errorf(file, at, "%s: %v", what, te.Err)
 		}
-		l.errorf(file, at, "%s: %v", what, te.Err)
+		return
+	case errors.As(err, &ee):
+		l.errorf(file, s.atLineCol(ee.Line, ee.Column), "%s: %s", what, ee.Msg)
 		return
 	}
 	l.errorf(file, s.pos, "%s: %v", what, err)
@@ -422,4 +456,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// IdempotencyKey computes the hook's idempotency key for an event: its key
+// expression, or the SHA-256 of the raw body when it has none. When the
+// expression fails on this payload the body hash is used too, and the
+// failure is returned alongside: refusing the event would lose it for
+// senders that never retry.
+func (h *Hook) IdempotencyKey(env rules.Env, raw []byte) (string, error) {
+	var err error
+	if h.Key != nil {
+		var k string
+		if k, err = h.Key.KeyString(env); err == nil {
+			return k, nil
+		}
+	}
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:]), err
 }

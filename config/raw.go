@@ -17,6 +17,8 @@ type rawConfig struct {
 	Hooks       map[string]*rawHook   `yaml:"hooks"`
 	Actions     map[string]*rawAction `yaml:"actions"`
 	ActionFiles []scalar              `yaml:"action_files"`
+	Server      *rawServer            `yaml:"server"` // see ingress.go
+	Egress      *rawEgress            `yaml:"egress"` // see egress.go
 }
 
 type rawActionFile struct {
@@ -29,6 +31,8 @@ type rawHook struct {
 	MaxBody     scalar     `yaml:"max_body"`
 	Idempotency *rawIdem   `yaml:"idempotency"`
 	Rules       []scalar   `yaml:"rules"`
+	Auth        *rawHookAuth `yaml:"auth"`     // see ingress.go
+	Response    *rawResponse `yaml:"response"` // see ingress.go
 }
 
 type rawVerify struct {

@@ -11,9 +11,10 @@ import (
 // Error is a failure with the HTTP status it maps to. Msg is what the sender
 // sees; Err is the detail, for operators' logs only.
 type Error struct {
-	Status int
-	Msg    string
-	Err    error
+	Status    int
+	Msg       string
+	Err       error
+	Challenge string // WWW-Authenticate value sent with a 401, if any
 }
 
 func (e *Error) Error() string {
@@ -52,6 +53,9 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	}
 	if e.Status == http.StatusMethodNotAllowed {
 		c.Header("Allow", http.MethodPost)
+	}
+	if e.Challenge != "" {
+		c.Header("WWW-Authenticate", e.Challenge)
 	}
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": e.Msg})
 }

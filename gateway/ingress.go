@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,9 +18,18 @@ import (
 // maxDepth caps JSON nesting so that a hostile document cannot exhaust the stack.
 const maxDepth = 64
 
-// catch is POST /hooks/catch/{hook}[/{token}]: find hook → cap body (413) →
-// verify on raw bytes (401) → parse (400) → idempotency key → rules →
-// one atomic store step → 202 {id} | 200 {id, duplicate}.
+// maxErrorDetail caps how much of a parse error is echoed to the sender:
+// it may quote the payload.
+const maxErrorDetail = 200
+
+// eventIDHeader names the stored event in every successful answer, also a
+// hook's own response: (whose body is the hook's to choose).
+const eventIDHeader = "Hookrelay-Event-Id"
+
+// catch is POST /hooks/catch/{hook}[/{token}]: find hook → auth: checks
+// (403, 401) → cap body (413) → verify on raw bytes (401) → parse (400) →
+// idempotency key → rules → one atomic store step → the hook's response:,
+// or 202 {id} | 200 {id, duplicate}.
 func (g *Gateway) catch(c *gin.Context) {
 	cfg := g.cfg.Load()
 	hook, err := findHook(cfg, c.Param("hook"), c.Param("token"), c.FullPath())
@@ -34,6 +42,12 @@ func (g *Gateway) catch(c *gin.Context) {
 		writeError(c, g.log, errMethod)
 		return
 	}
+	// Before the body is read: a sender that may not post costs no more
+	// than its headers, and is never sent 100 Continue.
+	if err := admit(cfg, hook, c.Request); err != nil {
+		writeError(c, g.log, err)
+		return
+	}
 	raw, err := readBody(c.Writer, c.Request, hook.MaxBody)
 	if err != nil {
 		writeError(c, g.log, err)
@@ -44,9 +58,12 @@ func (g *Gateway) catch(c *gin.Context) {
 		writeError(c, g.log, fail(http.StatusUnauthorized, "invalid signature", err))
 		return
 	}
-	body, err := rules.DecodeBody(raw, c.ContentType(), maxDepth)
+	headers := lowerHeaders(c.Request.Header)
+	// The stored content-type header is what the relay decodes the stored
+	// body by, so it is what decides here too.
+	body, err := rules.DecodeBody(raw, headers["content-type"], maxDepth)
 	if err != nil {
-		writeError(c, g.log, fail(http.StatusBadRequest, "invalid payload: "+err.Error(), nil))
+		writeError(c, g.log, fail(http.StatusBadRequest, "invalid payload: "+clip(err.Error(), maxErrorDetail), nil))
 		return
 	}
 
@@ -54,14 +71,14 @@ func (g *Gateway) catch(c *gin.Context) {
 		ID:         store.NewID("evt", now),
 		Hook:       hook.Name,
 		ReceivedAt: now,
-		Headers:    lowerHeaders(c.Request.Header),
+		Headers:    headers,
 		Query:      firstValues(c.Request.URL.Query()),
 		Body:       raw,
 	}
 	env := rules.NewEnv(ev, body)
 	ev.IdempotencyKey = g.key(hook, env, raw)
 
-	matches, errs := hook.Rules.Match(env)
+	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
 		g.log.Warn("rule failed to evaluate", "hook", hook.Name, "event_id", ev.ID, "error", e)
 	}
@@ -78,8 +95,8 @@ func (g *Gateway) catch(c *gin.Context) {
 			CreatedAt:     now,
 			UpdatedAt:     now,
 		})
-		ev.MatchedRules = appendOnce(ev.MatchedRules, m.Rule)
 	}
+	ev.MatchedRules = matched
 	ev.Status = store.EventIgnored
 	if len(deliveries) > 0 {
 		ev.Status = store.EventAccepted
@@ -91,13 +108,35 @@ func (g *Gateway) catch(c *gin.Context) {
 		writeError(c, g.log, fail(http.StatusServiceUnavailable, "store unavailable, retry later", err))
 		return
 	}
+	c.Header(eventIDHeader, res.EventID)
 	if res.Duplicate {
 		g.log.Info("duplicate event dropped", "hook", hook.Name, "event_id", res.EventID)
+	} else {
+		g.log.Info("event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
+	}
+	// Only now, with the event stored: a sender answered here must never
+	// have to send it again.
+	env.Event.ID = res.EventID
+	if a := g.answer(hook, env); a != nil {
+		a.write(c)
+		return
+	}
+	if res.Duplicate {
 		c.JSON(http.StatusOK, gin.H{"id": res.EventID, "duplicate": true})
 		return
 	}
-	g.log.Info("event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
 	c.JSON(http.StatusAccepted, gin.H{"id": ev.ID})
+}
+
+// clip shortens s to at most n bytes, on a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // findHook resolves the hook and checks its URL token in constant time. A
@@ -136,15 +175,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // payload falls back to the body hash: refusing the event would lose it for
 // senders that never retry.
 func (g *Gateway) key(hook *config.Hook, env rules.Env, raw []byte) string {
-	if hook.Key != nil {
-		k, err := hook.Key.KeyString(env)
-		if err == nil {
-			return k
-		}
+	k, err := hook.IdempotencyKey(env, raw)
+	if err != nil {
 		g.log.Warn("idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
 	}
-	sum := sha256.Sum256(raw)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return k
 }
 
 func lowerHeaders(h http.Header) map[string]string {
@@ -163,13 +198,4 @@ func firstValues(q map[string][]string) map[string]string {
 		}
 	}
 	return m
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // DefaultMaxDepth is the nesting limit DecodeBody applies when given none.
@@ -25,7 +25,9 @@ const DefaultMaxDepth = 64
 // the same bytes differently. An empty or blank body decodes to nil.
 //
 // An application/x-www-form-urlencoded body decodes to map[string]any whose
-// values are strings, or []any of strings for a key given more than once.
+// values are strings, or []any of strings (in the order sent) for a key
+// given more than once. Bytes that are not UTF-8 become U+FFFD in both
+// forms, as encoding/json reads them.
 func DecodeBody(raw []byte, contentType string, maxDepth int) (any, error) {
 	// A byte order mark is legal in front of UTF-8 text and some senders
 	// write one; it is not part of the JSON value.
@@ -37,19 +39,17 @@ func DecodeBody(raw []byte, contentType string, maxDepth int) (any, error) {
 		maxDepth = DefaultMaxDepth
 	}
 	if mediaType(contentType) == "application/x-www-form-urlencoded" {
-		return decodeForm(raw)
+		return decodeForm(raw, maxDepth)
 	}
-	d := &jsonDecoder{dec: json.NewDecoder(bytes.NewReader(raw)), maxDepth: maxDepth}
-	d.dec.UseNumber()
-	v, err := d.value(0)
+	p := &jsonParser{data: raw, maxDepth: maxDepth}
+	p.skipSpace()
+	v, err := p.value(0)
 	if err != nil {
 		return nil, err
 	}
-	if tok, err := d.dec.Token(); err != io.EOF {
-		if err == nil {
-			return nil, fmt.Errorf("invalid JSON: unexpected %v after the top-level value", describe(tok))
-		}
-		return nil, fmt.Errorf("invalid JSON: unexpected data after the top-level value: %v", err)
+	p.skipSpace()
+	if p.pos < len(p.data) {
+		return nil, fmt.Errorf("invalid JSON: unexpected data after the top-level value at byte %d", p.pos)
 	}
 	return v, nil
 }
@@ -62,112 +62,268 @@ func mediaType(contentType string) string {
 	return strings.ToLower(strings.TrimSpace(mt))
 }
 
-func decodeForm(raw []byte) (any, error) {
-	q, err := url.ParseQuery(string(raw))
-	if err != nil {
-		return nil, fmt.Errorf("invalid form body: %w", err)
-	}
-	m := make(map[string]any, len(q))
-	for k, vs := range q {
-		if len(vs) == 1 {
-			m[k] = vs[0]
+func decodeForm(raw []byte, maxDepth int) (any, error) {
+	// The pairs are read in order (as url.ParseQuery reads them) so that the
+	// values of a repeated key keep the order they were sent in, also when
+	// two keys become one by having their invalid UTF-8 replaced.
+	m := map[string]any{}
+	for rest := string(raw); rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" {
 			continue
 		}
-		list := make([]any, len(vs))
-		for i, v := range vs {
-			list[i] = v
+		if strings.Contains(pair, ";") {
+			return nil, errors.New("invalid form body: ';' is not a separator, use '&'")
 		}
-		m[k] = list
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("invalid form body: %w", err)
+		}
+		v, err = url.QueryUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid form body: %w", err)
+		}
+		k, v = validUTF8(k), validUTF8(v)
+		switch prev := m[k].(type) {
+		case nil:
+			m[k] = v
+		case string:
+			if maxDepth < 2 { // the object and a list in it
+				return nil, fmt.Errorf("invalid form body: key %q repeated, which nests deeper than %d level", k, maxDepth)
+			}
+			m[k] = []any{prev, v}
+		case []any:
+			m[k] = append(prev, v)
+		}
 	}
 	return m, nil
 }
 
-// jsonDecoder walks the token stream so that it can check what
-// encoding/json lets through: repeated keys and unbounded nesting.
-type jsonDecoder struct {
-	dec      *json.Decoder
+// validUTF8 replaces each byte of s that is not UTF-8 with U+FFFD, as
+// encoding/json does in JSON strings, so that a form value reads the same
+// here as it does once marshalled into an action's JSON body.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
+}
+
+// jsonParser is a strict JSON parser that refuses what encoding/json lets
+// through (a key repeated in one object, unbounded nesting) and keeps
+// integers exact. It leaves the decoding of strings with escapes or invalid
+// UTF-8 to encoding/json, so that every string reads exactly as it would there.
+type jsonParser struct {
+	data     []byte
+	pos      int
 	maxDepth int
 }
 
-func (d *jsonDecoder) token() (json.Token, error) {
-	tok, err := d.dec.Token()
-	if err == io.EOF {
-		return nil, errors.New("invalid JSON: unexpected end of input")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	return tok, nil
-}
-
-// value reads one value whose containers are depth levels deep.
-func (d *jsonDecoder) value(depth int) (any, error) {
-	tok, err := d.token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		// Only '{' and '[' can start a value; the decoder rejects a stray closer.
-		if depth >= d.maxDepth {
-			return nil, fmt.Errorf("invalid JSON: nested deeper than %d levels (at byte %d)", d.maxDepth, d.dec.InputOffset())
+func (p *jsonParser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
 		}
-		if t == '{' {
-			return d.object(depth + 1)
-		}
-		return d.array(depth + 1)
-	case json.Number:
-		return number(t)
-	default: // string, bool, nil
-		return t, nil
 	}
 }
 
-func (d *jsonDecoder) object(depth int) (any, error) {
+func (p *jsonParser) unexpected() error {
+	if p.pos >= len(p.data) {
+		return errors.New("invalid JSON: unexpected end of input")
+	}
+	return fmt.Errorf("invalid JSON: invalid character %q at byte %d", p.data[p.pos], p.pos)
+}
+
+// value parses one value whose containers are depth levels deep.
+func (p *jsonParser) value(depth int) (any, error) {
+	if p.pos >= len(p.data) {
+		return nil, p.unexpected()
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{' || c == '[':
+		if depth >= p.maxDepth {
+			return nil, fmt.Errorf("invalid JSON: nested deeper than %d levels (at byte %d)", p.maxDepth, p.pos)
+		}
+		p.pos++
+		if c == '{' {
+			return p.object(depth + 1)
+		}
+		return p.array(depth + 1)
+	case c == '"':
+		return p.string()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	}
+	return nil, p.unexpected()
+}
+
+func (p *jsonParser) literal(word string) error {
+	if !bytes.HasPrefix(p.data[p.pos:], []byte(word)) {
+		for i := 0; i < len(word) && p.pos < len(p.data) && p.data[p.pos] == word[i]; i++ {
+			p.pos++
+		}
+		return p.unexpected()
+	}
+	p.pos += len(word)
+	return nil
+}
+
+func (p *jsonParser) object(depth int) (any, error) {
 	m := map[string]any{}
-	for d.dec.More() {
-		tok, err := d.token()
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return m, nil
+	}
+	for {
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.unexpected()
+		}
+		at := p.pos
+		key, err := p.string()
 		if err != nil {
 			return nil, err
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, fmt.Errorf("invalid JSON: object key is %v, not a string", describe(tok))
-		}
 		if _, dup := m[key]; dup {
-			return nil, fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, d.dec.InputOffset())
+			return nil, fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, at)
 		}
-		v, err := d.value(depth)
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.unexpected()
+		}
+		p.pos++
+		p.skipSpace()
+		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
 		}
 		m[key] = v
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.unexpected()
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case '}':
+			p.pos++
+			return m, nil
+		default:
+			return nil, p.unexpected()
+		}
 	}
-	if _, err := d.token(); err != nil { // '}'
-		return nil, err
-	}
-	return m, nil
 }
 
-func (d *jsonDecoder) array(depth int) (any, error) {
+func (p *jsonParser) array(depth int) (any, error) {
 	list := []any{}
-	for d.dec.More() {
-		v, err := d.value(depth)
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return list, nil
+	}
+	for {
+		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
 		}
 		list = append(list, v)
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.unexpected()
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case ']':
+			p.pos++
+			return list, nil
+		default:
+			return nil, p.unexpected()
+		}
 	}
-	if _, err := d.token(); err != nil { // ']'
-		return nil, err
+}
+
+// string parses the string starting at the opening quote at p.pos.
+func (p *jsonParser) string() (string, error) {
+	start := p.pos
+	plain := true
+	for i := start + 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			p.pos = i + 1
+			raw := p.data[start+1 : i]
+			if plain && utf8.Valid(raw) {
+				return string(raw), nil
+			}
+			var s string
+			if err := json.Unmarshal(p.data[start:i+1], &s); err != nil {
+				return "", fmt.Errorf("invalid JSON: bad string at byte %d: %w", start, err)
+			}
+			return s, nil
+		case c == '\\':
+			plain = false
+			i++ // the escaped byte cannot end the string
+		case c < 0x20:
+			return "", fmt.Errorf("invalid JSON: control character in a string at byte %d", i)
+		}
 	}
-	return list, nil
+	p.pos = len(p.data)
+	return "", p.unexpected()
+}
+
+// number parses a number, following the JSON grammar exactly.
+func (p *jsonParser) number() (any, error) {
+	start := p.pos
+	digits := func() int {
+		n := 0
+		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+			p.pos++
+			n++
+		}
+		return n
+	}
+	if p.data[p.pos] == '-' {
+		p.pos++
+	}
+	if p.pos < len(p.data) && p.data[p.pos] == '0' {
+		p.pos++
+	} else if digits() == 0 {
+		return nil, p.unexpected()
+	}
+	if p.pos < len(p.data) && p.data[p.pos] == '.' {
+		p.pos++
+		if digits() == 0 {
+			return nil, p.unexpected()
+		}
+	}
+	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
+			p.pos++
+		}
+		if digits() == 0 {
+			return nil, p.unexpected()
+		}
+	}
+	return number(string(p.data[start:p.pos]))
 }
 
 // number keeps integers exact: 64-bit ids such as 1234567890123456789 do
 // not survive a trip through float64.
-func number(n json.Number) (any, error) {
-	s := n.String()
+func number(s string) (any, error) {
 	if !strings.ContainsAny(s, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			if int64(int(i)) == i {
@@ -181,16 +337,4 @@ func number(n json.Number) (any, error) {
 		return nil, fmt.Errorf("invalid JSON: number %s is out of range", s)
 	}
 	return f, nil
-}
-
-func describe(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		return fmt.Sprintf("%q", string(t))
-	case string:
-		return fmt.Sprintf("string %q", t)
-	case nil:
-		return "null"
-	}
-	return fmt.Sprintf("%v", tok)
 }

@@ -39,7 +39,7 @@ func (s *Set) Evaluate(env Env) (matched []string, matches []Match, errs []error
 	}
 	var seen map[string]bool
 	for _, r := range s.Rules {
-		ok, err := r.matches(env)
+		ok, err := r.Matches(env)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -62,7 +62,8 @@ func (s *Set) Evaluate(env Env) (matched []string, matches []Match, errs []error
 	return matched, matches, errs
 }
 
-func (r *Rule) matches(env Env) (bool, error) {
+// Matches evaluates the rule's condition alone.
+func (r *Rule) Matches(env Env) (bool, error) {
 	if r.When == nil {
 		return false, fmt.Errorf("rule %q has no condition", r.Name)
 	}

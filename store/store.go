@@ -138,3 +138,66 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// EventFilter selects events for listing, newest first.
+type EventFilter struct {
+	Hook   string
+	Status EventStatus
+	Since  time.Time // ReceivedAt >= Since, when set
+	Until  time.Time // ReceivedAt < Until, when set
+	Cursor string    // the Next of the previous page; empty for the first page
+	Limit  int       // 1..1000; 0 means 100
+}
+
+// DeliveryFilter selects deliveries for listing, newest first.
+type DeliveryFilter struct {
+	Hook    string
+	Action  string
+	Status  DeliveryStatus
+	EventID string
+	Cursor  string
+	Limit   int
+}
+
+// APIKey is an admin API key. Only a hash of its secret is stored.
+type APIKey struct {
+	ID         string
+	Name       string
+	Prefix     string   // the first characters of the secret, to recognise it
+	Hash       string   // hex SHA-256 of the whole secret
+	Scopes     []string // "read", "write", "webhooks"
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero until first used
+	RevokedAt  time.Time // zero while the key is valid
+}
+
+// ErrConflict: the operation does not apply to the record in its current
+// state (retrying a delivery that succeeded or that a worker holds).
+var ErrConflict = errors.New("conflict")
+
+// Admin is what operators need beyond the data path: listing, retry,
+// replay and API keys. Both backends implement it; store/storetest checks it.
+type Admin interface {
+	// ListEvents returns one page of events matching f, newest first, and
+	// the cursor of the next page ("" when there is none). Events carry no
+	// Body in listings.
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, string, error)
+	// ListDeliveries returns one page of deliveries matching f, newest first.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, string, error)
+	// RetryDelivery makes a dead or retrying delivery due at at, with status
+	// pending; its attempt count is kept, so a dead delivery gets one more
+	// attempt before it is dead again. ErrConflict for a succeeded delivery or
+	// one leased now; ErrNotFound for an unknown id.
+	RetryDelivery(ctx context.Context, id string, at time.Time) (Delivery, error)
+	// AddDeliveries enqueues new deliveries for a stored event (replay) and
+	// marks it accepted, adding rules to its matched rules.
+	AddDeliveries(ctx context.Context, eventID string, rules []string, ds []Delivery) error
+
+	CreateKey(ctx context.Context, k APIKey) error
+	Keys(ctx context.Context) ([]APIKey, error)
+	// KeyByHash finds a key, revoked or not, by the hash of its secret.
+	KeyByHash(ctx context.Context, hash string) (APIKey, error)
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+	// TouchKey records that a key was used at at.
+	TouchKey(ctx context.Context, id string, at time.Time) error
+}

@@ -326,14 +326,14 @@ func ocSign(body []byte) http.Header {
 	return http.Header{"X-Oc-Hash": {base64.StdEncoding.EncodeToString(m.Sum(nil))}}
 }
 
-// backend names a store for one test: a fresh Redis key prefix or a fresh SQLite file.
-type backend struct {
+// storeBackend names a store for one test: a fresh Redis key prefix or a fresh SQLite file.
+type storeBackend struct {
 	name string
 	url  func(t *testing.T) string
 }
 
-func backends() []backend {
-	return []backend{
+func backends() []storeBackend {
+	return []storeBackend{
 		{"redis", func(t *testing.T) string {
 			u := redistest.URL(t)
 			sep := "?"

@@ -66,7 +66,8 @@ func (m *Main) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(m.serveCommand(), m.validateCommand(), m.echoCommand(), m.versionCommand())
+	root.AddCommand(m.serveCommand(), m.validateCommand(), m.testCommand(), m.signCommand(),
+		m.keysCommand(), m.eventsCommand(), m.deliveriesCommand(), m.echoCommand(), m.versionCommand())
 	return root
 }
 

@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +16,7 @@ import (
 	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
+	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/relay"
 )
 
@@ -31,6 +29,7 @@ type serveFlags struct {
 	grace     time.Duration
 	logFormat string
 	logLevel  string
+	watch     time.Duration
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -50,6 +49,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 8), "concurrent delivery attempts; 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
 	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a worker holds a delivery before another may take it over (env HOOKRELAY_LEASE)")
 	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
+	fl.DurationVar(&f.watch, "watch", m.envDuration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
 	return cmd
@@ -76,18 +76,26 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.listen, err)}
 	}
 	gw := gateway.New(st, cfg, gateway.Options{Logger: log})
-	srv := &http.Server{
-		Handler:           gw.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/" + version})
+	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
+		gw.SetConfig(c)
+		client.ClearTokens()
+	}, log)
+	ingress := gw.Handler()
+	api := admin.New(admin.Options{
+		Store:      st,
+		Config:     gw.Config,
+		Ingress:    ingress,
+		Reload:     func(context.Context) (*config.Config, error) { return rl.Reload("admin API") },
+		ClearCache: client.ClearTokens,
+		Logger:     log,
+	})
+	handler := http.NewServeMux()
+	handler.Handle("/api/", api.Handler())
+	handler.Handle("/", ingress)
+	srv := gateway.NewServer(handler, gateway.ServerOptions{Logger: log})
 	logCatchURLs(log, cfg, ln.Addr())
 
-	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/" + version})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info("listening", "addr", ln.Addr().String())
@@ -107,35 +115,12 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		r := relay.New(st, client, gw.Config, relay.Options{Workers: f.workers, Lease: f.lease, Grace: f.grace, Logger: log})
 		g.Go(func() error { return r.Run(gctx) })
 	}
-	g.Go(func() error { return m.reloadOnHangup(gctx, f.config, gw, client, log) })
+	g.Go(func() error { return rl.Run(gctx, f.watch) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// reloadOnHangup swaps in a freshly loaded config on SIGHUP; a bad config is
-// refused with its error logged and the old one keeps serving.
-func (m *Main) reloadOnHangup(ctx context.Context, path string, gw *gateway.Gateway, client *actions.Client, log *slog.Logger) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-			cfg, err := config.Load(path, m.LookupEnv)
-			if err != nil {
-				log.Error("config reload refused; the previous config keeps serving", "error", err.Error())
-				continue
-			}
-			gw.SetConfig(cfg)
-			client.ClearTokens()
-			log.Info("config reloaded", "hooks", len(cfg.Hooks), "actions", len(cfg.Actions))
-		}
-	}
 }
 
 func logCatchURLs(log *slog.Logger, cfg *config.Config, addr net.Addr) {

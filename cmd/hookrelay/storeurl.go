@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -14,16 +15,23 @@ import (
 // defaultStorePath is the embedded store used when no --store is given.
 const defaultStorePath = "hookrelay.db"
 
+// backend is a store with the operator methods: both backends are.
+type backend interface {
+	store.Store
+	store.Admin
+}
+
 // openStore opens the store a URL names: redis://host:port/db (or rediss://)
 // for Redis, sqlite:///abs/path.db or sqlite://relative.db for the embedded
 // store, and the embedded default when raw is empty.
-func openStore(ctx context.Context, raw string) (store.Store, string, error) {
+func openStore(ctx context.Context, raw string) (backend, string, error) {
 	if raw == "" {
 		s, err := sqlitestore.Open(ctx, defaultStorePath)
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
 		}
-		return s, "sqlite://" + defaultStorePath, nil
+		abs, _ := filepath.Abs(defaultStorePath)
+		return s, "sqlite://" + abs + " (the embedded default: no --store given)", nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

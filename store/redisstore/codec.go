@@ -236,3 +236,50 @@ func fieldMap(v any) (map[string]string, error) {
 	}
 	return m, nil
 }
+
+// eventListFields are the fields of an event hash that listings read:
+// every one but the body.
+var eventListFields = []string{"id", "hook", "recv", "ikey", "hdr", "qry", "status", "rules"}
+
+// deliveryListFields are the fields of a delivery hash that listings read:
+// every one but the lease token.
+var deliveryListFields = []string{"id", "evt", "hook", "rule", "action", "status", "n", "due", "lease", "err", "created", "updated"}
+
+// apiKeyFields is the API key hash as field/value arguments.
+func apiKeyFields(k store.APIKey) ([]any, error) {
+	scopes, err := jsonField(k.Scopes, len(k.Scopes) == 0)
+	if err != nil {
+		return nil, err
+	}
+	return []any{
+		"id", k.ID,
+		"name", k.Name,
+		"prefix", k.Prefix,
+		"hash", k.Hash,
+		"scopes", scopes,
+		"created", ms(k.CreatedAt),
+		"used", ms(k.LastUsedAt),
+		"revoked", ms(k.RevokedAt),
+	}, nil
+}
+
+func decodeAPIKey(m map[string]string) (store.APIKey, error) {
+	k := store.APIKey{ID: m["id"], Name: m["name"], Prefix: m["prefix"], Hash: m["hash"]}
+	if err := parseJSON(m["scopes"], &k.Scopes); err != nil {
+		return k, fmt.Errorf("api key %s: field scopes: %w", k.ID, err)
+	}
+	for _, f := range []struct {
+		name string
+		to   *time.Time
+	}{
+		{"created", &k.CreatedAt},
+		{"used", &k.LastUsedAt},
+		{"revoked", &k.RevokedAt},
+	} {
+		var err error
+		if *f.to, err = parseMS(m[f.name]); err != nil {
+			return k, fmt.Errorf("api key %s: field %s: %w", k.ID, f.name, err)
+		}
+	}
+	return k, nil
+}

@@ -26,13 +26,19 @@ func newKeys(prefix string) keys {
 func (k keys) due() string { return k.base + "due" }
 
 // event is the hash holding one event.
-func (k keys) event(id string) string { return k.base + "evt:" + id }
+func (k keys) event(id string) string { return k.eventHead() + id }
+
+// eventHead is what precedes an id in an event's key.
+func (k keys) eventHead() string { return k.base + "evt:" }
 
 // eventDeliveries lists the ids of an event's deliveries in accept order.
 func (k keys) eventDeliveries(id string) string { return k.event(id) + ":dlvs" }
 
 // delivery is the hash holding one delivery.
-func (k keys) delivery(id string) string { return k.base + "dlv:" + id }
+func (k keys) delivery(id string) string { return k.deliveryHead() + id }
+
+// deliveryHead is what precedes an id in a delivery's key.
+func (k keys) deliveryHead() string { return k.base + "dlv:" }
 
 // attempts lists a delivery's attempts (JSON) in the order recorded.
 func (k keys) attempts(id string) string { return k.delivery(id) + ":attempts" }
@@ -46,6 +52,42 @@ func (k keys) idempotency(hook, key string) string {
 
 // wake is the Pub/Sub channel on which Accept announces new deliveries.
 func (k keys) wake() string { return k.base + "wake" }
+
+// The listing indexes are sorted sets of ids whose scores are all 0, so
+// that they are ordered by id — ULIDs, so by creation time — and a page
+// is one ZREVRANGEBYLEX below the previous page's last id.
+
+// events indexes every event.
+func (k keys) events() string { return k.base + "idx:evt" }
+
+// hookEvents indexes the events of one hook.
+func (k keys) hookEvents(hook string) string { return k.base + "idx:evt:hook:" + hook }
+
+// statusEvents indexes the events in one status (accepted, ignored).
+func (k keys) statusEvents(status string) string { return k.base + "idx:evt:status:" + status }
+
+// deliveries indexes every delivery.
+func (k keys) deliveries() string { return k.base + "idx:dlv" }
+
+// hookDeliveries indexes the deliveries of one hook.
+func (k keys) hookDeliveries(hook string) string { return k.base + "idx:dlv:hook:" + hook }
+
+// actionDeliveries indexes the deliveries of one action.
+func (k keys) actionDeliveries(action string) string { return k.base + "idx:dlv:action:" + action }
+
+// statusDeliveries indexes the deliveries in one status; the scripts that
+// change a delivery's status move it between these.
+func (k keys) statusDeliveries(status string) string { return k.base + "idx:dlv:status:" + status }
+
+// apiKey is the hash holding one admin API key.
+func (k keys) apiKey(id string) string { return k.base + "key:" + id }
+
+// apiKeyHash maps the hash of a key's secret to the key's id. The scripts
+// derive the key from the id with the same layout: base.."key:"..id.
+func (k keys) apiKeyHash(hash string) string { return k.base + "keyhash:" + hash }
+
+// apiKeys indexes every API key, scored by its creation (unix ms).
+func (k keys) apiKeys() string { return k.base + "keys" }
 
 // validPrefix reports whether prefix can head keys: braces would move the
 // hash tag and break the one-slot guarantee.

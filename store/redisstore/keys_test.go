@@ -29,6 +29,16 @@ func TestKeysShareOneSlot(t *testing.T) {
 		k.attempts("dlv_1"),
 		k.idempotency("hook{x}", "key with {braces}"),
 		k.base + "dlv:" + "dlv_2", // as the scripts build it
+		k.events(),
+		k.hookEvents("orders"),
+		k.statusEvents("accepted"),
+		k.deliveries(),
+		k.hookDeliveries("hook{x}"),
+		k.actionDeliveries("crm"),
+		k.statusDeliveries("dead"),
+		k.apiKey("key_1"),
+		k.apiKeyHash("abc"),
+		k.apiKeys(),
 	}
 	for _, key := range all {
 		if got := hashTag(key); got != "p" {

@@ -36,9 +36,16 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	wakers map[*waker]struct{}
+
+	// scanBudget bounds the index entries one listing call examines
+	// (pageScript); tests lower it.
+	scanBudget int
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Admin = (*Store)(nil)
+)
 
 // Open connects to the Redis server that rawURL names,
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, and pings it.
@@ -81,7 +88,7 @@ func New(client redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	s := &Store{c: client, k: newKeys(prefix), wakers: map[*waker]struct{}{}}
+	s := &Store{c: client, k: newKeys(prefix), wakers: map[*waker]struct{}{}, scanBudget: defaultScanBudget}
 	s.startCommitters()
 	return s
 }
@@ -118,8 +125,10 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		// judged by the stored end, this only lets Redis free the key.
 		keep = (a.KeyTTL + keySlack).Milliseconds()
 	}
-	keys := make([]string, 0, 4+len(a.Deliveries))
-	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.due(), s.k.event(e.ID), s.k.eventDeliveries(e.ID))
+	keys := make([]string, 0, 9+3*len(a.Deliveries))
+	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.due(), s.k.event(e.ID), s.k.eventDeliveries(e.ID),
+		s.k.events(), s.k.hookEvents(e.Hook), s.k.statusEvents(string(e.Status)),
+		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
 	args := make([]any, 0, 8+len(fields)+len(a.Deliveries)*24)
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, s.k.wake(), len(fields))
 	args = append(args, fields...)
@@ -127,28 +136,37 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		if d.ID == "" {
 			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
-		d.EventID, d.Status, d.Attempts, d.LeasedUntil = e.ID, store.DeliveryPending, 0, time.Time{}
-		if d.Hook == "" {
-			d.Hook = e.Hook
-		}
-		if d.CreatedAt.IsZero() {
-			d.CreatedAt = e.ReceivedAt
-		}
-		if d.UpdatedAt.IsZero() {
-			d.UpdatedAt = d.CreatedAt
-		}
-		if d.NextAttemptAt.IsZero() {
-			d.NextAttemptAt = d.CreatedAt
-		}
+		d = enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		df := deliveryFields(d)
 		if i == 0 {
 			args = append(args, 2+len(df))
 		}
-		keys = append(keys, s.k.delivery(d.ID))
+		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action))
 		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
 		args = append(args, df...)
 	}
 	return keys, args, nil
+}
+
+// enqueued is d as Accept and AddDeliveries store it: a new delivery of
+// event eventID, pending and never attempted, whatever the caller left in
+// those fields. Unset, its hook is the event's and it was created at
+// created; it is due when it was created.
+func enqueued(d store.Delivery, eventID, hook string, created time.Time) store.Delivery {
+	d.EventID, d.Status, d.Attempts, d.LeasedUntil = eventID, store.DeliveryPending, 0, time.Time{}
+	if d.Hook == "" {
+		d.Hook = hook
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = created
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.CreatedAt
+	}
+	if d.NextAttemptAt.IsZero() {
+		d.NextAttemptAt = d.CreatedAt
+	}
+	return d
 }
 
 // acceptedOf reads the accept script's reply for event id. A duplicate of
@@ -232,7 +250,9 @@ func (s *Store) Finish(ctx context.Context, l store.Lease, a store.Attempt, o st
 	if next.IsZero() {
 		next = updated
 	}
-	keys := []string{s.k.due(), s.k.delivery(id), s.k.attempts(id)}
+	keys := []string{s.k.due(), s.k.delivery(id), s.k.attempts(id),
+		s.k.statusDeliveries(string(store.DeliveryPending)), s.k.statusDeliveries(string(store.DeliveryRetrying)),
+		s.k.statusDeliveries(string(o.Status))}
 	res, err := finishScript.Run(ctx, s.c, keys,
 		id, l.Token, attempt, string(o.Status), next.UnixMilli(), o.Error, updated.UnixMilli()).Int64()
 	if err != nil {

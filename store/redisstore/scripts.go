@@ -8,13 +8,20 @@ import "github.com/redis/go-redis/v9"
 // token, err, created and updated; see codec.go.
 
 // acceptScript checks the idempotency key, stores the event, stores its
-// deliveries, indexes them as due and wakes the relays.
+// deliveries, indexes them as due and for listing, and wakes the relays.
 //
-//	KEYS[1]    idempotency key   <base>idem:<hook>:<sha256 of key>
-//	KEYS[2]    due index         <base>due
-//	KEYS[3]    event hash        <base>evt:<id>
-//	KEYS[4]    event deliveries  <base>evt:<id>:dlvs
-//	KEYS[5..]  delivery hashes   <base>dlv:<id>, one per delivery
+//	KEYS[1]    idempotency key        <base>idem:<hook>:<sha256 of key>
+//	KEYS[2]    due index              <base>due
+//	KEYS[3]    event hash             <base>evt:<id>
+//	KEYS[4]    event deliveries       <base>evt:<id>:dlvs
+//	KEYS[5]    events index           <base>idx:evt
+//	KEYS[6]    hook's events index    <base>idx:evt:hook:<hook>
+//	KEYS[7]    status's events index  <base>idx:evt:status:<status>
+//	KEYS[8]    deliveries index       <base>idx:dlv
+//	KEYS[9]    pending index          <base>idx:dlv:status:pending
+//	KEYS[10..] per delivery: its hash <base>dlv:<id>, its hook's index
+//	           <base>idx:dlv:hook:<hook> and its action's index
+//	           <base>idx:dlv:action:<action>
 //	ARGV[1]    event id
 //	ARGV[2]    received at
 //	ARGV[3]    key window ends at; "0" to skip the idempotency check
@@ -39,16 +46,24 @@ if ARGV[3] ~= "0" then
 end
 local e = tonumber(ARGV[6])
 redis.call("HSET", KEYS[3], unpack(ARGV, 7, 6 + e))
+for i = 5, 7 do
+	redis.call("ZADD", KEYS[i], 0, ARGV[1])
+end
 local at = 7 + e
 local f = tonumber(ARGV[at])
 at = at + 1
 local n = 0
 while at <= #ARGV do
-	n = n + 1
 	local id = ARGV[at]
-	redis.call("HSET", KEYS[4 + n], unpack(ARGV, at + 2, at + f - 1))
+	local k = 10 + 3 * n
+	n = n + 1
+	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
 	redis.call("RPUSH", KEYS[4], id)
 	redis.call("ZADD", KEYS[2], ARGV[at + 1], id)
+	redis.call("ZADD", KEYS[8], 0, id)
+	redis.call("ZADD", KEYS[9], 0, id)
+	redis.call("ZADD", KEYS[k + 1], 0, id)
+	redis.call("ZADD", KEYS[k + 2], 0, id)
 	at = at + f
 end
 if n > 0 then
@@ -90,11 +105,15 @@ return out
 
 // finishScript records an attempt and, if the lease still holds, applies
 // the outcome: succeeded and dead leave the due index, retrying is
-// re-indexed at its next attempt.
+// re-indexed at its next attempt; the delivery moves to its new status's
+// listing index.
 //
 //	KEYS[1]  due index        <base>due
 //	KEYS[2]  delivery hash    <base>dlv:<id>
 //	KEYS[3]  attempts list    <base>dlv:<id>:attempts
+//	KEYS[4]  pending index    <base>idx:dlv:status:pending
+//	KEYS[5]  retrying index   <base>idx:dlv:status:retrying
+//	KEYS[6]  new status index <base>idx:dlv:status:<new status>
 //	ARGV[1]  delivery id
 //	ARGV[2]  lease token
 //	ARGV[3]  attempt (JSON)
@@ -124,6 +143,9 @@ else
 	redis.call("HDEL", KEYS[2], "due")
 	redis.call("ZREM", KEYS[1], ARGV[1])
 end
+redis.call("ZREM", KEYS[4], ARGV[1])
+redis.call("ZREM", KEYS[5], ARGV[1])
+redis.call("ZADD", KEYS[6], 0, ARGV[1])
 return 1
 `)
 
@@ -156,4 +178,285 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
 	return false
 end
 return redis.call("LRANGE", KEYS[2], 0, -1)
+`)
+
+// pageScript reads one page of a listing, newest first. It walks down the
+// smallest of the candidate indexes (each holds every id the filter can
+// match; ids scored 0, so ordered by id) from below the cursor, reads each
+// record's fields and keeps the records that match. It examines at most
+// budget ids, so that a selective filter on a large store cannot hold Redis
+// for long: when the budget runs out the page may be short, and next is the
+// last id examined.
+//
+//	KEYS[1..]  candidate indexes  <base>idx:evt…, <base>idx:dlv…
+//	ARGV[1]    record key head    <base>evt: or <base>dlv:
+//	ARGV[2]    cursor: list ids below it; "" from the newest
+//	ARGV[3]    limit
+//	ARGV[4]    budget, > limit
+//	ARGV[5]    r: number of fields to read; ARGV[6..5+r] their names, the
+//	           first one a field every record has
+//	then       m: number of field/value pairs a record must match, then the pairs
+//	then       a time field (one of those read) and the bounds since (>=)
+//	           and until (<) of its value; "" for no bound
+//
+// Returns {next, record, …}: next is the last id of the page when more may
+// follow, else ""; each record is its field/value list.
+var pageScript = redis.NewScript(`
+local head, limit, budget = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local r = tonumber(ARGV[5])
+local names = {unpack(ARGV, 6, 5 + r)}
+local pos = {}
+for i, name in ipairs(names) do
+	pos[name] = i
+end
+local at = 6 + r
+local eq = {}
+for i = 1, tonumber(ARGV[at]) do
+	eq[i] = {pos[ARGV[at + 2 * i - 1]], ARGV[at + 2 * i]}
+end
+at = at + 1 + 2 * #eq
+local tpos, since, untl = pos[ARGV[at]], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+
+local idx, size = KEYS[1], redis.call("ZCARD", KEYS[1])
+for i = 2, #KEYS do
+	local n = redis.call("ZCARD", KEYS[i])
+	if n < size then
+		idx, size = KEYS[i], n
+	end
+end
+
+local function keep(v)
+	if not v[1] then
+		return false
+	end
+	for _, c in ipairs(eq) do
+		if v[c[1]] ~= c[2] then
+			return false
+		end
+	end
+	if since or untl then
+		local t = tonumber(v[tpos])
+		if not t or (since and t < since) or (untl and t >= untl) then
+			return false
+		end
+	end
+	return true
+end
+
+local out = {""}
+local found, seen, last = 0, 0, nil
+local from = "+"
+if ARGV[2] ~= "" then
+	from = "(" .. ARGV[2]
+end
+while true do
+	local ids = redis.call("ZREVRANGEBYLEX", idx, from, "-", "LIMIT", 0, math.min(256, budget - seen))
+	if #ids == 0 then
+		return out
+	end
+	for _, id in ipairs(ids) do
+		seen = seen + 1
+		local v = redis.call("HMGET", head .. id, unpack(names))
+		if keep(v) then
+			if found == limit then
+				out[1] = last
+				return out
+			end
+			found, last = found + 1, id
+			local rec = {}
+			for i, name in ipairs(names) do
+				rec[2 * i - 1] = name
+				rec[2 * i] = v[i] or ""
+			end
+			out[#out + 1] = rec
+		end
+		if seen >= budget then
+			out[1] = id
+			return out
+		end
+	end
+	from = "(" .. ids[#ids]
+end
+`)
+
+// retryScript makes a delivery that is not final, or is dead, pending and
+// due at a given time, unless it succeeded or a worker holds it then. Its
+// lease token is dropped, so a worker whose lease had expired loses it.
+//
+//	KEYS[1]  due index       <base>due
+//	KEYS[2]  delivery hash   <base>dlv:<id>
+//	KEYS[3]  pending index   <base>idx:dlv:status:pending
+//	KEYS[4]  retrying index  <base>idx:dlv:status:retrying
+//	KEYS[5]  dead index      <base>idx:dlv:status:dead
+//	ARGV[1]  delivery id
+//	ARGV[2]  due at (also its updated at)
+//	ARGV[3]  wake channel
+//
+// Returns the delivery's field/value list, or -1 when there is no such
+// delivery, 0 when it succeeded, -2 when it is leased past ARGV[2].
+var retryScript = redis.NewScript(`
+local d = redis.call("HMGET", KEYS[2], "id", "status", "lease")
+if not d[1] then
+	return -1
+end
+if d[2] == "succeeded" then
+	return 0
+end
+if d[3] and d[3] ~= "" and tonumber(d[3]) > tonumber(ARGV[2]) then
+	return -2
+end
+redis.call("HSET", KEYS[2], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
+redis.call("HDEL", KEYS[2], "token", "lease")
+redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
+redis.call("ZREM", KEYS[4], ARGV[1])
+redis.call("ZREM", KEYS[5], ARGV[1])
+redis.call("ZADD", KEYS[3], 0, ARGV[1])
+redis.call("PUBLISH", ARGV[3], 1)
+return redis.call("HGETALL", KEYS[2])
+`)
+
+// addDeliveriesScript stores and enqueues new deliveries of a stored event,
+// as acceptScript does, marks the event accepted and adds rules to its
+// matched rules (JSON list, kept free of repeats). Nothing is written when
+// the event is missing or one of the deliveries exists already.
+//
+//	KEYS[1]    due index               <base>due
+//	KEYS[2]    event hash              <base>evt:<id>
+//	KEYS[3]    event deliveries        <base>evt:<id>:dlvs
+//	KEYS[4]    ignored events index    <base>idx:evt:status:ignored
+//	KEYS[5]    accepted events index   <base>idx:evt:status:accepted
+//	KEYS[6]    deliveries index        <base>idx:dlv
+//	KEYS[7]    pending index           <base>idx:dlv:status:pending
+//	KEYS[8..]  per delivery: its hash, its hook's index and its action's
+//	           index, as for acceptScript
+//	ARGV[1]    event id
+//	ARGV[2]    wake channel
+//	ARGV[3]    r: number of rules that follow; ARGV[4..3+r] the rules
+//	then       f: number of arguments per delivery, and per delivery
+//	           its id, its due time and f-2 field/value arguments
+//
+// Returns the number of deliveries stored, -1 when there is no such event,
+// or {i} when the i-th delivery (from 0) exists already.
+var addDeliveriesScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[2]) == 0 then
+	return -1
+end
+for k = 8, #KEYS, 3 do
+	if redis.call("EXISTS", KEYS[k]) == 1 then
+		return {(k - 8) / 3}
+	end
+end
+local r = tonumber(ARGV[3])
+local rules = {}
+local cur = redis.call("HGET", KEYS[2], "rules")
+if cur and cur ~= "" then
+	rules = cjson.decode(cur)
+end
+local have = {}
+for _, rule in ipairs(rules) do
+	have[rule] = true
+end
+for i = 4, 3 + r do
+	if not have[ARGV[i]] then
+		have[ARGV[i]] = true
+		rules[#rules + 1] = ARGV[i]
+	end
+end
+if #rules > 0 then
+	redis.call("HSET", KEYS[2], "rules", cjson.encode(rules))
+end
+redis.call("HSET", KEYS[2], "status", "accepted")
+redis.call("ZREM", KEYS[4], ARGV[1])
+redis.call("ZADD", KEYS[5], 0, ARGV[1])
+local at = 4 + r
+local f = tonumber(ARGV[at])
+at = at + 1
+local n = 0
+while at <= #ARGV do
+	local id = ARGV[at]
+	local k = 8 + 3 * n
+	n = n + 1
+	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
+	redis.call("RPUSH", KEYS[3], id)
+	redis.call("ZADD", KEYS[1], ARGV[at + 1], id)
+	redis.call("ZADD", KEYS[6], 0, id)
+	redis.call("ZADD", KEYS[7], 0, id)
+	redis.call("ZADD", KEYS[k + 1], 0, id)
+	redis.call("ZADD", KEYS[k + 2], 0, id)
+	at = at + f
+end
+redis.call("PUBLISH", ARGV[2], n)
+return n
+`)
+
+// createKeyScript stores a new API key unless its id or the hash of its
+// secret is taken.
+//
+//	KEYS[1]  key hash      <base>key:<id>
+//	KEYS[2]  hash lookup   <base>keyhash:<hash of the secret>
+//	KEYS[3]  keys index    <base>keys
+//	ARGV[1]  key id
+//	ARGV[2]  created at (the index score)
+//	ARGV[3..]  the key's fields and values
+//
+// Returns 1 when stored, 0 when the id is taken, -1 when the hash is.
+var createKeyScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then
+	return 0
+end
+if redis.call("EXISTS", KEYS[2]) == 1 then
+	return -1
+end
+redis.call("HSET", KEYS[1], unpack(ARGV, 3))
+redis.call("SET", KEYS[2], ARGV[1])
+redis.call("ZADD", KEYS[3], ARGV[2], ARGV[1])
+return 1
+`)
+
+// keysScript reads every API key, oldest first.
+//
+//	KEYS[1]  keys index  <base>keys
+//	ARGV[1]  key base    <prefix>:{p}:
+//
+// Returns one field/value list per key.
+var keysScript = redis.NewScript(`
+local out = {}
+for _, id in ipairs(redis.call("ZRANGE", KEYS[1], 0, -1)) do
+	out[#out + 1] = redis.call("HGETALL", ARGV[1] .. "key:" .. id)
+end
+return out
+`)
+
+// keyByHashScript reads the API key whose secret has a given hash.
+//
+//	KEYS[1]  hash lookup  <base>keyhash:<hash of the secret>
+//	ARGV[1]  key base     <prefix>:{p}:
+//
+// Returns nil when there is no such key, else its field/value list.
+var keyByHashScript = redis.NewScript(`
+local id = redis.call("GET", KEYS[1])
+if not id then
+	return false
+end
+return redis.call("HGETALL", ARGV[1] .. "key:" .. id)
+`)
+
+// stampKeyScript sets a time field of an API key: "revoked" only once,
+// "used" only forward.
+//
+//	KEYS[1]  key hash  <base>key:<id>
+//	ARGV[1]  field: revoked or used
+//	ARGV[2]  time
+//
+// Returns 1 when set, 0 when kept, -1 when there is no such key.
+var stampKeyScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 0 then
+	return -1
+end
+local cur = tonumber(redis.call("HGET", KEYS[1], ARGV[1]))
+if cur and (ARGV[1] == "revoked" or cur >= tonumber(ARGV[2])) then
+	return 0
+end
+redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
+return 1
 `)

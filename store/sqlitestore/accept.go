@@ -46,22 +46,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		if d.ID == "" {
 			return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: delivery %d has no id", ev.ID, i)
 		}
-		// Accept enqueues new deliveries of this event: whatever the caller
-		// left in these fields, they start here.
-		d.EventID, d.Status, d.Attempts, d.LeasedUntil = ev.ID, store.DeliveryPending, 0, time.Time{}
-		if d.Hook == "" {
-			d.Hook = ev.Hook
-		}
-		if d.CreatedAt.IsZero() {
-			d.CreatedAt = ev.ReceivedAt
-		}
-		if d.UpdatedAt.IsZero() {
-			d.UpdatedAt = d.CreatedAt
-		}
-		if d.NextAttemptAt.IsZero() {
-			d.NextAttemptAt = d.CreatedAt
-		}
-		deliveries[i] = d
+		deliveries[i] = enqueued(d, ev.ID, ev.Hook, ev.ReceivedAt)
 	}
 
 	var res store.Accepted
@@ -91,10 +76,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 			}
 		}
 		for _, d := range deliveries {
-			if _, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
-				d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
-				millis(d.NextAttemptAt), millis(d.LeasedUntil), d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), millis(d.NextAttemptAt)); err != nil {
+			if err := insertDelivery(w, d); err != nil {
 				return err
 			}
 		}
@@ -108,4 +90,34 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
 	return res, nil
+}
+
+// enqueued is d as Accept and AddDeliveries store it: a new delivery of
+// event eventID, pending and never attempted, whatever the caller left in
+// those fields. Unset, its hook is the event's and it was created at
+// created; it is due when it was created.
+func enqueued(d store.Delivery, eventID, hook string, created time.Time) store.Delivery {
+	d.EventID, d.Status, d.Attempts, d.LeasedUntil = eventID, store.DeliveryPending, 0, time.Time{}
+	if d.Hook == "" {
+		d.Hook = hook
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = created
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.CreatedAt
+	}
+	if d.NextAttemptAt.IsZero() {
+		d.NextAttemptAt = d.CreatedAt
+	}
+	return d
+}
+
+// insertDelivery stores d and queues it at its NextAttemptAt.
+func insertDelivery(w *writeTx, d store.Delivery) error {
+	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
+		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
+		millis(d.NextAttemptAt), millis(d.LeasedUntil), d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), millis(d.NextAttemptAt))
+	return err
 }

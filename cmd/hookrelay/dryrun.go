@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// inbound is a payload as a sender would post it to a hook.
+type inbound struct {
+	cfg    *config.Config
+	hook   *config.Hook
+	body   []byte
+	header http.Header
+	now    time.Time
+}
+
+func (m *Main) loadInbound(cfgPath, hookName, payload string, headers []string) (*inbound, error) {
+	cfg, err := config.Load(cfgPath, m.LookupEnv)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	hook, ok := cfg.Hooks[hookName]
+	if !ok {
+		return nil, &exitError{code: 2, err: fmt.Errorf("no hook %q in %s (hooks: %s)", hookName, cfgPath, strings.Join(cfg.HookNames(), ", "))}
+	}
+	var body []byte
+	if payload == "-" {
+		body, err = io.ReadAll(os.Stdin)
+	} else {
+		body, err = os.ReadFile(payload)
+	}
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("payload: %w", err)}
+	}
+	in := &inbound{cfg: cfg, hook: hook, body: body, header: http.Header{}, now: time.Now().UTC()}
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--header %q: want 'Name: value'", h)}
+		}
+		in.header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	if in.header.Get("Content-Type") == "" {
+		in.header.Set("Content-Type", "application/json")
+	}
+	return in, nil
+}
+
+// sign adds what a real sender would add: the signature, and basic auth
+// or the header token when the hook asks for them.
+func (in *inbound) sign() {
+	for k, vs := range in.hook.Verifier.Sign(in.body, in.now) {
+		in.header[k] = vs
+	}
+	if b := in.hook.Basic; b != nil {
+		r := http.Request{Header: in.header}
+		r.SetBasicAuth(b.Username, b.Password)
+	}
+	if t := in.hook.HeaderToken; t != nil {
+		in.header.Set(t.Name, t.Value)
+	}
+}
+
+func (m *Main) testCommand() *cobra.Command {
+	var cfgPath, hookName, payload string
+	var headers []string
+	var sign bool
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Dry run: show what a payload would do, sending and storing nothing",
+		Long: "test runs a payload through a hook as the gateway would: verification, the idempotency key,\n" +
+			"every rule, and every request that would be sent (secrets redacted). Nothing is sent or stored.\n" +
+			"It exits 1 when verification fails.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := m.loadInbound(cfgPath, hookName, payload, headers)
+			if err != nil {
+				return err
+			}
+			if sign {
+				in.sign()
+			}
+			return m.dryRun(in)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfgPath, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
+	fl.StringVar(&hookName, "hook", "", "hook name")
+	fl.StringVar(&payload, "payload", "", "payload file (- for standard input)")
+	fl.StringArrayVar(&headers, "header", nil, "request header 'Name: value' (repeatable)")
+	fl.BoolVar(&sign, "sign", false, "sign the payload with the hook's own secret first")
+	_ = cmd.MarkFlagRequired("hook")
+	_ = cmd.MarkFlagRequired("payload")
+	return cmd
+}
+
+func (m *Main) dryRun(in *inbound) error {
+	out := m.Stdout
+	h := in.hook
+	fmt.Fprintf(out, "hook:     %s (verify: %s)\n", h.Name, h.Verifier.Scheme())
+	verifyErr := h.Verifier.Verify(in.header, in.body, in.now)
+	if verifyErr != nil {
+		fmt.Fprintf(out, "verify:   FAIL: %v\n", verifyErr)
+	} else {
+		fmt.Fprintf(out, "verify:   pass\n")
+	}
+	body, err := rules.DecodeBody(in.body, in.header.Get("Content-Type"), rules.DefaultMaxDepth)
+	if err != nil {
+		fmt.Fprintf(out, "payload:  invalid: %v (the gateway answers 400)\n", err)
+		return &exitError{code: 1, err: fmt.Errorf("the payload would be refused")}
+	}
+	headers := make(map[string]string, len(in.header))
+	for k, v := range in.header {
+		headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
+	env := rules.NewEnv(ev, body)
+	key, keyErr := h.IdempotencyKey(env, in.body)
+	if keyErr != nil {
+		fmt.Fprintf(out, "key:      %s (the key expression failed: %v)\n", key, keyErr)
+	} else {
+		fmt.Fprintf(out, "key:      %s\n", key)
+	}
+
+	fmt.Fprintln(out, "rules:")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, r := range h.Rules.Rules {
+		ok, err := r.Matches(env)
+		switch {
+		case err != nil:
+			fmt.Fprintf(tw, "  %s\terror: %v\n", r.Name, err)
+		case ok:
+			fmt.Fprintf(tw, "  %s\tmatched\t→ %s\n", r.Name, strings.Join(r.Actions, ", "))
+		default:
+			fmt.Fprintf(tw, "  %s\tno\n", r.Name)
+		}
+	}
+	if len(h.Rules.Rules) == 0 {
+		fmt.Fprintln(tw, "  (none)")
+	}
+	tw.Flush()
+
+	_, matches, _ := h.Rules.Evaluate(env)
+	if len(matches) == 0 {
+		fmt.Fprintln(out, "requests: none (the event would be stored as ignored)")
+	} else {
+		fmt.Fprintln(out, "requests:")
+	}
+	for _, mt := range matches {
+		fmt.Fprintf(out, "  %s (rule %s)\n", mt.Action, mt.Rule)
+		req, err := in.cfg.Actions[mt.Action].Render(env)
+		if err != nil {
+			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(out, "    %s %s\n", req.Method, req.URL)
+		red := actions.Redact(req.Header)
+		red["Idempotency-Key"] = "<delivery id>"
+		names := make([]string, 0, len(red))
+		for k := range red {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(out, "    %s: %s\n", k, red[k])
+		}
+		if len(req.Body) > 0 {
+			var pretty bytes.Buffer
+			if json.Indent(&pretty, req.Body, "    ", "  ") == nil {
+				fmt.Fprintf(out, "    %s\n", pretty.String())
+			} else {
+				fmt.Fprintf(out, "    %s\n", req.Body)
+			}
+		}
+	}
+	fmt.Fprintln(out, "nothing was sent and nothing was stored")
+	if verifyErr != nil {
+		return &exitError{code: 1, err: fmt.Errorf("verification would fail: the gateway answers 401")}
+	}
+	return nil
+}
+
+func (m *Main) signCommand() *cobra.Command {
+	var cfgPath, hookName, payload, curlURL string
+	cmd := &cobra.Command{
+		Use:   "sign",
+		Short: "Print the headers a real sender would add to a payload",
+		Long: "sign prints, one per line, the headers a real sender of the hook would add (its signature,\n" +
+			"and basic auth or the header token when the hook asks for them). With --curl BASE it prints a\n" +
+			"complete curl command posting the payload to the hook at BASE instead.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := m.loadInbound(cfgPath, hookName, payload, nil)
+			if err != nil {
+				return err
+			}
+			in.sign()
+			names := make([]string, 0, len(in.header))
+			for k := range in.header {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			if curlURL == "" {
+				for _, k := range names {
+					for _, v := range in.header[k] {
+						fmt.Fprintf(m.Stdout, "%s: %s\n", k, v)
+					}
+				}
+				return nil
+			}
+			u := strings.TrimRight(curlURL, "/") + "/hooks/catch/" + in.hook.Name
+			if in.hook.Token != "" {
+				u += "/" + in.hook.Token
+			}
+			fmt.Fprintf(m.Stdout, "curl -i %s", shellQuote(u))
+			for _, k := range names {
+				for _, v := range in.header[k] {
+					fmt.Fprintf(m.Stdout, " \\\n  -H %s", shellQuote(k+": "+v))
+				}
+			}
+			fmt.Fprintf(m.Stdout, " \\\n  --data-binary @%s\n", shellQuote(payload))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfgPath, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
+	fl.StringVar(&hookName, "hook", "", "hook name")
+	fl.StringVar(&payload, "payload", "", "payload file")
+	fl.StringVar(&curlURL, "curl", "", "print a curl command posting to the server at this base URL")
+	_ = cmd.MarkFlagRequired("hook")
+	_ = cmd.MarkFlagRequired("payload")
+	return cmd
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@=,+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,161 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Store is what the admin API needs from the store.
+type Store interface {
+	store.Admin
+	Event(ctx context.Context, id string) (store.Event, error)
+	Delivery(ctx context.Context, id string) (store.Delivery, error)
+	Deliveries(ctx context.Context, eventID string) ([]store.Delivery, error)
+	Attempts(ctx context.Context, deliveryID string) ([]store.Attempt, error)
+}
+
+// Options wire the API to the rest of the process.
+type Options struct {
+	Store   Store
+	Config  func() *config.Config // the config in force
+	Ingress http.Handler          // the catch-hook handler, which test pings go through
+	// Reload re-reads the config and swaps it in; its error (a bad config)
+	// leaves the old config serving.
+	Reload func(ctx context.Context) (*config.Config, error)
+	// ClearCache drops cached OAuth2 tokens and other cached reads.
+	ClearCache func()
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// API serves /api/v1.
+type API struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New returns the admin API.
+func New(o Options) *API {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{o: o, log: log}
+}
+
+// Register mounts the API under /api/v1 on r.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/api/v1")
+	g.GET("/hooks", a.auth(ScopeRead, ScopeWebhooks), a.listHooks)
+	g.POST("/hooks/:id/test", a.auth(ScopeWebhooks, ScopeWrite), a.testHook)
+	g.POST("/reload", a.auth(ScopeWebhooks, ScopeWrite), a.reload)
+	g.POST("/cache/clear", a.auth(ScopeWrite, ScopeWebhooks), a.clearCache)
+
+	g.GET("/events", a.auth(ScopeRead), a.listEvents)
+	g.GET("/events/:id", a.auth(ScopeRead), a.getEvent)
+	g.POST("/events/:id/replay", a.auth(ScopeWrite), a.replay)
+
+	g.GET("/deliveries", a.auth(ScopeRead), a.listDeliveries)
+	g.GET("/deliveries/:id", a.auth(ScopeRead), a.getDelivery)
+	g.POST("/deliveries/retry", a.auth(ScopeWrite), a.retryMany)
+	g.POST("/deliveries/:id/retry", a.auth(ScopeWrite), a.retryOne)
+
+	g.GET("/keys", a.auth(ScopeRead), a.listKeys)
+	g.POST("/keys", a.auth(ScopeWrite), a.createKey)
+	g.DELETE("/keys/:id", a.auth(ScopeWrite), a.revokeKey)
+}
+
+// apiError is an error with its status; the one place errors become answers is fail.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errBadRequest(msg string) error { return &apiError{http.StatusBadRequest, msg} }
+func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, msg} }
+
+// fail writes err as {"error": …} with the status it maps to.
+func (a *API) fail(c *gin.Context, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, store.ErrNotFound):
+		ae = &apiError{http.StatusNotFound, "not found"}
+	case errors.Is(err, store.ErrConflict):
+		ae = &apiError{http.StatusConflict, err.Error()}
+	default:
+		a.log.Error("admin request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
+		ae = &apiError{http.StatusServiceUnavailable, "store unavailable"}
+	}
+	c.AbortWithStatusJSON(ae.status, gin.H{"error": ae.msg})
+}
+
+// auth checks the API key and that it carries one of the scopes.
+func (a *API) auth(scopes ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.GetHeader("Authorization")
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || !strings.HasPrefix(secret, secretPrefix) {
+			c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
+			a.fail(c, &apiError{http.StatusUnauthorized, "missing API key: send Authorization: Bearer hr_…"})
+			return
+		}
+		key, err := a.o.Store.KeyByHash(c.Request.Context(), HashSecret(secret))
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !key.RevokedAt.IsZero()) {
+			c.Header("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
+			a.fail(c, &apiError{http.StatusUnauthorized, "invalid or revoked API key"})
+			return
+		}
+		if err != nil {
+			a.fail(c, err)
+			return
+		}
+		if !hasAny(key.Scopes, scopes) {
+			a.fail(c, &apiError{http.StatusForbidden, "this API key lacks the " + strings.Join(scopes, " or ") + " scope"})
+			return
+		}
+		if err := a.o.Store.TouchKey(c.Request.Context(), key.ID, a.o.Now()); err != nil {
+			a.log.Warn("recording API key use failed", "key", key.ID, "error", err)
+		}
+		c.Set("key", key)
+		c.Next()
+	}
+}
+
+func hasAny(have, want []string) bool {
+	for _, w := range want {
+		for _, h := range have {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Handler returns the API as an http.Handler serving /api/v1.
+func (a *API) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
+		a.log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	}))
+	a.Register(r)
+	r.NoRoute(func(c *gin.Context) { a.fail(c, errNotFound("no such endpoint")) })
+	return r
+}

@@ -1,0 +1,146 @@
+package admin
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+var (
+	eventIDRE    = regexp.MustCompile(`^evt_[0-9A-HJKMNP-TV-Z]{26}$`)
+	deliveryIDRE = regexp.MustCompile(`^dlv_[0-9A-HJKMNP-TV-Z]{26}$`)
+)
+
+// page reads cursor and limit.
+func page(c *gin.Context, idRE *regexp.Regexp) (cursor string, limit int, err error) {
+	cursor = c.Query("cursor")
+	if cursor != "" && !idRE.MatchString(cursor) {
+		return "", 0, errBadRequest("cursor: not a cursor returned by this API")
+	}
+	if s := c.Query("limit"); s != "" {
+		limit, err = strconv.Atoi(s)
+		if err != nil || limit < 1 || limit > 1000 {
+			return "", 0, errBadRequest("limit: want a whole number from 1 to 1000")
+		}
+	}
+	return cursor, limit, nil
+}
+
+func timeParam(c *gin.Context, name string) (time.Time, error) {
+	s := c.Query(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errBadRequest(name + ": want an RFC 3339 time such as 2026-11-23T09:00:00Z")
+	}
+	return t, nil
+}
+
+func (a *API) listEvents(c *gin.Context) {
+	var f store.EventFilter
+	var err error
+	if f.Cursor, f.Limit, err = page(c, eventIDRE); err != nil {
+		a.fail(c, err)
+		return
+	}
+	f.Hook = c.Query("hook")
+	switch s := store.EventStatus(c.Query("status")); s {
+	case "", store.EventAccepted, store.EventIgnored:
+		f.Status = s
+	default:
+		a.fail(c, errBadRequest("status: want accepted or ignored"))
+		return
+	}
+	if f.Since, err = timeParam(c, "since"); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if f.Until, err = timeParam(c, "until"); err != nil {
+		a.fail(c, err)
+		return
+	}
+	evs, next, err := a.o.Store.ListEvents(c.Request.Context(), f)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	data := make([]eventView, len(evs))
+	for i, e := range evs {
+		data[i] = newEventView(e, false)
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data, "next": next})
+}
+
+func (a *API) getEvent(c *gin.Context) {
+	ctx := c.Request.Context()
+	ev, err := a.o.Store.Event(ctx, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	ds, err := a.o.Store.Deliveries(ctx, ev.ID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v := newEventView(ev, true)
+	v.Deliveries = make([]deliveryView, len(ds))
+	for i, d := range ds {
+		v.Deliveries[i] = newDeliveryView(d)
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// replay re-evaluates a stored event against the rules in force now and
+// enqueues a new delivery for every action they match.
+func (a *API) replay(c *gin.Context) {
+	ctx := c.Request.Context()
+	ev, err := a.o.Store.Event(ctx, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	hook, ok := a.o.Config().Hooks[ev.Hook]
+	if !ok {
+		a.fail(c, &apiError{http.StatusConflict, "hook " + ev.Hook + " is not in the config any more"})
+		return
+	}
+	body, err := rules.DecodeBody(ev.Body, ev.Headers["content-type"], 64)
+	if err != nil {
+		a.fail(c, &apiError{http.StatusConflict, "stored payload cannot be decoded: " + err.Error()})
+		return
+	}
+	matched, matches, errs := hook.Rules.Evaluate(rules.NewEnv(ev, body))
+	for _, e := range errs {
+		a.log.Warn("rule failed to evaluate on replay", "hook", ev.Hook, "event_id", ev.ID, "error", e)
+	}
+	now := a.o.Now().UTC()
+	var ds []store.Delivery
+	ids := []string{}
+	for _, m := range matches {
+		d := store.Delivery{
+			ID: store.NewID("dlv", now), EventID: ev.ID, Hook: ev.Hook, Rule: m.Rule, Action: m.Action,
+			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
+		}
+		ds = append(ds, d)
+		ids = append(ids, d.ID)
+	}
+	if len(ds) == 0 {
+		c.JSON(http.StatusOK, gin.H{"event_id": ev.ID, "deliveries": ids, "message": "no rule matches this event now"})
+		return
+	}
+	if err := a.o.Store.AddDeliveries(ctx, ev.ID, matched, ds); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.log.Info("event replayed", "hook", ev.Hook, "event_id", ev.ID, "deliveries", len(ds))
+	c.JSON(http.StatusAccepted, gin.H{"event_id": ev.ID, "deliveries": ids})
+}

@@ -1,0 +1,184 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+type hookView struct {
+	ID       string     `json:"id"`
+	URL      string     `json:"url"`
+	Scheme   string     `json:"scheme"`
+	HasToken bool       `json:"has_token"`
+	Rules    []ruleView `json:"rules"`
+}
+
+type ruleView struct {
+	Name    string   `json:"name"`
+	When    string   `json:"when"`
+	Actions []string `json:"actions"`
+}
+
+// catchPath is the hook's catch path; the token, the hook's secret, is
+// shown only as a prefix unless full is set.
+func catchPath(h *config.Hook, full bool) string {
+	p := "/hooks/catch/" + h.Name
+	switch {
+	case h.Token == "":
+	case full:
+		p += "/" + h.Token
+	default:
+		p += "/" + h.Token[:4] + "…"
+	}
+	return p
+}
+
+func (a *API) baseURL(c *gin.Context, cfg *config.Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+func (a *API) listHooks(c *gin.Context) {
+	cfg := a.o.Config()
+	base := a.baseURL(c, cfg)
+	data := []hookView{}
+	for _, name := range cfg.HookNames() {
+		h := cfg.Hooks[name]
+		v := hookView{ID: name, URL: base + catchPath(h, false), Scheme: h.Verifier.Scheme(), HasToken: h.Token != "", Rules: []ruleView{}}
+		for _, r := range h.Rules.Rules {
+			v.Rules = append(v.Rules, ruleView{Name: r.Name, When: r.When.Source(), Actions: r.Actions})
+		}
+		data = append(data, v)
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data})
+}
+
+// TestPing is the payload of a test ping: it matches no rule unless one asks
+// for it, so it is stored as ignored, like the ping senders send when an
+// endpoint is saved.
+func TestPing(hook string, id string, at string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"type":      "hookrelay.test",
+		"event":     "TEST",
+		"id":        id,
+		"hook":      hook,
+		"timestamp": at,
+	})
+	return b
+}
+
+// testHook sends a test ping through the real ingress path, signed with the
+// hook's own secret, and reports what the ingress answered.
+func (a *API) testHook(c *gin.Context) {
+	cfg := a.o.Config()
+	h, ok := cfg.Hooks[c.Param("id")]
+	if !ok {
+		a.fail(c, errNotFound("no such hook"))
+		return
+	}
+	now := a.o.Now().UTC()
+	body := TestPing(h.Name, store.NewID("ping", now), now.Format("2006-01-02T15:04:05.000Z07:00"))
+	req := httptest.NewRequest(http.MethodPost, catchPath(h, true), bytes.NewReader(body))
+	req = req.WithContext(c.Request.Context())
+	req.RemoteAddr = "127.0.0.1:0"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hookrelay-test-ping")
+	for k, vs := range h.Verifier.Sign(body, now) {
+		req.Header[k] = vs
+	}
+	if h.Basic != nil {
+		req.SetBasicAuth(h.Basic.Username, h.Basic.Password)
+	}
+	if h.HeaderToken != nil {
+		req.Header.Set(h.HeaderToken.Name, h.HeaderToken.Value)
+	}
+	w := httptest.NewRecorder()
+	a.o.Ingress.ServeHTTP(w, req)
+	var answer any
+	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
+		answer = w.Body.String()
+	}
+	accepted := w.Code >= 200 && w.Code < 300
+	a.log.Info("test ping sent", "hook", h.Name, "status", w.Code)
+	c.JSON(http.StatusOK, gin.H{"hook": h.Name, "accepted": accepted, "status": w.Code, "response": answer})
+}
+
+func (a *API) reload(c *gin.Context) {
+	if a.o.Reload == nil {
+		a.fail(c, &apiError{http.StatusNotImplemented, "reload is not available"})
+		return
+	}
+	cfg, err := a.o.Reload(c.Request.Context())
+	if err != nil {
+		a.fail(c, &apiError{http.StatusUnprocessableEntity, fmt.Sprintf("config refused, the previous one keeps serving:\n%v", err)})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"reloaded": true, "hooks": len(cfg.Hooks), "actions": len(cfg.Actions)})
+}
+
+func (a *API) clearCache(c *gin.Context) {
+	if a.o.ClearCache != nil {
+		a.o.ClearCache()
+	}
+	c.JSON(http.StatusOK, gin.H{"cleared": true})
+}
+
+type createKeyRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+func (a *API) listKeys(c *gin.Context) {
+	keys, err := a.o.Store.Keys(c.Request.Context())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	data := make([]keyView, len(keys))
+	for i, k := range keys {
+		data[i] = newKeyView(k)
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data})
+}
+
+func (a *API) createKey(c *gin.Context) {
+	var req createKeyRequest
+	if err := c.ShouldBindJSON(&req); err != nil {
+		a.fail(c, errBadRequest(`body: want JSON {"name": "…", "scopes": ["read"]}`))
+		return
+	}
+	k, secret, err := NewKey(req.Name, req.Scopes, a.o.Now().UTC())
+	if err != nil {
+		a.fail(c, errBadRequest(err.Error()))
+		return
+	}
+	if err := a.o.Store.CreateKey(c.Request.Context(), k); err != nil {
+		a.fail(c, err)
+		return
+	}
+	v := newKeyView(k)
+	v.Secret = secret
+	c.JSON(http.StatusCreated, v)
+}
+
+func (a *API) revokeKey(c *gin.Context) {
+	if err := a.o.Store.RevokeKey(c.Request.Context(), c.Param("id"), a.o.Now().UTC()); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "revoked": true})
+}

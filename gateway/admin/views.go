@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+const redacted = "[redacted]"
+
+type eventView struct {
+	ID             string            `json:"id"`
+	Hook           string            `json:"hook"`
+	ReceivedAt     time.Time         `json:"received_at"`
+	Status         string            `json:"status"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	MatchedRules   []string          `json:"matched_rules"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	Query          map[string]string `json:"query,omitempty"`
+	Payload        any               `json:"payload,omitempty"`
+	Deliveries     []deliveryView    `json:"deliveries,omitempty"`
+}
+
+type deliveryView struct {
+	ID            string        `json:"id"`
+	EventID       string        `json:"event_id"`
+	Hook          string        `json:"hook"`
+	Rule          string        `json:"rule"`
+	Action        string        `json:"action"`
+	Status        string        `json:"status"`
+	Attempts      int           `json:"attempts"`
+	NextAttemptAt *time.Time    `json:"next_attempt_at"`
+	LeasedUntil   *time.Time    `json:"leased_until,omitempty"`
+	LastError     string        `json:"last_error"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+	AttemptLog    []attemptView `json:"attempt_log,omitempty"`
+}
+
+type attemptView struct {
+	N              int               `json:"n"`
+	StartedAt      time.Time         `json:"started_at"`
+	DurationMS     int64             `json:"duration_ms"`
+	Method         string            `json:"method,omitempty"`
+	URL            string            `json:"url,omitempty"`
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
+	StatusCode     int               `json:"status_code"`
+	Error          string            `json:"error,omitempty"`
+	ResponseBody   string            `json:"response_body,omitempty"`
+}
+
+type keyView struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	Secret     string     `json:"secret,omitempty"` // only in the answer to its creation
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func newEventView(e store.Event, full bool) eventView {
+	v := eventView{
+		ID: e.ID, Hook: e.Hook, ReceivedAt: e.ReceivedAt.UTC(), Status: string(e.Status),
+		IdempotencyKey: e.IdempotencyKey, MatchedRules: e.MatchedRules,
+	}
+	if v.MatchedRules == nil {
+		v.MatchedRules = []string{}
+	}
+	if full {
+		v.Headers = redactHeaders(e.Headers)
+		v.Query = redactMap(e.Query)
+		v.Payload = payloadView(e.Body)
+	}
+	return v
+}
+
+func newDeliveryView(d store.Delivery) deliveryView {
+	v := deliveryView{
+		ID: d.ID, EventID: d.EventID, Hook: d.Hook, Rule: d.Rule, Action: d.Action,
+		Status: string(d.Status), Attempts: d.Attempts, LastError: d.LastError,
+		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		LeasedUntil: timePtr(d.LeasedUntil),
+	}
+	if d.Status == store.DeliveryPending || d.Status == store.DeliveryRetrying {
+		v.NextAttemptAt = timePtr(d.NextAttemptAt)
+	}
+	return v
+}
+
+func newAttemptView(a store.Attempt) attemptView {
+	return attemptView{
+		N: a.N, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
+		Method: a.Method, URL: a.URL, RequestHeaders: a.RequestHeaders,
+		StatusCode: a.StatusCode, Error: a.Error, ResponseBody: a.ResponseBody,
+	}
+}
+
+func newKeyView(k store.APIKey) keyView {
+	return keyView{
+		ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(),
+		LastUsedAt: timePtr(k.LastUsedAt), RevokedAt: timePtr(k.RevokedAt),
+	}
+}
+
+// redactHeaders hides credential-bearing headers for display.
+func redactHeaders(h map[string]string) map[string]string {
+	hh := make(http.Header, len(h))
+	for k, v := range h {
+		hh[k] = []string{v}
+	}
+	out := actions.Redact(hh)
+	lower := make(map[string]string, len(out))
+	for k, v := range out {
+		lower[strings.ToLower(k)] = v
+	}
+	return lower
+}
+
+func redactMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if actions.Sensitive(k) {
+			v = redacted
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// payloadView shows a JSON payload as JSON, with the values of
+// credential-named fields (an OrderCloud UserToken, a password) hidden;
+// anything else is shown as text.
+func payloadView(body []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // large ids keep every digit
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return string(body)
+	}
+	return redactValue(v)
+}
+
+func redactValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if actions.Sensitive(k) {
+				x[k] = redacted
+			} else {
+				x[k] = redactValue(val)
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = redactValue(x[i])
+		}
+	}
+	return v
+}

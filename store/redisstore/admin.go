@@ -1,0 +1,295 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+const (
+	// defaultLimit and maxLimit bound a listing page.
+	defaultLimit = 100
+	maxLimit     = 1000
+	// defaultScanBudget is how many index entries one listing call
+	// examines at most. A page whose filter is more selective than its
+	// index may come back short, with a cursor to go on from.
+	defaultScanBudget = 5000
+)
+
+// pageLimit is the page size for a requested limit: 100 unless one is
+// given, at most 1000.
+func pageLimit(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return min(n, maxLimit)
+}
+
+// crockford is the alphabet of a ULID's canonical, upper-case form.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// checkCursor accepts "" and the ids of one kind that store.NewID makes
+// ("evt_" or "dlv_" and 26 ULID characters): a page's next is the id of the
+// last record it holds or examined.
+func checkCursor(cursor, prefix string) error {
+	if cursor == "" {
+		return nil
+	}
+	ulid, ok := strings.CutPrefix(cursor, prefix+"_")
+	if !ok || len(ulid) != 26 || strings.Trim(ulid, crockford) != "" {
+		return fmt.Errorf("invalid cursor %q: want the next of a previous page", cursor)
+	}
+	return nil
+}
+
+// ListEvents pages through the events index that holds the fewest entries
+// among those the filter names, newest first, examining at most
+// defaultScanBudget entries.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	if err := checkCursor(f.Cursor, "evt"); err != nil {
+		return nil, "", fmt.Errorf("redisstore: list events: %w", err)
+	}
+	keys := []string{s.k.events()}
+	var eq []any
+	if f.Hook != "" {
+		keys = append(keys, s.k.hookEvents(f.Hook))
+		eq = append(eq, "hook", f.Hook)
+	}
+	if f.Status != "" {
+		keys = append(keys, s.k.statusEvents(string(f.Status)))
+		eq = append(eq, "status", string(f.Status))
+	}
+	recs, next, err := s.page(ctx, keys, s.k.eventHead(), f.Cursor, f.Limit, eventListFields, eq, "recv", f.Since, f.Until)
+	if err != nil {
+		return nil, "", fmt.Errorf("redisstore: list events: %w", err)
+	}
+	evs := make([]store.Event, 0, len(recs))
+	for _, m := range recs {
+		e, err := decodeEvent(m)
+		if err != nil {
+			return nil, "", fmt.Errorf("redisstore: list events: %w", err)
+		}
+		e.Body = nil
+		evs = append(evs, e)
+	}
+	return evs, next, nil
+}
+
+// ListDeliveries pages like ListEvents; with an EventID it reads that
+// event's deliveries instead, which are few.
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	if err := checkCursor(f.Cursor, "dlv"); err != nil {
+		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
+	}
+	if f.EventID != "" {
+		return s.listEventDeliveries(ctx, f)
+	}
+	keys := []string{s.k.deliveries()}
+	var eq []any
+	if f.Hook != "" {
+		keys = append(keys, s.k.hookDeliveries(f.Hook))
+		eq = append(eq, "hook", f.Hook)
+	}
+	if f.Action != "" {
+		keys = append(keys, s.k.actionDeliveries(f.Action))
+		eq = append(eq, "action", f.Action)
+	}
+	if f.Status != "" {
+		keys = append(keys, s.k.statusDeliveries(string(f.Status)))
+		eq = append(eq, "status", string(f.Status))
+	}
+	recs, next, err := s.page(ctx, keys, s.k.deliveryHead(), f.Cursor, f.Limit, deliveryListFields, eq, "", time.Time{}, time.Time{})
+	if err != nil {
+		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
+	}
+	ds := make([]store.Delivery, 0, len(recs))
+	for _, m := range recs {
+		d, err := decodeDelivery(m)
+		if err != nil {
+			return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, next, nil
+}
+
+// listEventDeliveries filters and pages one event's deliveries in Go. An
+// unknown event has none.
+func (s *Store) listEventDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	all, err := s.Deliveries(ctx, f.EventID)
+	if errors.Is(err, store.ErrNotFound) {
+		return []store.Delivery{}, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
+	}
+	slices.SortFunc(all, func(a, b store.Delivery) int { return strings.Compare(b.ID, a.ID) })
+	limit := pageLimit(f.Limit)
+	out := []store.Delivery{}
+	for _, d := range all {
+		switch {
+		case f.Cursor != "" && d.ID >= f.Cursor,
+			f.Hook != "" && d.Hook != f.Hook,
+			f.Action != "" && d.Action != f.Action,
+			f.Status != "" && d.Status != f.Status:
+			continue
+		}
+		if len(out) == limit {
+			return out, out[limit-1].ID, nil
+		}
+		out = append(out, d)
+	}
+	return out, "", nil
+}
+
+// page runs pageScript: up to limit records under head whose ids are in
+// every one of keys, below cursor, with the fields eq names equal to their
+// values and timeField in [since, until) (zero: unbounded).
+func (s *Store) page(ctx context.Context, keys []string, head, cursor string, limit int, fields []string, eq []any,
+	timeField string, since, until time.Time) ([]map[string]string, string, error) {
+	limit = pageLimit(limit)
+	args := make([]any, 0, 9+len(fields)+len(eq))
+	args = append(args, head, cursor, limit, max(s.scanBudget, limit+1), len(fields))
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	args = append(args, len(eq)/2)
+	args = append(args, eq...)
+	args = append(args, timeField, ms(since), ms(until))
+	res, err := pageScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(res) == 0 {
+		return nil, "", fmt.Errorf("unexpected reply %v", res)
+	}
+	next, _ := res[0].(string)
+	recs := make([]map[string]string, 0, len(res)-1)
+	for _, r := range res[1:] {
+		m, err := fieldMap(r)
+		if err != nil {
+			return nil, "", err
+		}
+		recs = append(recs, m)
+	}
+	return recs, next, nil
+}
+
+// RetryDelivery makes the delivery pending and due at at, keeping its
+// attempts and last error, and wakes the relays. A pending delivery that
+// no worker holds at at may be retried too (it is only re-timed); a
+// succeeded one, or one leased past at, is store.ErrConflict. Its
+// UpdatedAt becomes at.
+func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (store.Delivery, error) {
+	if at.IsZero() {
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: no time given", id)
+	}
+	keys := []string{s.k.due(), s.k.delivery(id),
+		s.k.statusDeliveries(string(store.DeliveryPending)),
+		s.k.statusDeliveries(string(store.DeliveryRetrying)),
+		s.k.statusDeliveries(string(store.DeliveryDead))}
+	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake()).Result()
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
+	}
+	switch res {
+	case int64(-1):
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, store.ErrNotFound)
+	case int64(0):
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: it succeeded: %w", id, store.ErrConflict)
+	case int64(-2):
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: a worker holds it: %w", id, store.ErrConflict)
+	}
+	m, err := fieldMap(res)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
+	}
+	d, err := decodeDelivery(m)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// AddDeliveries stores and enqueues ds as new deliveries of the event, as
+// Accept does (a delivery without CreatedAt was created at its
+// NextAttemptAt), marks the event accepted, adds rules to its matched rules
+// and wakes the relays, in one script. Without deliveries it only checks
+// that the event exists. A delivery id that exists already is
+// store.ErrConflict, and nothing is stored.
+func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []string, ds []store.Delivery) error {
+	fail := func(err error) error { return fmt.Errorf("redisstore: add deliveries to %s: %w", eventID, err) }
+	if len(ds) == 0 {
+		n, err := s.c.Exists(ctx, s.k.event(eventID)).Result()
+		if err != nil {
+			return fail(err)
+		}
+		if n == 0 {
+			return fail(store.ErrNotFound)
+		}
+		return nil
+	}
+	// A delivery without a hook takes the event's, which never changes, so
+	// reading it ahead of the script is safe; the script's keys depend on it.
+	hook := ""
+	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Hook == "" }) {
+		var err error
+		hook, err = s.c.HGet(ctx, s.k.event(eventID), "hook").Result()
+		if errors.Is(err, redis.Nil) {
+			return fail(store.ErrNotFound)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	keys := make([]string, 0, 7+3*len(ds))
+	keys = append(keys, s.k.due(), s.k.event(eventID), s.k.eventDeliveries(eventID),
+		s.k.statusEvents(string(store.EventIgnored)), s.k.statusEvents(string(store.EventAccepted)),
+		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
+	args := make([]any, 0, 4+len(rules)+len(ds)*24)
+	args = append(args, eventID, s.k.wake(), len(rules))
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	for i, d := range ds {
+		if d.ID == "" {
+			return fail(fmt.Errorf("delivery %d has no id", i))
+		}
+		if d.CreatedAt.IsZero() && d.NextAttemptAt.IsZero() {
+			return fail(fmt.Errorf("delivery %s has neither CreatedAt nor NextAttemptAt", d.ID))
+		}
+		d = enqueued(d, eventID, hook, d.NextAttemptAt)
+		df := deliveryFields(d)
+		if i == 0 {
+			args = append(args, 2+len(df))
+		}
+		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action))
+		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
+		args = append(args, df...)
+	}
+	res, err := addDeliveriesScript.Run(ctx, s.c, keys, args...).Result()
+	if err != nil {
+		return fail(err)
+	}
+	switch v := res.(type) {
+	case int64:
+		if v < 0 {
+			return fail(store.ErrNotFound)
+		}
+		return nil
+	case []any:
+		if len(v) == 1 {
+			if i, ok := v[0].(int64); ok && i >= 0 && int(i) < len(ds) {
+				return fail(fmt.Errorf("delivery %s exists already: %w", ds[i].ID, store.ErrConflict))
+			}
+		}
+	}
+	return fail(fmt.Errorf("unexpected reply %v", res))
+}

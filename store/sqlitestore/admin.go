@@ -1,0 +1,263 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+var _ store.Admin = (*Store)(nil)
+
+const (
+	// defaultLimit and maxLimit bound a listing page.
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// pageLimit is the page size for a requested limit: 100 unless one is
+// given, at most 1000.
+func pageLimit(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return min(n, maxLimit)
+}
+
+// crockford is the alphabet of a ULID's canonical, upper-case form.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// checkCursor accepts "" and the ids of one kind that store.NewID makes
+// ("evt_" or "dlv_" and 26 ULID characters): a page's next is the id of the
+// last record it holds.
+func checkCursor(cursor, prefix string) error {
+	if cursor == "" {
+		return nil
+	}
+	ulid, ok := strings.CutPrefix(cursor, prefix+"_")
+	if !ok || len(ulid) != 26 || strings.Trim(ulid, crockford) != "" {
+		return fmt.Errorf("invalid cursor %q: want the next of a previous page", cursor)
+	}
+	return nil
+}
+
+// filter collects the conditions of a listing query.
+type filter struct {
+	where []string
+	args  []any
+}
+
+func (f *filter) add(cond string, arg any) {
+	f.where = append(f.where, cond)
+	f.args = append(f.args, arg)
+}
+
+func (f *filter) sql() string {
+	if len(f.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(f.where, " AND ")
+}
+
+// eventListSelect reads what scanEvent reads, but no body.
+const eventListSelect = `id, hook, received_at, idempotency_key, headers, query, NULL, status, matched_rules, 0`
+
+// ListEvents returns one page of the events matching f, newest first (by
+// id), without their bodies.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	if err := checkCursor(f.Cursor, "evt"); err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
+	}
+	var q filter
+	if f.Hook != "" {
+		q.add("hook = ?", f.Hook)
+	}
+	if f.Status != "" {
+		q.add("status = ?", string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		q.add("received_at >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		q.add("received_at < ?", f.Until.UnixMilli())
+	}
+	if f.Cursor != "" {
+		q.add("id < ?", f.Cursor)
+	}
+	evs, next, err := listPage(ctx, s.rdb, `SELECT `+eventListSelect+` FROM events`+q.sql(), q.args, f.Limit,
+		scanEvent, func(e store.Event) string { return e.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
+	}
+	return evs, next, nil
+}
+
+// ListDeliveries returns one page of the deliveries matching f, newest
+// first (by id).
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	if err := checkCursor(f.Cursor, "dlv"); err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
+	}
+	var q filter
+	if f.EventID != "" {
+		q.add("event_id = ?", f.EventID)
+	}
+	if f.Hook != "" {
+		q.add("hook = ?", f.Hook)
+	}
+	if f.Action != "" {
+		q.add("action = ?", f.Action)
+	}
+	if f.Status != "" {
+		q.add("status = ?", string(f.Status))
+	}
+	if f.Cursor != "" {
+		q.add("id < ?", f.Cursor)
+	}
+	ds, next, err := listPage(ctx, s.rdb, `SELECT `+deliveryColumns+` FROM deliveries`+q.sql(), q.args, f.Limit,
+		scanDelivery, func(d store.Delivery) string { return d.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
+	}
+	return ds, next, nil
+}
+
+// listPage runs query ordered by id, newest first, for one more row than
+// the page holds: that row only tells whether a next page exists.
+func listPage[T any](ctx context.Context, db *sql.DB, query string, args []any, limit int,
+	scan func(rowScanner) (T, error), id func(T) string) ([]T, string, error) {
+	limit = pageLimit(limit)
+	rows, err := db.QueryContext(ctx, query+` ORDER BY id DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := make([]T, 0, min(limit+1, 64))
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		return out, id(out[limit-1]), nil
+	}
+	return out, "", nil
+}
+
+// RetryDelivery makes the delivery pending and due at at, keeping its
+// attempts and last error, and wakes the relays. A pending delivery that
+// no worker holds at at may be retried too (it is only re-timed); a
+// succeeded one, or one leased past at, is store.ErrConflict. Its lease
+// token is dropped, so a worker whose lease had expired loses it, and its
+// UpdatedAt becomes at.
+func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (store.Delivery, error) {
+	if at.IsZero() {
+		return store.Delivery{}, fmt.Errorf("sqlitestore: retry %s: no time given", id)
+	}
+	atMS := at.UnixMilli()
+	var d store.Delivery
+	err := s.write(ctx, func(w *writeTx) error {
+		var status string
+		var leased int64
+		err := w.queryRow(`SELECT status, leased_until FROM deliveries WHERE id = ?`, id).Scan(&status, &leased)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if status == string(store.DeliverySucceeded) {
+			return fmt.Errorf("it succeeded: %w", store.ErrConflict)
+		}
+		if leased > atMS {
+			return fmt.Errorf("a worker holds it: %w", store.ErrConflict)
+		}
+		d, err = scanDelivery(w.queryRow(`UPDATE deliveries SET status = ?, next_attempt_at = ?, due_at = ?,
+			leased_until = 0, lease_token = '', updated_at = ? WHERE id = ? RETURNING `+deliveryColumns,
+			string(store.DeliveryPending), atMS, atMS, atMS, id))
+		if err != nil {
+			return err
+		}
+		w.wake = true
+		return nil
+	})
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("sqlitestore: retry %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// AddDeliveries stores and enqueues ds as new deliveries of the event, as
+// Accept does (a delivery without CreatedAt was created at its
+// NextAttemptAt), marks the event accepted, adds rules to its matched rules
+// and wakes the relays, in one transaction. Without deliveries it only
+// checks that the event exists. A delivery id that exists already is
+// store.ErrConflict, and nothing is stored.
+func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []string, ds []store.Delivery) error {
+	for i, d := range ds {
+		if d.ID == "" {
+			return fmt.Errorf("sqlitestore: add deliveries to %s: delivery %d has no id", eventID, i)
+		}
+		if d.CreatedAt.IsZero() && d.NextAttemptAt.IsZero() {
+			return fmt.Errorf("sqlitestore: add deliveries to %s: delivery %s has neither CreatedAt nor NextAttemptAt", eventID, d.ID)
+		}
+	}
+	err := s.write(ctx, func(w *writeTx) error {
+		var hook, matched string
+		err := w.queryRow(`SELECT hook, matched_rules FROM events WHERE id = ?`, eventID).Scan(&hook, &matched)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			return nil
+		}
+		var have []string
+		if err := decodeJSON(matched, &have); err != nil {
+			return fmt.Errorf("matched rules: %w", err)
+		}
+		for _, r := range rules {
+			if !slices.Contains(have, r) {
+				have = append(have, r)
+			}
+		}
+		if matched, err = encodeJSON(have); err != nil {
+			return err
+		}
+		if _, err := w.exec(`UPDATE events SET status = ?, matched_rules = ? WHERE id = ?`,
+			string(store.EventAccepted), matched, eventID); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			var taken bool
+			if err := w.queryRow(deliveryExists, d.ID).Scan(&taken); err != nil {
+				return err
+			}
+			if taken {
+				return fmt.Errorf("delivery %s exists already: %w", d.ID, store.ErrConflict)
+			}
+			if err := insertDelivery(w, enqueued(d, eventID, hook, d.NextAttemptAt)); err != nil {
+				return err
+			}
+		}
+		w.wake = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: add deliveries to %s: %w", eventID, err)
+	}
+	return nil
+}
