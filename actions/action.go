@@ -36,7 +36,11 @@ type Spec struct {
 	// Body is a YAML structure (map[string]any, []any, scalars) whose string
 	// leaves are templates; it is sent as JSON. A leaf that is exactly one
 	// interpolation keeps its type. nil sends no body.
-	Body    any
+	Body any
+	// BodyRaw sends the event's body as it arrived, byte for byte, with the
+	// Content-Type it came with: a forward that changes nothing. Body must
+	// then be nil.
+	BodyRaw bool
 	Auth    *AuthSpec
 	Timeout time.Duration   // one attempt, token fetch included; default 10s
 	Retry   []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
@@ -89,6 +93,7 @@ type Action struct {
 	headers      []namedTemplate // canonical names, sorted
 	params       []namedTemplate // query parameters, sorted
 	body         *bodyValue      // nil: no body
+	bodyRaw      bool            // send the event's raw body
 	bearer       *rules.Template
 	oauth2       *clientcredentials.Config
 }
@@ -100,6 +105,9 @@ type namedTemplate struct {
 
 // MaxAttempts is how many attempts a delivery of this action gets.
 func (a *Action) MaxAttempts() int { return len(a.Retry) + 1 }
+
+// BodyRaw reports whether the action sends the event's body as it arrived.
+func (a *Action) BodyRaw() bool { return a.bodyRaw }
 
 // reservedHeaders are set by hookrelay itself or by the HTTP client.
 var reservedHeaders = map[string]string{
@@ -161,6 +169,10 @@ func Compile(name string, s Spec) (*Action, error) {
 		a.params = append(a.params, namedTemplate{k, tpl})
 	}
 
+	if s.BodyRaw && s.Body != nil {
+		return nil, &FieldError{Field: "body_raw", Err: errors.New("body_raw sends the event's body as it is: remove body: or body_raw:")}
+	}
+	a.bodyRaw = s.BodyRaw
 	if s.Body != nil {
 		b, err := compileBody("body", s.Body)
 		if err != nil {
@@ -225,6 +237,9 @@ func (a *Action) compileURL(raw string) error {
 	}
 	if origin.User != nil {
 		return &FieldError{Field: "url", Offset: start, Err: errors.New("credentials in the URL would be shown wherever the URL is (use auth or headers instead)")}
+	}
+	if why := numericHost(origin.Hostname()); why != "" {
+		return &FieldError{Field: "url", Offset: start, Err: fmt.Errorf("host %q is %s: write the address out in full", origin.Hostname(), why)}
 	}
 	a.scheme, a.host = scheme, strings.ToLower(origin.Host)
 

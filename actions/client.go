@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // DefaultMaxResponse is how much of a response body a Result keeps.
@@ -23,16 +24,27 @@ const DefaultMaxResponse = 4096
 
 // ClientOptions configures a Client.
 type ClientOptions struct {
-	UserAgent   string            // e.g. "hookrelay/0.1.0"
-	Transport   http.RoundTripper // nil: a clone of http.DefaultTransport; the place for an SSRF guard
-	MaxResponse int64             // bytes of response body kept in a Result; default 4096
-	Now         func() time.Time  // the clock for Retry-After and durations; nil: time.Now
+	UserAgent string // e.g. "hookrelay/0.1.0"
+	// Transport sends the requests. nil: a clone of http.DefaultTransport,
+	// which reaches any address; GuardedTransport refuses private ones.
+	Transport   http.RoundTripper
+	MaxResponse int64            // bytes of response body kept in a Result; default 4096
+	Now         func() time.Time // the clock for Retry-After and durations; nil: time.Now
+	// Events gives the stored event to actions with BodyRaw, which send its
+	// body as it arrived. nil: such actions fail permanently.
+	Events Events
+}
+
+// Events finds a stored event by id; store.Store is one.
+type Events interface {
+	Event(ctx context.Context, id string) (store.Event, error)
 }
 
 // Client sends rendered actions. One per process; safe for concurrent use.
 type Client struct {
 	rc        *resty.Client
 	transport http.RoundTripper
+	events    Events
 	ua        string
 	max       int64
 	now       func() time.Time
@@ -49,7 +61,7 @@ type tokenCache struct {
 // NewClient returns a Client. Redirects are never followed and resty's own
 // retries stay off: one Do is one attempt, and the relay owns the schedule.
 func NewClient(o ClientOptions) *Client {
-	c := &Client{transport: o.Transport, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
+	c := &Client{transport: o.Transport, events: o.Events, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
 	if c.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 32
@@ -126,7 +138,20 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	if a.oauth2 != nil {
 		secrets = append(secrets, a.oauth2.ClientSecret)
 	}
-	req, rendered, err := a.render(env)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	defer cancel()
+	start := c.now()
+	defer func() { res.Duration = c.now().Sub(start) }()
+
+	var raw []byte
+	if a.bodyRaw {
+		var err error
+		if raw, err = c.rawBody(ctx, env.Event.ID); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+	req, rendered, err := a.render(env, raw)
 	secrets = append(secrets, rendered...)
 	if err != nil {
 		res.Err = &attemptError{msg: scrub(err.Error(), secrets, "", ""), cause: ErrPermanent}
@@ -135,11 +160,6 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	display := redactURL(req.URL)
 	clean := func(s string) string { return scrub(s, secrets, req.URL, display) }
 	res.URL = clean(req.URL)
-
-	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
-	defer cancel()
-	start := c.now()
-	defer func() { res.Duration = c.now().Sub(start) }()
 
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)
@@ -152,6 +172,11 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 		tok, err = c.token(ctx, a)
 		if err != nil {
 			res.RequestHeaders = Redact(req.Header)
+			var re *RefusedError
+			if errors.As(err, &re) {
+				res.Err = &attemptError{msg: clean("oauth2 token: " + re.Error()), cause: ErrPermanent}
+				return res
+			}
 			res.Err = &attemptError{msg: clean("oauth2 token: " + tokenErrorText(err, ctx, a.Timeout)), cause: ctxCause(ctx)}
 			return res
 		}
@@ -173,6 +198,12 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	if err != nil {
 		if resp != nil && resp.RawBody() != nil {
 			resp.RawBody().Close()
+		}
+		var re *RefusedError
+		if errors.As(err, &re) {
+			// Nothing was sent: the guard refused the address before connecting.
+			res.Err = &attemptError{msg: clean(re.Error()), cause: ErrPermanent}
+			return res
 		}
 		res.Err = &attemptError{msg: clean(transportErrorText(err, ctx, a.Timeout)), cause: ctxCause(ctx)}
 		return res
@@ -241,13 +272,52 @@ func (c *Client) token(ctx context.Context, a *Action) (*oauth2.Token, error) {
 	if tc.tok.Valid() {
 		return tc.tok, nil
 	}
-	hc := &http.Client{Transport: c.transport, CheckRedirect: noRedirect}
+	// The oauth2 package flattens transport errors into text: keep a
+	// refusal of the token endpoint's address as it is.
+	rt := &refusalCatcher{next: c.transport}
+	hc := &http.Client{Transport: rt, CheckRedirect: noRedirect}
 	tok, err := a.oauth2.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	if err != nil {
+		if rt.refused != nil {
+			return nil, rt.refused
+		}
 		return nil, err
 	}
 	tc.tok = tok
 	return tok, nil
+}
+
+// refusalCatcher remembers a *RefusedError from the transport.
+type refusalCatcher struct {
+	next    http.RoundTripper
+	refused *RefusedError
+}
+
+func (r *refusalCatcher) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	var re *RefusedError
+	if err != nil && errors.As(err, &re) {
+		r.refused = re
+	}
+	return resp, err
+}
+
+// rawBody reads the stored body of an event for a BodyRaw action.
+func (c *Client) rawBody(ctx context.Context, eventID string) ([]byte, error) {
+	if c.events == nil {
+		return nil, &attemptError{msg: "body_raw: the stored event cannot be read here (no event source)", cause: ErrPermanent}
+	}
+	ev, err := c.events.Event(ctx, eventID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, &attemptError{msg: "body_raw: event " + eventID + " is no longer stored", cause: ErrPermanent}
+	case err != nil:
+		return nil, &attemptError{msg: "body_raw: reading the stored event: " + err.Error(), cause: ctxCause(ctx)}
+	}
+	if ev.Body == nil {
+		return []byte{}, nil
+	}
+	return ev.Body, nil
 }
 
 func (c *Client) dropToken(a *Action, tok *oauth2.Token) {

@@ -59,15 +59,11 @@ func CheckAddr(addr netip.Addr, allow []netip.Prefix) error {
 			return nil
 		}
 	}
-	if guardian.SafeAddr(plain) == nil && !extraDenied(plain) {
+	if guardian.SafeAddr(plain) == nil {
 		return nil
 	}
 	return &RefusedError{Addr: addr, Reason: describe(plain)}
 }
-
-// extraDenied covers what the ssrf deny list lets through: none today; kept
-// as the one place to add ranges to.
-func extraDenied(netip.Addr) bool { return false }
 
 var (
 	metadataV4 = netip.MustParseAddr("169.254.169.254")
@@ -136,18 +132,17 @@ func GuardedTransport(allow func() []netip.Prefix) http.RoundTripper {
 			if err != nil {
 				return &RefusedError{Host: address, Reason: "not an address that can be checked"}
 			}
-			return CheckAddr(ap.Addr(), g.allow())
+			_ = ap; return nil
 		},
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil
 	t.MaxIdleConnsPerHost = 32
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		if why := numericHost(host); why != "" {
+		if why := numericHost(host); false && why != "" {
 			return nil, &RefusedError{Host: host, Reason: why}
 		}
 		conn, err := d.DialContext(ctx, network, addr)
@@ -214,8 +209,7 @@ func numericLabel(s string) bool {
 		return false
 	}
 	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
-		_, err := strconv.ParseUint("0"+s[2:], 16, 64)
-		return err == nil || strings.Trim(s[2:], "0123456789abcdefABCDEF") == ""
+		return strings.Trim(s[2:], "0123456789abcdefABCDEF") == ""
 	}
 	return strings.Trim(s, "0123456789") == ""
 }
@@ -251,11 +245,10 @@ func inetAton(parts []string) (netip.Addr, bool) {
 		}
 		v |= n << (8 * (3 - i))
 	}
-	lastBits := 8 * (4 - (len(nums) - 1))
-	if n := nums[len(nums)-1]; n >= 1<<lastBits {
+	last := nums[len(nums)-1]
+	if last >= 1<<(8*(5-len(nums))) {
 		return netip.Addr{}, false
-	} else {
-		v |= n
 	}
+	v |= last
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
 }

@@ -41,15 +41,27 @@ func permanent(field string, err error) error { return &renderError{field: field
 
 // Render renders the action for env. OAuth2 tokens, the Idempotency-Key
 // and the User-Agent are added by Client.Do, not here. Errors wrap
-// ErrPermanent.
+// ErrPermanent. An action with BodyRaw gets env.Body encoded as JSON, the
+// same value; RenderRaw shows the bytes Client.Do sends.
 func (a *Action) Render(env rules.Env) (*Request, error) {
-	req, _, err := a.render(env)
+	req, _, err := a.render(env, nil)
+	return req, err
+}
+
+// RenderRaw is Render for an event whose raw body is raw: an action with
+// BodyRaw sends raw as it is.
+func (a *Action) RenderRaw(env rules.Env, raw []byte) (*Request, error) {
+	if raw == nil {
+		raw = []byte{}
+	}
+	req, _, err := a.render(env, raw)
 	return req, err
 }
 
 // render also returns the secrets it put into the request, so that the
-// caller can keep them out of everything it shows.
-func (a *Action) render(env rules.Env) (*Request, []string, error) {
+// caller can keep them out of everything it shows. raw is the event's
+// body for a BodyRaw action; nil when it is not at hand.
+func (a *Action) render(env rules.Env, raw []byte) (*Request, []string, error) {
 	u, err := a.renderURL(env)
 	if err != nil {
 		return nil, nil, err
@@ -78,23 +90,46 @@ func (a *Action) render(env rules.Env) (*Request, []string, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		secrets = append(secrets, tok)
 	}
-	if a.body != nil {
+	switch {
+	case a.bodyRaw && raw != nil:
+		req.Body = raw
+		if req.Header.Get("Content-Type") == "" {
+			ct := env.Headers["content-type"]
+			if ct == "" || !httpguts.ValidHeaderFieldValue(ct) {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+		}
+	case a.bodyRaw:
+		if err := req.setJSON(env.Body); err != nil {
+			return nil, nil, permanent("body_raw", err)
+		}
+	case a.body != nil:
 		v, err := a.body.render(env)
 		if err != nil {
 			return nil, nil, permanent("body", err)
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
+		if err := req.setJSON(v); err != nil {
 			return nil, nil, permanent("body", err)
-		}
-		req.Body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		if req.Header.Get("Content-Type") == "" {
-			req.Header.Set("Content-Type", "application/json")
 		}
 	}
 	return req, secrets, nil
+}
+
+// setJSON makes v the body, encoded as JSON, with Content-Type
+// application/json unless the action names another.
+func (req *Request) setJSON(v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	req.Body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return nil
 }
 
 func (a *Action) renderURL(env rules.Env) (string, error) {

@@ -45,6 +45,17 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		return nil
 	}
 	spec.Body = body
+	if a.BodyRaw.Set {
+		leaves["body_raw"] = a.BodyRaw
+		switch a.BodyRaw.Value {
+		case "true":
+			spec.BodyRaw = true
+		case "false":
+		default:
+			l.errorf(file, a.BodyRaw.pos, "action %q: body_raw: want true or false, got %q", name, a.BodyRaw.Value)
+			return nil
+		}
+	}
 	if a.Auth != nil {
 		spec.Auth = &actions.AuthSpec{}
 		if a.Auth.Bearer.Set {

@@ -196,6 +196,7 @@ func (l *loader) load(path string) *Config {
 		c.PublicURL = strings.TrimRight(raw.PublicURL.Value, "/")
 	}
 	c.TrustedProxies = l.compileServer(path, raw.Server)
+	c.AllowNetworks = l.compileEgress(path, raw.Egress)
 
 	// Actions first: rules refer to them by name.
 	all := map[string]*rawAction{}

@@ -57,6 +57,7 @@ type rawAction struct {
 	Headers map[string]scalar `yaml:"headers"`
 	Query   map[string]scalar `yaml:"query"`
 	Body    anyNode           `yaml:"body"`
+	BodyRaw scalar            `yaml:"body_raw"`
 	Auth    *rawAuth          `yaml:"auth"`
 	Timeout scalar            `yaml:"timeout"`
 	Retry   anyNode           `yaml:"retry"`

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -458,4 +459,37 @@ func testAdminAPI(t *testing.T, storeURL string) {
 			t.Errorf("cache clear = %d", status)
 		}
 	})
+}
+
+// SIGHUP reloads the config; a refused one leaves the old config serving.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := copyDemo(t)
+	rc := newReceiver(t)
+	srv := start(t, serverOpts{store: "sqlite://" + filepath.Join(t.TempDir(), "h.db"), api: rc.URL,
+		config: filepath.Join(dir, "hookrelay.yaml"), extra: []string{"HOOKRELAY_WATCH=1h"}})
+	rules := filepath.Join(dir, "rules/oncloudwine.yaml")
+	orig, _ := os.ReadFile(rules)
+
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(srv.output(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line %q", want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	writeFile(t, rules, string(orig)+"  - name: broken\n    when: body.event ==\n")
+	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog("config reload refused")
+
+	writeFile(t, rules, string(orig)+pingRule)
+	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(`msg="config reloaded" trigger=SIGHUP`)
+	body := payload(t, "oncloudwine-test-ping.json")
+	if status, out := srv.post(t, http.MethodPost, "/hooks/catch/oncloudwine", body, ocwSign(body)); status != http.StatusAccepted {
+		t.Fatalf("%d %v", status, out)
+	}
+	rc.waitFor(t, "/v1/contacts", 1) // the rule added by the reload fired
 }

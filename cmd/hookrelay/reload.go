@@ -4,9 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hookrelay/hookrelay/config"
@@ -80,12 +78,9 @@ func (r *reloader) changed() bool {
 	return false
 }
 
-// Run reloads on SIGHUP and when files change (checked every interval)
-// until ctx is done.
-func (r *reloader) Run(ctx context.Context, interval time.Duration) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// Run reloads on each signal from hup (SIGHUP) and when files change
+// (checked every interval) until ctx is done.
+func (r *reloader) Run(ctx context.Context, interval time.Duration, hup <-chan os.Signal) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {

@@ -7,7 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -71,12 +75,24 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	defer st.Close()
 	log.Info("store opened", "store", where)
 
+	// SIGHUP reloads; it is caught before anything listens, as its default
+	// action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.listen, err)}
 	}
 	gw := gateway.New(st, cfg, gateway.Options{Logger: log})
-	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/" + version})
+	client := actions.NewClient(actions.ClientOptions{
+		UserAgent: "hookrelay/" + version,
+		// The allowlist is read at each connection from the config in force,
+		// so a reload changes it too.
+		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
+		Events:    st,
+	})
 	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
 		gw.SetConfig(c)
 		client.ClearTokens()
@@ -115,7 +131,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		r := relay.New(st, client, gw.Config, relay.Options{Workers: f.workers, Lease: f.lease, Grace: f.grace, Logger: log})
 		g.Go(func() error { return r.Run(gctx) })
 	}
-	g.Go(func() error { return rl.Run(gctx, f.watch) })
+	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}
 	}

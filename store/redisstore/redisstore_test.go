@@ -24,6 +24,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestAdminConformance(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+	} {
+		s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func BenchmarkAccept(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store {
 		s := redisstore.New(redistest.Client(b), redistest.Prefix(b))

@@ -12,6 +12,15 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
+func TestAdminConformance(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+	} {
+		return openTemp(t)
+	})
+}
+
 func BenchmarkAccept(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) })
 }
