@@ -38,6 +38,9 @@ func TestCompileErrors(t *testing.T) {
 		{name: "bad header template", spec: Spec{URL: base, Headers: map[string]string{"X-Id": "id {{ nope }}"}}, field: "headers.X-Id", offset: 6, msg: "unknown name nope"},
 		{name: "literal header with LF", spec: Spec{URL: base, Headers: map[string]string{"X-Id": "a\nX-Evil: 1"}}, field: "headers.X-Id", msg: "CR or LF"},
 		{name: "Host header", spec: Spec{URL: base, Headers: map[string]string{"host": "evil.example"}}, field: "headers.host", msg: "taken from the URL"},
+		{name: "Host header, any case", spec: Spec{URL: base, Headers: map[string]string{"HOST": "evil.example"}}, field: "headers.HOST", msg: "taken from the URL"},
+		{name: "Host header from the event", spec: Spec{URL: base, Headers: map[string]string{"Host": "{{ body.host }}"}}, field: "headers.Host", msg: "taken from the URL"},
+		{name: "literal header with CR", spec: Spec{URL: base, Headers: map[string]string{"X-Id": "a\rb"}}, field: "headers.X-Id", msg: "CR or LF"},
 		{name: "Idempotency-Key header", spec: Spec{URL: base, Headers: map[string]string{"Idempotency-Key": "x"}}, field: "headers.Idempotency-Key", msg: "delivery id"},
 		{name: "header twice", spec: Spec{URL: base, Headers: map[string]string{"X-A": "1", "x-a": "2"}}, field: "headers.x-a", msg: "given twice"},
 		{name: "Authorization and auth", spec: Spec{URL: base, Headers: map[string]string{"Authorization": "Basic x"}, Auth: &AuthSpec{Bearer: "tok"}}, field: "headers.Authorization", msg: "auth: section sets this header"},
@@ -108,7 +111,10 @@ func TestCompileDefaults(t *testing.T) {
 
 func TestRenderKeepsTheHost(t *testing.T) {
 	a := mustCompile(t, Spec{URL: "https://api.example.com/users/{{ body.id }}/x?ref={{ body.id }}"})
-	for _, evil := range []string{"@evil.example", "../", "..", ".", "//evil.example", "http://evil.example/", `\\evil.example`, "%2F%2Fevil.example", "a#frag", "evil.example:443@x", " "} {
+	for _, evil := range []string{
+		"@evil.example", "../", "..", ".", "//evil.example", "http://evil.example/", `\\evil.example`, "%2F%2Fevil.example", "a#frag", "evil.example:443@x", " ",
+		"\r\nHost: evil.example", "%0d%0aHost:%20evil.example", "\uff20evil.example", "evil.example\x00", "?x=1", "a/../../b", "[::1]", "127.0.0.1:80",
+	} {
 		t.Run(evil, func(t *testing.T) {
 			req, err := a.Render(env(t, `{"id":`+quote(evil)+`}`))
 			if err != nil {

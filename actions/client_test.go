@@ -175,6 +175,11 @@ func TestDoRefusesWhatCannotBeSent(t *testing.T) {
 	}{
 		{"CR LF in a header", func(b string) Spec { return Spec{URL: b + "/", Headers: map[string]string{"X-Name": "{{ body.v }}"}} }, `{"v":"x\r\nX-Evil: 1"}`, "headers.X-Name: the value contains CR, LF"},
 		{"LF alone in a header", func(b string) Spec { return Spec{URL: b + "/", Headers: map[string]string{"X-Name": "a {{ body.v }}"}} }, `{"v":"x\nX-Evil: 1"}`, "headers.X-Name"},
+		{"CR alone in a header", func(b string) Spec { return Spec{URL: b + "/", Headers: map[string]string{"X-Name": "{{ body.v }}"}} }, `{"v":"x\rX-Evil: 1"}`, "headers.X-Name"},
+		{"NUL in a header", func(b string) Spec { return Spec{URL: b + "/", Headers: map[string]string{"X-Name": "{{ body.v }}"}} }, `{"v":"x\u0000X-Evil"}`, "headers.X-Name"},
+		{"LF between two interpolations", func(b string) Spec {
+			return Spec{URL: b + "/", Headers: map[string]string{"X-Name": "{{ body.v }}{{ hook }}"}}
+		}, `{"v":"\nX-Evil: 1"}`, "headers.X-Name"},
 		{"CR LF in a bearer", func(b string) Spec { return Spec{URL: b + "/", Auth: &AuthSpec{Bearer: "{{ body.v }}"}} }, `{"v":"tok\r\nX-Evil: 1"}`, "auth.bearer"},
 		{"empty bearer", func(b string) Spec { return Spec{URL: b + "/", Auth: &AuthSpec{Bearer: "{{ body.v }}"}} }, `{"v":""}`, "auth.bearer: the token is empty"},
 		{"missing bearer", func(b string) Spec { return Spec{URL: b + "/", Auth: &AuthSpec{Bearer: "{{ body.v }}"}} }, `{}`, "auth.bearer: body.v: the value is nil"},

@@ -132,17 +132,18 @@ func GuardedTransport(allow func() []netip.Prefix) http.RoundTripper {
 			if err != nil {
 				return &RefusedError{Host: address, Reason: "not an address that can be checked"}
 			}
-			_ = ap; return nil
+			return CheckAddr(ap.Addr(), g.allow())
 		},
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
 	t.MaxIdleConnsPerHost = 32
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		if why := numericHost(host); false && why != "" {
+		if why := numericHost(host); why != "" {
 			return nil, &RefusedError{Host: host, Reason: why}
 		}
 		conn, err := d.DialContext(ctx, network, addr)

@@ -130,12 +130,13 @@ func TestNumericHost(t *testing.T) {
 	}
 }
 
-// canary is a TCP listener that must receive no connection. Counting is
-// exact without waiting: connections() makes one connection of its own and
-// counts what was accepted before it, since a listener accepts in order.
+// canary is a TCP listener that must receive no connection; it closes
+// each one at once. Counting is exact without waiting: connections() makes
+// one connection of its own and counts what was accepted before it, since
+// a listener accepts in order.
 type canary struct {
 	ln       net.Listener
-	accepted chan net.Conn
+	accepted chan string // remote addresses
 	mu       sync.Mutex
 	count    int
 }
@@ -146,15 +147,16 @@ func newCanary(t *testing.T, network, addr string) *canary {
 	if err != nil {
 		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
 	}
-	c := &canary{ln: ln, accepted: make(chan net.Conn, 64)}
+	c := &canary{ln: ln, accepted: make(chan string, 1024)}
 	go func() {
+		defer close(c.accepted)
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
-				close(c.accepted)
 				return
 			}
-			c.accepted <- conn
+			c.accepted <- conn.RemoteAddr().String()
+			conn.Close()
 		}
 	}()
 	t.Cleanup(func() { ln.Close() })
@@ -176,10 +178,8 @@ func (c *canary) connections(t *testing.T) int {
 		t.Fatalf("canary: %v", err)
 	}
 	defer own.Close()
-	for conn := range c.accepted {
-		mine := conn.RemoteAddr().String() == own.LocalAddr().String()
-		conn.Close()
-		if mine {
+	for remote := range c.accepted {
+		if remote == own.LocalAddr().String() {
 			return c.count
 		}
 		c.count++

@@ -26,11 +26,11 @@ type rawActionFile struct {
 }
 
 type rawHook struct {
-	Verify      *rawVerify `yaml:"verify"`
-	Token       scalar     `yaml:"token"`
-	MaxBody     scalar     `yaml:"max_body"`
-	Idempotency *rawIdem   `yaml:"idempotency"`
-	Rules       []scalar   `yaml:"rules"`
+	Verify      *rawVerify   `yaml:"verify"`
+	Token       scalar       `yaml:"token"`
+	MaxBody     scalar       `yaml:"max_body"`
+	Idempotency *rawIdem     `yaml:"idempotency"`
+	Rules       []scalar     `yaml:"rules"`
 	Auth        *rawHookAuth `yaml:"auth"`     // see ingress.go
 	Response    *rawResponse `yaml:"response"` // see ingress.go
 }

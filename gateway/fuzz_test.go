@@ -30,9 +30,6 @@ func FuzzIngress(f *testing.F) {
 	in := newIngress(f)
 	hooks := in.cfg.HookNames()
 	f.Add(uint8(0), uint8(0xff), "application/json", []byte(`{"a":1}`), "", "", "203.0.113.10:1")
-	f.Add(uint8(4), uint8(0xff), "application/json", []byte(`{"type":"url_verification","challenge":"c"}`), "", "", "10.0.0.1:1")
-	f.Add(uint8(3), uint8(0xff), "application/x-www-form-urlencoded", []byte(`command=%2Fdeploy&text=prod`), "", "", "")
-	f.Add(uint8(2), uint8(fixSignature), "", []byte(`{}`), "x", "203.0.113.5", "10.1.1.1:80")
 	f.Fuzz(func(t *testing.T, hookIndex, fix uint8, contentType string, body []byte, cred, xff, peer string) {
 		name := hooks[int(hookIndex)%len(hooks)]
 		hook := in.cfg.Hooks[name]
@@ -75,6 +72,7 @@ func FuzzIngress(f *testing.F) {
 
 		w := httptest.NewRecorder()
 		in.h.ServeHTTP(w, r)
+		t.Logf("%s: %d %.100s", name, w.Code, w.Body)
 
 		if w.Code >= 500 {
 			t.Fatalf("%s: %d %s", name, w.Code, w.Body)

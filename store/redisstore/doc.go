@@ -4,7 +4,10 @@
 // processes can share one store. The queue is a sorted set of delivery ids
 // scored by due time; a lease re-scores its delivery at the lease's end, so a
 // delivery whose worker died falls due again without a reaper. Concurrent
-// Accepts share pipelines (commit.go).
+// Accepts share pipelines (commit.go). Listings page through sorted sets of
+// ids (all, per hook, per action, per status) that the same scripts keep,
+// and admin API keys are read from Redis on every call, so a revocation
+// holds at once for every process.
 //
 // Accept throughput measured with BenchmarkAccept (storetest.Bench: a new
 // idempotency key and one delivery per event), go test -bench BenchmarkAccept

@@ -192,3 +192,54 @@ func TestAcceptAfterClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestAdminAcrossStores runs two stores on one prefix, as two processes
+// would: a key revoked through one is revoked for the other at once, and a
+// retry through one wakes the other's relays.
+func TestAdminAcrossStores(t *testing.T) {
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	a := redisstore.New(redistest.Client(t), prefix)
+	defer a.Close()
+	b := redisstore.New(redistest.Client(t), prefix)
+	defer b.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	k := store.APIKey{ID: store.NewID("key", now), Name: "ops", Prefix: "hr_0123456", Hash: strings.Repeat("a", 64), Scopes: []string{"read"}, CreatedAt: now}
+	if err := a.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.KeyByHash(ctx, k.Hash); err != nil || !got.RevokedAt.IsZero() {
+		t.Fatalf("KeyByHash through the other store = %+v, %v; want the valid key", got, err)
+	}
+	if err := a.RevokeKey(ctx, k.ID, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.KeyByHash(ctx, k.Hash); err != nil || !got.RevokedAt.Equal(now.Add(time.Second)) {
+		t.Fatalf("KeyByHash through the other store after a revoke = %+v, %v; want it revoked", got, err)
+	}
+
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
+	d := store.Delivery{ID: store.NewID("dlv", now), EventID: e.ID, Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}
+	if _, err := a.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := a.Lease(ctx, now, 1, time.Minute)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease = %d leases, %v", len(ls), err)
+	}
+	if err := a.Finish(ctx, ls[0], store.Attempt{N: 1, StartedAt: now}, store.Outcome{Status: store.DeliveryDead}); err != nil {
+		t.Fatal(err)
+	}
+	wakeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := b.Wake(wakeCtx)
+	if _, err := a.RetryDelivery(ctx, d.ID, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the other store's relays were not woken by a retry")
+	}
+}

@@ -182,22 +182,22 @@ return redis.call("LRANGE", KEYS[2], 0, -1)
 
 // pageScript reads one page of a listing, newest first. It walks down the
 // smallest of the candidate indexes (each holds every id the filter can
-// match; ids scored 0, so ordered by id) from below the cursor, reads each
-// record's fields and keeps the records that match. It examines at most
-// budget ids, so that a selective filter on a large store cannot hold Redis
-// for long: when the budget runs out the page may be short, and next is the
-// last id examined.
+// match; ids scored 0, so ordered by id) from below the cursor, reads the
+// fields the filter checks of each record, and the fields listed of those
+// that match. It examines at most budget ids, so that a selective filter on
+// a large store cannot hold Redis for long: when the budget runs out the
+// page may be short, and next is the last id examined.
 //
 //	KEYS[1..]  candidate indexes  <base>idx:evt…, <base>idx:dlv…
 //	ARGV[1]    record key head    <base>evt: or <base>dlv:
 //	ARGV[2]    cursor: list ids below it; "" from the newest
 //	ARGV[3]    limit
 //	ARGV[4]    budget, > limit
-//	ARGV[5]    r: number of fields to read; ARGV[6..5+r] their names, the
+//	ARGV[5]    r: number of fields to list; ARGV[6..5+r] their names, the
 //	           first one a field every record has
 //	then       m: number of field/value pairs a record must match, then the pairs
-//	then       a time field (one of those read) and the bounds since (>=)
-//	           and until (<) of its value; "" for no bound
+//	then       a time field and the bounds since (>=) and until (<) of its
+//	           value; "" for no bound
 //
 // Returns {next, record, …}: next is the last id of the page when more may
 // follow, else ""; each record is its field/value list.
@@ -205,17 +205,17 @@ var pageScript = redis.NewScript(`
 local head, limit, budget = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 local r = tonumber(ARGV[5])
 local names = {unpack(ARGV, 6, 5 + r)}
-local pos = {}
-for i, name in ipairs(names) do
-	pos[name] = i
-end
 local at = 6 + r
-local eq = {}
+local checked, want = {}, {}
 for i = 1, tonumber(ARGV[at]) do
-	eq[i] = {pos[ARGV[at + 2 * i - 1]], ARGV[at + 2 * i]}
+	checked[i], want[i] = ARGV[at + 2 * i - 1], ARGV[at + 2 * i]
 end
-at = at + 1 + 2 * #eq
-local tpos, since, untl = pos[ARGV[at]], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+at = at + 1 + 2 * #checked
+local since, untl = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+local m = #want
+if since or untl then
+	checked[m + 1] = ARGV[at]
+end
 
 local idx, size = KEYS[1], redis.call("ZCARD", KEYS[1])
 for i = 2, #KEYS do
@@ -225,17 +225,18 @@ for i = 2, #KEYS do
 	end
 end
 
-local function keep(v)
-	if not v[1] then
-		return false
+local function keep(key)
+	if #checked == 0 then
+		return true
 	end
-	for _, c in ipairs(eq) do
-		if v[c[1]] ~= c[2] then
+	local v = redis.call("HMGET", key, unpack(checked))
+	for i = 1, m do
+		if v[i] ~= want[i] then
 			return false
 		end
 	end
 	if since or untl then
-		local t = tonumber(v[tpos])
+		local t = tonumber(v[m + 1])
 		if not t or (since and t < since) or (untl and t >= untl) then
 			return false
 		end
@@ -256,19 +257,22 @@ while true do
 	end
 	for _, id in ipairs(ids) do
 		seen = seen + 1
-		local v = redis.call("HMGET", head .. id, unpack(names))
-		if keep(v) then
-			if found == limit then
-				out[1] = last
-				return out
+		local key = head .. id
+		if keep(key) then
+			local v = redis.call("HMGET", key, unpack(names))
+			if v[1] then
+				if found == limit then
+					out[1] = last
+					return out
+				end
+				found, last = found + 1, id
+				local rec = {}
+				for i, name in ipairs(names) do
+					rec[2 * i - 1] = name
+					rec[2 * i] = v[i] or ""
+				end
+				out[#out + 1] = rec
 			end
-			found, last = found + 1, id
-			local rec = {}
-			for i, name in ipairs(names) do
-				rec[2 * i - 1] = name
-				rec[2 * i] = v[i] or ""
-			end
-			out[#out + 1] = rec
 		end
 		if seen >= budget then
 			out[1] = id

@@ -73,6 +73,18 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	if err := checkCursor(f.Cursor, "evt"); err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
 	}
+	limit := pageLimit(f.Limit)
+	query, args := eventsQuery(f, limit)
+	evs, next, err := listPage(ctx, s.rdb, query, args, limit, scanEvent, func(e store.Event) string { return e.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
+	}
+	return evs, next, nil
+}
+
+// eventsQuery selects the page of f and one more row, which only tells
+// whether a next page exists.
+func eventsQuery(f store.EventFilter, limit int) (string, []any) {
 	var q filter
 	if f.Hook != "" {
 		q.add("hook = ?", f.Hook)
@@ -89,12 +101,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	if f.Cursor != "" {
 		q.add("id < ?", f.Cursor)
 	}
-	evs, next, err := listPage(ctx, s.rdb, `SELECT `+eventListSelect+` FROM events`+q.sql(), q.args, f.Limit,
-		scanEvent, func(e store.Event) string { return e.ID })
-	if err != nil {
-		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
-	}
-	return evs, next, nil
+	return `SELECT ` + eventListSelect + ` FROM events` + q.sql() + ` ORDER BY id DESC LIMIT ?`, append(q.args, limit+1)
 }
 
 // ListDeliveries returns one page of the deliveries matching f, newest
@@ -103,6 +110,17 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if err := checkCursor(f.Cursor, "dlv"); err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
 	}
+	limit := pageLimit(f.Limit)
+	query, args := deliveriesQuery(f, limit)
+	ds, next, err := listPage(ctx, s.rdb, query, args, limit, scanDelivery, func(d store.Delivery) string { return d.ID })
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
+	}
+	return ds, next, nil
+}
+
+// deliveriesQuery is eventsQuery for deliveries.
+func deliveriesQuery(f store.DeliveryFilter, limit int) (string, []any) {
 	var q filter
 	if f.EventID != "" {
 		q.add("event_id = ?", f.EventID)
@@ -119,20 +137,14 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if f.Cursor != "" {
 		q.add("id < ?", f.Cursor)
 	}
-	ds, next, err := listPage(ctx, s.rdb, `SELECT `+deliveryColumns+` FROM deliveries`+q.sql(), q.args, f.Limit,
-		scanDelivery, func(d store.Delivery) string { return d.ID })
-	if err != nil {
-		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
-	}
-	return ds, next, nil
+	return `SELECT ` + deliveryColumns + ` FROM deliveries` + q.sql() + ` ORDER BY id DESC LIMIT ?`, append(q.args, limit+1)
 }
 
-// listPage runs query ordered by id, newest first, for one more row than
-// the page holds: that row only tells whether a next page exists.
+// listPage runs query, which asks for one row more than limit, and returns
+// the page and its next.
 func listPage[T any](ctx context.Context, db *sql.DB, query string, args []any, limit int,
 	scan func(rowScanner) (T, error), id func(T) string) ([]T, string, error) {
-	limit = pageLimit(limit)
-	rows, err := db.QueryContext(ctx, query+` ORDER BY id DESC LIMIT ?`, append(args, limit+1)...)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", err
 	}

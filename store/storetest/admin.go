@@ -66,6 +66,7 @@ func RunAdmin(t *testing.T, open func(t *testing.T) interface {
 		{"ListEventsTimeEdges", testListEventsTimeEdges},
 		{"ListCursors", testListCursors},
 		{"ListEmpty", testListEmpty},
+		{"DuplicatesAreNotListed", testDuplicatesNotListed},
 		{"ListDeliveriesFilters", testListDeliveriesFilters},
 		{"RetryDead", testRetryDead},
 		{"RetryStates", testRetryStates},
@@ -414,6 +415,23 @@ func testListEmpty(t *testing.T, s adminStore) {
 	}
 }
 
+func testDuplicatesNotListed(t *testing.T, s adminStore) {
+	first := newEvent("orders", "key-1", base)
+	d := acceptOne(t, s, first)
+	dup := newEvent("orders", "key-1", base.Add(time.Second))
+	dupDelivery := newDelivery(dup, "rule", "action", dup.ReceivedAt)
+	mustAccept(t, s, store.Accept{Event: dup, Deliveries: []store.Delivery{dupDelivery}, KeyTTL: time.Hour}, true)
+
+	evs, _ := listEvents(t, s, store.EventFilter{})
+	if diff := cmp.Diff([]string{first.ID}, eventIDs(evs)); diff != "" {
+		t.Errorf("ListEvents after a duplicate (-want +got):\n%s", diff)
+	}
+	ds, _ := listDeliveries(t, s, store.DeliveryFilter{Hook: "orders"})
+	if len(ds) != 1 || ds[0].ID != d.ID {
+		t.Errorf("ListDeliveries after a duplicate = %d deliveries, want just %s", len(ds), d.ID)
+	}
+}
+
 // matchDelivery is what a DeliveryFilter selects, but for the page.
 func matchDelivery(d store.Delivery, f store.DeliveryFilter) bool {
 	return (f.Hook == "" || d.Hook == f.Hook) &&
@@ -645,8 +663,9 @@ func testRetryStates(t *testing.T, s adminStore) {
 		{"succeeded", finish(store.Outcome{Status: store.DeliverySucceeded}), base.Add(time.Hour), store.ErrConflict},
 	}
 	for _, tt := range tests {
+		// Every case leaves its delivery succeeded, so that the next one's
+		// is the only delivery due.
 		before, l := setup(tt.prepare)
-		// Only this delivery is due now; the others are held, final or later.
 		got, err := s.RetryDelivery(ctx, before.ID, tt.at)
 		if tt.wantErr != nil {
 			if !errors.Is(err, tt.wantErr) {
@@ -682,8 +701,7 @@ func testRetryStates(t *testing.T, s adminStore) {
 				t.Errorf("%s: Finish with the lease from before the retry: error = %v, want ErrLeaseLost", tt.name, err)
 			}
 		}
-		// Due at tt.at, not before: lease it now so it does not mix with
-		// the next case.
+		// Due at tt.at, not before.
 		wantNothingDue(t, s, tt.at.Add(-time.Millisecond))
 		again := mustLeaseOne(t, s, tt.at, ttl, before.ID)
 		if err := s.Finish(ctx, again, attemptOf(again, tt.at, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {

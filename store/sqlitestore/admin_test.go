@@ -1,0 +1,142 @@
+package sqlitestore
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// TestAdminMigrationKeepsData upgrades a file written before the admin
+// schema: its events and deliveries are listed, and keys can be added.
+func TestAdminMigrationKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, conn, ms[:1]); err != nil {
+		t.Fatal(err)
+	}
+	evt, dlv := store.NewID("evt", base), store.NewID("dlv", base)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO events (` + eventColumns + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
+		{`INSERT INTO deliveries (` + deliveryColumns + `, lease_token, due_at)
+			VALUES (?, ?, 'orders', 'r', 'crm', 'pending', 0, ?, 0, '', ?, ?, '', ?)`, []any{dlv, evt, base.UnixMilli(), base.UnixMilli(), base.UnixMilli(), base.UnixMilli()}},
+	} {
+		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := mustOpen(t, path)
+	defer mustClose(t, s)
+	evs, _, err := s.ListEvents(ctx, store.EventFilter{Hook: "orders", Status: store.EventAccepted})
+	if err != nil || len(evs) != 1 || evs[0].ID != evt {
+		t.Errorf("ListEvents after the upgrade = %+v, %v; want %s", evs, err, evt)
+	}
+	ds, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{Status: store.DeliveryPending, Action: "crm"})
+	if err != nil || len(ds) != 1 || ds[0].ID != dlv {
+		t.Errorf("ListDeliveries after the upgrade = %+v, %v; want %s", ds, err, dlv)
+	}
+	k := store.APIKey{ID: store.NewID("key", base), Name: "ops", Hash: strings.Repeat("a", 64), CreatedAt: base}
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Errorf("CreateKey after the upgrade: %v", err)
+	}
+}
+
+// TestRevokeSeenByOtherHandle opens the file twice: a key revoked through
+// one handle is revoked for the other at once, nothing is cached.
+func TestRevokeSeenByOtherHandle(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	a := mustOpen(t, path)
+	defer mustClose(t, a)
+	b := mustOpen(t, path)
+	defer mustClose(t, b)
+
+	k := store.APIKey{ID: store.NewID("key", base), Name: "ops", Hash: strings.Repeat("b", 64), Scopes: []string{"read"}, CreatedAt: base}
+	if err := a.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.KeyByHash(ctx, k.Hash); err != nil || !got.RevokedAt.IsZero() {
+		t.Fatalf("KeyByHash through the other handle = %+v, %v; want the valid key", got, err)
+	}
+	if err := a.RevokeKey(ctx, k.ID, base.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.KeyByHash(ctx, k.Hash); err != nil || !got.RevokedAt.Equal(base.Add(time.Second)) {
+		t.Fatalf("KeyByHash through the other handle after a revoke = %+v, %v; want it revoked", got, err)
+	}
+}
+
+// TestListUsesIndexes checks that the listing queries are served by an
+// index in id order, not by sorting the table.
+func TestListUsesIndexes(t *testing.T) {
+	s := openTemp(t)
+	cursor := store.NewID("dlv", base)
+	events := func(f store.EventFilter) func() (string, []any) {
+		return func() (string, []any) { return eventsQuery(f, 10) }
+	}
+	deliveries := func(f store.DeliveryFilter) func() (string, []any) {
+		return func() (string, []any) { return deliveriesQuery(f, 10) }
+	}
+	tests := []struct {
+		name  string
+		query func() (string, []any)
+		index string
+	}{
+		{"events", events(store.EventFilter{}), "sqlite_autoindex_events_1"},
+		{"events of a hook", events(store.EventFilter{Hook: "h", Cursor: "evt" + cursor[3:]}), "events_hook_id"},
+		{"ignored events", events(store.EventFilter{Status: store.EventIgnored}), "events_status_id"},
+		{"events of a hook in a window", events(store.EventFilter{Hook: "h", Since: base, Until: base.Add(time.Hour)}), "events_hook_id"},
+		{"dead deliveries", deliveries(store.DeliveryFilter{Status: store.DeliveryDead, Cursor: cursor}), "deliveries_status_id"},
+		{"deliveries of an action", deliveries(store.DeliveryFilter{Action: "crm"}), "deliveries_action_id"},
+		{"deliveries of a hook", deliveries(store.DeliveryFilter{Hook: "h"}), "deliveries_hook_id"},
+		{"keys", func() (string, []any) {
+			return `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY created_at, id`, nil
+		}, "api_keys_created_at"},
+	}
+	for _, tt := range tests {
+		query, args := tt.query()
+		rows, err := s.rdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		got := strings.Join(plan, "; ")
+		if !strings.Contains(got, tt.index) || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q, want it to use %s without sorting", tt.name, got, tt.index)
+		}
+	}
+}
