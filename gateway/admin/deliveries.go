@@ -23,7 +23,7 @@ func deliveryStatus(s string) (store.DeliveryStatus, error) {
 func (a *API) listDeliveries(c *gin.Context) {
 	var f store.DeliveryFilter
 	var err error
-	if f.Cursor, f.Limit, err = page(c, deliveryIDRE); err != nil {
+	if f.Cursor, f.Limit, err = page(c, "dlv"); err != nil {
 		a.fail(c, err)
 		return
 	}

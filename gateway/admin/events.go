@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -12,15 +11,10 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-var (
-	eventIDRE    = regexp.MustCompile(`^evt_[0-9A-HJKMNP-TV-Z]{26}$`)
-	deliveryIDRE = regexp.MustCompile(`^dlv_[0-9A-HJKMNP-TV-Z]{26}$`)
-)
-
 // page reads cursor and limit.
-func page(c *gin.Context, idRE *regexp.Regexp) (cursor string, limit int, err error) {
+func page(c *gin.Context, idPrefix string) (cursor string, limit int, err error) {
 	cursor = c.Query("cursor")
-	if cursor != "" && !idRE.MatchString(cursor) {
+	if store.CheckCursor(cursor, idPrefix) != nil {
 		return "", 0, errBadRequest("cursor: not a cursor returned by this API")
 	}
 	if s := c.Query("limit"); s != "" {
@@ -47,7 +41,7 @@ func timeParam(c *gin.Context, name string) (time.Time, error) {
 func (a *API) listEvents(c *gin.Context) {
 	var f store.EventFilter
 	var err error
-	if f.Cursor, f.Limit, err = page(c, eventIDRE); err != nil {
+	if f.Cursor, f.Limit, err = page(c, "evt"); err != nil {
 		a.fail(c, err)
 		return
 	}

@@ -14,9 +14,6 @@ import (
 )
 
 const (
-	// defaultLimit and maxLimit bound a listing page.
-	defaultLimit = 100
-	maxLimit     = 1000
 	// defaultScanBudget is how many index entries one listing call
 	// examines at most. A page whose filter is more selective than its
 	// index may come back short, with a cursor to go on from. Examining an
@@ -24,32 +21,6 @@ const (
 	// it for some 6 ms at most, or about 10 ms for a full page of 1000.
 	defaultScanBudget = 2000
 )
-
-// pageLimit is the page size for a requested limit: 100 unless one is
-// given, at most 1000.
-func pageLimit(n int) int {
-	if n <= 0 {
-		return defaultLimit
-	}
-	return min(n, maxLimit)
-}
-
-// crockford is the alphabet of a ULID's canonical, upper-case form.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// checkCursor accepts "" and the ids of one kind that store.NewID makes
-// ("evt_" or "dlv_" and 26 ULID characters): a page's next is the id of the
-// last record it holds or examined.
-func checkCursor(cursor, prefix string) error {
-	if cursor == "" {
-		return nil
-	}
-	ulid, ok := strings.CutPrefix(cursor, prefix+"_")
-	if !ok || len(ulid) != 26 || strings.Trim(ulid, crockford) != "" {
-		return fmt.Errorf("invalid cursor %q: want the next of a previous page", cursor)
-	}
-	return nil
-}
 
 // ListEvents pages through the events index that holds the fewest entries
 // among those the filter names (all, the hook's, the status's), newest
@@ -59,7 +30,7 @@ func checkCursor(cursor, prefix string) error {
 // checked event by event, so a narrow window far in the past takes many
 // calls.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
-	if err := checkCursor(f.Cursor, "evt"); err != nil {
+	if err := store.CheckCursor(f.Cursor, "evt"); err != nil {
 		return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 	}
 	keys := []string{s.k.events()}
@@ -91,7 +62,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 // ListDeliveries pages like ListEvents; with an EventID it reads that
 // event's deliveries instead, which are few.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
-	if err := checkCursor(f.Cursor, "dlv"); err != nil {
+	if err := store.CheckCursor(f.Cursor, "dlv"); err != nil {
 		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
 	}
 	if f.EventID != "" {
@@ -137,7 +108,7 @@ func (s *Store) listEventDeliveries(ctx context.Context, f store.DeliveryFilter)
 		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
 	}
 	slices.SortFunc(all, func(a, b store.Delivery) int { return strings.Compare(b.ID, a.ID) })
-	limit := pageLimit(f.Limit)
+	limit := store.PageLimit(f.Limit)
 	out := []store.Delivery{}
 	for _, d := range all {
 		switch {
@@ -160,7 +131,7 @@ func (s *Store) listEventDeliveries(ctx context.Context, f store.DeliveryFilter)
 // values and timeField in [since, until) (zero: unbounded).
 func (s *Store) page(ctx context.Context, keys []string, head, cursor string, limit int, fields []string, eq []any,
 	timeField string, since, until time.Time) ([]map[string]string, string, error) {
-	limit = pageLimit(limit)
+	limit = store.PageLimit(limit)
 	args := make([]any, 0, 9+len(fields)+len(eq))
 	args = append(args, head, cursor, limit, max(s.scanBudget, limit+1), len(fields))
 	for _, f := range fields {
@@ -271,7 +242,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		if d.CreatedAt.IsZero() && d.NextAttemptAt.IsZero() {
 			return fail(fmt.Errorf("delivery %s has neither CreatedAt nor NextAttemptAt", d.ID))
 		}
-		d = enqueued(d, eventID, hook, d.NextAttemptAt)
+		d = store.Enqueued(d, eventID, hook, d.NextAttemptAt)
 		df := deliveryFields(d)
 		if i == 0 {
 			args = append(args, 2+len(df))

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -198,24 +197,3 @@ func TestListIndexWithStaleEntries(t *testing.T) {
 	}
 }
 
-func TestCheckCursor(t *testing.T) {
-	id := store.NewID("dlv", base)
-	for _, tt := range []struct {
-		cursor string
-		ok     bool
-	}{
-		{"", true},
-		{id, true},
-		{"dlv_" + strings.Repeat("Z", 26), true},
-		{"evt" + id[3:], false},
-		{id[:29], false},
-		{id + "A", false},
-		{"dlv_" + strings.Repeat("I", 26), false},
-		{"dlv_" + strings.Repeat("z", 26), false},
-		{fmt.Sprintf("dlv_%026d", 0)[:29] + "\x00", false},
-	} {
-		if err := checkCursor(tt.cursor, "dlv"); (err == nil) != tt.ok {
-			t.Errorf("checkCursor(%q) = %v, want ok %v", tt.cursor, err, tt.ok)
-		}
-	}
-}

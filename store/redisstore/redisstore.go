@@ -136,7 +136,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		if d.ID == "" {
 			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
-		d = enqueued(d, e.ID, e.Hook, e.ReceivedAt)
+		d = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		df := deliveryFields(d)
 		if i == 0 {
 			args = append(args, 2+len(df))
@@ -146,27 +146,6 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		args = append(args, df...)
 	}
 	return keys, args, nil
-}
-
-// enqueued is d as Accept and AddDeliveries store it: a new delivery of
-// event eventID, pending and never attempted, whatever the caller left in
-// those fields. Unset, its hook is the event's and it was created at
-// created; it is due when it was created.
-func enqueued(d store.Delivery, eventID, hook string, created time.Time) store.Delivery {
-	d.EventID, d.Status, d.Attempts, d.LeasedUntil = eventID, store.DeliveryPending, 0, time.Time{}
-	if d.Hook == "" {
-		d.Hook = hook
-	}
-	if d.CreatedAt.IsZero() {
-		d.CreatedAt = created
-	}
-	if d.UpdatedAt.IsZero() {
-		d.UpdatedAt = d.CreatedAt
-	}
-	if d.NextAttemptAt.IsZero() {
-		d.NextAttemptAt = d.CreatedAt
-	}
-	return d
 }
 
 // acceptedOf reads the accept script's reply for event id. A duplicate of

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -46,7 +45,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		if d.ID == "" {
 			return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: delivery %d has no id", ev.ID, i)
 		}
-		deliveries[i] = enqueued(d, ev.ID, ev.Hook, ev.ReceivedAt)
+		deliveries[i] = store.Enqueued(d, ev.ID, ev.Hook, ev.ReceivedAt)
 	}
 
 	var res store.Accepted
@@ -90,27 +89,6 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
 	return res, nil
-}
-
-// enqueued is d as Accept and AddDeliveries store it: a new delivery of
-// event eventID, pending and never attempted, whatever the caller left in
-// those fields. Unset, its hook is the event's and it was created at
-// created; it is due when it was created.
-func enqueued(d store.Delivery, eventID, hook string, created time.Time) store.Delivery {
-	d.EventID, d.Status, d.Attempts, d.LeasedUntil = eventID, store.DeliveryPending, 0, time.Time{}
-	if d.Hook == "" {
-		d.Hook = hook
-	}
-	if d.CreatedAt.IsZero() {
-		d.CreatedAt = created
-	}
-	if d.UpdatedAt.IsZero() {
-		d.UpdatedAt = d.CreatedAt
-	}
-	if d.NextAttemptAt.IsZero() {
-		d.NextAttemptAt = d.CreatedAt
-	}
-	return d
 }
 
 // insertDelivery stores d and queues it at its NextAttemptAt.

@@ -14,38 +14,6 @@ import (
 
 var _ store.Admin = (*Store)(nil)
 
-const (
-	// defaultLimit and maxLimit bound a listing page.
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
-// pageLimit is the page size for a requested limit: 100 unless one is
-// given, at most 1000.
-func pageLimit(n int) int {
-	if n <= 0 {
-		return defaultLimit
-	}
-	return min(n, maxLimit)
-}
-
-// crockford is the alphabet of a ULID's canonical, upper-case form.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// checkCursor accepts "" and the ids of one kind that store.NewID makes
-// ("evt_" or "dlv_" and 26 ULID characters): a page's next is the id of the
-// last record it holds.
-func checkCursor(cursor, prefix string) error {
-	if cursor == "" {
-		return nil
-	}
-	ulid, ok := strings.CutPrefix(cursor, prefix+"_")
-	if !ok || len(ulid) != 26 || strings.Trim(ulid, crockford) != "" {
-		return fmt.Errorf("invalid cursor %q: want the next of a previous page", cursor)
-	}
-	return nil
-}
-
 // filter collects the conditions of a listing query.
 type filter struct {
 	where []string
@@ -70,10 +38,10 @@ const eventListSelect = `id, hook, received_at, idempotency_key, headers, query,
 // ListEvents returns one page of the events matching f, newest first (by
 // id), without their bodies.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
-	if err := checkCursor(f.Cursor, "evt"); err != nil {
+	if err := store.CheckCursor(f.Cursor, "evt"); err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
 	}
-	limit := pageLimit(f.Limit)
+	limit := store.PageLimit(f.Limit)
 	query, args := eventsQuery(f, limit)
 	evs, next, err := listPage(ctx, s.rdb, query, args, limit, scanEvent, func(e store.Event) string { return e.ID })
 	if err != nil {
@@ -107,10 +75,10 @@ func eventsQuery(f store.EventFilter, limit int) (string, []any) {
 // ListDeliveries returns one page of the deliveries matching f, newest
 // first (by id).
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
-	if err := checkCursor(f.Cursor, "dlv"); err != nil {
+	if err := store.CheckCursor(f.Cursor, "dlv"); err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list deliveries: %w", err)
 	}
-	limit := pageLimit(f.Limit)
+	limit := store.PageLimit(f.Limit)
 	query, args := deliveriesQuery(f, limit)
 	ds, next, err := listPage(ctx, s.rdb, query, args, limit, scanDelivery, func(d store.Delivery) string { return d.ID })
 	if err != nil {
@@ -261,7 +229,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 			if taken {
 				return fmt.Errorf("delivery %s exists already: %w", d.ID, store.ErrConflict)
 			}
-			if err := insertDelivery(w, enqueued(d, eventID, hook, d.NextAttemptAt)); err != nil {
+			if err := insertDelivery(w, store.Enqueued(d, eventID, hook, d.NextAttemptAt)); err != nil {
 				return err
 			}
 		}
