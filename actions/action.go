@@ -3,8 +3,10 @@ package actions
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -132,7 +134,7 @@ func Compile(name string, s Spec) (*Action, error) {
 		return nil, err
 	}
 
-	names := sortedKeys(s.Headers)
+	names := slices.Sorted(maps.Keys(s.Headers))
 	for _, k := range names {
 		field := "headers." + k
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -161,7 +163,7 @@ func Compile(name string, s Spec) (*Action, error) {
 	}
 	sort.Slice(a.headers, func(i, j int) bool { return a.headers[i].name < a.headers[j].name })
 
-	for _, k := range sortedKeys(s.Query) {
+	for _, k := range slices.Sorted(maps.Keys(s.Query)) {
 		tpl, err := compileTemplate("query."+k, s.Query[k], nil)
 		if err != nil {
 			return nil, err
@@ -170,7 +172,7 @@ func Compile(name string, s Spec) (*Action, error) {
 	}
 
 	if s.BodyRaw && s.Body != nil {
-		return nil, &FieldError{Field: "body_raw", Err: errors.New("body_raw sends the event's body as it is: remove body: or body_raw:")}
+		return nil, &FieldError{Field: "body_raw", Err: errors.New("body_raw sends the event's body as it is, so body cannot be set too")}
 	}
 	a.bodyRaw = s.BodyRaw
 	if s.Body != nil {
@@ -354,13 +356,4 @@ func compileTemplate(field, src string, escape func(string) string) (*rules.Temp
 		return nil, fe
 	}
 	return tpl, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

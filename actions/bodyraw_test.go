@@ -10,24 +10,6 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-// events is a stored-event lookup backed by a map.
-type events map[string]store.Event
-
-func (m events) Event(_ context.Context, id string) (store.Event, error) {
-	ev, ok := m[id]
-	if !ok {
-		return store.Event{}, store.ErrNotFound
-	}
-	return ev, nil
-}
-
-// failingEvents is a store that cannot answer.
-type failingEvents struct{}
-
-func (failingEvents) Event(context.Context, string) (store.Event, error) {
-	return store.Event{}, errors.New("connection reset")
-}
-
 // A payload whose bytes a decode and re-encode would change: spacing, key
 // order, an escaped character, a number written 1.10, a float beyond int64.
 const rawPayload = "{ \"zeta\": 1.10,\n  \"alpha\": \"caf\\u00e9 <b>\",\n  \"big\": 123456789012345678901234567890,\n  \"list\": [ 1, 2 ] }\n"
@@ -56,8 +38,8 @@ func TestBodyRawSendsTheEventAsItArrived(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := newReceiver(t, nil)
-			ev, e := rawEvent(t, tt.contentType)
-			c := NewClient(ClientOptions{UserAgent: "hookrelay/test", Events: events{ev.ID: ev}})
+			_, e := rawEvent(t, tt.contentType)
+			c := NewClient(ClientOptions{UserAgent: "hookrelay/test"})
 			a := mustCompile(t, Spec{URL: rc.URL + "/v1/inbox/{{ hook }}", Headers: tt.headers, BodyRaw: true, Auth: &AuthSpec{Bearer: "crm-token-0123"}})
 			if !a.BodyRaw() {
 				t.Fatal("BodyRaw() = false")
@@ -80,52 +62,19 @@ func TestBodyRawSendsTheEventAsItArrived(t *testing.T) {
 	}
 }
 
-func TestBodyRawFailures(t *testing.T) {
-	_, e := rawEvent(t, "application/json")
-	tests := []struct {
-		name      string
-		events    Events
-		permanent bool
-		msg       string
-	}{
-		{"no event source", nil, true, "body_raw: the stored event cannot be read here (no event source)"},
-		{"event gone", events{}, true, "body_raw: event evt_raw is no longer stored"},
-		{"store fails", failingEvents{}, false, "body_raw: reading the stored event: connection reset"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rc := newReceiver(t, nil)
-			c := NewClient(ClientOptions{Events: tt.events})
-			res := c.Do(context.Background(), mustCompile(t, Spec{URL: rc.URL + "/x", BodyRaw: true}), e, "dlv_1")
-			if res.Err == nil || errors.Is(res.Err, ErrPermanent) != tt.permanent || res.Err.Error() != tt.msg {
-				t.Fatalf("Err = %v (permanent %t), want %q (permanent %t)", res.Err, errors.Is(res.Err, ErrPermanent), tt.msg, tt.permanent)
-			}
-			if n := len(rc.Hits()); n != 0 {
-				t.Errorf("receiver got %d requests", n)
-			}
-		})
-	}
-}
-
 func TestBodyRawRender(t *testing.T) {
 	_, e := rawEvent(t, "application/json")
 	a := mustCompile(t, Spec{URL: "https://api.example.com/v1/inbox/{{ hook }}", BodyRaw: true})
-	req, err := a.RenderRaw(e, []byte(rawPayload))
+	req, err := a.Render(e)
 	if err != nil || string(req.Body) != rawPayload || req.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("RenderRaw = %q %v, %v", req.Body, req.Header, err)
-	}
-	// Without the raw bytes, Render shows the same value as JSON.
-	req, err = a.Render(e)
-	want := `{"alpha":"café <b>","big":1.2345678901234568e+29,"list":[1,2],"zeta":1.1}`
-	if err != nil || string(req.Body) != want {
-		t.Errorf("Render body = %s, %v; want %s", req.Body, err, want)
+		t.Errorf("Render = %q %v, %v; want the raw bytes", req.Body, req.Header, err)
 	}
 }
 
 func TestBodyRawExcludesBody(t *testing.T) {
 	_, err := Compile("forward", Spec{URL: "https://api.example.com/x", BodyRaw: true, Body: map[string]any{"a": 1}})
 	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "body_raw" || !strings.Contains(err.Error(), "remove body: or body_raw:") {
+	if !errors.As(err, &fe) || fe.Field != "body_raw" || !strings.Contains(err.Error(), "so body cannot be set too") {
 		t.Fatalf("err = %v, want a body_raw field error", err)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hookrelay/hookrelay/rules"
-	"github.com/hookrelay/hookrelay/store"
 )
 
 // DefaultMaxResponse is how much of a response body a Result keeps.
@@ -30,21 +29,12 @@ type ClientOptions struct {
 	Transport   http.RoundTripper
 	MaxResponse int64            // bytes of response body kept in a Result; default 4096
 	Now         func() time.Time // the clock for Retry-After and durations; nil: time.Now
-	// Events gives the stored event to actions with BodyRaw, which send its
-	// body as it arrived. nil: such actions fail permanently.
-	Events Events
-}
-
-// Events finds a stored event by id; store.Store is one.
-type Events interface {
-	Event(ctx context.Context, id string) (store.Event, error)
 }
 
 // Client sends rendered actions. One per process; safe for concurrent use.
 type Client struct {
 	rc        *resty.Client
 	transport http.RoundTripper
-	events    Events
 	ua        string
 	max       int64
 	now       func() time.Time
@@ -61,7 +51,7 @@ type tokenCache struct {
 // NewClient returns a Client. Redirects are never followed and resty's own
 // retries stay off: one Do is one attempt, and the relay owns the schedule.
 func NewClient(o ClientOptions) *Client {
-	c := &Client{transport: o.Transport, events: o.Events, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
+	c := &Client{transport: o.Transport, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
 	if c.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 32
@@ -143,15 +133,7 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	start := c.now()
 	defer func() { res.Duration = c.now().Sub(start) }()
 
-	var raw []byte
-	if a.bodyRaw {
-		var err error
-		if raw, err = c.rawBody(ctx, env.Event.ID); err != nil {
-			res.Err = err
-			return res
-		}
-	}
-	req, rendered, err := a.render(env, raw)
+	req, rendered, err := a.render(env)
 	secrets = append(secrets, rendered...)
 	if err != nil {
 		res.Err = &attemptError{msg: scrub(err.Error(), secrets, "", ""), cause: ErrPermanent}
@@ -300,24 +282,6 @@ func (r *refusalCatcher) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.refused = re
 	}
 	return resp, err
-}
-
-// rawBody reads the stored body of an event for a BodyRaw action.
-func (c *Client) rawBody(ctx context.Context, eventID string) ([]byte, error) {
-	if c.events == nil {
-		return nil, &attemptError{msg: "body_raw: the stored event cannot be read here (no event source)", cause: ErrPermanent}
-	}
-	ev, err := c.events.Event(ctx, eventID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, &attemptError{msg: "body_raw: event " + eventID + " is no longer stored", cause: ErrPermanent}
-	case err != nil:
-		return nil, &attemptError{msg: "body_raw: reading the stored event: " + err.Error(), cause: ctxCause(ctx)}
-	}
-	if ev.Body == nil {
-		return []byte{}, nil
-	}
-	return ev.Body, nil
 }
 
 func (c *Client) dropToken(a *Action, tok *oauth2.Token) {

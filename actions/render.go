@@ -41,27 +41,15 @@ func permanent(field string, err error) error { return &renderError{field: field
 
 // Render renders the action for env. OAuth2 tokens, the Idempotency-Key
 // and the User-Agent are added by Client.Do, not here. Errors wrap
-// ErrPermanent. An action with BodyRaw gets env.Body encoded as JSON, the
-// same value; RenderRaw shows the bytes Client.Do sends.
+// ErrPermanent. An action with BodyRaw sends env.RawBody() as it is.
 func (a *Action) Render(env rules.Env) (*Request, error) {
-	req, _, err := a.render(env, nil)
-	return req, err
-}
-
-// RenderRaw is Render for an event whose raw body is raw: an action with
-// BodyRaw sends raw as it is.
-func (a *Action) RenderRaw(env rules.Env, raw []byte) (*Request, error) {
-	if raw == nil {
-		raw = []byte{}
-	}
-	req, _, err := a.render(env, raw)
+	req, _, err := a.render(env)
 	return req, err
 }
 
 // render also returns the secrets it put into the request, so that the
-// caller can keep them out of everything it shows. raw is the event's
-// body for a BodyRaw action; nil when it is not at hand.
-func (a *Action) render(env rules.Env, raw []byte) (*Request, []string, error) {
+// caller can keep them out of everything it shows.
+func (a *Action) render(env rules.Env) (*Request, []string, error) {
 	u, err := a.renderURL(env)
 	if err != nil {
 		return nil, nil, err
@@ -91,18 +79,17 @@ func (a *Action) render(env rules.Env, raw []byte) (*Request, []string, error) {
 		secrets = append(secrets, tok)
 	}
 	switch {
-	case a.bodyRaw && raw != nil:
-		req.Body = raw
+	case a.bodyRaw:
+		req.Body = env.RawBody()
+		if req.Body == nil {
+			req.Body = []byte{}
+		}
 		if req.Header.Get("Content-Type") == "" {
 			ct := env.Headers["content-type"]
 			if ct == "" || !httpguts.ValidHeaderFieldValue(ct) {
 				ct = "application/json"
 			}
 			req.Header.Set("Content-Type", ct)
-		}
-	case a.bodyRaw:
-		if err := req.setJSON(env.Body); err != nil {
-			return nil, nil, permanent("body_raw", err)
 		}
 	case a.body != nil:
 		v, err := a.body.render(env)

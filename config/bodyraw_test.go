@@ -19,7 +19,7 @@ func TestLoadBodyRaw(t *testing.T) {
 		{"not a boolean", "actions:\n  forward:\n    url: https://api.example.com/inbox\n    body_raw: yes please\n",
 			`:4:15: action "forward": body_raw: want true or false, got "yes please"`},
 		{"with a body", "actions:\n  forward:\n    url: https://api.example.com/inbox\n    body: {a: 1}\n    body_raw: true\n",
-			`:5:15: action "forward": body_raw: body_raw sends the event's body as it is: remove body: or body_raw:`},
+			`:5:15: action "forward": body_raw: body_raw sends the event's body as it is, so body cannot be set too`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeConfig(t, tt.text+hooks)

@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -221,7 +223,7 @@ func (l *loader) load(path string) *Config {
 			all[name] = a
 		}
 	}
-	for _, name := range sortedKeys(all) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		a := all[name]
 		if !nameRE.MatchString(name) {
 			l.errorf(a.file, a.URL.pos, "action name %q: use letters, digits, '_', '-' and '.'", name)
@@ -234,7 +236,7 @@ func (l *loader) load(path string) *Config {
 	if len(raw.Hooks) == 0 {
 		l.errorf(path, pos{1, 1}, "no hooks defined: add a hooks: section")
 	}
-	for _, name := range sortedKeys(raw.Hooks) {
+	for _, name := range slices.Sorted(maps.Keys(raw.Hooks)) {
 		h := raw.Hooks[name]
 		if h == nil {
 			l.errorf(path, pos{}, "hook %q is empty", name)
@@ -309,7 +311,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		hook.Key = p
 	}
 	for _, rf := range h.Rules {
-		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, all(acts))
+		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
 	}
 	l.compileIngress(file, name, h, hook)
 	if len(l.errs) > nerr {
@@ -317,8 +319,6 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 	}
 	return hook
 }
-
-func all(m map[string]*actions.Action) []string { return sortedKeys(m) }
 
 func (l *loader) verifier(file, hook string, v *rawVerify) verify.Verifier {
 	if !v.Scheme.Set {
@@ -448,15 +448,6 @@ func (l *loader) exprError(file string, s scalar, what string, err error) {
 		return
 	}
 	l.errorf(file, s.pos, "%s: %v", what, err)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // IdempotencyKey computes the hook's idempotency key for an event: its key

@@ -121,7 +121,7 @@ func TestLoadDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Hooks) != 3 {
+	if len(cfg.Hooks) != 8 {
 		t.Errorf("hooks = %v", cfg.HookNames())
 	}
 	for name, a := range cfg.Actions {

@@ -90,4 +90,3 @@ func TestLoadEgressErrors(t *testing.T) {
 		})
 	}
 }
-

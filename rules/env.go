@@ -14,7 +14,12 @@ type Env struct {
 	Query   map[string]string `expr:"query"`
 	Hook    string            `expr:"hook"`
 	Event   EventInfo         `expr:"event"`
+
+	raw []byte // the payload as it arrived, for actions that forward it
 }
+
+// RawBody is the payload as it arrived, byte for byte.
+func (e Env) RawBody() []byte { return e.raw }
 
 // EventInfo is what expressions can see of the stored event itself.
 type EventInfo struct {
@@ -39,5 +44,6 @@ func NewEnv(ev store.Event, body any) Env {
 		Query:   q,
 		Hook:    ev.Hook,
 		Event:   EventInfo{ID: ev.ID, ReceivedAt: ev.ReceivedAt},
+		raw:     ev.Body,
 	}
 }

@@ -236,9 +236,9 @@ func TestKeyString(t *testing.T) {
 
 func TestNewEnv(t *testing.T) {
 	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	env := NewEnv(store.Event{ID: "evt_9", Hook: "h", ReceivedAt: at}, "payload")
-	want := Env{Body: "payload", Headers: map[string]string{}, Query: map[string]string{}, Hook: "h", Event: EventInfo{ID: "evt_9", ReceivedAt: at}}
-	if diff := cmp.Diff(want, env); diff != "" {
+	env := NewEnv(store.Event{ID: "evt_9", Hook: "h", ReceivedAt: at, Body: []byte(`"payload"`)}, "payload")
+	want := Env{Body: "payload", Headers: map[string]string{}, Query: map[string]string{}, Hook: "h", Event: EventInfo{ID: "evt_9", ReceivedAt: at}, raw: []byte(`"payload"`)}
+	if diff := cmp.Diff(want, env, cmp.AllowUnexported(Env{})); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
 }

@@ -83,7 +83,7 @@ func list(m map[string]any, field string) []map[string]any {
 func copyDemo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"hookrelay.yaml", "rules/oncloudwine.yaml", "rules/ordercloud.yaml", "rules/winesitting.yaml"} {
+	for _, f := range []string{"hookrelay.yaml", "rules/oncloudwine.yaml", "rules/ordercloud.yaml", "rules/winesitting.yaml", "rules/forward.yaml"} {
 		b, err := os.ReadFile(filepath.Join("../../testdata/demo", f))
 		if err != nil {
 			t.Fatal(err)
@@ -182,7 +182,7 @@ func testAdminAPI(t *testing.T, storeURL string) {
 			t.Fatalf("%d %v", status, out)
 		}
 		hooks := list(out, "data")
-		if len(hooks) != 3 {
+		if len(hooks) != 8 {
 			t.Fatalf("hooks = %v", hooks)
 		}
 		raw, _ := json.Marshal(out)

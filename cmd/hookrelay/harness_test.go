@@ -181,6 +181,10 @@ type serverOpts struct {
 	workers int
 	config  string
 	extra   []string // extra environment
+	// noEgressAllow leaves DEMO_ALLOW_NETWORKS empty, so that actions may
+	// reach no loopback or private address; by default the demo may reach
+	// loopback, where the tests' receivers listen.
+	noEgressAllow bool
 }
 
 var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
@@ -209,7 +213,18 @@ func start(t *testing.T, o serverOpts) *server {
 		"WS_HOOK_TOKEN="+wsToken,
 		"CRM_TOKEN="+crmToken,
 		"DEMO_RETRY="+o.retry,
+		"GITHUB_WEBHOOK_SECRET="+githubSecret,
+		"STRIPE_WEBHOOK_SECRET="+stripeSecret,
+		"SHOPIFY_API_SECRET="+shopifySecret,
+		"SLACK_SIGNING_SECRET="+slackSecret,
+		"STANDARD_WEBHOOK_SECRET="+standardSecret,
+		"STANDARD_WEBHOOK_SECRET_PREVIOUS=",
 	)
+	if o.noEgressAllow {
+		cmd.Env = append(cmd.Env, "DEMO_ALLOW_NETWORKS=")
+	} else {
+		cmd.Env = append(cmd.Env, "DEMO_ALLOW_NETWORKS=127.0.0.0/8,::1/128")
+	}
 	cmd.Env = append(cmd.Env, o.extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -20,7 +20,7 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 
 func TestValidate(t *testing.T) {
 	code, out, errOut := run(t, nil, "validate", "--config", "../../testdata/demo/hookrelay.yaml")
-	if code != 0 || !strings.Contains(out, "ok (3 hooks, 5 actions)") {
+	if code != 0 || !strings.Contains(out, "ok (8 hooks, 6 actions)") {
 		t.Fatalf("validate demo: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, errOut = run(t, nil, "validate", "--config", "../../config/testdata/bad/rule-typo.yaml")

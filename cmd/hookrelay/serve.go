@@ -91,7 +91,6 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		// The allowlist is read at each connection from the config in force,
 		// so a reload changes it too.
 		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
-		Events:    st,
 	})
 	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
 		gw.SetConfig(c)
