@@ -277,9 +277,6 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 			l.errorf(file, h.Token.pos, "hook %q: token must not contain '/', '?', '#', '%%' or spaces", name)
 		}
 	}
-	if hook.Verifier != nil && hook.Verifier.Scheme() == "none" && hook.Token == "" {
-		l.errorf(file, h.Verify.Scheme.pos, "hook %q: scheme none needs a token: anyone could post to it", name)
-	}
 	if h.MaxBody.Set {
 		n, err := parseSize(h.MaxBody.Value)
 		if err != nil {
@@ -314,6 +311,9 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
 	}
 	l.compileIngress(file, name, h, hook)
+	if hook.Verifier != nil && hook.Verifier.Scheme() == "none" && hook.Token == "" && hook.Basic == nil && hook.HeaderToken == nil && len(hook.AllowIPs) == 0 {
+		l.errorf(file, h.Verify.Scheme.pos, "hook %q: scheme none needs a token, auth.basic, auth.header or auth.allow_ips: anyone could post to it", name)
+	}
 	if len(l.errs) > nerr {
 		return nil
 	}

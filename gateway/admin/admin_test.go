@@ -1,0 +1,87 @@
+package admin
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookrelay/hookrelay/config"
+)
+
+func TestNewKey(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	k, secret, err := NewKey("ops", []string{"read", " write", "read"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(secret, "hr_") || len(secret) != 3+48 {
+		t.Errorf("secret = %q", secret)
+	}
+	if k.Hash != HashSecret(secret) || strings.Contains(k.Hash, secret[3:]) || k.Prefix != secret[:10] {
+		t.Errorf("key = %+v", k)
+	}
+	if d := cmp.Diff([]string{"read", "write"}, k.Scopes); d != "" {
+		t.Errorf("scopes (-want +got):\n%s", d)
+	}
+	if !strings.HasPrefix(k.ID, "key_") || !k.CreatedAt.Equal(now) {
+		t.Errorf("id %q created %v", k.ID, k.CreatedAt)
+	}
+	_, other, _ := NewKey("ops", []string{"read"}, now)
+	if other == secret {
+		t.Error("two keys got the same secret")
+	}
+	for _, bad := range []struct {
+		name   string
+		scopes []string
+		want   string
+	}{
+		{"", []string{"read"}, "needs a name"},
+		{"x", nil, "at least one scope"},
+		{"x", []string{"admin"}, `unknown scope "admin"`},
+	} {
+		if _, _, err := NewKey(bad.name, bad.scopes, now); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("NewKey(%q, %v) = %v, want %q", bad.name, bad.scopes, err, bad.want)
+		}
+	}
+}
+
+func TestPayloadViewRedactsCredentials(t *testing.T) {
+	body := []byte(`{"UserToken":"eyJ.secret","id":12345678901234567890,"nested":[{"password":"p","name":"n"}],"Request":{"Headers":{"X-Api-Key":"k"}}}`)
+	got, err := json.Marshal(payloadView(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"Request":{"Headers":{"X-Api-Key":"[redacted]"}},"UserToken":"[redacted]","id":12345678901234567890,"nested":[{"name":"n","password":"[redacted]"}]}`
+	if string(got) != want {
+		t.Errorf("payload view\n got %s\nwant %s", got, want)
+	}
+	if v := payloadView([]byte("a=1&b=2")); v != "a=1&b=2" {
+		t.Errorf("non-JSON payload = %v, want the text", v)
+	}
+}
+
+func TestRedactHeaders(t *testing.T) {
+	got := redactHeaders(map[string]string{
+		"authorization": "Bearer x", "x-hub-signature-256": "sha256=ab", "cookie": "c=1", "content-type": "application/json",
+	})
+	want := map[string]string{"authorization": redacted, "x-hub-signature-256": redacted, "cookie": redacted, "content-type": "application/json"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got)\n%s", d)
+	}
+}
+
+func TestCatchPathHidesToken(t *testing.T) {
+	h := &config.Hook{Name: "ws", Token: "0123456789abcdefXYZ"}
+	if got := catchPath(h, false); got != "/hooks/catch/ws/0123…" {
+		t.Errorf("shown path = %q", got)
+	}
+	if got := catchPath(h, true); got != "/hooks/catch/ws/0123456789abcdefXYZ" {
+		t.Errorf("full path = %q", got)
+	}
+	if got := catchPath(&config.Hook{Name: "gh"}, false); got != "/hooks/catch/gh" {
+		t.Errorf("path without token = %q", got)
+	}
+}
