@@ -196,4 +196,3 @@ func TestListIndexWithStaleEntries(t *testing.T) {
 		}
 	}
 }
-
