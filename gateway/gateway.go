@@ -53,14 +53,21 @@ func (g *Gateway) SetConfig(c *config.Config) { g.cfg.Store(c) }
 // Config returns the config in force.
 func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
-// Handler returns the HTTP handler for every route the gateway serves.
-func (g *Gateway) Handler() http.Handler {
+// NewRouter returns a Gin engine in release mode whose panics are logged
+// and answered 500 in JSON.
+func NewRouter(log *slog.Logger) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
-		g.log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
+		log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
+	return r
+}
+
+// Handler returns the HTTP handler for every route the gateway serves.
+func (g *Gateway) Handler() http.Handler {
+	r := NewRouter(g.log)
 	r.HandleMethodNotAllowed = false
 	r.Any("/hooks/catch/:hook", g.catch)
 	r.Any("/hooks/catch/:hook/:token", g.catch)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hookrelay/hookrelay/gateway/admin"
 )
 
 // apiClient talks to a running server's admin API.
@@ -102,39 +104,6 @@ func (m *Main) printJSON(raw []byte) error {
 	return err
 }
 
-type eventItem struct {
-	ID             string            `json:"id"`
-	Hook           string            `json:"hook"`
-	ReceivedAt     time.Time         `json:"received_at"`
-	Status         string            `json:"status"`
-	IdempotencyKey string            `json:"idempotency_key"`
-	MatchedRules   []string          `json:"matched_rules"`
-	Headers        map[string]string `json:"headers"`
-	Payload        json.RawMessage   `json:"payload"`
-	Deliveries     []deliveryItem    `json:"deliveries"`
-}
-
-type deliveryItem struct {
-	ID            string     `json:"id"`
-	EventID       string     `json:"event_id"`
-	Hook          string     `json:"hook"`
-	Rule          string     `json:"rule"`
-	Action        string     `json:"action"`
-	Status        string     `json:"status"`
-	Attempts      int        `json:"attempts"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	LastError     string     `json:"last_error"`
-	AttemptLog    []struct {
-		N          int       `json:"n"`
-		StartedAt  time.Time `json:"started_at"`
-		DurationMS int64     `json:"duration_ms"`
-		Method     string    `json:"method"`
-		URL        string    `json:"url"`
-		StatusCode int       `json:"status_code"`
-		Error      string    `json:"error"`
-	} `json:"attempt_log"`
-}
-
 func addQuery(q url.Values, pairs ...string) url.Values {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if pairs[i+1] != "" {
@@ -162,8 +131,8 @@ func (m *Main) eventsCommand() *cobra.Command {
 				q.Set("limit", fmt.Sprint(limit))
 			}
 			var page struct {
-				Data []eventItem `json:"data"`
-				Next string      `json:"next"`
+				Data []admin.EventView `json:"data"`
+				Next string            `json:"next"`
 			}
 			raw, err := c.call(cmd.Context(), http.MethodGet, "/events", q, nil, &page)
 			if err != nil {
@@ -199,7 +168,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var e eventItem
+			var e admin.EventView
 			raw, err := c.call(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, nil, &e)
 			if err != nil {
 				return err
@@ -209,9 +178,8 @@ func (m *Main) eventsCommand() *cobra.Command {
 			}
 			fmt.Fprintf(m.Stdout, "event     %s\nhook      %s\nreceived  %s\nstatus    %s\nkey       %s\nrules     %s\n",
 				e.ID, e.Hook, e.ReceivedAt.Format(time.RFC3339Nano), e.Status, e.IdempotencyKey, dash(strings.Join(e.MatchedRules, ", ")))
-			var pretty bytes.Buffer
-			if json.Indent(&pretty, e.Payload, "          ", "  ") == nil {
-				fmt.Fprintf(m.Stdout, "payload   %s\n", pretty.String())
+			if pretty, err := json.MarshalIndent(e.Payload, "          ", "  "); err == nil && e.Payload != nil {
+				fmt.Fprintf(m.Stdout, "payload   %s\n", pretty)
 			}
 			if len(e.Deliveries) > 0 {
 				fmt.Fprintln(m.Stdout, "deliveries:")
@@ -250,7 +218,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 	return cmd
 }
 
-func (m *Main) deliveryTable(ds []deliveryItem) {
+func (m *Main) deliveryTable(ds []admin.DeliveryView) {
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tEVENT\tACTION\tSTATUS\tATTEMPTS\tNEXT\tLAST ERROR")
 	for _, d := range ds {
@@ -281,8 +249,8 @@ func (m *Main) deliveriesCommand() *cobra.Command {
 				q.Set("limit", fmt.Sprint(limit))
 			}
 			var page struct {
-				Data []deliveryItem `json:"data"`
-				Next string         `json:"next"`
+				Data []admin.DeliveryView `json:"data"`
+				Next string               `json:"next"`
 			}
 			raw, err := c.call(cmd.Context(), http.MethodGet, "/deliveries", q, nil, &page)
 			if err != nil {
@@ -321,7 +289,7 @@ func (m *Main) deliveriesCommand() *cobra.Command {
 				return &exitError{code: 2, err: fmt.Errorf("give a delivery id, or --all with optional --status/--hook/--action")}
 			}
 			if !all {
-				var d deliveryItem
+				var d admin.DeliveryView
 				raw, err := c.call(cmd.Context(), http.MethodPost, "/deliveries/"+url.PathEscape(args[0])+"/retry", nil, nil, &d)
 				if err != nil {
 					return err

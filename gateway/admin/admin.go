@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -155,12 +156,7 @@ func hasAny(have, want []string) bool {
 
 // Handler returns the API as an http.Handler serving /api/v1.
 func (a *API) Handler() http.Handler {
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
-		a.log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
-		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
-	}))
+	r := gateway.NewRouter(a.log)
 	a.Register(r)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errNotFound("no such endpoint")) })
 	return r

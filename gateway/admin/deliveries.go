@@ -37,7 +37,7 @@ func (a *API) listDeliveries(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	data := make([]deliveryView, len(ds))
+	data := make([]DeliveryView, len(ds))
 	for i, d := range ds {
 		data[i] = newDeliveryView(d)
 	}
@@ -57,7 +57,7 @@ func (a *API) getDelivery(c *gin.Context) {
 		return
 	}
 	v := newDeliveryView(d)
-	v.AttemptLog = make([]attemptView, len(attempts))
+	v.AttemptLog = make([]AttemptView, len(attempts))
 	for i, at := range attempts {
 		v.AttemptLog[i] = newAttemptView(at)
 	}

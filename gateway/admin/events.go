@@ -66,7 +66,7 @@ func (a *API) listEvents(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	data := make([]eventView, len(evs))
+	data := make([]EventView, len(evs))
 	for i, e := range evs {
 		data[i] = newEventView(e, false)
 	}
@@ -86,7 +86,7 @@ func (a *API) getEvent(c *gin.Context) {
 		return
 	}
 	v := newEventView(ev, true)
-	v.Deliveries = make([]deliveryView, len(ds))
+	v.Deliveries = make([]DeliveryView, len(ds))
 	for i, d := range ds {
 		v.Deliveries[i] = newDeliveryView(d)
 	}

@@ -13,15 +13,17 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-type hookView struct {
+// HookView is a hook as the API shows it.
+type HookView struct {
 	ID       string     `json:"id"`
 	URL      string     `json:"url"`
 	Scheme   string     `json:"scheme"`
 	HasToken bool       `json:"has_token"`
-	Rules    []ruleView `json:"rules"`
+	Rules    []RuleView `json:"rules"`
 }
 
-type ruleView struct {
+// RuleView is one rule of a hook.
+type RuleView struct {
 	Name    string   `json:"name"`
 	When    string   `json:"when"`
 	Actions []string `json:"actions"`
@@ -55,12 +57,12 @@ func (a *API) baseURL(c *gin.Context, cfg *config.Config) string {
 func (a *API) listHooks(c *gin.Context) {
 	cfg := a.o.Config()
 	base := a.baseURL(c, cfg)
-	data := []hookView{}
+	data := []HookView{}
 	for _, name := range cfg.HookNames() {
 		h := cfg.Hooks[name]
-		v := hookView{ID: name, URL: base + catchPath(h, false), Scheme: h.Verifier.Scheme(), HasToken: h.Token != "", Rules: []ruleView{}}
+		v := HookView{ID: name, URL: base + catchPath(h, false), Scheme: h.Verifier.Scheme(), HasToken: h.Token != "", Rules: []RuleView{}}
 		for _, r := range h.Rules.Rules {
-			v.Rules = append(v.Rules, ruleView{Name: r.Name, When: r.When.Source(), Actions: r.Actions})
+			v.Rules = append(v.Rules, RuleView{Name: r.Name, When: r.When.Source(), Actions: r.Actions})
 		}
 		data = append(data, v)
 	}
@@ -148,7 +150,7 @@ func (a *API) listKeys(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	data := make([]keyView, len(keys))
+	data := make([]KeyView, len(keys))
 	for i, k := range keys {
 		data[i] = newKeyView(k)
 	}

@@ -13,7 +13,9 @@ import (
 
 const redacted = "[redacted]"
 
-type eventView struct {
+// EventView is an event as the API shows it; listings leave out headers,
+// query and payload.
+type EventView struct {
 	ID             string            `json:"id"`
 	Hook           string            `json:"hook"`
 	ReceivedAt     time.Time         `json:"received_at"`
@@ -23,10 +25,11 @@ type eventView struct {
 	Headers        map[string]string `json:"headers,omitempty"`
 	Query          map[string]string `json:"query,omitempty"`
 	Payload        any               `json:"payload,omitempty"`
-	Deliveries     []deliveryView    `json:"deliveries,omitempty"`
+	Deliveries     []DeliveryView    `json:"deliveries,omitempty"`
 }
 
-type deliveryView struct {
+// DeliveryView is a delivery as the API shows it; AttemptLog only in its own view.
+type DeliveryView struct {
 	ID            string        `json:"id"`
 	EventID       string        `json:"event_id"`
 	Hook          string        `json:"hook"`
@@ -39,10 +42,11 @@ type deliveryView struct {
 	LastError     string        `json:"last_error"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
-	AttemptLog    []attemptView `json:"attempt_log,omitempty"`
+	AttemptLog    []AttemptView `json:"attempt_log,omitempty"`
 }
 
-type attemptView struct {
+// AttemptView is one attempt of a delivery.
+type AttemptView struct {
 	N              int               `json:"n"`
 	StartedAt      time.Time         `json:"started_at"`
 	DurationMS     int64             `json:"duration_ms"`
@@ -54,7 +58,8 @@ type attemptView struct {
 	ResponseBody   string            `json:"response_body,omitempty"`
 }
 
-type keyView struct {
+// KeyView is an API key as the API shows it: never its hash.
+type KeyView struct {
 	ID         string     `json:"id"`
 	Name       string     `json:"name"`
 	Prefix     string     `json:"prefix"`
@@ -73,8 +78,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func newEventView(e store.Event, full bool) eventView {
-	v := eventView{
+func newEventView(e store.Event, full bool) EventView {
+	v := EventView{
 		ID: e.ID, Hook: e.Hook, ReceivedAt: e.ReceivedAt.UTC(), Status: string(e.Status),
 		IdempotencyKey: e.IdempotencyKey, MatchedRules: e.MatchedRules,
 	}
@@ -89,8 +94,8 @@ func newEventView(e store.Event, full bool) eventView {
 	return v
 }
 
-func newDeliveryView(d store.Delivery) deliveryView {
-	v := deliveryView{
+func newDeliveryView(d store.Delivery) DeliveryView {
+	v := DeliveryView{
 		ID: d.ID, EventID: d.EventID, Hook: d.Hook, Rule: d.Rule, Action: d.Action,
 		Status: string(d.Status), Attempts: d.Attempts, LastError: d.LastError,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
@@ -102,16 +107,16 @@ func newDeliveryView(d store.Delivery) deliveryView {
 	return v
 }
 
-func newAttemptView(a store.Attempt) attemptView {
-	return attemptView{
+func newAttemptView(a store.Attempt) AttemptView {
+	return AttemptView{
 		N: a.N, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
 		Method: a.Method, URL: a.URL, RequestHeaders: a.RequestHeaders,
 		StatusCode: a.StatusCode, Error: a.Error, ResponseBody: a.ResponseBody,
 	}
 }
 
-func newKeyView(k store.APIKey) keyView {
-	return keyView{
+func newKeyView(k store.APIKey) KeyView {
+	return KeyView{
 		ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(),
 		LastUsedAt: timePtr(k.LastUsedAt), RevokedAt: timePtr(k.RevokedAt),
 	}
