@@ -7,6 +7,32 @@ import "github.com/redis/go-redis/v9"
 // fields id, evt, hook, rule, action, status, n (attempts), due, lease,
 // token, err, created and updated; see codec.go.
 
+// enqueueLua stores and indexes the deliveries whose arguments start at
+// ARGV[at] (f, then per delivery its id, due time and f-2 field/value
+// arguments). The script that includes it sets at and the KEYS positions
+// due (the due index), list (the event's deliveries), all (the deliveries
+// index), pending (the pending index) and first (where each delivery's hash,
+// hook index and action index start, three by three). It leaves n, the
+// number of deliveries stored.
+const enqueueLua = `
+local f = tonumber(ARGV[at])
+at = at + 1
+local n = 0
+while at <= #ARGV do
+	local id = ARGV[at]
+	local k = first + 3 * n
+	n = n + 1
+	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
+	redis.call("RPUSH", KEYS[list], id)
+	redis.call("ZADD", KEYS[due], ARGV[at + 1], id)
+	redis.call("ZADD", KEYS[all], 0, id)
+	redis.call("ZADD", KEYS[pending], 0, id)
+	redis.call("ZADD", KEYS[k + 1], 0, id)
+	redis.call("ZADD", KEYS[k + 2], 0, id)
+	at = at + f
+end
+`
+
 // acceptScript checks the idempotency key, stores the event, stores its
 // deliveries, indexes them as due and for listing, and wakes the relays.
 //
@@ -50,23 +76,8 @@ for i = 5, 7 do
 	redis.call("ZADD", KEYS[i], 0, ARGV[1])
 end
 local at = 7 + e
-local f = tonumber(ARGV[at])
-at = at + 1
-local n = 0
-while at <= #ARGV do
-	local id = ARGV[at]
-	local k = 10 + 3 * n
-	n = n + 1
-	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
-	redis.call("RPUSH", KEYS[4], id)
-	redis.call("ZADD", KEYS[2], ARGV[at + 1], id)
-	redis.call("ZADD", KEYS[8], 0, id)
-	redis.call("ZADD", KEYS[9], 0, id)
-	redis.call("ZADD", KEYS[k + 1], 0, id)
-	redis.call("ZADD", KEYS[k + 2], 0, id)
-	at = at + f
-end
-if n > 0 then
+local due, list, all, pending, first = 2, 4, 8, 9, 10
+` + enqueueLua + `if n > 0 then
 	redis.call("PUBLISH", ARGV[5], n)
 end
 return {ARGV[1], 0}
@@ -373,23 +384,8 @@ redis.call("HSET", KEYS[2], "status", "accepted")
 redis.call("ZREM", KEYS[4], ARGV[1])
 redis.call("ZADD", KEYS[5], 0, ARGV[1])
 local at = 4 + r
-local f = tonumber(ARGV[at])
-at = at + 1
-local n = 0
-while at <= #ARGV do
-	local id = ARGV[at]
-	local k = 8 + 3 * n
-	n = n + 1
-	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
-	redis.call("RPUSH", KEYS[3], id)
-	redis.call("ZADD", KEYS[1], ARGV[at + 1], id)
-	redis.call("ZADD", KEYS[6], 0, id)
-	redis.call("ZADD", KEYS[7], 0, id)
-	redis.call("ZADD", KEYS[k + 1], 0, id)
-	redis.call("ZADD", KEYS[k + 2], 0, id)
-	at = at + f
-end
-redis.call("PUBLISH", ARGV[2], n)
+local due, list, all, pending, first = 1, 3, 6, 7, 8
+` + enqueueLua + `redis.call("PUBLISH", ARGV[2], n)
 return n
 `)
 
