@@ -186,3 +186,24 @@ func TestRelayStopFinishesWithinGrace(t *testing.T) {
 		t.Errorf("status = %s, want succeeded", d.Status)
 	}
 }
+
+// A new delivery wakes a waiting relay at once: with a poll interval of an
+// hour, only the store's wake-up can get it delivered in time.
+func TestRelayWakesOnNewDelivery(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	st, r := setup(t, srv.URL, relay.Options{Workers: 1, MaxWait: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i, id := range []string{"first", "second"} {
+		d := enqueue(t, st, id, "call")
+		waitStatus(t, st, d, store.DeliverySucceeded)
+		if got := calls.Load(); got != int32(i+1) {
+			t.Errorf("calls = %d, want %d", got, i+1)
+		}
+	}
+	cancel()
+	<-done
+}

@@ -5,7 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,4 +391,55 @@ func TestRestartWhileRetrying(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With no --store, serve uses the embedded file in the working folder,
+// creating it, and says where.
+func TestDefaultEmbeddedStore(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := filepath.Abs("../../testdata/demo/hookrelay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "msg=listening") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, logs.String())
+	}
+	want := filepath.Join(dir, "hookrelay.db")
+	if _, err := os.Stat(want); err != nil {
+		t.Errorf("embedded store not created: %v", err)
+	}
+	if !strings.Contains(logs.String(), "sqlite://"+want+" (the embedded default") {
+		t.Errorf("no log line naming %s:\n%s", want, logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process may write while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
