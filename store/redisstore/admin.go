@@ -235,6 +235,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	for _, r := range rules {
 		args = append(args, r)
 	}
+	ds = slices.Clone(ds) // normalised below; the caller's slice stays as given
 	for i, d := range ds {
 		if d.ID == "" {
 			return fail(fmt.Errorf("delivery %d has no id", i))
@@ -242,15 +243,9 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		if d.CreatedAt.IsZero() && d.NextAttemptAt.IsZero() {
 			return fail(fmt.Errorf("delivery %s has neither CreatedAt nor NextAttemptAt", d.ID))
 		}
-		d = store.Enqueued(d, eventID, hook, d.NextAttemptAt)
-		df := deliveryFields(d)
-		if i == 0 {
-			args = append(args, 2+len(df))
-		}
-		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action))
-		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
-		args = append(args, df...)
+		ds[i] = store.Enqueued(d, eventID, hook, d.NextAttemptAt)
 	}
+	keys, args = s.enqueueArgs(keys, args, ds)
 	res, err := addDeliveriesScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return fail(err)

@@ -132,11 +132,21 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	args := make([]any, 0, 8+len(fields)+len(a.Deliveries)*24)
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, s.k.wake(), len(fields))
 	args = append(args, fields...)
+	ds := make([]store.Delivery, len(a.Deliveries))
 	for i, d := range a.Deliveries {
 		if d.ID == "" {
 			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
-		d = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
+		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
+	}
+	keys, args = s.enqueueArgs(keys, args, ds)
+	return keys, args, nil
+}
+
+// enqueueArgs appends the keys and arguments enqueueLua reads for the
+// deliveries ds, already normalised by store.Enqueued.
+func (s *Store) enqueueArgs(keys []string, args []any, ds []store.Delivery) ([]string, []any) {
+	for i, d := range ds {
 		df := deliveryFields(d)
 		if i == 0 {
 			args = append(args, 2+len(df))
@@ -145,7 +155,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
 		args = append(args, df...)
 	}
-	return keys, args, nil
+	return keys, args
 }
 
 // acceptedOf reads the accept script's reply for event id. A duplicate of
