@@ -44,28 +44,21 @@ func createKey(t *testing.T, storeURL, name, scopes string) string {
 func (s *server) api(t *testing.T, key, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
+	header := http.Header{}
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.url("/api/v1"+path), rd)
-	if err != nil {
-		t.Fatal(err)
+		header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	status, raw := s.request(t, method, "/api/v1"+path, rd, header)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("%s %s answered non-JSON %q", method, path, raw)
 	}
-	return resp.StatusCode, out
+	return status, out
 }
 
 func list(m map[string]any, field string) []map[string]any {
@@ -470,23 +463,13 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	rules := filepath.Join(dir, "rules/oncloudwine.yaml")
 	orig, _ := os.ReadFile(rules)
 
-	waitLog := func(want string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(srv.output(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no log line %q", want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	writeFile(t, rules, string(orig)+"  - name: broken\n    when: body.event ==\n")
 	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog("config reload refused")
+	srv.waitLog(t, "config reload refused", 1)
 
 	writeFile(t, rules, string(orig)+pingRule)
 	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(`msg="config reloaded" trigger=SIGHUP`)
+	srv.waitLog(t, `msg="config reloaded" trigger=SIGHUP`, 1)
 	body := payload(t, "oncloudwine-test-ping.json")
 	if status, out := srv.post(t, http.MethodPost, "/hooks/catch/oncloudwine", body, ocwSign(body)); status != http.StatusAccepted {
 		t.Fatalf("%d %v", status, out)

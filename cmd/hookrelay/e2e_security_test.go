@@ -77,41 +77,6 @@ func (c *canary) connections(t *testing.T) int {
 	return 0
 }
 
-// waitLog waits until the server has logged want n times.
-func (s *server) waitLog(t *testing.T, want string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(s.output(), want) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log after 30s", want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitSettled waits until every delivery of the event succeeded or is dead.
-func waitSettled(t *testing.T, st store.Store, eventID string, want int) []store.Delivery {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ds, err := st.Deliveries(context.Background(), eventID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		settled := len(ds) == want
-		for _, d := range ds {
-			settled = settled && (d.Status == store.DeliverySucceeded || d.Status == store.DeliveryDead)
-		}
-		if settled {
-			return ds
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries of %s = %+v, want %d settled", eventID, ds, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 const refusedLoopback = "refused: 127.0.0.1 is a loopback address; allow it with egress.allow_networks"
 
 // With DEMO_ALLOW_NETWORKS unset the demo may not reach a downstream API on

@@ -297,14 +297,13 @@ func (s *server) stop(t *testing.T) error {
 	}
 }
 
-// post sends body to path with headers and returns status and decoded JSON.
-func (s *server) post(t *testing.T, method, path string, body []byte, header http.Header) (int, map[string]any) {
+// request sends a request to the server and returns its status and body.
+func (s *server) request(t *testing.T, method, path string, body io.Reader, header http.Header) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url(path), bytes.NewReader(body))
+	req, err := http.NewRequest(method, s.url(path), body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -314,9 +313,20 @@ func (s *server) post(t *testing.T, method, path string, body []byte, header htt
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// post sends body to path with headers and returns status and decoded JSON.
+func (s *server) post(t *testing.T, method, path string, body []byte, header http.Header) (int, map[string]any) {
+	t.Helper()
+	h := http.Header{"Content-Type": {"application/json"}}
+	for k, v := range header {
+		h[k] = v
+	}
+	status, raw := s.request(t, method, path, bytes.NewReader(body), h)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	return status, out
 }
 
 func payload(t *testing.T, name string) []byte {
@@ -374,8 +384,9 @@ func openTestStore(t *testing.T, url string) store.Store {
 	return st
 }
 
-// waitDelivery waits until the event's only delivery reaches status.
-func waitDelivery(t *testing.T, st store.Store, eventID string, status store.DeliveryStatus) store.Delivery {
+// waitDeliveries polls the event's deliveries until done holds for them;
+// want says what done waits for, in the failure message.
+func waitDeliveries(t *testing.T, st store.Store, eventID, want string, done func([]store.Delivery) bool) []store.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -383,11 +394,43 @@ func waitDelivery(t *testing.T, st store.Store, eventID string, status store.Del
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 1 && ds[0].Status == status {
-			return ds[0]
+		if done(ds) {
+			return ds
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries of %s = %+v, want one %s", eventID, ds, status)
+			t.Fatalf("deliveries of %s = %+v, want %s", eventID, ds, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDelivery waits until the event's only delivery reaches status.
+func waitDelivery(t *testing.T, st store.Store, eventID string, status store.DeliveryStatus) store.Delivery {
+	t.Helper()
+	return waitDeliveries(t, st, eventID, "one "+string(status), func(ds []store.Delivery) bool {
+		return len(ds) == 1 && ds[0].Status == status
+	})[0]
+}
+
+// waitSettled waits until the event has n deliveries, each succeeded or dead.
+func waitSettled(t *testing.T, st store.Store, eventID string, n int) []store.Delivery {
+	t.Helper()
+	return waitDeliveries(t, st, eventID, fmt.Sprintf("%d settled", n), func(ds []store.Delivery) bool {
+		settled := len(ds) == n
+		for _, d := range ds {
+			settled = settled && (d.Status == store.DeliverySucceeded || d.Status == store.DeliveryDead)
+		}
+		return settled
+	})
+}
+
+// waitLog waits until the server has logged want n times.
+func (s *server) waitLog(t *testing.T, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.output(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after 30s", want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
