@@ -87,8 +87,9 @@ type Accepted struct {
 	Duplicate bool
 }
 
-// Lease is a worker's claim on one due delivery until Until. A worker that
-// does not Finish before then loses it and another worker may take it.
+// Lease is a worker's claim on one due delivery until Until. A worker
+// renews it while its attempt runs (Queue.Renew); one that stops renewing
+// loses it when Until passes and another worker may take the delivery.
 type Lease struct {
 	Delivery Delivery
 	Event    Event
@@ -106,10 +107,132 @@ type Outcome struct {
 var (
 	// ErrNotFound: no event or delivery with that id.
 	ErrNotFound = errors.New("not found")
-	// ErrLeaseLost: the lease expired and was taken by another worker, or the
-	// delivery already finished; the attempt is still recorded, the state is not changed.
+	// ErrLeaseLost: the lease expired and was taken by another worker, was
+	// released, or the delivery already finished; the attempt is still
+	// recorded, the state is not changed.
 	ErrLeaseLost = errors.New("lease lost")
 )
+
+// ActionQuota is how many due deliveries of one action a worker pool can
+// take now.
+type ActionQuota struct {
+	Action string
+	N      int // at most this many; <= 0 leases none
+	// Probe is how long a breaker probe of this action holds the gate
+	// (see ActionState.BlockedUntil): at least as long as one attempt may
+	// take, so that a second probe never starts beside the first.
+	Probe time.Duration
+}
+
+// LeaseRequest asks for due deliveries, action by action: each action is
+// served from its own queue, so one action's backlog never hides another's
+// due deliveries.
+type LeaseRequest struct {
+	Now     time.Time
+	TTL     time.Duration // how long each lease holds unless renewed
+	Actions []ActionQuota
+}
+
+// LeaseBatch is the answer to a LeaseRequest.
+type LeaseBatch struct {
+	Leases []Lease
+	// NextDue is the earliest time at which a delivery of one of the
+	// requested actions falls due (its next attempt, or the end of a lease
+	// held now, the ones just given included); zero when there is none.
+	// A paused action does not count; a blocked one counts from its
+	// BlockedUntil on.
+	NextDue time.Time
+}
+
+// Finish is one finished attempt to record.
+type Finish struct {
+	Lease   Lease
+	Attempt Attempt
+	Outcome Outcome
+}
+
+// Queue is the delivery queue both backends implement. Every method that
+// takes several items applies them in one round trip or one transaction;
+// each item is still atomic on its own.
+type Queue interface {
+	// Lease claims, for each quota, up to N deliveries of that action due
+	// at Now, earliest due first, and holds them until Now+TTL. An action
+	// whose state is paused leases nothing; one whose BlockedUntil is set
+	// leases nothing before it and at most one delivery (a probe) from it
+	// on, moving BlockedUntil to Now+Probe and its breaker to half-open.
+	Lease(ctx context.Context, r LeaseRequest) (LeaseBatch, error)
+	// Renew extends each lease that still holds to now+ttl and returns the
+	// new ends, in order; a zero time marks a lease that was lost.
+	Renew(ctx context.Context, now time.Time, ttl time.Duration, ls []Lease) ([]time.Time, error)
+	// Finish records each attempt and, while its lease holds on a delivery
+	// that is not final, counts it and applies its outcome. A succeeded
+	// outcome is applied even when the lease was lost (a 2xx was received:
+	// the delivery is done) unless the delivery had already succeeded.
+	// The answer holds one error per item: nil, ErrLeaseLost (the attempt
+	// is recorded, nothing else changes) or ErrNotFound (nothing recorded).
+	// The second result is an error of the store itself: then nothing is
+	// known of any item.
+	Finish(ctx context.Context, fs []Finish) ([]error, error)
+	// Release gives leases back without counting an attempt: each delivery
+	// still held by its lease is due again at now. Used at shutdown so that
+	// another process takes the work over at once.
+	Release(ctx context.Context, now time.Time, ls []Lease) error
+	// Wake returns a channel that receives after new deliveries were
+	// enqueued or made due (by any process sharing the store). It is closed
+	// when ctx is done.
+	Wake(ctx context.Context) <-chan struct{}
+
+	// ActionStates returns the stored state of every action that has one.
+	ActionStates(ctx context.Context) ([]ActionState, error)
+	// PutActionState stores s if the stored state's Version is still
+	// s.Version (0: none stored yet) and returns it with its new Version;
+	// ErrConflict when another writer changed it first.
+	PutActionState(ctx context.Context, s ActionState) (ActionState, error)
+	// QueueStats describes the queue of every action that has queued
+	// deliveries at now, in action name order.
+	QueueStats(ctx context.Context, now time.Time) ([]QueueStats, error)
+}
+
+// BreakerState is where an action's circuit breaker stands.
+type BreakerState string
+
+const (
+	BreakerClosed   BreakerState = "closed"    // attempts flow
+	BreakerOpen     BreakerState = "open"      // no attempt before BlockedUntil
+	BreakerHalfOpen BreakerState = "half-open" // one probe is in flight
+)
+
+// ActionState is the state of one action shared by every process on a
+// store: its pause switch and its circuit breaker. The stores keep it and
+// enforce its gate when leasing; the relay decides its transitions.
+type ActionState struct {
+	Action string
+	Paused bool
+	// Breaker is closed when empty.
+	Breaker BreakerState
+	// Failures counts consecutive failed attempts while closed.
+	Failures int
+	// Opens counts how often the breaker opened since it last closed: the
+	// cool-down grows with it.
+	Opens int
+	// BlockedUntil, when set, gates leasing: nothing before it, one probe
+	// at a time from it on.
+	BlockedUntil time.Time
+	// ChangedAt is when the state last changed, LastError why it opened.
+	ChangedAt time.Time
+	LastError string
+	// Version increases with every write; PutActionState compares it.
+	Version int64
+}
+
+// QueueStats is the queue of one action at a moment.
+type QueueStats struct {
+	Action    string
+	Due       int       // due and not held by a live lease
+	InFlight  int       // held by a lease that has not expired
+	Scheduled int       // waiting for a later attempt
+	OldestDue time.Time // the earliest due time among Due; zero when none
+}
 
 // Store is the contract both backends (redisstore, sqlitestore) fulfil and
 // store/storetest checks.
@@ -118,16 +241,8 @@ type Store interface {
 	// event and enqueues its deliveries. A duplicate within the key's TTL
 	// stores and enqueues nothing and returns the original event id.
 	Accept(ctx context.Context, a Accept) (Accepted, error)
-	// Lease claims up to n deliveries due at now for ttl.
-	Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]Lease, error)
-	// Finish records the attempt and applies the outcome in one step.
-	Finish(ctx context.Context, l Lease, a Attempt, o Outcome) error
-	// NextDue is when the earliest pending, retrying or leased delivery is
-	// due (a lease falls due when it expires); zero when there is none.
-	NextDue(ctx context.Context) (time.Time, error)
-	// Wake returns a channel that receives after an Accept (by any process
-	// sharing the store) enqueued deliveries. It is closed when ctx is done.
-	Wake(ctx context.Context) <-chan struct{}
+
+	Queue
 
 	Event(ctx context.Context, id string) (Event, error)
 	Delivery(ctx context.Context, id string) (Delivery, error)
