@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // DefaultTimeout bounds one attempt when a Spec names no timeout.
@@ -46,7 +47,35 @@ type Spec struct {
 	Auth    *AuthSpec
 	Timeout time.Duration   // one attempt, token fetch included; default 10s
 	Retry   []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
+
+	// Concurrency caps the attempts in flight at once, per process;
+	// 0 means DefaultConcurrency.
+	Concurrency int
+	// Rate caps attempts per period across every process on the store;
+	// zero means no limit.
+	Rate store.Rate
+	// Breaker opens the action's circuit after consecutive failures; zero
+	// fields take the defaults.
+	Breaker Breaker
 }
+
+// Breaker configures an action's circuit breaker: after Failures
+// consecutive failed attempts (no answer, a timeout, 408, 429 or 5xx) its
+// deliveries wait, without attempts, for Cooldown; then one probe is sent.
+// While probes fail, the wait doubles up to MaxCooldown.
+type Breaker struct {
+	Failures    int
+	Cooldown    time.Duration
+	MaxCooldown time.Duration
+}
+
+// Defaults of an action's delivery settings.
+const (
+	DefaultConcurrency        = 10
+	DefaultBreakerFailures    = 10
+	DefaultBreakerCooldown    = 30 * time.Second
+	DefaultBreakerMaxCooldown = 10 * time.Minute
+)
 
 // AuthSpec says how requests authenticate; at most one of its fields is set.
 type AuthSpec struct {
@@ -85,10 +114,13 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Action is a compiled action, safe for concurrent use.
 type Action struct {
-	Name    string
-	Method  string
-	Retry   []time.Duration
-	Timeout time.Duration
+	Name        string
+	Method      string
+	Retry       []time.Duration
+	Timeout     time.Duration
+	Concurrency int
+	Rate        store.Rate
+	Breaker     Breaker
 
 	scheme, host string          // the URL's literal origin
 	path, query  *rules.Template // the URL before and after its '?'
@@ -192,6 +224,32 @@ func Compile(name string, s Spec) (*Action, error) {
 		return nil, &FieldError{Field: "timeout", Err: fmt.Errorf("want a positive duration, got %v", s.Timeout)}
 	case s.Timeout == 0:
 		a.Timeout = DefaultTimeout
+	}
+
+	a.Concurrency, a.Rate, a.Breaker = s.Concurrency, s.Rate, s.Breaker
+	switch {
+	case a.Concurrency < 0:
+		return nil, &FieldError{Field: "concurrency", Err: fmt.Errorf("want a positive number, got %d", a.Concurrency)}
+	case a.Concurrency == 0:
+		a.Concurrency = DefaultConcurrency
+	}
+	if a.Rate.Count < 0 || a.Rate.Per < 0 {
+		return nil, &FieldError{Field: "rate", Err: fmt.Errorf("want a positive rate such as 50/s, got %v", a.Rate)}
+	}
+	if a.Breaker.Failures < 0 || a.Breaker.Cooldown < 0 || a.Breaker.MaxCooldown < 0 {
+		return nil, &FieldError{Field: "breaker", Err: errors.New("want positive values")}
+	}
+	if a.Breaker.Failures == 0 {
+		a.Breaker.Failures = DefaultBreakerFailures
+	}
+	if a.Breaker.Cooldown == 0 {
+		a.Breaker.Cooldown = DefaultBreakerCooldown
+	}
+	if a.Breaker.MaxCooldown == 0 {
+		a.Breaker.MaxCooldown = max(DefaultBreakerMaxCooldown, a.Breaker.Cooldown)
+	}
+	if a.Breaker.MaxCooldown < a.Breaker.Cooldown {
+		return nil, &FieldError{Field: "breaker.max_cooldown", Err: fmt.Errorf("%v is shorter than the cool-down %v", a.Breaker.MaxCooldown, a.Breaker.Cooldown)}
 	}
 
 	if s.Retry == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // action compiles one action template, reporting errors at the field that holds them.
@@ -90,6 +91,9 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		}
 		spec.Timeout = d
 	}
+	if !l.delivery(name, file, a, &spec) {
+		return nil
+	}
 	if a.Retry.Node != nil {
 		sched, p, err := l.schedule(a.Retry.Node)
 		if err != nil {
@@ -118,6 +122,72 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		return nil
 	}
 	return act
+}
+
+// delivery reads how the relay schedules the action: concurrency:, rate:
+// and breaker:.
+func (l *loader) delivery(name, file string, a *rawAction, spec *actions.Spec) bool {
+	if a.Concurrency.Set {
+		n, err := strconv.Atoi(strings.TrimSpace(a.Concurrency.Value))
+		if err != nil || n <= 0 {
+			l.errorf(file, a.Concurrency.pos, "action %q: concurrency: want a positive number of attempts in flight such as 10, got %q", name, a.Concurrency.Value)
+			return false
+		}
+		spec.Concurrency = n
+	}
+	if a.Rate.Set {
+		r, err := parseRate(a.Rate.Value)
+		if err != nil {
+			l.errorf(file, a.Rate.pos, "action %q: rate: %v", name, err)
+			return false
+		}
+		spec.Rate = r
+	}
+	if b := a.Breaker; b != nil {
+		if b.Failures.Set {
+			n, err := strconv.Atoi(strings.TrimSpace(b.Failures.Value))
+			if err != nil || n <= 0 {
+				l.errorf(file, b.Failures.pos, "action %q: breaker.failures: want a positive number of consecutive failures such as 10, got %q", name, b.Failures.Value)
+				return false
+			}
+			spec.Breaker.Failures = n
+		}
+		for _, f := range []struct {
+			field string
+			s     scalar
+			to    *time.Duration
+		}{{"cooldown", b.Cooldown, &spec.Breaker.Cooldown}, {"max_cooldown", b.MaxCooldown, &spec.Breaker.MaxCooldown}} {
+			if !f.s.Set {
+				continue
+			}
+			d, err := time.ParseDuration(strings.TrimSpace(f.s.Value))
+			if err != nil || d <= 0 {
+				l.errorf(file, f.s.pos, "action %q: breaker.%s: want a positive duration such as 30s, got %q", name, f.field, f.s.Value)
+				return false
+			}
+			*f.to = d
+		}
+		cool := spec.Breaker.Cooldown
+		if cool == 0 {
+			cool = actions.DefaultBreakerCooldown
+		}
+		if spec.Breaker.MaxCooldown > 0 && spec.Breaker.MaxCooldown < cool {
+			l.errorf(file, b.MaxCooldown.pos, "action %q: breaker.max_cooldown: %v is shorter than the cool-down of %v", name, spec.Breaker.MaxCooldown, cool)
+			return false
+		}
+	}
+	return true
+}
+
+// parseRate reads a rate such as 50/s, 1000/m or 10/h.
+func parseRate(s string) (store.Rate, error) {
+	count, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	n, err := strconv.Atoi(strings.TrimSpace(count))
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.TrimSpace(unit)]
+	if !ok || err != nil || n <= 0 || per == 0 {
+		return store.Rate{}, fmt.Errorf("want attempts per second, minute or hour such as 50/s or 1000/m, got %q", s)
+	}
+	return store.Rate{Count: n, Per: per}, nil
 }
 
 func (l *loader) posErr(file string, err error) {

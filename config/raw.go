@@ -62,7 +62,17 @@ type rawAction struct {
 	Timeout scalar            `yaml:"timeout"`
 	Retry   anyNode           `yaml:"retry"`
 
+	Concurrency scalar      `yaml:"concurrency"`
+	Rate        scalar      `yaml:"rate"`
+	Breaker     *rawBreaker `yaml:"breaker"`
+
 	file string // where it was defined
+}
+
+type rawBreaker struct {
+	Failures    scalar `yaml:"failures"`
+	Cooldown    scalar `yaml:"cooldown"`
+	MaxCooldown scalar `yaml:"max_cooldown"`
 }
 
 type rawAuth struct {

@@ -481,7 +481,7 @@ func testListDeliveriesFilters(t *testing.T, s adminStore) {
 	}
 	var dead string
 	for i, o := range outcomes {
-		if err := s.Finish(ctx, ls[i], attemptOf(ls[i], base.Add(10*time.Second), 500, o.Error), o); err != nil {
+		if err := finishOne(ctx, s, ls[i], attemptOf(ls[i], base.Add(10*time.Second), 500, o.Error), o); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 		if o.Status == store.DeliveryDead {
@@ -571,7 +571,7 @@ func testRetryDead(t *testing.T, s adminStore) {
 	d := acceptOne(t, s, newEvent("orders", "key-1", base))
 	l := mustLeaseOne(t, s, base, time.Minute, d.ID)
 	dead := store.Outcome{Status: store.DeliveryDead, Error: "HTTP 410"}
-	if err := s.Finish(ctx, l, attemptOf(l, base, 410, "HTTP 410"), dead); err != nil {
+	if err := finishOne(ctx, s, l, attemptOf(l, base, 410, "HTTP 410"), dead); err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
 
@@ -606,7 +606,7 @@ func testRetryDead(t *testing.T, s adminStore) {
 		t.Fatalf("attempt N = %d, want 2", second.N)
 	}
 	ok := store.Outcome{Status: store.DeliverySucceeded}
-	if err := s.Finish(ctx, l, second, ok); err != nil {
+	if err := finishOne(ctx, s, l, second, ok); err != nil {
 		t.Fatalf("Finish after retry: %v", err)
 	}
 	if diff := cmp.Diff(finishedAs(want, 2, ok), mustDelivery(t, s, d.ID), cmpOpts, ignoreAfterFinish(true)); diff != "" {
@@ -641,7 +641,7 @@ func testRetryStates(t *testing.T, s adminStore) {
 	finish := func(o store.Outcome) func(d store.Delivery) *store.Lease {
 		return func(d store.Delivery) *store.Lease {
 			l := lease(d)
-			if err := s.Finish(ctx, *l, attemptOf(*l, base, 503, o.Error), o); err != nil {
+			if err := finishOne(ctx, s, *l, attemptOf(*l, base, 503, o.Error), o); err != nil {
 				t.Fatalf("Finish: %v", err)
 			}
 			return nil
@@ -676,7 +676,7 @@ func testRetryStates(t *testing.T, s adminStore) {
 			}
 			if l != nil {
 				// The worker's lease still holds.
-				if err := s.Finish(ctx, *l, attemptOf(*l, base, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+				if err := finishOne(ctx, s, *l, attemptOf(*l, base, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
 					t.Errorf("%s: Finish with the lease a retry was refused for: %v", tt.name, err)
 				}
 			}
@@ -696,7 +696,7 @@ func testRetryStates(t *testing.T, s adminStore) {
 		}
 		if l != nil {
 			// The lease had ended; the retry took the delivery from it.
-			err := s.Finish(ctx, *l, attemptOf(*l, base, 200, ""), store.Outcome{Status: store.DeliverySucceeded})
+			err := finishOne(ctx, s, *l, attemptOf(*l, base, 503, "HTTP 503"), store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base, Error: "HTTP 503"})
 			if !errors.Is(err, store.ErrLeaseLost) {
 				t.Errorf("%s: Finish with the lease from before the retry: error = %v, want ErrLeaseLost", tt.name, err)
 			}
@@ -704,7 +704,7 @@ func testRetryStates(t *testing.T, s adminStore) {
 		// Due at tt.at, not before.
 		wantNothingDue(t, s, tt.at.Add(-time.Millisecond))
 		again := mustLeaseOne(t, s, tt.at, ttl, before.ID)
-		if err := s.Finish(ctx, again, attemptOf(again, tt.at, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		if err := finishOne(ctx, s, again, attemptOf(again, tt.at, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
 			t.Fatalf("%s: Finish after retry: %v", tt.name, err)
 		}
 	}

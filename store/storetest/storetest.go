@@ -89,7 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UnknownIDs", testUnknownIDs},
 		{"Ping", testPing},
 	}
-	for _, tt := range tests {
+	for _, tt := range append(tests, queueTests...) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.run(t, open(t))
@@ -147,13 +147,36 @@ func mustAccept(t *testing.T, s store.Store, a store.Accept, wantDup bool) store
 	return got
 }
 
-func mustLease(t *testing.T, s store.Store, now time.Time, n int, ttl time.Duration) []store.Lease {
-	t.Helper()
-	ls, err := s.Lease(t.Context(), now, n, ttl)
-	if err != nil {
-		t.Fatalf("Lease(%v, %d, %v): %v", now, n, ttl, err)
+// suiteActions are the action names the suite's deliveries use: the
+// helpers that lease "everything" ask for each of them.
+var suiteActions = []string{"action", "crm", "erp", "crm-callback", "erp-forward", "later", "slow", "fast", "other"}
+
+// quotas asks for up to n deliveries of each action.
+func quotas(n int, actions ...string) []store.ActionQuota {
+	qs := make([]store.ActionQuota, len(actions))
+	for i, a := range actions {
+		qs[i] = store.ActionQuota{Action: a, N: n}
 	}
-	return ls
+	return qs
+}
+
+// lease leases up to n deliveries of each of actions (every suite action
+// when none is named) due at now.
+func lease(t *testing.T, s store.Store, now time.Time, n int, ttl time.Duration, actions ...string) store.LeaseBatch {
+	t.Helper()
+	if len(actions) == 0 {
+		actions = suiteActions
+	}
+	b, err := s.Lease(t.Context(), store.LeaseRequest{Now: now, TTL: ttl, Actions: quotas(n, actions...)})
+	if err != nil {
+		t.Fatalf("Lease(%v, %d, %v, %v): %v", now, n, ttl, actions, err)
+	}
+	return b
+}
+
+func mustLease(t *testing.T, s store.Store, now time.Time, n int, ttl time.Duration, actions ...string) []store.Lease {
+	t.Helper()
+	return lease(t, s, now, n, ttl, actions...).Leases
 }
 
 // mustLeaseOne leases at now and requires exactly the delivery id.
@@ -164,6 +187,18 @@ func mustLeaseOne(t *testing.T, s store.Store, now time.Time, ttl time.Duration,
 		t.Fatalf("Lease(%v) = %v, want just %s", now, leasedIDs(ls), id)
 	}
 	return ls[0]
+}
+
+// finishOne finishes one attempt and returns its error, or the store's.
+func finishOne(ctx context.Context, s store.Store, l store.Lease, a store.Attempt, o store.Outcome) error {
+	errs, err := s.Finish(ctx, []store.Finish{{Lease: l, Attempt: a, Outcome: o}})
+	if err != nil {
+		return err
+	}
+	if len(errs) != 1 {
+		return fmt.Errorf("Finish of one item returned %d errors", len(errs))
+	}
+	return errs[0]
 }
 
 func wantNothingDue(t *testing.T, s store.Store, now time.Time) {
@@ -199,14 +234,16 @@ func mustAttempts(t *testing.T, s store.Store, id string) []store.Attempt {
 	return as
 }
 
+// wantNextDue checks the NextDue of a Lease of every suite action at a
+// time before anything is due.
 func wantNextDue(t *testing.T, s store.Store, want time.Time) {
 	t.Helper()
-	got, err := s.NextDue(t.Context())
-	if err != nil {
-		t.Fatalf("NextDue: %v", err)
+	b := lease(t, s, time.Unix(0, 0), 1, time.Minute)
+	if len(b.Leases) != 0 {
+		t.Fatalf("Lease at the epoch = %v, want nothing", leasedIDs(b.Leases))
 	}
-	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
-		t.Fatalf("NextDue = %v, want %v", got, want)
+	if diff := cmp.Diff(want, b.NextDue, cmpOpts); diff != "" {
+		t.Fatalf("NextDue = %v, want %v", b.NextDue, want)
 	}
 }
 
@@ -449,7 +486,7 @@ func testLeaseOnlyDue(t *testing.T, s store.Store) {
 	var ds []store.Delivery
 	for i := range 5 {
 		// Accepted latest first: the due time, not accept order, decides.
-		ds = append(ds, newDelivery(e, "rule", fmt.Sprintf("action-%d", i), base.Add(time.Duration(4-i)*time.Second)))
+		ds = append(ds, newDelivery(e, "rule", "action", base.Add(time.Duration(4-i)*time.Second)))
 	}
 	future := newDelivery(e, "rule", "later", base.Add(time.Hour))
 	mustAccept(t, s, store.Accept{Event: e, Deliveries: append(ds, future), KeyTTL: time.Hour}, false)
@@ -520,8 +557,8 @@ func testLeaseExpiry(t *testing.T, s store.Store) {
 		t.Errorf("new lease until %v, want %v", taken.Until, base.Add(2*ttl))
 	}
 
-	late := attemptOf(old, base, 200, "")
-	err := s.Finish(t.Context(), old, late, store.Outcome{Status: store.DeliverySucceeded})
+	late := attemptOf(old, base, 503, "HTTP 503")
+	err := finishOne(t.Context(), s, old, late, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Hour), Error: "HTTP 503"})
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Finish with the expired lease: error = %v, want ErrLeaseLost", err)
 	}
@@ -535,7 +572,7 @@ func testLeaseExpiry(t *testing.T, s store.Store) {
 
 	mine := attemptOf(taken, base.Add(ttl), 204, "")
 	ok := store.Outcome{Status: store.DeliverySucceeded}
-	if err := s.Finish(t.Context(), taken, mine, ok); err != nil {
+	if err := finishOne(t.Context(), s, taken, mine, ok); err != nil {
 		t.Fatalf("Finish with the current lease: %v", err)
 	}
 	if diff := cmp.Diff(finishedAs(d, 1, ok), mustDelivery(t, s, d.ID), cmpOpts, ignoreAfterFinish(true)); diff != "" {
@@ -550,7 +587,7 @@ func testAck(t *testing.T, s store.Store) {
 	d := acceptOne(t, s, newEvent("orders", "key-1", base))
 	l := mustLeaseOne(t, s, base, time.Minute, d.ID)
 	ok := store.Outcome{Status: store.DeliverySucceeded}
-	if err := s.Finish(t.Context(), l, attemptOf(l, base, 200, ""), ok); err != nil {
+	if err := finishOne(t.Context(), s, l, attemptOf(l, base, 200, ""), ok); err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
 	got := mustDelivery(t, s, d.ID)
@@ -565,7 +602,7 @@ func testAck(t *testing.T, s store.Store) {
 
 	// Finishing the same lease again changes nothing but is recorded.
 	again := attemptOf(l, base.Add(time.Second), 200, "")
-	if err := s.Finish(t.Context(), l, again, store.Outcome{Status: store.DeliveryDead, Error: "x"}); !errors.Is(err, store.ErrLeaseLost) {
+	if err := finishOne(t.Context(), s, l, again, store.Outcome{Status: store.DeliveryDead, Error: "x"}); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("second Finish of a lease: error = %v, want ErrLeaseLost", err)
 	}
 	if diff := cmp.Diff(finishedAs(d, 1, ok), mustDelivery(t, s, d.ID), cmpOpts, ignoreAfterFinish(true)); diff != "" {
@@ -581,7 +618,7 @@ func testRetry(t *testing.T, s store.Store) {
 	l := mustLeaseOne(t, s, base, time.Minute, d.ID)
 	retryAt := base.Add(5 * time.Minute)
 	retry := store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: retryAt, Error: "HTTP 503"}
-	if err := s.Finish(t.Context(), l, attemptOf(l, base, 503, "HTTP 503"), retry); err != nil {
+	if err := finishOne(t.Context(), s, l, attemptOf(l, base, 503, "HTTP 503"), retry); err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
 	want := finishedAs(d, 1, retry)
@@ -609,11 +646,11 @@ func testDead(t *testing.T, s store.Store) {
 	dead := store.Outcome{Status: store.DeliveryDead, Error: "HTTP 500 (after 2 attempts)"}
 
 	l := mustLeaseOne(t, s, base, time.Minute, d.ID)
-	if err := s.Finish(ctx, l, attemptOf(l, base, 0, "timeout"), retry); err != nil {
+	if err := finishOne(ctx, s, l, attemptOf(l, base, 0, "timeout"), retry); err != nil {
 		t.Fatalf("Finish (retry): %v", err)
 	}
 	l = mustLeaseOne(t, s, base.Add(time.Minute), time.Minute, d.ID)
-	if err := s.Finish(ctx, l, attemptOf(l, base.Add(time.Minute), 500, "HTTP 500"), dead); err != nil {
+	if err := finishOne(ctx, s, l, attemptOf(l, base.Add(time.Minute), 500, "HTTP 500"), dead); err != nil {
 		t.Fatalf("Finish (dead): %v", err)
 	}
 
@@ -649,7 +686,7 @@ func testAttempts(t *testing.T, s store.Store) {
 		RequestHeaders: map[string]string{"Authorization": "Bearer [redacted]", "Content-Type": "application/json", "Idempotency-Key": d.ID},
 		Error:          "Patch \"https://api.example\": context deadline exceeded",
 	}
-	if err := s.Finish(ctx, l, first, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Minute), Error: first.Error}); err != nil {
+	if err := finishOne(ctx, s, l, first, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Minute), Error: first.Error}); err != nil {
 		t.Fatalf("Finish 1: %v", err)
 	}
 	l = mustLeaseOne(t, s, base.Add(time.Minute), time.Minute, d.ID)
@@ -664,7 +701,7 @@ func testAttempts(t *testing.T, s store.Store) {
 		StatusCode:     200,
 		ResponseBody:   "{\"ok\":true}\n\u00e9\u4e16 cut mid-rune \xe4\xb8",
 	}
-	if err := s.Finish(ctx, l, second, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+	if err := finishOne(ctx, s, l, second, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
 		t.Fatalf("Finish 2: %v", err)
 	}
 	if diff := cmp.Diff([]store.Attempt{first, second}, mustAttempts(t, s, d.ID), cmpOpts); diff != "" {
