@@ -54,7 +54,11 @@ func NewClient(o ClientOptions) *Client {
 	c := &Client{transport: o.Transport, ua: o.UserAgent, max: o.MaxResponse, now: o.Now, tokens: map[*Action]*tokenCache{}}
 	if c.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 32
+		// Connections stay open per destination across attempts: one action
+		// may keep up to its concurrency busy, and a handshake per attempt
+		// would cost more than the request.
+		t.MaxIdleConns = 1024
+		t.MaxIdleConnsPerHost = 256
 		c.transport = t
 	}
 	if c.max <= 0 {

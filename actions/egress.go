@@ -137,7 +137,11 @@ func GuardedTransport(allow func() []netip.Prefix) http.RoundTripper {
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
-	t.MaxIdleConnsPerHost = 32
+	// Connections stay open per destination across attempts: one action
+	// may keep up to its concurrency busy, and a handshake per attempt
+	// would cost more than the request.
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {

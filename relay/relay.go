@@ -3,23 +3,25 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/hookrelay/hookrelay/actions"
-	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
 )
 
 // Queue is what the relay needs from the store.
 type Queue interface {
-	Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]store.Lease, error)
-	Finish(ctx context.Context, l store.Lease, a store.Attempt, o store.Outcome) error
-	NextDue(ctx context.Context) (time.Time, error)
+	Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error)
+	Renew(ctx context.Context, now time.Time, ttl time.Duration, ls []store.Lease) ([]time.Time, error)
+	Finish(ctx context.Context, fs []store.Finish) ([]error, error)
+	Release(ctx context.Context, at time.Time, ls []store.Lease) error
 	Wake(ctx context.Context) <-chan struct{}
+	ActionStates(ctx context.Context) ([]store.ActionState, error)
+	PutActionState(ctx context.Context, s store.ActionState) (store.ActionState, error)
+	QueueStats(ctx context.Context, now time.Time) ([]store.QueueStats, error)
 }
 
 // Sender performs one attempt of an action.
@@ -29,29 +31,76 @@ type Sender interface {
 
 // Options tune a Relay.
 type Options struct {
-	Workers  int           // concurrent attempts; default 8
-	Lease    time.Duration // how long a worker holds a delivery; default 30s
-	Grace    time.Duration // how long in-flight attempts may finish after stop; default 10s
-	MaxWait  time.Duration // longest sleep between polls of the due index; default 1s
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// MaxInFlight caps the attempts in flight in this process across all
+	// actions; each action's own concurrency applies within it. Default 1000.
+	MaxInFlight int
+	// Lease is how long a lease holds before it must be renewed; attempts
+	// in flight renew theirs every third of it. Default 30s.
+	Lease time.Duration
+	// Grace is how long attempts in flight may finish after stop; default 10s.
+	Grace time.Duration
+	// MaxWait is the longest sleep between looks at the queue; default 1s.
+	MaxWait time.Duration
+	// MaxBatch caps the deliveries of one action taken in one lease call;
+	// default 100.
+	MaxBatch int
+	// OrphanScan is how often the relay looks for queued deliveries of
+	// actions that left the config (they are made dead); default 5s.
+	OrphanScan time.Duration
+	// Limiter grants attempts under actions' rates; nil: a LocalLimiter,
+	// right for a store that only this process uses.
+	Limiter Limiter
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Rand returns a number in [0, 1) for retry jitter; nil: math/rand/v2.
+	Rand     func() float64
 	MaxDepth int // JSON nesting cap when decoding stored payloads; default 64
 }
 
-// Relay leases due deliveries and performs them.
+// Relay leases due deliveries action by action and performs them: each
+// action has its own concurrency, rate and circuit breaker, so a slow,
+// hanging or failing destination uses only its own share.
 type Relay struct {
-	q      Queue
-	send   Sender
-	config func() *config.Config
-	o      Options
-	log    *slog.Logger
+	q       Queue
+	send    Sender
+	actions func() map[string]*actions.Action
+	o       Options
+	log     *slog.Logger
+
+	kick chan struct{} // an attempt ended: capacity is free again
+
+	mu      sync.Mutex
+	lanes   map[string]*lane      // by action
+	held    map[string]*inflight  // attempts in flight, by delivery id
+	total   int                   // attempts in flight
+	states  map[string]store.ActionState
+	orphans []string // actions with queued deliveries that are not in the config
 }
 
-// New returns a relay taking work from q, looking actions up in the config
-// that cfg returns at the time of each attempt.
-func New(q Queue, send Sender, cfg func() *config.Config, o Options) *Relay {
-	if o.Workers <= 0 {
-		o.Workers = 8
+// lane is the relay's view of one action.
+type lane struct {
+	inflight  int
+	rateUntil time.Time // the rate allows nothing before this
+}
+
+// inflight is an attempt in flight: its lease, renewed while it runs, and
+// how to stop it.
+type inflight struct {
+	lease  store.Lease
+	cancel context.CancelCauseFunc
+}
+
+var (
+	errShutdown  = errors.New("the relay is stopping")
+	errLeaseLost = errors.New("the lease was lost")
+)
+
+// New returns a relay taking work from q and looking actions up, at each
+// lease and each attempt, in the set that acts returns (the config in
+// force).
+func New(q Queue, send Sender, acts func() map[string]*actions.Action, o Options) *Relay {
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1000
 	}
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second
@@ -62,8 +111,17 @@ func New(q Queue, send Sender, cfg func() *config.Config, o Options) *Relay {
 	if o.MaxWait <= 0 {
 		o.MaxWait = time.Second
 	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 100
+	}
+	if o.OrphanScan <= 0 {
+		o.OrphanScan = 5 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Limiter == nil {
+		o.Limiter = NewLocalLimiter(o.Now)
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = 64
@@ -72,69 +130,57 @@ func New(q Queue, send Sender, cfg func() *config.Config, o Options) *Relay {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Relay{q: q, send: send, config: cfg, o: o, log: log}
+	return &Relay{
+		q: q, send: send, actions: acts, o: o, log: log,
+		kick:   make(chan struct{}, 1),
+		lanes:  map[string]*lane{},
+		held:   map[string]*inflight{},
+		states: map[string]store.ActionState{},
+	}
 }
 
 // Run leases and performs deliveries until ctx is done. It then stops
 // leasing, lets attempts in flight finish within the grace period, cancels
-// those still running (their leases expire and another worker takes them
-// over) and returns nil.
+// those still running and releases their leases at once, so that another
+// process takes them over without waiting, and returns nil.
 func (r *Relay) Run(ctx context.Context) error {
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
+	bg := context.WithoutCancel(ctx)
+	workCtx, cancelWork := context.WithCancelCause(bg)
+	defer cancelWork(nil)
+	renewCtx, stopRenew := context.WithCancel(bg)
+	renewDone := make(chan struct{})
+	go r.renew(renewCtx, renewDone)
+	fin := newFinisher(r)
+	go fin.run(bg)
 
-	slots := make(chan struct{}, r.o.Workers)
-	for range r.o.Workers {
-		slots <- struct{}{}
+	var (
+		wg          sync.WaitGroup
+		releaseMu   sync.Mutex
+		toRelease   []store.Lease
+		lastScan    time.Time
+		lastRefresh time.Time
+	)
+	release := func(l store.Lease) {
+		releaseMu.Lock()
+		toRelease = append(toRelease, l)
+		releaseMu.Unlock()
 	}
-	var wg sync.WaitGroup
 	wake := r.q.Wake(ctx)
-	// kick wakes the poller when an attempt finished: a retry may now be
-	// due sooner than the poller planned to look.
-	kick := make(chan struct{}, 1)
-
 	for ctx.Err() == nil {
-		// Wait for at least one free worker.
-		select {
-		case <-slots:
-		case <-ctx.Done():
+		now := r.o.Now()
+		if now.Sub(lastRefresh) >= r.o.MaxWait {
+			r.refreshStates(ctx)
+			lastRefresh = now
+		}
+		if now.Sub(lastScan) >= r.o.OrphanScan {
+			r.scanOrphans(ctx, now)
+			lastScan = now
+		}
+		more, next, err := r.leaseOnce(ctx, workCtx, &wg, fin, release)
+		if more {
 			continue
 		}
-		free := 1
-	more:
-		for free < r.o.Workers {
-			select {
-			case <-slots:
-				free++
-			default:
-				break more
-			}
-		}
-		leases, err := r.q.Lease(ctx, r.o.Now(), free, r.o.Lease)
-		if err != nil && ctx.Err() == nil {
-			r.log.Error("lease failed", "error", err)
-		}
-		for _, l := range leases {
-			wg.Add(1)
-			go func(l store.Lease) {
-				defer wg.Done()
-				defer func() {
-					slots <- struct{}{}
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}()
-				r.perform(workCtx, l)
-			}(l)
-		}
-		for range free - len(leases) {
-			slots <- struct{}{}
-		}
-		if len(leases) > 0 || ctx.Err() != nil {
-			continue
-		}
-		r.wait(ctx, wake, kick, err != nil)
+		r.wait(ctx, &wake, next, err != nil)
 	}
 
 	done := make(chan struct{})
@@ -142,113 +188,356 @@ func (r *Relay) Run(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-time.After(r.o.Grace):
-		r.log.Warn("grace period over, cancelling attempts in flight")
-		cancelWork()
+		r.log.Warn("grace period over: cancelling attempts in flight and releasing their deliveries")
+		cancelWork(errShutdown)
 		<-done
 	}
+	fin.close()
+	if len(toRelease) > 0 {
+		rctx, cancel := context.WithTimeout(bg, 5*time.Second)
+		if err := r.q.Release(rctx, r.o.Now(), toRelease); err != nil {
+			r.log.Error("releasing abandoned deliveries failed: they fall due when their leases end", "error", err, "deliveries", len(toRelease))
+		}
+		cancel()
+	}
+	stopRenew()
+	<-renewDone
 	return nil
 }
 
-// wait sleeps until new work arrives, the earliest delivery falls due, or MaxWait.
-func (r *Relay) wait(ctx context.Context, wake, kick <-chan struct{}, failed bool) {
-	d := r.o.MaxWait
-	if !failed {
-		if next, err := r.q.NextDue(ctx); err == nil && !next.IsZero() {
-			if until := next.Sub(r.o.Now()); until < d {
-				d = max(until, time.Millisecond)
+// leaseOnce asks the store for what each action can take now and starts
+// the attempts. more reports that some action may have more due at once;
+// next is when the store says the next delivery falls due.
+func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin *finisher, release func(store.Lease)) (more bool, next time.Time, err error) {
+	now := r.o.Now()
+	acts := r.actions()
+	quotas, room := r.quotas(acts, now)
+	if len(quotas) == 0 {
+		return false, time.Time{}, nil
+	}
+	b, err := r.q.Lease(ctx, store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("lease failed", "error", err)
+		}
+		return false, time.Time{}, err
+	}
+	got := map[string][]store.Lease{}
+	var over []store.Lease
+	for _, l := range b.Leases {
+		if room == 0 {
+			over = append(over, l)
+			continue
+		}
+		room--
+		got[l.Delivery.Action] = append(got[l.Delivery.Action], l)
+	}
+	if len(over) > 0 {
+		// More came than the process may run at once: give the rest back,
+		// due now, for whichever worker has room.
+		more = true
+		if err := r.q.Release(ctx, now, over); err != nil {
+			r.log.Error("giving back deliveries over the in-flight cap failed: they fall due when their leases end", "error", err)
+		}
+	}
+	for _, q := range quotas {
+		ls := got[q.Action]
+		if len(ls) == 0 {
+			continue
+		}
+		act := acts[q.Action]
+		if act != nil && !act.Rate.IsZero() {
+			ls = r.limit(ctx, act, ls, now)
+		}
+		if len(ls) == q.N {
+			more = true
+		}
+		r.noteProbe(q.Action, len(ls))
+		for _, l := range ls {
+			r.start(workCtx, l, act, wg, fin, release)
+		}
+	}
+	return more, b.NextDue, nil
+}
+
+// quotas is how many due deliveries each action may take now: its
+// concurrency less its attempts in flight, within the room left under the
+// process's cap and, for a rated action, about a tenth of a second of its
+// rate. Every action is offered the whole room: reserving it action by
+// action would let the first ones, due or not, starve the others.
+func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []store.ActionQuota, room int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	room = r.o.MaxInFlight - r.total
+	if room <= 0 {
+		return nil, 0
+	}
+	qs = make([]store.ActionQuota, 0, len(acts)+len(r.orphans))
+	for name, a := range acts {
+		ln := r.lane(name)
+		n := min(a.Concurrency-ln.inflight, r.o.MaxBatch, room)
+		if !a.Rate.IsZero() {
+			if now.Before(ln.rateUntil) {
+				continue
 			}
+			n = min(n, Burst(a.Rate))
+		}
+		if n <= 0 {
+			continue
+		}
+		qs = append(qs, store.ActionQuota{Action: name, N: n, Probe: a.Timeout + r.o.Lease})
+	}
+	for _, name := range r.orphans {
+		if _, ok := acts[name]; !ok {
+			qs = append(qs, store.ActionQuota{Action: name, N: min(r.o.MaxBatch, room)})
+		}
+	}
+	return qs, room
+}
+
+func (r *Relay) lane(action string) *lane {
+	ln := r.lanes[action]
+	if ln == nil {
+		ln = &lane{}
+		r.lanes[action] = ln
+	}
+	return ln
+}
+
+// limit keeps the leases the action's rate allows now and gives the rest
+// back, due when the rate allows more.
+func (r *Relay) limit(ctx context.Context, act *actions.Action, ls []store.Lease, now time.Time) []store.Lease {
+	allowed, wait, err := r.o.Limiter.AllowAtMost(ctx, act.Name, act.Rate, len(ls))
+	if err != nil {
+		r.log.Error("rate limiter failed: holding the action's deliveries back", "action", act.Name, "error", err)
+		allowed, wait = 0, r.o.MaxWait
+	}
+	if allowed >= len(ls) {
+		return ls
+	}
+	at := now.Add(wait)
+	r.mu.Lock()
+	r.lane(act.Name).rateUntil = at
+	r.mu.Unlock()
+	if err := r.q.Release(ctx, at, ls[allowed:]); err != nil {
+		r.log.Error("giving back deliveries over the rate failed: they fall due when their leases end", "action", act.Name, "error", err)
+	}
+	return ls[:allowed]
+}
+
+// start runs one attempt in its own goroutine.
+func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Action, wg *sync.WaitGroup, fin *finisher, release func(store.Lease)) {
+	actx, cancel := context.WithCancelCause(workCtx)
+	r.mu.Lock()
+	r.lane(l.Delivery.Action).inflight++
+	r.total++
+	r.held[l.Delivery.ID] = &inflight{lease: l, cancel: cancel}
+	r.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel(nil)
+		item, ok := r.perform(actx, l, act)
+		switch {
+		case ok:
+			fin.add(item)
+			return
+		case errors.Is(context.Cause(actx), errShutdown):
+			release(l)
+		}
+		r.done(l)
+	}()
+}
+
+// done forgets an attempt whose outcome is recorded, or that will not be:
+// its lease is no longer renewed and its capacity is free.
+func (r *Relay) done(l store.Lease) {
+	r.mu.Lock()
+	if ln := r.lanes[l.Delivery.Action]; ln != nil {
+		ln.inflight--
+	}
+	r.total--
+	delete(r.held, l.Delivery.ID)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wait sleeps until new work arrives, an attempt ends, the next delivery
+// falls due, or MaxWait passes.
+//
+// A closed wake channel (the store is closing) is not waited on again.
+func (r *Relay) wait(ctx context.Context, wake *<-chan struct{}, next time.Time, failed bool) {
+	d := r.o.MaxWait
+	if !failed && !next.IsZero() {
+		if until := next.Sub(r.o.Now()); until < d {
+			d = max(until, time.Millisecond)
 		}
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-wake:
-	case <-kick:
+	case _, ok := <-*wake:
+		if !ok {
+			*wake = nil
+		}
+	case <-r.kick:
 	case <-t.C:
 	}
 }
 
-// perform runs one attempt of a leased delivery and records its outcome.
-func (r *Relay) perform(ctx context.Context, l store.Lease) {
-	d := l.Delivery
-	n := d.Attempts + 1
-	log := r.log.With("hook", d.Hook, "event_id", d.EventID, "delivery_id", d.ID, "action", d.Action, "attempt", n)
-
-	start := r.o.Now()
-	attempt := store.Attempt{DeliveryID: d.ID, N: n, StartedAt: start}
-	var res actions.Result
-	var permanent error
-
-	act, ok := r.config().Actions[d.Action]
-	if !ok {
-		permanent = fmt.Errorf("action %q is not in the config any more", d.Action)
-	} else if body, err := rules.DecodeBody(l.Event.Body, l.Event.Headers["content-type"], r.o.MaxDepth); err != nil {
-		permanent = fmt.Errorf("stored payload cannot be decoded: %w", err)
-	} else {
-		res = r.send.Do(ctx, act, rules.NewEnv(l.Event, body), d.ID)
-		if ctx.Err() != nil {
-			// Stopped mid-attempt: not the receiver's fault and not counted.
-			// The lease expires and another worker performs the delivery.
-			log.Warn("attempt abandoned at shutdown")
+// renew keeps the leases of attempts in flight alive, all in one call,
+// every third of the lease; an attempt whose lease turns out lost (another
+// worker took the delivery, or it finished elsewhere) is cancelled.
+func (r *Relay) renew(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(max(r.o.Lease/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
 		}
-		attempt.Method, attempt.URL = res.Method, res.URL
-		attempt.RequestHeaders = res.RequestHeaders
-		attempt.StatusCode = res.StatusCode
-		attempt.Duration = res.Duration
-		attempt.ResponseBody = res.ResponseBody
-	}
-	if permanent != nil {
-		attempt.Error = permanent.Error()
-		attempt.Duration = r.o.Now().Sub(start)
-	} else if res.Err != nil {
-		attempt.Error = res.Err.Error()
-	}
-
-	out := r.outcome(act, n, res.Err, permanent)
-	if err := r.q.Finish(context.WithoutCancel(ctx), l, attempt, out); err != nil {
-		if errors.Is(err, store.ErrLeaseLost) {
-			log.Warn("lease lost before the attempt was recorded; another worker owns the delivery")
-			return
+		r.mu.Lock()
+		ins := make([]*inflight, 0, len(r.held))
+		ls := make([]store.Lease, 0, len(r.held))
+		for _, in := range r.held {
+			ins = append(ins, in)
+			ls = append(ls, in.lease)
 		}
-		log.Error("recording the attempt failed; the delivery will be attempted again", "error", err)
-		return
-	}
-	switch out.Status {
-	case store.DeliverySucceeded:
-		log.Info("delivery succeeded", "status", res.StatusCode, "latency", res.Duration)
-	case store.DeliveryRetrying:
-		log.Warn("attempt failed, will retry", "status", res.StatusCode, "error", out.Error, "next_attempt_at", out.NextAttemptAt)
-	case store.DeliveryDead:
-		log.Error("delivery dead", "status", res.StatusCode, "error", out.Error)
+		r.mu.Unlock()
+		if len(ls) == 0 {
+			continue
+		}
+		ends, err := r.q.Renew(ctx, r.o.Now(), r.o.Lease, ls)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("renewing leases failed", "error", err, "leases", len(ls))
+			}
+			continue
+		}
+		r.mu.Lock()
+		for i, end := range ends {
+			if i >= len(ins) {
+				break
+			}
+			if end.IsZero() {
+				ins[i].cancel(errLeaseLost)
+				continue
+			}
+			ins[i].lease.Until = end
+		}
+		r.mu.Unlock()
 	}
 }
 
-// outcome decides what happens after attempt n.
-func (r *Relay) outcome(act *actions.Action, n int, err, permanent error) store.Outcome {
-	if permanent != nil {
-		return store.Outcome{Status: store.DeliveryDead, Error: permanent.Error()}
+// refreshStates reads the action states every process shares.
+func (r *Relay) refreshStates(ctx context.Context) {
+	sts, err := r.q.ActionStates(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("reading action states failed", "error", err)
+		}
+		return
 	}
-	if err == nil {
-		return store.Outcome{Status: store.DeliverySucceeded}
+	r.mu.Lock()
+	for _, s := range sts {
+		r.states[s.Action] = s
 	}
-	msg := err.Error()
-	if errors.Is(err, actions.ErrPermanent) {
-		return store.Outcome{Status: store.DeliveryDead, Error: msg}
+	r.mu.Unlock()
+}
+
+// noteProbe logs the move to half-open when a lease of an action whose
+// breaker was open went out: that lease is the probe.
+func (r *Relay) noteProbe(action string, n int) {
+	if n == 0 {
+		return
 	}
-	wait, ok := Schedule(act.Retry).Next(n)
-	if !ok {
-		return store.Outcome{Status: store.DeliveryDead, Error: fmt.Sprintf("%s (after %d attempts)", msg, n)}
+	r.mu.Lock()
+	s, ok := r.states[action]
+	probe := ok && s.Breaker == store.BreakerOpen
+	if probe {
+		s.Breaker = store.BreakerHalfOpen
+		r.states[action] = s
 	}
-	now := r.o.Now()
-	next := now.Add(wait)
-	var ra *actions.RetryAfterError
-	if errors.As(err, &ra) && ra.At.After(now) {
-		next = ra.At
-		if limit := now.Add(maxRetryAfter); next.After(limit) {
-			next = limit
+	r.mu.Unlock()
+	if probe {
+		r.log.Info("circuit breaker half-open: sending one probe", "action", action)
+	}
+}
+
+// scanOrphans finds queued deliveries of actions the config no longer
+// has, so that they are leased and made dead rather than kept forever.
+func (r *Relay) scanOrphans(ctx context.Context, now time.Time) {
+	stats, err := r.q.QueueStats(ctx, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("reading queue stats failed", "error", err)
+		}
+		return
+	}
+	acts := r.actions()
+	var orphans []string
+	for _, s := range stats {
+		if _, ok := acts[s.Action]; !ok && s.Due > 0 {
+			orphans = append(orphans, s.Action)
 		}
 	}
-	return store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: next, Error: msg}
+	r.mu.Lock()
+	r.orphans = orphans
+	r.mu.Unlock()
+}
+
+// breakerRecord applies the verdicts of one batch of an action's attempts
+// to its shared state, retrying on a concurrent change.
+func (r *Relay) breakerRecord(ctx context.Context, act *actions.Action, vs []verdict, whys []string) {
+	b := BreakerFor(act)
+	for try := 0; try < 5; try++ {
+		r.mu.Lock()
+		s, ok := r.states[act.Name]
+		r.mu.Unlock()
+		if !ok {
+			s = store.ActionState{Action: act.Name}
+		}
+		before := s
+		changed := false
+		now := r.o.Now()
+		for i, v := range vs {
+			var c bool
+			s, c = b.Record(s, v, now, whys[i])
+			changed = changed || c
+		}
+		if !changed {
+			return
+		}
+		stored, err := r.q.PutActionState(ctx, s)
+		if errors.Is(err, store.ErrConflict) {
+			r.refreshStates(ctx)
+			continue
+		}
+		if err != nil {
+			r.log.Error("recording the circuit breaker state failed", "action", act.Name, "error", err)
+			return
+		}
+		r.mu.Lock()
+		r.states[act.Name] = stored
+		r.mu.Unlock()
+		r.logBreaker(before, stored, b)
+		return
+	}
+}
+
+func (r *Relay) logBreaker(before, after store.ActionState, b Breaker) {
+	switch {
+	case after.Breaker == store.BreakerOpen && before.Breaker == store.BreakerHalfOpen:
+		r.log.Warn("circuit breaker probe failed: open again", "action", after.Action, "until", after.BlockedUntil, "cooldown", b.cooldown(after.Opens), "error", after.LastError)
+	case after.Breaker == store.BreakerOpen && before.Breaker != store.BreakerOpen:
+		r.log.Warn("circuit breaker opened: deliveries wait without attempts", "action", after.Action, "failures", after.Failures, "until", after.BlockedUntil, "error", after.LastError)
+	case closed(after) && !closed(before):
+		r.log.Info("circuit breaker closed: deliveries flow again", "action", after.Action)
+	}
 }

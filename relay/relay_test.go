@@ -43,7 +43,7 @@ actions:
 	}
 	t.Cleanup(func() { st.Close() })
 	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/test"})
-	return st, relay.New(st, client, func() *config.Config { return cfg }, o)
+	return st, relay.New(st, client, func() map[string]*actions.Action { return cfg.Actions }, o)
 }
 
 func enqueue(t *testing.T, st store.Store, id, action string) string {
@@ -89,7 +89,7 @@ func TestRelayDeliversRetriesAndGivesUp(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	st, r := setup(t, srv.URL, relay.Options{Workers: 2})
+	st, r := setup(t, srv.URL, relay.Options{MaxInFlight: 2, OrphanScan: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -140,7 +140,7 @@ func TestRelayStopAbandonsAttemptAfterGrace(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	st, r := setup(t, srv.URL, relay.Options{Workers: 1, Grace: 50 * time.Millisecond, Lease: time.Hour})
+	st, r := setup(t, srv.URL, relay.Options{MaxInFlight: 1, Grace: 50 * time.Millisecond, Lease: time.Hour})
 	id := enqueue(t, st, "slow", "call")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -171,7 +171,7 @@ func TestRelayStopFinishesWithinGrace(t *testing.T) {
 		<-release
 	}))
 	defer srv.Close()
-	st, r := setup(t, srv.URL, relay.Options{Workers: 1, Grace: 10 * time.Second})
+	st, r := setup(t, srv.URL, relay.Options{MaxInFlight: 1, Grace: 10 * time.Second})
 	id := enqueue(t, st, "inflight", "call")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -193,7 +193,7 @@ func TestRelayWakesOnNewDelivery(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer srv.Close()
-	st, r := setup(t, srv.URL, relay.Options{Workers: 1, MaxWait: time.Hour})
+	st, r := setup(t, srv.URL, relay.Options{MaxInFlight: 1, MaxWait: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

@@ -22,7 +22,12 @@ import (
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/store/redisstore"
 )
+
+// minLease is the shortest --lease: attempts renew their leases every
+// third of it, and a renewal must reach the store well before the end.
+const minLease = time.Second
 
 type serveFlags struct {
 	config    string
@@ -50,8 +55,8 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.StringVar(&f.config, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
 	fl.StringVar(&f.listen, "listen", m.env("HOOKRELAY_LISTEN", ":8080"), "address to listen on (env HOOKRELAY_LISTEN)")
 	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db or redis://host:port/db; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
-	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 8), "concurrent delivery attempts; 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
-	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a worker holds a delivery before another may take it over (env HOOKRELAY_LEASE)")
+	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
+	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
 	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
 	fl.DurationVar(&f.watch, "watch", m.envDuration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
@@ -63,6 +68,9 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	log, err := m.logger(f.logFormat, f.logLevel)
 	if err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if f.lease < minLease {
+		return &exitError{code: 2, err: fmt.Errorf("--lease %v: want at least %v, so that leases can be renewed in time", f.lease, minLease)}
 	}
 	cfg, err := config.Load(f.config, m.LookupEnv)
 	if err != nil {
@@ -127,7 +135,12 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		return srv.Shutdown(sctx)
 	})
 	if f.workers > 0 {
-		r := relay.New(st, client, gw.Config, relay.Options{Workers: f.workers, Lease: f.lease, Grace: f.grace, Logger: log})
+		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log}
+		if rs, ok := st.(*redisstore.Store); ok {
+			// Rates hold across every process that shares the Redis store.
+			o.Limiter = rs.Limiter()
+		}
+		r := relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
 		g.Go(func() error { return r.Run(gctx) })
 	}
 	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })

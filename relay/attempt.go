@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// finishItem is an attempt ready to be recorded.
+type finishItem struct {
+	f       store.Finish
+	act     *actions.Action // nil when the action left the config
+	verdict verdict
+	status  int // the answer's status code, 0 without one
+}
+
+// permanentError is a failure before anything was sent that retrying
+// cannot mend.
+type permanentError struct{ msg string }
+
+func (e *permanentError) Error() string { return e.msg }
+func (e *permanentError) Unwrap() error { return actions.ErrPermanent }
+
+// perform runs one attempt of a leased delivery. It reports false when the
+// attempt was stopped before its outcome was known (shutdown, or the lease
+// was lost): then nothing is to be recorded.
+func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action) (finishItem, bool) {
+	d := l.Delivery
+	n := d.Attempts + 1
+	start := r.o.Now()
+	attempt := store.Attempt{DeliveryID: d.ID, N: n, StartedAt: start}
+
+	var res actions.Result
+	if act == nil {
+		res.Err = &permanentError{fmt.Sprintf("action %q is not in the config any more", d.Action)}
+	} else if body, err := rules.DecodeBody(l.Event.Body, l.Event.Headers["content-type"], r.o.MaxDepth); err != nil {
+		res.Err = &permanentError{fmt.Sprintf("stored payload cannot be decoded: %v", err)}
+	} else {
+		res = r.send.Do(ctx, act, rules.NewEnv(l.Event, body), d.ID)
+		if cause := context.Cause(ctx); cause != nil && res.Err != nil {
+			// Stopped mid-attempt: not the receiver's doing and not
+			// counted. A 2xx that arrived all the same is recorded.
+			log := r.log.With("hook", d.Hook, "event_id", d.EventID, "delivery_id", d.ID, "action", d.Action, "attempt", n)
+			if cause == errLeaseLost {
+				log.Warn("attempt stopped: its lease was lost, another worker owns the delivery")
+			} else {
+				log.Warn("attempt abandoned at shutdown; its delivery is released")
+			}
+			return finishItem{}, false
+		}
+		attempt.Method, attempt.URL = res.Method, res.URL
+		attempt.RequestHeaders = res.RequestHeaders
+		attempt.StatusCode = res.StatusCode
+		attempt.ResponseBody = res.ResponseBody
+	}
+	attempt.Duration = res.Duration
+	if res.Duration == 0 {
+		attempt.Duration = r.o.Now().Sub(start)
+	}
+	if res.Err != nil {
+		attempt.Error = res.Err.Error()
+	}
+
+	retry := Retry{}
+	if act != nil {
+		retry = RetryFor(act)
+		retry.Rand = r.o.Rand
+	}
+	out := retry.Outcome(n, res, start.Add(attempt.Duration))
+	v := neutral
+	switch {
+	case res.Err == nil:
+		v = healthy
+	case destinationFailed(res):
+		v = failing
+	}
+	return finishItem{
+		f:       store.Finish{Lease: l, Attempt: attempt, Outcome: out},
+		act:     act,
+		verdict: v,
+		status:  res.StatusCode,
+	}, true
+}
