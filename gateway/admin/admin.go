@@ -22,6 +22,11 @@ type Store interface {
 	Delivery(ctx context.Context, id string) (store.Delivery, error)
 	Deliveries(ctx context.Context, eventID string) ([]store.Delivery, error)
 	Attempts(ctx context.Context, deliveryID string) ([]store.Attempt, error)
+
+	// The action state every process shares and the queue behind it.
+	ActionStates(ctx context.Context) ([]store.ActionState, error)
+	PutActionState(ctx context.Context, s store.ActionState) (store.ActionState, error)
+	QueueStats(ctx context.Context, now time.Time) ([]store.QueueStats, error)
 }
 
 // Options wire the API to the rest of the process.
@@ -34,8 +39,9 @@ type Options struct {
 	Reload func(ctx context.Context) (*config.Config, error)
 	// ClearCache drops cached OAuth2 tokens and other cached reads.
 	ClearCache func()
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // API serves /api/v1.
@@ -72,6 +78,10 @@ func (a *API) Register(r gin.IRouter) {
 	g.GET("/deliveries/:id", a.auth(ScopeRead), a.getDelivery)
 	g.POST("/deliveries/retry", a.auth(ScopeWrite), a.retryMany)
 	g.POST("/deliveries/:id/retry", a.auth(ScopeWrite), a.retryOne)
+
+	g.GET("/actions", a.auth(ScopeRead), a.listActions)
+	g.POST("/actions/:name/pause", a.auth(ScopeWrite), a.pauseAction)
+	g.POST("/actions/:name/resume", a.auth(ScopeWrite), a.resumeAction)
 
 	g.GET("/keys", a.auth(ScopeRead), a.listKeys)
 	g.POST("/keys", a.auth(ScopeWrite), a.createKey)

@@ -15,7 +15,7 @@ import (
 // Scopes an API key may carry.
 const (
 	ScopeRead     = "read"     // every GET
-	ScopeWrite    = "write"    // every change to events, deliveries and keys
+	ScopeWrite    = "write"    // every change to events, deliveries, actions and keys
 	ScopeWebhooks = "webhooks" // hooks only: list, test ping, reload
 )
 

@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -70,6 +71,43 @@ type KeyView struct {
 	Secret     string     `json:"secret,omitempty"` // only in the answer to its creation
 }
 
+// ActionView is an action as the API shows it: its settings from the config
+// in force, its pause switch and breaker shared by every process, and its
+// queue now.
+type ActionView struct {
+	Name string `json:"name"`
+	// InConfig is false for an action that was removed from the config but
+	// still has queued deliveries or a stored state.
+	InConfig bool `json:"in_config"`
+	// Concurrency is the most attempts in flight per process; null when the
+	// action is not in the config.
+	Concurrency *int `json:"concurrency"`
+	// Rate is the limit across every process, such as "50/s"; null when
+	// there is none.
+	Rate   *string `json:"rate"`
+	Paused bool    `json:"paused"`
+	// ChangedAt is when the pause switch or the breaker last changed; null
+	// when the action never had a stored state.
+	ChangedAt   *time.Time  `json:"changed_at"`
+	Breaker     BreakerView `json:"breaker"`
+	InFlight    int         `json:"in_flight"`
+	Due         int         `json:"due"`
+	Scheduled   int         `json:"scheduled"`
+	OldestDueAt *time.Time  `json:"oldest_due_at"`
+	// OldestDueAgeSeconds is how long the oldest due delivery has waited:
+	// the figure to alert on when an action falls behind.
+	OldestDueAgeSeconds float64 `json:"oldest_due_age_seconds"`
+}
+
+// BreakerView is an action's circuit breaker.
+type BreakerView struct {
+	State               string     `json:"state"` // closed, open or half-open
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	Opens               int        `json:"opens"`
+	BlockedUntil        *time.Time `json:"blocked_until"`
+	LastError           string     `json:"last_error"`
+}
+
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -120,6 +158,42 @@ func newKeyView(k store.APIKey) KeyView {
 		ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(),
 		LastUsedAt: timePtr(k.LastUsedAt), RevokedAt: timePtr(k.RevokedAt),
 	}
+}
+
+// newActionView shows the action name; act is nil when the config in
+// force has no such action, st and qs are the zero values when nothing is
+// stored or queued for it.
+func newActionView(name string, act *actions.Action, st store.ActionState, qs store.QueueStats, now time.Time) ActionView {
+	v := ActionView{
+		Name: name, InConfig: act != nil, Paused: st.Paused, ChangedAt: timePtr(st.ChangedAt),
+		Breaker: BreakerView{
+			State: string(st.Breaker), ConsecutiveFailures: st.Failures, Opens: st.Opens,
+			BlockedUntil: timePtr(st.BlockedUntil),
+			// Attempt errors are scrubbed of secrets when they are made
+			// (actions.Client); the breaker's is one of them, shown as a
+			// delivery's last error is.
+			LastError: st.LastError,
+		},
+		InFlight: qs.InFlight, Due: qs.Due, Scheduled: qs.Scheduled, OldestDueAt: timePtr(qs.OldestDue),
+	}
+	if v.Breaker.State == "" {
+		v.Breaker.State = string(store.BreakerClosed)
+	}
+	if act != nil {
+		n := act.Concurrency
+		if n <= 0 {
+			n = actions.DefaultConcurrency
+		}
+		v.Concurrency = &n
+		if !act.Rate.IsZero() {
+			r := act.Rate.String()
+			v.Rate = &r
+		}
+	}
+	if !qs.OldestDue.IsZero() && now.After(qs.OldestDue) {
+		v.OldestDueAgeSeconds = math.Round(now.Sub(qs.OldestDue).Seconds()*1000) / 1000
+	}
+	return v
 }
 
 // redactHeaders hides credential-bearing headers for display.
