@@ -168,11 +168,8 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	if at.IsZero() {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: no time given", id)
 	}
-	keys := []string{s.k.due(), s.k.delivery(id),
-		s.k.statusDeliveries(string(store.DeliveryPending)),
-		s.k.statusDeliveries(string(store.DeliveryRetrying)),
-		s.k.statusDeliveries(string(store.DeliveryDead))}
-	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake()).Result()
+	keys := []string{s.k.delivery(id), s.k.statusDeliveries(string(store.DeliveryPending)), s.k.queues()}
+	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake(), s.k.base).Result()
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
 	}
@@ -226,8 +223,8 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 			return fail(err)
 		}
 	}
-	keys := make([]string, 0, 7+3*len(ds))
-	keys = append(keys, s.k.due(), s.k.event(eventID), s.k.eventDeliveries(eventID),
+	keys := make([]string, 0, 7+4*len(ds))
+	keys = append(keys, s.k.queues(), s.k.event(eventID), s.k.eventDeliveries(eventID),
 		s.k.statusEvents(string(store.EventIgnored)), s.k.statusEvents(string(store.EventAccepted)),
 		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
 	args := make([]any, 0, 4+len(rules)+len(ds)*24)

@@ -56,13 +56,8 @@ func TestStatusIndexesFollowDeliveries(t *testing.T) {
 	}
 	finish := func(at time.Time, o store.Outcome) {
 		t.Helper()
-		ls, err := s.Lease(ctx, at, 1, time.Minute)
-		if err != nil || len(ls) != 1 {
-			t.Fatalf("Lease at %v = %d leases, %v", at, len(ls), err)
-		}
-		if err := s.Finish(ctx, ls[0], store.Attempt{N: ls[0].Delivery.Attempts + 1, StartedAt: at}, o); err != nil {
-			t.Fatalf("Finish: %v", err)
-		}
+		l := leaseOne(t, s, at, "crm")
+		finishOne(t, s, l, at, o)
 	}
 	want("Accept", store.DeliveryPending)
 	finish(base, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Hour)})

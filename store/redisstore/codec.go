@@ -283,3 +283,73 @@ func decodeAPIKey(m map[string]string) (store.APIKey, error) {
 	}
 	return k, nil
 }
+
+// actionStateFields is the action state hash, minus its version, as
+// field/value arguments. Every field is written, so that a write replaces
+// the whole state.
+func actionStateFields(s store.ActionState) []any {
+	paused := "0"
+	if s.Paused {
+		paused = "1"
+	}
+	return []any{
+		"action", s.Action,
+		"paused", paused,
+		"breaker", string(s.Breaker),
+		"failures", s.Failures,
+		"opens", s.Opens,
+		"blocked", ms(s.BlockedUntil),
+		"changed", ms(s.ChangedAt),
+		"err", s.LastError,
+	}
+}
+
+func decodeActionState(m map[string]string) (store.ActionState, error) {
+	s := store.ActionState{
+		Action:    m["action"],
+		Paused:    m["paused"] == "1",
+		Breaker:   store.BreakerState(m["breaker"]),
+		LastError: m["err"],
+	}
+	var err error
+	for _, f := range []struct {
+		name string
+		to   *int
+	}{
+		{"failures", &s.Failures},
+		{"opens", &s.Opens},
+	} {
+		if v := m[f.name]; v != "" {
+			if *f.to, err = strconv.Atoi(v); err != nil {
+				return s, fmt.Errorf("action %s: field %s: %w", s.Action, f.name, err)
+			}
+		}
+	}
+	if v := m["version"]; v != "" {
+		if s.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return s, fmt.Errorf("action %s: field version: %w", s.Action, err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		to   *time.Time
+	}{
+		{"blocked", &s.BlockedUntil},
+		{"changed", &s.ChangedAt},
+	} {
+		if *f.to, err = parseMS(m[f.name]); err != nil {
+			return s, fmt.Errorf("action %s: field %s: %w", s.Action, f.name, err)
+		}
+	}
+	return s, nil
+}
+
+// fieldValues turns field/value arguments into the map a read of them
+// would return.
+func fieldValues(args []any) map[string]string {
+	m := make(map[string]string, len(args)/2)
+	for i := 0; i+1 < len(args); i += 2 {
+		m[fmt.Sprint(args[i])] = fmt.Sprint(args[i+1])
+	}
+	return m
+}

@@ -1,13 +1,17 @@
 // Package redisstore is hookrelay's Redis backend: every state transition is
 // one Lua script (scripts.go) over hash-tagged keys (keys.go), so it works on
 // a single server and on Redis Cluster, and any number of gateway and relay
-// processes can share one store. The queue is a sorted set of delivery ids
-// scored by due time; a lease re-scores its delivery at the lease's end, so a
-// delivery whose worker died falls due again without a reaper. Concurrent
-// Accepts share pipelines (commit.go). Listings page through sorted sets of
-// ids (all, per hook, per action, per status) that the same scripts keep,
-// and admin API keys are read from Redis on every call, so a revocation
-// holds at once for every process.
+// processes can share one store. Each action has its own queue, a sorted set
+// of delivery ids scored by due time, and its own lease set scored by lease
+// end: a delivery whose worker died is taken again from the lease set once
+// its lease ends, without a reaper, and one action's backlog never hides
+// another's due deliveries. One Lease call serves every action's quota in one
+// script, applying the action's shared state (pause, breaker) there; a batch
+// of finished attempts is one pipeline. Rate limits are shared through Redis
+// too (limiter.go). Concurrent Accepts share pipelines (commit.go). Listings
+// page through sorted sets of ids (all, per hook, per action, per status)
+// that the same scripts keep, and admin API keys are read from Redis on every
+// call, so a revocation holds at once for every process.
 //
 // Accept throughput measured with BenchmarkAccept (storetest.Bench: a new
 // idempotency key and one delivery per event), go test -bench BenchmarkAccept

@@ -12,7 +12,9 @@ const partitionTag = "{p}"
 
 // keys builds every key and channel name the store uses. The Lua scripts
 // derive per-record keys from base (ARGV "key base") with the same layout:
-// base.."evt:"..id and base.."dlv:"..id.
+// base.."evt:"..id, base.."dlv:"..id, base.."q:"..action,
+// base.."lease:"..action, base.."act:"..action and
+// base.."idx:dlv:status:"..status.
 type keys struct {
 	base string // "<prefix>:{p}:"
 }
@@ -21,9 +23,38 @@ func newKeys(prefix string) keys {
 	return keys{base: prefix + ":" + partitionTag + ":"}
 }
 
-// due is the due-time index: a sorted set of delivery ids scored by the unix
-// millisecond at which each falls due (its next attempt, or its lease's end).
-func (k keys) due() string { return k.base + "due" }
+// legacyDue is the single due-time index of earlier versions, a sorted set
+// of every queued delivery; the store moves what it holds into the
+// per-action queues (upgrade.go) and never writes it.
+func (k keys) legacyDue() string { return k.base + "due" }
+
+// queue is one action's queue: a sorted set of the ids of its deliveries
+// that wait for an attempt, scored by the unix millisecond at which each
+// falls due. Each action has its own, so that one action's backlog never
+// hides another's due deliveries.
+func (k keys) queue(action string) string { return k.base + "q:" + action }
+
+// leases holds the ids of one action's leased deliveries, scored by the
+// unix millisecond at which each lease ends: a lease that ends unrenewed
+// is taken again from here, so a dead worker needs no reaper.
+func (k keys) leases(action string) string { return k.base + "lease:" + action }
+
+// queues is the set of actions that ever had queued deliveries, so that
+// QueueStats finds their queues without scanning the keyspace.
+func (k keys) queues() string { return k.base + "queues" }
+
+// actionState is the hash holding one action's shared state (pause switch,
+// breaker); see codec.go.
+func (k keys) actionState(action string) string { return k.base + "act:" + action }
+
+// actionStates is the set of actions that have a stored state.
+func (k keys) actionStates() string { return k.base + "acts" }
+
+// rateLimit is the key of one action's rate limit (limiter.go).
+// redis_rate heads it with "rate:", so the key in Redis is
+// "rate:<prefix>:{p}:limit:<action>": the same hash tag, and it expires by
+// itself once the limit would allow a full burst again.
+func (k keys) rateLimit(action string) string { return k.base + "limit:" + action }
 
 // event is the hash holding one event.
 func (k keys) event(id string) string { return k.eventHead() + id }
@@ -50,7 +81,8 @@ func (k keys) idempotency(hook, key string) string {
 	return k.base + "idem:" + hook + ":" + hex.EncodeToString(sum[:])
 }
 
-// wake is the Pub/Sub channel on which Accept announces new deliveries.
+// wake is the Pub/Sub channel on which the store announces deliveries that
+// became due: new ones, retried ones and released ones.
 func (k keys) wake() string { return k.base + "wake" }
 
 // The listing indexes are sorted sets of ids whose scores are all 0, so

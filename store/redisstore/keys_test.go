@@ -22,7 +22,15 @@ func hashTag(key string) string {
 func TestKeysShareOneSlot(t *testing.T) {
 	k := newKeys("hr")
 	all := []string{
-		k.due(),
+		k.legacyDue(),
+		k.queue("crm"),
+		k.leases("crm"),
+		k.base + "q:" + "crm", // as the scripts build it
+		k.base + "lease:" + "crm",
+		k.base + "idx:dlv:status:" + "dead",
+		k.queues(),
+		k.actionState("crm{x}"),
+		k.actionStates(),
 		k.event("evt_1"),
 		k.eventDeliveries("evt_1"),
 		k.delivery("dlv_1"),
@@ -47,6 +55,14 @@ func TestKeysShareOneSlot(t *testing.T) {
 		if !strings.HasPrefix(key, "hr:{p}:") {
 			t.Errorf("key %q is not under hr:{p}:", key)
 		}
+	}
+	// redis_rate heads its keys with "rate:": the hash tag still holds.
+	if got := hashTag("rate:" + k.rateLimit("crm")); got != "p" {
+		t.Errorf("rate limit key hashes on %q, want p", got)
+	}
+	if k.queue("crm") != k.base+"q:crm" || k.leases("crm") != k.base+"lease:crm" ||
+		k.actionState("crm") != k.base+"act:crm" || k.statusDeliveries("dead") != k.base+"idx:dlv:status:dead" {
+		t.Error("keys.go and the scripts build the per-action or status keys differently")
 	}
 	if a, b := k.idempotency("h1", "k"), k.idempotency("h2", "k"); a == b {
 		t.Errorf("the same key on two hooks maps to one Redis key %q", a)

@@ -2,13 +2,12 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,6 +35,11 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	wakers map[*waker]struct{}
+
+	// isUpgraded is set once the due index of earlier versions has been
+	// moved into the per-action queues (upgrade.go).
+	isUpgraded atomic.Bool
+	upgrading  sync.Mutex
 
 	// scanBudget bounds the index entries one listing call examines
 	// (pageScript); tests lower it.
@@ -77,6 +81,10 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	s := New(c, prefix)
 	s.owned = true
+	if err := s.upgraded(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -125,8 +133,8 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		// judged by the stored end, this only lets Redis free the key.
 		keep = (a.KeyTTL + keySlack).Milliseconds()
 	}
-	keys := make([]string, 0, 9+3*len(a.Deliveries))
-	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.due(), s.k.event(e.ID), s.k.eventDeliveries(e.ID),
+	keys := make([]string, 0, 9+4*len(a.Deliveries))
+	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.queues(), s.k.event(e.ID), s.k.eventDeliveries(e.ID),
 		s.k.events(), s.k.hookEvents(e.Hook), s.k.statusEvents(string(e.Status)),
 		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
 	args := make([]any, 0, 8+len(fields)+len(a.Deliveries)*24)
@@ -149,10 +157,10 @@ func (s *Store) enqueueArgs(keys []string, args []any, ds []store.Delivery) ([]s
 	for i, d := range ds {
 		df := deliveryFields(d)
 		if i == 0 {
-			args = append(args, 2+len(df))
+			args = append(args, 3+len(df))
 		}
-		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action))
-		args = append(args, d.ID, d.NextAttemptAt.UnixMilli())
+		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action), s.k.queue(d.Action))
+		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action)
 		args = append(args, df...)
 	}
 	return keys, args
@@ -168,105 +176,6 @@ func acceptedOf(id string, res []any) (store.Accepted, error) {
 	got, _ := res[0].(string)
 	dup, _ := res[1].(int64)
 	return store.Accepted{EventID: got, Duplicate: dup == 1 && got != id}, nil
-}
-
-// Lease claims up to n deliveries due at now until now+ttl.
-func (s *Store) Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]store.Lease, error) {
-	if n <= 0 {
-		return nil, nil
-	}
-	until := now.Add(ttl)
-	args := make([]any, 0, 3+n)
-	args = append(args, now.UnixMilli(), until.UnixMilli(), s.k.base)
-	for range n {
-		args = append(args, newToken())
-	}
-	res, err := leaseScript.Run(ctx, s.c, []string{s.k.due()}, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: lease: %w", err)
-	}
-	leases := make([]store.Lease, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		dm, err := fieldMap(res[i])
-		if err != nil {
-			return leases, fmt.Errorf("redisstore: lease: %w", err)
-		}
-		em, err := fieldMap(res[i+1])
-		if err != nil {
-			return leases, fmt.Errorf("redisstore: lease: %w", err)
-		}
-		d, err := decodeDelivery(dm)
-		if err != nil {
-			return leases, fmt.Errorf("redisstore: lease: %w", err)
-		}
-		e, err := decodeEvent(em)
-		if err != nil {
-			return leases, fmt.Errorf("redisstore: lease: %w", err)
-		}
-		leases = append(leases, store.Lease{Delivery: d, Event: e, Token: dm["token"], Until: d.LeasedUntil})
-	}
-	return leases, nil
-}
-
-// newToken returns a lease token no other lease has had.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// Finish records the attempt and, while the lease holds, applies the
-// outcome. The delivery's UpdatedAt becomes the end of the attempt.
-func (s *Store) Finish(ctx context.Context, l store.Lease, a store.Attempt, o store.Outcome) error {
-	id := l.Delivery.ID
-	switch o.Status {
-	case store.DeliverySucceeded, store.DeliveryRetrying, store.DeliveryDead:
-	default:
-		return fmt.Errorf("redisstore: finish %s: outcome status %q: want succeeded, retrying or dead", id, o.Status)
-	}
-	if a.DeliveryID == "" {
-		a.DeliveryID = id
-	}
-	attempt, err := encodeAttempt(a)
-	if err != nil {
-		return fmt.Errorf("redisstore: finish %s: %w", id, err)
-	}
-	updated := a.StartedAt.Add(a.Duration)
-	if a.StartedAt.IsZero() {
-		updated = time.Now()
-	}
-	next := o.NextAttemptAt
-	if next.IsZero() {
-		next = updated
-	}
-	keys := []string{s.k.due(), s.k.delivery(id), s.k.attempts(id),
-		s.k.statusDeliveries(string(store.DeliveryPending)), s.k.statusDeliveries(string(store.DeliveryRetrying)),
-		s.k.statusDeliveries(string(o.Status))}
-	res, err := finishScript.Run(ctx, s.c, keys,
-		id, l.Token, attempt, string(o.Status), next.UnixMilli(), o.Error, updated.UnixMilli()).Int64()
-	if err != nil {
-		return fmt.Errorf("redisstore: finish %s: %w", id, err)
-	}
-	switch res {
-	case 1:
-		return nil
-	case 0:
-		return store.ErrLeaseLost
-	default:
-		return fmt.Errorf("redisstore: finish %s: %w", id, store.ErrNotFound)
-	}
-}
-
-// NextDue is the earliest time in the due index, zero when it is empty.
-func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
-	zs, err := s.c.ZRangeWithScores(ctx, s.k.due(), 0, 0).Result()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("redisstore: next due: %w", err)
-	}
-	if len(zs) == 0 {
-		return time.Time{}, nil
-	}
-	return time.UnixMilli(int64(zs[0].Score)).UTC(), nil
 }
 
 // Event reads an event.

@@ -3,8 +3,11 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,7 +110,7 @@ func TestUnreachable(t *testing.T) {
 		t.Error("Open of an unreachable server succeeded")
 	}
 
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, DialerRetries: 1})
 	s := redisstore.New(c, "hr")
 	defer c.Close()
 	defer s.Close()
@@ -119,8 +122,17 @@ func TestUnreachable(t *testing.T) {
 		call func() error
 	}{
 		{"Accept", func() error { _, err := s.Accept(ctx, store.Accept{Event: e, KeyTTL: time.Hour}); return err }},
-		{"Lease", func() error { _, err := s.Lease(ctx, now, 1, time.Minute); return err }},
-		{"NextDue", func() error { _, err := s.NextDue(ctx); return err }},
+		{"Lease", func() error { _, err := s.Lease(ctx, leaseReq(now, "a")); return err }},
+		{"Renew", func() error { _, err := s.Renew(ctx, now, time.Minute, []store.Lease{{Token: "t"}}); return err }},
+		{"Finish", func() error { _, err := s.Finish(ctx, []store.Finish{finishOf(now)}); return err }},
+		{"Release", func() error { return s.Release(ctx, now, []store.Lease{{Token: "t"}}) }},
+		{"ActionStates", func() error { _, err := s.ActionStates(ctx); return err }},
+		{"PutActionState", func() error { _, err := s.PutActionState(ctx, store.ActionState{Action: "a"}); return err }},
+		{"QueueStats", func() error { _, err := s.QueueStats(ctx, now); return err }},
+		{"AllowAtMost", func() error {
+			_, _, err := s.Limiter().AllowAtMost(ctx, "a", store.Rate{Count: 1, Per: time.Second}, 1)
+			return err
+		}},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"Event", func() error { _, err := s.Event(ctx, e.ID); return err }},
 	}
@@ -132,12 +144,30 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// leaseReq asks for up to 10 deliveries of each action, leased for a minute.
+func leaseReq(now time.Time, actions ...string) store.LeaseRequest {
+	r := store.LeaseRequest{Now: now, TTL: time.Minute}
+	for _, a := range actions {
+		r.Actions = append(r.Actions, store.ActionQuota{Action: a, N: 10})
+	}
+	return r
+}
+
+// finishOf is a succeeded finish of an unknown delivery.
+func finishOf(now time.Time) store.Finish {
+	return store.Finish{
+		Lease:   store.Lease{Delivery: store.Delivery{ID: "dlv_missing"}, Token: "t"},
+		Attempt: store.Attempt{N: 1, StartedAt: now},
+		Outcome: store.Outcome{Status: store.DeliverySucceeded},
+	}
+}
+
 func TestFinishUnknownDelivery(t *testing.T) {
 	s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
-	l := store.Lease{Delivery: store.Delivery{ID: "dlv_missing"}, Token: "t"}
-	err := s.Finish(t.Context(), l, store.Attempt{N: 1}, store.Outcome{Status: store.DeliverySucceeded})
-	if !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Finish of an unknown delivery: error = %v, want ErrNotFound", err)
+	defer s.Close()
+	errs, err := s.Finish(t.Context(), []store.Finish{finishOf(time.Now())})
+	if err != nil || len(errs) != 1 || !errors.Is(errs[0], store.ErrNotFound) {
+		t.Fatalf("Finish of an unknown delivery = %v, %v; want ErrNotFound for it", errs, err)
 	}
 }
 
@@ -172,9 +202,9 @@ func TestAcceptSameEventTwice(t *testing.T) {
 			t.Fatalf("try %d: Accept = %+v, want the event stored", try, got)
 		}
 	}
-	ls, err := s.Lease(t.Context(), now, 10, time.Minute)
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("Lease = %d leases, %v; want the one delivery once", len(ls), err)
+	b, err := s.Lease(t.Context(), leaseReq(now, "a"))
+	if err != nil || len(b.Leases) != 1 {
+		t.Fatalf("Lease = %d leases, %v; want the one delivery once", len(b.Leases), err)
 	}
 }
 
@@ -224,12 +254,14 @@ func TestAdminAcrossStores(t *testing.T) {
 	if _, err := a.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
 		t.Fatal(err)
 	}
-	ls, err := a.Lease(ctx, now, 1, time.Minute)
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("Lease = %d leases, %v", len(ls), err)
+	b1, err := a.Lease(ctx, leaseReq(now, "a"))
+	if err != nil || len(b1.Leases) != 1 {
+		t.Fatalf("Lease = %d leases, %v", len(b1.Leases), err)
 	}
-	if err := a.Finish(ctx, ls[0], store.Attempt{N: 1, StartedAt: now}, store.Outcome{Status: store.DeliveryDead}); err != nil {
-		t.Fatal(err)
+	errs, err := a.Finish(ctx, []store.Finish{{Lease: b1.Leases[0], Attempt: store.Attempt{N: 1, StartedAt: now},
+		Outcome: store.Outcome{Status: store.DeliveryDead}}})
+	if err != nil || errs[0] != nil {
+		t.Fatal(errs, err)
 	}
 	wakeCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -241,5 +273,121 @@ func TestAdminAcrossStores(t *testing.T) {
 	case <-wake:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the other store's relays were not woken by a retry")
+	}
+}
+
+// proxy forwards TCP connections to a Redis server until cut.
+type proxy struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+	return p
+}
+
+// cut closes the listener and every connection, as a network failure or a
+// Redis restart would.
+func (p *proxy) cut() {
+	_ = p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// TestLostConnection: once the connection to Redis is lost, every call
+// returns an error, never a wrong answer such as "not found" or "lease
+// lost".
+func TestLostConnection(t *testing.T) {
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, opt.Addr)
+	opt.Addr, opt.MaxRetries, opt.DialTimeout, opt.DialerRetries = p.l.Addr().String(), -1, time.Second, 1
+	c := redis.NewClient(opt)
+	defer c.Close()
+	s := redisstore.New(c, redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
+	d := store.Delivery{ID: store.NewID("dlv", now), EventID: e.ID, Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}
+	if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Lease(ctx, leaseReq(now, "a"))
+	if err != nil || len(b.Leases) != 1 {
+		t.Fatalf("Lease = %v, %v", b.Leases, err)
+	}
+	l := b.Leases[0]
+
+	p.cut()
+	e2 := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
+	checks := []struct {
+		name string
+		call func() error
+	}{
+		{"Accept", func() error { _, err := s.Accept(ctx, store.Accept{Event: e2}); return err }},
+		{"Lease", func() error { _, err := s.Lease(ctx, leaseReq(now, "a")); return err }},
+		{"Renew", func() error { _, err := s.Renew(ctx, now, time.Minute, []store.Lease{l}); return err }},
+		{"Finish", func() error {
+			errs, err := s.Finish(ctx, []store.Finish{{Lease: l, Attempt: store.Attempt{N: 1, StartedAt: now}, Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+			if errs != nil {
+				return fmt.Errorf("per-item errors %v beside the store's", errs)
+			}
+			return err
+		}},
+		{"Finish batch", func() error {
+			f := store.Finish{Lease: l, Attempt: store.Attempt{N: 1, StartedAt: now}, Outcome: store.Outcome{Status: store.DeliverySucceeded}}
+			_, err := s.Finish(ctx, []store.Finish{f, f})
+			return err
+		}},
+		{"Release", func() error { return s.Release(ctx, now, []store.Lease{l}) }},
+		{"ActionStates", func() error { _, err := s.ActionStates(ctx); return err }},
+		{"PutActionState", func() error { _, err := s.PutActionState(ctx, store.ActionState{Action: "a"}); return err }},
+		{"QueueStats", func() error { _, err := s.QueueStats(ctx, now); return err }},
+		{"Delivery", func() error { _, err := s.Delivery(ctx, d.ID); return err }},
+		{"RetryDelivery", func() error { _, err := s.RetryDelivery(ctx, d.ID, now); return err }},
+		{"Ping", func() error { return s.Ping(ctx) }},
+		{"AllowAtMost", func() error {
+			_, _, err := s.Limiter().AllowAtMost(ctx, "a", store.Rate{Count: 1, Per: time.Second}, 1)
+			return err
+		}},
+	}
+	for _, c := range checks {
+		err := c.call()
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrConflict) {
+			t.Errorf("%s after the connection was lost: error = %v, want a connection error", c.name, err)
+		}
 	}
 }

@@ -5,26 +5,34 @@ import "github.com/redis/go-redis/v9"
 // Every state transition is one of these scripts, so that it is atomic and
 // takes one round trip. Times are unix milliseconds. Delivery hashes hold the
 // fields id, evt, hook, rule, action, status, n (attempts), due, lease,
-// token, err, created and updated; see codec.go.
+// token, err, created and updated; action state hashes hold action, paused,
+// breaker, failures, opens, blocked, changed, err and version; see codec.go.
+//
+// A delivery waiting for an attempt is in its action's queue
+// (<base>q:<action>) scored by its due time; a leased one is in its
+// action's lease set (<base>lease:<action>) scored by its lease's end,
+// never in both. Scripts that do not get these keys as KEYS build them from
+// the key base and the delivery's stored action, as keys.go does.
 
 // enqueueLua stores and indexes the deliveries whose arguments start at
-// ARGV[at] (f, then per delivery its id, due time and f-2 field/value
-// arguments). The script that includes it sets at and the KEYS positions
-// due (the due index), list (the event's deliveries), all (the deliveries
-// index), pending (the pending index) and first (where each delivery's hash,
-// hook index and action index start, three by three). It leaves n, the
-// number of deliveries stored.
+// ARGV[at] (f, then per delivery its id, due time, action and f-3
+// field/value arguments). The script that includes it sets at and the KEYS
+// positions queues (the set of queued actions), list (the event's
+// deliveries), all (the deliveries index), pending (the pending index) and
+// first (where each delivery's hash, hook index, action index and action
+// queue start, four by four). It leaves n, the number of deliveries stored.
 const enqueueLua = `
 local f = tonumber(ARGV[at])
 at = at + 1
 local n = 0
 while at <= #ARGV do
 	local id = ARGV[at]
-	local k = first + 3 * n
+	local k = first + 4 * n
 	n = n + 1
-	redis.call("HSET", KEYS[k], unpack(ARGV, at + 2, at + f - 1))
+	redis.call("HSET", KEYS[k], unpack(ARGV, at + 3, at + f - 1))
 	redis.call("RPUSH", KEYS[list], id)
-	redis.call("ZADD", KEYS[due], ARGV[at + 1], id)
+	redis.call("ZADD", KEYS[k + 3], ARGV[at + 1], id)
+	redis.call("SADD", KEYS[queues], ARGV[at + 2])
 	redis.call("ZADD", KEYS[all], 0, id)
 	redis.call("ZADD", KEYS[pending], 0, id)
 	redis.call("ZADD", KEYS[k + 1], 0, id)
@@ -34,10 +42,11 @@ end
 `
 
 // acceptScript checks the idempotency key, stores the event, stores its
-// deliveries, indexes them as due and for listing, and wakes the relays.
+// deliveries, queues them and indexes them for listing, and wakes the
+// relays.
 //
 //	KEYS[1]    idempotency key        <base>idem:<hook>:<sha256 of key>
-//	KEYS[2]    due index              <base>due
+//	KEYS[2]    queued actions         <base>queues
 //	KEYS[3]    event hash             <base>evt:<id>
 //	KEYS[4]    event deliveries       <base>evt:<id>:dlvs
 //	KEYS[5]    events index           <base>idx:evt
@@ -46,8 +55,9 @@ end
 //	KEYS[8]    deliveries index       <base>idx:dlv
 //	KEYS[9]    pending index          <base>idx:dlv:status:pending
 //	KEYS[10..] per delivery: its hash <base>dlv:<id>, its hook's index
-//	           <base>idx:dlv:hook:<hook> and its action's index
-//	           <base>idx:dlv:action:<action>
+//	           <base>idx:dlv:hook:<hook>, its action's index
+//	           <base>idx:dlv:action:<action> and its action's queue
+//	           <base>q:<action>
 //	ARGV[1]    event id
 //	ARGV[2]    received at
 //	ARGV[3]    key window ends at; "0" to skip the idempotency check
@@ -56,7 +66,8 @@ end
 //	ARGV[6]    e: number of event field/value arguments that follow
 //	ARGV[7..6+e]  event fields and values
 //	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time and f-2 field/value arguments
+//	           its id, its due time, its action and f-3 field/value
+//	           arguments
 //
 // Returns {event id, 0} when stored, {original event id, 1} for a duplicate.
 var acceptScript = redis.NewScript(`
@@ -76,55 +87,148 @@ for i = 5, 7 do
 	redis.call("ZADD", KEYS[i], 0, ARGV[1])
 end
 local at = 7 + e
-local due, list, all, pending, first = 2, 4, 8, 9, 10
+local queues, list, all, pending, first = 2, 4, 8, 9, 10
 ` + enqueueLua + `if n > 0 then
 	redis.call("PUBLISH", ARGV[5], n)
 end
 return {ARGV[1], 0}
 `)
 
-// leaseScript leases up to n due deliveries: each gets a fresh token, its
-// lease end, and is re-indexed at that end so that it falls due again if its
-// worker never finishes. Ids in the index whose delivery is missing or final
-// are dropped from it.
+// leaseScript serves every quota of a lease request. Per action it applies
+// the gate of store.Gate to the action's stored state (paused: none;
+// blocked until later: none; blocked until now or earlier: one probe, after
+// which the state becomes store.Probing's), then takes leases that ended
+// unrenewed, then due deliveries, earliest first. Each leased delivery gets
+// a fresh token and its lease's end, and moves to the lease set at that
+// end. Ids whose delivery is missing or not pending or retrying are dropped
+// from the queue or lease set they were found in.
 //
-//	KEYS[1]    due index         <base>due
+//	KEYS       per quota: the action's queue <base>q:<action>, its lease
+//	           set <base>lease:<action> and its state <base>act:<action>
 //	ARGV[1]    now
-//	ARGV[2]    lease ends at
-//	ARGV[3]    key base          <prefix>:{p}:
-//	ARGV[4..]  n fresh lease tokens, one per delivery that may be leased
+//	ARGV[2]    lease ends at, > now
+//	ARGV[3]    key base               <prefix>:{p}:
+//	ARGV[4]    token head: the i-th lease of this call gets head..i
+//	then       per quota: how many deliveries to take at most, and when a
+//	           probe would end
 //
-// Returns, per leased delivery, its hash and its event's hash as
-// field/value lists.
+// Returns {next due, delivery, event, delivery, event, …}: next due is the
+// earliest time at which one of the actions not paused has a delivery due
+// (or its lease ending), no earlier than the action's block; 0 when none.
+// Each delivery and event is its field/value list.
 var leaseScript = redis.NewScript(`
-local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, #ARGV - 3)
+local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local out, seq, nextDue = {0}, 0, nil
+
+local function take(key, lkey, from_queue, want)
+	local got = 0
+	while got < want do
+		local ids = redis.call("ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, want - got)
+		if #ids == 0 then
+			break
+		end
+		for _, id in ipairs(ids) do
+			local dkey = base .. "dlv:" .. id
+			local d = redis.call("HMGET", dkey, "status", "evt")
+			if d[1] == "pending" or d[1] == "retrying" then
+				seq = seq + 1
+				got = got + 1
+				redis.call("HSET", dkey, "token", head .. seq, "lease", untl)
+				if from_queue then
+					redis.call("ZREM", key, id)
+				end
+				redis.call("ZADD", lkey, untl, id)
+				out[#out + 1] = redis.call("HGETALL", dkey)
+				out[#out + 1] = redis.call("HGETALL", base .. "evt:" .. d[2])
+			else
+				redis.call("ZREM", key, id)
+			end
+		end
+	end
+	return got
+end
+
+local function first(key)
+	return tonumber(redis.call("ZRANGE", key, 0, 0, "WITHSCORES")[2])
+end
+
+for i = 1, #KEYS / 3 do
+	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+	local want = tonumber(ARGV[3 + 2 * i])
+	local s = redis.call("HMGET", akey, "paused", "blocked")
+	if s[1] ~= "1" then
+		local blocked = tonumber(s[2])
+		local probe = false
+		if blocked then
+			if now < blocked then
+				want = 0
+			else
+				want, probe = 1, true
+			end
+		end
+		if want > 0 then
+			local got = take(lkey, lkey, false, want)
+			got = got + take(qkey, lkey, true, want - got)
+			if probe and got > 0 then
+				blocked = tonumber(ARGV[4 + 2 * i])
+				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[4 + 2 * i], "changed", ARGV[1])
+				redis.call("HINCRBY", akey, "version", 1)
+			end
+		end
+		local t, l = first(qkey), first(lkey)
+		if not t or (l and l < t) then
+			t = l
+		end
+		if t then
+			if blocked and blocked > now and blocked > t then
+				t = blocked
+			end
+			if not nextDue or t < nextDue then
+				nextDue = t
+			end
+		end
+	end
+end
+if nextDue then
+	out[1] = nextDue
+end
+return out
+`)
+
+// renewScript extends the leases that still hold: the delivery still has
+// the lease's token and is pending or retrying.
+//
+//	KEYS       per lease: the delivery's hash  <base>dlv:<id>
+//	ARGV[1]    lease ends at
+//	ARGV[2]    key base   <prefix>:{p}:
+//	then       per lease: the delivery id and the lease token
+//
+// Returns per lease 1 when extended, 0 when lost.
+var renewScript = redis.NewScript(`
 local out = {}
-for i, id in ipairs(ids) do
-	local dkey = ARGV[3] .. "dlv:" .. id
-	local d = redis.call("HMGET", dkey, "status", "evt")
-	if d[1] == "pending" or d[1] == "retrying" then
-		redis.call("HSET", dkey, "token", ARGV[3 + i], "lease", ARGV[2])
-		redis.call("ZADD", KEYS[1], ARGV[2], id)
-		out[#out + 1] = redis.call("HGETALL", dkey)
-		out[#out + 1] = redis.call("HGETALL", ARGV[3] .. "evt:" .. d[2])
+for i, dkey in ipairs(KEYS) do
+	local id, token = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+	local d = redis.call("HMGET", dkey, "token", "status", "action")
+	if token ~= "" and d[1] == token and (d[2] == "pending" or d[2] == "retrying") then
+		redis.call("HSET", dkey, "lease", ARGV[1])
+		redis.call("ZADD", ARGV[2] .. "lease:" .. d[3], ARGV[1], id)
+		out[i] = 1
 	else
-		redis.call("ZREM", KEYS[1], id)
+		out[i] = 0
 	end
 end
 return out
 `)
 
-// finishScript records an attempt and, if the lease still holds, applies
-// the outcome: succeeded and dead leave the due index, retrying is
-// re-indexed at its next attempt; the delivery moves to its new status's
-// listing index.
+// finishScript records an attempt and, if the lease still holds, counts it
+// and applies the outcome; a succeeded outcome is applied without the
+// lease too, unless the delivery succeeded already. Applying it takes the
+// delivery out of its action's lease set, back into its queue at the next
+// attempt when retrying, and moves it to its new status's listing index.
 //
-//	KEYS[1]  due index        <base>due
-//	KEYS[2]  delivery hash    <base>dlv:<id>
-//	KEYS[3]  attempts list    <base>dlv:<id>:attempts
-//	KEYS[4]  pending index    <base>idx:dlv:status:pending
-//	KEYS[5]  retrying index   <base>idx:dlv:status:retrying
-//	KEYS[6]  new status index <base>idx:dlv:status:<new status>
+//	KEYS[1]  delivery hash     <base>dlv:<id>
+//	KEYS[2]  attempts list     <base>dlv:<id>:attempts
+//	KEYS[3]  new status index  <base>idx:dlv:status:<new status>
 //	ARGV[1]  delivery id
 //	ARGV[2]  lease token
 //	ARGV[3]  attempt (JSON)
@@ -132,32 +236,183 @@ return out
 //	ARGV[5]  next attempt at (retrying)
 //	ARGV[6]  last error
 //	ARGV[7]  updated at
+//	ARGV[8]  key base          <prefix>:{p}:
 //
 // Returns 1 when applied, 0 when the lease was lost (the attempt is still
 // recorded), -1 when there is no such delivery (nothing is recorded).
 var finishScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[2]) == 0 then
+local d = redis.call("HMGET", KEYS[1], "status", "token", "action")
+if not d[1] then
 	return -1
 end
-redis.call("RPUSH", KEYS[3], ARGV[3])
-local d = redis.call("HMGET", KEYS[2], "token", "status")
-if ARGV[2] == "" or d[1] ~= ARGV[2] or (d[2] ~= "pending" and d[2] ~= "retrying") then
+redis.call("RPUSH", KEYS[2], ARGV[3])
+local held = (d[1] == "pending" or d[1] == "retrying") and ARGV[2] ~= "" and d[2] == ARGV[2]
+if not held and (ARGV[4] ~= "succeeded" or d[1] == "succeeded") then
 	return 0
 end
-redis.call("HINCRBY", KEYS[2], "n", 1)
-redis.call("HSET", KEYS[2], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7])
-redis.call("HDEL", KEYS[2], "token", "lease")
+local id, base = ARGV[1], ARGV[8]
+redis.call("HINCRBY", KEYS[1], "n", 1)
+redis.call("HDEL", KEYS[1], "token", "lease")
+redis.call("ZREM", base .. "lease:" .. d[3], id)
 if ARGV[4] == "retrying" then
-	redis.call("HSET", KEYS[2], "due", ARGV[5])
-	redis.call("ZADD", KEYS[1], ARGV[5], ARGV[1])
+	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "due", ARGV[5])
+	redis.call("ZADD", base .. "q:" .. d[3], ARGV[5], id)
 else
-	redis.call("HDEL", KEYS[2], "due")
-	redis.call("ZREM", KEYS[1], ARGV[1])
+	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7])
+	redis.call("HDEL", KEYS[1], "due")
+	redis.call("ZREM", base .. "q:" .. d[3], id)
 end
-redis.call("ZREM", KEYS[4], ARGV[1])
-redis.call("ZREM", KEYS[5], ARGV[1])
-redis.call("ZADD", KEYS[6], 0, ARGV[1])
+if d[1] ~= ARGV[4] then
+	redis.call("ZREM", base .. "idx:dlv:status:" .. d[1], id)
+	redis.call("ZADD", KEYS[3], 0, id)
+end
 return 1
+`)
+
+// releaseScript gives leases back without counting an attempt: each
+// delivery its lease still holds is due again at once, back in its
+// action's queue, and the relays are woken.
+//
+//	KEYS       per lease: the delivery's hash  <base>dlv:<id>
+//	ARGV[1]    now: the deliveries' new due time
+//	ARGV[2]    key base      <prefix>:{p}:
+//	ARGV[3]    wake channel
+//	then       per lease: the delivery id and the lease token
+//
+// Returns how many leases were given back.
+var releaseScript = redis.NewScript(`
+local n = 0
+for i, dkey in ipairs(KEYS) do
+	local id, token = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+	local d = redis.call("HMGET", dkey, "token", "status", "action")
+	if token ~= "" and d[1] == token and (d[2] == "pending" or d[2] == "retrying") then
+		redis.call("HDEL", dkey, "token", "lease")
+		redis.call("HSET", dkey, "due", ARGV[1])
+		redis.call("ZREM", ARGV[2] .. "lease:" .. d[3], id)
+		redis.call("ZADD", ARGV[2] .. "q:" .. d[3], ARGV[1], id)
+		n = n + 1
+	end
+end
+if n > 0 then
+	redis.call("PUBLISH", ARGV[3], n)
+end
+return n
+`)
+
+// actionStatesScript reads the state of every action that has one.
+//
+//	KEYS[1]  actions with a state  <base>acts
+//	ARGV[1]  key base              <prefix>:{p}:
+//
+// Returns one field/value list per action.
+var actionStatesScript = redis.NewScript(`
+local out = {}
+for _, a in ipairs(redis.call("SMEMBERS", KEYS[1])) do
+	local s = redis.call("HGETALL", ARGV[1] .. "act:" .. a)
+	if #s > 0 then
+		out[#out + 1] = s
+	end
+end
+return out
+`)
+
+// putActionStateScript writes an action's state if its stored version is
+// still the one the writer read (0 when none is stored).
+//
+//	KEYS[1]  action state          <base>act:<action>
+//	KEYS[2]  actions with a state  <base>acts
+//	ARGV[1]  version read
+//	ARGV[2]  action
+//	ARGV[3..]  the state's fields and values, version excepted
+//
+// Returns the new version, or -1 when the stored version differs.
+var putActionStateScript = redis.NewScript(`
+local v = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
+if v ~= tonumber(ARGV[1]) then
+	return -1
+end
+redis.call("HSET", KEYS[1], "version", v + 1, unpack(ARGV, 3))
+redis.call("SADD", KEYS[2], ARGV[2])
+return v + 1
+`)
+
+// queueStatsScript counts, per queued action, its deliveries due (in the
+// queue or under a lease that ended), in flight (under a live lease) and
+// scheduled (due later), and finds its oldest due time. An action whose
+// queue and lease set are both empty is dropped from the set of queued
+// actions: every script that queues a delivery adds it back.
+//
+//	KEYS[1]  queued actions  <base>queues
+//	ARGV[1]  now
+//	ARGV[2]  key base        <prefix>:{p}:
+//
+// Returns per action with deliveries {action, due, in flight, scheduled,
+// oldest due or 0}.
+var queueStatsScript = redis.NewScript(`
+local now, after = ARGV[1], "(" .. ARGV[1]
+local out = {}
+for _, a in ipairs(redis.call("SMEMBERS", KEYS[1])) do
+	local q, l = ARGV[2] .. "q:" .. a, ARGV[2] .. "lease:" .. a
+	local qdue = redis.call("ZCOUNT", q, "-inf", now)
+	local ldue = redis.call("ZCOUNT", l, "-inf", now)
+	local held = redis.call("ZCOUNT", l, after, "+inf")
+	local later = redis.call("ZCOUNT", q, after, "+inf")
+	if qdue + ldue + held + later == 0 then
+		redis.call("SREM", KEYS[1], a)
+	else
+		local oldest = nil
+		if qdue > 0 then
+			oldest = tonumber(redis.call("ZRANGE", q, 0, 0, "WITHSCORES")[2])
+		end
+		if ldue > 0 then
+			local t = tonumber(redis.call("ZRANGE", l, 0, 0, "WITHSCORES")[2])
+			if not oldest or t < oldest then
+				oldest = t
+			end
+		end
+		out[#out + 1] = {a, qdue + ldue, held, later, oldest or 0}
+	end
+end
+return out
+`)
+
+// upgradeScript moves up to a chunk of entries from the due index of
+// earlier versions into the per-action queues: a pending or retrying
+// delivery goes to its action's lease set when it has a lease (the entry's
+// score is then the lease's end), else to its action's queue, both at the
+// entry's score, unless it is queued there already. Entries of missing or
+// final deliveries are dropped.
+//
+//	KEYS[1]  earlier due index  <base>due
+//	KEYS[2]  queued actions     <base>queues
+//	ARGV[1]  key base           <prefix>:{p}:
+//	ARGV[2]  chunk size
+//
+// Returns how many entries the due index still holds.
+var upgradeScript = redis.NewScript(`
+local base = ARGV[1]
+local zs = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1, "WITHSCORES")
+local ids = {}
+for i = 1, #zs, 2 do
+	local id, score = zs[i], zs[i + 1]
+	ids[#ids + 1] = id
+	local d = redis.call("HMGET", base .. "dlv:" .. id, "status", "action", "token", "lease")
+	if (d[1] == "pending" or d[1] == "retrying") and d[2] then
+		local q, l = base .. "q:" .. d[2], base .. "lease:" .. d[2]
+		if not redis.call("ZSCORE", q, id) and not redis.call("ZSCORE", l, id) then
+			if d[3] and d[3] ~= "" and d[4] and d[4] ~= "" then
+				redis.call("ZADD", l, score, id)
+			else
+				redis.call("ZADD", q, score, id)
+			end
+			redis.call("SADD", KEYS[2], d[2])
+		end
+	end
+end
+if #ids > 0 then
+	redis.call("ZREM", KEYS[1], unpack(ids))
+end
+return redis.call("ZCARD", KEYS[1])
 `)
 
 // deliveriesScript reads an event's deliveries in accept order.
@@ -296,21 +551,21 @@ end
 
 // retryScript makes a delivery that is not final, or is dead, pending and
 // due at a given time, unless it succeeded or a worker holds it then. Its
-// lease token is dropped, so a worker whose lease had expired loses it.
+// lease token is dropped, so a worker whose lease had expired loses it, and
+// it moves from its action's lease set, if there, to its queue.
 //
-//	KEYS[1]  due index       <base>due
-//	KEYS[2]  delivery hash   <base>dlv:<id>
-//	KEYS[3]  pending index   <base>idx:dlv:status:pending
-//	KEYS[4]  retrying index  <base>idx:dlv:status:retrying
-//	KEYS[5]  dead index      <base>idx:dlv:status:dead
+//	KEYS[1]  delivery hash   <base>dlv:<id>
+//	KEYS[2]  pending index   <base>idx:dlv:status:pending
+//	KEYS[3]  queued actions  <base>queues
 //	ARGV[1]  delivery id
 //	ARGV[2]  due at (also its updated at)
 //	ARGV[3]  wake channel
+//	ARGV[4]  key base        <prefix>:{p}:
 //
 // Returns the delivery's field/value list, or -1 when there is no such
 // delivery, 0 when it succeeded, -2 when it is leased past ARGV[2].
 var retryScript = redis.NewScript(`
-local d = redis.call("HMGET", KEYS[2], "id", "status", "lease")
+local d = redis.call("HMGET", KEYS[1], "id", "status", "lease", "action")
 if not d[1] then
 	return -1
 end
@@ -320,14 +575,18 @@ end
 if d[3] and d[3] ~= "" and tonumber(d[3]) > tonumber(ARGV[2]) then
 	return -2
 end
-redis.call("HSET", KEYS[2], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
-redis.call("HDEL", KEYS[2], "token", "lease")
-redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
-redis.call("ZREM", KEYS[4], ARGV[1])
-redis.call("ZREM", KEYS[5], ARGV[1])
-redis.call("ZADD", KEYS[3], 0, ARGV[1])
+local id, base = ARGV[1], ARGV[4]
+redis.call("HSET", KEYS[1], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
+redis.call("HDEL", KEYS[1], "token", "lease")
+redis.call("ZREM", base .. "lease:" .. d[4], id)
+redis.call("ZADD", base .. "q:" .. d[4], ARGV[2], id)
+redis.call("SADD", KEYS[3], d[4])
+if d[2] ~= "pending" then
+	redis.call("ZREM", base .. "idx:dlv:status:" .. d[2], id)
+	redis.call("ZADD", KEYS[2], 0, id)
+end
 redis.call("PUBLISH", ARGV[3], 1)
-return redis.call("HGETALL", KEYS[2])
+return redis.call("HGETALL", KEYS[1])
 `)
 
 // addDeliveriesScript stores and enqueues new deliveries of a stored event,
@@ -335,20 +594,21 @@ return redis.call("HGETALL", KEYS[2])
 // matched rules (JSON list, kept free of repeats). Nothing is written when
 // the event is missing or one of the deliveries exists already.
 //
-//	KEYS[1]    due index               <base>due
+//	KEYS[1]    queued actions          <base>queues
 //	KEYS[2]    event hash              <base>evt:<id>
 //	KEYS[3]    event deliveries        <base>evt:<id>:dlvs
 //	KEYS[4]    ignored events index    <base>idx:evt:status:ignored
 //	KEYS[5]    accepted events index   <base>idx:evt:status:accepted
 //	KEYS[6]    deliveries index        <base>idx:dlv
 //	KEYS[7]    pending index           <base>idx:dlv:status:pending
-//	KEYS[8..]  per delivery: its hash, its hook's index and its action's
-//	           index, as for acceptScript
+//	KEYS[8..]  per delivery: its hash, its hook's index, its action's
+//	           index and its action's queue, as for acceptScript
 //	ARGV[1]    event id
 //	ARGV[2]    wake channel
 //	ARGV[3]    r: number of rules that follow; ARGV[4..3+r] the rules
 //	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time and f-2 field/value arguments
+//	           its id, its due time, its action and f-3 field/value
+//	           arguments
 //
 // Returns the number of deliveries stored, -1 when there is no such event,
 // or {i} when the i-th delivery (from 0) exists already.
@@ -356,9 +616,9 @@ var addDeliveriesScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[2]) == 0 then
 	return -1
 end
-for k = 8, #KEYS, 3 do
+for k = 8, #KEYS, 4 do
 	if redis.call("EXISTS", KEYS[k]) == 1 then
-		return {(k - 8) / 3}
+		return {(k - 8) / 4}
 	end
 end
 local r = tonumber(ARGV[3])
@@ -384,7 +644,7 @@ redis.call("HSET", KEYS[2], "status", "accepted")
 redis.call("ZREM", KEYS[4], ARGV[1])
 redis.call("ZADD", KEYS[5], 0, ARGV[1])
 local at = 4 + r
-local due, list, all, pending, first = 1, 3, 6, 7, 8
+local queues, list, all, pending, first = 1, 3, 6, 7, 8
 ` + enqueueLua + `redis.call("PUBLISH", ARGV[2], n)
 return n
 `)

@@ -10,9 +10,10 @@ type waker struct {
 	done chan struct{} // closed when its goroutine has ended
 }
 
-// Wake subscribes to the wake channel that Accept publishes on. Signals are
-// coalesced: the returned channel holds at most one. It is closed when ctx
-// is done or the store is closed. Wake returns once Redis has confirmed the
+// Wake subscribes to the wake channel that Accept, AddDeliveries,
+// RetryDelivery and Release publish on. Signals are coalesced: the
+// returned channel holds at most one. It is closed when ctx is done or the
+// store is closed. Wake returns once Redis has confirmed the
 // subscription (or failed to; go-redis then keeps resubscribing), so an
 // Accept that follows it is seen.
 func (s *Store) Wake(ctx context.Context) <-chan struct{} {

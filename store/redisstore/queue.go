@@ -1,0 +1,296 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Lease serves every quota of r in one script: per action, the gate of
+// its stored state, then leases that ended unrenewed, then due deliveries,
+// earliest first.
+func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	r, err := store.CheckLeaseRequest(r)
+	if err != nil {
+		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
+	}
+	if len(r.Actions) == 0 {
+		return store.LeaseBatch{}, nil
+	}
+	if err := s.upgraded(ctx); err != nil {
+		return store.LeaseBatch{}, err
+	}
+	now := r.Now.UnixMilli()
+	keys := make([]string, 0, 3*len(r.Actions))
+	args := make([]any, 0, 4+2*len(r.Actions))
+	args = append(args, now, leaseEnd(r.Now, r.TTL), s.k.base, newTokenHead())
+	for _, q := range r.Actions {
+		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli())
+	}
+	res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
+	}
+	next, ok := res[0].(int64)
+	if !ok || len(res)%2 != 1 {
+		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: unexpected reply %v", res)
+	}
+	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(res)/2)}
+	if next != 0 {
+		b.NextDue = time.UnixMilli(next).UTC()
+	}
+	for i := 1; i+1 < len(res); i += 2 {
+		l, err := decodeLease(res[i], res[i+1])
+		if err != nil {
+			// The leases decoded so far are held: handing them back lets
+			// the caller release them rather than wait for their end.
+			return b, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		b.Leases = append(b.Leases, l)
+	}
+	return b, nil
+}
+
+// leaseEnd is when a lease taken at now for ttl ends, in unix ms: later
+// than now even when ttl is below a millisecond, so that a lease never
+// ends as it is taken.
+func leaseEnd(now time.Time, ttl time.Duration) int64 {
+	return max(now.Add(ttl).UnixMilli(), now.UnixMilli()+1)
+}
+
+func decodeLease(delivery, event any) (store.Lease, error) {
+	dm, err := fieldMap(delivery)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	em, err := fieldMap(event)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	d, err := decodeDelivery(dm)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	e, err := decodeEvent(em)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	return store.Lease{Delivery: d, Event: e, Token: dm["token"], Until: d.LeasedUntil}, nil
+}
+
+// newTokenHead returns the head of the lease tokens of one Lease call,
+// which numbers its leases after it: one random draw per call instead of
+// one per delivery that might be leased. No other call gets the same head.
+func newTokenHead() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "."
+}
+
+// Renew extends the leases that still hold, in one script.
+func (s *Store) Renew(ctx context.Context, now time.Time, ttl time.Duration, ls []store.Lease) ([]time.Time, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("redisstore: renew: lease TTL %v: want a positive duration", ttl)
+	}
+	ends := make([]time.Time, len(ls))
+	if len(ls) == 0 {
+		return ends, nil
+	}
+	until := leaseEnd(now, ttl)
+	keys, args := s.leaseArgs(ls, until, s.k.base)
+	res, err := renewScript.Run(ctx, s.c, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: renew: %w", err)
+	}
+	if len(res) != len(ls) {
+		return nil, fmt.Errorf("redisstore: renew: %d answers for %d leases", len(res), len(ls))
+	}
+	for i, held := range res {
+		if held == 1 {
+			ends[i] = time.UnixMilli(until).UTC()
+		}
+	}
+	return ends, nil
+}
+
+// leaseArgs returns the delivery hashes of ls as KEYS and head followed by
+// each lease's delivery id and token as ARGV.
+func (s *Store) leaseArgs(ls []store.Lease, head ...any) ([]string, []any) {
+	keys := make([]string, len(ls))
+	args := make([]any, 0, len(head)+2*len(ls))
+	args = append(args, head...)
+	for i, l := range ls {
+		keys[i] = s.k.delivery(l.Delivery.ID)
+		args = append(args, l.Delivery.ID, l.Token)
+	}
+	return keys, args
+}
+
+// Finish records the attempts in one round trip: a pipeline of one
+// finish script per item, each atomic on its own.
+func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) {
+	errs := make([]error, len(fs))
+	type call struct {
+		i    int
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	calls := make([]call, 0, len(fs))
+	for i, f := range fs {
+		f, ended, err := store.CheckFinish(f)
+		if err != nil {
+			errs[i] = fmt.Errorf("redisstore: %w", err)
+			continue
+		}
+		id := f.Lease.Delivery.ID
+		attempt, err := encodeAttempt(f.Attempt)
+		if err != nil {
+			errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, err)
+			continue
+		}
+		calls = append(calls, call{i: i,
+			keys: []string{s.k.delivery(id), s.k.attempts(id), s.k.statusDeliveries(string(f.Outcome.Status))},
+			args: []any{id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
+				f.Outcome.Error, ended.UnixMilli(), s.k.base},
+		})
+	}
+	switch len(calls) {
+	case 0:
+		return errs, nil
+	case 1:
+		c := &calls[0]
+		c.cmd = finishScript.Run(ctx, s.c, c.keys, c.args...)
+	default:
+		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range calls {
+				c := &calls[i]
+				c.cmd = finishScript.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+	}
+	for _, c := range calls {
+		res, err := c.cmd.Int64()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The script cache was flushed: Run loads it again. A script
+			// refused with NOSCRIPT did not run, so this applies it once.
+			res, err = finishScript.Run(ctx, s.c, c.keys, c.args...).Int64()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, err)
+		}
+		switch res {
+		case 1:
+		case 0:
+			errs[c.i] = fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, store.ErrLeaseLost)
+		default:
+			errs[c.i] = fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, store.ErrNotFound)
+		}
+	}
+	return errs, nil
+}
+
+// Release gives the leases that still hold back, due at now, in one
+// script, and wakes the relays when it gave any back.
+func (s *Store) Release(ctx context.Context, now time.Time, ls []store.Lease) error {
+	if len(ls) == 0 {
+		return nil
+	}
+	keys, args := s.leaseArgs(ls, now.UnixMilli(), s.k.base, s.k.wake())
+	if err := releaseScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
+		return fmt.Errorf("redisstore: release: %w", err)
+	}
+	return nil
+}
+
+// ActionStates reads the state of every action that has one, in action
+// name order.
+func (s *Store) ActionStates(ctx context.Context) ([]store.ActionState, error) {
+	res, err := actionStatesScript.Run(ctx, s.c, []string{s.k.actionStates()}, s.k.base).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: action states: %w", err)
+	}
+	out := make([]store.ActionState, 0, len(res))
+	for _, r := range res {
+		m, err := fieldMap(r)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: action states: %w", err)
+		}
+		st, err := decodeActionState(m)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: action states: %w", err)
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b store.ActionState) int { return strings.Compare(a.Action, b.Action) })
+	return out, nil
+}
+
+// PutActionState writes st if the stored version is still st.Version and
+// returns it as stored, times in milliseconds, with its new version.
+func (s *Store) PutActionState(ctx context.Context, st store.ActionState) (store.ActionState, error) {
+	if st.Action == "" {
+		return store.ActionState{}, fmt.Errorf("redisstore: put action state: no action named")
+	}
+	fields := actionStateFields(st)
+	args := make([]any, 0, 2+len(fields))
+	args = append(args, st.Version, st.Action)
+	args = append(args, fields...)
+	v, err := putActionStateScript.Run(ctx, s.c, []string{s.k.actionState(st.Action), s.k.actionStates()}, args...).Int64()
+	if err != nil {
+		return store.ActionState{}, fmt.Errorf("redisstore: put action state %s: %w", st.Action, err)
+	}
+	if v < 0 {
+		return store.ActionState{}, fmt.Errorf("redisstore: put action state %s: version %d is not the stored one: %w",
+			st.Action, st.Version, store.ErrConflict)
+	}
+	stored, err := decodeActionState(fieldValues(fields))
+	if err != nil {
+		return store.ActionState{}, fmt.Errorf("redisstore: put action state %s: %w", st.Action, err)
+	}
+	stored.Version = v
+	return stored, nil
+}
+
+// QueueStats counts the queue of every action that has queued deliveries,
+// in one script.
+func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueStats, error) {
+	if err := s.upgraded(ctx); err != nil {
+		return nil, err
+	}
+	res, err := queueStatsScript.Run(ctx, s.c, []string{s.k.queues()}, now.UnixMilli(), s.k.base).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: queue stats: %w", err)
+	}
+	out := make([]store.QueueStats, 0, len(res))
+	for _, r := range res {
+		row, ok := r.([]any)
+		if !ok || len(row) != 5 {
+			return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
+		}
+		action, _ := row[0].(string)
+		var n [4]int64
+		for i := range n {
+			if n[i], ok = row[i+1].(int64); !ok {
+				return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
+			}
+		}
+		qs := store.QueueStats{Action: action, Due: int(n[0]), InFlight: int(n[1]), Scheduled: int(n[2])}
+		if n[3] != 0 {
+			qs.OldestDue = time.UnixMilli(n[3]).UTC()
+		}
+		out = append(out, qs)
+	}
+	slices.SortFunc(out, func(a, b store.QueueStats) int { return strings.Compare(a.Action, b.Action) })
+	return out, nil
+}
