@@ -19,7 +19,7 @@ type snapshot struct {
 	Events     map[string]store.Event
 	Deliveries map[string][]store.Delivery
 	Attempts   map[string][]store.Attempt
-	NextDue    time.Time
+	Queues     []store.QueueStats // at base
 }
 
 func takeSnapshot(t *testing.T, s *Store, eventIDs []string) snapshot {
@@ -45,11 +45,11 @@ func takeSnapshot(t *testing.T, s *Store, eventIDs []string) snapshot {
 			snap.Attempts[d.ID] = as
 		}
 	}
-	due, err := s.NextDue(ctx)
+	qs, err := s.QueueStats(ctx, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap.NextDue = due
+	snap.Queues = qs
 	return snap
 }
 
@@ -75,9 +75,10 @@ func TestReopenKeepsEverything(t *testing.T) {
 		mustAccept(t, s, a)
 		ids = append(ids, a.Event.ID)
 	}
-	ls, err := s.Lease(ctx, base, 10, time.Minute)
-	if err != nil || len(ls) != 4 {
-		t.Fatalf("Lease = %d leases, %v; want 4", len(ls), err)
+	actions := []string{"ok", "retry", "dead", "held", "later"}
+	ls := mustLease(t, s, base, 10, time.Minute, actions...).Leases
+	if len(ls) != 4 {
+		t.Fatalf("Lease = %d leases; want 4", len(ls))
 	}
 	outcomes := map[string]store.Outcome{
 		"ok":    {Status: store.DeliverySucceeded},
@@ -90,7 +91,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 			continue // "held": its worker dies with the lease
 		}
 		a := store.Attempt{N: 1, StartedAt: base, Duration: 3 * time.Millisecond, Method: "POST", URL: "https://r.example/" + l.Delivery.Action, StatusCode: 200}
-		if err := s.Finish(ctx, l, a, o); err != nil {
+		if err := finishOne(t, s, l, a, o); err != nil {
 			t.Fatalf("Finish(%s): %v", l.Delivery.Action, err)
 		}
 	}
@@ -114,16 +115,12 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil || !got.Duplicate || got.EventID != accepts[0].Event.ID {
 		t.Errorf("Accept of a known key after reopen = %+v, %v; want a duplicate of %s", got, err, accepts[0].Event.ID)
 	}
-	ls, err = s.Lease(ctx, base.Add(time.Hour), 10, time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	var leased []string
+	for _, l := range mustLease(t, s, base.Add(time.Hour), 10, time.Minute, actions...).Leases {
+		leased = append(leased, l.Delivery.Action)
 	}
-	var actions []string
-	for _, l := range ls {
-		actions = append(actions, l.Delivery.Action)
-	}
-	want := []string{"held", "retry", "later"} // by due time: lease end, retry time, then the later event
-	if diff := cmp.Diff(want, actions); diff != "" {
+	want := []string{"retry", "held", "later"} // in the order of the quotas
+	if diff := cmp.Diff(want, leased); diff != "" {
 		t.Errorf("leasable after reopen (-want +got):\n%s", diff)
 	}
 }
@@ -249,8 +246,8 @@ func TestAcceptStartsDeliveries(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmpTimes); diff != "" {
 		t.Errorf("Delivery (-want +got):\n%s", diff)
 	}
-	if ls, err := s.Lease(t.Context(), base, 10, time.Minute); err != nil || len(ls) != 1 {
-		t.Errorf("Lease = %d leases, %v; want the delivery", len(ls), err)
+	if b := mustLease(t, s, base, 10, time.Minute, "crm"); len(b.Leases) != 1 {
+		t.Errorf("Lease = %d leases; want the delivery", len(b.Leases))
 	}
 }
 
@@ -281,42 +278,59 @@ func TestAcceptWithoutKeyWindow(t *testing.T) {
 	}
 }
 
+// TestFinishRejects: an item that names no delivery, or whose outcome or
+// attempt is not one the contract allows, records nothing; the other items
+// of its batch are applied.
 func TestFinishRejects(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	a := testEvent("orders", "k", 1, base, "crm")
-	mustAccept(t, s, a)
-	ls, err := s.Lease(ctx, base, 1, time.Minute)
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("Lease = %v, %v", ls, err)
+	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm", "erp"))
+	ls := mustLease(t, s, base, 1, time.Minute, "crm", "erp").Leases
+	if len(ls) != 2 {
+		t.Fatalf("Lease = %d leases, want 2", len(ls))
 	}
-	l := ls[0]
+	l, other := ls[0], ls[1]
 	unknown := l
 	unknown.Delivery.ID = "dlv_unknown"
-	tests := []struct {
-		name    string
-		lease   store.Lease
-		outcome store.Outcome
-		wantErr error
-	}{
-		{"unknown delivery", unknown, store.Outcome{Status: store.DeliverySucceeded}, store.ErrNotFound},
-		{"pending is no outcome", l, store.Outcome{Status: store.DeliveryPending}, nil},
-		{"empty outcome", l, store.Outcome{}, nil},
+	ok := store.Outcome{Status: store.DeliverySucceeded}
+	started := store.Attempt{N: 1, StartedAt: base}
+	batch := []store.Finish{
+		{Lease: unknown, Attempt: started, Outcome: ok},
+		{Lease: l, Attempt: started, Outcome: store.Outcome{Status: store.DeliveryPending}},
+		{Lease: l, Attempt: started, Outcome: store.Outcome{}},
+		{Lease: l, Attempt: store.Attempt{N: 1}, Outcome: ok}, // no start: no clock to fall back on
+		{Lease: other, Attempt: started, Outcome: ok},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := s.Finish(ctx, tt.lease, store.Attempt{N: 1, StartedAt: base}, tt.outcome)
-			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
-				t.Fatalf("Finish error = %v, want an error (%v)", err, tt.wantErr)
-			}
-		})
+	errs, err := s.Finish(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != len(batch) {
+		t.Fatalf("Finish returned %d errors for %d items", len(errs), len(batch))
+	}
+	if !errors.Is(errs[0], store.ErrNotFound) {
+		t.Errorf("unknown delivery: error = %v, want ErrNotFound", errs[0])
+	}
+	for i, name := range map[int]string{1: "pending outcome", 2: "empty outcome", 3: "attempt without start"} {
+		if errs[i] == nil || errors.Is(errs[i], store.ErrLeaseLost) || errors.Is(errs[i], store.ErrNotFound) {
+			t.Errorf("%s: error = %v, want a refusal", name, errs[i])
+		}
+	}
+	if errs[4] != nil {
+		t.Errorf("valid item of the batch: %v", errs[4])
 	}
 	if as, err := s.Attempts(ctx, l.Delivery.ID); err != nil || len(as) != 0 {
 		t.Errorf("Attempts after refused Finishes = %v, %v; want none", as, err)
 	}
+	if d, err := s.Delivery(ctx, other.Delivery.ID); err != nil || d.Status != store.DeliverySucceeded {
+		t.Errorf("the valid item's delivery = %+v, %v; want it succeeded", d, err)
+	}
 	// The lease still works.
-	if err := s.Finish(ctx, l, store.Attempt{N: 1, StartedAt: base}, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+	if err := finishOne(t, s, l, started, ok); err != nil {
 		t.Errorf("Finish with the lease: %v", err)
+	}
+	if errs, err := s.Finish(ctx, nil); err != nil || len(errs) != 0 {
+		t.Errorf("Finish of nothing = %v, %v; want no errors", errs, err)
 	}
 }
 
@@ -326,12 +340,12 @@ func TestRetryWithoutTime(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
 	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm"))
-	ls, err := s.Lease(ctx, base, 1, time.Minute)
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("Lease = %v, %v", ls, err)
+	ls := mustLease(t, s, base, 1, time.Minute, "crm").Leases
+	if len(ls) != 1 {
+		t.Fatalf("Lease = %v", ls)
 	}
 	a := store.Attempt{N: 1, StartedAt: base, Duration: 2 * time.Second}
-	if err := s.Finish(ctx, ls[0], a, store.Outcome{Status: store.DeliveryRetrying}); err != nil {
+	if err := finishOne(t, s, ls[0], a, store.Outcome{Status: store.DeliveryRetrying}); err != nil {
 		t.Fatal(err)
 	}
 	want := base.Add(2 * time.Second)
@@ -342,8 +356,8 @@ func TestRetryWithoutTime(t *testing.T) {
 	if !d.NextAttemptAt.Equal(want) || !d.UpdatedAt.Equal(want) {
 		t.Errorf("NextAttemptAt %v, UpdatedAt %v; want both %v", d.NextAttemptAt, d.UpdatedAt, want)
 	}
-	if due, err := s.NextDue(ctx); err != nil || !due.Equal(want) {
-		t.Errorf("NextDue = %v, %v; want %v", due, err, want)
+	if b := mustLease(t, s, base, 1, time.Minute, "crm"); len(b.Leases) != 0 || !b.NextDue.Equal(want) {
+		t.Errorf("Lease = %d leases, NextDue %v; want none, %v", len(b.Leases), b.NextDue, want)
 	}
 }
 
@@ -351,10 +365,22 @@ func TestLeaseNone(t *testing.T) {
 	s := openTemp(t)
 	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm"))
 	for _, n := range []int{0, -1} {
-		ls, err := s.Lease(t.Context(), base, n, time.Minute)
-		if err != nil || len(ls) != 0 {
-			t.Errorf("Lease(n=%d) = %v, %v; want nothing", n, ls, err)
+		b := mustLease(t, s, base, n, time.Minute, "crm")
+		if len(b.Leases) != 0 || !b.NextDue.IsZero() {
+			t.Errorf("Lease(n=%d) = %+v; want nothing, and no next due for an action not asked for", n, b)
 		}
+	}
+	for _, r := range []store.LeaseRequest{
+		{Now: base, Actions: quotas(1, "crm")},                          // no TTL
+		{Now: base, TTL: time.Minute, Actions: quotas(1, "")},           // no action
+		{Now: base, TTL: time.Minute, Actions: quotas(1, "crm", "crm")}, // twice
+	} {
+		if b, err := s.Lease(t.Context(), r); !errors.Is(err, store.ErrBadQuota) {
+			t.Errorf("Lease(%+v) = %+v, %v; want ErrBadQuota", r, b, err)
+		}
+	}
+	if b := mustLease(t, s, base, 1, time.Minute, "crm"); len(b.Leases) != 1 {
+		t.Errorf("refused requests leased something: %d leases left", len(b.Leases))
 	}
 }
 
@@ -413,7 +439,17 @@ func TestClose(t *testing.T) {
 		call func() error
 	}{
 		{"Accept", func() error { _, err := s.Accept(ctx, testEvent("orders", "k", 1, base, "crm")); return err }},
-		{"Lease", func() error { _, err := s.Lease(ctx, base, 1, time.Minute); return err }},
+		{"Lease", func() error {
+			_, err := s.Lease(ctx, store.LeaseRequest{Now: base, TTL: time.Minute, Actions: quotas(1, "crm")})
+			return err
+		}},
+		{"Renew", func() error { _, err := s.Renew(ctx, base, time.Minute, []store.Lease{{Token: "t"}}); return err }},
+		{"Finish", func() error {
+			_, err := s.Finish(ctx, []store.Finish{{Attempt: store.Attempt{StartedAt: base}, Outcome: store.Outcome{Status: store.DeliveryDead}}})
+			return err
+		}},
+		{"Release", func() error { return s.Release(ctx, base, []store.Lease{{Token: "t"}}) }},
+		{"PutActionState", func() error { _, err := s.PutActionState(ctx, store.ActionState{Action: "crm"}); return err }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"Sweep", func() error { _, err := s.Sweep(ctx, base); return err }},
 	}
@@ -477,16 +513,16 @@ func TestLeaseIsExclusive(t *testing.T) {
 	for range 16 {
 		wg.Go(func() {
 			for {
-				ls, err := s.Lease(ctx, base, 3, time.Hour)
+				b, err := s.Lease(ctx, store.LeaseRequest{Now: base, TTL: time.Hour, Actions: quotas(3, "a", "b")})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if len(ls) == 0 {
+				if len(b.Leases) == 0 {
 					return
 				}
 				mu.Lock()
-				for _, l := range ls {
+				for _, l := range b.Leases {
 					seen[l.Delivery.ID]++
 				}
 				mu.Unlock()

@@ -58,30 +58,45 @@ const (
 )
 
 func scanEvent(row rowScanner) (store.Event, error) {
-	var (
-		ev                    store.Event
-		receivedAt            int64
-		headers, query, rules string
-		body                  []byte
-		status                string
-		hasBody               bool
-	)
-	if err := row.Scan(&ev.ID, &ev.Hook, &receivedAt, &ev.IdempotencyKey, &headers, &query, &body, &status, &rules, &hasBody); err != nil {
+	r, err := scanEventRow(row)
+	if err != nil {
 		return store.Event{}, err
 	}
-	ev.ReceivedAt = fromMillis(receivedAt)
-	ev.Status = store.EventStatus(status)
-	ev.Body = body
-	if hasBody && body == nil {
+	return r.decode()
+}
+
+// eventRow is an event as read, its JSON columns not yet decoded: Lease
+// reads events inside the writer's transaction and decodes them once the
+// writer has moved on.
+type eventRow struct {
+	ev                    store.Event
+	receivedAt            int64
+	headers, query, rules string
+	status                string
+	hasBody               bool
+}
+
+func scanEventRow(row rowScanner) (eventRow, error) {
+	var r eventRow
+	err := row.Scan(&r.ev.ID, &r.ev.Hook, &r.receivedAt, &r.ev.IdempotencyKey, &r.headers, &r.query,
+		&r.ev.Body, &r.status, &r.rules, &r.hasBody)
+	return r, err
+}
+
+func (r eventRow) decode() (store.Event, error) {
+	ev := r.ev
+	ev.ReceivedAt = fromMillis(r.receivedAt)
+	ev.Status = store.EventStatus(r.status)
+	if r.hasBody && ev.Body == nil {
 		ev.Body = []byte{}
 	}
-	if err := decodeJSON(headers, &ev.Headers); err != nil {
+	if err := decodeJSON(r.headers, &ev.Headers); err != nil {
 		return store.Event{}, fmt.Errorf("event %s headers: %w", ev.ID, err)
 	}
-	if err := decodeJSON(query, &ev.Query); err != nil {
+	if err := decodeJSON(r.query, &ev.Query); err != nil {
 		return store.Event{}, fmt.Errorf("event %s query: %w", ev.ID, err)
 	}
-	if err := decodeJSON(rules, &ev.MatchedRules); err != nil {
+	if err := decodeJSON(r.rules, &ev.MatchedRules); err != nil {
 		return store.Event{}, fmt.Errorf("event %s matched rules: %w", ev.ID, err)
 	}
 	return ev, nil
@@ -91,21 +106,30 @@ func scanEvent(row rowScanner) (store.Event, error) {
 const deliveryColumns = `id, event_id, hook, rule, action, status, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at`
 
 func scanDelivery(row rowScanner) (store.Delivery, error) {
+	var d store.Delivery
+	err := scanDeliveryAnd(row, &d)
+	return d, err
+}
+
+// scanDeliveryAnd reads deliveryColumns into d and the columns selected
+// after them into extra.
+func scanDeliveryAnd(row rowScanner, d *store.Delivery, extra ...any) error {
 	var (
-		d                                  store.Delivery
 		status                             string
 		next, leased, createdAt, updatedAt int64
 	)
-	if err := row.Scan(&d.ID, &d.EventID, &d.Hook, &d.Rule, &d.Action, &status, &d.Attempts,
-		&next, &leased, &d.LastError, &createdAt, &updatedAt); err != nil {
-		return store.Delivery{}, err
+	dest := append([]any{&d.ID, &d.EventID, &d.Hook, &d.Rule, &d.Action, &status, &d.Attempts,
+		&next, &leased, &d.LastError, &createdAt, &updatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		*d = store.Delivery{}
+		return err
 	}
 	d.Status = store.DeliveryStatus(status)
 	d.NextAttemptAt = fromMillis(next)
 	d.LeasedUntil = fromMillis(leased)
 	d.CreatedAt = fromMillis(createdAt)
 	d.UpdatedAt = fromMillis(updatedAt)
-	return d, nil
+	return nil
 }
 
 // attemptColumns and scanAttempt go together.

@@ -11,126 +11,347 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-// Lease claims up to n deliveries due at now (pending or retrying with a due
-// time <= now, which includes those whose lease has expired) for ttl. Each
-// gets a fresh token, and its due time moves to now+ttl: a worker that dies
-// holding it simply lets it fall due again.
-func (s *Store) Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]store.Lease, error) {
-	if n <= 0 {
-		return nil, nil
+var _ store.Queue = (*Store)(nil)
+
+// A delivery is held by a lease while its lease_token is the lease's and it
+// is not final; while held, its due_at is the lease's end, so a worker that
+// dies holding it simply lets it fall due again.
+const holds = `lease_token = ? AND lease_token != '' AND status IN ('pending', 'retrying')`
+
+// The statements that read an action's queue, all ranges of the index
+// deliveries_action_due (TestQueueUsesActionIndex checks the plans).
+const (
+	// leasePick lists the ids of the n earliest due deliveries of an action.
+	leasePick = `SELECT id, due_at FROM deliveries
+		WHERE action = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?`
+	// leaseUpdate leases every delivery of an action up to the last one
+	// leasePick listed, in (due_at, id) order: the same ones.
+	leaseUpdate = `UPDATE deliveries SET lease_token = ? || rowid, leased_until = ?, due_at = ?
+		WHERE action = ? AND due_at IS NOT NULL AND (due_at, id) <= (?, ?)
+		RETURNING ` + deliveryColumns + `, lease_token`
+	// nextDue is the earliest due time in an action's queue.
+	nextDue = `SELECT MIN(due_at) FROM deliveries WHERE action = ? AND due_at IS NOT NULL`
+)
+
+// Lease claims, action by action, the earliest due deliveries (pending or
+// retrying with a due time <= now, which includes those whose lease has
+// expired) that the action's stored state lets through (store.Gate), in one
+// transaction. Each gets a fresh token and its due time moves to the
+// lease's end.
+func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	r, err := store.CheckLeaseRequest(r)
+	if err != nil {
+		return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
 	}
-	nowMS := millis(now)
-	until := now.Add(ttl)
-	untilMS := millis(until)
-	var leases []store.Lease
-	err := s.write(ctx, func(w *writeTx) error {
-		leases = leases[:0]
-		rows, err := w.query(`SELECT id FROM deliveries
-			WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?`, nowMS, n)
-		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		events := make(map[string]store.Event)
-		for _, id := range ids {
-			token := rand.Text()
-			d, err := scanDelivery(w.queryRow(`UPDATE deliveries
-				SET lease_token = ?, leased_until = ?, due_at = ?
-				WHERE id = ? RETURNING `+deliveryColumns, token, untilMS, untilMS, id))
+	if len(r.Actions) == 0 {
+		return store.LeaseBatch{}, nil
+	}
+	nowMS := millis(r.Now)
+	untilMS := millis(r.Now.Add(r.TTL))
+	// One random prefix per call keeps every token fresh; the row id after
+	// it tells apart the leases of one call without a statement per row.
+	prefix := rand.Text() + "."
+	var (
+		leased []leasedRow
+		events []eventRow
+		next   int64 // 0: nothing queued
+	)
+	err = s.write(ctx, func(w *writeTx) error {
+		leased, events, next = leased[:0], events[:0], 0
+		for _, q := range r.Actions {
+			st, err := readActionState(w, q.Action)
 			if err != nil {
-				return err
+				return fmt.Errorf("state of %s: %w", q.Action, err)
 			}
-			ev, ok := events[d.EventID]
-			if !ok {
-				ev, err = scanEvent(w.queryRow(`SELECT `+eventSelect+` FROM events WHERE id = ?`, d.EventID))
-				if err != nil {
-					return fmt.Errorf("event %s of delivery %s: %w", d.EventID, d.ID, err)
+			allowed, probe := store.Gate(st, r.Now, q.N)
+			if allowed > 0 {
+				n := len(leased)
+				if leased, err = leaseAction(w, leased, q.Action, prefix, nowMS, untilMS, allowed); err != nil {
+					return fmt.Errorf("action %s: %w", q.Action, err)
 				}
-				events[d.EventID] = ev
+				if probe && len(leased) > n {
+					st = store.Probing(st, r.Now, q.Probe)
+					if err := writeActionState(w, st); err != nil {
+						return fmt.Errorf("state of %s: %w", q.Action, err)
+					}
+				}
 			}
-			leases = append(leases, store.Lease{Delivery: d, Event: ev, Token: token, Until: d.LeasedUntil})
+			if st.Paused {
+				continue
+			}
+			var due sql.NullInt64
+			if err := w.queryRow(nextDue, q.Action).Scan(&due); err != nil {
+				return fmt.Errorf("next due of %s: %w", q.Action, err)
+			}
+			if !due.Valid {
+				continue
+			}
+			at := max(due.Int64, millis(st.BlockedUntil))
+			if next == 0 || at < next {
+				next = at
+			}
+		}
+		if len(leased) == 0 {
+			return nil
+		}
+		events, err = readEvents(w, events, leased)
+		return err
+	})
+	if err != nil {
+		return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
+	}
+
+	// JSON is decoded here, not in the writer: its time is the shared one.
+	byID := make(map[string]store.Event, len(events))
+	for _, e := range events {
+		ev, err := e.decode()
+		if err != nil {
+			return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
+		}
+		byID[ev.ID] = ev
+	}
+	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(leased)), NextDue: fromMillis(next)}
+	for _, l := range leased {
+		ev, ok := byID[l.d.EventID]
+		if !ok {
+			return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: event %s of delivery %s: %w", l.d.EventID, l.d.ID, store.ErrNotFound)
+		}
+		b.Leases = append(b.Leases, store.Lease{Delivery: l.d, Event: ev, Token: l.token, Until: l.d.LeasedUntil})
+	}
+	return b, nil
+}
+
+// leasedRow is a delivery just leased, with its token.
+type leasedRow struct {
+	d     store.Delivery
+	token string
+}
+
+// leaseAction leases up to n due deliveries of action, appends them to out
+// in due order and returns it. The ids are picked first from the action's
+// index (the order UPDATE … RETURNING does not keep), then all of them are
+// updated by one statement over the same index range.
+func leaseAction(w *writeTx, out []leasedRow, action, prefix string, nowMS, untilMS int64, n int) ([]leasedRow, error) {
+	rows, err := w.query(leasePick, action, nowMS, n)
+	if err != nil {
+		return out, err
+	}
+	pos := make(map[string]int, n)
+	var lastID string
+	var lastDue int64
+	for rows.Next() {
+		if err := rows.Scan(&lastID, &lastDue); err != nil {
+			rows.Close()
+			return out, err
+		}
+		pos[lastID] = len(out) + len(pos)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return out, err
+	}
+	if len(pos) == 0 {
+		return out, nil
+	}
+	first := len(out)
+	out = append(out, make([]leasedRow, len(pos))...)
+	rows, err = w.query(leaseUpdate, prefix, untilMS, untilMS, action, lastDue, lastID)
+	if err != nil {
+		return out[:first], err
+	}
+	got := 0
+	for rows.Next() {
+		var l leasedRow
+		if err := scanDeliveryAnd(rows, &l.d, &l.token); err != nil {
+			rows.Close()
+			return out[:first], err
+		}
+		i, ok := pos[l.d.ID]
+		if !ok {
+			rows.Close()
+			return out[:first], fmt.Errorf("delivery %s was leased but not picked", l.d.ID)
+		}
+		out[i] = l
+		got++
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return out[:first], err
+	}
+	if got != len(pos) {
+		return out[:first], fmt.Errorf("%d deliveries picked, %d leased", len(pos), got)
+	}
+	return out, nil
+}
+
+// readEvents appends the events of the leased deliveries to out, read by one
+// statement.
+func readEvents(w *writeTx, out []eventRow, leased []leasedRow) ([]eventRow, error) {
+	seen := make(map[string]bool, len(leased))
+	ids := make([]string, 0, len(leased))
+	for _, l := range leased {
+		if !seen[l.d.EventID] {
+			seen[l.d.EventID] = true
+			ids = append(ids, l.d.EventID)
+		}
+	}
+	list, err := encodeJSON(ids)
+	if err != nil {
+		return out, err
+	}
+	rows, err := w.query(`SELECT `+eventSelect+` FROM events WHERE id IN (SELECT value FROM json_each(?))`, list)
+	if err != nil {
+		return out, err
+	}
+	for rows.Next() {
+		e, err := scanEventRow(rows)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, errors.Join(rows.Err(), rows.Close())
+}
+
+// Renew moves the end of every lease that still holds its delivery to
+// now+ttl, in one transaction, and returns the new ends in order: the zero
+// time for a lease that was lost.
+func (s *Store) Renew(ctx context.Context, now time.Time, ttl time.Duration, ls []store.Lease) ([]time.Time, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("sqlitestore: renew: %w: TTL %v: want a positive duration", store.ErrBadQuota, ttl)
+	}
+	ends := make([]time.Time, len(ls))
+	if len(ls) == 0 {
+		return ends, nil
+	}
+	untilMS := millis(now.Add(ttl))
+	err := s.write(ctx, func(w *writeTx) error {
+		for i, l := range ls {
+			ends[i] = time.Time{}
+			res, err := w.exec(`UPDATE deliveries SET leased_until = ?, due_at = ? WHERE id = ? AND `+holds,
+				untilMS, untilMS, l.Delivery.ID, l.Token)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.Delivery.ID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				ends[i] = fromMillis(untilMS)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: lease: %w", err)
+		return nil, fmt.Errorf("sqlitestore: renew: %w", err)
 	}
-	return leases, nil
+	return ends, nil
 }
 
-// Finish records the attempt (under l's delivery) and, if l still holds the
-// delivery (same token, not final), counts the attempt and applies the
-// outcome; a retry without NextAttemptAt is due when the attempt ended.
-// Otherwise the attempt is kept, nothing else changes, and Finish returns
-// store.ErrLeaseLost. An unknown delivery records nothing: store.ErrNotFound.
-func (s *Store) Finish(ctx context.Context, l store.Lease, a store.Attempt, o store.Outcome) error {
-	id := l.Delivery.ID
-	switch o.Status {
-	case store.DeliverySucceeded, store.DeliveryRetrying, store.DeliveryDead:
-	default:
-		return fmt.Errorf("sqlitestore: finish %s: outcome status %q is not succeeded, retrying or dead", id, o.Status)
+// Release gives back every lease that still holds its delivery, in one
+// transaction: the delivery is due again at now, its attempt count
+// unchanged, and waiting relays are woken to take it.
+func (s *Store) Release(ctx context.Context, now time.Time, ls []store.Lease) error {
+	if len(ls) == 0 {
+		return nil
 	}
-	headers, err := encodeJSON(a.RequestHeaders)
-	if err != nil {
-		return fmt.Errorf("sqlitestore: finish %s: %w", id, err)
-	}
-	// Finish carries no clock of its own: the delivery changed when the
-	// attempt ended.
-	updated := time.Now()
-	if !a.StartedAt.IsZero() {
-		updated = a.StartedAt.Add(a.Duration)
-	}
-	var due, next any = nil, int64(0) // final: off the queue
-	if o.Status == store.DeliveryRetrying {
-		at := o.NextAttemptAt
-		if at.IsZero() {
-			at = updated
+	nowMS := millis(now)
+	err := s.write(ctx, func(w *writeTx) error {
+		for _, l := range ls {
+			res, err := w.exec(`UPDATE deliveries SET leased_until = 0, lease_token = '', due_at = ?
+				WHERE id = ? AND `+holds, nowMS, l.Delivery.ID, l.Token)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.Delivery.ID, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				w.wake = true
+			}
 		}
-		due, next = millis(at), millis(at)
-	}
-
-	lost := false
-	err = s.write(ctx, func(w *writeTx) error {
-		var status, token string
-		err := w.queryRow(`SELECT status, lease_token FROM deliveries WHERE id = ?`, id).
-			Scan(&status, &token)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, a.N, millis(a.StartedAt), int64(a.Duration), a.Method, a.URL, headers,
-			a.StatusCode, a.Error, a.ResponseBody); err != nil {
-			return err
-		}
-		final := status == string(store.DeliverySucceeded) || status == string(store.DeliveryDead)
-		if l.Token == "" || token != l.Token || final {
-			lost = true
-			return nil // the attempt stays recorded
-		}
-		_, err = w.exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-			leased_until = 0, lease_token = '', last_error = ?, updated_at = ?, due_at = ? WHERE id = ?`,
-			string(o.Status), next, o.Error, millis(updated), due, id)
-		return err
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlitestore: finish %s: %w", id, err)
-	}
-	if lost {
-		return fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrLeaseLost)
+		return fmt.Errorf("sqlitestore: release: %w", err)
 	}
 	return nil
+}
+
+// finishItem is a checked Finish, encoded for the writer.
+type finishItem struct {
+	i       int // its place in the caller's slice
+	f       store.Finish
+	headers string
+	ended   int64
+	next    int64 // next_attempt_at: the retry time, 0 once final
+	due     any   // due_at: the retry time, NULL once final
+}
+
+// Finish records a batch of finished attempts in one transaction (one
+// request to the writer, so one commit for the lot). For each item the
+// delivery is updated first, on the condition that the lease still holds it
+// or that a success must be applied all the same; only when that changes
+// nothing does Finish look at why. The attempt is recorded for every
+// delivery that exists.
+func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) {
+	errs := make([]error, len(fs))
+	items := make([]finishItem, 0, len(fs))
+	for i, f := range fs {
+		f, ended, err := store.CheckFinish(f)
+		if err != nil {
+			errs[i] = fmt.Errorf("sqlitestore: %w", err)
+			continue
+		}
+		headers, err := encodeJSON(f.Attempt.RequestHeaders)
+		if err != nil {
+			errs[i] = fmt.Errorf("sqlitestore: finish %s: %w", f.Lease.Delivery.ID, err)
+			continue
+		}
+		it := finishItem{i: i, f: f, headers: headers, ended: millis(ended)}
+		if f.Outcome.Status == store.DeliveryRetrying {
+			it.next = millis(f.Outcome.NextAttemptAt)
+			it.due = it.next
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return errs, nil
+	}
+	err := s.write(ctx, func(w *writeTx) error {
+		for _, it := range items {
+			errs[it.i] = nil
+			id, o, a := it.f.Lease.Delivery.ID, it.f.Outcome, it.f.Attempt
+			res, err := w.exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+				leased_until = 0, lease_token = '', last_error = ?, updated_at = ?, due_at = ?
+				WHERE id = ? AND ((`+holds+`) OR (? = 'succeeded' AND status != 'succeeded'))`,
+				string(o.Status), it.next, o.Error, it.ended, it.due,
+				id, it.f.Lease.Token, string(o.Status))
+			if err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				var found bool
+				if err := w.queryRow(deliveryExists, id).Scan(&found); err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				if !found {
+					errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrNotFound)
+					continue
+				}
+				errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrLeaseLost)
+			}
+			if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, a.N, millis(a.StartedAt), int64(a.Duration), a.Method, a.URL, it.headers,
+				a.StatusCode, a.Error, a.ResponseBody); err != nil {
+				return fmt.Errorf("attempt of %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: finish: %w", err)
+	}
+	return errs, nil
 }

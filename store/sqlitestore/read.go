@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -57,19 +56,6 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]store.Attemp
 		return nil, fmt.Errorf("sqlitestore: attempts of %s: %w", deliveryID, err)
 	}
 	return as, nil
-}
-
-// NextDue is the earliest due time of a pending or retrying delivery, a
-// leased one counting at its lease's expiry; zero when nothing is queued.
-func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
-	var due sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT MIN(due_at) FROM deliveries WHERE due_at IS NOT NULL`).Scan(&due); err != nil {
-		return time.Time{}, fmt.Errorf("sqlitestore: next due: %w", err)
-	}
-	if !due.Valid {
-		return time.Time{}, nil
-	}
-	return time.UnixMilli(due.Int64).UTC(), nil
 }
 
 const (

@@ -71,8 +71,9 @@ func runCrashChild(path string) error {
 					errs <- err
 					return
 				}
-				if ls, err := s.Lease(ctx, childNow, 1, childTTL); err != nil || len(ls) != 1 {
-					errs <- fmt.Errorf("lease: %d leases, %v", len(ls), err)
+				r := store.LeaseRequest{Now: childNow, TTL: childTTL, Actions: []store.ActionQuota{{Action: "crm", N: 1}}}
+				if b, err := s.Lease(ctx, r); err != nil || len(b.Leases) != 1 {
+					errs <- fmt.Errorf("lease: %d leases, %v", len(b.Leases), err)
 					return
 				}
 				out.Lock()
@@ -180,14 +181,8 @@ func TestRestartAfterKill(t *testing.T) {
 	// once those leases have ended, the rest is. Deliveries of events
 	// committed but not yet printed when the child died may come too.
 	// The free ones are leased long enough to stay out of the second Lease.
-	free, err := s.Lease(ctx, childNow, 1_000_000, 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := s.Lease(ctx, childNow.Add(childTTL), 1_000_000, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	free := mustLease(t, s, childNow, 1_000_000, 24*time.Hour, "crm", "erp").Leases
+	held := mustLease(t, s, childNow.Add(childTTL), 1_000_000, time.Minute, "crm", "erp").Leases
 	// Each printed event followed a lease of one delivery that nothing else
 	// could take before its lease ended.
 	if len(held) < len(ids) {

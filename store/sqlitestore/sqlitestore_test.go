@@ -63,6 +63,39 @@ func mustAccept(t *testing.T, s *Store, a store.Accept) store.Accepted {
 	return got
 }
 
+// quotas asks for up to n deliveries of each action.
+func quotas(n int, actions ...string) []store.ActionQuota {
+	qs := make([]store.ActionQuota, len(actions))
+	for i, a := range actions {
+		qs[i] = store.ActionQuota{Action: a, N: n}
+	}
+	return qs
+}
+
+// mustLease leases up to n due deliveries of each action at now for ttl.
+func mustLease(t testing.TB, s *Store, now time.Time, n int, ttl time.Duration, actions ...string) store.LeaseBatch {
+	t.Helper()
+	b, err := s.Lease(t.Context(), store.LeaseRequest{Now: now, TTL: ttl, Actions: quotas(n, actions...)})
+	if err != nil {
+		t.Fatalf("Lease: %v", err)
+	}
+	return b
+}
+
+// finishOne records one finished attempt and returns its item's error; an
+// error of the store itself fails the test.
+func finishOne(t testing.TB, s *Store, l store.Lease, a store.Attempt, o store.Outcome) error {
+	t.Helper()
+	errs, err := s.Finish(t.Context(), []store.Finish{{Lease: l, Attempt: a, Outcome: o}})
+	if err != nil {
+		t.Fatalf("Finish(%s): %v", l.Delivery.ID, err)
+	}
+	if len(errs) != 1 {
+		t.Fatalf("Finish(%s) returned %d errors for one item", l.Delivery.ID, len(errs))
+	}
+	return errs[0]
+}
+
 func mustOpen(t *testing.T, path string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), path)
@@ -137,6 +170,7 @@ func TestPragmas(t *testing.T) {
 		ForeignKeys int
 		BusyTimeout int
 		QueryOnly   int
+		TempStore   int
 	}
 	read := func(t *testing.T, c *sql.Conn) pragmas {
 		t.Helper()
@@ -150,6 +184,7 @@ func TestPragmas(t *testing.T) {
 			{"foreign_keys", &p.ForeignKeys},
 			{"busy_timeout", &p.BusyTimeout},
 			{"query_only", &p.QueryOnly},
+			{"temp_store", &p.TempStore},
 		} {
 			if err := c.QueryRowContext(ctx, "PRAGMA "+q.pragma).Scan(q.dest); err != nil {
 				t.Fatalf("PRAGMA %s: %v", q.pragma, err)
@@ -157,7 +192,7 @@ func TestPragmas(t *testing.T) {
 		}
 		return p
 	}
-	want := pragmas{JournalMode: "wal", Synchronous: 2, ForeignKeys: 1, BusyTimeout: int(busyTimeout.Milliseconds())}
+	want := pragmas{JournalMode: "wal", Synchronous: 2, ForeignKeys: 1, BusyTimeout: int(busyTimeout.Milliseconds()), TempStore: 2}
 
 	t.Run("writer", func(t *testing.T) {
 		var got pragmas
@@ -367,12 +402,9 @@ func TestGroupCommit(t *testing.T) {
 		if diff := cmp.Diff([]int{1, 1, callers}, got); diff != "" {
 			t.Errorf("requests per commit (-want +got):\n%s", diff)
 		}
-		ls, err := s.Lease(ctx, base, 1000, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := 1 + 2*(callers-1); len(ls) != want {
-			t.Errorf("leased %d deliveries, want %d", len(ls), want)
+		b := mustLease(t, s, base, 1000, time.Minute, "crm", "erp")
+		if want := 1 + 2*(callers-1); len(b.Leases) != want {
+			t.Errorf("leased %d deliveries, want %d", len(b.Leases), want)
 		}
 	})
 }
