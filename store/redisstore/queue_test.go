@@ -658,3 +658,27 @@ func TestRetryRequeues(t *testing.T) {
 		t.Error("the lease held before the retry still renews")
 	}
 }
+
+// TestLeaseLargeQuota leases more deliveries in one call than one round of
+// the script takes.
+func TestLeaseLargeQuota(t *testing.T) {
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	dues := make([]time.Time, 2500)
+	for i := range dues {
+		dues[i] = base.Add(-time.Duration(i) * time.Millisecond)
+	}
+	acceptFor(t, s, "crm", dues...)
+	b := lease(t, s, store.LeaseRequest{Now: base, TTL: time.Minute, Actions: []store.ActionQuota{{Action: "crm", N: 3000}}})
+	if len(b.Leases) != len(dues) {
+		t.Fatalf("leased %d, want %d", len(b.Leases), len(dues))
+	}
+	for i := 1; i < len(b.Leases); i++ {
+		if b.Leases[i].Delivery.NextAttemptAt.Before(b.Leases[i-1].Delivery.NextAttemptAt) {
+			t.Fatalf("lease %d is due before lease %d: not earliest first", i, i-1)
+		}
+	}
+	if n, _ := s.c.ZCard(t.Context(), s.k.leases("crm")).Result(); n != int64(len(dues)) {
+		t.Errorf("lease set holds %d, want %d", n, len(dues))
+	}
+}

@@ -115,7 +115,8 @@ return {ARGV[1], 0}
 // Returns {next due, delivery, event, delivery, event, …}: next due is the
 // earliest time at which one of the actions not paused has a delivery due
 // (or its lease ending), no earlier than the action's block; 0 when none.
-// Each delivery and event is its field/value list.
+// Each delivery and event is its field/value list; a delivery's list ends
+// with its new token and lease, which win over any read before them.
 var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local out, seq, nextDue = {0}, 0, nil
@@ -123,26 +124,48 @@ local out, seq, nextDue = {0}, 0, nil
 local function take(key, lkey, from_queue, want)
 	local got = 0
 	while got < want do
-		local ids = redis.call("ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, want - got)
+		-- Rounds of at most 1000 keep unpack below Lua's stack limit.
+		local ids = redis.call("ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, math.min(want - got, 1000))
 		if #ids == 0 then
 			break
 		end
+		local leased = {}
 		for _, id in ipairs(ids) do
 			local dkey = base .. "dlv:" .. id
-			local d = redis.call("HMGET", dkey, "status", "evt")
-			if d[1] == "pending" or d[1] == "retrying" then
+			local d = redis.call("HGETALL", dkey)
+			local status, evt
+			for j = 1, #d, 2 do
+				if d[j] == "status" then
+					status = d[j + 1]
+				elseif d[j] == "evt" then
+					evt = d[j + 1]
+				end
+			end
+			if status == "pending" or status == "retrying" then
 				seq = seq + 1
 				got = got + 1
-				redis.call("HSET", dkey, "token", head .. seq, "lease", untl)
-				if from_queue then
-					redis.call("ZREM", key, id)
-				end
-				redis.call("ZADD", lkey, untl, id)
-				out[#out + 1] = redis.call("HGETALL", dkey)
-				out[#out + 1] = redis.call("HGETALL", base .. "evt:" .. d[2])
+				local token = head .. seq
+				redis.call("HSET", dkey, "token", token, "lease", untl)
+				-- Later fields win when the reply is read: these replace
+				-- the token and lease of a lease that ended.
+				d[#d + 1], d[#d + 2], d[#d + 3], d[#d + 4] = "token", token, "lease", untl
+				out[#out + 1] = d
+				out[#out + 1] = redis.call("HGETALL", base .. "evt:" .. (evt or ""))
+				leased[#leased + 1] = untl
+				leased[#leased + 1] = id
 			else
 				redis.call("ZREM", key, id)
 			end
+		end
+		if #leased > 0 then
+			if from_queue then
+				local gone = {}
+				for j = 2, #leased, 2 do
+					gone[#gone + 1] = leased[j]
+				end
+				redis.call("ZREM", key, unpack(gone))
+			end
+			redis.call("ZADD", lkey, unpack(leased))
 		end
 	end
 	return got
@@ -166,16 +189,23 @@ for i = 1, #KEYS / 3 do
 				want, probe = 1, true
 			end
 		end
-		if want > 0 then
-			local got = take(lkey, lkey, false, want)
-			got = got + take(qkey, lkey, true, want - got)
+		-- An idle action costs a look at the head of each set.
+		local t, l = first(qkey), first(lkey)
+		if want > 0 and ((l and l <= now) or (t and t <= now)) then
+			local got = 0
+			if l and l <= now then
+				got = take(lkey, lkey, false, want)
+			end
+			if t and t <= now then
+				got = got + take(qkey, lkey, true, want - got)
+			end
 			if probe and got > 0 then
 				blocked = tonumber(ARGV[4 + 2 * i])
 				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[4 + 2 * i], "changed", ARGV[1])
 				redis.call("HINCRBY", akey, "version", 1)
 			end
+			t, l = first(qkey), first(lkey)
 		end
-		local t, l = first(qkey), first(lkey)
 		if not t or (l and l < t) then
 			t = l
 		end
@@ -211,7 +241,7 @@ for i, dkey in ipairs(KEYS) do
 	local d = redis.call("HMGET", dkey, "token", "status", "action")
 	if token ~= "" and d[1] == token and (d[2] == "pending" or d[2] == "retrying") then
 		redis.call("HSET", dkey, "lease", ARGV[1])
-		redis.call("ZADD", ARGV[2] .. "lease:" .. d[3], ARGV[1], id)
+		redis.call("ZADD", ARGV[2] .. "lease:" .. (d[3] or ""), ARGV[1], id)
 		out[i] = 1
 	else
 		out[i] = 0
@@ -241,7 +271,7 @@ return out
 // Returns 1 when applied, 0 when the lease was lost (the attempt is still
 // recorded), -1 when there is no such delivery (nothing is recorded).
 var finishScript = redis.NewScript(`
-local d = redis.call("HMGET", KEYS[1], "status", "token", "action")
+local d = redis.call("HMGET", KEYS[1], "status", "token", "action", "n")
 if not d[1] then
 	return -1
 end
@@ -250,17 +280,20 @@ local held = (d[1] == "pending" or d[1] == "retrying") and ARGV[2] ~= "" and d[2
 if not held and (ARGV[4] ~= "succeeded" or d[1] == "succeeded") then
 	return 0
 end
-local id, base = ARGV[1], ARGV[8]
-redis.call("HINCRBY", KEYS[1], "n", 1)
-redis.call("HDEL", KEYS[1], "token", "lease")
-redis.call("ZREM", base .. "lease:" .. d[3], id)
+local id, base, action = ARGV[1], ARGV[8], d[3] or ""
+local n = (tonumber(d[4]) or 0) + 1
+redis.call("ZREM", base .. "lease:" .. action, id)
 if ARGV[4] == "retrying" then
-	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "due", ARGV[5])
-	redis.call("ZADD", base .. "q:" .. d[3], ARGV[5], id)
+	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "n", n, "due", ARGV[5])
+	redis.call("HDEL", KEYS[1], "token", "lease")
+	redis.call("ZADD", base .. "q:" .. action, ARGV[5], id)
 else
-	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7])
-	redis.call("HDEL", KEYS[1], "due")
-	redis.call("ZREM", base .. "q:" .. d[3], id)
+	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "n", n)
+	redis.call("HDEL", KEYS[1], "token", "lease", "due")
+	if not held then
+		-- Only a held delivery is sure to be out of its queue.
+		redis.call("ZREM", base .. "q:" .. action, id)
+	end
 end
 if d[1] ~= ARGV[4] then
 	redis.call("ZREM", base .. "idx:dlv:status:" .. d[1], id)
@@ -288,8 +321,8 @@ for i, dkey in ipairs(KEYS) do
 	if token ~= "" and d[1] == token and (d[2] == "pending" or d[2] == "retrying") then
 		redis.call("HDEL", dkey, "token", "lease")
 		redis.call("HSET", dkey, "due", ARGV[1])
-		redis.call("ZREM", ARGV[2] .. "lease:" .. d[3], id)
-		redis.call("ZADD", ARGV[2] .. "q:" .. d[3], ARGV[1], id)
+		redis.call("ZREM", ARGV[2] .. "lease:" .. (d[3] or ""), id)
+		redis.call("ZADD", ARGV[2] .. "q:" .. (d[3] or ""), ARGV[1], id)
 		n = n + 1
 	end
 end
@@ -575,14 +608,14 @@ end
 if d[3] and d[3] ~= "" and tonumber(d[3]) > tonumber(ARGV[2]) then
 	return -2
 end
-local id, base = ARGV[1], ARGV[4]
+local id, base, action = ARGV[1], ARGV[4], d[4] or ""
 redis.call("HSET", KEYS[1], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
 redis.call("HDEL", KEYS[1], "token", "lease")
-redis.call("ZREM", base .. "lease:" .. d[4], id)
-redis.call("ZADD", base .. "q:" .. d[4], ARGV[2], id)
-redis.call("SADD", KEYS[3], d[4])
+redis.call("ZREM", base .. "lease:" .. action, id)
+redis.call("ZADD", base .. "q:" .. action, ARGV[2], id)
+redis.call("SADD", KEYS[3], action)
 if d[2] ~= "pending" then
-	redis.call("ZREM", base .. "idx:dlv:status:" .. d[2], id)
+	redis.call("ZREM", base .. "idx:dlv:status:" .. (d[2] or ""), id)
 	redis.call("ZADD", KEYS[2], 0, id)
 end
 redis.call("PUBLISH", ARGV[3], 1)

@@ -1,0 +1,158 @@
+package redisstore
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// drainActions are the actions of the drain benchmark's deliveries: one
+// lease-and-finish loop runs per action, as one relay lane would.
+var drainActions = []string{"crm", "erp", "slack", "billing"}
+
+// benchAccept accepts event i (one delivery, of action i mod actions) as
+// the gateway would.
+func benchAccept(s *Store, b *testing.B, i int64, at time.Time) error {
+	e := store.Event{
+		ID:             store.NewID("evt", at),
+		Hook:           "bench",
+		ReceivedAt:     at,
+		IdempotencyKey: "bench-" + strconv.FormatInt(i, 10),
+		Headers:        map[string]string{"content-type": "application/json"},
+		Body:           []byte(`{"event":"CONTACT_CREATED","data":{"id":"c_1","email":"a@example.com"}}`),
+		MatchedRules:   []string{"rule"},
+	}
+	d := store.Delivery{
+		ID: store.NewID("dlv", at), EventID: e.ID, Hook: e.Hook, Rule: "rule",
+		Action: drainActions[i%int64(len(drainActions))],
+		Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at,
+	}
+	_, err := s.Accept(b.Context(), store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour})
+	return err
+}
+
+// drainLane leases up to batch deliveries of action at a time and finishes
+// them all as succeeded, until done says to stop and nothing is left. It
+// reports how many it finished.
+func drainLane(s *Store, b *testing.B, action string, batch int, done func() bool, finished *atomic.Int64) error {
+	ctx := b.Context()
+	for {
+		// Read before leasing: once done, an empty lease means nothing is left.
+		last := done()
+		now := time.Now()
+		lb, err := s.Lease(ctx, store.LeaseRequest{Now: now, TTL: time.Minute,
+			Actions: []store.ActionQuota{{Action: action, N: batch}}})
+		if err != nil {
+			return err
+		}
+		if len(lb.Leases) == 0 {
+			if last {
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		fs := make([]store.Finish, len(lb.Leases))
+		for i, l := range lb.Leases {
+			fs[i] = store.Finish{Lease: l,
+				Attempt: store.Attempt{N: 1, StartedAt: now, Duration: time.Millisecond, Method: "POST",
+					URL: "https://receiver.example/hook", StatusCode: 200,
+					RequestHeaders: map[string]string{"idempotency-key": l.Delivery.ID}},
+				Outcome: store.Outcome{Status: store.DeliverySucceeded}}
+		}
+		errs, err := s.Finish(ctx, fs)
+		if err != nil {
+			return err
+		}
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		finished.Add(int64(len(fs)))
+	}
+}
+
+// BenchmarkDrain measures how many deliveries per second go through Lease
+// and Finish, with the queues filled beforehand ("backlog") and with the
+// gateway's Accepts arriving meanwhile ("with-accepts").
+func BenchmarkDrain(b *testing.B) {
+	const batch = 64
+	b.Run("backlog", func(b *testing.B) {
+		s := New(redistest.Client(b), redistest.Prefix(b))
+		defer s.Close()
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range 64 {
+			wg.Go(func() {
+				for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+					if err := benchAccept(s, b, i, time.Now().Add(-time.Minute)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ResetTimer()
+		start := time.Now()
+		var finished atomic.Int64
+		for _, a := range drainActions {
+			wg.Go(func() {
+				if err := drainLane(s, b, a, batch, func() bool { return true }, &finished); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if got := finished.Load(); got != int64(b.N) {
+			b.Fatalf("finished %d deliveries, want %d", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+	})
+	b.Run("with-accepts", func(b *testing.B) {
+		s := New(redistest.Client(b), redistest.Prefix(b))
+		defer s.Close()
+		var (
+			wg, producers sync.WaitGroup
+			next          atomic.Int64
+			accepted      atomic.Bool
+			finished      atomic.Int64
+		)
+		b.ResetTimer()
+		start := time.Now()
+		for range 32 {
+			producers.Go(func() {
+				for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+					if err := benchAccept(s, b, i, time.Now()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		for _, a := range drainActions {
+			wg.Go(func() {
+				if err := drainLane(s, b, a, batch, accepted.Load, &finished); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		producers.Wait()
+		accepted.Store(true)
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if got := finished.Load(); got != int64(b.N) {
+			b.Fatalf("finished %d deliveries, want %d", got, b.N)
+		}
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+	})
+}
