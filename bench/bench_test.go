@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole benchmark with tiny numbers. It proves that every
+// phase still produces figures and that nothing was lost or duplicated on
+// the way; it asserts no speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts hookrelay, the baseline and redis-server")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is not on PATH: %v", err)
+		}
+		t.Skipf("redis-server is not on PATH: %v", err)
+	}
+	o := options{
+		Duration:   time.Second,
+		Rounds:     1,
+		Warmup:     200 * time.Millisecond,
+		Conns:      16,
+		BodySize:   1024,
+		Backlog:    500,
+		Rate:       100,
+		LatencyFor: 2 * time.Second,
+		SlowShare:  0.1,
+		Settle:     200 * time.Millisecond,
+		Timeout:    20 * time.Second,
+		Stores:     []string{"sqlite", "redis"},
+	}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	// The phases take some 20 s; the rest of the bound is for building
+	// hookrelay when the build cache is cold.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	progress := &logWriter{t: t}
+	rep, err := run(ctx, o, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems() {
+		t.Errorf("problem: %s", p)
+	}
+
+	// Everything the run started is gone.
+	if dir := progress.tmpDir(); dir == "" {
+		t.Error("the progress log names no temporary folder")
+	} else if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("temporary folder %s still there (%v)", dir, err)
+	}
+
+	if len(rep.Intake) != 5 {
+		t.Fatalf("%d intake results, want 5 (baseline, two stores × relay off and on)", len(rep.Intake))
+	}
+	for _, i := range rep.Intake {
+		if i.Median <= 0 || len(i.Rounds) != o.Rounds {
+			t.Errorf("intake %s: median %v from %d rounds", i.Label, i.Median, len(i.Rounds))
+		}
+	}
+	if len(rep.Drain) != 2 {
+		t.Fatalf("%d drain results, want 2", len(rep.Drain))
+	}
+	for _, d := range rep.Drain {
+		if !d.Complete || d.Backlog != o.Backlog || d.Delivered != d.Backlog || d.Time <= 0 {
+			t.Errorf("drain %s: %d of a backlog of %d delivered in %v (complete %v)", d.Store, d.Delivered, d.Backlog, d.Time, d.Complete)
+		}
+		if d.Lost != 0 || d.DupKeys != 0 || d.DupEvents != 0 {
+			t.Errorf("drain %s: %d lost, %d duplicate keys, %d duplicate events", d.Store, d.Lost, d.DupKeys, d.DupEvents)
+		}
+	}
+	for name, rows := range map[string][]latencyResult{"latency": rep.Latency, "isolation": rep.Isolation} {
+		if len(rows) != 2 {
+			t.Fatalf("%d %s results, want 2", len(rows), name)
+		}
+		for _, l := range rows {
+			if l.Sent == 0 || l.Accepted != l.Sent || l.Delivered != l.Fast || l.P50 <= 0 || l.P99 < l.P50 {
+				t.Errorf("%s %s: sent %d, accepted %d, %d of %d delivered, p50 %v, p99 %v", name, l.Store, l.Sent, l.Accepted, l.Delivered, l.Fast, l.P50, l.P99)
+			}
+			if l.Lost != 0 || l.DupKeys != 0 || l.DupEvents != 0 {
+				t.Errorf("%s %s: %d lost, %d duplicate keys, %d duplicate events", name, l.Store, l.Lost, l.DupKeys, l.DupEvents)
+			}
+			if name == "isolation" && (l.Slow == 0 || l.Hangs == 0) {
+				t.Errorf("isolation %s: %d events routed to the hanging action, %d attempts reached it", l.Store, l.Slow, l.Hangs)
+			}
+		}
+	}
+	if len(rep.Memory) < 11 {
+		t.Errorf("peak memory of %d processes, want one per process started", len(rep.Memory))
+	}
+	for _, m := range rep.Memory {
+		if m.PeakRSS <= 0 {
+			t.Errorf("%s: peak RSS %d", m.Process, m.PeakRSS)
+		}
+	}
+
+	doc := rep.Document("docs/performance.md")
+	for _, want := range []string{"## Machine", "## Intake", "## Relay drain", "## Latency", "## Isolation", "## Peak memory",
+		"## How to reproduce", "-out docs/performance.md"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	t.Logf("report:\n%s", rep.Markdown())
+}
+
+func TestPayloadIsSignedJSONOfTheSize(t *testing.T) {
+	p := payloads{secret: []byte("s3cret"), size: 1024}
+	sent := time.Unix(1700000000, 123)
+	body := p.body("x-42", sent, "slow")
+	if len(body) != 1024 {
+		t.Errorf("body is %d bytes, want 1024", len(body))
+	}
+	var ev struct {
+		ID    string `json:"id"`
+		Sent  int64  `json:"sent"`
+		Route string `json:"route"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	if ev.ID != "x-42" || ev.Sent != sent.UnixNano() || ev.Route != "slow" {
+		t.Errorf("body carries %+v", ev)
+	}
+	m := hmac.New(sha256.New, []byte("s3cret"))
+	m.Write(body)
+	if got, want := p.header(body).Get("X-Signature"), hex.EncodeToString(m.Sum(nil)); got != want {
+		t.Errorf("X-Signature %s, want %s", got, want)
+	}
+}
+
+func TestSlowEveryRoutesTheShare(t *testing.T) {
+	slow := slowEvery(0.1)
+	n := 0
+	for i := int64(1); i <= 1000; i++ {
+		if slow(i) {
+			n++
+		}
+	}
+	if n != 100 {
+		t.Errorf("%d of 1000 routed, want 100", n)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for q, want := range map[float64]time.Duration{0.5: 50, 0.99: 99, 1: 100} {
+		if got := percentile(d, q); got != want {
+			t.Errorf("percentile %v = %v, want %v", q, got, want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile of nothing = %v", got)
+	}
+}
+
+func TestCommandNamesWhatDiffersFromTheDefaults(t *testing.T) {
+	o := defaultOptions()
+	if got := o.command("docs/performance.md"); got != "go run ./bench -out docs/performance.md" {
+		t.Errorf("default command %q", got)
+	}
+	o.Duration = 2 * time.Second
+	o.Stores = []string{"sqlite"}
+	if got, want := o.command(""), "go run ./bench -duration 2s -stores sqlite"; got != want {
+		t.Errorf("command %q, want %q", got, want)
+	}
+}
+
+// logWriter sends the run's progress to the test log and remembers it.
+type logWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sb.Write(p)
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (w *logWriter) tmpDir() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, after, ok := strings.Cut(w.sb.String(), "building hookrelay and the baseline in ")
+	if !ok {
+		return ""
+	}
+	dir, _, _ := strings.Cut(after, "\n")
+	return strings.TrimSpace(dir)
+}

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	Options   options
+	Machine   machine
+	Intake    []intakeResult // the baseline first
+	Drain     []drainResult
+	Latency   []latencyResult
+	Isolation []latencyResult
+	Memory    []memResult
+	problems  []string // lost or duplicated events, failed requests, unclean exits
+	notes     []string // what the servers logged at WARN or ERROR
+}
+
+type machine struct {
+	Cores  int
+	CPU    string
+	Kernel string
+	Go     string
+	Redis  string
+	Commit string
+	Date   string
+}
+
+type intakeResult struct {
+	Label  string
+	Store  string // "" for the baseline
+	Rounds []float64
+	Median float64
+	Failed int64 // requests not answered as wanted
+}
+
+type drainResult struct {
+	Store     string
+	Backlog   int
+	Delivered int
+	Complete  bool
+	Time      time.Duration
+	Lost      int
+	DupKeys   int
+	DupEvents int
+}
+
+func (d drainResult) rate() float64 { return float64(d.Delivered) / d.Time.Seconds() }
+
+type latencyResult struct {
+	Store     string
+	Sent      int64
+	Accepted  int64
+	Rate      float64 // events sent per second
+	Fast      int     // accepted events for the receiver
+	Slow      int64   // accepted events for the destination that never answers
+	Hangs     int64   // attempts that reached it
+	Delivered int
+	Lost      int
+	DupKeys   int
+	DupEvents int
+	P50, P99  time.Duration
+	Max       time.Duration
+	AnswerP99 time.Duration
+}
+
+type memResult struct {
+	Process string
+	PeakRSS int64
+}
+
+func (r *report) problem(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+func (r *report) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// Problems are what went wrong: lost or duplicated events, refused or
+// unanswered requests, servers that did not stop cleanly.
+func (r *report) Problems() []string { return r.problems }
+
+func (r *report) baseline() float64 {
+	for _, i := range r.Intake {
+		if i.Store == "" {
+			return i.Median
+		}
+	}
+	return 0
+}
+
+func (r *report) ratio(x float64) string {
+	base := r.baseline()
+	if base == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", x/base)
+}
+
+// Markdown is the report: machine, one table per measurement, problems.
+func (r *report) Markdown() string {
+	var b strings.Builder
+	o := r.Options
+	m := r.Machine
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	p("## Machine\n\n")
+	p("| | |\n|---|---|\n")
+	p("| CPU | %s, %d cores (runtime.NumCPU) |\n", m.CPU, m.Cores)
+	if m.Kernel != "" {
+		p("| OS | %s |\n", m.Kernel)
+	}
+	p("| Go | %s |\n", m.Go)
+	p("| Redis | %s |\n", m.Redis)
+	if m.Commit != "" {
+		p("| hookrelay | commit %s |\n", m.Commit)
+	}
+	p("| date | %s |\n\n", m.Date)
+	p("Every process runs on this one machine and all traffic goes over 127.0.0.1: the\n")
+	p("sender and the receiver (both in the benchmark process) share the cores with the\n")
+	p("server under test. Absolute figures therefore depend on the machine and on what\n")
+	p("else runs on it; the ratios to the baseline, measured in the same run, carry over better.\n\n")
+
+	p("## Intake\n\n")
+	p("Requests per second answered as expected (202 by hookrelay, 200 by the baseline) with\n")
+	p("%d connections in a closed loop, each request a %s JSON webhook with a unique id,\n", o.Conns, size(o.BodySize))
+	rounds := fmt.Sprintf("the median of %d rounds of %v", o.Rounds, o.Duration)
+	if o.Rounds == 1 {
+		rounds = fmt.Sprintf("one round of %v", o.Duration)
+	}
+	p("signed with HMAC-SHA256; %s after %v of warm-up. The\n", rounds, o.Warmup)
+	p("baseline is a bare Gin server that reads the body and answers 200. hookrelay\n")
+	p("verifies the signature, evaluates the rules and stores the event and its delivery\n")
+	p("before it answers; with the relay on, the same process also delivers every event.\n\n")
+	p("| server | req/s | vs baseline | rounds |\n|---|---:|---:|---|\n")
+	for _, i := range r.Intake {
+		label := i.Label
+		if i.Store != "" {
+			label = "hookrelay " + label
+		}
+		rounds := make([]string, len(i.Rounds))
+		for k, x := range i.Rounds {
+			rounds[k] = num(x)
+		}
+		p("| %s | %s | %s | %s |\n", label, num(i.Median), r.ratio(i.Median), strings.Join(rounds, " · "))
+	}
+	p("\n")
+
+	if len(r.Drain) > 0 {
+		p("## Relay drain\n\n")
+		p("A backlog of %s events accepted with the relay off (`--workers 0`); then hookrelay is\n", num(float64(o.Backlog)))
+		p("stopped and started again on the same store with the relay on, and timed from that\n")
+		p("start until the receiver has every event (action concurrency 64).\n\n")
+		p("| store | backlog | drain time | deliveries/s | vs baseline intake | lost | duplicate keys |\n")
+		p("|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, d := range r.Drain {
+			t := dur(d.Time)
+			if !d.Complete {
+				t = "> " + t + " (incomplete)"
+			}
+			p("| %s | %s | %s | %s | %s | %d | %d |\n", d.Store, num(float64(d.Backlog)), t, num(d.rate()), r.ratio(d.rate()), d.Lost, d.DupKeys)
+		}
+		p("\n")
+	}
+
+	if len(r.Latency) > 0 {
+		p("## Latency from sender to receiver\n\n")
+		p("[vegeta](https://github.com/tsenart/vegeta) sends %s events per second for %v at a\n", num(float64(o.Rate)), o.LatencyFor)
+		p("constant rate (an open loop: a slow answer does not slow the sender) to hookrelay with\n")
+		p("the relay on. Each body carries its send time; the receiver takes arrival − send for\n")
+		p("the first delivery of each event. *Lost* are events answered 202 that never arrived;\n")
+		p("*duplicate keys* are deliveries whose `Idempotency-Key` had arrived before.\n\n")
+		latencyTable(&b, r.Latency, nil)
+	}
+
+	if len(r.Isolation) > 0 {
+		p("## Isolation from a destination that never answers\n\n")
+		p("The latency run again, with %.0f %% of the events routed to a second action whose\n", o.SlowShare*100)
+		p("destination accepts the connection and never answers (concurrency 16, timeout 5 s,\n")
+		p("retried, breaker kept closed). The latency is that of the other action's events;\n")
+		p("the ratio compares its p99 with the latency run's on the same store.\n\n")
+		latencyTable(&b, r.Isolation, r.Latency)
+	}
+
+	if len(r.Memory) > 0 {
+		p("## Peak memory\n\n")
+		p("Peak resident memory (`VmHWM` in `/proc/<pid>/status`, read before the process is\n")
+		p("stopped) of each process the run started.\n\n")
+		p("| process | peak RSS |\n|---|---:|\n")
+		for _, mr := range r.Memory {
+			p("| %s | %s |\n", mr.Process, size(int(mr.PeakRSS)))
+		}
+		p("\n")
+	}
+
+	if len(r.problems) > 0 {
+		p("## Problems\n\n")
+		for _, s := range r.problems {
+			p("- %s\n", s)
+		}
+		p("\n")
+	}
+	if len(r.notes) > 0 {
+		p("## Server logs\n\n")
+		for _, s := range r.notes {
+			p("- %s\n", s)
+		}
+		p("\n")
+	}
+	return b.String()
+}
+
+func latencyTable(b *strings.Builder, rows, before []latencyResult) {
+	iso := before != nil
+	if iso {
+		fmt.Fprint(b, "| store | sent/s | accepted | to the hanging action | p50 | p99 | p99 vs latency run | max | lost | duplicate keys | attempts that hung |\n")
+		fmt.Fprint(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	} else {
+		fmt.Fprint(b, "| store | sent/s | accepted | p50 | p99 | max | 202 answer p99 | lost | duplicate keys |\n")
+		fmt.Fprint(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
+	for _, l := range rows {
+		if iso {
+			ratio := "–"
+			for _, c := range before {
+				if c.Store == l.Store && c.P99 > 0 {
+					ratio = fmt.Sprintf("%.2f", float64(l.P99)/float64(c.P99))
+				}
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |\n", l.Store, num(l.Rate), num(float64(l.Accepted)),
+				num(float64(l.Slow)), dur(l.P50), dur(l.P99), ratio, dur(l.Max), l.Lost, l.DupKeys, num(float64(l.Hangs)))
+		} else {
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", l.Store, num(l.Rate), num(float64(l.Accepted)),
+				dur(l.P50), dur(l.P99), dur(l.Max), dur(l.AnswerP99), l.Lost, l.DupKeys)
+		}
+	}
+	fmt.Fprint(b, "\n")
+}
+
+// Document is the report as a page of its own (docs/performance.md), with
+// the command that reproduces it.
+func (r *report) Document(out string) string {
+	var b strings.Builder
+	b.WriteString("# Performance\n\n")
+	b.WriteString("What hookrelay's intake, relay and stores cost, measured against a bare Gin server\n")
+	b.WriteString("in the same run on the same machine. This page is the output of the benchmark in\n")
+	b.WriteString("[`bench/`](../bench); rerun it rather than edit it.\n\n")
+	b.WriteString(r.Markdown())
+	b.WriteString("## How to reproduce\n\n")
+	b.WriteString("From the root of a clone, with Go and `redis-server` on the PATH (nothing else may\n")
+	b.WriteString("be running on the machine if the figures are to be compared):\n\n")
+	fmt.Fprintf(&b, "```sh\n%s\n```\n\n", r.Options.command(out))
+	b.WriteString("It builds hookrelay, starts the baseline, hookrelay on SQLite and on a `redis-server`\n")
+	b.WriteString("of its own (`--save \"\" --appendonly no`) on free ports of 127.0.0.1, prints this report\n")
+	b.WriteString("and writes it to the file named by `-out`. `go run ./bench -h` lists the settings;\n")
+	b.WriteString("a quick look takes a minute:\n\n")
+	b.WriteString("```sh\ngo run ./bench -duration 2s -rounds 1 -backlog 2000 -latency-for 5s\n```\n")
+	return b.String()
+}
+
+// command is the go run line with every setting that differs from the
+// default.
+func (o options) command(out string) string {
+	d := defaultOptions()
+	args := []string{"go run ./bench"}
+	add := func(differs bool, flag string, v any) {
+		if differs {
+			args = append(args, fmt.Sprintf("-%s %v", flag, v))
+		}
+	}
+	add(o.Duration != d.Duration, "duration", o.Duration)
+	add(o.Rounds != d.Rounds, "rounds", o.Rounds)
+	add(o.Warmup != d.Warmup, "warmup", o.Warmup)
+	add(o.Conns != d.Conns, "conns", o.Conns)
+	add(o.BodySize != d.BodySize, "body", o.BodySize)
+	add(o.Backlog != d.Backlog, "backlog", o.Backlog)
+	add(o.Rate != d.Rate, "rate", o.Rate)
+	add(o.LatencyFor != d.LatencyFor, "latency-for", o.LatencyFor)
+	add(o.SlowShare != d.SlowShare, "slow-share", o.SlowShare)
+	add(o.Settle != d.Settle, "settle", o.Settle)
+	add(o.Timeout != d.Timeout, "timeout", o.Timeout)
+	add(strings.Join(o.Stores, ",") != strings.Join(d.Stores, ","), "stores", strings.Join(o.Stores, ","))
+	if out != "" {
+		args = append(args, "-out "+out)
+	}
+	return strings.Join(args, " ")
+}
+
+// num writes a count or rate with thousands separators.
+func num(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "–"
+	}
+	s := fmt.Sprintf("%.0f", x)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "–"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
