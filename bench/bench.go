@@ -631,6 +631,10 @@ func machineInfo(ctx context.Context, root, goVersion string) machine {
 	}
 	if out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
+		// The binary is built from the working tree, which may differ.
+		if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			m.Commit += " with uncommitted changes"
+		}
 	}
 	return m
 }
