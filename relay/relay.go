@@ -70,9 +70,9 @@ type Relay struct {
 	kick chan struct{} // an attempt ended: capacity is free again
 
 	mu      sync.Mutex
-	lanes   map[string]*lane      // by action
-	held    map[string]*inflight  // attempts in flight, by delivery id
-	total   int                   // attempts in flight
+	lanes   map[string]*lane     // by action
+	held    map[string]*inflight // attempts in flight, by delivery id
+	total   int                  // attempts in flight
 	states  map[string]store.ActionState
 	orphans []string // actions with queued deliveries that are not in the config
 }
@@ -211,9 +211,9 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin *finisher, release func(store.Lease)) (more bool, next time.Time, err error) {
 	now := r.o.Now()
 	acts := r.actions()
-	quotas, room := r.quotas(acts, now)
+	quotas, room, rated := r.quotas(acts, now)
 	if len(quotas) == 0 {
-		return false, time.Time{}, nil
+		return false, rated, nil
 	}
 	b, err := r.q.Lease(ctx, store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
 	if err != nil {
@@ -257,20 +257,27 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 			r.start(workCtx, l, act, wg, fin, release)
 		}
 	}
-	return more, b.NextDue, nil
+	next = b.NextDue
+	if !rated.IsZero() && (next.IsZero() || rated.Before(next)) {
+		next = rated
+	}
+	return more, next, nil
 }
 
 // quotas is how many due deliveries each action may take now: its
 // concurrency less its attempts in flight, within the room left under the
 // process's cap and, for a rated action, about a tenth of a second of its
 // rate. Every action is offered the whole room: reserving it action by
-// action would let the first ones, due or not, starve the others.
-func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []store.ActionQuota, room int) {
+// action would let the first ones, due or not, starve the others. rated is
+// the earliest time a rated action left out now may take more: the relay
+// must look again then, not a whole MaxWait later, or the action would run
+// far below its rate.
+func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []store.ActionQuota, room int, rated time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	room = r.o.MaxInFlight - r.total
 	if room <= 0 {
-		return nil, 0
+		return nil, 0, time.Time{}
 	}
 	qs = make([]store.ActionQuota, 0, len(acts)+len(r.orphans))
 	for name, a := range acts {
@@ -278,6 +285,9 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 		n := min(a.Concurrency-ln.inflight, r.o.MaxBatch, room)
 		if !a.Rate.IsZero() {
 			if now.Before(ln.rateUntil) {
+				if rated.IsZero() || ln.rateUntil.Before(rated) {
+					rated = ln.rateUntil
+				}
 				continue
 			}
 			n = min(n, Burst(a.Rate))
@@ -292,7 +302,7 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 			qs = append(qs, store.ActionQuota{Action: name, N: min(r.o.MaxBatch, room)})
 		}
 	}
-	return qs, room
+	return qs, room, rated
 }
 
 func (r *Relay) lane(action string) *lane {
