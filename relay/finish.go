@@ -90,7 +90,6 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 	}
 	var byAction map[string]*actionBatch
 	for i, it := range batch {
-		r.done(it.f.Lease)
 		if errs == nil {
 			continue
 		}
@@ -113,8 +112,13 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 		ab.vs = append(ab.vs, it.verdict)
 		ab.whys = append(ab.whys, it.f.Attempt.Error)
 	}
+	// The breaker's state is written before the capacity is given back,
+	// so that the attempt which opens it is the last one let through.
 	for _, ab := range byAction {
 		r.breakerRecord(ctx, ab.act, ab.vs, ab.whys)
+	}
+	for _, it := range batch {
+		r.done(it.f.Lease)
 	}
 }
 
