@@ -281,7 +281,10 @@ func (b *bench) stop(s *server) {
 		b.rep.problem("%s: %v\n%s", s.label, err, indent(s.p.tail(10)))
 	}
 	if d := time.Since(start); d > time.Second {
-		b.logf("        %s took %v to stop", s.label, d.Round(time.Millisecond))
+		b.logf("          %s took %v to stop", s.label, d.Round(time.Millisecond))
+		if d > 2*time.Second {
+			b.rep.note("%s took %v to stop after SIGTERM (--grace %v)", s.label, d.Round(time.Millisecond), grace)
+		}
 	}
 	// The isolation run's hanging action fails by design.
 	count, first := s.p.logLines("action=slow")

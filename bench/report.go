@@ -17,7 +17,7 @@ type report struct {
 	Isolation []latencyResult
 	Memory    []memResult
 	problems  []string // lost or duplicated events, failed requests, unclean exits
-	notes     []string // what the servers logged at WARN or ERROR
+	notes     []string // what the servers logged at WARN or ERROR, slow stops
 }
 
 type machine struct {
@@ -206,7 +206,7 @@ func (r *report) Markdown() string {
 		p("\n")
 	}
 	if len(r.notes) > 0 {
-		p("## Server logs\n\n")
+		p("## Notes\n\n")
 		for _, s := range r.notes {
 			p("- %s\n", s)
 		}
