@@ -502,7 +502,9 @@ func testQueueStats(t *testing.T, s store.Store) {
 	ok := store.Outcome{Status: store.DeliverySucceeded}
 
 	// crm: its first delivery in flight, two due, one scheduled.
-	mustLeaseOne(t, s, base, time.Hour, crm[0].ID)
+	if ls := mustLease(t, s, base, 10, time.Hour, "crm"); len(ls) != 1 || ls[0].Delivery.ID != crm[0].ID {
+		t.Fatalf("Lease of crm at base = %v, want just %s", leasedIDs(ls), crm[0].ID)
+	}
 	// erp: one succeeded, one whose lease ran out at base+14s.
 	ls := mustLease(t, s, base.Add(4*time.Second), 2, 10*time.Second, "erp")
 	if len(ls) != 2 {
