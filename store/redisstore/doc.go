@@ -24,4 +24,13 @@
 //
 // Redis spends ~50–60 µs of its single thread on one accept script here,
 // which bounds the total.
+//
+// BenchmarkDrain (four actions, one lease-and-finish loop per action taking
+// 64 at a time, every attempt succeeded), same machine and caveats:
+//
+//	backlog       15,000 – 25,000 deliveries/s  (the queues filled beforehand)
+//	with-accepts   6,000 – 10,000 deliveries/s  (32 callers accepting meanwhile)
+//
+// A leased delivery costs Redis ~22 µs and a finished one ~17 µs, so with
+// accepts on the same server its thread is the limit again.
 package redisstore
