@@ -41,13 +41,6 @@ func NewLocalLimiter(now func() time.Time) *LocalLimiter {
 	return &LocalLimiter{now: now, by: map[string]*localLimit{}}
 }
 
-// Burst is how many attempts a rate lets through at once: a tenth of a
-// second's worth, at least one, so that "50/s" is five every 100 ms rather
-// than fifty in the first instant.
-func Burst(r store.Rate) int {
-	return max(1, int(math.Ceil(float64(r.Count)*float64(100*time.Millisecond)/float64(r.Per))))
-}
-
 // AllowAtMost implements Limiter.
 func (ll *LocalLimiter) AllowAtMost(_ context.Context, action string, r store.Rate, n int) (int, time.Duration, error) {
 	if r.IsZero() {
@@ -58,7 +51,7 @@ func (ll *LocalLimiter) AllowAtMost(_ context.Context, action string, r store.Ra
 	e := ll.by[action]
 	if e == nil || e.r != r {
 		// A new or changed rate (after a reload) starts a new bucket.
-		e = &localLimit{r: r, l: rate.NewLimiter(rate.Limit(float64(r.Count)/r.Per.Seconds()), Burst(r))}
+		e = &localLimit{r: r, l: rate.NewLimiter(rate.Limit(float64(r.Count)/r.Per.Seconds()), r.Burst())}
 		ll.by[action] = e
 	}
 	now := ll.now()

@@ -11,8 +11,8 @@ func TestLocalLimiterHoldsTheRate(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := NewLocalLimiter(func() time.Time { return now })
 	r := store.Rate{Count: 50, Per: time.Second}
-	if Burst(r) != 5 {
-		t.Fatalf("Burst(50/s) = %d, want 5", Burst(r))
+	if r.Burst() != 5 {
+		t.Fatalf("Burst(50/s) = %d, want 5", r.Burst())
 	}
 	got, wait, err := l.AllowAtMost(t.Context(), "crm", r, 8)
 	if err != nil || got != 5 || wait <= 0 || wait > 20*time.Millisecond {
@@ -36,7 +36,7 @@ func TestLocalLimiterHoldsTheRate(t *testing.T) {
 	if n, _, _ := l.AllowAtMost(t.Context(), "free", store.Rate{}, 1000); n != 1000 {
 		t.Errorf("an unlimited action got %d of 1000", n)
 	}
-	if b := Burst(store.Rate{Count: 10, Per: time.Hour}); b != 1 {
+	if b := (store.Rate{Count: 10, Per: time.Hour}).Burst(); b != 1 {
 		t.Errorf("Burst(10/h) = %d, want 1", b)
 	}
 }

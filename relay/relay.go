@@ -290,7 +290,7 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 				}
 				continue
 			}
-			n = min(n, Burst(a.Rate))
+			n = min(n, a.Rate.Burst())
 		}
 		if n <= 0 {
 			continue

@@ -451,7 +451,7 @@ func TestRelayRate(t *testing.T) {
 		for j := i; j < len(at) && at[j].Sub(at[i]) < time.Second; j++ {
 			n++
 		}
-		if n > 20+relay.Burst(store.Rate{Count: 20, Per: time.Second}) {
+		if n > 20+(store.Rate{Count: 20, Per: time.Second}).Burst() {
 			t.Fatalf("%d requests within one second from request %d, want at most 22", n, i)
 		}
 	}

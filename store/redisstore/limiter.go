@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -39,7 +38,7 @@ func (l *Limiter) AllowAtMost(ctx context.Context, action string, r store.Rate, 
 	if r.IsZero() {
 		return n, 0, nil
 	}
-	limit := redis_rate.Limit{Rate: r.Count, Burst: burst(r), Period: r.Per}
+	limit := redis_rate.Limit{Rate: r.Count, Burst: r.Burst(), Period: r.Per}
 	res, err := l.l.AllowAtMost(ctx, l.k.rateLimit(action), limit, n)
 	if err != nil {
 		return 0, 0, fmt.Errorf("redisstore: rate limit %s: %w", action, err)
@@ -55,13 +54,4 @@ func (l *Limiter) AllowAtMost(ctx context.Context, action string, r store.Rate, 
 		retryAfter = r.Per / time.Duration(r.Count)
 	}
 	return allowed, max(retryAfter, time.Millisecond), nil
-}
-
-// burst is how many attempts r lets through at once: a tenth of a second's
-// worth, at least one, as the relay's limiter for one process does. A
-// whole period's worth would let an idle action start that many at once
-// and then keep the rate, so twice the rate could arrive within one
-// period; with this burst a period sees little more than its count.
-func burst(r store.Rate) int {
-	return max(1, int(math.Ceil(float64(r.Count)*float64(100*time.Millisecond)/float64(r.Per))))
 }
