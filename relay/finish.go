@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -124,6 +125,9 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 
 func (r *Relay) logOutcome(it finishItem, err error) {
 	d, a, o := it.f.Lease.Delivery, it.f.Attempt, it.f.Outcome
+	if err == nil && o.Status == store.DeliverySucceeded && !r.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // the common case costs nothing
+	}
 	log := r.log.With("hook", d.Hook, "event_id", d.EventID, "delivery_id", d.ID, "action", d.Action, "attempt", a.N)
 	switch {
 	case errors.Is(err, store.ErrLeaseLost):
