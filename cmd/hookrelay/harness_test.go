@@ -62,6 +62,7 @@ type received struct {
 	Path   string
 	Header http.Header
 	Body   []byte
+	At     time.Time // when it arrived
 }
 
 // receiver is a local downstream API that records every request and answers
@@ -82,7 +83,7 @@ func newReceiver(t *testing.T) *receiver {
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.reqs = append(rc.reqs, received{r.Method, r.URL.Path, r.Header.Clone(), body})
+		rc.reqs = append(rc.reqs, received{r.Method, r.URL.Path, r.Header.Clone(), body, time.Now()})
 		n := 0
 		for _, q := range rc.reqs {
 			if q.Path == r.URL.Path {
@@ -178,6 +179,7 @@ type serverOpts struct {
 	api     string
 	retry   string
 	lease   time.Duration
+	grace   time.Duration
 	workers int
 	config  string
 	extra   []string // extra environment
@@ -201,11 +203,14 @@ func start(t *testing.T, o serverOpts) *server {
 	if o.lease == 0 {
 		o.lease = 30 * time.Second
 	}
+	if o.grace == 0 {
+		o.grace = 5 * time.Second
+	}
 	if o.workers == 0 {
 		o.workers = 4
 	}
 	cmd := exec.Command(binary, "serve", "--config", o.config, "--listen", "127.0.0.1:0",
-		"--store", o.store, "--lease", o.lease.String(), "--workers", fmt.Sprint(o.workers), "--grace", "5s")
+		"--store", o.store, "--lease", o.lease.String(), "--workers", fmt.Sprint(o.workers), "--grace", o.grace.String())
 	cmd.Env = append(os.Environ(),
 		"DEMO_API_URL="+o.api,
 		"OCW_WEBHOOK_SECRET="+ocwSecret,
