@@ -14,7 +14,8 @@ type finishItem struct {
 	f       store.Finish
 	act     *actions.Action // nil when the action left the config
 	verdict verdict
-	status  int // the answer's status code, 0 without one
+	status  int  // the answer's status code, 0 without one
+	freed   bool // its slot was given back when the attempt ended
 }
 
 // permanentError is a failure before anything was sent that retrying

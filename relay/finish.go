@@ -119,7 +119,10 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 		r.breakerRecord(ctx, ab.act, ab.vs, ab.whys)
 	}
 	for _, it := range batch {
-		r.done(it.f.Lease)
+		r.forget(it.f.Lease)
+		if !it.freed {
+			r.free(it.f.Lease)
+		}
 	}
 }
 

@@ -215,12 +215,18 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	if len(quotas) == 0 {
 		return false, rated, nil
 	}
-	b, err := r.q.Lease(ctx, store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
+	// A lease is never abandoned half-way by a stop: what the store hands
+	// out is either started or given back at once.
+	b, err := r.q.Lease(context.WithoutCancel(ctx), store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
 	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Error("lease failed", "error", err)
-		}
+		r.log.Error("lease failed", "error", err)
 		return false, time.Time{}, err
+	}
+	if ctx.Err() != nil && len(b.Leases) > 0 {
+		if err := r.q.Release(context.WithoutCancel(ctx), now, b.Leases); err != nil {
+			r.log.Error("giving back deliveries leased at stop failed: they fall due when their leases end", "error", err)
+		}
+		return false, time.Time{}, nil
 	}
 	got := map[string][]store.Lease{}
 	var over []store.Lease
@@ -350,29 +356,43 @@ func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Actio
 		item, ok := r.perform(actx, l, act)
 		switch {
 		case ok:
+			if item.verdict != failing {
+				// The destination is done with this attempt: its slot can
+				// take the next delivery while the outcome is recorded.
+				// A failure keeps its slot until the breaker has seen it.
+				r.free(l)
+				item.freed = true
+			}
 			fin.add(item)
 			return
 		case errors.Is(context.Cause(actx), errShutdown):
 			release(l)
 		}
-		r.done(l)
+		r.free(l)
+		r.forget(l)
 	}()
 }
 
-// done forgets an attempt whose outcome is recorded, or that will not be:
-// its lease is no longer renewed and its capacity is free.
-func (r *Relay) done(l store.Lease) {
+// free gives an attempt's slot back to its action.
+func (r *Relay) free(l store.Lease) {
 	r.mu.Lock()
 	if ln := r.lanes[l.Delivery.Action]; ln != nil {
 		ln.inflight--
 	}
 	r.total--
-	delete(r.held, l.Delivery.ID)
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// forget stops renewing the lease of an attempt whose outcome is recorded,
+// or will not be.
+func (r *Relay) forget(l store.Lease) {
+	r.mu.Lock()
+	delete(r.held, l.Delivery.ID)
+	r.mu.Unlock()
 }
 
 // wait sleeps until new work arrives, an attempt ends, the next delivery

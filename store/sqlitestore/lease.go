@@ -94,8 +94,11 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 		if len(leased) == 0 {
 			return nil
 		}
-		events, err = readEvents(w, events, leased)
-		return err
+		// Not the outer err: a caller whose context ended has returned and
+		// may be writing it while the writer still runs this.
+		var rerr error
+		events, rerr = readEvents(w, events, leased)
+		return rerr
 	})
 	if err != nil {
 		return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
