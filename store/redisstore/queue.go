@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -135,17 +133,44 @@ func (s *Store) leaseArgs(ls []store.Lease, head ...any) ([]string, []any) {
 	return keys, args
 }
 
-// Finish records the attempts in one round trip: a pipeline of one
-// finish script per item, each atomic on its own.
+// Finish records the attempts in one round trip: one finish script for
+// up to 256 of them, each item atomic on its own. When Redis fails part-way
+// through a large batch, the items of the chunks before were applied.
 func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) {
 	errs := make([]error, len(fs))
-	type call struct {
-		i    int
-		keys []string
-		args []any
-		cmd  *redis.Cmd
+	// Items are sent in chunks: one script call per chunk keeps the
+	// script's stack and Redis's pause for it small.
+	const chunk = 256
+	var (
+		keys  []string
+		args  []any
+		items []int
+	)
+	flush := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		res, err := finishScript.Run(ctx, s.c, keys, append([]any{s.k.base}, args...)...).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("redisstore: finish: %w", err)
+		}
+		if len(res) != len(items) {
+			return fmt.Errorf("redisstore: finish: %d answers for %d attempts", len(res), len(items))
+		}
+		for j, r := range res {
+			i := items[j]
+			id := fs[i].Lease.Delivery.ID
+			switch r {
+			case 1:
+			case 0:
+				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrLeaseLost)
+			default:
+				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrNotFound)
+			}
+		}
+		keys, args, items = keys[:0], args[:0], items[:0]
+		return nil
 	}
-	calls := make([]call, 0, len(fs))
 	for i, f := range fs {
 		f, ended, err := store.CheckFinish(f)
 		if err != nil {
@@ -158,44 +183,18 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 			errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, err)
 			continue
 		}
-		calls = append(calls, call{i: i,
-			keys: []string{s.k.delivery(id), s.k.attempts(id), s.k.statusDeliveries(string(f.Outcome.Status))},
-			args: []any{id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
-				f.Outcome.Error, ended.UnixMilli(), s.k.base},
-		})
-	}
-	switch len(calls) {
-	case 0:
-		return errs, nil
-	case 1:
-		c := &calls[0]
-		c.cmd = finishScript.Run(ctx, s.c, c.keys, c.args...)
-	default:
-		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range calls {
-				c := &calls[i]
-				c.cmd = finishScript.EvalSha(ctx, p, c.keys, c.args...)
+		keys = append(keys, s.k.delivery(id), s.k.attempts(id), s.k.statusDeliveries(string(f.Outcome.Status)))
+		args = append(args, id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
+			f.Outcome.Error, ended.UnixMilli())
+		items = append(items, i)
+		if len(items) == chunk {
+			if err := flush(); err != nil {
+				return nil, err
 			}
-			return nil
-		})
+		}
 	}
-	for _, c := range calls {
-		res, err := c.cmd.Int64()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The script cache was flushed: Run loads it again. A script
-			// refused with NOSCRIPT did not run, so this applies it once.
-			res, err = finishScript.Run(ctx, s.c, c.keys, c.args...).Int64()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, err)
-		}
-		switch res {
-		case 1:
-		case 0:
-			errs[c.i] = fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, store.ErrLeaseLost)
-		default:
-			errs[c.i] = fmt.Errorf("redisstore: finish %s: %w", fs[c.i].Lease.Delivery.ID, store.ErrNotFound)
-		}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return errs, nil
 }

@@ -250,56 +250,67 @@ end
 return out
 `)
 
-// finishScript records an attempt and, if the lease still holds, counts it
-// and applies the outcome; a succeeded outcome is applied without the
-// lease too, unless the delivery succeeded already. Applying it takes the
-// delivery out of its action's lease set, back into its queue at the next
-// attempt when retrying, and moves it to its new status's listing index.
+// finishScript records attempts and, for each whose lease still holds,
+// counts it and applies its outcome; a succeeded outcome is applied without
+// the lease too, unless the delivery succeeded already. Applying it takes
+// the delivery out of its action's lease set, back into its queue at the
+// next attempt when retrying, and moves it to its new status's listing
+// index. One call serves a whole batch: the cost of running a script is
+// paid once, not per attempt.
 //
-//	KEYS[1]  delivery hash     <base>dlv:<id>
-//	KEYS[2]  attempts list     <base>dlv:<id>:attempts
-//	KEYS[3]  new status index  <base>idx:dlv:status:<new status>
-//	ARGV[1]  delivery id
-//	ARGV[2]  lease token
-//	ARGV[3]  attempt (JSON)
-//	ARGV[4]  new status: succeeded, retrying or dead
-//	ARGV[5]  next attempt at (retrying)
-//	ARGV[6]  last error
-//	ARGV[7]  updated at
-//	ARGV[8]  key base          <prefix>:{p}:
+//	KEYS       per attempt, three by three: the delivery hash
+//	           <base>dlv:<id>, its attempts list <base>dlv:<id>:attempts and
+//	           the new status's index <base>idx:dlv:status:<new status>
+//	ARGV[1]    key base          <prefix>:{p}:
+//	then       per attempt, seven by seven: the delivery id, the lease
+//	           token, the attempt (JSON), the new status (succeeded,
+//	           retrying or dead), the next attempt at (retrying), the last
+//	           error and the updated at
 //
-// Returns 1 when applied, 0 when the lease was lost (the attempt is still
-// recorded), -1 when there is no such delivery (nothing is recorded).
+// Returns, per attempt, 1 when applied, 0 when the lease was lost (the
+// attempt is still recorded), -1 when there is no such delivery (nothing is
+// recorded).
 var finishScript = redis.NewScript(`
-local d = redis.call("HMGET", KEYS[1], "status", "token", "action", "n")
-if not d[1] then
-	return -1
-end
-redis.call("RPUSH", KEYS[2], ARGV[3])
-local held = (d[1] == "pending" or d[1] == "retrying") and ARGV[2] ~= "" and d[2] == ARGV[2]
-if not held and (ARGV[4] ~= "succeeded" or d[1] == "succeeded") then
-	return 0
-end
-local id, base, action = ARGV[1], ARGV[8], d[3] or ""
-local n = (tonumber(d[4]) or 0) + 1
-redis.call("ZREM", base .. "lease:" .. action, id)
-if ARGV[4] == "retrying" then
-	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "n", n, "due", ARGV[5])
-	redis.call("HDEL", KEYS[1], "token", "lease")
-	redis.call("ZADD", base .. "q:" .. action, ARGV[5], id)
-else
-	redis.call("HSET", KEYS[1], "status", ARGV[4], "err", ARGV[6], "updated", ARGV[7], "n", n)
-	redis.call("HDEL", KEYS[1], "token", "lease", "due")
-	if not held then
-		-- Only a held delivery is sure to be out of its queue.
-		redis.call("ZREM", base .. "q:" .. action, id)
+local base = ARGV[1]
+local out = {}
+for i = 1, #KEYS / 3 do
+	local dkey, akey, skey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+	local at = 2 + 7 * (i - 1)
+	local id, token, attempt, status = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+	local nextAt, err, updated = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
+	local d = redis.call("HMGET", dkey, "status", "token", "action", "n")
+	if not d[1] then
+		out[i] = -1
+	else
+		redis.call("RPUSH", akey, attempt)
+		local held = (d[1] == "pending" or d[1] == "retrying") and token ~= "" and d[2] == token
+		if not held and (status ~= "succeeded" or d[1] == "succeeded") then
+			out[i] = 0
+		else
+			local action = d[3] or ""
+			local n = (tonumber(d[4]) or 0) + 1
+			redis.call("ZREM", base .. "lease:" .. action, id)
+			if status == "retrying" then
+				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n, "due", nextAt)
+				redis.call("HDEL", dkey, "token", "lease")
+				redis.call("ZADD", base .. "q:" .. action, nextAt, id)
+			else
+				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n)
+				redis.call("HDEL", dkey, "token", "lease", "due")
+				if not held then
+					-- Only a held delivery is sure to be out of its queue.
+					redis.call("ZREM", base .. "q:" .. action, id)
+				end
+			end
+			if d[1] ~= status then
+				redis.call("ZREM", base .. "idx:dlv:status:" .. d[1], id)
+				redis.call("ZADD", skey, 0, id)
+			end
+			out[i] = 1
+		end
 	end
 end
-if d[1] ~= ARGV[4] then
-	redis.call("ZREM", base .. "idx:dlv:status:" .. d[1], id)
-	redis.call("ZADD", KEYS[3], 0, id)
-end
-return 1
+return out
 `)
 
 // releaseScript gives leases back without counting an attempt: each
