@@ -397,10 +397,16 @@ func (b *bench) drain(ctx context.Context) error {
 		}
 		r := drainResult{Store: name, Backlog: len(ids)}
 		r.Complete = b.await(ctx, s, rec, b.o.Timeout)
-		if r.Complete {
-			r.Time = rec.doneAt.Sub(start)
-		} else {
-			r.Time = time.Since(start)
+		b.recv.mu.Lock()
+		first, last := rec.firstAt, rec.doneAt
+		b.recv.mu.Unlock()
+		switch {
+		case r.Complete:
+			r.Startup, r.Time = first.Sub(start), last.Sub(first)
+		case first.IsZero():
+			r.Startup, r.Time = time.Since(start), time.Since(start)
+		default:
+			r.Startup, r.Time = first.Sub(start), time.Since(first)
 		}
 		b.settle(ctx)
 		stats := b.recv.snapshot(rec)

@@ -35,6 +35,7 @@ type recording struct {
 	expected   map[string]bool          // the events the run waits for
 	got        int                      // distinct expected events received
 	done       chan struct{}            // closed when every expected event arrived
+	firstAt    time.Time                // when the first of them arrived
 	doneAt     time.Time                // when the last of them arrived
 }
 
@@ -166,6 +167,9 @@ func (r *receiver) fast(w http.ResponseWriter, req *http.Request) {
 	} else {
 		rec.events[ev.ID] = arrived.Sub(time.Unix(0, ev.Sent))
 		if rec.expected[ev.ID] {
+			if rec.got == 0 {
+				rec.firstAt = arrived
+			}
 			if rec.got++; rec.got == len(rec.expected) {
 				rec.doneAt = arrived
 				close(rec.done)
