@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func BenchmarkDrain(b *testing.B) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
 			defer srv.Close()
 			dir := b.TempDir()
-			yaml := "hooks:\n  h:\n    verify: {scheme: none}\n    token: 0123456789abcdef\nactions:\n  call:\n    url: " + srv.URL + "/call/{{ body.id }}\n    concurrency: 64\n    retry: [1s]\n"
+			yaml := "hooks:\n  h:\n    verify: {scheme: none}\n    token: 0123456789abcdef\nactions:\n  call:\n    url: " + srv.URL + "/call\n    body_raw: true\n    concurrency: 64\n    retry: [1s]\n"
 			if err := os.WriteFile(dir+"/c.yaml", []byte(yaml), 0o644); err != nil {
 				b.Fatal(err)
 			}
@@ -55,6 +56,10 @@ func BenchmarkDrain(b *testing.B) {
 			}
 			defer st.Close()
 			fill(b, st, b.N)
+			var cpu0 float64
+			if backend == "redis" {
+				cpu0 = redisCPU(b)
+			}
 			client := actions.NewClient(actions.ClientOptions{UserAgent: "bench"})
 			o.Logger = discard()
 			r := relay.New(st, client, func() map[string]*actions.Action { return cfg.Actions }, o)
@@ -71,6 +76,9 @@ func BenchmarkDrain(b *testing.B) {
 			cancel()
 			<-done
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+			if backend == "redis" {
+				b.ReportMetric((redisCPU(b)-cpu0)/float64(b.N)*1e6, "redis-µs/delivery")
+			}
 		})
 	}
 }
@@ -92,7 +100,7 @@ func fill(b *testing.B, st store.Store, n int) {
 				now := time.Now()
 				id := strconv.FormatInt(i, 10)
 				ev := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: id,
-					Body: []byte(`{"id":"` + id + `"}`), Headers: map[string]string{"content-type": "application/json"}}
+					Body: []byte(`{"id":"` + id + `","pad":"` + strings.Repeat("x", 1000) + `"}`), Headers: map[string]string{"content-type": "application/json"}}
 				d := store.Delivery{ID: store.NewID("dlv", now), Rule: "r", Action: "call", NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 				if _, err := st.Accept(context.Background(), store.Accept{Event: ev, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {
 					return err
@@ -103,4 +111,21 @@ func fill(b *testing.B, st store.Store, n int) {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// redisCPU is the CPU time Redis has used, in seconds.
+func redisCPU(b *testing.B) float64 {
+	info, err := redistest.Client(b).Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
 }
