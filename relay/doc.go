@@ -1,5 +1,7 @@
-// Package relay runs the delivery workers: lease due deliveries, perform
-// their action, record the attempt, then ack, reschedule with backoff or mark
-// the delivery dead. Delivery is at least once; every request carries the
-// delivery id as its Idempotency-Key.
+// Package relay is the delivery engine: it leases due deliveries action by
+// action — each action with its own concurrency, rate and circuit breaker,
+// so one destination cannot stall another — performs them, renews their
+// leases while the requests run, and records the outcomes in batches:
+// succeeded, retrying after a jittered backoff, or dead. Delivery is at
+// least once; every request carries the delivery id as its Idempotency-Key.
 package relay
