@@ -143,6 +143,27 @@ func (a *Action) MaxAttempts() int { return len(a.Retry) + 1 }
 // BodyRaw reports whether the action sends the event's body as it arrived.
 func (a *Action) BodyRaw() bool { return a.bodyRaw }
 
+// Interpolates reports whether rendering the action reads the event at all
+// (any {{ }} in its URL, query, headers, bearer token or body). One that
+// does not — a plain forward of the raw body — needs no decoded payload.
+func (a *Action) Interpolates() bool {
+	if a.body != nil || !a.path.IsLiteral() || (a.query != nil && !a.query.IsLiteral()) ||
+		(a.bearer != nil && !a.bearer.IsLiteral()) {
+		return true
+	}
+	for _, h := range a.headers {
+		if !h.tpl.IsLiteral() {
+			return true
+		}
+	}
+	for _, q := range a.params {
+		if !q.tpl.IsLiteral() {
+			return true
+		}
+	}
+	return false
+}
+
 // reservedHeaders are set by hookrelay itself or by the HTTP client.
 var reservedHeaders = map[string]string{
 	"Host":              "it is taken from the URL",

@@ -37,7 +37,7 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 	var res actions.Result
 	if act == nil {
 		res.Err = &permanentError{fmt.Sprintf("action %q is not in the config any more", d.Action)}
-	} else if body, err := rules.DecodeBody(l.Event.Body, l.Event.Headers["content-type"], r.o.MaxDepth); err != nil {
+	} else if body, err := r.decode(act, l.Event); err != nil {
 		res.Err = &permanentError{fmt.Sprintf("stored payload cannot be decoded: %v", err)}
 	} else {
 		res = r.send.Do(ctx, act, rules.NewEnv(l.Event, body), d.ID)
@@ -84,4 +84,13 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 		verdict: v,
 		status:  res.StatusCode,
 	}, true
+}
+
+// decode parses the stored payload for an action that reads it; a plain
+// forward of the raw body skips the work.
+func (r *Relay) decode(act *actions.Action, ev store.Event) (any, error) {
+	if !act.Interpolates() {
+		return nil, nil
+	}
+	return rules.DecodeBody(ev.Body, ev.Headers["content-type"], r.o.MaxDepth)
 }

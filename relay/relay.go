@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,17 +230,9 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		return false, time.Time{}, nil
 	}
-	got := map[string][]store.Lease{}
-	var over []store.Lease
-	for _, l := range b.Leases {
-		if room == 0 {
-			over = append(over, l)
-			continue
-		}
-		room--
-		got[l.Delivery.Action] = append(got[l.Delivery.Action], l)
-	}
-	if len(over) > 0 {
+	if len(b.Leases) > room {
+		over := b.Leases[room:]
+		b.Leases = b.Leases[:room]
 		// More came than the process may run at once: give the rest back,
 		// due now, for whichever worker has room.
 		more = true
@@ -246,21 +240,30 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 			r.log.Error("giving back deliveries over the in-flight cap failed: they fall due when their leases end", "error", err)
 		}
 	}
+	// Each action's leases, one run at a time, without copying them.
+	slices.SortStableFunc(b.Leases, func(x, y store.Lease) int { return strings.Compare(x.Delivery.Action, y.Delivery.Action) })
+	asked := make(map[string]int, len(quotas))
 	for _, q := range quotas {
-		ls := got[q.Action]
-		if len(ls) == 0 {
-			continue
+		asked[q.Action] = q.N
+	}
+	for ls := b.Leases; len(ls) > 0; {
+		name := ls[0].Delivery.Action
+		n := 1
+		for n < len(ls) && ls[n].Delivery.Action == name {
+			n++
 		}
-		act := acts[q.Action]
+		run := ls[:n]
+		ls = ls[n:]
+		act := acts[name]
 		if act != nil && !act.Rate.IsZero() {
-			ls = r.limit(ctx, act, ls, now)
+			run = r.limit(ctx, act, run, now)
 		}
-		if len(ls) == q.N {
+		if len(run) >= asked[name] {
 			more = true
 		}
-		r.noteProbe(q.Action, len(ls))
-		for _, l := range ls {
-			r.start(workCtx, l, act, wg, fin, release)
+		r.noteProbe(name, len(run))
+		for i := range run {
+			r.start(workCtx, run[i], act, wg, fin, release)
 		}
 	}
 	next = b.NextDue
