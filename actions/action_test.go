@@ -145,3 +145,44 @@ func quote(s string) string {
 	}
 	return string(b)
 }
+
+func TestCompileDeliveryDefaults(t *testing.T) {
+	a := mustCompile(t, Spec{URL: "https://api.example.com/x"})
+	want := Breaker{Failures: DefaultBreakerFailures, Cooldown: DefaultBreakerCooldown, MaxCooldown: DefaultBreakerMaxCooldown}
+	if a.Concurrency != DefaultConcurrency || !a.Rate.IsZero() || a.Breaker != want {
+		t.Errorf("concurrency %d, rate %v, breaker %+v; want %d, none, %+v", a.Concurrency, a.Rate, a.Breaker, DefaultConcurrency, want)
+	}
+	// A cool-down above the default maximum raises the maximum with it.
+	a = mustCompile(t, Spec{URL: "https://api.example.com/x", Breaker: Breaker{Cooldown: time.Hour}})
+	if a.Breaker.MaxCooldown != time.Hour {
+		t.Errorf("max cool-down %v with a cool-down of 1h, want 1h", a.Breaker.MaxCooldown)
+	}
+	for _, s := range []Spec{
+		{URL: "https://api.example.com/x", Concurrency: -1},
+		{URL: "https://api.example.com/x", Breaker: Breaker{Cooldown: time.Minute, MaxCooldown: time.Second}},
+	} {
+		if _, err := Compile("test", s); err == nil {
+			t.Errorf("Compile(%+v) succeeded, want an error", s)
+		}
+	}
+}
+
+func TestInterpolates(t *testing.T) {
+	for _, c := range []struct {
+		spec Spec
+		want bool
+	}{
+		{Spec{URL: "https://api.example.com/inbox", BodyRaw: true}, false},
+		{Spec{URL: "https://api.example.com/inbox", Headers: map[string]string{"X-Source": "hookrelay"}, Query: map[string]string{"a": "b"}}, false},
+		{Spec{URL: "https://api.example.com/orders/{{ body.id }}"}, true},
+		{Spec{URL: "https://api.example.com/x?hook={{ hook }}"}, true},
+		{Spec{URL: "https://api.example.com/x", Headers: map[string]string{"X-Event": "{{ headers[\"x-event\"] }}"}}, true},
+		{Spec{URL: "https://api.example.com/x", Query: map[string]string{"id": "{{ event.id }}"}}, true},
+		{Spec{URL: "https://api.example.com/x", Auth: &AuthSpec{Bearer: "{{ body.UserToken }}"}}, true},
+		{Spec{URL: "https://api.example.com/x", Body: map[string]any{"fixed": "yes"}}, true},
+	} {
+		if got := mustCompile(t, c.spec).Interpolates(); got != c.want {
+			t.Errorf("Interpolates(%+v) = %t, want %t", c.spec, got, c.want)
+		}
+	}
+}
