@@ -39,11 +39,17 @@ func TestAdminConformance(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store {
-		s := redisstore.New(redistest.Client(b), redistest.Prefix(b))
-		b.Cleanup(func() { _ = s.Close() })
-		return s
-	})
+	storetest.Bench(b, openBench)
+}
+
+func BenchmarkDrain(b *testing.B) {
+	storetest.BenchDrain(b, openBench)
+}
+
+func openBench(b *testing.B) store.Store {
+	s := redisstore.New(redistest.Client(b), redistest.Prefix(b))
+	b.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func TestOpen(t *testing.T) {

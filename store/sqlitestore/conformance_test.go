@@ -25,6 +25,11 @@ func BenchmarkAccept(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) })
 }
 
+// BenchmarkDrain: Lease and Finish, through the one writer.
+func BenchmarkDrain(b *testing.B) {
+	storetest.BenchDrain(b, func(b *testing.B) store.Store { return openTemp(b) })
+}
+
 // openTemp opens a store on a fresh file of its own, closed when tb ends.
 func openTemp(tb testing.TB) *Store {
 	tb.Helper()

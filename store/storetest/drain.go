@@ -1,4 +1,4 @@
-package sqlitestore
+package storetest
 
 import (
 	"strconv"
@@ -16,7 +16,7 @@ var drainActions = []string{"crm", "erp", "slack", "billing"}
 
 // benchAccept accepts event i (one delivery, of action i mod actions) as
 // the gateway would.
-func benchAccept(s *Store, b *testing.B, i int64, at time.Time) error {
+func benchAccept(s store.Store, b *testing.B, i int64, at time.Time) error {
 	e := store.Event{
 		ID:             store.NewID("evt", at),
 		Hook:           "bench",
@@ -38,7 +38,7 @@ func benchAccept(s *Store, b *testing.B, i int64, at time.Time) error {
 // drainLane leases up to batch deliveries of action at a time and finishes
 // them all as succeeded, until done says to stop and nothing is left. It
 // reports how many it finished.
-func drainLane(s *Store, b *testing.B, action string, batch int, done func() bool, finished *atomic.Int64) error {
+func drainLane(s store.Store, b *testing.B, action string, batch int, done func() bool, finished *atomic.Int64) error {
 	ctx := b.Context()
 	for {
 		// Read before leasing: once done, an empty lease means nothing is left.
@@ -77,14 +77,15 @@ func drainLane(s *Store, b *testing.B, action string, batch int, done func() boo
 	}
 }
 
-// BenchmarkDrain measures how many deliveries per second go through Lease
-// and Finish, with the queue filled beforehand ("backlog") and with the
-// gateway's Accepts arriving meanwhile ("with-accepts"), both through the
-// one writer.
-func BenchmarkDrain(b *testing.B) {
+// BenchDrain measures how many deliveries per second go through Lease and
+// Finish, with the queues filled beforehand ("backlog") and with the
+// gateway's Accepts arriving meanwhile ("with-accepts"). open must return
+// a new, empty store for the benchmark it is given and arrange for it to be
+// closed.
+func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 	const batch = 64
 	b.Run("backlog", func(b *testing.B) {
-		s := openTemp(b)
+		s := open(b)
 		var wg sync.WaitGroup
 		var next atomic.Int64
 		for range 64 {
@@ -117,7 +118,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 	})
 	b.Run("with-accepts", func(b *testing.B) {
-		s := openTemp(b)
+		s := open(b)
 		var (
 			wg, producers sync.WaitGroup
 			next          atomic.Int64
