@@ -56,16 +56,8 @@ func (s *Store) ActionStates(ctx context.Context) ([]store.ActionState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: action states: %w", err)
 	}
-	defer rows.Close()
-	var out []store.ActionState
-	for rows.Next() {
-		st, err := scanActionState(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: action states: %w", err)
-		}
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanActionState)
+	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: action states: %w", err)
 	}
 	return out, nil

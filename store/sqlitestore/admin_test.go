@@ -15,21 +15,7 @@ import (
 func TestAdminMigrationKeepsData(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, conn, ms[:1]); err != nil {
-		t.Fatal(err)
-	}
+	db, conn := openAtVersion(t, path, 1)
 	evt, dlv := store.NewID("evt", base), store.NewID("dlv", base)
 	for _, q := range []struct {
 		sql  string
@@ -139,4 +125,27 @@ func TestListUsesIndexes(t *testing.T) {
 			t.Errorf("%s: plan %q, want it to use %s without sorting", tt.name, got, tt.index)
 		}
 	}
+}
+
+// openAtVersion creates a database file at path with the first n
+// migrations only, as an older hookrelay left it, and returns its
+// connection for the test to fill; the test closes both.
+func openAtVersion(t *testing.T, path string, n int) (*sql.DB, *sql.Conn) {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), conn, ms[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return db, conn
 }

@@ -72,16 +72,8 @@ func (s *Store) Keys(ctx context.Context) ([]store.APIKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: keys: %w", err)
 	}
-	defer rows.Close()
-	ks := []store.APIKey{}
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlitestore: keys: %w", err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
+	ks, err := scanAll(rows, scanAPIKey)
+	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: keys: %w", err)
 	}
 	return ks, nil

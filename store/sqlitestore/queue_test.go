@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -21,21 +20,7 @@ import (
 func TestQueueMigrationKeepsDeliveries(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, conn, ms[:2]); err != nil {
-		t.Fatal(err)
-	}
+	db, conn := openAtVersion(t, path, 2)
 	evt := store.NewID("evt", base)
 	if _, err := conn.ExecContext(ctx, `INSERT INTO events (`+eventColumns+`)
 		VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, evt, base.UnixMilli()); err != nil {
@@ -72,6 +57,10 @@ func TestQueueMigrationKeepsDeliveries(t *testing.T) {
 	s := mustOpen(t, path)
 	defer mustClose(t, s)
 	var version int
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil || version != len(ms) {
 		t.Fatalf("user_version = %d, %v; want %d", version, err, len(ms))
 	}
