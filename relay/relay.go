@@ -236,7 +236,7 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		// More came than the process may run at once: give the rest back,
 		// due now, for whichever worker has room.
 		more = true
-		if err := r.q.Release(ctx, now, over); err != nil {
+		if err := r.q.Release(context.WithoutCancel(ctx), now, over); err != nil {
 			r.log.Error("giving back deliveries over the in-flight cap failed: they fall due when their leases end", "error", err)
 		}
 	}
@@ -338,7 +338,7 @@ func (r *Relay) limit(ctx context.Context, act *actions.Action, ls []store.Lease
 	r.mu.Lock()
 	r.lane(act.Name).rateUntil = at
 	r.mu.Unlock()
-	if err := r.q.Release(ctx, at, ls[allowed:]); err != nil {
+	if err := r.q.Release(context.WithoutCancel(ctx), at, ls[allowed:]); err != nil {
 		r.log.Error("giving back deliveries over the rate failed: they fall due when their leases end", "action", act.Name, "error", err)
 	}
 	return ls[:allowed]
