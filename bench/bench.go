@@ -61,8 +61,12 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}
-	for _, phase := range []func(context.Context) error{b.intake, b.drain, b.latency, b.isolation} {
-		if err := phase(ctx); err != nil {
+	phases := map[string]func(context.Context) error{"intake": b.intake, "drain": b.drain, "latency": b.latency, "isolation": b.isolation}
+	for _, name := range defaultOptions().Phases {
+		if !slices.Contains(o.Phases, name) {
+			continue
+		}
+		if err := phases[name](ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
 			}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,9 +37,11 @@ func main() {
 	flag.DurationVar(&o.Settle, "settle", o.Settle, "wait after the last expected delivery, so that late duplicates are counted")
 	flag.DurationVar(&o.Timeout, "timeout", o.Timeout, "the longest a backlog may take to be accepted or to be delivered")
 	stores := flag.String("stores", strings.Join(o.Stores, ","), "stores to run hookrelay on: sqlite, redis or both")
+	phases := flag.String("phases", strings.Join(o.Phases, ","), "measurements to run: intake (with the baseline the ratios need), drain, latency, isolation")
 	out := flag.String("out", "", "also write the report to this file (e.g. docs/performance.md)")
 	flag.Parse()
 	o.Stores = strings.Split(*stores, ",")
+	o.Phases = strings.Split(*phases, ",")
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -82,6 +85,7 @@ type options struct {
 	Settle     time.Duration
 	Timeout    time.Duration
 	Stores     []string
+	Phases     []string
 }
 
 func defaultOptions() options {
@@ -98,6 +102,7 @@ func defaultOptions() options {
 		Settle:     time.Second,
 		Timeout:    3 * time.Minute,
 		Stores:     []string{"sqlite", "redis"},
+		Phases:     []string{"intake", "drain", "latency", "isolation"},
 	}
 }
 
@@ -120,6 +125,11 @@ func (o options) check() error {
 	for _, s := range o.Stores {
 		if _, ok := storeNames[s]; !ok {
 			return fmt.Errorf("-stores: unknown store %q (use sqlite, redis)", s)
+		}
+	}
+	for _, p := range o.Phases {
+		if !slices.Contains(defaultOptions().Phases, p) {
+			return fmt.Errorf("-phases: unknown measurement %q (use intake, drain, latency, isolation)", p)
 		}
 	}
 	return nil

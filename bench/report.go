@@ -127,30 +127,32 @@ func (r *report) Markdown() string {
 	p("server under test. Absolute figures therefore depend on the machine and on what\n")
 	p("else runs on it; the ratios to the baseline, measured in the same run, carry over better.\n\n")
 
-	p("## Intake\n\n")
-	p("Requests per second answered as expected (202 by hookrelay, 200 by the baseline) with\n")
-	p("%d connections in a closed loop, each request a %s JSON webhook with a unique id,\n", o.Conns, size(o.BodySize))
-	rounds := fmt.Sprintf("the median of %d rounds of %v", o.Rounds, o.Duration)
-	if o.Rounds == 1 {
-		rounds = fmt.Sprintf("one round of %v", o.Duration)
-	}
-	p("signed with HMAC-SHA256; %s after %v of warm-up. The\n", rounds, o.Warmup)
-	p("baseline is a bare Gin server that reads the body and answers 200. hookrelay\n")
-	p("verifies the signature, evaluates the rules and stores the event and its delivery\n")
-	p("before it answers; with the relay on, the same process also delivers every event.\n\n")
-	p("| server | req/s | vs baseline | rounds |\n|---|---:|---:|---|\n")
-	for _, i := range r.Intake {
-		label := i.Label
-		if i.Store != "" {
-			label = "hookrelay " + label
+	if len(r.Intake) > 0 {
+		p("## Intake\n\n")
+		p("Requests per second answered as expected (202 by hookrelay, 200 by the baseline) with\n")
+		p("%d connections in a closed loop, each request a %s JSON webhook with a unique id,\n", o.Conns, size(o.BodySize))
+		rounds := fmt.Sprintf("the median of %d rounds of %v", o.Rounds, o.Duration)
+		if o.Rounds == 1 {
+			rounds = fmt.Sprintf("one round of %v", o.Duration)
 		}
-		rounds := make([]string, len(i.Rounds))
-		for k, x := range i.Rounds {
-			rounds[k] = num(x)
+		p("signed with HMAC-SHA256; %s after %v of warm-up. The\n", rounds, o.Warmup)
+		p("baseline is a bare Gin server that reads the body and answers 200. hookrelay\n")
+		p("verifies the signature, evaluates the rules and stores the event and its delivery\n")
+		p("before it answers; with the relay on, the same process also delivers every event.\n\n")
+		p("| server | req/s | vs baseline | rounds |\n|---|---:|---:|---|\n")
+		for _, i := range r.Intake {
+			label := i.Label
+			if i.Store != "" {
+				label = "hookrelay " + label
+			}
+			rounds := make([]string, len(i.Rounds))
+			for k, x := range i.Rounds {
+				rounds[k] = num(x)
+			}
+			p("| %s | %s | %s | %s |\n", label, num(i.Median), r.ratio(i.Median), strings.Join(rounds, " · "))
 		}
-		p("| %s | %s | %s | %s |\n", label, num(i.Median), r.ratio(i.Median), strings.Join(rounds, " · "))
+		p("\n")
 	}
-	p("\n")
 
 	if len(r.Drain) > 0 {
 		p("## Relay drain\n\n")
@@ -287,6 +289,7 @@ func (o options) command(out string) string {
 	add(o.Settle != d.Settle, "settle", o.Settle)
 	add(o.Timeout != d.Timeout, "timeout", o.Timeout)
 	add(strings.Join(o.Stores, ",") != strings.Join(d.Stores, ","), "stores", strings.Join(o.Stores, ","))
+	add(strings.Join(o.Phases, ",") != strings.Join(d.Phases, ","), "phases", strings.Join(o.Phases, ","))
 	if out != "" {
 		args = append(args, "-out "+out)
 	}
