@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -69,6 +70,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	m.tuneGC()
 	if f.lease < minLease {
 		return &exitError{code: 2, err: fmt.Errorf("--lease %v: want at least %v, so that leases can be renewed in time", f.lease, minLease)}
 	}
@@ -198,4 +200,23 @@ func (m *Main) envDuration(name string, def time.Duration) time.Duration {
 		return v
 	}
 	return def
+}
+
+// Garbage collection defaults for serve, each used only when its
+// environment variable is unset. Intake and delivery allocate a little per
+// request and keep little alive, so with Go's default the collector runs
+// very often; a higher percentage runs it less, and the soft memory limit
+// makes it collect sooner again if the heap ever gets near it.
+const (
+	serveGCPercent   = 400
+	serveMemoryLimit = 100 << 20
+)
+
+func (m *Main) tuneGC() {
+	if _, ok := m.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(serveGCPercent)
+	}
+	if _, ok := m.LookupEnv("GOMEMLIMIT"); !ok {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
 }
