@@ -291,12 +291,12 @@ for i = 1, #KEYS / 3 do
 			local n = (tonumber(d[4]) or 0) + 1
 			redis.call("ZREM", base .. "lease:" .. action, id)
 			if status == "retrying" then
-				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n, "due", nextAt)
-				redis.call("HDEL", dkey, "token", "lease")
+				-- An empty token, lease or due reads as none: one HSET
+				-- instead of an HSET and an HDEL.
+				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n, "due", nextAt, "token", "", "lease", "")
 				redis.call("ZADD", base .. "q:" .. action, nextAt, id)
 			else
-				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n)
-				redis.call("HDEL", dkey, "token", "lease", "due")
+				redis.call("HSET", dkey, "status", status, "err", err, "updated", updated, "n", n, "token", "", "lease", "", "due", "")
 				if not held then
 					-- Only a held delivery is sure to be out of its queue.
 					redis.call("ZREM", base .. "q:" .. action, id)
