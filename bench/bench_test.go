@@ -40,6 +40,7 @@ func TestSmoke(t *testing.T) {
 		Settle:     200 * time.Millisecond,
 		Timeout:    20 * time.Second,
 		Stores:     []string{"sqlite", "redis"},
+		Phases:     defaultOptions().Phases,
 	}
 	if err := o.check(); err != nil {
 		t.Fatal(err)

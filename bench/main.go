@@ -127,6 +127,9 @@ func (o options) check() error {
 			return fmt.Errorf("-stores: unknown store %q (use sqlite, redis)", s)
 		}
 	}
+	if len(o.Phases) == 0 {
+		return fmt.Errorf("-phases names no measurement")
+	}
 	for _, p := range o.Phases {
 		if !slices.Contains(defaultOptions().Phases, p) {
 			return fmt.Errorf("-phases: unknown measurement %q (use intake, drain, latency, isolation)", p)
