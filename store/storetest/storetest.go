@@ -196,7 +196,7 @@ func finishOne(ctx context.Context, s store.Store, l store.Lease, a store.Attemp
 		return err
 	}
 	if len(errs) != 1 {
-		return fmt.Errorf("Finish of one item returned %d errors", len(errs))
+		return fmt.Errorf("finish of one item returned %d errors", len(errs))
 	}
 	return errs[0]
 }
