@@ -562,6 +562,7 @@ func (r *Relay) breakerRecord(ctx context.Context, act *actions.Action, vs []ver
 		r.logBreaker(before, stored, b)
 		return
 	}
+	r.log.Warn("circuit breaker state not recorded: other processes kept changing it; the next attempts will count again", "action", act.Name)
 }
 
 func (r *Relay) logBreaker(before, after store.ActionState, b Breaker) {
