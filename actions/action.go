@@ -48,8 +48,8 @@ type Spec struct {
 	Timeout time.Duration   // one attempt, token fetch included; default 10s
 	Retry   []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
 
-	// Concurrency caps the attempts in flight at once, per process;
-	// 0 means DefaultConcurrency.
+	// Concurrency caps the attempts in flight at once across every
+	// process on the store; 0 means DefaultConcurrency.
 	Concurrency int
 	// Rate caps attempts per period across every process on the store;
 	// zero means no limit.

@@ -304,7 +304,8 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 		if n <= 0 {
 			continue
 		}
-		qs = append(qs, store.ActionQuota{Action: name, N: n, Probe: a.Timeout + r.o.Lease})
+		// Max makes the concurrency hold across every process on the store.
+		qs = append(qs, store.ActionQuota{Action: name, N: n, Max: a.Concurrency, Probe: a.Timeout + r.o.Lease})
 	}
 	for _, name := range r.orphans {
 		if _, ok := acts[name]; !ok {

@@ -118,6 +118,10 @@ var (
 type ActionQuota struct {
 	Action string
 	N      int // at most this many; <= 0 leases none
+	// Max, when positive, caps the action's live leases (held and not
+	// expired) across every worker on the store, those just given
+	// included: the action's concurrency, shared by all processes.
+	Max int
 	// Probe is how long a breaker probe of this action holds the gate
 	// (see ActionState.BlockedUntil): at least as long as one attempt may
 	// take, so that a second probe never starts beside the first.

@@ -28,11 +28,11 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	}
 	now := r.Now.UnixMilli()
 	keys := make([]string, 0, 3*len(r.Actions))
-	args := make([]any, 0, 4+2*len(r.Actions))
+	args := make([]any, 0, 4+3*len(r.Actions))
 	args = append(args, now, leaseEnd(r.Now, r.TTL), s.k.base, newTokenHead())
 	for _, q := range r.Actions {
 		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
-		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli())
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0))
 	}
 	res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {

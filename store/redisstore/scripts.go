@@ -109,8 +109,9 @@ return {ARGV[1], 0}
 //	ARGV[2]    lease ends at, > now
 //	ARGV[3]    key base               <prefix>:{p}:
 //	ARGV[4]    token head: the i-th lease of this call gets head..i
-//	then       per quota: how many deliveries to take at most, and when a
-//	           probe would end
+//	then       per quota, three by three: how many deliveries to take at
+//	           most, when a probe would end, and the most live leases the
+//	           action may have (0: no cap)
 //
 // Returns {next due, delivery, event, delivery, event, …}: next due is the
 // earliest time at which one of the actions not paused has a delivery due
@@ -177,7 +178,11 @@ end
 
 for i = 1, #KEYS / 3 do
 	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-	local want = tonumber(ARGV[3 + 2 * i])
+	local want, cap = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[4 + 3 * i])
+	if cap > 0 and want > 0 then
+		-- Live leases are those that end after now, held by any process.
+		want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
+	end
 	local s = redis.call("HMGET", akey, "paused", "blocked")
 	if s[1] ~= "1" then
 		local blocked = tonumber(s[2])
@@ -186,7 +191,7 @@ for i = 1, #KEYS / 3 do
 			if now < blocked then
 				want = 0
 			else
-				want, probe = 1, true
+				want, probe = math.min(1, want), true
 			end
 		end
 		-- An idle action costs a look at the head of each set.
@@ -200,8 +205,8 @@ for i = 1, #KEYS / 3 do
 				got = got + take(qkey, lkey, true, want - got)
 			end
 			if probe and got > 0 then
-				blocked = tonumber(ARGV[4 + 2 * i])
-				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[4 + 2 * i], "changed", ARGV[1])
+				blocked = tonumber(ARGV[3 + 3 * i])
+				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[3 + 3 * i], "changed", ARGV[1])
 				redis.call("HINCRBY", akey, "version", 1)
 			end
 			t, l = first(qkey), first(lkey)

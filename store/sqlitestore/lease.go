@@ -29,6 +29,10 @@ const (
 	leaseUpdate = `UPDATE deliveries SET lease_token = ? || rowid, leased_until = ?, due_at = ?
 		WHERE action = ? AND due_at IS NOT NULL AND (due_at, id) <= (?, ?)
 		RETURNING ` + deliveryColumns + `, lease_token`
+	// liveLeases counts an action's leases that end after now, whoever
+	// holds them.
+	liveLeases = `SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
+		WHERE action = ? AND leased_until > 0 AND leased_until > ?`
 	// nextDue is the earliest due time in an action's queue.
 	nextDue = `SELECT MIN(due_at) FROM deliveries WHERE action = ? AND due_at IS NOT NULL`
 )
@@ -63,7 +67,15 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 			if err != nil {
 				return fmt.Errorf("state of %s: %w", q.Action, err)
 			}
-			allowed, probe := store.Gate(st, r.Now, q.N)
+			n := q.N
+			if q.Max > 0 {
+				var live int
+				if err := w.queryRow(liveLeases, q.Action, nowMS).Scan(&live); err != nil {
+					return fmt.Errorf("live leases of %s: %w", q.Action, err)
+				}
+				n = min(n, q.Max-live)
+			}
+			allowed, probe := store.Gate(st, r.Now, n)
 			if allowed > 0 {
 				n := len(leased)
 				if leased, err = leaseAction(w, leased, q.Action, prefix, nowMS, untilMS, allowed); err != nil {

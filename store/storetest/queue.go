@@ -22,6 +22,7 @@ var queueTests = []struct {
 	run  func(t *testing.T, s store.Store)
 }{
 	{"LeaseIsPerAction", testLeasePerAction},
+	{"LeaseCapsLiveLeases", testLeaseMax},
 	{"LeaseRefusesBadRequests", testLeaseBadRequest},
 	{"RenewKeepsTheLease", testRenew},
 	{"FinishBatch", testFinishBatch},
@@ -536,5 +537,45 @@ func testQueueStats(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
 		t.Errorf("QueueStats (-want +got):\n%s", diff)
+	}
+}
+
+func testLeaseMax(t *testing.T, s store.Store) {
+	const ttl = time.Minute
+	acceptFor(t, s, "key-1", "crm", base, base, base, base, base, base)
+	req := func(now time.Time, n, maxLive int) []store.Lease {
+		t.Helper()
+		b, err := s.Lease(t.Context(), store.LeaseRequest{Now: now, TTL: ttl, Actions: []store.ActionQuota{{Action: "crm", N: n, Max: maxLive}}})
+		if err != nil {
+			t.Fatalf("Lease: %v", err)
+		}
+		return b.Leases
+	}
+	// Two workers with room for 3 each share a cap of 4 live leases.
+	first := req(base, 3, 4)
+	second := req(base, 3, 4)
+	if len(first) != 3 || len(second) != 1 {
+		t.Fatalf("two Leases under a cap of 4 got %d and %d, want 3 and 1", len(first), len(second))
+	}
+	if ls := req(base, 3, 4); len(ls) != 0 {
+		t.Errorf("Lease at the cap = %v, want nothing", leasedIDs(ls))
+	}
+	// A finished attempt frees its place; a lease that ended unrenewed
+	// is not live any more.
+	l := first[0]
+	if err := finishOne(t.Context(), s, l, attemptOf(l, base, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if ls := req(base, 3, 4); len(ls) != 1 {
+		t.Errorf("Lease after one finished = %d leases, want 1", len(ls))
+	}
+	// At ttl every lease given so far has ended: 1 is left due, and the
+	// 4 expired leases are due again, so 4 fit under the cap.
+	if ls := req(base.Add(ttl), 10, 4); len(ls) != 4 {
+		t.Errorf("Lease after the leases ended = %d leases, want 4", len(ls))
+	}
+	// No cap: everything due.
+	if ls := req(base.Add(2*ttl), 10, 0); len(ls) != 5 {
+		t.Errorf("Lease without a cap = %d leases, want the 5 left", len(ls))
 	}
 }
