@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hookrelay/hookrelay/actions"
@@ -45,7 +46,7 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 			// Stopped mid-attempt: not the receiver's doing and not
 			// counted. A 2xx that arrived all the same is recorded.
 			log := r.log.With("hook", d.Hook, "event_id", d.EventID, "delivery_id", d.ID, "action", d.Action, "attempt", n)
-			if cause == errLeaseLost {
+			if errors.Is(cause, errLeaseLost) {
 				log.Warn("attempt stopped: its lease was lost, another worker owns the delivery")
 			} else {
 				log.Warn("attempt abandoned at shutdown; its delivery is released")
