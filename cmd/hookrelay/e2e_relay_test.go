@@ -48,6 +48,15 @@ func sqliteStore(t *testing.T) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "hookrelay.db")
 }
 
+// relayProcesses is how many serve processes a test runs on a backend:
+// two on Redis, which processes share, one on the embedded store.
+func relayProcesses(backend string) int {
+	if backend == "redis" {
+		return 2
+	}
+	return 1
+}
+
 // sendEvent posts body to the relay tests' hook and returns the id of the
 // stored event. Each body must differ: the idempotency key is its hash.
 func (s *server) sendEvent(t *testing.T, body map[string]any) string {
@@ -117,11 +126,7 @@ func TestRelaySlowActionIsolated(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			processes := 1
-			if b.name == "redis" {
-				processes = 2
-			}
-			testRelaySlowActionIsolated(t, b.url(t), processes)
+			testRelaySlowActionIsolated(t, b.url(t), relayProcesses(b.name))
 		})
 	}
 }
@@ -474,11 +479,7 @@ func TestRelayRate(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			processes := 1
-			if b.name == "redis" {
-				processes = 2
-			}
-			testRelayRate(t, b.url(t), processes)
+			testRelayRate(t, b.url(t), relayProcesses(b.name))
 		})
 	}
 }

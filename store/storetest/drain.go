@@ -100,30 +100,14 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 		}
 		wg.Wait()
 		b.ResetTimer()
-		start := time.Now()
-		var finished atomic.Int64
-		for _, a := range drainActions {
-			wg.Go(func() {
-				if err := drainLane(s, b, a, batch, func() bool { return true }, &finished); err != nil {
-					b.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		if got := finished.Load(); got != int64(b.N) {
-			b.Fatalf("finished %d deliveries, want %d", got, b.N)
-		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+		drainLanes(b, s, batch, time.Now(), func() bool { return true })
 	})
 	b.Run("with-accepts", func(b *testing.B) {
 		s := open(b)
 		var (
-			wg, producers sync.WaitGroup
-			next          atomic.Int64
-			accepted      atomic.Bool
-			finished      atomic.Int64
+			producers sync.WaitGroup
+			next      atomic.Int64
+			accepted  atomic.Bool
 		)
 		b.ResetTimer()
 		start := time.Now()
@@ -137,21 +121,32 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 				}
 			})
 		}
-		for _, a := range drainActions {
-			wg.Go(func() {
-				if err := drainLane(s, b, a, batch, accepted.Load, &finished); err != nil {
-					b.Error(err)
-				}
-			})
-		}
-		producers.Wait()
-		accepted.Store(true)
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		if got := finished.Load(); got != int64(b.N) {
-			b.Fatalf("finished %d deliveries, want %d", got, b.N)
-		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+		go func() {
+			producers.Wait()
+			accepted.Store(true)
+		}()
+		drainLanes(b, s, batch, start, accepted.Load)
 	})
+}
+
+// drainLanes runs one lane per drain action until done holds and nothing
+// is left, requires every one of the b.N deliveries finished, and reports
+// the rate since start.
+func drainLanes(b *testing.B, s store.Store, batch int, start time.Time, done func() bool) {
+	var wg sync.WaitGroup
+	var finished atomic.Int64
+	for _, a := range drainActions {
+		wg.Go(func() {
+			if err := drainLane(s, b, a, batch, done, &finished); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got := finished.Load(); got != int64(b.N) {
+		b.Fatalf("finished %d deliveries, want %d", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 }
