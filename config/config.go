@@ -23,7 +23,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/hookrelay/hookrelay/actions"
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 	"github.com/hookrelay/hookrelay/rules"
 )
 
@@ -67,10 +67,16 @@ type Hook struct {
 }
 
 // BasicAuth is a required user name and password.
-type BasicAuth struct{ Username, Password string }
+type BasicAuth = verify.BasicAuth
 
 // HeaderToken is a header that must carry exactly Value.
-type HeaderToken struct{ Name, Value string }
+type HeaderToken = verify.HeaderToken
+
+// Sender simulates the hook's real sender (its signature and credentials),
+// for dry runs and test pings.
+func (h *Hook) Sender() verify.Sender {
+	return verify.Sender{Verifier: h.Verifier, Basic: h.Basic, Header: h.HeaderToken}
+}
 
 // Response is a hook's synchronous answer, for senders that expect one
 // (Slack's url_verification challenge). When is nil or true for the event,

@@ -21,7 +21,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )

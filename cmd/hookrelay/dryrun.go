@@ -64,16 +64,7 @@ func (m *Main) loadInbound(cfgPath, hookName, payload string, headers []string) 
 // sign adds what a real sender would add: the signature, and basic auth
 // or the header token when the hook asks for them.
 func (in *inbound) sign() {
-	for k, vs := range in.hook.Verifier.Sign(in.body, in.now) {
-		in.header[k] = vs
-	}
-	if b := in.hook.Basic; b != nil {
-		r := http.Request{Header: in.header}
-		r.SetBasicAuth(b.Username, b.Password)
-	}
-	if t := in.hook.HeaderToken; t != nil {
-		in.header.Set(t.Name, t.Value)
-	}
+	in.hook.Sender().Sign(in.header, in.body, in.now)
 }
 
 func (m *Main) testCommand() *cobra.Command {

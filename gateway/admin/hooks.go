@@ -99,15 +99,7 @@ func (a *API) testHook(c *gin.Context) {
 	req.RemoteAddr = "127.0.0.1:0"
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "hookrelay-test-ping")
-	for k, vs := range h.Verifier.Sign(body, now) {
-		req.Header[k] = vs
-	}
-	if h.Basic != nil {
-		req.SetBasicAuth(h.Basic.Username, h.Basic.Password)
-	}
-	if h.HeaderToken != nil {
-		req.Header.Set(h.HeaderToken.Name, h.HeaderToken.Value)
-	}
+	h.Sender().Sign(req.Header, body, now)
 	w := httptest.NewRecorder()
 	a.o.Ingress.ServeHTTP(w, req)
 	var answer any

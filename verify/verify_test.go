@@ -17,7 +17,7 @@ import (
 
 	"github.com/expr-lang/expr"
 
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 func TestVerifyRejects(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // testNow is the clock every test injects.

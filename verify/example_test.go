@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // A GitHub hook checked against the example in GitHub's documentation.

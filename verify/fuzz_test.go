@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // The fuzz targets hold two properties for every scheme: Verify never panics and returns nil or

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/gateway/verify"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // Known-answer vectors. Published ones are quoted from the senders' documentation; the others
