@@ -23,8 +23,8 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/hookrelay/hookrelay/actions"
-	"github.com/hookrelay/hookrelay/verify"
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // Defaults applied when a hook does not say otherwise.

@@ -21,9 +21,9 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
-	"github.com/hookrelay/hookrelay/verify"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
+	"github.com/hookrelay/hookrelay/verify"
 )
 
 // sigNow is the gateway's clock in the signature tests.
