@@ -171,9 +171,28 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "lots", "-1", "0", "1TiB"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) succeeded", bad)
+	for _, bad := range []struct{ in, want string }{
+		{"", "not a size"},
+		{"lots", "not a size"},
+		{"1.5MiB", "not a size"},
+		{"0", "want a positive size"},
+		{"-1", "negative"},
+		{"-1MiB", "negative"},
+		{"-9999999999999999999999", "negative"},
+		{"1TiB", `unknown unit "TiB"`},
+		{"8EiB", `unknown unit "EiB"`},
+		{"9999999999999999999999", "too large"},
+		{"9223372036854775807", "too large"},
+		{"17179869184GiB", "too large"}, // 2^64 bytes: wraps to 0 if multiplied first
+		{"8589934592GiB", "too large"},  // 2^63 bytes: wraps to a negative
+		{"2GiB", "too large"},
+		{"1073741825", "too large"},
+	} {
+		if n, err := parseSize(bad.in); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("parseSize(%q) = %d, %v; want an error saying %q", bad.in, n, err, bad.want)
 		}
+	}
+	if n, err := parseSize("1GiB"); err != nil || n != MaxBodyLimit {
+		t.Errorf("parseSize(1GiB) = %d, %v", n, err)
 	}
 }
