@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"net/url"
@@ -113,6 +114,37 @@ func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
+// MaxFileSize is the most a config, rule or action file may hold. Files are
+// read whole; the cap keeps a wrong path (a log, a device) from eating the
+// memory of every process that loads the config.
+const MaxFileSize = 4 << 20
+
+var errTooLarge = errors.New("larger than 4MiB, the most a config, rule or action file may hold: split it into several rule or action files")
+
+// readFile reads a regular file of at most MaxFileSize bytes.
+func readFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "read", Path: file, Err: errors.New("not a regular file")}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, &os.PathError{Op: "read", Path: file, Err: errTooLarge}
+	}
+	return data, nil
+}
+
 type loader struct {
 	lookup func(string) (string, bool)
 	dir    string
@@ -135,15 +167,18 @@ type ref struct {
 // decode parses one YAML file strictly into v and returns its syntax tree.
 // from, when set, is where the file was named.
 func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		cause := err
 		if pe, ok := err.(*os.PathError); ok {
 			cause = pe.Err
 		}
-		if from != nil {
+		switch {
+		case from != nil:
 			l.errorf(from.file, from.at.pos, "%s %s: %v", from.what, file, cause)
-		} else {
+		case errors.Is(err, errTooLarge):
+			l.errorf(file, pos{1, 1}, "%v", cause)
+		default:
 			l.errorf(file, pos{}, "%v", cause)
 		}
 		return nil, false

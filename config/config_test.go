@@ -196,3 +196,63 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("parseSize(1GiB) = %d, %v", n, err)
 	}
 }
+
+// TestFilesAreReadWithACap: the config, a rule file and an action file over
+// MaxFileSize are each refused with the file's name, without being read
+// whole, and so is a path that is not a regular file.
+func TestFilesAreReadWithACap(t *testing.T) {
+	big := "# " + strings.Repeat("x", MaxFileSize) + "\n"
+	main := `hooks:
+  shop:
+    verify: {scheme: none}
+    token: abcdefghijklmnopqrstuvwxyz
+    rules: [rules.yaml]
+action_files: [actions.yaml]
+`
+	rulesFile := "rules:\n  - name: all\n    when: \"true\"\n    actions: [a]\n"
+	actionsFile := "actions:\n  a:\n    url: https://example.com/x\n"
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"main", map[string]string{"hookrelay.yaml": main + big, "rules.yaml": rulesFile, "actions.yaml": actionsFile},
+			"hookrelay.yaml:1:1: larger than 4MiB"},
+		{"rule file", map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile + big, "actions.yaml": actionsFile},
+			"hookrelay.yaml:5:13: rule file DIR/rules.yaml: larger than 4MiB"},
+		{"action file", map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile, "actions.yaml": actionsFile + big},
+			"hookrelay.yaml:6:16: action file DIR/actions.yaml: larger than 4MiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Load(filepath.Join(dir, "hookrelay.yaml"), env(nil))
+			want := filepath.Join(dir, strings.ReplaceAll(c.want, "DIR/", dir+"/"))
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Load = %v, want %q", err, want)
+			}
+		})
+	}
+	t.Run("within the cap", func(t *testing.T) {
+		dir := t.TempDir()
+		for name, content := range map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile, "actions.yaml": actionsFile} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Load(filepath.Join(dir, "hookrelay.yaml"), env(nil)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("not a regular file", func(t *testing.T) {
+		_, err := Load("/dev/zero", env(nil))
+		if err == nil || err.Error() != "/dev/zero: not a regular file" {
+			t.Errorf("Load(/dev/zero) = %v", err)
+		}
+	})
+}

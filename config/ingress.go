@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"mime"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 
@@ -364,7 +363,7 @@ func keyPos(tree ast.Node, path ...string) pos {
 // positions only for scalars. It is nil when the file cannot be read, which
 // the first decoding has reported already.
 func parseTree(file string) ast.Node {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return nil
 	}
