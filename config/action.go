@@ -21,6 +21,23 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		return nil
 	}
 	file := a.file
+	// Template fields take ${…} values as text (see templateSource).
+	what := func(field string) string { return fmt.Sprintf("action %q: %s", name, field) }
+	okT := l.templateText(file, &a.URL, what("url"))
+	for k, v := range a.Headers {
+		okT = l.templateText(file, &v, what("headers."+k)) && okT
+		a.Headers[k] = v
+	}
+	for k, v := range a.Query {
+		okT = l.templateText(file, &v, what("query."+k)) && okT
+		a.Query[k] = v
+	}
+	if a.Auth != nil {
+		okT = l.templateText(file, &a.Auth.Bearer, what("auth.bearer")) && okT
+	}
+	if !okT {
+		return nil
+	}
 	leaves := map[string]scalar{"url": a.URL, "method": a.Method}
 	spec := actions.Spec{Method: a.Method.Value, URL: a.URL.Value}
 	if !a.URL.Set {

@@ -326,7 +326,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		hook.MaxBody = n
 	}
 	if h.Idempotency != nil {
-		if h.Idempotency.Key.Set {
+		if h.Idempotency.Key.Set && l.exprText(file, &h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name)) {
 			p, err := rules.CompileValue(h.Idempotency.Key.Value)
 			if err != nil {
 				l.exprError(file, h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name), err)
@@ -451,6 +451,9 @@ func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[strin
 			l.errorf(file, r.Name.pos, "rule %q: when: is required (write when: true to match every event)", r.Name.Value)
 			continue
 		}
+		if !l.exprText(file, &r.When, fmt.Sprintf("rule %q: when", r.Name.Value)) {
+			continue
+		}
 		p, err := rules.CompileCondition(r.When.Value)
 		if err != nil {
 			l.exprError(file, r.When, fmt.Sprintf("rule %q", r.Name.Value), err)
@@ -471,6 +474,36 @@ func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[strin
 }
 
 // exprError reports an expr compile error at its place inside the scalar.
+// exprText makes s.Value expression source: its ${…} references are
+// expanded from the text as written by exprSource, so that a value from
+// the environment can only be the content of a string literal. A problem
+// is reported at s as what; ok is false then.
+func (l *loader) exprText(file string, s *scalar, what string) bool {
+	v, err := exprSource(s.raw, l.lookup)
+	if err != nil {
+		l.errorf(file, s.pos, "%s: %v", what, err)
+		return false
+	}
+	s.Value = v
+	return true
+}
+
+// templateText makes s.Value a template's source, expanded by
+// templateSource: a value from the environment is literal text, or a
+// string literal inside {{ }}.
+func (l *loader) templateText(file string, s *scalar, what string) bool {
+	if !s.Set {
+		return true
+	}
+	v, err := templateSource(s.raw, l.lookup)
+	if err != nil {
+		l.exprError(file, *s, what, err)
+		return false
+	}
+	s.Value = v
+	return true
+}
+
 func (l *loader) exprError(file string, s scalar, what string, err error) {
 	var te *rules.TemplateError
 	var ee *rules.ExprError

@@ -35,7 +35,7 @@ func TestLoadBad(t *testing.T) {
 		}
 		n++
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
-			_, err := Load(f, env(map[string]string{"HOOKRELAY_TEST_EMPTY": ""}))
+			_, err := Load(f, env(map[string]string{"HOOKRELAY_TEST_EMPTY": "", "HOOKRELAY_TEST_HOSTILE": "}} {{ headers.authorization }} {{"}))
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
