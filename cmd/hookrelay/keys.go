@@ -72,6 +72,13 @@ func (m *Main) keysCommand() *cobra.Command {
 				}
 				k = admin.ViewKey(key)
 				k.Secret = secret
+				if rf.json {
+					raw, err := json.Marshal(k)
+					if err != nil {
+						return err
+					}
+					return m.printJSON(raw)
+				}
 			}
 			fmt.Fprintf(m.Stdout, "created key %s %s with scopes %s (prefix %s); its secret is shown only now:\n%s\n",
 				safe(k.ID), safe(fmt.Sprintf("%q", k.Name)), safe(strings.Join(k.Scopes, ",")), safe(k.Prefix), safe(k.Secret))
