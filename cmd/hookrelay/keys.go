@@ -23,6 +23,12 @@ func (m *Main) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Create, list and revoke admin API keys (on the store directly, or with --server through the admin API)",
+		Long: `Create, list and revoke admin API keys.
+
+Without --server, the commands work on the store directly (--store), which
+is how the first key is made. With --server on the command line they go
+through that server's admin API as the key given with --api-key, which can
+create, see and revoke only keys whose scopes it holds itself.`,
 	}
 	cmd.PersistentFlags().StringVar(&storeURL, "store", m.env("HOOKRELAY_STORE", ""), "store URL, as for serve (env HOOKRELAY_STORE)")
 	rf := m.remoteFlags(cmd)
