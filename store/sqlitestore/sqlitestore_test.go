@@ -117,7 +117,7 @@ func TestOpenCreatesParentDirectories(t *testing.T) {
 	s := mustOpen(t, path)
 	defer mustClose(t, s)
 	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm")) // creates the -wal file
-	for _, name := range []string{path, path + "-wal"} {
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(name)
 		if err != nil {
 			t.Fatalf("database file: %v", err)
