@@ -294,3 +294,38 @@ func TestCLIEscapesStoredValues(t *testing.T) {
 		t.Errorf("payload missing from the views")
 	}
 }
+
+// TestEnvCannotRewriteRules starts the real server with a rule and an
+// action that take a hostile value from the environment: the rule matches
+// only a payload holding that very text, and the action sends it as text.
+func TestEnvCannotRewriteRules(t *testing.T) {
+	const hostile = `x" || true || "`
+	rc := newReceiver(t)
+	cfg := relayConfig(t, `
+  - name: org
+    when: body.org == "${HOSTILE_ORG}"
+    actions: [notify]
+`, `
+  notify:
+    url: ${DEMO_API_URL}/notify
+    headers:
+      X-Org: "${HOSTILE_ORG}"
+    body: {org: "${HOSTILE_ORG}", n: "{{ body.n }}"}
+`)
+	storeURL := sqliteStore(t)
+	srv := start(t, serverOpts{store: storeURL, api: rc.URL, config: cfg, extra: []string{"HOSTILE_ORG=" + hostile}})
+	st := openTestStore(t, storeURL)
+	ignored := srv.sendEvent(t, map[string]any{"org": "someone else", "n": 1})
+	srv.sendEvent(t, map[string]any{"org": hostile, "n": 2})
+	got := rc.waitFor(t, "/notify", 1)
+	if h := got[0].Header.Get("X-Org"); h != hostile {
+		t.Errorf("X-Org = %q, want %q", h, hostile)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(got[0].Body, &body); err != nil || body["org"] != hostile || body["n"] != float64(2) {
+		t.Errorf("body = %s", got[0].Body)
+	}
+	if ds, err := st.Deliveries(t.Context(), ignored); err != nil || len(ds) != 0 {
+		t.Errorf("the other org's event has deliveries %v, %v", ds, err)
+	}
+}
