@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/goccy/go-yaml/ast"
 
@@ -20,6 +21,23 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		return nil
 	}
 	file := a.file
+	// Template fields take ${…} values as text (see templateSource).
+	what := func(field string) string { return fmt.Sprintf("action %q: %s", name, field) }
+	okT := l.templateText(file, &a.URL, what("url"))
+	for k, v := range a.Headers {
+		okT = l.templateText(file, &v, what("headers."+k)) && okT
+		a.Headers[k] = v
+	}
+	for k, v := range a.Query {
+		okT = l.templateText(file, &v, what("query."+k)) && okT
+		a.Query[k] = v
+	}
+	if a.Auth != nil {
+		okT = l.templateText(file, &a.Auth.Bearer, what("auth.bearer")) && okT
+	}
+	if !okT {
+		return nil
+	}
 	leaves := map[string]scalar{"url": a.URL, "method": a.Method}
 	spec := actions.Spec{Method: a.Method.Value, URL: a.URL.Value}
 	if !a.URL.Set {
@@ -238,23 +256,43 @@ func (l *loader) schedule(n ast.Node) ([]time.Duration, pos, error) {
 	return sched, p, nil
 }
 
-// parseSize reads a byte size: 1048576, 512KiB, 1MiB, 10MB.
+// MaxBodyLimit is the largest max_body: a body is read into memory whole
+// and stored whole.
+const MaxBodyLimit = 1 << 30
+
+var sizeUnits = map[string]int64{
+	"": 1, "B": 1, "KB": 1000, "MB": 1000 * 1000, "GB": 1000 * 1000 * 1000,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+}
+
+// parseSize reads a byte size: 1048576, 512KiB, 1MiB, 10MB. It refuses a
+// size that is not positive or is above MaxBodyLimit, checking before it
+// multiplies, so that no value can wrap around to a small or negative one.
 func parseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
+	end := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '-' && r != '+' })
+	if end < 0 {
+		end = len(s)
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("want a positive size such as 1MiB or 512KiB")
+	num, unit := s[:end], strings.TrimSpace(s[end:])
+	mult, ok := sizeUnits[unit]
+	switch {
+	case !ok && num != "" && strings.IndexFunc(unit, func(r rune) bool { return !unicode.IsLetter(r) }) < 0:
+		return 0, fmt.Errorf("%s: unknown unit %q: use B, KB, MB, GB, KiB, MiB or GiB", s, unit)
+	case !ok:
+		return 0, fmt.Errorf("%q is not a size: want a positive whole number of bytes or a size such as 1MiB or 512KiB", s)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	negative := strings.HasPrefix(num, "-")
+	switch {
+	case negative:
+		return 0, fmt.Errorf("%s is negative: want a positive size such as 1MiB or 512KiB", s)
+	case errors.Is(err, strconv.ErrRange) || (err == nil && n > MaxBodyLimit/mult):
+		return 0, fmt.Errorf("%s is too large: at most 1GiB, as a body is held in memory and stored whole", s)
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a size: want a positive whole number of bytes or a size such as 1MiB or 512KiB", s)
+	case n == 0:
+		return 0, fmt.Errorf("%s: want a positive size such as 1MiB or 512KiB", s)
 	}
 	return n * mult, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"net/url"
@@ -113,6 +114,37 @@ func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
+// MaxFileSize is the most a config, rule or action file may hold. Files are
+// read whole; the cap keeps a wrong path (a log, a device) from eating the
+// memory of every process that loads the config.
+const MaxFileSize = 4 << 20
+
+var errTooLarge = errors.New("larger than 4MiB, the most a config, rule or action file may hold: split it into several rule or action files")
+
+// readFile reads a regular file of at most MaxFileSize bytes.
+func readFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "read", Path: file, Err: errors.New("not a regular file")}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, &os.PathError{Op: "read", Path: file, Err: errTooLarge}
+	}
+	return data, nil
+}
+
 type loader struct {
 	lookup func(string) (string, bool)
 	dir    string
@@ -135,15 +167,18 @@ type ref struct {
 // decode parses one YAML file strictly into v and returns its syntax tree.
 // from, when set, is where the file was named.
 func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		cause := err
 		if pe, ok := err.(*os.PathError); ok {
 			cause = pe.Err
 		}
-		if from != nil {
+		switch {
+		case from != nil:
 			l.errorf(from.file, from.at.pos, "%s %s: %v", from.what, file, cause)
-		} else {
+		case errors.Is(err, errTooLarge):
+			l.errorf(file, pos{1, 1}, "%v", cause)
+		default:
 			l.errorf(file, pos{}, "%v", cause)
 		}
 		return nil, false
@@ -291,7 +326,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		hook.MaxBody = n
 	}
 	if h.Idempotency != nil {
-		if h.Idempotency.Key.Set {
+		if h.Idempotency.Key.Set && l.exprText(file, &h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name)) {
 			p, err := rules.CompileValue(h.Idempotency.Key.Value)
 			if err != nil {
 				l.exprError(file, h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name), err)
@@ -416,6 +451,9 @@ func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[strin
 			l.errorf(file, r.Name.pos, "rule %q: when: is required (write when: true to match every event)", r.Name.Value)
 			continue
 		}
+		if !l.exprText(file, &r.When, fmt.Sprintf("rule %q: when", r.Name.Value)) {
+			continue
+		}
 		p, err := rules.CompileCondition(r.When.Value)
 		if err != nil {
 			l.exprError(file, r.When, fmt.Sprintf("rule %q", r.Name.Value), err)
@@ -436,6 +474,36 @@ func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[strin
 }
 
 // exprError reports an expr compile error at its place inside the scalar.
+// exprText makes s.Value expression source: its ${…} references are
+// expanded from the text as written by exprSource, so that a value from
+// the environment can only be the content of a string literal. A problem
+// is reported at s as what; ok is false then.
+func (l *loader) exprText(file string, s *scalar, what string) bool {
+	v, err := exprSource(s.raw, l.lookup)
+	if err != nil {
+		l.errorf(file, s.pos, "%s: %v", what, err)
+		return false
+	}
+	s.Value = v
+	return true
+}
+
+// templateText makes s.Value a template's source, expanded by
+// templateSource: a value from the environment is literal text, or a
+// string literal inside {{ }}.
+func (l *loader) templateText(file string, s *scalar, what string) bool {
+	if !s.Set {
+		return true
+	}
+	v, err := templateSource(s.raw, l.lookup)
+	if err != nil {
+		l.exprError(file, *s, what, err)
+		return false
+	}
+	s.Value = v
+	return true
+}
+
 func (l *loader) exprError(file string, s scalar, what string, err error) {
 	var te *rules.TemplateError
 	var ee *rules.ExprError

@@ -35,7 +35,7 @@ func TestLoadBad(t *testing.T) {
 		}
 		n++
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
-			_, err := Load(f, env(map[string]string{"HOOKRELAY_TEST_EMPTY": ""}))
+			_, err := Load(f, env(map[string]string{"HOOKRELAY_TEST_EMPTY": "", "HOOKRELAY_TEST_HOSTILE": "}} {{ headers.authorization }} {{"}))
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
 			}
@@ -171,9 +171,88 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "lots", "-1", "0", "1TiB"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) succeeded", bad)
+	for _, bad := range []struct{ in, want string }{
+		{"", "not a size"},
+		{"lots", "not a size"},
+		{"1.5MiB", "not a size"},
+		{"0", "want a positive size"},
+		{"-1", "negative"},
+		{"-1MiB", "negative"},
+		{"-9999999999999999999999", "negative"},
+		{"1TiB", `unknown unit "TiB"`},
+		{"8EiB", `unknown unit "EiB"`},
+		{"9999999999999999999999", "too large"},
+		{"9223372036854775807", "too large"},
+		{"17179869184GiB", "too large"}, // 2^64 bytes: wraps to 0 if multiplied first
+		{"8589934592GiB", "too large"},  // 2^63 bytes: wraps to a negative
+		{"2GiB", "too large"},
+		{"1073741825", "too large"},
+	} {
+		if n, err := parseSize(bad.in); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("parseSize(%q) = %d, %v; want an error saying %q", bad.in, n, err, bad.want)
 		}
 	}
+	if n, err := parseSize("1GiB"); err != nil || n != MaxBodyLimit {
+		t.Errorf("parseSize(1GiB) = %d, %v", n, err)
+	}
+}
+
+// TestFilesAreReadWithACap: the config, a rule file and an action file over
+// MaxFileSize are each refused with the file's name, without being read
+// whole, and so is a path that is not a regular file.
+func TestFilesAreReadWithACap(t *testing.T) {
+	big := "# " + strings.Repeat("x", MaxFileSize) + "\n"
+	main := `hooks:
+  shop:
+    verify: {scheme: none}
+    token: abcdefghijklmnopqrstuvwxyz
+    rules: [rules.yaml]
+action_files: [actions.yaml]
+`
+	rulesFile := "rules:\n  - name: all\n    when: \"true\"\n    actions: [a]\n"
+	actionsFile := "actions:\n  a:\n    url: https://example.com/x\n"
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"main", map[string]string{"hookrelay.yaml": main + big, "rules.yaml": rulesFile, "actions.yaml": actionsFile},
+			"hookrelay.yaml:1:1: larger than 4MiB"},
+		{"rule file", map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile + big, "actions.yaml": actionsFile},
+			"hookrelay.yaml:5:13: rule file DIR/rules.yaml: larger than 4MiB"},
+		{"action file", map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile, "actions.yaml": actionsFile + big},
+			"hookrelay.yaml:6:16: action file DIR/actions.yaml: larger than 4MiB"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range c.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Load(filepath.Join(dir, "hookrelay.yaml"), env(nil))
+			want := filepath.Join(dir, strings.ReplaceAll(c.want, "DIR/", dir+"/"))
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Load = %v, want %q", err, want)
+			}
+		})
+	}
+	t.Run("within the cap", func(t *testing.T) {
+		dir := t.TempDir()
+		for name, content := range map[string]string{"hookrelay.yaml": main, "rules.yaml": rulesFile, "actions.yaml": actionsFile} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Load(filepath.Join(dir, "hookrelay.yaml"), env(nil)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("not a regular file", func(t *testing.T) {
+		_, err := Load("/dev/zero", env(nil))
+		if err == nil || err.Error() != "/dev/zero: not a regular file" {
+			t.Errorf("Load(/dev/zero) = %v", err)
+		}
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"mime"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 
@@ -173,7 +172,9 @@ func (l *loader) headerToken(file string, at pos, hook string, t *rawHeaderToken
 func (l *loader) response(file, hook string, r *rawResponse) *Response {
 	resp := &Response{Status: 200}
 	ok := true
-	if r.When.Set {
+	if r.When.Set && !l.exprText(file, &r.When, fmt.Sprintf("hook %q: response.when", hook)) {
+		ok = false
+	} else if r.When.Set {
 		p, err := rules.CompileCondition(r.When.Value)
 		if err != nil {
 			l.exprError(file, r.When, fmt.Sprintf("hook %q: response.when", hook), err)
@@ -193,6 +194,9 @@ func (l *loader) response(file, hook string, r *rawResponse) *Response {
 		if resp.Status == 204 || resp.Status == 205 {
 			l.errorf(file, r.Body.pos, "hook %q: response.body: a %d answer has no body; remove body: or use status 200", hook, resp.Status)
 			ok = false
+		}
+		if !l.exprText(file, &r.Body, fmt.Sprintf("hook %q: response.body", hook)) {
+			return nil
 		}
 		p, err := rules.CompileValue(r.Body.Value)
 		if err != nil {
@@ -364,7 +368,7 @@ func keyPos(tree ast.Node, path ...string) pos {
 // positions only for scalars. It is nil when the file cannot be read, which
 // the first decoding has reported already.
 func parseTree(file string) ast.Node {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return nil
 	}

@@ -133,6 +133,9 @@ func lookupFrom(ctx context.Context) func(string) (string, bool) {
 type scalar struct {
 	Value string
 	Set   bool
+	// raw is the text as written, before expansion: expressions and
+	// templates are expanded from it with exprSource and templateSource.
+	raw string
 	pos
 	// contentCol is where the text itself starts (after an opening quote).
 	contentCol int
@@ -164,7 +167,7 @@ func (s *scalar) UnmarshalYAML(ctx context.Context, n ast.Node) error {
 	if err != nil {
 		return &posError{s.pos, err.Error()}
 	}
-	s.Value, s.Set = v, true
+	s.Value, s.Set, s.raw = v, true, raw
 	return nil
 }
 
@@ -278,6 +281,12 @@ func nodeValue(n ast.Node, path string, lookup func(string) (string, bool), leav
 		if err := s.UnmarshalYAML(context.WithValue(context.Background(), lookupKey{}, lookup), n); err != nil {
 			return nil, err
 		}
+		// Every string leaf of a body is a template.
+		text, err := templateSource(s.raw, lookup)
+		if err != nil {
+			return nil, &posError{s.pos, err.Error()}
+		}
+		s.Value = text
 		if leaves != nil {
 			leaves[path] = s
 		}

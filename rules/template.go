@@ -50,15 +50,56 @@ type part struct {
 // template renders to a string.
 func CompileTemplate(s string, escape func(string) string) (*Template, error) {
 	t := &Template{src: s, escape: escape}
+	parts, err := SplitTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, pt := range parts {
+		if !pt.Expr {
+			t.addLiteral(pt.Text)
+			continue
+		}
+		p, err := CompileValue(pt.Text)
+		if err != nil {
+			var ee *ExprError
+			if errors.As(err, &ee) {
+				return nil, &TemplateError{Offset: pt.Offset + byteOffset(pt.Text, ee.Line, ee.Column), Err: ee}
+			}
+			return nil, &TemplateError{Offset: pt.Offset, Err: err}
+		}
+		t.parts = append(t.parts, part{prog: p})
+	}
+	return t, nil
+}
+
+// TemplatePart is one piece of a template's source: literal text, or the
+// expression inside one {{ }} without the blanks around it. Offset is
+// where Text starts in the source.
+type TemplatePart struct {
+	Text   string
+	Expr   bool
+	Offset int
+}
+
+// SplitTemplate splits s into literal text and expressions exactly as
+// CompileTemplate reads it, without compiling anything; empty literal text
+// is left out. Errors are *TemplateError.
+func SplitTemplate(s string) ([]TemplatePart, error) {
+	var parts []TemplatePart
+	lit := func(from, to int) {
+		if to > from {
+			parts = append(parts, TemplatePart{Text: s[from:to], Offset: from})
+		}
+	}
 	i := 0
 	for {
 		j := strings.Index(s[i:], "{{")
 		if j < 0 {
-			t.addLiteral(s[i:])
-			break
+			lit(i, len(s))
+			return parts, nil
 		}
 		open := i + j
-		t.addLiteral(s[i:open])
+		lit(i, open)
 		from := open + 2
 		end, ok := closing(s, from)
 		if !ok {
@@ -69,19 +110,9 @@ func CompileTemplate(s string, escape func(string) string) (*Template, error) {
 		if code == "" {
 			return nil, &TemplateError{Offset: open, Err: errors.New("empty {{ }}: put an expression inside")}
 		}
-		base := from + strings.Index(inner, code)
-		p, err := CompileValue(code)
-		if err != nil {
-			var ee *ExprError
-			if errors.As(err, &ee) {
-				return nil, &TemplateError{Offset: base + byteOffset(code, ee.Line, ee.Column), Err: ee}
-			}
-			return nil, &TemplateError{Offset: base, Err: err}
-		}
-		t.parts = append(t.parts, part{prog: p})
+		parts = append(parts, TemplatePart{Text: code, Expr: true, Offset: from + strings.Index(inner, code)})
 		i = end + 2
 	}
-	return t, nil
 }
 
 func (t *Template) addLiteral(s string) {

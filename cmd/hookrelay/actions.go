@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,8 +35,7 @@ func (m *Main) actionsCommand() *cobra.Command {
 				return m.printJSON(raw)
 			}
 			var gone []string
-			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSTATE\tIN FLIGHT\tDUE\tOLDEST DUE\tRATE\tCONCURRENCY")
+			t := newTable(m.Stdout, "NAME", "STATE", "IN FLIGHT", "DUE", "OLDEST DUE", "RATE", "CONCURRENCY")
 			for _, a := range out.Data {
 				oldest := "-"
 				if a.OldestDueAt != nil {
@@ -50,14 +48,14 @@ func (m *Main) actionsCommand() *cobra.Command {
 				if a.Concurrency != nil {
 					conc = strconv.Itoa(*a.Concurrency)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", a.Name, actionState(a), a.InFlight, a.Due, oldest, rate, conc)
+				t.row(a.Name, actionState(a), a.InFlight, a.Due, oldest, rate, conc)
 				if !a.InConfig {
 					gone = append(gone, a.Name)
 				}
 			}
-			w.Flush()
+			t.flush()
 			if len(gone) > 0 {
-				fmt.Fprintf(m.Stdout, "not in the config any more: %s\n", strings.Join(gone, ", "))
+				fmt.Fprintf(m.Stdout, "not in the config any more: %s\n", safe(strings.Join(gone, ", ")))
 			}
 			return nil
 		},
@@ -79,10 +77,10 @@ func (m *Main) actionsCommand() *cobra.Command {
 				if rf.json {
 					return m.printJSON(raw)
 				}
-				fmt.Fprintf(m.Stdout, "action %s is %s (%d due, %d in flight)\n", a.Name, actionState(a), a.Due, a.InFlight)
+				fmt.Fprintf(m.Stdout, "action %s is %s (%d due, %d in flight)\n", safe(a.Name), safe(actionState(a)), a.Due, a.InFlight)
 				// Resuming does not close a breaker: say why deliveries may still wait.
 				if !a.Paused && a.Breaker.State != "closed" && a.Breaker.BlockedUntil != nil {
-					fmt.Fprintf(m.Stdout, "its breaker is %s: the next attempt is a probe at %s\n", a.Breaker.State, a.Breaker.BlockedUntil.Format(time.RFC3339))
+					fmt.Fprintf(m.Stdout, "its breaker is %s: the next attempt is a probe at %s\n", safe(a.Breaker.State), a.Breaker.BlockedUntil.Format(time.RFC3339))
 				}
 				return nil
 			},

@@ -123,9 +123,9 @@ func (m *Main) dryRun(in *inbound) error {
 	env := rules.NewEnv(ev, body)
 	key, keyErr := h.IdempotencyKey(env, in.body)
 	if keyErr != nil {
-		fmt.Fprintf(out, "key:      %s (the key expression failed: %v)\n", key, keyErr)
+		fmt.Fprintf(out, "key:      %s (the key expression failed: %s)\n", safe(key), safe(keyErr.Error()))
 	} else {
-		fmt.Fprintf(out, "key:      %s\n", key)
+		fmt.Fprintf(out, "key:      %s\n", safe(key))
 	}
 
 	fmt.Fprintln(out, "rules:")
@@ -134,7 +134,7 @@ func (m *Main) dryRun(in *inbound) error {
 		ok, err := r.Matches(env)
 		switch {
 		case err != nil:
-			fmt.Fprintf(tw, "  %s\terror: %v\n", r.Name, err)
+			fmt.Fprintf(tw, "  %s\terror: %s\n", safe(r.Name), safe(err.Error()))
 		case ok:
 			fmt.Fprintf(tw, "  %s\tmatched\t→ %s\n", r.Name, strings.Join(r.Actions, ", "))
 		default:
@@ -156,10 +156,10 @@ func (m *Main) dryRun(in *inbound) error {
 		fmt.Fprintf(out, "  %s (rule %s)\n", mt.Action, mt.Rule)
 		req, err := in.cfg.Actions[mt.Action].Render(env)
 		if err != nil {
-			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %v\n", err)
+			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(err.Error()))
 			continue
 		}
-		fmt.Fprintf(out, "    %s %s\n", req.Method, req.URL)
+		fmt.Fprintf(out, "    %s %s\n", safe(req.Method), safe(req.URL))
 		red := actions.Redact(req.Header)
 		red["Idempotency-Key"] = "<delivery id>"
 		names := make([]string, 0, len(red))
@@ -168,14 +168,14 @@ func (m *Main) dryRun(in *inbound) error {
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			fmt.Fprintf(out, "    %s: %s\n", k, red[k])
+			fmt.Fprintf(out, "    %s: %s\n", safe(k), safe(red[k]))
 		}
 		if len(req.Body) > 0 {
 			var pretty bytes.Buffer
 			if json.Indent(&pretty, req.Body, "    ", "  ") == nil {
-				fmt.Fprintf(out, "    %s\n", pretty.String())
+				fmt.Fprintf(out, "    %s\n", safeText(pretty.String()))
 			} else {
-				fmt.Fprintf(out, "    %s\n", req.Body)
+				fmt.Fprintf(out, "    %s\n", safeText(string(req.Body)))
 			}
 		}
 	}

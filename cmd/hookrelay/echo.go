@@ -52,16 +52,16 @@ func (m *Main) echoCommand() *cobra.Command {
 }
 
 func printRequest(w io.Writer, r *http.Request, body []byte) {
-	fmt.Fprintf(w, "\n%s %s %s\n", time.Now().Format(time.TimeOnly), r.Method, r.URL.RequestURI())
+	fmt.Fprintf(w, "\n%s %s %s\n", time.Now().Format(time.TimeOnly), safe(r.Method), safe(r.URL.RequestURI()))
 	names := make([]string, 0, len(r.Header))
 	for k := range r.Header {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(r.Header[k], ", "))
+		fmt.Fprintf(w, "  %s: %s\n", safe(k), safe(strings.Join(r.Header[k], ", ")))
 	}
 	if len(body) > 0 {
-		fmt.Fprintf(w, "  %s\n", body)
+		fmt.Fprintf(w, "  %s\n", safeText(string(body)))
 	}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,14 +15,35 @@ import (
 )
 
 // keysCommand manages admin API keys directly in the store, so that the
-// first key can be made before any key exists.
+// first key can be made before any key exists; with --server it goes
+// through a running server's admin API instead, as the key given with
+// --api-key, which can manage only keys within its own scopes.
 func (m *Main) keysCommand() *cobra.Command {
 	var storeURL string
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Create, list and revoke admin API keys (works on the store directly)",
+		Short: "Create, list and revoke admin API keys (on the store directly, or with --server through the admin API)",
+		Long: `Create, list and revoke admin API keys.
+
+Without --server, the commands work on the store directly (--store), which
+is how the first key is made. With --server on the command line they go
+through that server's admin API as the key given with --api-key, which can
+create, see and revoke only keys whose scopes it holds itself.`,
 	}
 	cmd.PersistentFlags().StringVar(&storeURL, "store", m.env("HOOKRELAY_STORE", ""), "store URL, as for serve (env HOOKRELAY_STORE)")
+	rf := m.remoteFlags(cmd)
+	// viaAPI tells which way a command goes: --server on the command line
+	// selects the admin API.
+	viaAPI := func(cmd *cobra.Command) (*apiClient, error) {
+		fl := cmd.Flags()
+		if !fl.Changed("server") {
+			return nil, nil
+		}
+		if fl.Changed("store") {
+			return nil, &exitError{code: 2, err: fmt.Errorf("give --store or --server, not both")}
+		}
+		return rf.client()
+	}
 
 	var name, scopes string
 	create := &cobra.Command{
@@ -27,20 +51,43 @@ func (m *Main) keysCommand() *cobra.Command {
 		Short: "Create a key; its secret is printed once, alone on the last line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, secret, err := admin.NewKey(name, strings.Split(scopes, ","), time.Now().UTC())
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			st, _, err := openStore(cmd.Context(), storeURL)
+			c, err := viaAPI(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.CreateKey(cmd.Context(), k); err != nil {
-				return err
+			list := strings.Split(scopes, ",")
+			if _, err := admin.ParseScopes(list); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--scopes: %w", err)}
 			}
-			fmt.Fprintf(m.Stdout, "created key %s %q with scopes %s (prefix %s); its secret is shown only now:\n%s\n",
-				k.ID, k.Name, strings.Join(k.Scopes, ","), k.Prefix, secret)
+			var k admin.KeyView
+			if c != nil {
+				raw, err := c.call(cmd.Context(), http.MethodPost, "/keys", nil, map[string]any{"name": name, "scopes": list}, &k)
+				if err != nil {
+					return err
+				}
+				if rf.json {
+					return m.printJSON(raw)
+				}
+			} else {
+				key, secret, err := admin.NewKey(name, list, time.Now().UTC())
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				if err := m.withStore(cmd.Context(), storeURL, func(st backend) error { return st.CreateKey(cmd.Context(), key) }); err != nil {
+					return err
+				}
+				k = admin.ViewKey(key)
+				k.Secret = secret
+				if rf.json {
+					raw, err := json.Marshal(k)
+					if err != nil {
+						return err
+					}
+					return m.printJSON(raw)
+				}
+			}
+			fmt.Fprintf(m.Stdout, "created key %s %s with scopes %s (prefix %s); its secret is shown only now:\n%s\n",
+				safe(k.ID), safe(fmt.Sprintf("%q", k.Name)), safe(strings.Join(k.Scopes, ",")), safe(k.Prefix), safe(k.Secret))
 			return nil
 		},
 	}
@@ -52,22 +99,39 @@ func (m *Main) keysCommand() *cobra.Command {
 		Short: "List keys (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, _, err := openStore(cmd.Context(), storeURL)
+			c, err := viaAPI(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			keys, err := st.Keys(cmd.Context())
+			var page struct {
+				Data []admin.KeyView `json:"data"`
+			}
+			var raw []byte
+			if c != nil {
+				raw, err = c.call(cmd.Context(), http.MethodGet, "/keys", nil, nil, &page)
+			} else {
+				err = m.withStore(cmd.Context(), storeURL, func(st backend) error {
+					keys, err := st.Keys(cmd.Context())
+					for _, k := range keys {
+						page.Data = append(page.Data, admin.ViewKey(k))
+					}
+					return err
+				})
+				if err == nil {
+					raw, err = json.Marshal(page)
+				}
+			}
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME\tPREFIX\tSCOPES\tCREATED\tLAST USED\tREVOKED")
-			for _, k := range keys {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(k.Scopes, ","),
-					when(k.CreatedAt), when(k.LastUsedAt), when(k.RevokedAt))
+			if rf.json {
+				return m.printJSON(raw)
 			}
-			return w.Flush()
+			t := newTable(m.Stdout, "ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED")
+			for _, k := range page.Data {
+				t.row(k.ID, k.Name, k.Prefix, strings.Join(k.Scopes, ","), when(k.CreatedAt), whenPtr(k.LastUsedAt), whenPtr(k.RevokedAt))
+			}
+			return t.flush()
 		},
 	}
 
@@ -76,15 +140,19 @@ func (m *Main) keysCommand() *cobra.Command {
 		Short: "Revoke a key; every instance sharing the store refuses it at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, _, err := openStore(cmd.Context(), storeURL)
+			c, err := viaAPI(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.RevokeKey(cmd.Context(), args[0], time.Now().UTC()); err != nil {
-				return fmt.Errorf("revoke %s: %w", args[0], err)
+			if c != nil {
+				_, err = c.call(cmd.Context(), http.MethodDelete, "/keys/"+url.PathEscape(args[0]), nil, nil, nil)
+			} else {
+				err = m.withStore(cmd.Context(), storeURL, func(st backend) error { return st.RevokeKey(cmd.Context(), args[0], time.Now().UTC()) })
 			}
-			fmt.Fprintf(m.Stdout, "revoked %s\n", args[0])
+			if err != nil {
+				return fmt.Errorf("revoke %s: %w", safe(args[0]), err)
+			}
+			fmt.Fprintf(m.Stdout, "revoked %s\n", safe(args[0]))
 			return nil
 		},
 	}
@@ -92,9 +160,26 @@ func (m *Main) keysCommand() *cobra.Command {
 	return cmd
 }
 
+// withStore opens the store at storeURL for f and closes it after.
+func (m *Main) withStore(ctx context.Context, storeURL string, f func(backend) error) error {
+	st, _, err := openStore(ctx, storeURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
+
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+func whenPtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return when(*t)
 }

@@ -43,6 +43,14 @@ func (e *exitError) Error() string { return e.err.Error() }
 // Run runs the command line args until it finishes or ctx is done, and
 // returns the process exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
+	// What the commands print may hold values from webhook senders: nothing
+	// reaches the terminal that could steer it (see term.go).
+	safeOut := *m
+	safeOut.Stdout = &terminalWriter{w: m.Stdout}
+	return safeOut.run(ctx, args)
+}
+
+func (m *Main) run(ctx context.Context, args []string) int {
 	root := m.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(m.Stdout)
@@ -50,10 +58,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
-			fmt.Fprintln(m.Stderr, ee.err)
+			fmt.Fprintln(m.Stderr, safeText(ee.err.Error()))
 			return ee.code
 		}
-		fmt.Fprintln(m.Stderr, "error:", err)
+		fmt.Fprintln(m.Stderr, "error:", safeText(err.Error()))
 		return 1
 	}
 	return 0

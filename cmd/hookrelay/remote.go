@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,7 +80,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s %s: %s (%d)", method, path, e.Error, resp.StatusCode)
+			return nil, fmt.Errorf("%s %s: %s (%d)", method, safe(path), safeText(e.Error), resp.StatusCode)
 		}
 		return nil, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
@@ -141,14 +140,13 @@ func (m *Main) eventsCommand() *cobra.Command {
 			if rf.json {
 				return m.printJSON(raw)
 			}
-			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tHOOK\tSTATUS\tRECEIVED\tRULES")
+			t := newTable(m.Stdout, "ID", "HOOK", "STATUS", "RECEIVED", "RULES")
 			for _, e := range page.Data {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Hook, e.Status, e.ReceivedAt.Format(time.RFC3339), dash(strings.Join(e.MatchedRules, ",")))
+				t.row(e.ID, e.Hook, e.Status, e.ReceivedAt.Format(time.RFC3339), dash(strings.Join(e.MatchedRules, ",")))
 			}
-			w.Flush()
+			t.flush()
 			if page.Next != "" {
-				fmt.Fprintf(m.Stdout, "more: --cursor %s\n", page.Next)
+				fmt.Fprintf(m.Stdout, "more: --cursor %s\n", safe(page.Next))
 			}
 			return nil
 		},
@@ -177,9 +175,11 @@ func (m *Main) eventsCommand() *cobra.Command {
 				return m.printJSON(raw)
 			}
 			fmt.Fprintf(m.Stdout, "event     %s\nhook      %s\nreceived  %s\nstatus    %s\nkey       %s\nrules     %s\n",
-				e.ID, e.Hook, e.ReceivedAt.Format(time.RFC3339Nano), e.Status, e.IdempotencyKey, dash(strings.Join(e.MatchedRules, ", ")))
+				safe(e.ID), safe(e.Hook), e.ReceivedAt.Format(time.RFC3339Nano), safe(e.Status), safe(e.IdempotencyKey), safe(dash(strings.Join(e.MatchedRules, ", "))))
+			// JSON escapes control characters but not C1 or format
+			// characters: safeText escapes those inside the strings.
 			if pretty, err := json.MarshalIndent(e.Payload, "          ", "  "); err == nil && e.Payload != nil {
-				fmt.Fprintf(m.Stdout, "payload   %s\n", pretty)
+				fmt.Fprintf(m.Stdout, "payload   %s\n", safeText(string(pretty)))
 			}
 			if len(e.Deliveries) > 0 {
 				fmt.Fprintln(m.Stdout, "deliveries:")
@@ -210,7 +210,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 				fmt.Fprintln(m.Stdout, "no rule matches this event now: nothing enqueued")
 				return nil
 			}
-			fmt.Fprintf(m.Stdout, "enqueued %d deliveries: %s\n", len(out.Deliveries), strings.Join(out.Deliveries, ", "))
+			fmt.Fprintf(m.Stdout, "enqueued %d deliveries: %s\n", len(out.Deliveries), safe(strings.Join(out.Deliveries, ", ")))
 			return nil
 		},
 	}
@@ -219,16 +219,15 @@ func (m *Main) eventsCommand() *cobra.Command {
 }
 
 func (m *Main) deliveryTable(ds []admin.DeliveryView) {
-	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tEVENT\tACTION\tSTATUS\tATTEMPTS\tNEXT\tLAST ERROR")
+	t := newTable(m.Stdout, "ID", "EVENT", "ACTION", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR")
 	for _, d := range ds {
 		next := "-"
 		if d.NextAttemptAt != nil {
 			next = d.NextAttemptAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.EventID, d.Action, d.Status, d.Attempts, next, dash(d.LastError))
+		t.row(d.ID, d.EventID, d.Action, d.Status, d.Attempts, next, dash(d.LastError))
 	}
-	w.Flush()
+	t.flush()
 }
 
 func (m *Main) deliveriesCommand() *cobra.Command {
@@ -261,7 +260,7 @@ func (m *Main) deliveriesCommand() *cobra.Command {
 			}
 			m.deliveryTable(page.Data)
 			if page.Next != "" {
-				fmt.Fprintf(m.Stdout, "more: --cursor %s\n", page.Next)
+				fmt.Fprintf(m.Stdout, "more: --cursor %s\n", safe(page.Next))
 			}
 			return nil
 		},
@@ -297,7 +296,7 @@ func (m *Main) deliveriesCommand() *cobra.Command {
 				if rf.json {
 					return m.printJSON(raw)
 				}
-				fmt.Fprintf(m.Stdout, "delivery %s is due now (%d attempts so far)\n", d.ID, d.Attempts)
+				fmt.Fprintf(m.Stdout, "delivery %s is due now (%d attempts so far)\n", safe(d.ID), d.Attempts)
 				return nil
 			}
 			var out struct {

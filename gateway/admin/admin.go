@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,32 +61,6 @@ func New(o Options) *API {
 	return &API{o: o, log: log}
 }
 
-// Register mounts the API under /api/v1 on r.
-func (a *API) Register(r gin.IRouter) {
-	g := r.Group("/api/v1")
-	g.GET("/hooks", a.auth(ScopeRead, ScopeWebhooks), a.listHooks)
-	g.POST("/hooks/:id/test", a.auth(ScopeWebhooks, ScopeWrite), a.testHook)
-	g.POST("/reload", a.auth(ScopeWebhooks, ScopeWrite), a.reload)
-	g.POST("/cache/clear", a.auth(ScopeWrite, ScopeWebhooks), a.clearCache)
-
-	g.GET("/events", a.auth(ScopeRead), a.listEvents)
-	g.GET("/events/:id", a.auth(ScopeRead), a.getEvent)
-	g.POST("/events/:id/replay", a.auth(ScopeWrite), a.replay)
-
-	g.GET("/deliveries", a.auth(ScopeRead), a.listDeliveries)
-	g.GET("/deliveries/:id", a.auth(ScopeRead), a.getDelivery)
-	g.POST("/deliveries/retry", a.auth(ScopeWrite), a.retryMany)
-	g.POST("/deliveries/:id/retry", a.auth(ScopeWrite), a.retryOne)
-
-	g.GET("/actions", a.auth(ScopeRead), a.listActions)
-	g.POST("/actions/:name/pause", a.auth(ScopeWrite), a.pauseAction)
-	g.POST("/actions/:name/resume", a.auth(ScopeWrite), a.resumeAction)
-
-	g.GET("/keys", a.auth(ScopeRead), a.listKeys)
-	g.POST("/keys", a.auth(ScopeWrite), a.createKey)
-	g.DELETE("/keys/:id", a.auth(ScopeWrite), a.revokeKey)
-}
-
 // touchEvery is how stale a key's last-used time may get.
 const touchEvery = time.Minute
 
@@ -116,52 +89,6 @@ func (a *API) fail(c *gin.Context, err error) {
 		ae = &apiError{http.StatusServiceUnavailable, "store unavailable"}
 	}
 	c.AbortWithStatusJSON(ae.status, gin.H{"error": ae.msg})
-}
-
-// auth checks the API key and that it carries one of the scopes.
-func (a *API) auth(scopes ...string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || !strings.HasPrefix(secret, secretPrefix) {
-			c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
-			a.fail(c, &apiError{http.StatusUnauthorized, "missing API key: send Authorization: Bearer hr_…"})
-			return
-		}
-		key, err := a.o.Store.KeyByHash(c.Request.Context(), HashSecret(secret))
-		if errors.Is(err, store.ErrNotFound) || (err == nil && !key.RevokedAt.IsZero()) {
-			c.Header("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
-			a.fail(c, &apiError{http.StatusUnauthorized, "invalid or revoked API key"})
-			return
-		}
-		if err != nil {
-			a.fail(c, err)
-			return
-		}
-		if !hasAny(key.Scopes, scopes) {
-			a.fail(c, &apiError{http.StatusForbidden, "this API key lacks the " + strings.Join(scopes, " or ") + " scope"})
-			return
-		}
-		// Last use is kept to the minute, which spares a write per request.
-		if now := a.o.Now(); now.Sub(key.LastUsedAt) >= touchEvery {
-			if err := a.o.Store.TouchKey(c.Request.Context(), key.ID, now); err != nil {
-				a.log.Warn("recording API key use failed", "key", key.ID, "error", err)
-			}
-		}
-		c.Set("key", key)
-		c.Next()
-	}
-}
-
-func hasAny(have, want []string) bool {
-	for _, w := range want {
-		for _, h := range have {
-			if h == w {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Handler returns the API as an http.Handler serving /api/v1.

@@ -13,7 +13,7 @@ import (
 
 func TestNewKey(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	k, secret, err := NewKey("ops", []string{"read", " write", "read"}, now)
+	k, secret, err := NewKey("ops", []string{"write", " read"}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +41,12 @@ func TestNewKey(t *testing.T) {
 		{"", []string{"read"}, "needs a name"},
 		{"x", nil, "at least one scope"},
 		{"x", []string{"admin"}, `unknown scope "admin"`},
+		{"x", []string{"Read"}, `unknown scope "Read"`},
+		{"x", []string{"read,write"}, `unknown scope "read,write"`},
+		{"x", []string{"read", "read"}, `scope "read" is given twice`},
+		{"x", []string{"read", " read "}, `scope "read" is given twice`},
+		{"x", []string{"read", ""}, "empty scope"},
+		{strings.Repeat("n", 201), []string{"read"}, "at most 200 bytes"},
 	} {
 		if _, _, err := NewKey(bad.name, bad.scopes, now); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("NewKey(%q, %v) = %v, want %q", bad.name, bad.scopes, err, bad.want)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -136,15 +138,20 @@ type createKeyRequest struct {
 	Scopes []string `json:"scopes"`
 }
 
+// listKeys shows the keys within the caller's scopes: a key does not learn
+// of broader ones, which it could neither make nor revoke.
 func (a *API) listKeys(c *gin.Context) {
 	keys, err := a.o.Store.Keys(c.Request.Context())
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	data := make([]KeyView, len(keys))
-	for i, k := range keys {
-		data[i] = newKeyView(k)
+	me := caller(c)
+	data := []KeyView{}
+	for _, k := range keys {
+		if within(me, k.Scopes) == nil {
+			data = append(data, newKeyView(k))
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data})
 }
@@ -155,7 +162,16 @@ func (a *API) createKey(c *gin.Context) {
 		a.fail(c, errBadRequest(`body: want JSON {"name": "…", "scopes": ["read"]}`))
 		return
 	}
-	k, secret, err := NewKey(req.Name, req.Scopes, a.o.Now().UTC())
+	scopes, err := ParseScopes(req.Scopes)
+	if err != nil {
+		a.fail(c, errBadRequest("scopes: "+err.Error()))
+		return
+	}
+	if err := within(caller(c), scopes); err != nil {
+		a.fail(c, err)
+		return
+	}
+	k, secret, err := NewKey(req.Name, scopes, a.o.Now().UTC())
 	if err != nil {
 		a.fail(c, errBadRequest(err.Error()))
 		return
@@ -164,15 +180,35 @@ func (a *API) createKey(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	a.log.Info("API key created", "key", k.ID, "scopes", strings.Join(k.Scopes, ","), "by", caller(c).ID)
 	v := newKeyView(k)
 	v.Secret = secret
 	c.JSON(http.StatusCreated, v)
 }
 
+// revokeKey revokes a key within the caller's scopes: a narrower key
+// cannot lock out a broader one.
 func (a *API) revokeKey(c *gin.Context) {
-	if err := a.o.Store.RevokeKey(c.Request.Context(), c.Param("id"), a.o.Now().UTC()); err != nil {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	keys, err := a.o.Store.Keys(ctx)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "revoked": true})
+	i := slices.IndexFunc(keys, func(k store.APIKey) bool { return k.ID == id })
+	if i < 0 {
+		a.fail(c, errNotFound("no such key"))
+		return
+	}
+	if err := within(caller(c), keys[i].Scopes); err != nil {
+		a.fail(c, err)
+		return
+	}
+	if err := a.o.Store.RevokeKey(ctx, id, a.o.Now().UTC()); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.log.Info("API key revoked", "key", id, "by", caller(c).ID)
+	c.JSON(http.StatusOK, gin.H{"id": id, "revoked": true})
 }

@@ -28,12 +28,15 @@ const (
 )
 
 // NewKey makes a key with a fresh secret. The secret is returned once and
-// only its hash is kept in the key.
+// only its hash is kept in the key. scopes are checked by ParseScopes.
 func NewKey(name string, scopes []string, now time.Time) (store.APIKey, string, error) {
 	if strings.TrimSpace(name) == "" {
 		return store.APIKey{}, "", fmt.Errorf("a key needs a name")
 	}
-	scopes, err := ParseScopes(strings.Join(scopes, ","))
+	if len(name) > maxKeyName {
+		return store.APIKey{}, "", fmt.Errorf("a key's name is at most %d bytes", maxKeyName)
+	}
+	scopes, err := ParseScopes(scopes)
 	if err != nil {
 		return store.APIKey{}, "", err
 	}
@@ -58,18 +61,30 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// ParseScopes reads a comma-separated scope list.
-func ParseScopes(s string) ([]string, error) {
-	var out []string
-	for _, sc := range strings.Split(s, ",") {
+// maxKeyName bounds a key's name: it is shown in every key listing.
+const maxKeyName = 200
+
+// ParseScopes checks a key's scope list and returns it in the order of
+// AllScopes. Each item is one scope name; an unknown, empty or repeated
+// item is refused rather than dropped, so that what a key holds is exactly
+// what was asked for.
+func ParseScopes(list []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, sc := range list {
 		sc = strings.TrimSpace(sc)
-		if sc == "" {
-			continue
-		}
-		if !slices.Contains(AllScopes, sc) {
+		switch {
+		case sc == "":
+			return nil, fmt.Errorf("empty scope: use %s", strings.Join(AllScopes, ", "))
+		case !slices.Contains(AllScopes, sc):
 			return nil, fmt.Errorf("unknown scope %q: use %s", sc, strings.Join(AllScopes, ", "))
+		case seen[sc]:
+			return nil, fmt.Errorf("scope %q is given twice", sc)
 		}
-		if !slices.Contains(out, sc) {
+		seen[sc] = true
+	}
+	var out []string
+	for _, sc := range AllScopes {
+		if seen[sc] {
 			out = append(out, sc)
 		}
 	}
@@ -78,3 +93,7 @@ func ParseScopes(s string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ViewKey shows a stored key as the API does, for the CLI working on the
+// store directly.
+func ViewKey(k store.APIKey) KeyView { return newKeyView(k) }

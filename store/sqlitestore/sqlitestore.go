@@ -80,14 +80,21 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	// Bodies carry customers' data and sometimes bearer tokens: a new file
-	// is readable by its owner only. SQLite gives its -wal and -shm files
-	// the database file's permissions.
+	// is readable by its owner only, and an existing one (made by an older
+	// version, or copied in) is tightened to that, with its -wal and -shm
+	// files. SQLite gives -wal and -shm files it creates the database
+	// file's permissions.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := ownerOnly(p); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
 	}
 	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
@@ -157,6 +164,25 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	go s.runWriter()
 	go s.runSweep()
 	return s, nil
+}
+
+// ownerOnly takes every permission of the file at path away from its group
+// and others; a missing file is left alone.
+func ownerOnly(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("%s is readable by others and cannot be restricted to its owner (chmod 600 it): %w", path, err)
+	}
+	return nil
 }
 
 // dsn builds the connection string. Pragmas go in _pragma parameters, which

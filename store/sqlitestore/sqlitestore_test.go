@@ -117,7 +117,7 @@ func TestOpenCreatesParentDirectories(t *testing.T) {
 	s := mustOpen(t, path)
 	defer mustClose(t, s)
 	mustAccept(t, s, testEvent("orders", "k", 1, base, "crm")) // creates the -wal file
-	for _, name := range []string{path, path + "-wal"} {
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(name)
 		if err != nil {
 			t.Fatalf("database file: %v", err)
@@ -125,6 +125,48 @@ func TestOpenCreatesParentDirectories(t *testing.T) {
 		if perm := fi.Mode().Perm(); perm != 0o600 {
 			t.Errorf("%s has permissions %v, want -rw-------", filepath.Base(name), perm)
 		}
+	}
+}
+
+// TestOpenTightensAnExistingFile: a database file, -wal and -shm that
+// others can read (made by an older version, copied in, restored from a
+// backup) are restricted to their owner when the store opens them.
+func TestOpenTightensAnExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	first := mustOpen(t, path)
+	mustAccept(t, first, testEvent("orders", "k", 1, base, "crm")) // the -wal and -shm files exist while it is open
+	files := []string{path, path + "-wal", path + "-shm"}
+	for _, name := range files {
+		if err := os.Chmod(name, 0o664); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := mustOpen(t, path)
+	for _, name := range files {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has permissions %v after Open, want -rw-------", filepath.Base(name), perm)
+		}
+	}
+	mustClose(t, second)
+	mustClose(t, first)
+
+	// A file alone, without -wal and -shm.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files[1:] {
+		if _, err := os.Stat(name); err == nil {
+			t.Fatalf("%s still exists after close", name)
+		}
+	}
+	s := mustOpen(t, path)
+	defer mustClose(t, s)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("database file after Open: %v %v, want -rw-------", fi.Mode(), err)
 	}
 }
 
