@@ -1,0 +1,175 @@
+package actions
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/hookrelay/hookrelay/rules"
+)
+
+// A value interpolated into a URL's path must stay inside its segment for
+// every receiver, and no segment it helps to form may be one a receiver
+// resolves as "." or "..". Receivers differ in what they normalise before
+// routing: WHATWG URL parsers read "%2e" as "." and "\" as "/"; servers
+// that percent-decode first (once, or more than once) also read "%2F" as
+// "/"; Tomcat-style servers drop ";params" from a segment; a server that
+// NFKC-normalises reads "．" (U+FF0E) as "." and "／" (U+FF0F) as "/";
+// Windows-style servers drop trailing dots and spaces. So a value and each
+// segment a value is part of are judged in all of those readings at once:
+//
+//   - a value may not be empty (the request would go to another path),
+//   - a value may not contain "/" or "\" in any reading,
+//   - a segment holding a value may not read as dots only in any reading.
+//
+// Literal text cannot combine with a value into an escape: a '%' in the
+// literal path must begin a complete %XX escape, checked at load, and a
+// value's own '%' is escaped as %25. A literal segment that is a dot
+// segment, or a '\' in the literal path, is refused at load.
+
+// maxDecodes bounds how many percent-decodings a reading goes through: a
+// receiver that decodes twice is already unusual.
+const maxDecodes = 3
+
+// readings returns s as receivers may read it: as it is and after each
+// round of percent-decoding, each also NFKC-normalised.
+func readings(s string) []string {
+	out := []string{s, norm.NFKC.String(s)}
+	for range maxDecodes {
+		d, err := url.PathUnescape(s)
+		if err != nil || d == s {
+			break
+		}
+		s = d
+		out = append(out, s, norm.NFKC.String(s))
+	}
+	return out
+}
+
+// isDotSegment reports whether a receiver would resolve the segment seg as
+// "." or "..".
+func isDotSegment(seg string) bool {
+	for _, r := range readings(seg) {
+		if i := strings.IndexByte(r, ';'); i >= 0 {
+			r = r[:i] // path parameters, which some servers drop
+		}
+		if strings.Contains(r, ".") && strings.Trim(r, ". \t") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPathValue says why value v cannot go into a path segment, or "".
+func checkPathValue(v string) string {
+	if v == "" {
+		return "is empty: the request would go to another path"
+	}
+	for _, r := range readings(v) {
+		if strings.ContainsAny(r, `/\`) {
+			return `contains "/" or "\" (or a form of them that a receiver may decode): it would leave its path segment`
+		}
+	}
+	return ""
+}
+
+// checkLiteralPath refuses, at load, literal path text that a value could
+// combine with or that walks the path by itself. pieces is the path
+// template's (rules.Template.Pieces); origin is the length of the literal
+// "scheme://host[:port]" at its start.
+func checkLiteralPath(raw string, pieces []rules.Piece, origin int) error {
+	pos := 0                     // where the search for the next literal starts in raw
+	var skeleton strings.Builder // the path with each value as "v"
+	for _, p := range pieces {
+		if p.Value {
+			skeleton.WriteString("v")
+			pos += len("{{}}") + len(p.Expr)
+			continue
+		}
+		lit := p.Text
+		if i := strings.Index(raw[min(pos, len(raw)):], lit); i >= 0 {
+			pos += i
+		}
+		for i := 0; i < len(lit); i++ {
+			if lit[i] == '%' && (i+2 >= len(lit) || !isHex(lit[i+1]) || !isHex(lit[i+2])) {
+				return &FieldError{Field: "url", Offset: pos + i, Err: errors.New(`'%' must begin an escape such as %20 (write %25 for '%' itself)`)}
+			}
+		}
+		skeleton.WriteString(lit)
+		pos += len(lit)
+	}
+	s := skeleton.String()[origin:]
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
+	if strings.Contains(s, `\`) {
+		return &FieldError{Field: "url", Err: errors.New(`the path contains '\', which receivers read as '/': write '/'`)}
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if !strings.Contains(seg, "v") && isDotSegment(seg) {
+			return &FieldError{Field: "url", Err: fmt.Errorf("the path has the dot segment %q, which receivers resolve: write the path as it is meant to be reached", seg)}
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// renderPath renders the URL up to its query: the literal text as written,
+// each value path-escaped once it has been judged (see above).
+func (a *Action) renderPath(env rules.Env) (string, error) {
+	pieces, err := a.path.RenderPieces(env)
+	if err != nil {
+		return "", permanent("url", err)
+	}
+	var b strings.Builder
+	type span struct {
+		from, to int
+		expr     string
+	}
+	var values []span
+	for _, p := range pieces {
+		if !p.Value {
+			b.WriteString(p.Text)
+			continue
+		}
+		if why := checkPathValue(p.Text); why != "" {
+			return "", permanent("url", fmt.Errorf("the value of {{ %s }} %s", p.Expr, why))
+		}
+		from := b.Len()
+		b.WriteString(url.PathEscape(p.Text))
+		values = append(values, span{from, b.Len(), p.Expr})
+	}
+	s := b.String()
+	end := len(s)
+	if i := strings.IndexByte(s[a.origin:], '#'); i >= 0 {
+		end = a.origin + i
+	}
+	// Walk the segments of the path; only those holding a value can have
+	// changed since the literal path was checked at load.
+	for from := a.origin; from < end; {
+		to := strings.IndexByte(s[from+1:end], '/')
+		if to < 0 {
+			to = end
+		} else {
+			to += from + 1
+		}
+		seg := strings.TrimPrefix(s[from:to], "/")
+		var exprs []string
+		for _, v := range values {
+			if v.from < to && v.to > from {
+				exprs = append(exprs, "{{ "+v.expr+" }}")
+			}
+		}
+		if len(exprs) > 0 && isDotSegment(seg) {
+			return "", permanent("url", fmt.Errorf("the path segment %q formed with %s would be resolved by receivers as a dot segment and walk the path", seg, strings.Join(exprs, " and ")))
+		}
+		from = to
+	}
+	return s, nil
+}

@@ -1,0 +1,102 @@
+package actions
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Every shape in which a value could walk a receiver's path, alone, with
+// literal text or with another value: each is refused as a permanent
+// error naming why; values that only look alike are sent, escaped.
+func TestRenderPathValues(t *testing.T) {
+	const base = "https://api.example.com/v1/users/"
+	tests := []struct {
+		url, body string
+		want      string // the rendered URL, or "" when refused
+		err       string // part of the refusal
+	}{
+		{base + "{{ body.a }}", `{"a":"42"}`, base + "42", ""},
+		{base + "{{ body.a }}", `{"a":"a.b"}`, base + "a.b", ""},
+		{base + "{{ body.a }}", `{"a":"..."}`, "", "dot segment"},
+		{base + "{{ body.a }}/x", `{"a":"."}`, "", `the path segment "." formed with {{ body.a }}`},
+		{base + "{{ body.a }}/x", `{"a":".."}`, "", `the path segment ".."`},
+		{base + "{{ body.a }}/x", `{"a":"%2e"}`, "", "dot segment"},    // a receiver decoding twice
+		{base + "{{ body.a }}/x", `{"a":"%2E%2e"}`, "", "dot segment"}, // idem
+		{base + "{{ body.a }}/x", `{"a":".%2E"}`, "", "dot segment"},
+		{base + "{{ body.a }}/x", `{"a":"%252e%252e"}`, "", "dot segment"},
+		{base + "{{ body.a }}/x", `{"a":"．．"}`, "", "dot segment"}, // fullwidth full stops, NFKC
+		{base + "{{ body.a }}/x", `{"a":"‥"}`, "", "dot segment"},  // two dot leader, NFKC ".."
+		{base + "{{ body.a }}/x", `{"a":". ."}`, "", "dot segment"},
+		{base + "{{ body.a }}/x", `{"a":".. "}`, "", "dot segment"},
+		{base + "{{ body.a }}/x", `{"a":"..;x"}`, "", "dot segment"},
+		{base + "{{ body.a }}{{ body.b }}/x", `{"a":".","b":"."}`, "", "{{ body.a }} and {{ body.b }}"},
+		{base + ".{{ body.a }}/x", `{"a":"."}`, "", "dot segment"},
+		{base + "{{ body.a }}./x", `{"a":"."}`, "", "dot segment"},
+		{base + "%2e{{ body.a }}/x", `{"a":"."}`, "", "dot segment"},
+		{base + "%2E{{ body.a }}/x", `{"a":"x"}`, base + "%2Ex/x", ""},
+		{base + "{{ body.a }}/x", `{"a":""}`, "", "{{ body.a }} is empty"},
+		{base + "u{{ body.a }}.json", `{"a":""}`, "", "is empty"},
+		{base + "{{ body.a }}/x", `{"a":"a/b"}`, "", `contains "/"`},
+		{base + "{{ body.a }}/x", `{"a":"a\\b"}`, "", `contains "/" or "\"`},
+		{base + "{{ body.a }}/x", `{"a":"..%2Fadmin"}`, "", `contains "/"`},
+		{base + "{{ body.a }}/x", `{"a":"%5C..%5C"}`, "", `contains "/"`},
+		{base + "{{ body.a }}/x", `{"a":"%252F"}`, "", `contains "/"`},
+		{base + "{{ body.a }}/x", `{"a":"a／b"}`, "", `contains "/"`}, // fullwidth solidus
+		{base + "{{ body.a }}/x", `{"a":"a＼b"}`, "", `contains "/"`}, // fullwidth reverse solidus
+		{base + "{{ body.a }}/x", `{"a":"a?b#c"}`, base + "a%3Fb%23c/x", ""},
+		{base + "{{ body.a }}/x", `{"a":"100%"}`, base + "100%25/x", ""},
+		{base + "{{ body.a }}/x?q={{ body.b }}", `{"a":"1","b":"../.."}`, base + "1/x?q=..%2F..", ""},
+		{base + "{{ body.a }}/x?q={{ body.b }}", `{"a":"1","b":""}`, base + "1/x?q=", ""},
+		{base + "{{ body.a }}#{{ body.b }}", `{"a":"1","b":"x"}`, base + "1#x", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url+" "+tt.body, func(t *testing.T) {
+			a := mustCompile(t, Spec{URL: tt.url})
+			req, err := a.Render(env(t, tt.body))
+			switch {
+			case tt.want != "" && err != nil:
+				t.Fatalf("Render = %v, want %s", err, tt.want)
+			case tt.want != "" && req.URL != tt.want:
+				t.Fatalf("URL = %s, want %s", req.URL, tt.want)
+			case tt.want == "" && err == nil:
+				t.Fatalf("Render sent %s, want it refused", req.URL)
+			case tt.want == "" && (!errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Render = %v, want a permanent error containing %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// The literal path is checked at load: a '%' a value could complete into
+// an escape, a dot segment or a '\' would make every delivery walk.
+func TestCompileLiteralPath(t *testing.T) {
+	for _, tt := range []struct {
+		url, err string
+		offset   int
+	}{
+		{"https://api.example.com/a/%2{{ body.x }}", "'%' must begin an escape", 26},
+		{"https://api.example.com/a/{{ body.x }}%", "'%' must begin an escape", 38},
+		{"https://api.example.com/a/{{ body.x }}/%G1", "'%' must begin an escape", 39},
+		{"https://api.example.com/a/../b", `dot segment ".."`, 0},
+		{"https://api.example.com/a/%2E%2e/b/{{ body.x }}", `dot segment "%2E%2e"`, 0},
+		{"https://api.example.com/a/./{{ body.x }}", `dot segment "."`, 0},
+		{`https://api.example.com/a\{{ body.x }}`, `contains '\'`, 0},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := Compile("x", Spec{URL: tt.url})
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != "url" || fe.Offset != tt.offset || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("Compile = %v (%+v), want url error at %d containing %q", err, fe, tt.offset, tt.err)
+			}
+		})
+	}
+	for _, ok := range []string{
+		"https://api.example.com/a/%2Fb/{{ body.x }}", "https://api.example.com/", "https://api.example.com",
+		"https://api.example.com/a//b/{{ body.x }}", "https://api.example.com/a/.well-known/{{ body.x }}?q=%",
+	} {
+		if _, err := Compile("x", Spec{URL: ok}); err != nil {
+			t.Errorf("Compile(%s) = %v", ok, err)
+		}
+	}
+}
