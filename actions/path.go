@@ -15,10 +15,11 @@ import (
 // every receiver, and no segment it helps to form may be one a receiver
 // resolves as "." or "..". Receivers differ in what they normalise before
 // routing: WHATWG URL parsers read "%2e" as "." and "\" as "/"; servers
-// that percent-decode first (once, or more than once) also read "%2F" as
-// "/"; Tomcat-style servers drop ";params" from a segment; a server that
-// NFKC-normalises reads "．" (U+FF0E) as "." and "／" (U+FF0F) as "/";
-// Windows-style servers drop trailing dots and spaces. So a value and each
+// that percent-decode first (once, or more than once, leniently) also read
+// "%2F" as "/"; Tomcat-style servers drop ";params" from a segment; a
+// server that NFKC-normalises reads "．" (U+FF0E) as "." and "／" (U+FF0F)
+// as "/", and best-fit conversions read "∕" (U+2215) as "/"; Windows-style
+// servers drop trailing dots and spaces. So a value and each
 // segment a value is part of are judged in all of those readings at once:
 //
 //   - a value may not be empty (the request would go to another path),
@@ -34,19 +35,58 @@ import (
 // receiver that decodes twice is already unusual.
 const maxDecodes = 3
 
+// lookalikes are characters that are not '/', '\' or '.' even under NFKC
+// but that some receivers map to them (best-fit code page conversion, IDNA
+// style dot mapping).
+var lookalikes = strings.NewReplacer(
+	"\u2215", "/", "\u2044", "/", "\u29f8", "/", // division slash, fraction slash, big solidus
+	"\u2216", `\`, "\u29f5", `\`, "\u29f9", `\`, // set minus, reverse solidus operator, big reverse solidus
+	"\u3002", ".", "\uff61", ".", // ideographic full stop, halfwidth ideographic full stop
+)
+
 // readings returns s as receivers may read it: as it is and after each
-// round of percent-decoding, each also NFKC-normalised.
+// round of percent-decoding, each also NFKC-normalised and with lookalikes
+// mapped.
 func readings(s string) []string {
-	out := []string{s, norm.NFKC.String(s)}
-	for range maxDecodes {
-		d, err := url.PathUnescape(s)
-		if err != nil || d == s {
-			break
+	var out []string
+	for i := 0; ; i++ {
+		n := norm.NFKC.String(s)
+		out = append(out, s, n, lookalikes.Replace(n))
+		d := percentDecode(s)
+		if i == maxDecodes || d == s {
+			return out
 		}
 		s = d
-		out = append(out, s, norm.NFKC.String(s))
 	}
-	return out
+}
+
+// percentDecode decodes every valid %XX triple and keeps anything else as
+// it is, as lenient servers do (url.PathUnescape gives up on the whole
+// string at the first bad escape).
+func percentDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // isDotSegment reports whether a receiver would resolve the segment seg as

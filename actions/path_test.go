@@ -42,8 +42,12 @@ func TestRenderPathValues(t *testing.T) {
 		{base + "{{ body.a }}/x", `{"a":"..%2Fadmin"}`, "", `contains "/"`},
 		{base + "{{ body.a }}/x", `{"a":"%5C..%5C"}`, "", `contains "/"`},
 		{base + "{{ body.a }}/x", `{"a":"%252F"}`, "", `contains "/"`},
-		{base + "{{ body.a }}/x", `{"a":"a／b"}`, "", `contains "/"`}, // fullwidth solidus
-		{base + "{{ body.a }}/x", `{"a":"a＼b"}`, "", `contains "/"`}, // fullwidth reverse solidus
+		{base + "{{ body.a }}/x", `{"a":"a／b"}`, "", `contains "/"`},      // fullwidth solidus
+		{base + "{{ body.a }}/x", `{"a":"a＼b"}`, "", `contains "/"`},      // fullwidth reverse solidus
+		{base + "{{ body.a }}/x", `{"a":"a∕b"}`, "", `contains "/"`},      // division slash
+		{base + "{{ body.a }}/x", `{"a":"%zz..%2F"}`, "", `contains "/"`}, // a lenient decoder
+		{base + "{{ body.a }}/x", `{"a":"%zz%2e%2e"}`, base + "%25zz%252e%252e/x", ""},
+		{base + "{{ body.a }}/x", `{"a":"。。"}`, "", "dot segment"}, // ideographic full stops
 		{base + "{{ body.a }}/x", `{"a":"a?b#c"}`, base + "a%3Fb%23c/x", ""},
 		{base + "{{ body.a }}/x", `{"a":"100%"}`, base + "100%25/x", ""},
 		{base + "{{ body.a }}/x?q={{ body.b }}", `{"a":"1","b":"../.."}`, base + "1/x?q=..%2F..", ""},
