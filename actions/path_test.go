@@ -1,9 +1,14 @@
 package actions
 
 import (
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Every shape in which a value could walk a receiver's path, alone, with
@@ -103,4 +108,93 @@ func TestCompileLiteralPath(t *testing.T) {
 			t.Errorf("Compile(%s) = %v", ok, err)
 		}
 	}
+}
+
+// FuzzRenderPath renders values of any shape into a path and checks it
+// as receivers would resolve it: a request is either refused or, in every
+// reading, keeps its four segments under /p/.
+func FuzzRenderPath(f *testing.F) {
+	for _, s := range []string{"42", ".", "..", "%2e", "%2E%2e", ".%2E", `\..\`, "a/b", "%2F", "．．", "‥", "..;x", ". .", "%zz..%2F", "a∕b", "%252e%252e", ""} {
+		f.Add(s, "x", "y")
+		f.Add("x", s, s)
+	}
+	a := mustCompileF(f, Spec{URL: "https://api.example.com/p/{{ body.a }}/{{ body.b }}{{ body.c }}/x.{{ body.a }}?q={{ body.b }}"})
+	f.Fuzz(func(t *testing.T, va, vb, vc string) {
+		if !utf8.ValidString(va) || !utf8.ValidString(vb) || !utf8.ValidString(vc) {
+			t.Skip() // JSON bodies hold valid UTF-8
+		}
+		raw, err := json.Marshal(map[string]string{"a": va, "b": vb, "c": vc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := a.Render(env(t, string(raw)))
+		if err != nil {
+			if !errors.Is(err, ErrPermanent) {
+				t.Fatalf("Render = %v, want a permanent error", err)
+			}
+			return
+		}
+		u := parseURL(t, req.URL)
+		if u.Query().Get("q") != vb {
+			t.Errorf("query %v, want q=%q", u.Query(), vb)
+		}
+		p := u.EscapedPath()
+		views := []string{p}
+		for d := p; len(views) < 4; {
+			d = leniently(d)
+			views = append(views, d, norm.NFKC.String(d))
+		}
+		for _, v := range views {
+			if got := resolve(v); len(got) != 4 || got[0] != "p" {
+				t.Fatalf("values %q %q %q: %s resolves to %q, want 4 segments under /p/", va, vb, vc, v, got)
+			}
+		}
+	})
+}
+
+func mustCompileF(f *testing.F, s Spec) *Action {
+	a, err := Compile("test", s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return a
+}
+
+// leniently percent-decodes the valid escapes of s, as lenient servers do.
+func leniently(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// resolve is the most eager receiver: '\' is '/' (WHATWG), %2e is '.'
+// (WHATWG), ";params" are dropped (Tomcat), trailing dots and spaces are
+// dropped (Windows), and what is left of only dots is a dot segment.
+func resolve(p string) []string {
+	var out []string
+	for _, s := range strings.Split(strings.TrimPrefix(strings.ReplaceAll(p, `\`, "/"), "/"), "/") {
+		s = strings.NewReplacer("%2e", ".", "%2E", ".").Replace(s)
+		if i := strings.IndexByte(s, ';'); i >= 0 {
+			s = s[:i]
+		}
+		switch t := strings.TrimRight(s, ". "); {
+		case t == "" && strings.Trim(s, ". ") == "" && strings.Contains(s, ".."):
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case t == "" && strings.Contains(s, "."):
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
 }
