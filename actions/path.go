@@ -89,18 +89,18 @@ func unhex(c byte) byte {
 	return c - '0'
 }
 
-// isDotSegment reports whether a receiver would resolve the segment seg as
-// "." or "..".
-func isDotSegment(seg string) bool {
+// dotSegment returns how a receiver that resolves the segment seg as "."
+// or ".." reads it ("." or ".." or another run of dots), or "".
+func dotSegment(seg string) string {
 	for _, r := range readings(seg) {
 		if i := strings.IndexByte(r, ';'); i >= 0 {
 			r = r[:i] // path parameters, which some servers drop
 		}
 		if strings.Contains(r, ".") && strings.Trim(r, ". \t") == "" {
-			return true
+			return strings.Trim(r, " \t")
 		}
 	}
-	return false
+	return ""
 }
 
 // checkPathValue says why value v cannot go into a path segment, or "".
@@ -149,8 +149,8 @@ func checkLiteralPath(raw string, pieces []rules.Piece, origin int) error {
 		return &FieldError{Field: "url", Err: errors.New(`the path contains '\', which receivers read as '/': write '/'`)}
 	}
 	for _, seg := range strings.Split(s, "/") {
-		if !strings.Contains(seg, "v") && isDotSegment(seg) {
-			return &FieldError{Field: "url", Err: fmt.Errorf("the path has the dot segment %q, which receivers resolve: write the path as it is meant to be reached", seg)}
+		if dot := dotSegment(seg); dot != "" && !strings.Contains(seg, "v") {
+			return &FieldError{Field: "url", Err: fmt.Errorf("the path has the segment %q, which receivers resolve as the dot segment %q: write the path as it is meant to be reached", seg, dot)}
 		}
 	}
 	return nil
@@ -206,8 +206,10 @@ func (a *Action) renderPath(env rules.Env) (string, error) {
 				exprs = append(exprs, "{{ "+v.expr+" }}")
 			}
 		}
-		if len(exprs) > 0 && isDotSegment(seg) {
-			return "", permanent("url", fmt.Errorf("the path segment %q formed with %s would be resolved by receivers as a dot segment and walk the path", seg, strings.Join(exprs, " and ")))
+		if dot := dotSegment(seg); dot != "" && len(exprs) > 0 {
+			// The segment itself is not shown: beyond its dots it may hold
+			// anything the payload put there.
+			return "", permanent("url", fmt.Errorf("the path segment formed with %s reads as the dot segment %q to receivers: it would walk the path", strings.Join(exprs, " and "), dot))
 		}
 		from = to
 	}

@@ -24,8 +24,8 @@ func TestRenderPathValues(t *testing.T) {
 		{base + "{{ body.a }}", `{"a":"42"}`, base + "42", ""},
 		{base + "{{ body.a }}", `{"a":"a.b"}`, base + "a.b", ""},
 		{base + "{{ body.a }}", `{"a":"..."}`, "", "dot segment"},
-		{base + "{{ body.a }}/x", `{"a":"."}`, "", `the path segment "." formed with {{ body.a }}`},
-		{base + "{{ body.a }}/x", `{"a":".."}`, "", `the path segment ".."`},
+		{base + "{{ body.a }}/x", `{"a":"."}`, "", `the path segment formed with {{ body.a }} reads as the dot segment "."`},
+		{base + "{{ body.a }}/x", `{"a":".."}`, "", `reads as the dot segment ".."`},
 		{base + "{{ body.a }}/x", `{"a":"%2e"}`, "", "dot segment"},    // a receiver decoding twice
 		{base + "{{ body.a }}/x", `{"a":"%2E%2e"}`, "", "dot segment"}, // idem
 		{base + "{{ body.a }}/x", `{"a":".%2E"}`, "", "dot segment"},
@@ -87,9 +87,9 @@ func TestCompileLiteralPath(t *testing.T) {
 		{"https://api.example.com/a/%2{{ body.x }}", "'%' must begin an escape", 26},
 		{"https://api.example.com/a/{{ body.x }}%", "'%' must begin an escape", 38},
 		{"https://api.example.com/a/{{ body.x }}/%G1", "'%' must begin an escape", 39},
-		{"https://api.example.com/a/../b", `dot segment ".."`, 0},
-		{"https://api.example.com/a/%2E%2e/b/{{ body.x }}", `dot segment "%2E%2e"`, 0},
-		{"https://api.example.com/a/./{{ body.x }}", `dot segment "."`, 0},
+		{"https://api.example.com/a/../b", `segment "..", which receivers resolve as the dot segment ".."`, 0},
+		{"https://api.example.com/a/%2E%2e/b/{{ body.x }}", `the segment "%2E%2e", which receivers resolve as the dot segment ".."`, 0},
+		{"https://api.example.com/a/./{{ body.x }}", `resolve as the dot segment "."`, 0},
 		{`https://api.example.com/a\{{ body.x }}`, `contains '\'`, 0},
 	} {
 		t.Run(tt.url, func(t *testing.T) {
