@@ -148,8 +148,10 @@ func checkLiteralPath(raw string, pieces []rules.Piece, origin int) error {
 	if strings.Contains(s, `\`) {
 		return &FieldError{Field: "url", Err: errors.New(`the path contains '\', which receivers read as '/': write '/'`)}
 	}
+	// A value stands as "v" in the skeleton, so only segments of literal
+	// text alone can read as dots here; the others are judged at render.
 	for _, seg := range strings.Split(s, "/") {
-		if dot := dotSegment(seg); dot != "" && !strings.Contains(seg, "v") {
+		if dot := dotSegment(seg); dot != "" {
 			return &FieldError{Field: "url", Err: fmt.Errorf("the path has the segment %q, which receivers resolve as the dot segment %q: write the path as it is meant to be reached", seg, dot)}
 		}
 	}
