@@ -32,7 +32,9 @@ type Spec struct {
 	Method string // default POST
 	// URL is a template whose scheme and host must be written out: an
 	// interpolation may only come after them, in the path (values
-	// url.PathEscape'd) or the query (values url.QueryEscape'd).
+	// url.PathEscape'd; a value that is empty, holds a slash or forms a
+	// dot segment makes the delivery dead: see renderPath) or the query
+	// (values url.QueryEscape'd).
 	URL     string
 	Headers map[string]string // templates; a rendered value with CR or LF is refused
 	Query   map[string]string // templates, added to the URL's query
@@ -123,6 +125,7 @@ type Action struct {
 	Breaker     Breaker
 
 	scheme, host string          // the URL's literal origin
+	origin       int             // length of "scheme://host[:port]" at the start of path
 	path, query  *rules.Template // the URL before and after its '?'
 	headers      []namedTemplate // canonical names, sorted
 	params       []namedTemplate // query parameters, sorted
@@ -288,8 +291,9 @@ func Compile(name string, s Spec) (*Action, error) {
 }
 
 // compileURL checks that the scheme and host are written out, then compiles
-// the part before the first '?' with path escaping and the rest with query
-// escaping, so that a value can neither add a path segment nor a parameter.
+// the part before the first '?' for renderPath and the rest with query
+// escaping, so that a value can neither leave its path segment nor add a
+// parameter.
 func (a *Action) compileURL(raw string) error {
 	if strings.TrimSpace(raw) == "" {
 		return &FieldError{Field: "url", Err: errors.New("is required")}
@@ -325,11 +329,15 @@ func (a *Action) compileURL(raw string) error {
 	a.scheme, a.host = scheme, strings.ToLower(origin.Host)
 
 	split := queryStart(raw)
-	path, err := compileTemplate("url", raw[:split], pathEscape)
+	// No escape here: renderPath judges and escapes each value itself.
+	path, err := compileTemplate("url", raw[:split], nil)
 	if err != nil {
 		return err
 	}
-	a.path = path
+	if err := checkLiteralPath(raw, path.Pieces(), end); err != nil {
+		return err
+	}
+	a.path, a.origin = path, end
 	if split < len(raw) {
 		q, err := compileTemplate("url", raw[split:], url.QueryEscape)
 		if err != nil {
@@ -365,18 +373,6 @@ func queryStart(s string) int {
 		}
 	}
 	return len(s)
-}
-
-// pathEscape escapes a value for one path segment. A value of "." or ".."
-// is escaped too: left as is, it would walk up the receiver's path.
-func pathEscape(s string) string {
-	switch s {
-	case ".":
-		return "%2E"
-	case "..":
-		return "%2E%2E"
-	}
-	return url.PathEscape(s)
 }
 
 func (a *Action) compileAuth(s *AuthSpec) error {

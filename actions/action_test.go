@@ -111,30 +111,55 @@ func TestCompileDefaults(t *testing.T) {
 
 func TestRenderKeepsTheHost(t *testing.T) {
 	a := mustCompile(t, Spec{URL: "https://api.example.com/users/{{ body.id }}/x?ref={{ body.id }}"})
+	q := mustCompile(t, Spec{URL: "https://api.example.com/users/x?ref={{ body.id }}", Query: map[string]string{"p": "{{ body.id }}"}})
 	for _, evil := range []string{
 		"@evil.example", "../", "..", ".", "//evil.example", "http://evil.example/", `\\evil.example`, "%2F%2Fevil.example", "a#frag", "evil.example:443@x", " ",
-		"\r\nHost: evil.example", "%0d%0aHost:%20evil.example", "\uff20evil.example", "evil.example\x00", "?x=1", "a/../../b", "[::1]", "127.0.0.1:80",
+		"\r\nHost: evil.example", "%0d%0aHost:%20evil.example", "\uff20evil.example", "evil.example\x00", "?x=1", "a/../../b", "[::1]", "127.0.0.1:80", "",
 	} {
 		t.Run(evil, func(t *testing.T) {
-			req, err := a.Render(env(t, `{"id":`+quote(evil)+`}`))
+			ev := env(t, `{"id":`+quote(evil)+`}`)
+			// In the path, a value either stays in its segment or is refused.
+			req, err := a.Render(ev)
 			if err != nil {
-				t.Fatal(err)
+				if !errors.Is(err, ErrPermanent) {
+					t.Fatalf("Render = %v, want a permanent error or a request", err)
+				}
+			} else {
+				u := parseURL(t, req.URL)
+				if !strings.HasPrefix(u.EscapedPath(), "/users/") || !strings.HasSuffix(u.EscapedPath(), "/x") || strings.Count(u.EscapedPath(), "/") != 3 {
+					t.Errorf("path %s does not keep the value in one segment", u.EscapedPath())
+				}
+				if u.Query().Get("ref") != evil || len(u.Query()) != 1 {
+					t.Errorf("query %v does not keep the value in one parameter", u.Query())
+				}
 			}
-			u, err := url.Parse(req.URL)
+			// In the query, every value is sent, in its own parameter.
+			req, err = q.Render(ev)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("Render with the value in the query: %v", err)
 			}
-			if u.Scheme != "https" || u.Host != "api.example.com" || u.User != nil {
-				t.Errorf("URL %s goes to %s://%s", req.URL, u.Scheme, u.Host)
+			u := parseURL(t, req.URL)
+			if u.EscapedPath() != "/users/x" {
+				t.Errorf("path %s, want /users/x: a query value changed the path", u.EscapedPath())
 			}
-			if !strings.HasPrefix(u.EscapedPath(), "/users/") || !strings.HasSuffix(u.EscapedPath(), "/x") || strings.Count(u.EscapedPath(), "/") != 3 {
-				t.Errorf("path %s does not keep the value in one segment", u.EscapedPath())
-			}
-			if u.Query().Get("ref") != evil || len(u.Query()) != 1 {
+			if u.Query().Get("ref") != evil || u.Query().Get("p") != evil || len(u.Query()) != 2 {
 				t.Errorf("query %v does not keep the value in one parameter", u.Query())
 			}
 		})
 	}
+}
+
+// parseURL parses a rendered URL and checks that it goes where the action says.
+func parseURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Scheme != "https" || u.Host != "api.example.com" || u.User != nil {
+		t.Errorf("URL %s goes to %s://%s", s, u.Scheme, u.Host)
+	}
+	return u
 }
 
 // quote returns s as a JSON string.

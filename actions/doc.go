@@ -1,7 +1,9 @@
 // Package actions turns an action of a hookrelay config — a method, a URL
 // template, headers, a query, a JSON body whose leaves are templates (or
 // the event's raw body), and bearer or OAuth2 client-credentials auth —
-// into an HTTP request for one event, and sends it as one attempt: no
+// into an HTTP request for one event (a value in the URL's path kept
+// inside its segment for every receiver, or the delivery refused), and
+// sends it as one attempt: no
 // redirects followed, a timeout, a capped response body, header values with
 // CR or LF refused, loopback, private and metadata addresses refused at dial
 // time unless allowed (GuardedTransport), and every secret kept out of the

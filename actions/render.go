@@ -120,9 +120,9 @@ func (req *Request) setJSON(v any) error {
 }
 
 func (a *Action) renderURL(env rules.Env) (string, error) {
-	s, err := a.path.RenderString(env)
+	s, err := a.renderPath(env)
 	if err != nil {
-		return "", permanent("url", err)
+		return "", err
 	}
 	if a.query != nil {
 		q, err := a.query.RenderString(env)

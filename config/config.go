@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -57,7 +58,7 @@ type Hook struct {
 	Verifier verify.Verifier
 	Token    string         // URL token; empty when the hook has none
 	MaxBody  int64          // bytes
-	Key      *rules.Program // idempotency key; nil means SHA-256 of the raw body
+	Key      *rules.Program // idempotency.key; nil means what the signature covers (see IdempotencyKey)
 	KeyTTL   time.Duration
 	Rules    *rules.Set
 
@@ -341,13 +342,6 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 			hook.KeyTTL = d
 		}
 	}
-	if hook.Key == nil && hook.Verifier != nil && hook.Verifier.DefaultKey() != "" {
-		p, err := rules.CompileValue(hook.Verifier.DefaultKey())
-		if err != nil {
-			l.errorf(file, h.Verify.Scheme.pos, "hook %q: default idempotency key: %v", name, err)
-		}
-		hook.Key = p
-	}
 	for _, rf := range h.Rules {
 		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
 	}
@@ -524,16 +518,23 @@ func (l *loader) exprError(file string, s scalar, what string, err error) {
 	l.errorf(file, s.pos, "%s: %v", what, err)
 }
 
-// IdempotencyKey computes the hook's idempotency key for an event: its key
-// expression, or the SHA-256 of the raw body when it has none. When the
-// expression fails on this payload the body hash is used too, and the
-// failure is returned alongside: refusing the event would lose it for
-// senders that never retry.
-func (h *Hook) IdempotencyKey(env rules.Env, raw []byte) (string, error) {
+// IdempotencyKey computes the hook's idempotency key for a verified event.
+// An idempotency.key expression is used as written. Without one, the key
+// comes from what the signature covers (docs/idempotency.md): the id the
+// scheme signs (verify.Verifier.SignedKey), else the SHA-256 of the raw
+// body, never an unsigned header. When the expression fails on this
+// payload the body hash is used too, and the failure is returned
+// alongside: refusing the event would lose it for senders that never retry.
+func (h *Hook) IdempotencyKey(header http.Header, env rules.Env, raw []byte) (string, error) {
 	var err error
-	if h.Key != nil {
+	switch {
+	case h.Key != nil:
 		var k string
 		if k, err = h.Key.KeyString(env); err == nil {
+			return k, nil
+		}
+	case h.Verifier != nil:
+		if k, ok := h.Verifier.SignedKey(header, raw); ok {
 			return k, nil
 		}
 	}

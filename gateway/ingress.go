@@ -76,7 +76,7 @@ func (g *Gateway) catch(c *gin.Context) {
 		Body:       raw,
 	}
 	env := rules.NewEnv(ev, body)
-	ev.IdempotencyKey = g.key(hook, env, raw)
+	ev.IdempotencyKey = g.key(hook, c.Request.Header, env, raw)
 
 	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
@@ -174,8 +174,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // key computes the idempotency key. A key expression that fails on this
 // payload falls back to the body hash: refusing the event would lose it for
 // senders that never retry.
-func (g *Gateway) key(hook *config.Hook, env rules.Env, raw []byte) string {
-	k, err := hook.IdempotencyKey(env, raw)
+func (g *Gateway) key(hook *config.Hook, h http.Header, env rules.Env, raw []byte) string {
+	k, err := hook.IdempotencyKey(h, env, raw)
 	if err != nil {
 		g.log.Warn("idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
 	}

@@ -319,7 +319,7 @@ func TestRelayIsolatesAHangingAction(t *testing.T) {
 	// setupWith's "call" goes to /call/{id}: point it at the hanging path.
 	var slow, fast []string
 	for i := range 6 {
-		slow = append(slow, enqueue(t, st, "hang/"+strconv.Itoa(i), "call"))
+		slow = append(slow, enqueue(t, st, "hang-"+strconv.Itoa(i), "call"))
 	}
 	run(t, r)
 	for i := range 20 {

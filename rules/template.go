@@ -231,16 +231,9 @@ func (t *Template) RenderString(env Env) (string, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := p.prog.Run(env)
+		s, err := p.prog.stringValue(env)
 		if err != nil {
 			return "", err
-		}
-		if v == nil {
-			return "", fmt.Errorf("%s: the value is nil (missing field?); use ?? to give a default", p.prog.Source())
-		}
-		s, err := formatValue(v)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", p.prog.Source(), err)
 		}
 		if t.escape != nil {
 			s = t.escape(s)
@@ -248,4 +241,67 @@ func (t *Template) RenderString(env Env) (string, error) {
 		b.WriteString(s)
 	}
 	return b.String(), nil
+}
+
+// stringValue runs p for an interpolation into a string. A nil value is an
+// error: a missing field must not silently become "".
+func (p *Program) stringValue(env Env) (string, error) {
+	v, err := p.Run(env)
+	if err != nil {
+		return "", err
+	}
+	if v == nil {
+		return "", fmt.Errorf("%s: the value is nil (missing field?); use ?? to give a default", p.Source())
+	}
+	s, err := formatValue(v)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p.Source(), err)
+	}
+	return s, nil
+}
+
+// Piece is one part of a template: literal text, or an interpolation.
+type Piece struct {
+	// Value is true for an interpolation.
+	Value bool
+	// Text is the literal text as written, or the interpolation's string
+	// value before any escape (Pieces gives its expression instead).
+	Text string
+	// Expr is the interpolation's expression as written ("" for a literal).
+	Expr string
+}
+
+// Pieces returns the template as compiled: each literal, and each
+// interpolation with its expression in Text and Expr.
+func (t *Template) Pieces() []Piece {
+	out := make([]Piece, len(t.parts))
+	for i, p := range t.parts {
+		if p.prog == nil {
+			out[i] = Piece{Text: p.lit}
+		} else {
+			out[i] = Piece{Value: true, Text: p.prog.Source(), Expr: p.prog.Source()}
+		}
+	}
+	return out
+}
+
+// RenderPieces evaluates the template into its pieces, in order, with each
+// value in its string form and the template's escape NOT applied: for a
+// caller that must judge every value where it lands (a URL path checks the
+// segment each value ends up in). A nil value is an error, as in
+// RenderString.
+func (t *Template) RenderPieces(env Env) ([]Piece, error) {
+	out := make([]Piece, len(t.parts))
+	for i, p := range t.parts {
+		if p.prog == nil {
+			out[i] = Piece{Text: p.lit}
+			continue
+		}
+		s, err := p.prog.stringValue(env)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Piece{Value: true, Text: s, Expr: p.prog.Source()}
+	}
+	return out, nil
 }

@@ -141,6 +141,30 @@ func TestCompileTemplateErrors(t *testing.T) {
 	}
 }
 
+// RenderPieces gives each value unescaped, with its expression, between
+// the literals, so that a caller can judge where each value lands.
+func TestTemplateRenderPieces(t *testing.T) {
+	tpl, err := CompileTemplate("/u/{{ body.a }}{{body.n}}.json", url.PathEscape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Piece{{Text: "/u/"}, {Value: true, Text: "body.a", Expr: "body.a"}, {Value: true, Text: "body.n", Expr: "body.n"}, {Text: ".json"}}
+	if got := tpl.Pieces(); !cmp.Equal(got, want) {
+		t.Errorf("Pieces = %+v, want %+v", got, want)
+	}
+	got, err := tpl.RenderPieces(envWith(mustDecode(t, `{"a":"../x","n":1.5}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[1].Text, want[2].Text = "../x", "1.5"
+	if !cmp.Equal(got, want) {
+		t.Errorf("RenderPieces = %+v, want %+v", got, want)
+	}
+	if _, err := tpl.RenderPieces(envWith(mustDecode(t, `{"a":null,"n":1}`))); err == nil || !strings.Contains(err.Error(), "nil") {
+		t.Errorf("RenderPieces with a nil value = %v, want an error", err)
+	}
+}
+
 func BenchmarkTemplateRenderString(b *testing.B) {
 	tpl, err := CompileTemplate("/v1/buyers/{{ body.RouteParams.buyerID }}/users/{{ body.Request.Body.ID }}", url.PathEscape)
 	if err != nil {

@@ -14,14 +14,13 @@ import (
 // macVerifier checks schemes whose one header carries an HMAC of the raw body, optionally after
 // a fixed prefix: the generic hmac scheme, OnCloudWine, OrderCloud, GitHub and Shopify.
 type macVerifier struct {
-	scheme     string
-	header     string
-	prefix     string
-	hash       func() hash.Hash
-	enc        encoding
-	keys       [][]byte
-	idHeader   string // header carrying the sender's delivery id, set by Sign; "" when none
-	defaultKey string
+	scheme   string
+	header   string
+	prefix   string
+	hash     func() hash.Hash
+	enc      encoding
+	keys     [][]byte
+	idHeader string // header carrying the sender's delivery id, set by Sign; "" when none
 }
 
 var algorithms = map[string]func() hash.Hash{"sha1": sha1.New, "sha256": sha256.New, "sha512": sha512.New}
@@ -77,9 +76,12 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func (m *macVerifier) Scheme() string     { return m.scheme }
-func (m *macVerifier) DefaultKey() string { return m.defaultKey }
-func (m *macVerifier) String() string     { return "verify.Verifier(" + m.scheme + ")" }
+func (m *macVerifier) Scheme() string { return m.scheme }
+
+// SignedKey: these schemes sign the body alone; a delivery-id header (GitHub's X-GitHub-Delivery,
+// Shopify's X-Shopify-Webhook-Id) is not signed, so it cannot tell two events apart.
+func (m *macVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
+func (m *macVerifier) String() string                               { return "verify.Verifier(" + m.scheme + ")" }
 
 func (m *macVerifier) Verify(h http.Header, body []byte, _ time.Time) error {
 	v, err := requireHeader(h, m.header)

@@ -21,9 +21,12 @@ type slackVerifier struct {
 	tolerance time.Duration
 }
 
-func (s *slackVerifier) Scheme() string     { return SchemeSlack }
-func (s *slackVerifier) DefaultKey() string { return "" }
-func (s *slackVerifier) String() string     { return "verify.Verifier(slack)" }
+func (s *slackVerifier) Scheme() string { return SchemeSlack }
+
+// SignedKey: Slack signs the timestamp and the body, and signs a new timestamp on every retry of an
+// event, so the body alone is the key.
+func (s *slackVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
+func (s *slackVerifier) String() string                               { return "verify.Verifier(slack)" }
 
 func (s *slackVerifier) Verify(h http.Header, body []byte, now time.Time) error {
 	v, err := requireHeader(h, slackSignatureHeader)

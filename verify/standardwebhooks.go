@@ -50,19 +50,28 @@ func newStandardWebhooks(secrets []string, tolerance time.Duration) (Verifier, e
 func (s *standardWebhooksVerifier) Scheme() string { return SchemeStandardWebhooks }
 func (s *standardWebhooksVerifier) String() string { return "verify.Verifier(standard-webhooks)" }
 
-// DefaultKey prefers webhook-id and falls back to Svix's svix-id; `in` tests for the key, so the
-// expression works whether headers maps to string or to any.
-func (s *standardWebhooksVerifier) DefaultKey() string {
-	return `"webhook-id" in headers ? headers["webhook-id"] : headers["svix-id"]`
+// family is the header family Verify reads: "webhook" (webhook-id, webhook-timestamp,
+// webhook-signature) unless there is no webhook-signature but a svix-signature, then "svix".
+// Headers of the other family are ignored, neither verified nor used as the key.
+func family(h http.Header) string {
+	if _, ok := headerValue(h, "webhook-signature"); !ok {
+		if _, ok := headerValue(h, "svix-signature"); ok {
+			return "svix"
+		}
+	}
+	return "webhook"
+}
+
+// SignedKey is the id the signature covers: the first <family>-id header of the family whose
+// signature verified, as Verify read it. An id header of the other family, or a second id
+// header, added to a signed request changes nothing.
+func (s *standardWebhooksVerifier) SignedKey(h http.Header, _ []byte) (string, bool) {
+	id, ok := headerValue(h, family(h)+"-id")
+	return id, ok && id != ""
 }
 
 func (s *standardWebhooksVerifier) Verify(h http.Header, body []byte, now time.Time) error {
-	family := "webhook"
-	if _, ok := headerValue(h, "webhook-signature"); !ok {
-		if _, ok := headerValue(h, "svix-signature"); ok {
-			family = "svix"
-		}
-	}
+	family := family(h)
 	sigs, err := requireHeader(h, family+"-signature")
 	if err != nil {
 		return err

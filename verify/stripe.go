@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,9 +19,22 @@ type stripeVerifier struct {
 	tolerance time.Duration
 }
 
-func (s *stripeVerifier) Scheme() string     { return SchemeStripe }
-func (s *stripeVerifier) DefaultKey() string { return "body.id" }
-func (s *stripeVerifier) String() string     { return "verify.Verifier(stripe)" }
+func (s *stripeVerifier) Scheme() string { return SchemeStripe }
+func (s *stripeVerifier) String() string { return "verify.Verifier(stripe)" }
+
+// SignedKey is the event's id, "evt_…", which is inside the signed body: a retry of the event
+// carries the same id while fields such as pending_webhooks may change.
+func (s *stripeVerifier) SignedKey(_ http.Header, body []byte) (string, bool) {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(body, &ev) != nil {
+		return "", false
+	}
+	var id string
+	if json.Unmarshal(ev["id"], &id) != nil || id == "" {
+		return "", false
+	}
+	return id, true
+}
 
 func (s *stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error {
 	v, err := requireHeader(h, stripeHeader)

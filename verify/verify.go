@@ -82,10 +82,14 @@ type Verifier interface {
 	// Sign returns the headers a real sender would add for body at now, using the first secret
 	// (nil for "none"). Used by tests, the `hookrelay sign` command and test pings.
 	Sign(body []byte, now time.Time) http.Header
-	// DefaultKey is an expr expression over the environment {headers (lower-case keys, string values), body}
-	// giving the sender's own delivery id, used as the idempotency key when the hook names none;
-	// "" when the scheme has none.
-	DefaultKey() string
+	// SignedKey is the idempotency key of a request Verify accepted when the hook names none: the
+	// sender's own event id where the signature covers one, read from exactly what Verify read
+	// (Standard Webhooks: the id header of the family whose signature verified; Stripe: the id
+	// inside the signed body). ok is false where the signature covers nothing but the body (and,
+	// for Slack, a timestamp that changes on every retry): the caller then keys the event by the
+	// body's hash, so that a signed body seen again is a duplicate whatever unsigned headers, such
+	// as a delivery id, came with it.
+	SignedKey(h http.Header, body []byte) (key string, ok bool)
 }
 
 // ErrSignature is wrapped by every error Verify returns.
@@ -179,12 +183,12 @@ func New(c Config) (Verifier, error) {
 	case SchemeGitHub:
 		return &macVerifier{
 			scheme: c.Scheme, header: "X-Hub-Signature-256", prefix: "sha256=", hash: sha256.New, enc: encHex, keys: keys,
-			idHeader: "X-GitHub-Delivery", defaultKey: `headers["x-github-delivery"]`,
+			idHeader: "X-GitHub-Delivery",
 		}, nil
 	case SchemeShopify:
 		return &macVerifier{
 			scheme: c.Scheme, header: "X-Shopify-Hmac-Sha256", hash: sha256.New, enc: encBase64, keys: keys,
-			idHeader: "X-Shopify-Webhook-Id", defaultKey: `headers["x-shopify-webhook-id"]`,
+			idHeader: "X-Shopify-Webhook-Id",
 		}, nil
 	case SchemeStripe:
 		return &stripeVerifier{keys: keys, tolerance: tol}, nil
@@ -366,8 +370,8 @@ func uuidString(id [16]byte) string {
 // noneVerifier accepts every request: the hook is protected by the secret token in its URL.
 type noneVerifier struct{}
 
-func (noneVerifier) Scheme() string                              { return SchemeNone }
-func (noneVerifier) Verify(http.Header, []byte, time.Time) error { return nil }
-func (noneVerifier) Sign([]byte, time.Time) http.Header          { return nil }
-func (noneVerifier) DefaultKey() string                          { return "" }
-func (noneVerifier) String() string                              { return "verify.Verifier(none)" }
+func (noneVerifier) Scheme() string                               { return SchemeNone }
+func (noneVerifier) Verify(http.Header, []byte, time.Time) error  { return nil }
+func (noneVerifier) Sign([]byte, time.Time) http.Header           { return nil }
+func (noneVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
+func (noneVerifier) String() string                               { return "verify.Verifier(none)" }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/expr-lang/expr"
 
 	"github.com/hookrelay/hookrelay/verify"
 )
@@ -318,23 +315,23 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestDefaultKey(t *testing.T) {
+// The default idempotency key comes only from what the signature covers: the id a scheme signs,
+// or nothing (the caller then keys by the body hash); never from an unsigned header.
+func TestSignedKey(t *testing.T) {
 	body := []byte(`{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event"}`)
 	tests := []struct {
-		name   string
-		cfg    verify.Config
-		want   string // the DefaultKey expression
-		header string // header of Sign's output whose value the expression yields; "" for body.id
+		name string
+		cfg  verify.Config
+		want string // "" when the key is the body hash
 	}{
-		{"github", verify.Config{Scheme: "github", Secrets: []string{"k"}}, `headers["x-github-delivery"]`, "X-GitHub-Delivery"},
-		{"stripe", verify.Config{Scheme: "stripe", Secrets: []string{"k"}}, `body.id`, ""},
-		{"shopify", verify.Config{Scheme: "shopify", Secrets: []string{"k"}}, `headers["x-shopify-webhook-id"]`, "X-Shopify-Webhook-Id"},
-		{"standard-webhooks", verify.Config{Scheme: "standard-webhooks", Secrets: []string{whsec("k")}}, `"webhook-id" in headers ? headers["webhook-id"] : headers["svix-id"]`, "webhook-id"},
-		{"hmac", verify.Config{Scheme: "hmac", Header: "X-Sig", Secrets: []string{"k"}}, "", ""},
-		{"oncloudwine", verify.Config{Scheme: "oncloudwine", Secrets: []string{"k"}}, "", ""},
-		{"ordercloud", verify.Config{Scheme: "ordercloud", Secrets: []string{"k"}}, "", ""},
-		{"slack", verify.Config{Scheme: "slack", Secrets: []string{"k"}}, "", ""},
-		{"none", verify.Config{Scheme: "none"}, "", ""},
+		{"github", verify.Config{Scheme: "github", Secrets: []string{"k"}}, ""},
+		{"stripe", verify.Config{Scheme: "stripe", Secrets: []string{"k"}}, "evt_1NG8Du2eZvKYlo2CUI79vXWy"},
+		{"shopify", verify.Config{Scheme: "shopify", Secrets: []string{"k"}}, ""},
+		{"hmac", verify.Config{Scheme: "hmac", Header: "X-Sig", Secrets: []string{"k"}}, ""},
+		{"oncloudwine", verify.Config{Scheme: "oncloudwine", Secrets: []string{"k"}}, ""},
+		{"ordercloud", verify.Config{Scheme: "ordercloud", Secrets: []string{"k"}}, ""},
+		{"slack", verify.Config{Scheme: "slack", Secrets: []string{"k"}}, ""},
+		{"none", verify.Config{Scheme: "none"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,61 +339,81 @@ func TestDefaultKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := v.DefaultKey(); got != tt.want {
-				t.Fatalf("DefaultKey() = %q, want %q", got, tt.want)
-			}
-			if tt.want == "" {
-				return
-			}
 			signed := v.Sign(body, testNow)
-			want := "evt_1NG8Du2eZvKYlo2CUI79vXWy"
-			if tt.header != "" {
-				want = signed.Get(tt.header)
-				if want == "" {
-					t.Fatalf("Sign set no %s", tt.header)
-				}
+			if signed == nil {
+				signed = http.Header{}
 			}
-			if got := evalKey(t, tt.want, signed, body); got != want {
-				t.Errorf("%s evaluated to %v, want %q", tt.want, got, want)
+			if err := v.Verify(signed, body, testNow); err != nil {
+				t.Fatal(err)
+			}
+			// Unsigned delivery-id headers, as the sender's or any other, change nothing.
+			forged := signed.Clone()
+			for _, h := range []string{"X-GitHub-Delivery", "X-Shopify-Webhook-Id", "X-Request-Id", "Webhook-Id", "Svix-Id"} {
+				forged.Set(h, "forged-"+h)
+			}
+			for _, h := range []http.Header{signed, forged} {
+				got, ok := v.SignedKey(h, body)
+				if got != tt.want || ok != (tt.want != "") {
+					t.Errorf("SignedKey = %q, %t; want %q, %t", got, ok, tt.want, tt.want != "")
+				}
 			}
 		})
 	}
-	// standard-webhooks falls back to svix-id when the sender uses Svix's header names.
-	v, _ := verify.New(verify.Config{Scheme: "standard-webhooks", Secrets: []string{whsec("k")}})
-	if got := evalKey(t, v.DefaultKey(), hdr("svix-id", "msg_svix"), body); got != "msg_svix" {
-		t.Errorf("svix-id fallback evaluated to %v", got)
+	t.Run("stripe without an id", func(t *testing.T) {
+		v, _ := verify.New(verify.Config{Scheme: "stripe", Secrets: []string{"k"}})
+		for _, b := range []string{`{"ID":"evt_1"}`, `{"id":7}`, `{"id":""}`, `[1]`, `not json`} {
+			if got, ok := v.SignedKey(nil, []byte(b)); ok {
+				t.Errorf("SignedKey(%s) = %q, want none", b, got)
+			}
+		}
+	})
+}
+
+// Standard Webhooks: the key is the id of the header family whose signature verified, read as
+// Verify read it; the other family's id, or a second id header, cannot give a signed request a
+// new key.
+func TestSignedKeyStandardWebhooks(t *testing.T) {
+	v, err := verify.New(verify.Config{Scheme: "standard-webhooks", Secrets: []string{whsec("k")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"invoice.paid"}`)
+	signed := v.Sign(body, testNow)
+	id := signed.Get("webhook-id")
+	svix := hdr("svix-id", id, "svix-timestamp", signed.Get("webhook-timestamp"), "svix-signature", signed.Get("webhook-signature"))
+	tests := []struct {
+		name string
+		h    http.Header
+	}{
+		{"webhook-*", signed},
+		{"svix-*", svix},
+		{"webhook-* with a svix-id added", with(signed, "svix-id", "msg_forged")},
+		{"svix-* with a webhook-id added", with(svix, "webhook-id", "msg_forged")},
+		{"webhook-* with a second webhook-id", add(signed, "webhook-id", "msg_forged")},
+		{"svix-* with a second svix-id", add(svix, "svix-id", "msg_forged")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := v.Verify(tt.h, body, testNow); err != nil {
+				t.Fatalf("Verify = %v", err)
+			}
+			if got, ok := v.SignedKey(tt.h, body); got != id || !ok {
+				t.Errorf("SignedKey = %q, %t; want %q", got, ok, id)
+			}
+		})
 	}
 }
 
-// evalKey runs a DefaultKey expression over the environment the gateway gives it, with headers
-// typed both as map[string]string and as map[string]any.
-func evalKey(t *testing.T, code string, h http.Header, body []byte) any {
-	t.Helper()
-	var parsed any
-	if err := json.Unmarshal(body, &parsed); err != nil {
-		t.Fatal(err)
-	}
-	strs, anys := map[string]string{}, map[string]any{}
-	for k := range h {
-		strs[strings.ToLower(k)] = h.Get(k)
-		anys[strings.ToLower(k)] = h.Get(k)
-	}
-	var results []any
-	for _, env := range []map[string]any{{"headers": strs, "body": parsed}, {"headers": anys, "body": parsed}} {
-		prog, err := expr.Compile(code, expr.Env(env))
-		if err != nil {
-			t.Fatalf("compile %q: %v", code, err)
-		}
-		out, err := expr.Run(prog, env)
-		if err != nil {
-			t.Fatalf("run %q: %v", code, err)
-		}
-		results = append(results, out)
-	}
-	if results[0] != results[1] {
-		t.Fatalf("%q differs by header map type: %v vs %v", code, results[0], results[1])
-	}
-	return results[0]
+func with(h http.Header, k, v string) http.Header {
+	c := h.Clone()
+	c.Set(k, v)
+	return c
+}
+
+func add(h http.Header, k, v string) http.Header {
+	c := h.Clone()
+	c.Add(k, v)
+	return c
 }
 
 func TestSignIsDeterministic(t *testing.T) {

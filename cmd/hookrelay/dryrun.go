@@ -121,7 +121,7 @@ func (m *Main) dryRun(in *inbound) error {
 	}
 	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
 	env := rules.NewEnv(ev, body)
-	key, keyErr := h.IdempotencyKey(env, in.body)
+	key, keyErr := h.IdempotencyKey(in.header, env, in.body)
 	if keyErr != nil {
 		fmt.Fprintf(out, "key:      %s (the key expression failed: %s)\n", safe(key), safe(keyErr.Error()))
 	} else {
