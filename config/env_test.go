@@ -200,7 +200,7 @@ actions:
 		if len(matched) != c.matches || len(errs) > 0 {
 			t.Errorf("body.org %q: rules %v matched %v, want %d", c.org, matched, errs, c.matches)
 		}
-		if k, err := h.IdempotencyKey(ev, nil); err != nil || k != "7-"+org {
+		if k, err := h.IdempotencyKey(nil, ev, nil); err != nil || k != "7-"+org {
 			t.Errorf("key = %q, %v", k, err)
 		}
 	}
