@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/expr-lang/expr"
 )
 
 // testLimits are small, so that an attack is caught quickly; the bound each
@@ -59,6 +61,7 @@ func TestBudgetStopsAttacks(t *testing.T) {
 		{"sort of a huge array", slow, `len(sort(body.a)) > 0`, map[string]any{"a": ints(900000)}},
 		{"uniq is quadratic", slow, `len(uniq(body.a)) > 0`, map[string]any{"a": ints(200000)}},
 		{"regular expression from the payload", slow, `body.s matches body.re`, map[string]any{"s": strings.Repeat("a", 1<<20), "re": `[\s\S]{1000}b`}},
+		{"trim with a long cutset", slow, `trim(body.s, body.cut) != ""`, map[string]any{"s": strings.Repeat("é", 500000), "cut": strings.Repeat("ü", 300000) + "é"}},
 		{"range sized by the payload", big, `len(1..body.n) > 0`, map[string]any{"n": 900000}},
 		{"string + in a loop", big, `len(map(1..100000, body.s + body.s)) > 0`, map[string]any{"s": strings.Repeat("x", 10000)}},
 		{"concat in a loop", big, `len(map(1..100000, concat(body.a, body.a))) > 0`, map[string]any{"a": ints(10000)}},
@@ -142,6 +145,10 @@ func TestBudgetLetsOrdinaryRulesThrough(t *testing.T) {
 		{`len(keys(body))`, 5},
 		{`sort([3, 1, 2])`, []any{1, 2, 3}},
 		{`fromBase64(toBase64("x"))`, "x"},
+		{`trim("éaé", "é")`, "a"},
+		{`trim("  a ")`, "a"},
+		{`$env.body.name`, "Ada"},
+		{`$env.hook`, "shop"},
 	}
 	for _, tt := range tests {
 		p, err := CompileValue(tt.src)
@@ -215,5 +222,42 @@ func TestBudgetMemoryIsPerRun(t *testing.T) {
 		if _, err := p.Run(env); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
+	}
+}
+
+// BenchmarkRuleGuard compares typical rules run as before the guard
+// (expr.Run, no patcher, no budget) with the same rules guarded, each
+// event with its own budget. Compare the pairs: go test ./rules -run x
+// -bench RuleGuard.
+func BenchmarkRuleGuard(b *testing.B) {
+	body := mustDecode(b, `{"event":"order.paid","total":120.5,"currency":"EUR","items":[{"sku":"a","qty":2},{"sku":"b","qty":1},{"sku":"c","qty":5},{"sku":"d","qty":1}],"customer":{"email":"ada@example.com","tags":["vip","new"]}}`)
+	for _, rule := range []struct{ name, src string }{
+		{"fields", `body.event == "order.paid" && body.total > 100 && body.currency in ["EUR", "USD"]`},
+		{"loop", `any(body.items, .qty > 3) && "vip" in body.customer.tags`},
+		{"string", `body.customer.email endsWith "@example.com" && lower(body.currency) + "-" + body.event != ""`},
+	} {
+		plain, err := expr.Compile(rule.src, expr.Env(Env{}), expr.Patch(nilSafe{}), expr.AsBool())
+		if err != nil {
+			b.Fatal(err)
+		}
+		guarded, err := CompileCondition(rule.src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := envWith(body)
+		b.Run(rule.name+"/unguarded", func(b *testing.B) {
+			for b.Loop() {
+				if v, err := expr.Run(plain, env); err != nil || v != true {
+					b.Fatal(v, err)
+				}
+			}
+		})
+		b.Run(rule.name+"/guarded", func(b *testing.B) {
+			for b.Loop() {
+				if v, err := guarded.Run(env.Limit(DefaultLimits)); err != nil || v != true {
+					b.Fatal(v, err)
+				}
+			}
+		})
 	}
 }

@@ -70,6 +70,7 @@ var guardedBuiltins = map[string]guardFunc{
 	"fromPairs":  guardElements(bytesPerValue),
 	"median":     guardMedian,
 	"uniq":       guardUniq,
+	"trim":       guardTrim,
 }
 
 // guardOptions registers the guards with the compiler.
@@ -491,6 +492,22 @@ func guardElements(size int64) guardFunc {
 
 // guardUniq is expr's uniq, which compares each element with every kept
 // one, with a tick per element.
+// guardTrim charges trim with a cutset beyond ASCII, which looks each rune
+// of the text up in the cutset.
+func guardTrim(b *budget, args []any) (any, error) {
+	if len(args) != 2 {
+		return nil, nil
+	}
+	s, _ := args[0].(string)
+	cutset, _ := args[1].(string)
+	for i := 0; i < len(cutset); i++ {
+		if cutset[i] >= utf8.RuneSelf {
+			return nil, b.work(int64(len(s)) * int64(len(cutset)) / 4)
+		}
+	}
+	return nil, nil
+}
+
 func guardUniq(b *budget, args []any) (any, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("invalid number of arguments (expected 1, got %d)", len(args))
