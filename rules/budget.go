@@ -8,8 +8,9 @@ import (
 )
 
 // Limits bound the evaluation of one event's expressions: Timeout is the
-// wall-clock time its key, rules and response (or one delivery's
-// templates) may take together; Memory is what one expression may allocate.
+// time its key, rules and response (or one delivery's templates) may spend
+// together in loops and other work that grows with the payload; Memory is
+// what one expression may allocate.
 type Limits struct {
 	Timeout time.Duration
 	Memory  int64 // bytes
@@ -47,17 +48,23 @@ var ErrOverBudget = errors.New("evaluation over budget")
 // expression can name it, and is read by the guards the compiler inserts
 // (see guard.go). It is used by one goroutine at a time; only expired is
 // written from elsewhere, by the deadline timer.
+//
+// Time is what the event's runs spend in loops and other work that grows
+// with the data: a run that never loops does a bounded amount of work per
+// operation of its program, so it is neither timed nor refused, and a
+// cheap rule still evaluates after an expensive one spent the allowance.
+// Time between runs (storing the event, say) is not counted.
 type budget struct {
-	limits   Limits
-	deadline time.Time
-	expired  atomic.Bool
-	timer    *time.Timer // armed at the first tick of a run, stopped at its end
-	used     int64       // bytes charged by the current run
+	limits  Limits
+	spent   time.Duration // by earlier runs
+	started time.Time     // when the current run began to loop; zero before
+	expired atomic.Bool
+	timer   *time.Timer // raises expired when the allowance is spent
+	used    int64       // bytes charged by the current run
 }
 
 func newBudget(l Limits) *budget {
-	l = l.withDefaults()
-	return &budget{limits: l, deadline: time.Now().Add(l.Timeout)}
+	return &budget{limits: l.withDefaults()}
 }
 
 // vmElements is the expr VM's own MemoryBudget, which counts elements of
@@ -66,11 +73,12 @@ func (b *budget) vmElements() uint {
 	return uint(max(b.limits.Memory/16, 1))
 }
 
-// tick is called once per iteration of every loop an expression runs. A
-// timer, armed at the first tick of a run, raises expired at the deadline,
-// so that a tick costs one atomic load however slow each iteration is.
+// tick is called once per iteration of every loop an expression runs. The
+// timer, armed at the first tick of a run, raises expired when the time
+// left runs out, so that a tick costs one atomic load however slow each
+// iteration is.
 func (b *budget) tick() error {
-	if b.timer == nil {
+	if b.started.IsZero() {
 		b.arm()
 	}
 	if b.expired.Load() {
@@ -80,25 +88,26 @@ func (b *budget) tick() error {
 }
 
 func (b *budget) arm() {
-	d := time.Until(b.deadline)
-	if d <= 0 {
+	b.started = time.Now()
+	left := b.limits.Timeout - b.spent
+	if left <= 0 {
 		b.expired.Store(true)
 		return
 	}
-	b.timer = time.AfterFunc(d, func() { b.expired.Store(true) })
+	b.timer = time.AfterFunc(left, func() { b.expired.Store(true) })
 }
 
 // work charges an operation expected to take about ns nanoseconds in one
 // go (a sort, a regular expression): it is refused before it starts when
-// it would end after the deadline.
+// it would run past the time left.
 func (b *budget) work(ns int64) error {
-	if b.expired.Load() {
+	if err := b.tick(); err != nil {
+		return err
+	}
+	if ns > 1000 && time.Since(b.started)+time.Duration(ns) > b.limits.Timeout-b.spent {
 		return b.overTime()
 	}
-	if ns > 1000 && time.Now().Add(time.Duration(ns)).After(b.deadline) {
-		return b.overTime()
-	}
-	return b.tick()
+	return nil
 }
 
 // alloc charges n bytes about to be allocated; it fails, before the
@@ -112,12 +121,19 @@ func (b *budget) alloc(n int64) error {
 }
 
 func (b *budget) overTime() error {
+	if b.spent >= b.limits.Timeout {
+		return fmt.Errorf("%w: the event's evaluation time (%v) was spent by earlier expressions", ErrOverBudget, b.limits.Timeout)
+	}
 	return fmt.Errorf("%w: took longer than %v", ErrOverBudget, b.limits.Timeout)
 }
 
 // endRun is called when one expression's run ends: memory is counted per
 // run, time for the whole event.
 func (b *budget) endRun() {
+	if !b.started.IsZero() {
+		b.spent += time.Since(b.started)
+		b.started = time.Time{}
+	}
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil

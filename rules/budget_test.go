@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -188,7 +189,8 @@ func TestBudgetIsOutOfReach(t *testing.T) {
 }
 
 // One Env's budget is shared by every expression run against it: once its
-// time is spent, the next run fails at once.
+// time is spent, the next run that loops fails at once, while one that
+// does not still evaluates.
 func TestBudgetTimeIsPerEvent(t *testing.T) {
 	slow, err := CompileCondition(`any(body.a, {any(body.a, {# < 0})})`)
 	if err != nil {
@@ -202,8 +204,15 @@ func TestBudgetTimeIsPerEvent(t *testing.T) {
 	if _, err := slow.Run(env); !errors.Is(err, ErrOverBudget) {
 		t.Fatalf("slow run = %v, want over budget", err)
 	}
-	if _, err := quick.Run(env); !errors.Is(err, ErrOverBudget) {
+	if _, err := quick.Run(env); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "was spent by earlier expressions") {
 		t.Fatalf("quick run after the budget was spent = %v, want over budget", err)
+	}
+	plain, err := CompileCondition(`body.a[1] == 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := plain.Run(env); err != nil || ok != true {
+		t.Fatalf("a run without loops after the budget was spent = %v, %v", ok, err)
 	}
 	if ok, err := quick.Run(envWith(nil).Limit(testLimits)); err != nil || ok != true {
 		t.Fatalf("quick run on a fresh budget = %v, %v", ok, err)
@@ -260,4 +269,22 @@ func BenchmarkRuleGuard(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Time between runs (the store write between the rules and the answer)
+// does not count against the budget.
+func TestBudgetCountsOnlyEvaluation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := CompileCondition(`any(body.a, {# == 2})`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := envWith(map[string]any{"a": ints(3)}).Limit(testLimits)
+		for i := range 3 {
+			if ok, err := p.Run(env); err != nil || ok != true {
+				t.Fatalf("run %d = %v, %v", i, ok, err)
+			}
+			time.Sleep(time.Hour)
+		}
+	})
 }

@@ -107,9 +107,6 @@ func (p *Program) Run(env Env) (any, error) {
 	}
 	b := env.budget
 	defer b.endRun()
-	if b.expired.Load() {
-		return nil, &runError{src: p.src, err: b.overTime()}
-	}
 	machine := vm.VM{MemoryBudget: b.vmElements()}
 	out, err := machine.Run(p.prog, &env)
 	if err != nil {

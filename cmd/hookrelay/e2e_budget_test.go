@@ -47,7 +47,8 @@ actions:
 `
 
 // The quadratic rule would take minutes on its payload, the repeat rule
-// a gigabyte; the ordinary rule must match all the same.
+// a gigabyte; the ordinary rules before and after them must match all the
+// same.
 const budgetRules = `
 rules:
   - name: ordinary
@@ -57,7 +58,10 @@ rules:
     when: any(body.items, {any(body.items, {# < 0})})
     actions: [notify]
   - name: repeat
-    when: len(repeat(body.pad, body.times)) > 0
+    when: len(repeat(body.pad, body.times)) > 5
+    actions: [notify]
+  - name: late
+    when: body.pad == "a"
     actions: [notify]
   - name: blow
     when: body.kind == "blow"
@@ -153,19 +157,20 @@ func testEvaluationBudget(t *testing.T, storeURL string) {
 	for _, c := range []struct {
 		name string
 		body []byte
-		rule string
-		key  string // "" for the body hash
+		rule    string
+		matched string
+		key     string // "" for the body hash
 	}{
-		{"quadratic", quadratic, "quadratic", "aaa"},
-		{"repeat", repeat, "repeat", ""},
+		{"quadratic", quadratic, "quadratic", "ordinary,late", "aaa"},
+		{"repeat", repeat, "repeat", "ordinary", ""},
 	} {
 		id := send(c.body)
 		ev, err := st.Event(context.Background(), id)
 		if err != nil {
 			t.Fatalf("%s: event %s not stored: %v", c.name, id, err)
 		}
-		if strings.Join(ev.MatchedRules, ",") != "ordinary" || ev.Status != store.EventAccepted {
-			t.Errorf("%s: stored %s with rules %v, want accepted with [ordinary]", c.name, ev.Status, ev.MatchedRules)
+		if strings.Join(ev.MatchedRules, ",") != c.matched || ev.Status != store.EventAccepted {
+			t.Errorf("%s: stored %s with rules %v, want accepted with %s", c.name, ev.Status, ev.MatchedRules, c.matched)
 		}
 		want := c.key
 		if want == "" {
