@@ -155,8 +155,8 @@ func testEvaluationBudget(t *testing.T, storeURL string) {
 	}
 
 	for _, c := range []struct {
-		name string
-		body []byte
+		name    string
+		body    []byte
 		rule    string
 		matched string
 		key     string // "" for the body hash
