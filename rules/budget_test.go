@@ -288,3 +288,20 @@ func TestBudgetCountsOnlyEvaluation(t *testing.T) {
 		}
 	})
 }
+
+// A type error in a guarded call is still found at load, and named as
+// written.
+func TestBudgetKeepsCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`repeat(1, 2) == ""`:   "cannot use int as argument (type string) to call repeat",
+		`"a" + 1 == ""`:        "invalid operation: + (mismatched types string and int)",
+		`toJSON() == ""`:       "not enough arguments to call toJSON",
+		`len(keys(1)) > 0`:     "cannot get keys from int",
+		`upper("a", "b") > ""`: "too many arguments to call upper",
+	} {
+		_, err := CompileCondition(src)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "guard") {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
+		}
+	}
+}

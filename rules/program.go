@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -66,11 +67,16 @@ func exprError(err error) *ExprError {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		line := max(fe.Line, 1)
-		return &ExprError{Line: line, Column: fe.Column + 1, Msg: fe.Message}
+		return &ExprError{Line: line, Column: fe.Column + 1, Msg: unguarded(fe.Message)}
 	}
 	// The checker reports a wrong result type without a position: it is
 	// about the expression as a whole.
-	return &ExprError{Line: 1, Column: 1, Msg: err.Error()}
+	return &ExprError{Line: 1, Column: 1, Msg: unguarded(err.Error())}
+}
+
+// unguarded names a guarded builtin as it was written.
+func unguarded(msg string) string {
+	return strings.ReplaceAll(msg, "call "+guardPrefix, "call ")
 }
 
 // nilSafe makes every member access into dynamic data (body and what it
