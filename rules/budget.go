@@ -58,10 +58,16 @@ type budget struct {
 	limits  Limits
 	spent   time.Duration // by earlier runs
 	started time.Time     // when the current run began to loop; zero before
+	ticks   int           // of the current run
 	expired atomic.Bool
 	timer   *time.Timer // raises expired when the allowance is spent
 	used    int64       // bytes charged by the current run
 }
+
+// timerAfter is the iteration from which a run's time is watched by a
+// timer rather than by reading the clock at each step: short loops, the
+// common case, never pay for a timer.
+const timerAfter = 64
 
 func newBudget(l Limits) *budget {
 	return &budget{limits: l.withDefaults()}
@@ -73,13 +79,25 @@ func (b *budget) vmElements() uint {
 	return uint(max(b.limits.Memory/16, 1))
 }
 
-// tick is called once per iteration of every loop an expression runs. The
-// timer, armed at the first tick of a run, raises expired when the time
-// left runs out, so that a tick costs one atomic load however slow each
+// tick is called once per iteration of a loop whose predicate is not
+// cheap (see guardLoop).
+func (b *budget) tick() error { return b.step(1) }
+
+// step charges n iterations. Until a run has taken timerAfter of them,
+// each step reads the clock; then a timer raises expired when the time
+// left runs out, so that a step costs one atomic load however slow each
 // iteration is.
-func (b *budget) tick() error {
+func (b *budget) step(n int) error {
 	if b.started.IsZero() {
-		b.arm()
+		b.started = time.Now()
+	}
+	b.ticks += n
+	if b.timer == nil && !b.expired.Load() {
+		if left := b.left(); left <= 0 {
+			b.expired.Store(true)
+		} else if b.ticks >= timerAfter {
+			b.timer = time.AfterFunc(left, func() { b.expired.Store(true) })
+		}
 	}
 	if b.expired.Load() {
 		return b.overTime()
@@ -87,14 +105,9 @@ func (b *budget) tick() error {
 	return nil
 }
 
-func (b *budget) arm() {
-	b.started = time.Now()
-	left := b.limits.Timeout - b.spent
-	if left <= 0 {
-		b.expired.Store(true)
-		return
-	}
-	b.timer = time.AfterFunc(left, func() { b.expired.Store(true) })
+// left is the time the current run may still take.
+func (b *budget) left() time.Duration {
+	return b.limits.Timeout - b.spent - time.Since(b.started)
 }
 
 // work charges an operation expected to take about ns nanoseconds in one
@@ -104,7 +117,7 @@ func (b *budget) work(ns int64) error {
 	if err := b.tick(); err != nil {
 		return err
 	}
-	if ns > 1000 && time.Since(b.started)+time.Duration(ns) > b.limits.Timeout-b.spent {
+	if ns > 1000 && time.Duration(ns) > b.left() {
 		return b.overTime()
 	}
 	return nil
@@ -133,6 +146,7 @@ func (b *budget) endRun() {
 	if !b.started.IsZero() {
 		b.spent += time.Since(b.started)
 		b.started = time.Time{}
+		b.ticks = 0
 	}
 	if b.timer != nil {
 		b.timer.Stop()

@@ -47,6 +47,7 @@ func TestBudgetStopsAttacks(t *testing.T) {
 		{"quadratic nested loops", slow, `count(body.a, {any(body.a, {# < 0})}) > 0`, map[string]any{"a": ints(50000)}},
 		{"cubic ranges sized by the payload", slow, `let r = 1..body.n; any(r, {any(r, {any(r, {# < 0})})})`, map[string]any{"n": 1000}},
 		{"filter inside map", slow, `len(map(body.a, {len(filter(body.a, {# > 1}))})) > 0`, map[string]any{"a": ints(50000)}},
+		{"payload compared with payload in a loop", slow, `count(body.a, {body.a == body.b}) < 0`, map[string]any{"a": ints(40000), "b": ints(40000)}},
 		{"nested reduce", slow, `reduce(body.a, #acc + reduce(body.a, #acc + #, 0), 0) > 0`, map[string]any{"a": ints(50000)}},
 		{"repeat", big, `len(repeat(body.s, body.n)) > 0`, map[string]any{"s": strings.Repeat("x", 1000), "n": 1000000}},
 		{"replace of the empty string", big, `len(replace(body.s, "", body.r)) > 0`, map[string]any{"s": strings.Repeat("x", 100000), "r": strings.Repeat("y", 10000)}},

@@ -32,6 +32,7 @@ import (
 // The guards' names contain a space: no expression can call them.
 const (
 	tickName    = "guard tick"
+	loopName    = "guard loop"
 	addName     = "guard +"
 	matchesName = "guard matches"
 	sortByName  = "guard sortBy"
@@ -77,6 +78,7 @@ var guardedBuiltins = map[string]guardFunc{
 var guardOptions = func() []expr.Option {
 	opts := []expr.Option{
 		function(tickName, func(b *budget, args []any) (any, error) { return args[0], b.tick() }, passThrough),
+		function(loopName, func(b *budget, args []any) (any, error) { return args[0], b.step(length(args[0])) }, passThrough),
 		function(sortByName, guardSortBy, passThrough),
 		function(groupByName, guardGroupBy, passThrough),
 		function(addName, guardAdd, validateAdd),
@@ -159,18 +161,11 @@ type guard struct{}
 
 func (guard) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
-	case *ast.PredicateNode:
-		ast.Patch(&n.Node, guardCall(tickName, n.Node))
 	case *ast.BuiltinNode:
-		switch n.Name {
-		case "sortBy":
-			ast.Patch(&n.Arguments[0], guardCall(sortByName, n.Arguments[0]))
-		case "groupBy":
-			ast.Patch(&n.Arguments[0], guardCall(groupByName, n.Arguments[0]))
-		default:
-			if _, ok := guardedBuiltins[n.Name]; ok {
-				ast.Patch(node, guardCall(guardPrefix+n.Name, n.Arguments...))
-			}
+		if loops[n.Name] {
+			guardLoop(n)
+		} else if _, ok := guardedBuiltins[n.Name]; ok {
+			ast.Patch(node, guardCall(guardPrefix+n.Name, n.Arguments...))
 		}
 	case *ast.BinaryNode:
 		switch n.Operator {
@@ -187,6 +182,79 @@ func (guard) Visit(node *ast.Node) {
 			}
 		}
 	}
+}
+
+// loops are the builtins that run their predicate (or, for count and sum
+// without one, nothing) once per element.
+var loops = map[string]bool{
+	"all": true, "none": true, "any": true, "one": true, "filter": true, "map": true,
+	"find": true, "findIndex": true, "findLast": true, "findLastIndex": true,
+	"count": true, "sum": true, "groupBy": true, "sortBy": true, "reduce": true,
+}
+
+// guardLoop makes a loop pay for its iterations: a predicate that can cost
+// more than a few operations (another loop, a call, a comparison of two
+// values from the payload) ticks the budget at each one; a loop whose
+// predicate cannot is charged for all of them before it starts, which is
+// as safe and costs one call instead of one per element.
+func guardLoop(n *ast.BuiltinNode) {
+	charge := loopName
+	switch n.Name {
+	case "sortBy":
+		charge = sortByName
+	case "groupBy":
+		charge = groupByName
+	}
+	if len(n.Arguments) > 1 {
+		if pred, ok := n.Arguments[1].(*ast.PredicateNode); ok && !cheap(pred.Node) {
+			ast.Patch(&pred.Node, guardCall(tickName, pred.Node))
+			if charge == loopName {
+				return
+			}
+		}
+	}
+	ast.Patch(&n.Arguments[0], guardCall(charge, n.Arguments[0]))
+}
+
+// cheap reports whether evaluating node takes a bounded number of steps,
+// each independent of the size of the payload.
+func cheap(node ast.Node) bool {
+	switch n := node.(type) {
+	case *ast.NilNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.StringNode,
+		*ast.IdentifierNode, *ast.PointerNode:
+		return true
+	case *ast.MemberNode:
+		return cheap(n.Node) && cheap(n.Property)
+	case *ast.ChainNode:
+		return cheap(n.Node)
+	case *ast.UnaryNode:
+		return cheap(n.Node)
+	case *ast.ConditionalNode:
+		return cheap(n.Cond) && cheap(n.Exp1) && cheap(n.Exp2)
+	case *ast.BuiltinNode:
+		return n.Name == "len" && len(n.Arguments) == 1 && cheap(n.Arguments[0])
+	case *ast.BinaryNode:
+		if !cheap(n.Left) || !cheap(n.Right) {
+			return false
+		}
+		switch n.Operator {
+		case "and", "or", "&&", "||", "??", "-", "*", "/", "%", "**", "^":
+			return true
+		case "==", "!=", "<", ">", "<=", ">=":
+			// Two values from the payload may be long strings or deep
+			// lists; one of them a literal, the comparison is short.
+			return literal(n.Left) || literal(n.Right)
+		}
+	}
+	return false
+}
+
+func literal(node ast.Node) bool {
+	switch node.(type) {
+	case *ast.NilNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.StringNode:
+		return true
+	}
+	return false
 }
 
 func guardCall(name string, args ...ast.Node) *ast.CallNode {
@@ -285,6 +353,9 @@ func progSize(re *syntax.Regexp) int64 {
 
 func guardSortBy(b *budget, args []any) (any, error) {
 	n := length(args[0])
+	if err := b.step(n); err != nil {
+		return nil, err
+	}
 	if err := b.alloc(int64(n) * 32); err != nil {
 		return nil, err
 	}
@@ -295,6 +366,9 @@ func guardSortBy(b *budget, args []any) (any, error) {
 }
 
 func guardGroupBy(b *budget, args []any) (any, error) {
+	if err := b.step(length(args[0])); err != nil {
+		return nil, err
+	}
 	if err := b.alloc(int64(length(args[0])) * 48); err != nil {
 		return nil, err
 	}
