@@ -118,7 +118,7 @@ func (b *budget) work(ns int64) error {
 		return err
 	}
 	if ns > 1000 && time.Duration(ns) > b.left() {
-		return b.overTime()
+		return fmt.Errorf("%w: would take longer than the %v allowed", ErrOverBudget, b.limits.Timeout)
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestBudgetStopsAttacks(t *testing.T) {
 			if !errors.Is(err, ErrOverBudget) {
 				t.Fatalf("Run = %v, want an error wrapping ErrOverBudget", err)
 			}
-			want := "took longer"
+			want := "longer than"
 			if tt.limits.Timeout == time.Hour {
 				want = "would allocate more"
 			}
