@@ -50,6 +50,10 @@ type Config struct {
 	// AllowNetworks are private or reserved networks that actions may reach
 	// all the same (egress.allow_networks); everything else such is refused.
 	AllowNetworks []netip.Prefix
+	// Evaluation bounds the time and memory of one event's expressions
+	// (server.evaluation); a payload decoding to more than
+	// Evaluation.MaxValues() values is refused.
+	Evaluation rules.Limits
 }
 
 // Hook is one catch-hook endpoint.
@@ -240,6 +244,7 @@ func (l *loader) load(path string) *Config {
 		c.PublicURL = strings.TrimRight(raw.PublicURL.Value, "/")
 	}
 	c.TrustedProxies = l.compileServer(path, raw.Server)
+	c.Evaluation = l.compileEvaluation(path, raw.Server)
 	c.AllowNetworks = l.compileEgress(path, raw.Egress)
 
 	// Actions first: rules refer to them by name.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite golden .err files")
@@ -255,4 +257,37 @@ action_files: [actions.yaml]
 			t.Errorf("Load(/dev/zero) = %v", err)
 		}
 	})
+}
+
+func TestLoadEvaluation(t *testing.T) {
+	dir := t.TempDir()
+	write := func(server string) string {
+		p := filepath.Join(dir, "hookrelay.yaml")
+		cfg := server + "hooks:\n  shop:\n    verify:\n      scheme: github\n      secret: s3cret\n"
+		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, err := Load(write(""), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Evaluation != rules.DefaultLimits {
+		t.Errorf("default evaluation = %+v, want %+v", cfg.Evaluation, rules.DefaultLimits)
+	}
+	cfg, err = Load(write("server:\n  evaluation:\n    timeout: 250ms\n    memory: 16MiB\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (rules.Limits{Timeout: 250 * time.Millisecond, Memory: 16 << 20}); cfg.Evaluation != want {
+		t.Errorf("evaluation = %+v, want %+v", cfg.Evaluation, want)
+	}
+	cfg, err = Load(write("server:\n  evaluation:\n    memory: 1MiB\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (rules.Limits{Timeout: rules.DefaultLimits.Timeout, Memory: 1 << 20}); cfg.Evaluation != want {
+		t.Errorf("evaluation = %+v, want %+v", cfg.Evaluation, want)
+	}
 }

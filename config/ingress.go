@@ -19,7 +19,8 @@ import (
 )
 
 type rawServer struct {
-	TrustedProxies anyNode `yaml:"trusted_proxies"`
+	TrustedProxies anyNode        `yaml:"trusted_proxies"`
+	Evaluation     *rawEvaluation `yaml:"evaluation"` // see evaluation.go
 }
 
 type rawHookAuth struct {

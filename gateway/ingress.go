@@ -61,7 +61,11 @@ func (g *Gateway) catch(c *gin.Context) {
 	headers := lowerHeaders(c.Request.Header)
 	// The stored content-type header is what the relay decodes the stored
 	// body by, so it is what decides here too.
-	body, err := rules.DecodeBody(raw, headers["content-type"], maxDepth)
+	body, err := rules.DecodeBodyWithin(raw, headers["content-type"], maxDepth, cfg.Evaluation.MaxValues())
+	if errors.Is(err, rules.ErrTooManyValues) {
+		writeError(c, g.log, fail(http.StatusRequestEntityTooLarge, err.Error(), nil))
+		return
+	}
 	if err != nil {
 		writeError(c, g.log, fail(http.StatusBadRequest, "invalid payload: "+clip(err.Error(), maxErrorDetail), nil))
 		return
@@ -75,12 +79,19 @@ func (g *Gateway) catch(c *gin.Context) {
 		Query:      firstValues(c.Request.URL.Query()),
 		Body:       raw,
 	}
-	env := rules.NewEnv(ev, body)
+	// One budget for the key, the rules and the answer: a payload that
+	// makes them slow holds the request for at most its timeout.
+	env := rules.NewEnv(ev, body).Limit(cfg.Evaluation)
 	ev.IdempotencyKey = g.key(hook, c.Request.Header, env, raw)
 
 	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
-		g.log.Warn("rule failed to evaluate", "hook", hook.Name, "event_id", ev.ID, "error", e)
+		attrs := []any{"hook", hook.Name, "event_id", ev.ID, "error", e}
+		var re *rules.RuleError
+		if errors.As(e, &re) {
+			attrs = append(attrs, "rule", re.Rule)
+		}
+		g.log.Warn("rule failed to evaluate", attrs...)
 	}
 	deliveries := make([]store.Delivery, 0, len(matches))
 	for _, m := range matches {

@@ -34,14 +34,17 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 	n := d.Attempts + 1
 	start := r.o.Now()
 	attempt := store.Attempt{DeliveryID: d.ID, N: n, StartedAt: start}
+	limits := r.o.Limits()
 
 	var res actions.Result
 	if act == nil {
 		res.Err = &permanentError{fmt.Sprintf("action %q is not in the config any more", d.Action)}
-	} else if body, err := r.decode(act, l.Event); err != nil {
+	} else if body, err := r.decode(act, l.Event, limits); err != nil {
 		res.Err = &permanentError{fmt.Sprintf("stored payload cannot be decoded: %v", err)}
 	} else {
-		res = r.send.Do(ctx, act, rules.NewEnv(l.Event, body), d.ID)
+		// A template over its budget fails to render: a permanent error,
+		// and the delivery is dead with the reason.
+		res = r.send.Do(ctx, act, rules.NewEnv(l.Event, body).Limit(limits), d.ID)
 		if cause := context.Cause(ctx); cause != nil && res.Err != nil {
 			// Stopped mid-attempt: not the receiver's doing and not
 			// counted. A 2xx that arrived all the same is recorded.
@@ -89,9 +92,9 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 
 // decode parses the stored payload for an action that reads it; a plain
 // forward of the raw body skips the work.
-func (r *Relay) decode(act *actions.Action, ev store.Event) (any, error) {
+func (r *Relay) decode(act *actions.Action, ev store.Event, limits rules.Limits) (any, error) {
 	if !act.Interpolates() {
 		return nil, nil
 	}
-	return rules.DecodeBody(ev.Body, ev.Headers["content-type"], r.o.MaxDepth)
+	return rules.DecodeBodyWithin(ev.Body, ev.Headers["content-type"], r.o.MaxDepth, limits.MaxValues())
 }

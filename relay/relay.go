@@ -57,6 +57,9 @@ type Options struct {
 	// Rand returns a number in [0, 1) for retry jitter; nil: math/rand/v2.
 	Rand     func() float64
 	MaxDepth int // JSON nesting cap when decoding stored payloads; default 64
+	// Limits bounds the evaluation of one delivery's templates; nil:
+	// rules.DefaultLimits. Read at each attempt, so a reload changes it.
+	Limits func() rules.Limits
 }
 
 // Relay leases due deliveries action by action and performs them: each
@@ -127,6 +130,9 @@ func New(q Queue, send Sender, acts func() map[string]*actions.Action, o Options
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = 64
+	}
+	if o.Limits == nil {
+		o.Limits = func() rules.Limits { return rules.DefaultLimits }
 	}
 	log := o.Logger
 	if log == nil {

@@ -29,6 +29,21 @@ const DefaultMaxDepth = 64
 // given more than once. Bytes that are not UTF-8 become U+FFFD in both
 // forms, as encoding/json reads them.
 func DecodeBody(raw []byte, contentType string, maxDepth int) (any, error) {
+	return DecodeBodyWithin(raw, contentType, maxDepth, DefaultLimits.MaxValues())
+}
+
+// ErrTooManyValues is wrapped by DecodeBodyWithin's error for a payload of
+// more values than it allows.
+var ErrTooManyValues = errors.New("payload too complex")
+
+// DecodeBodyWithin is DecodeBody refusing a payload of more than maxValues
+// values (scalars, lists, objects and form pairs, each counted once): a
+// small body of many small values decodes to a tree tens of times its size.
+// maxValues <= 0 means Limits.MaxValues of DefaultLimits.
+func DecodeBodyWithin(raw []byte, contentType string, maxDepth, maxValues int) (any, error) {
+	if maxValues <= 0 {
+		maxValues = DefaultLimits.MaxValues()
+	}
 	// A byte order mark is legal in front of UTF-8 text and some senders
 	// write one; it is not part of the JSON value.
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
@@ -39,9 +54,9 @@ func DecodeBody(raw []byte, contentType string, maxDepth int) (any, error) {
 		maxDepth = DefaultMaxDepth
 	}
 	if mediaType(contentType) == "application/x-www-form-urlencoded" {
-		return decodeForm(raw, maxDepth)
+		return decodeForm(raw, maxDepth, maxValues)
 	}
-	p := &jsonParser{data: raw, maxDepth: maxDepth}
+	p := &jsonParser{data: raw, maxDepth: maxDepth, maxValues: maxValues}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -62,16 +77,24 @@ func mediaType(contentType string) string {
 	return strings.ToLower(strings.TrimSpace(mt))
 }
 
-func decodeForm(raw []byte, maxDepth int) (any, error) {
+func tooManyValues(n int) error {
+	return fmt.Errorf("%w: more than %d values", ErrTooManyValues, n)
+}
+
+func decodeForm(raw []byte, maxDepth, maxValues int) (any, error) {
 	// The pairs are read in order (as url.ParseQuery reads them) so that the
 	// values of a repeated key keep the order they were sent in, also when
 	// two keys become one by having their invalid UTF-8 replaced.
 	m := map[string]any{}
+	values := 1
 	for rest := string(raw); rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
 		if pair == "" {
 			continue
+		}
+		if values++; values > maxValues {
+			return nil, tooManyValues(maxValues)
 		}
 		if strings.Contains(pair, ";") {
 			return nil, errors.New("invalid form body: ';' is not a separator, use '&'")
@@ -116,9 +139,11 @@ func validUTF8(s string) string {
 // integers exact. It leaves the decoding of strings with escapes or invalid
 // UTF-8 to encoding/json, so that every string reads exactly as it would there.
 type jsonParser struct {
-	data     []byte
-	pos      int
-	maxDepth int
+	data      []byte
+	pos       int
+	maxDepth  int
+	values    int
+	maxValues int
 }
 
 func (p *jsonParser) skipSpace() {
@@ -143,6 +168,9 @@ func (p *jsonParser) unexpected() error {
 func (p *jsonParser) value(depth int) (any, error) {
 	if p.pos >= len(p.data) {
 		return nil, p.unexpected()
+	}
+	if p.values++; p.values > p.maxValues {
+		return nil, tooManyValues(p.maxValues)
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{' || c == '[':

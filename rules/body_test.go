@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -109,5 +110,35 @@ func BenchmarkDecodeBody(b *testing.B) {
 		if _, err := DecodeBody(raw, "application/json", 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A payload of more values than allowed is refused before its tree is
+// built: a megabyte of {"a":0} would otherwise take tens of megabytes.
+func TestDecodeBodyValueLimit(t *testing.T) {
+	tests := []struct {
+		name, raw, ct string
+		max           int
+		ok            bool
+	}{
+		{"array at the limit", `[1,2,3]`, "application/json", 4, true},
+		{"array over the limit", `[1,2,3,4]`, "application/json", 4, false},
+		{"objects count their values", `{"a":{"b":1},"c":[true]}`, "", 5, true},
+		{"objects over the limit", `{"a":{"b":1},"c":[true,false]}`, "", 5, false},
+		{"form at the limit", `a=1&b=2&a=3`, "application/x-www-form-urlencoded", 4, true},
+		{"form over the limit", `a=1&b=2&a=3&c=4`, "application/x-www-form-urlencoded", 4, false},
+	}
+	for _, tt := range tests {
+		_, err := DecodeBodyWithin([]byte(tt.raw), tt.ct, 0, tt.max)
+		if tt.ok && err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if !tt.ok && !errors.Is(err, ErrTooManyValues) {
+			t.Errorf("%s: err = %v, want ErrTooManyValues", tt.name, err)
+		}
+	}
+	huge := []byte("[" + strings.Repeat(`{"a":0},`, DefaultLimits.MaxValues()/2) + "0]")
+	if _, err := DecodeBody(huge, "application/json", 0); !errors.Is(err, ErrTooManyValues) {
+		t.Errorf("DecodeBody of %d objects: err = %v, want ErrTooManyValues", DefaultLimits.MaxValues()/2, err)
 	}
 }

@@ -6,4 +6,8 @@
 // and Set.Match decides which actions an event goes to. Member access into
 // the payload is nil-safe (body.data.id is nil when data is missing), so a
 // condition about a field an event lacks is false rather than an error.
+// Every run draws on its Env's budget (Env.Limit): loops and operations
+// whose cost grows with the payload are charged before they run, so a run
+// over its Limits fails with ErrOverBudget instead of holding a core or
+// exhausting memory.
 package rules

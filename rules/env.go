@@ -15,7 +15,16 @@ type Env struct {
 	Hook    string            `expr:"hook"`
 	Event   EventInfo         `expr:"event"`
 
-	raw []byte // the payload as it arrived, for actions that forward it
+	raw    []byte  // the payload as it arrived, for actions that forward it
+	budget *budget // shared by the copies of one Env; nil: each run gets its own
+}
+
+// Limit returns env with a fresh budget of l, which starts now: every
+// expression run against the result (or a copy of it) draws on the same
+// time allowance, and each may allocate up to l.Memory.
+func (e Env) Limit(l Limits) Env {
+	e.budget = newBudget(l)
+	return e
 }
 
 // RawBody is the payload as it arrived, byte for byte.

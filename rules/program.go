@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -52,7 +53,8 @@ func CompileValue(src string) (*Program, error) {
 }
 
 func compile(src string, opts ...expr.Option) (*Program, error) {
-	opts = append([]expr.Option{expr.Env(Env{}), expr.Patch(nilSafe{})}, opts...)
+	opts = append([]expr.Option{expr.Env(Env{}), expr.Patch(nilSafe{}), expr.Patch(guard{})}, opts...)
+	opts = append(opts, guardOptions...)
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, exprError(err)
@@ -65,11 +67,16 @@ func exprError(err error) *ExprError {
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		line := max(fe.Line, 1)
-		return &ExprError{Line: line, Column: fe.Column + 1, Msg: fe.Message}
+		return &ExprError{Line: line, Column: fe.Column + 1, Msg: unguarded(fe.Message)}
 	}
 	// The checker reports a wrong result type without a position: it is
 	// about the expression as a whole.
-	return &ExprError{Line: 1, Column: 1, Msg: err.Error()}
+	return &ExprError{Line: 1, Column: 1, Msg: unguarded(err.Error())}
+}
+
+// unguarded names a guarded builtin as it was written.
+func unguarded(msg string) string {
+	return strings.ReplaceAll(msg, "call "+guardPrefix, "call ")
 }
 
 // nilSafe makes every member access into dynamic data (body and what it
@@ -96,15 +103,38 @@ func (nilSafe) Visit(node *ast.Node) {
 // Source is the expression as written.
 func (p *Program) Source() string { return p.src }
 
-// Run evaluates p against env. A run error names the expression and the
-// place in it, on one line.
+// Run evaluates p against env, within env's budget (see Env.Limit; an Env
+// without one gets DefaultLimits for this run alone). A run error names the
+// expression and the place in it, on one line; one over budget wraps
+// ErrOverBudget.
 func (p *Program) Run(env Env) (any, error) {
-	out, err := expr.Run(p.prog, env)
+	if env.budget == nil {
+		env.budget = newBudget(DefaultLimits)
+	}
+	b := env.budget
+	defer b.endRun()
+	machine := vm.VM{MemoryBudget: b.vmElements()}
+	out, err := machine.Run(p.prog, &env)
 	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) && fe.Message == vmMemoryExceeded {
+			// expr's own count of elements, or its cap on repeat().
+			fe.Message = fmt.Sprintf("%v: would allocate more than %s", ErrOverBudget, formatBytes(b.limits.Memory))
+			err = &overBudget{err}
+		}
 		return nil, &runError{src: p.src, err: err}
 	}
 	return out, nil
 }
+
+// vmMemoryExceeded is the message of expr's own memory limit.
+const vmMemoryExceeded = "memory budget exceeded"
+
+// overBudget marks an error of expr's own memory limit as ErrOverBudget.
+type overBudget struct{ error }
+
+func (e *overBudget) Unwrap() error        { return e.error }
+func (e *overBudget) Is(target error) bool { return target == ErrOverBudget }
 
 // runError is an evaluation failure; it keeps expr's error for errors.As but
 // prints without the multi-line source snippet, so that it fits a log line

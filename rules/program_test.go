@@ -21,7 +21,7 @@ func envWith(body any) Env {
 	}, body)
 }
 
-func mustDecode(t *testing.T, raw string) any {
+func mustDecode(t testing.TB, raw string) any {
 	t.Helper()
 	v, err := DecodeBody([]byte(raw), "application/json", 0)
 	if err != nil {

@@ -1,6 +1,9 @@
 package rules
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Rule sends an event to its actions when its condition holds.
 type Rule struct {
@@ -62,18 +65,28 @@ func (s *Set) Evaluate(env Env) (matched []string, matches []Match, errs []error
 	return matched, matches, errs
 }
 
-// Matches evaluates the rule's condition alone.
+// Matches evaluates the rule's condition alone. Its error is a *RuleError.
 func (r *Rule) Matches(env Env) (bool, error) {
 	if r.When == nil {
-		return false, fmt.Errorf("rule %q has no condition", r.Name)
+		return false, &RuleError{Rule: r.Name, Err: errors.New("it has no condition")}
 	}
 	v, err := r.When.Run(env)
 	if err != nil {
-		return false, fmt.Errorf("rule %q: %w", r.Name, err)
+		return false, &RuleError{Rule: r.Name, Err: err}
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, fmt.Errorf("rule %q: condition gave %T, not a boolean", r.Name, v)
+		return false, &RuleError{Rule: r.Name, Err: fmt.Errorf("condition gave %T, not a boolean", v)}
 	}
 	return b, nil
 }
+
+// RuleError is a rule's condition failing to evaluate, over budget
+// (errors.Is ErrOverBudget) or otherwise.
+type RuleError struct {
+	Rule string
+	Err  error
+}
+
+func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
+func (e *RuleError) Unwrap() error { return e.Err }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,9 +111,13 @@ func (m *Main) dryRun(in *inbound) error {
 	} else {
 		fmt.Fprintf(out, "verify:   pass\n")
 	}
-	body, err := rules.DecodeBody(in.body, in.header.Get("Content-Type"), rules.DefaultMaxDepth)
+	body, err := rules.DecodeBodyWithin(in.body, in.header.Get("Content-Type"), rules.DefaultMaxDepth, in.cfg.Evaluation.MaxValues())
 	if err != nil {
-		fmt.Fprintf(out, "payload:  invalid: %v (the gateway answers 400)\n", err)
+		status := http.StatusBadRequest
+		if errors.Is(err, rules.ErrTooManyValues) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		fmt.Fprintf(out, "payload:  invalid: %v (the gateway answers %d)\n", err, status)
 		return &exitError{code: 1, err: fmt.Errorf("the payload would be refused")}
 	}
 	headers := make(map[string]string, len(in.header))
@@ -120,7 +125,7 @@ func (m *Main) dryRun(in *inbound) error {
 		headers[strings.ToLower(k)] = strings.Join(v, ", ")
 	}
 	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
-	env := rules.NewEnv(ev, body)
+	env := rules.NewEnv(ev, body).Limit(in.cfg.Evaluation)
 	key, keyErr := h.IdempotencyKey(in.header, env, in.body)
 	if keyErr != nil {
 		fmt.Fprintf(out, "key:      %s (the key expression failed: %s)\n", safe(key), safe(keyErr.Error()))
@@ -154,7 +159,7 @@ func (m *Main) dryRun(in *inbound) error {
 	}
 	for _, mt := range matches {
 		fmt.Fprintf(out, "  %s (rule %s)\n", mt.Action, mt.Rule)
-		req, err := in.cfg.Actions[mt.Action].Render(env)
+		req, err := in.cfg.Actions[mt.Action].Render(env.Limit(in.cfg.Evaluation)) // each delivery has its own budget
 		if err != nil {
 			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(err.Error()))
 			continue

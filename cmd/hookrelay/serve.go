@@ -23,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store/redisstore"
 )
 
@@ -137,7 +138,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		return srv.Shutdown(sctx)
 	})
 	if f.workers > 0 {
-		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log}
+		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log,
+			Limits: func() rules.Limits { return gw.Config().Evaluation }}
 		if rs, ok := st.(*redisstore.Store); ok {
 			// Rates hold across every process that shares the Redis store.
 			o.Limiter = rs.Limiter()

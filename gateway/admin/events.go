@@ -107,12 +107,13 @@ func (a *API) replay(c *gin.Context) {
 		a.fail(c, &apiError{http.StatusConflict, "hook " + ev.Hook + " is not in the config any more"})
 		return
 	}
-	body, err := rules.DecodeBody(ev.Body, ev.Headers["content-type"], 64)
+	limits := a.o.Config().Evaluation
+	body, err := rules.DecodeBodyWithin(ev.Body, ev.Headers["content-type"], 64, limits.MaxValues())
 	if err != nil {
 		a.fail(c, &apiError{http.StatusConflict, "stored payload cannot be decoded: " + err.Error()})
 		return
 	}
-	matched, matches, errs := hook.Rules.Evaluate(rules.NewEnv(ev, body))
+	matched, matches, errs := hook.Rules.Evaluate(rules.NewEnv(ev, body).Limit(limits))
 	for _, e := range errs {
 		a.log.Warn("rule failed to evaluate on replay", "hook", ev.Hook, "event_id", ev.ID, "error", e)
 	}
