@@ -9,6 +9,13 @@ import (
 // "$${" stands for a literal "${". It runs on scalar values after parsing, so
 // a value from the environment can never change the structure of the YAML.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	return expandRecord(s, lookup, nil)
+}
+
+// expandRecord is expand that also passes each value taken from the
+// environment to record, when record is not nil: such values are often
+// secrets, which the config must know to mask them.
+func expandRecord(s string, lookup func(string) (string, bool), record func(string)) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil
 	}
@@ -42,6 +49,9 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 			v = def
 		case !ok:
 			return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+		}
+		if record != nil && v != "" {
+			record(v)
 		}
 		b.WriteString(v)
 	}
