@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
@@ -100,8 +99,15 @@ func (m *Main) testCommand() *cobra.Command {
 	return cmd
 }
 
+// dryRun prints what in would do. Everything it prints passes through the
+// config's Redactor: a dry run shows the requests, not the secrets in them.
 func (m *Main) dryRun(in *inbound) error {
-	out := m.Stdout
+	var out bytes.Buffer
+	defer func() { _, _ = io.WriteString(m.Stdout, in.cfg.Redactor().String(out.String())) }()
+	return in.dryRun(&out)
+}
+
+func (in *inbound) dryRun(out io.Writer) error {
 	h := in.hook
 	fmt.Fprintf(out, "hook:     %s (verify: %s)\n", h.Name, h.Verifier.Scheme())
 	verifyErr := h.Verifier.Verify(in.header, in.body, in.now)
@@ -159,8 +165,8 @@ func (m *Main) dryRun(in *inbound) error {
 			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %v\n", err)
 			continue
 		}
-		fmt.Fprintf(out, "    %s %s\n", req.Method, req.URL)
-		red := actions.Redact(req.Header)
+		fmt.Fprintf(out, "    %s %s\n", req.Method, in.cfg.Redactor().URL(req.URL))
+		red := in.cfg.Redactor().Header(req.Header)
 		red["Idempotency-Key"] = "<delivery id>"
 		names := make([]string, 0, len(red))
 		for k := range red {
