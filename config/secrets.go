@@ -104,8 +104,9 @@ func (s *secretSet) action(name string, a *rawAction) {
 		}
 		if o := au.OAuth2; o != nil {
 			s.add(where+" auth.oauth2.client_secret", o.ClientSecret.Value)
+			// Endpoint parameters are mostly an audience or a resource URL;
+			// only credential-named ones are secret.
 			for k, v := range o.EndpointParams {
-				s.add(where+" auth.oauth2.endpoint_params."+k, v.env...)
 				if redact.Sensitive(k) {
 					s.add(where+" auth.oauth2.endpoint_params."+k, v.Value)
 				}
