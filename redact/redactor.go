@@ -144,11 +144,15 @@ func (r *Redactor) String(s string) string {
 	return s
 }
 
+// once masks by pattern, then by value: a known secret may be part of a
+// credential's name ("secret" in "client_secret"), which must still be
+// recognised as one.
 func (r *Redactor) once(s string) string {
+	s = patterns(s)
 	if r != nil && r.rep != nil {
 		s = r.rep.Replace(s)
 	}
-	return patterns(s)
+	return s
 }
 
 // Header flattens h for display, names in canonical form, with the values
