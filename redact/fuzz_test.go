@@ -144,7 +144,12 @@ func place(secret, name, credName, credValue string, enc, where uint8) placement
 	case 2:
 		p.body, p.contentType = form.Encode(), "application/x-www-form-urlencoded"
 	case 3:
-		p.body, p.contentType = "free text "+secret+" and "+credName+"="+credValue, "text/plain"
+		// Free text has no quoting: a value is taken to end at a space or
+		// a separator, so only a value without them is placed there.
+		p.body, p.contentType = "free text "+secret, "text/plain"
+		if !strings.ContainsAny(credValue, " \t\"'&,;<>\\") {
+			p.body += " and " + credName + "=" + credValue
+		}
 	case 4:
 		p.body, p.contentType = j(obj)+" trailing", "application/json" // not JSON: shown as text
 	}

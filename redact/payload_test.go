@@ -60,3 +60,16 @@ func TestStringPatterns(t *testing.T) {
 		t.Errorf("Map (-want +got)\n%s", d)
 	}
 }
+
+func TestStringFreeTextPairs(t *testing.T) {
+	for in, want := range map[string]string{
+		`password="hunter2" next`:   `password="[redacted]" next`,
+		"password= hunter2":         "password= [redacted]",
+		"x_token=&abcdef rest":      "x_token=[redacted] rest",
+		"api_key='k-123456', other": "api_key='[redacted]', other",
+	} {
+		if got := (*Redactor)(nil).String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

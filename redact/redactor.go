@@ -227,7 +227,7 @@ var (
 	jwtRE    = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}`)
 	bearerRE = regexp.MustCompile(`\b(Bearer|bearer|BEARER)(\s+|%20|\+)([A-Za-z0-9._~+/-]{6,}=*)`)
 	basicRE  = regexp.MustCompile(`\b(Basic|basic|BASIC)(\s+|%20|\+)([A-Za-z0-9+/_-]{4,}={0,2})`)
-	kvRE     = regexp.MustCompile(`(?i)([A-Za-z0-9_.%\[\]-]*` + credName + `[A-Za-z0-9_.%\[\]-]*(?:=|%3D))([^\s"'&,;<>\\]+)`)
+	kvRE     = regexp.MustCompile(`(?i)([A-Za-z0-9_.%\[\]-]*` + credName + `[A-Za-z0-9_.%\[\]-]*(?:=|%3D)[ \t]*["']?)([&,;]*[^\s"'&,;<>\\]+)`)
 	jsonRE   = regexp.MustCompile(`(?i)("[A-Za-z0-9_.\[\] -]*` + credName + `[A-Za-z0-9_.\[\] -]*"\s*:\s*")((?:[^"\\]|\\.)+)`)
 	// jsonInJSONRE is the same pair inside a JSON string (an error quoting
 	// a response body): its quotes are escaped.
