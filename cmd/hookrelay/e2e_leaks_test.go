@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -365,4 +366,42 @@ func cliResult(t *testing.T, env []string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// A secret that a reload brings in is masked in the log from then on: here
+// a rule that fails on the payload quotes the payload's value in its
+// error, and that value is the new hook's header credential.
+func TestLogMasksSecretsOfReloadedConfig(t *testing.T) {
+	const lateToken, lateValue = "late-url-token-0a1b2c3d4e", "late-header-value-5f6e7d8c"
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hookrelay.yaml")
+	writeFile(t, cfgPath, "hooks:\n  first:\n    verify: {scheme: none}\n    token: first-url-token-0000000\n")
+	srv := start(t, serverOpts{store: "sqlite://" + filepath.Join(dir, "h.db"), api: "http://127.0.0.1:1", config: cfgPath,
+		extra: []string{"HOOKRELAY_WATCH=1h", "HOOKRELAY_LOG_LEVEL=debug"}})
+
+	writeFile(t, filepath.Join(dir, "rules.yaml"), "rules:\n  - name: numeric\n    when: int(body.note) > 0\n    actions: []\n")
+	writeFile(t, cfgPath, "hooks:\n  first:\n    verify: {scheme: none}\n    token: first-url-token-0000000\n"+
+		"  late:\n    verify: {scheme: none}\n    token: "+lateToken+"\n    auth:\n      header: {name: X-Late, value: "+lateValue+"}\n    rules: [rules.yaml]\n")
+	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
+	srv.waitLog(t, `msg="config reloaded" trigger=SIGHUP`, 1)
+
+	body := []byte(`{"note":"` + lateValue + `"}`)
+	status, raw := srv.request(t, http.MethodPost, "/hooks/catch/late/"+lateToken, bytes.NewReader(body),
+		http.Header{"Content-Type": {"application/json"}, "X-Late": {lateValue}})
+	if status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", status, raw)
+	}
+	srv.waitLog(t, "rule failed to evaluate", 1)
+	if err := srv.stop(t); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	logs := srv.output()
+	for _, secret := range []string{lateToken, lateValue} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log shows %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, "[redacted]") {
+		t.Errorf("the rule's error was not logged masked:\n%s", logs)
+	}
 }
