@@ -110,14 +110,6 @@ func forms(s string) []string {
 	return out
 }
 
-// Secrets returns how many values (forms included) r masks by value.
-func (r *Redactor) Secrets() int {
-	if r == nil {
-		return 0
-	}
-	return len(r.secrets)
-}
-
 // Name reports whether a value under this name must be hidden: Sensitive,
 // or a name this config marks as holding a credential.
 func (r *Redactor) Name(name string) bool {
