@@ -10,6 +10,8 @@ const Mask = "[redacted]"
 var sensitiveParts = []string{
 	"token", "secret", "signature", "api-key", "api_key", "apikey", "password", "passwd",
 	"credential", "hmac", "session", "private-key", "private_key", "privatekey",
+	"passphrase", "pwd", "jwt", "bearer", "authorization", "cookie",
+	"access-key", "access_key", "accesskey",
 }
 
 // sensitiveNames are whole names that carry a credential or a MAC that
@@ -20,13 +22,17 @@ var sensitiveNames = map[string]bool{
 	"x-oc-hash": true, "x-shopify-hmac-sha256": true, "x-hub-signature": true, "x-hub-signature-256": true,
 	"stripe-signature": true, "x-slack-signature": true, "webhook-signature": true, "svix-signature": true,
 	"x-oncloudwine-signature": true, "x-api-key": true, "api-key": true, "apikey": true,
+	// Short names that carry a credential by custom (?key=, ?sig=).
+	"key": true, "sig": true, "auth": true, "pass": true, "otp": true,
 }
 
 // Sensitive reports whether a header, parameter or field of this name holds
 // a credential whose value must not be shown: Authorization,
 // Proxy-Authorization, Cookie, Set-Cookie, the MAC header of every verify
-// scheme, or a name containing token, secret, signature, api-key, password,
-// credential, hmac, session or private-key (in any case).
+// scheme, the short names key, sig, auth, pass and otp, or a name
+// containing token, secret, signature, api-key, access-key, password,
+// passphrase, pwd, credential, hmac, session, jwt, bearer, cookie or
+// private-key (in any case).
 func Sensitive(name string) bool {
 	n := strings.ToLower(strings.TrimSpace(name))
 	if sensitiveNames[n] {

@@ -32,6 +32,7 @@ func TestSensitive(t *testing.T) {
 		"Authorization": true, "cookie": true, "Set-Cookie": true, "UserToken": true, "client_secret": true,
 		"X-Hub-Signature-256": true, "X-API-Key": true, "apiKey": true, "password": true,
 		"X-oc-hash": true, "X-Shopify-Hmac-Sha256": true, "X-Hub-Signature": true, "Stripe-Signature": true,
+		"pwd": true, "user_pwd": true, "Passphrase": true, "id_jwt": true, "AWS_ACCESS_KEY": true, "key": true, "sig": true,
 		"X-Slack-Signature": true, "webhook-signature": true, "svix-signature": true, "X-OnCloudWine-Signature": true,
 		"Idempotency-Key": false, "Content-Type": false, "email": false, "LastName": false, "id": false,
 	} {

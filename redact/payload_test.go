@@ -24,8 +24,8 @@ func TestPayloadByName(t *testing.T) {
 func TestPayloadForm(t *testing.T) {
 	r := New([]string{"known-secret-9"}, nil)
 	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", ""} {
-		got := r.Payload([]byte("a=1&b=2&user%5Bpassword%5D=hunter22&note=x+known-secret-9+y&auth=Bearer+abcdefgh"), ct)
-		want := "a=1&b=2&user%5Bpassword%5D=[redacted]&note=x+[redacted]+y&auth=Bearer+[redacted]"
+		got := r.Payload([]byte("a=1&b=2&user%5Bpassword%5D=hunter22&note=x+known-secret-9+y&memo=Bearer+abcdefgh"), ct)
+		want := "a=1&b=2&user%5Bpassword%5D=[redacted]&note=x+[redacted]+y&memo=Bearer+[redacted]"
 		if got != want {
 			t.Errorf("form (%q)\n got %v\nwant %v", ct, got, want)
 		}

@@ -213,7 +213,7 @@ func (r *Redactor) URL(raw string) string {
 // The credential patterns find credentials in free text whatever the
 // config knows: JWTs, Bearer and Basic credentials, and name=value or
 // "name": "value" pairs whose name is a credential's.
-const credName = `(?:token|secret|signature|api-?_?key|apikey|password|passwd|credential|hmac|x-oc-hash|authorization|private.?key)`
+const credName = `(?:token|secret|signature|api-?_?key|apikey|access.?key|password|passwd|passphrase|pwd|credential|hmac|x-oc-hash|authorization|private.?key|jwt|session)`
 
 var (
 	jwtRE    = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}`)
