@@ -124,3 +124,17 @@ func (c *Config) Redactor() *redact.Redactor {
 	}
 	return c.redactor
 }
+
+// ShownKey is an event's idempotency key as it may be shown: masked
+// whole when the hook's key expression reads a credential, as
+// body.UserToken would, and masked by value and pattern otherwise.
+func (c *Config) ShownKey(hook, key string) string {
+	if c == nil {
+		return (*redact.Redactor)(nil).String(key)
+	}
+	red := c.Redactor()
+	if h := c.Hooks[hook]; h != nil && h.Key != nil && red.ReadsCredential(h.Key.Source()) {
+		return redact.Mask
+	}
+	return red.String(key)
+}

@@ -1,6 +1,9 @@
 package redact
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Mask is what a hidden value is replaced with.
 const Mask = "[redacted]"
@@ -40,6 +43,20 @@ func Sensitive(name string) bool {
 	}
 	for _, p := range sensitiveParts {
 		if strings.Contains(n, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
+
+// ReadsCredential reports whether an expression's source names a
+// credential (body.UserToken, headers["x-api-key"]): its value, such as an
+// idempotency key computed from it, is then a credential too.
+func (r *Redactor) ReadsCredential(src string) bool {
+	for _, id := range identRE.FindAllString(src, -1) {
+		if r.Name(id) {
 			return true
 		}
 	}

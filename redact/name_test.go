@@ -54,3 +54,19 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestReadsCredential(t *testing.T) {
+	r := New(nil, []string{"X-My-Mac"})
+	for src, want := range map[string]bool{
+		`body.LogID`:                           false,
+		`body.id + ":" + body.UserToken`:       true,
+		`headers["x-api-key"]`:                 true,
+		`headers["x-my-mac"]`:                  true,
+		`headers["x-github-delivery"]`:         false,
+		`body.event + ":" + string(body.date)`: false,
+	} {
+		if got := r.ReadsCredential(src); got != want {
+			t.Errorf("ReadsCredential(%q) = %v, want %v", src, got, want)
+		}
+	}
+}

@@ -128,6 +128,7 @@ func (in *inbound) dryRun(out io.Writer) error {
 	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
 	env := rules.NewEnv(ev, body)
 	key, keyErr := h.IdempotencyKey(env, in.body)
+	key = in.cfg.ShownKey(h.Name, key)
 	if keyErr != nil {
 		fmt.Fprintf(out, "key:      %s (the key expression failed: %v)\n", key, keyErr)
 	} else {

@@ -53,6 +53,8 @@ hooks:
     rules: [rules.yaml]
   oc:
     verify: {scheme: ordercloud, secret: "${OC_KEY}"}
+    # A key made from a credential is a credential: it is shown masked.
+    idempotency: {key: 'body.id + ":" + body.UserToken'}
     rules: [rules.yaml]
   tok:
     verify: {scheme: none}

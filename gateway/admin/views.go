@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -116,10 +117,11 @@ func timePtr(t time.Time) *time.Time {
 // masks what the config knows to be secret, credential-named values and
 // credential-shaped text; nothing reaches an answer any other way.
 
-func newEventView(e store.Event, full bool, red *redact.Redactor) EventView {
+func newEventView(e store.Event, full bool, cfg *config.Config) EventView {
+	red := cfg.Redactor()
 	v := EventView{
 		ID: e.ID, Hook: e.Hook, ReceivedAt: e.ReceivedAt.UTC(), Status: string(e.Status),
-		IdempotencyKey: red.String(e.IdempotencyKey), MatchedRules: e.MatchedRules,
+		IdempotencyKey: cfg.ShownKey(e.Hook, e.IdempotencyKey), MatchedRules: e.MatchedRules,
 	}
 	if v.MatchedRules == nil {
 		v.MatchedRules = []string{}
