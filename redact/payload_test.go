@@ -40,8 +40,10 @@ func TestStringPatterns(t *testing.T) {
 		"Basic authentication required":                     "Basic authentication required",
 		`WWW-Authenticate: Bearer realm="x"`:                `WWW-Authenticate: Bearer realm="x"`,
 		"got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig here": "got [redacted] here",
-		"Authorization: Bearer abc.def-ghi":                 "Authorization: Bearer [redacted]",
-		"Authorization: Basic dXNlcjpwYTU1d29yZA==":         "Authorization: Basic [redacted]",
+		"Authorization: Bearer abc.def-ghi":                 "Authorization: [redacted]",
+		"Authorization: Basic dXNlcjpwYTU1d29yZA==":         "Authorization: [redacted]",
+		"sent Basic dXNlcjpwYTU1d29yZA== once":              "sent Basic [redacted] once",
+		"sent Bearer abc.def-ghi once":                      "sent Bearer [redacted] once",
 		"key s3cret-value, escaped s3cret%2Dvalue":          "key [redacted], escaped s3cret%2Dvalue",
 		"b64 czNjcmV0LXZhbHVl":                              "b64 [redacted]",
 		`{"access_token": "zzzzzz", "x": 1}`:                `{"access_token": "[redacted]", "x": 1}`,
@@ -63,10 +65,16 @@ func TestStringPatterns(t *testing.T) {
 
 func TestStringFreeTextPairs(t *testing.T) {
 	for in, want := range map[string]string{
-		`password="hunter2" next`:   `password="[redacted]" next`,
-		"password= hunter2":         "password= [redacted]",
-		"x_token=&abcdef rest":      "x_token=[redacted] rest",
-		"api_key='k-123456', other": "api_key='[redacted]', other",
+		`password="hunter2" next`:                   `password="[redacted]" next`,
+		"password= hunter2":                         "password= [redacted]",
+		"x_token=&abcdef rest":                      "x_token=[redacted] rest",
+		"api_key='k-123456', other":                 "api_key='[redacted]', other",
+		"X-Api-Key: k-123456\nAccept: */*":          "X-Api-Key: [redacted]\nAccept: */*",
+		"Authorization: Basic dXNlcjpwYXNzd29yZA==": "Authorization: [redacted]",
+		"auth:\n  password: hunter22\n  user: ops":  "auth:\n  password: [redacted]\n  user: ops",
+		">  7 |     secret: literal-secret":         ">  7 |     secret: [redacted]",
+		"oauth2 token: connection refused":          "oauth2 token: connection refused",
+		"token endpoint: status 401":                "token endpoint: status 401",
 	} {
 		if got := (*Redactor)(nil).String(in); got != want {
 			t.Errorf("String(%q) = %q, want %q", in, got, want)

@@ -224,7 +224,11 @@ var (
 	// jsonInJSONRE is the same pair inside a JSON string (an error quoting
 	// a response body): its quotes are escaped.
 	jsonInJSONRE = regexp.MustCompile(`(?i)(\\"[A-Za-z0-9_.\[\] -]*` + credName + `[A-Za-z0-9_.\[\] -]*\\"\s*:\s*\\")((?:[^"\\]|\\[^"])+)`)
-	xmlRE        = regexp.MustCompile(`(?i)(<[A-Za-z0-9_:-]*` + credName + `[A-Za-z0-9_:-]*(?:\s[^>]*)?>)([^<]+)(</)`)
+	// lineRE is a header line or a YAML line of a credential's name
+	// ("X-Api-Key: …", "  password: …", a config error's quoted source
+	// line "> 12 |   secret: …"): the rest of the line is its value.
+	lineRE = regexp.MustCompile(`(?im)^([ \t>|0-9-]*[A-Za-z0-9_.-]*` + credName + `[A-Za-z0-9_.-]*[ \t]*:[ \t]+)([^\r\n]+)`)
+	xmlRE  = regexp.MustCompile(`(?i)(<[A-Za-z0-9_:-]*` + credName + `[A-Za-z0-9_:-]*(?:\s[^>]*)?>)([^<]+)(</)`)
 	// catchRE finds a catch URL's token: /hooks/catch/<hook>/<token>.
 	catchRE = regexp.MustCompile(`(/hooks/catch/[^/\s?#"']+/)([^/\s?#"'&]+)`)
 )
@@ -273,6 +277,9 @@ func patterns(s string) string {
 	if strings.Contains(s, `"`) {
 		s = maskGroup(jsonRE, s, 2, nil)
 		s = maskGroup(jsonInJSONRE, s, 2, nil)
+	}
+	if strings.Contains(s, ": ") || strings.Contains(s, ":\t") {
+		s = maskGroup(lineRE, s, 2, nil)
 	}
 	if strings.Contains(s, "</") {
 		s = maskGroup(xmlRE, s, 2, nil)
