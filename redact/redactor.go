@@ -322,5 +322,9 @@ func Path(p string) string {
 // pattern only, for code that has no config.
 func Header(h http.Header) map[string]string { return (*Redactor)(nil).Header(h) }
 
+// Text is String of a Redactor that knows no secrets: credential patterns
+// and catch-URL tokens only.
+func Text(s string) string { return (*Redactor)(nil).String(s) }
+
 // URL is URL of a Redactor that knows no secrets.
 func URL(raw string) string { return (*Redactor)(nil).URL(raw) }
