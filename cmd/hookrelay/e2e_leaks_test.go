@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -405,5 +406,79 @@ func TestLogMasksSecretsOfReloadedConfig(t *testing.T) {
 	}
 	if !strings.Contains(logs, "[redacted]") {
 		t.Errorf("the rule's error was not logged masked:\n%s", logs)
+	}
+}
+
+// No MAC a sender sent, right or wrong, is shown: whoever holds one could
+// replay the request. Every scheme of the demo (OnCloudWine, OrderCloud,
+// GitHub, Stripe, Shopify, Slack, Standard Webhooks) is sent and read back
+// through the API with a read-scoped key, the CLI and the debug log.
+func TestMACHeadersNeverShown(t *testing.T) {
+	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "h.db")
+	readKey := createKey(t, storeURL, "auditor", "read")
+	rc := newReceiver(t)
+	srv := start(t, serverOpts{store: storeURL, api: rc.URL, extra: []string{"HOOKRELAY_LOG_LEVEL=debug"}})
+
+	// macs are the values of the headers that carry a MAC.
+	var macs []string
+	var ids []string
+	keep := func(h http.Header) {
+		for k, vs := range h {
+			switch strings.ToLower(k) {
+			case "x-oncloudwine-signature", "x-oc-hash", "x-hub-signature-256", "stripe-signature",
+				"x-shopify-hmac-sha256", "x-slack-signature", "webhook-signature":
+				macs = append(macs, vs...)
+			}
+		}
+	}
+	post := func(hook string, body []byte, h http.Header, want int) {
+		t.Helper()
+		keep(h)
+		status, out := srv.post(t, http.MethodPost, "/hooks/catch/"+hook, body, h)
+		if status != want {
+			t.Fatalf("POST %s: %d %v, want %d", hook, status, out, want)
+		}
+		if id, ok := out["id"].(string); ok {
+			ids = append(ids, id)
+		}
+	}
+	ocw := payload(t, "oncloudwine-contact-updated.json")
+	post("oncloudwine", ocw, ocwSign(ocw), http.StatusAccepted)
+	oc := payload(t, "ordercloud-buyer-user-created.json")
+	post("ordercloud", oc, ocSign(oc), http.StatusAccepted)
+	now := time.Now()
+	for i, s := range senders() {
+		body := payload(t, s.payload)
+		post(s.hook, body, s.sign(t, body, now, 200+i), http.StatusAccepted)
+		post(s.hook, body, wrongSignature(t, s, body, now), http.StatusUnauthorized)
+	}
+	if len(macs) < 12 || len(ids) != 7 {
+		t.Fatalf("%d MACs sent, %d events accepted", len(macs), len(ids))
+	}
+	var shown strings.Builder
+	env := []string{"HOOKRELAY_SERVER=" + srv.url(""), "HOOKRELAY_API_KEY=" + readKey}
+	for _, id := range ids {
+		status, ev := srv.api(t, readKey, http.MethodGet, "/events/"+id, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET /events/%s: %d", id, status)
+		}
+		fmt.Fprintln(&shown, ev)
+		if h, _ := ev["headers"].(map[string]any); len(h) == 0 {
+			t.Errorf("event %s shows no headers", id)
+		}
+		shown.WriteString(cli(t, env, "events", "show", id, "--json"))
+	}
+	if err := srv.stop(t); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	shown.WriteString(srv.output())
+	for _, mac := range macs {
+		// A Stripe or Standard Webhooks header holds a timestamp and
+		// versions too: look for the MAC itself.
+		for _, part := range strings.FieldsFunc(mac, func(r rune) bool { return r == ',' || r == ' ' || r == '=' }) {
+			if len(part) >= 16 && strings.Contains(shown.String(), part) {
+				t.Errorf("a MAC is shown: %q (of %q)", part, mac)
+			}
+		}
 	}
 }
