@@ -15,6 +15,7 @@ import (
 	"github.com/go-resty/resty/v2"
 	"golang.org/x/oauth2"
 
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/rules"
 )
 
@@ -143,7 +144,7 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 		res.Err = &attemptError{msg: scrub(err.Error(), secrets, "", ""), cause: ErrPermanent}
 		return res
 	}
-	display := redactURL(req.URL)
+	display := redact.URL(req.URL)
 	clean := func(s string) string { return scrub(s, secrets, req.URL, display) }
 	res.URL = clean(req.URL)
 
@@ -157,7 +158,7 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	if a.oauth2 != nil {
 		tok, err = c.token(ctx, a)
 		if err != nil {
-			res.RequestHeaders = Redact(req.Header)
+			res.RequestHeaders = redact.Header(req.Header)
 			var re *RefusedError
 			if errors.As(err, &re) {
 				res.Err = &attemptError{msg: clean("oauth2 token: " + re.Error()), cause: ErrPermanent}
@@ -177,7 +178,7 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	}
 	resp, err := r.Execute(req.Method, req.URL)
 	// r.Header now holds what resty added too (Accept).
-	res.RequestHeaders = Redact(r.Header)
+	res.RequestHeaders = redact.Header(r.Header)
 	for k, v := range res.RequestHeaders {
 		res.RequestHeaders[k] = clean(v)
 	}
@@ -370,7 +371,7 @@ func scrub(s string, secrets []string, rawURL, displayURL string) string {
 		// A secret of a few characters would redact half of any text; such
 		// a value does not protect anything anyway.
 		if len(sec) >= minSecretLen {
-			s = strings.ReplaceAll(s, sec, redacted)
+			s = strings.ReplaceAll(s, sec, redact.Mask)
 		}
 	}
 	return s

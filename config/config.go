@@ -25,6 +25,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/verify"
 )
@@ -54,6 +55,12 @@ type Config struct {
 	// (server.evaluation); a payload decoding to more than
 	// Evaluation.MaxValues() values is refused.
 	Evaluation rules.Limits
+
+	// Warnings are problems that do not stop the config from loading, for
+	// the operator's log.
+	Warnings []string
+
+	redactor *redact.Redactor
 }
 
 // Hook is one catch-hook endpoint.
@@ -151,11 +158,12 @@ func readFile(file string) ([]byte, error) {
 }
 
 type loader struct {
-	lookup func(string) (string, bool)
-	dir    string
-	main   string
-	errs   Errors
-	files  []string
+	lookup  func(string) (string, bool)
+	dir     string
+	main    string
+	errs    Errors
+	files   []string
+	secrets secretSet
 }
 
 func (l *loader) errorf(file string, p pos, format string, args ...any) {
@@ -277,6 +285,7 @@ func (l *loader) load(path string) *Config {
 		}
 		if act := l.action(name, a); act != nil {
 			c.Actions[name] = act
+			l.secrets.action(name, a)
 		}
 	}
 
@@ -294,9 +303,15 @@ func (l *loader) load(path string) *Config {
 		}
 		if hook := l.hook(path, name, h, c.Actions); hook != nil {
 			c.Hooks[name] = hook
+			l.secrets.hook(name, h, hook)
 		}
 	}
 	c.Files = l.files
+	c.redactor = redact.New(l.secrets.values, l.secrets.names)
+	slices.Sort(l.secrets.short)
+	for _, where := range slices.Compact(l.secrets.short) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s: secret shorter than %d characters: it is not masked by value where it could be shown (only by name); use a longer one", where, redact.MinSecretLen))
+	}
 	return c
 }
 

@@ -82,6 +82,13 @@ func (sg envSegment) value(lookup func(string) (string, bool)) (string, error) {
 // Expressions and templates are expanded by exprSource and templateSource
 // instead, for the same reason.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	return expandRecord(s, lookup, nil)
+}
+
+// expandRecord is expand that also passes each value taken from the
+// environment to record, when record is not nil: such values are often
+// secrets, which the config must know to mask them.
+func expandRecord(s string, lookup func(string) (string, bool), record func(string)) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil
 	}
@@ -94,6 +101,9 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		v, err := sg.value(lookup)
 		if err != nil {
 			return "", err
+		}
+		if record != nil && sg.ref && v != "" {
+			record(v)
 		}
 		b.WriteString(v)
 	}

@@ -139,6 +139,8 @@ type scalar struct {
 	pos
 	// contentCol is where the text itself starts (after an opening quote).
 	contentCol int
+	// env are the values that ${VAR} references put into Value.
+	env []string
 }
 
 func (s *scalar) UnmarshalYAML(ctx context.Context, n ast.Node) error {
@@ -163,7 +165,8 @@ func (s *scalar) UnmarshalYAML(ctx context.Context, n ast.Node) error {
 	default:
 		return &posError{s.pos, fmt.Sprintf("expected a single value, got %s", nodeKind(n))}
 	}
-	v, err := expand(raw, lookupFrom(ctx))
+	s.env = nil
+	v, err := expandRecord(raw, lookupFrom(ctx), func(v string) { s.env = append(s.env, v) })
 	if err != nil {
 		return &posError{s.pos, err.Error()}
 	}

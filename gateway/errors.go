@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/hookrelay/hookrelay/redact"
 )
 
 // Error is a failure with the HTTP status it maps to. Msg is what the sender
@@ -42,7 +44,8 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusInternalServerError, Msg: "internal error", Err: err}
 	}
-	attrs := []any{"status", e.Status, "path", c.Request.URL.Path, "error", e.Error()}
+	// A catch URL's token, right or wrong, is logged as its prefix only.
+	attrs := []any{"status", e.Status, "path", redact.Path(c.Request.URL.Path), "error", e.Error()}
 	if hook := c.GetString("hook"); hook != "" {
 		attrs = append(attrs, "hook", hook)
 	}

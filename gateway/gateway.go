@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -59,7 +60,8 @@ func NewRouter(log *slog.Logger) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
-		log.Error("panic while serving", "path", c.Request.URL.Path, "panic", err)
+		// A catch URL's token is its secret: only its prefix is logged.
+		log.Error("panic while serving", "path", redact.Path(c.Request.URL.Path), "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
 	return r

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/hookrelay/hookrelay/redact"
 )
 
 // Defaults of ServerOptions.
@@ -32,7 +34,8 @@ type ServerOptions struct {
 	// MaxHeaderBytes caps the request line and headers.
 	MaxHeaderBytes int
 	// Logger receives the server's own errors (broken connections, failed
-	// TLS handshakes) at warn level; slog.Default() when nil.
+	// TLS handshakes) at warn level, credentials and catch-URL tokens
+	// masked; slog.Default() when nil.
 	Logger *slog.Logger
 }
 
@@ -58,6 +61,8 @@ func NewServer(h http.Handler, o ServerOptions) *http.Server {
 		WriteTimeout:      or(o.WriteTimeout, DefaultWriteTimeout),
 		IdleTimeout:       or(o.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    o.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		// net/http's own messages can quote a request; they pass through a
+		// redacting handler even when the logger given has none.
+		ErrorLog: slog.NewLogLogger(redact.NewHandler(o.Logger.Handler()), slog.LevelWarn),
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
@@ -101,8 +100,15 @@ func (m *Main) testCommand() *cobra.Command {
 	return cmd
 }
 
+// dryRun prints what in would do. Everything it prints passes through the
+// config's Redactor: a dry run shows the requests, not the secrets in them.
 func (m *Main) dryRun(in *inbound) error {
-	out := m.Stdout
+	var out bytes.Buffer
+	defer func() { _, _ = io.WriteString(m.Stdout, in.cfg.Redactor().String(out.String())) }()
+	return in.dryRun(&out)
+}
+
+func (in *inbound) dryRun(out io.Writer) error {
 	h := in.hook
 	fmt.Fprintf(out, "hook:     %s (verify: %s)\n", h.Name, h.Verifier.Scheme())
 	verifyErr := h.Verifier.Verify(in.header, in.body, in.now)
@@ -127,6 +133,7 @@ func (m *Main) dryRun(in *inbound) error {
 	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
 	env := rules.NewEnv(ev, body).Limit(in.cfg.Evaluation)
 	key, keyErr := h.IdempotencyKey(in.header, env, in.body)
+	key = in.cfg.ShownKey(h.Name, key)
 	if keyErr != nil {
 		fmt.Fprintf(out, "key:      %s (the key expression failed: %s)\n", safe(key), safe(keyErr.Error()))
 	} else {
@@ -164,8 +171,8 @@ func (m *Main) dryRun(in *inbound) error {
 			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(err.Error()))
 			continue
 		}
-		fmt.Fprintf(out, "    %s %s\n", safe(req.Method), safe(req.URL))
-		red := actions.Redact(req.Header)
+		fmt.Fprintf(out, "    %s %s\n", safe(req.Method), safe(in.cfg.Redactor().URL(req.URL)))
+		red := in.cfg.Redactor().Header(req.Header)
 		red["Idempotency-Key"] = "<delivery id>"
 		names := make([]string, 0, len(red))
 		for k := range red {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hookrelay/hookrelay/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -56,12 +58,14 @@ func (m *Main) run(ctx context.Context, args []string) int {
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
+		// An error can quote a config line or an answer: credential
+		// patterns in it are masked like everything else shown.
 		var ee *exitError
 		if errors.As(err, &ee) {
-			fmt.Fprintln(m.Stderr, safeText(ee.err.Error()))
+			fmt.Fprintln(m.Stderr, safeText(redact.Text(ee.err.Error())))
 			return ee.code
 		}
-		fmt.Fprintln(m.Stderr, "error:", safeText(err.Error()))
+		fmt.Fprintln(m.Stderr, "error:", safeText(redact.Text(err.Error())))
 		return 1
 	}
 	return 0

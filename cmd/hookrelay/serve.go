@@ -22,6 +22,7 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store/redisstore"
@@ -67,7 +68,7 @@ func (m *Main) serveCommand() *cobra.Command {
 }
 
 func (m *Main) serve(ctx context.Context, f serveFlags) error {
-	log, err := m.logger(f.logFormat, f.logLevel)
+	log, red, err := m.logger(f.logFormat, f.logLevel)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -79,6 +80,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	red.SetRedactor(cfg.Redactor())
+	logWarnings(log, cfg)
 	st, where, err := openStore(ctx, f.store)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -104,6 +107,11 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
 	})
 	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
+		// The log masks the new config's secrets from now on; the old
+		// ones stay masked too, as they may still be quoted by work in
+		// flight.
+		red.SetRedactor(redact.Join(c.Redactor(), gw.Config().Redactor()))
+		logWarnings(log, c)
 		gw.SetConfig(c)
 		client.ClearTokens()
 	}, log)
@@ -169,25 +177,39 @@ func logCatchURLs(log *slog.Logger, cfg *config.Config, addr net.Addr) {
 		u := base + "/hooks/catch/" + name
 		if h.Token != "" {
 			// The token is the hook's secret: show only enough to recognise it.
-			u += "/" + h.Token[:4] + "…"
+			u += "/" + redact.TokenPrefix(h.Token)
 		}
 		log.Info("hook ready", "hook", name, "url", u, "verify", h.Verifier.Scheme(), "rules", len(h.Rules.Rules))
 	}
 }
 
-func (m *Main) logger(format, level string) (*slog.Logger, error) {
+// logger returns the process's logger. Every line passes through the
+// returned redacting handler, which masks credential patterns and catch-URL
+// tokens at once and, once it is given the config's Redactor, every secret
+// the config knows.
+func (m *Main) logger(format, level string) (*slog.Logger, *redact.Handler, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(m.Stderr, opts)), nil
+		h = slog.NewTextHandler(m.Stderr, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(m.Stderr, opts)), nil
+		h = slog.NewJSONHandler(m.Stderr, opts)
+	default:
+		return nil, nil, fmt.Errorf("--log-format %q: use text or json", format)
 	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	red := redact.NewHandler(h)
+	return slog.New(red), red, nil
+}
+
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w)
+	}
 }
 
 func (m *Main) envInt(name string, def int) int {

@@ -41,9 +41,9 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 	case "redis", "rediss":
 		s, err := redisstore.Open(ctx, raw)
 		if err != nil {
-			return nil, "", fmt.Errorf("open Redis store %s: %w", redact(u), err)
+			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
 		}
-		return s, redact(u), nil
+		return s, u.Redacted(), nil
 	case "sqlite", "sqlite3", "file":
 		path := strings.TrimPrefix(raw, u.Scheme+"://")
 		if path == "" {
@@ -56,8 +56,4 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 		return s, "sqlite://" + path, nil
 	}
 	return nil, "", fmt.Errorf("store URL %q: unknown scheme %q (use redis://host:port/db or sqlite:///path/file.db)", raw, u.Scheme)
-}
-
-func redact(u *url.URL) string {
-	return u.Redacted()
 }

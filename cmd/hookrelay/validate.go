@@ -20,6 +20,9 @@ func (m *Main) validateCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+			}
 			fmt.Fprintf(m.Stdout, "%s: ok (%d hooks, %d actions)\n", path, len(cfg.Hooks), len(cfg.Actions))
 			return nil
 		},

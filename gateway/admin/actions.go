@@ -51,7 +51,7 @@ func (a *API) listActions(c *gin.Context) {
 	names = slices.Compact(names)
 	data := make([]ActionView, len(names))
 	for i, name := range names {
-		data[i] = newActionView(name, cfg.Actions[name], byState[name], byStats[name], now)
+		data[i] = newActionView(name, cfg.Actions[name], byState[name], byStats[name], now, cfg.Redactor())
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data})
 }
@@ -89,7 +89,7 @@ func (a *API) setPaused(c *gin.Context, paused bool) {
 	if i := slices.IndexFunc(stats, func(q store.QueueStats) bool { return q.Action == name }); i >= 0 {
 		qs = stats[i]
 	}
-	c.JSON(http.StatusOK, newActionView(name, act, st, qs, now))
+	c.JSON(http.StatusOK, newActionView(name, act, st, qs, now, a.red()))
 }
 
 // putPaused stores the pause switch of action name with compare-and-set,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -90,6 +91,10 @@ func (a *API) fail(c *gin.Context, err error) {
 	}
 	c.AbortWithStatusJSON(ae.status, gin.H{"error": ae.msg})
 }
+
+// red is the Redactor of the config in force: every answer passes
+// through it.
+func (a *API) red() *redact.Redactor { return a.o.Config().Redactor() }
 
 // Handler returns the API as an http.Handler serving /api/v1.
 func (a *API) Handler() http.Handler {

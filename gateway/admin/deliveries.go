@@ -39,7 +39,7 @@ func (a *API) listDeliveries(c *gin.Context) {
 	}
 	data := make([]DeliveryView, len(ds))
 	for i, d := range ds {
-		data[i] = newDeliveryView(d)
+		data[i] = newDeliveryView(d, a.red())
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data, "next": next})
 }
@@ -56,10 +56,10 @@ func (a *API) getDelivery(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := newDeliveryView(d)
+	v := newDeliveryView(d, a.red())
 	v.AttemptLog = make([]AttemptView, len(attempts))
 	for i, at := range attempts {
-		v.AttemptLog[i] = newAttemptView(at)
+		v.AttemptLog[i] = newAttemptView(at, a.red())
 	}
 	c.JSON(http.StatusOK, v)
 }
@@ -76,7 +76,7 @@ func (a *API) retryOne(c *gin.Context) {
 		return
 	}
 	a.log.Info("delivery retried by operator", "delivery_id", d.ID, "event_id", d.EventID, "action", d.Action)
-	c.JSON(http.StatusAccepted, newDeliveryView(d))
+	c.JSON(http.StatusAccepted, newDeliveryView(d, a.red()))
 }
 
 type bulkRetry struct {

@@ -68,7 +68,7 @@ func (a *API) listEvents(c *gin.Context) {
 	}
 	data := make([]EventView, len(evs))
 	for i, e := range evs {
-		data[i] = newEventView(e, false)
+		data[i] = newEventView(e, false, a.o.Config())
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data, "next": next})
 }
@@ -85,10 +85,10 @@ func (a *API) getEvent(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := newEventView(ev, true)
+	v := newEventView(ev, true, a.o.Config())
 	v.Deliveries = make([]DeliveryView, len(ds))
 	for i, d := range ds {
-		v.Deliveries[i] = newDeliveryView(d)
+		v.Deliveries[i] = newDeliveryView(d, a.red())
 	}
 	c.JSON(http.StatusOK, v)
 }

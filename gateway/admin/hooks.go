@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -40,7 +41,7 @@ func catchPath(h *config.Hook, full bool) string {
 	case full:
 		p += "/" + h.Token
 	default:
-		p += "/" + h.Token[:4] + "…"
+		p += "/" + redact.TokenPrefix(h.Token)
 	}
 	return p
 }
@@ -58,13 +59,14 @@ func (a *API) baseURL(c *gin.Context, cfg *config.Config) string {
 
 func (a *API) listHooks(c *gin.Context) {
 	cfg := a.o.Config()
+	red := cfg.Redactor()
 	base := a.baseURL(c, cfg)
 	data := []HookView{}
 	for _, name := range cfg.HookNames() {
 		h := cfg.Hooks[name]
 		v := HookView{ID: name, URL: base + catchPath(h, false), Scheme: h.Verifier.Scheme(), HasToken: h.Token != "", Rules: []RuleView{}}
 		for _, r := range h.Rules.Rules {
-			v.Rules = append(v.Rules, RuleView{Name: r.Name, When: r.When.Source(), Actions: r.Actions})
+			v.Rules = append(v.Rules, RuleView{Name: r.Name, When: red.String(r.When.Source()), Actions: r.Actions})
 		}
 		data = append(data, v)
 	}
@@ -104,10 +106,7 @@ func (a *API) testHook(c *gin.Context) {
 	h.Sender().Sign(req.Header, body, now)
 	w := httptest.NewRecorder()
 	a.o.Ingress.ServeHTTP(w, req)
-	var answer any
-	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
-		answer = w.Body.String()
-	}
+	answer := cfg.Redactor().Payload(w.Body.Bytes(), w.Header().Get("Content-Type"))
 	accepted := w.Code >= 200 && w.Code < 300
 	a.log.Info("test ping sent", "hook", h.Name, "status", w.Code)
 	c.JSON(http.StatusOK, gin.H{"hook": h.Name, "accepted": accepted, "status": w.Code, "response": answer})
@@ -120,7 +119,9 @@ func (a *API) reload(c *gin.Context) {
 	}
 	cfg, err := a.o.Reload(c.Request.Context())
 	if err != nil {
-		a.fail(c, &apiError{http.StatusUnprocessableEntity, fmt.Sprintf("config refused, the previous one keeps serving:\n%v", err)})
+		// The error quotes the new file, whose secrets the config in force
+		// may not know: credential patterns are masked all the same.
+		a.fail(c, &apiError{http.StatusUnprocessableEntity, a.red().String(fmt.Sprintf("config refused, the previous one keeps serving:\n%v", err))})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"reloaded": true, "hooks": len(cfg.Hooks), "actions": len(cfg.Actions)})

@@ -1,18 +1,15 @@
 package admin
 
 import (
-	"bytes"
-	"encoding/json"
 	"math"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
 )
-
-const redacted = "[redacted]"
 
 // EventView is an event as the API shows it; listings leave out headers,
 // query and payload.
@@ -116,26 +113,34 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func newEventView(e store.Event, full bool) EventView {
+// Every view is built with the Redactor of the config in force, which
+// masks what the config knows to be secret, credential-named values and
+// credential-shaped text; nothing reaches an answer any other way.
+
+func newEventView(e store.Event, full bool, cfg *config.Config) EventView {
+	red := cfg.Redactor()
 	v := EventView{
 		ID: e.ID, Hook: e.Hook, ReceivedAt: e.ReceivedAt.UTC(), Status: string(e.Status),
-		IdempotencyKey: e.IdempotencyKey, MatchedRules: e.MatchedRules,
+		IdempotencyKey: cfg.ShownKey(e.Hook, e.IdempotencyKey), MatchedRules: e.MatchedRules,
 	}
 	if v.MatchedRules == nil {
 		v.MatchedRules = []string{}
 	}
 	if full {
-		v.Headers = redactHeaders(e.Headers)
-		v.Query = redactMap(e.Query)
-		v.Payload = payloadView(e.Body)
+		v.Headers = lowerKeys(red.Map(e.Headers))
+		v.Query = red.Map(e.Query)
+		if len(v.Query) == 0 {
+			v.Query = nil
+		}
+		v.Payload = red.Payload(e.Body, contentType(e.Headers))
 	}
 	return v
 }
 
-func newDeliveryView(d store.Delivery) DeliveryView {
+func newDeliveryView(d store.Delivery, red *redact.Redactor) DeliveryView {
 	v := DeliveryView{
 		ID: d.ID, EventID: d.EventID, Hook: d.Hook, Rule: d.Rule, Action: d.Action,
-		Status: string(d.Status), Attempts: d.Attempts, LastError: d.LastError,
+		Status: string(d.Status), Attempts: d.Attempts, LastError: red.String(d.LastError),
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
 		LeasedUntil: timePtr(d.LeasedUntil),
 	}
@@ -145,11 +150,11 @@ func newDeliveryView(d store.Delivery) DeliveryView {
 	return v
 }
 
-func newAttemptView(a store.Attempt) AttemptView {
+func newAttemptView(a store.Attempt, red *redact.Redactor) AttemptView {
 	return AttemptView{
 		N: a.N, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
-		Method: a.Method, URL: a.URL, RequestHeaders: a.RequestHeaders,
-		StatusCode: a.StatusCode, Error: a.Error, ResponseBody: a.ResponseBody,
+		Method: a.Method, URL: red.URL(a.URL), RequestHeaders: red.Map(a.RequestHeaders),
+		StatusCode: a.StatusCode, Error: red.String(a.Error), ResponseBody: red.Form(a.ResponseBody),
 	}
 }
 
@@ -163,16 +168,15 @@ func newKeyView(k store.APIKey) KeyView {
 // newActionView shows the action name; act is nil when the config in
 // force has no such action, st and qs are the zero values when nothing is
 // stored or queued for it.
-func newActionView(name string, act *actions.Action, st store.ActionState, qs store.QueueStats, now time.Time) ActionView {
+func newActionView(name string, act *actions.Action, st store.ActionState, qs store.QueueStats, now time.Time, red *redact.Redactor) ActionView {
 	v := ActionView{
 		Name: name, InConfig: act != nil, Paused: st.Paused, ChangedAt: timePtr(st.ChangedAt),
 		Breaker: BreakerView{
 			State: string(st.Breaker), ConsecutiveFailures: st.Failures, Opens: st.Opens,
 			BlockedUntil: timePtr(st.BlockedUntil),
-			// Attempt errors are scrubbed of secrets when they are made
-			// (actions.Client); the breaker's is one of them, shown as a
-			// delivery's last error is.
-			LastError: st.LastError,
+			// The breaker's error is an attempt's, shown as a delivery's
+			// last error is.
+			LastError: red.String(st.LastError),
 		},
 		InFlight: qs.InFlight, Due: qs.Due, Scheduled: qs.Scheduled, OldestDueAt: timePtr(qs.OldestDue),
 	}
@@ -196,61 +200,23 @@ func newActionView(name string, act *actions.Action, st store.ActionState, qs st
 	return v
 }
 
-// redactHeaders hides credential-bearing headers for display.
-func redactHeaders(h map[string]string) map[string]string {
-	hh := make(http.Header, len(h))
-	for k, v := range h {
-		hh[k] = []string{v}
-	}
-	out := actions.Redact(hh)
-	lower := make(map[string]string, len(out))
-	for k, v := range out {
-		lower[strings.ToLower(k)] = v
-	}
-	return lower
-}
-
-func redactMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
+func lowerKeys(m map[string]string) map[string]string {
+	if m == nil {
 		return nil
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		if actions.Sensitive(k) {
-			v = redacted
-		}
-		out[k] = v
+		out[strings.ToLower(k)] = v
 	}
 	return out
 }
 
-// payloadView shows a JSON payload as JSON, with the values of
-// credential-named fields (an OrderCloud UserToken, a password) hidden;
-// anything else is shown as text.
-func payloadView(body []byte) any {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // large ids keep every digit
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return string(body)
-	}
-	return redactValue(v)
-}
-
-func redactValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			if actions.Sensitive(k) {
-				x[k] = redacted
-			} else {
-				x[k] = redactValue(val)
-			}
-		}
-	case []any:
-		for i := range x {
-			x[i] = redactValue(x[i])
+// contentType is the Content-Type an event arrived with.
+func contentType(h map[string]string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, "Content-Type") {
+			return v
 		}
 	}
-	return v
+	return ""
 }
