@@ -29,12 +29,7 @@ func cliFail(t *testing.T, env []string, args ...string) string {
 }
 
 func TestActionsCLI(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testActionsCLI(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testActionsCLI(t, b.url(t)) })
 }
 
 func testActionsCLI(t *testing.T, storeURL string) {

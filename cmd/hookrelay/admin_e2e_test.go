@@ -106,12 +106,7 @@ const pingRule = `
 `
 
 func TestAdminAPI(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testAdminAPI(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testAdminAPI(t, b.url(t)) })
 }
 
 func testAdminAPI(t *testing.T, storeURL string) {

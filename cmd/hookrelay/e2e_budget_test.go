@@ -76,12 +76,7 @@ rules:
 // delivery dead with the reason, and a payload of too many values is
 // refused with 413.
 func TestEvaluationBudget(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testEvaluationBudget(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testEvaluationBudget(t, b.url(t)) })
 }
 
 func testEvaluationBudget(t *testing.T, storeURL string) {

@@ -170,12 +170,7 @@ func leakMAC(secret string, body []byte) []byte {
 // whatever its encoding, nor a MAC header. Right and wrong URL tokens
 // reach the log only as a prefix.
 func TestNothingLeaks(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testNothingLeaks(t, b)
-		})
-	}
+	onEachStore(t, testNothingLeaks)
 }
 
 func testNothingLeaks(t *testing.T, b storeBackend) {

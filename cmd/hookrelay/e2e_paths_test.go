@@ -105,12 +105,7 @@ func TestWhatwgPath(t *testing.T) {
 // resolves paths like a WHATWG parser or decodes them first: each such
 // delivery is dead at once, with the reason; every other one is sent.
 func TestPathValuesStayUnderThePrefix(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testPathValuesStayUnderThePrefix(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testPathValuesStayUnderThePrefix(t, b.url(t)) })
 }
 
 func testPathValuesStayUnderThePrefix(t *testing.T, storeURL string) {

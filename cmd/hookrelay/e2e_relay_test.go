@@ -261,12 +261,7 @@ func TestRelayAttemptOutlastsLease(t *testing.T) {
 // nothing is sent during the cool-down, then one probe; its 2xx closes the
 // breaker and the deliveries that waited go through.
 func TestRelayCircuitBreaker(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testRelayCircuitBreaker(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testRelayCircuitBreaker(t, b.url(t)) })
 }
 
 func testRelayCircuitBreaker(t *testing.T, storeURL string) {
@@ -349,12 +344,7 @@ func testRelayCircuitBreaker(t *testing.T, storeURL string) {
 // on every process; resuming delivers the backlog. Through the admin API,
 // then through `hookrelay actions`.
 func TestRelayPauseResume(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testRelayPauseResume(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testRelayPauseResume(t, b.url(t)) })
 }
 
 func testRelayPauseResume(t *testing.T, storeURL string) {

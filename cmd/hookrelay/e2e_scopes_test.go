@@ -13,12 +13,7 @@ import (
 // server and the real CLI: no key can create, see or revoke a key beyond
 // its own scopes, and no spelling of a scope list gets more than it names.
 func TestKeyScopesCannotBeEscalated(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testKeyScopes(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testKeyScopes(t, b.url(t)) })
 }
 
 func testKeyScopes(t *testing.T, storeURL string) {

@@ -306,12 +306,7 @@ func (s *seen) add(where string, v any) {
 // secret and the access token it bought, across successes, receiver
 // failures that echo them back, refused targets and refused signatures.
 func TestSecretsNeverShown(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testSecretsNeverShown(t, b)
-		})
-	}
+	onEachStore(t, testSecretsNeverShown)
 }
 
 func testSecretsNeverShown(t *testing.T, b storeBackend) {

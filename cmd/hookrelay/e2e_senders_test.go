@@ -141,12 +141,7 @@ func wrongSignature(t *testing.T, s sender, body []byte, at time.Time) http.Head
 // POST /v1/inbox/<hook>; a wrong or stale signature is refused and sends
 // nothing.
 func TestDemoForwardingSenders(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testForwardingSenders(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testForwardingSenders(t, b.url(t)) })
 }
 
 func testForwardingSenders(t *testing.T, storeURL string) {

@@ -47,12 +47,7 @@ func checkRequest(t *testing.T, r received, method, bearer string) {
 }
 
 func TestDemo(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			testDemo(t, b.url(t))
-		})
-	}
+	onEachStore(t, func(t *testing.T, b storeBackend) { testDemo(t, b.url(t)) })
 }
 
 func testDemo(t *testing.T, storeURL string) {

@@ -378,6 +378,16 @@ func backends() []storeBackend {
 	}
 }
 
+// onEachStore runs test once per store backend, the runs in parallel.
+func onEachStore(t *testing.T, test func(t *testing.T, b storeBackend)) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b)
+		})
+	}
+}
+
 // openTestStore opens the same store the server uses, to inspect it.
 func openTestStore(t *testing.T, url string) store.Store {
 	t.Helper()
