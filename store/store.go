@@ -320,3 +320,69 @@ type Admin interface {
 	// TouchKey records that a key was used at at.
 	TouchKey(ctx context.Context, id string, at time.Time) error
 }
+
+// Retention: pruning old events. Kept apart from Admin so that each part
+// of the contract stays small.
+
+// Prune asks for one batch of pruning. An event is prunable once it is
+// final and older than its window, counted from its ReceivedAt: an ignored
+// event, or one whose every delivery succeeded, once received before
+// CompletedBefore; one with a dead delivery (and none pending or
+// retrying), once received before FailedBefore. An event with a delivery
+// pending or retrying is never pruned, whatever its age.
+type Prune struct {
+	Now             time.Time
+	CompletedBefore time.Time
+	FailedBefore    time.Time
+	// Owner names the process pruning. One process prunes a store at a
+	// time: a call holds the pruning lease until LeaseUntil, and another
+	// owner's calls prune nothing (Pruned.Held) until it ends.
+	Owner      string
+	LeaseUntil time.Time
+	// Limit bounds how many events one call examines (not only those it
+	// deletes), so that one call holds the store for a bounded time.
+	Limit int
+}
+
+// Pruned is the answer to a Prune.
+type Pruned struct {
+	Events, Deliveries, Attempts int // removed by this call
+	// More is set while events older than the windows remain to be
+	// examined; the next call goes on where this one stopped, and the one
+	// after the last starts again from the oldest event.
+	More bool
+	// Held is set when another owner holds the pruning lease: nothing was
+	// examined.
+	Held bool
+}
+
+// Pruner removes old events with their deliveries, attempts and every
+// index entry that names them, so that listings and counts stay right.
+// Both backends implement it; store/storetest checks it.
+type Pruner interface {
+	Prune(ctx context.Context, p Prune) (Pruned, error)
+}
+
+// Prunable reports whether an event of status s whose deliveries have the
+// statuses ds is prunable under p once received at received.
+func Prunable(p Prune, s EventStatus, received time.Time, ds []DeliveryStatus) bool {
+	failed := false
+	for _, d := range ds {
+		switch d {
+		case DeliveryDead:
+			failed = true
+		case DeliverySucceeded:
+		default:
+			return false
+		}
+	}
+	if s == EventAccepted && len(ds) == 0 {
+		// Accepted without deliveries is not a state Accept makes; keep it
+		// rather than guess.
+		return false
+	}
+	if failed {
+		return received.Before(p.FailedBefore)
+	}
+	return received.Before(p.CompletedBefore)
+}

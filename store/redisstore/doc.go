@@ -11,7 +11,10 @@
 // too (limiter.go). Concurrent Accepts share pipelines (commit.go). Listings
 // page through sorted sets of ids (all, per hook, per action, per status)
 // that the same scripts keep, and admin API keys are read from Redis on every
-// call, so a revocation holds at once for every process.
+// call, so a revocation holds at once for every process. Retention (Prune)
+// walks the events index oldest first, one bounded script per batch, from a
+// cursor kept in Redis under a pruning lease, and removes each old final
+// event's keys and index entries.
 //
 // Accept throughput measured with BenchmarkAccept (storetest.Bench: a new
 // idempotency key and one delivery per event), go test -bench BenchmarkAccept

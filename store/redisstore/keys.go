@@ -111,6 +111,14 @@ func (k keys) actionDeliveries(action string) string { return k.base + "idx:dlv:
 // change a delivery's status move it between these.
 func (k keys) statusDeliveries(status string) string { return k.base + "idx:dlv:status:" + status }
 
+// pruneLease holds "<owner>|<until ms>": the process pruning the store,
+// and until when (see pruneScript).
+func (k keys) pruneLease() string { return k.base + "prune:lease" }
+
+// pruneCursor holds the id of the last event the pruner examined, so
+// that the next batch goes on from there; absent to start from the oldest.
+func (k keys) pruneCursor() string { return k.base + "prune:cursor" }
+
 // apiKey is the hash holding one admin API key.
 func (k keys) apiKey(id string) string { return k.base + "key:" + id }
 

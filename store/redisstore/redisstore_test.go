@@ -38,6 +38,18 @@ func TestAdminConformance(t *testing.T) {
 	})
 }
 
+func TestRetentionConformance(t *testing.T) {
+	storetest.RunRetention(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+		store.Pruner
+	} {
+		s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func BenchmarkAccept(b *testing.B) {
 	storetest.Bench(b, openBench)
 }

@@ -769,3 +769,106 @@ end
 redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
+
+// pruneScript examines one batch of events, oldest first from where the
+// last batch stopped, and removes those that are prunable (store.Prunable)
+// with their deliveries and attempts and every index entry that names
+// them: the listing indexes, and the action queues and lease sets (which
+// hold no final delivery, but a stray entry would outlive its delivery).
+// The idempotency key of a pruned event is left to expire on its own TTL.
+// It runs only for the owner of the pruning lease, which it takes when
+// free or ended and extends.
+//
+//	KEYS[1]  pruning lease   <base>prune:lease
+//	KEYS[2]  pruning cursor  <base>prune:cursor
+//	KEYS[3]  events index    <base>idx:evt
+//	ARGV[1]  now
+//	ARGV[2]  owner
+//	ARGV[3]  lease ends at, > now
+//	ARGV[4]  completed before: ignored and succeeded events received earlier go
+//	ARGV[5]  failed before: events with a dead delivery received earlier go
+//	ARGV[6]  bound: examine only ids below it
+//	ARGV[7]  limit: how many events to examine at most
+//	ARGV[8]  key base        <prefix>:{p}:
+//
+// Returns {-1} when another owner holds the lease, else {events,
+// deliveries, attempts removed, more (1 or 0)}.
+var pruneScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local held = redis.call("GET", KEYS[1])
+if held then
+	local owner, untl = string.match(held, "^(.*)|(%d+)$")
+	if owner and owner ~= ARGV[2] and tonumber(untl) > now then
+		return {-1}
+	end
+end
+redis.call("SET", KEYS[1], ARGV[2] .. "|" .. ARGV[3], "PX", math.max(1, tonumber(ARGV[3]) - now))
+
+local completed, failed = tonumber(ARGV[4]), tonumber(ARGV[5])
+local limit, base = tonumber(ARGV[7]), ARGV[8]
+local from = "-"
+local cursor = redis.call("GET", KEYS[2])
+if cursor then
+	from = "(" .. cursor
+end
+local ids = redis.call("ZRANGEBYLEX", KEYS[3], from, "(" .. ARGV[6], "LIMIT", 0, limit)
+local events, deliveries, attempts = 0, 0, 0
+for _, id in ipairs(ids) do
+	local ekey = base .. "evt:" .. id
+	local e = redis.call("HMGET", ekey, "status", "recv", "hook")
+	if not e[1] then
+		-- An index entry without its event: nothing else to remove.
+		redis.call("ZREM", KEYS[3], id)
+	else
+		local recv = tonumber(e[2]) or 0
+		local dids = redis.call("LRANGE", ekey .. ":dlvs", 0, -1)
+		local ds, open, dead = {}, false, false
+		for _, did in ipairs(dids) do
+			local d = redis.call("HMGET", base .. "dlv:" .. did, "status", "hook", "action")
+			if d[1] then
+				ds[#ds + 1] = {did, d[1], d[2] or "", d[3] or ""}
+				if d[1] == "dead" then
+					dead = true
+				elseif d[1] ~= "succeeded" then
+					open = true
+				end
+			end
+		end
+		local prunable = false
+		if not open and not (e[1] == "accepted" and #ds == 0) then
+			if dead then
+				prunable = recv < failed
+			else
+				prunable = recv < completed
+			end
+		end
+		if prunable then
+			for _, d in ipairs(ds) do
+				local did, dkey = d[1], base .. "dlv:" .. d[1]
+				attempts = attempts + redis.call("LLEN", dkey .. ":attempts")
+				redis.call("DEL", dkey, dkey .. ":attempts")
+				redis.call("ZREM", base .. "idx:dlv", did)
+				redis.call("ZREM", base .. "idx:dlv:hook:" .. d[3], did)
+				redis.call("ZREM", base .. "idx:dlv:action:" .. d[4], did)
+				redis.call("ZREM", base .. "idx:dlv:status:" .. d[2], did)
+				redis.call("ZREM", base .. "q:" .. d[4], did)
+				redis.call("ZREM", base .. "lease:" .. d[4], did)
+				deliveries = deliveries + 1
+			end
+			redis.call("DEL", ekey, ekey .. ":dlvs")
+			redis.call("ZREM", KEYS[3], id)
+			redis.call("ZREM", base .. "idx:evt:hook:" .. (e[3] or ""), id)
+			redis.call("ZREM", base .. "idx:evt:status:" .. e[1], id)
+			events = events + 1
+		end
+	end
+end
+local more = 0
+if #ids == limit then
+	redis.call("SET", KEYS[2], ids[#ids])
+	more = 1
+else
+	redis.call("DEL", KEYS[2])
+end
+return {events, deliveries, attempts, more}
+`)

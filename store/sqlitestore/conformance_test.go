@@ -44,3 +44,13 @@ func openTemp(tb testing.TB) *Store {
 	})
 	return s
 }
+
+func TestRetentionConformance(t *testing.T) {
+	storetest.RunRetention(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+		store.Pruner
+	} {
+		return openTemp(t)
+	})
+}

@@ -146,7 +146,7 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	if !strings.EqualFold(mode, "wal") {
 		return fail(fmt.Errorf("journal_mode is %q, want wal", mode))
 	}
-	if err := migrate(ctx, s.wconn, ms); err != nil {
+	if err := incrementalVacuum(ctx, s.wconn, func() error { return migrate(ctx, s.wconn, ms) }); err != nil {
 		return fail(err)
 	}
 
@@ -164,6 +164,32 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	go s.runWriter()
 	go s.runSweep()
 	return s, nil
+}
+
+// incrementalVacuum runs migrate with the file in auto_vacuum=INCREMENTAL
+// mode, so that the pages retention frees can be given back to the file
+// system (Prune). A new file takes the mode before its first table; a file
+// made before retention existed is converted once, by a VACUUM that
+// rewrites it whole: it takes about as long as copying the file, needs as
+// much free disk space again, and holds every other connection meanwhile.
+func incrementalVacuum(ctx context.Context, conn *sql.Conn, migrate func() error) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+		return err
+	}
+	if err := migrate(); err != nil {
+		return err
+	}
+	var mode int
+	if err := conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return err
+	}
+	if mode == 2 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("converting to auto_vacuum=INCREMENTAL: %w", err)
+	}
+	return nil
 }
 
 // ownerOnly takes every permission of the file at path away from its group
