@@ -56,6 +56,9 @@ type Config struct {
 	// Evaluation.MaxValues() values is refused.
 	Evaluation rules.Limits
 
+	// Retention is how long final events are kept (retention:).
+	Retention Retention
+
 	// Warnings are problems that do not stop the config from loading, for
 	// the operator's log.
 	Warnings []string
@@ -306,6 +309,7 @@ func (l *loader) load(path string) *Config {
 			l.secrets.hook(name, h, hook)
 		}
 	}
+	c.Retention = l.compileRetention(path, raw.Retention, c.Hooks, raw.Hooks)
 	c.Files = l.files
 	c.redactor = redact.New(l.secrets.values, l.secrets.names)
 	slices.Sort(l.secrets.short)

@@ -17,8 +17,9 @@ type rawConfig struct {
 	Hooks       map[string]*rawHook   `yaml:"hooks"`
 	Actions     map[string]*rawAction `yaml:"actions"`
 	ActionFiles []scalar              `yaml:"action_files"`
-	Server      *rawServer            `yaml:"server"` // see ingress.go
-	Egress      *rawEgress            `yaml:"egress"` // see egress.go
+	Server      *rawServer            `yaml:"server"`    // see ingress.go
+	Egress      *rawEgress            `yaml:"egress"`    // see egress.go
+	Retention   *rawRetention         `yaml:"retention"` // see retention.go
 }
 
 type rawActionFile struct {
