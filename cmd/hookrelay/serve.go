@@ -24,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/relay"
+	"github.com/hookrelay/hookrelay/retention"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store/redisstore"
 )
@@ -155,6 +156,13 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		r := relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
 		g.Go(func() error { return r.Run(gctx) })
 	}
+	// Every process prunes; the store's pruning lease lets one work at a
+	// time.
+	pr := retention.New(st, retention.Options{Logger: log, Windows: func() retention.Windows {
+		w := gw.Config().Retention
+		return retention.Windows{Completed: w.Completed, Failed: w.Failed}
+	}})
+	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}

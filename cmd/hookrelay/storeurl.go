@@ -19,6 +19,7 @@ const defaultStorePath = "hookrelay.db"
 type backend interface {
 	store.Store
 	store.Admin
+	store.Pruner
 }
 
 // openStore opens the store a URL names: redis://host:port/db (or rediss://)
