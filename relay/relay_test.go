@@ -246,10 +246,12 @@ func TestRelayRenewsTheLeaseOfASlowAttempt(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		time.Sleep(1200 * time.Millisecond)
+		// Several leases long; a lease is renewed every third of it, so a
+		// renewal may be late by most of a second on a busy machine.
+		time.Sleep(4 * time.Second)
 	}))
 	defer srv.Close()
-	st, r := setup(t, srv.URL, relay.Options{Lease: 300 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	st, r := setup(t, srv.URL, relay.Options{Lease: 1500 * time.Millisecond, MaxWait: 50 * time.Millisecond})
 	id := enqueue(t, st, "slow", "call")
 	stop := run(t, r)
 	d := waitStatus(t, st, id, store.DeliverySucceeded)
