@@ -157,7 +157,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	ops.Handle("/healthz", ingress)
 	ops.Handle("/readyz", ingress)
 	ops.Handle("/api/", api.Handler())
-	// The dashboard is mounted here, at ops.Handle("/ui/", …).
+	// The dashboard: ops.Handle("/ui/", …) here, so that it moves to
+	// --admin-listen with the rest and the public listener answers 404.
 
 	public := http.NewServeMux()
 	public.Handle("/", ingress)
