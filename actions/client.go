@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // DefaultMaxResponse is how much of a response body a Result keeps.
@@ -98,6 +99,8 @@ type Result struct {
 	StatusCode     int // 0 if no response
 	Duration       time.Duration
 	ResponseBody   string // the first MaxResponse bytes
+	// Trace times the request's phases; nil when none was sent.
+	Trace *store.Trace
 	// Err is nil on a 2xx. Otherwise it wraps ErrPermanent when retrying
 	// cannot help (render errors, refused header values, a bad URL), is a
 	// *RetryAfterError when a 429 or 503 said when to come back, and is
@@ -171,12 +174,13 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 		secrets = append(secrets, tok.AccessToken)
 	}
 
-	r := c.rc.R().SetContext(ctx).SetDoNotParseResponse(true)
+	r := c.rc.R().SetContext(ctx).SetDoNotParseResponse(true).EnableTrace()
 	r.Header = req.Header
 	if req.Body != nil {
 		r.SetBody(req.Body)
 	}
 	resp, err := r.Execute(req.Method, req.URL)
+	defer func() { res.Trace = trace(r.TraceInfo(), c.now().Sub(start)) }()
 	// r.Header now holds what resty added too (Accept).
 	res.RequestHeaders = redact.Header(r.Header)
 	for k, v := range res.RequestHeaders {
@@ -224,6 +228,23 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 		res.Err = &attemptError{msg: fmt.Sprintf("status %d", code)}
 	}
 	return res
+}
+
+// trace is resty's record of a request. Its total is the attempt's own
+// duration when resty saw no answer to end the request with.
+func trace(ti resty.TraceInfo, total time.Duration) *store.Trace {
+	t := &store.Trace{
+		DNS:       max(ti.DNSLookup, 0),
+		Connect:   max(ti.TCPConnTime, 0),
+		TLS:       max(ti.TLSHandshake, 0),
+		FirstByte: max(ti.ServerTime, 0),
+		Total:     ti.TotalTime,
+		Reused:    ti.IsConnReused,
+	}
+	if t.Total <= 0 {
+		t.Total = total
+	}
+	return t
 }
 
 // readBody keeps the first c.max bytes of a response body, with secrets

@@ -8,5 +8,7 @@
 // response: (Slack's url_verification challenge) changes only the answer:
 // the event is stored like any other, and the answer is given only after
 // the store step succeeded, so a store failure is still 503 and a repeated
-// event gets the same answer.
+// event gets the same answer. Every request gets an id, sent back in
+// Hookrelay-Request-Id and added to every line logged while serving it
+// (LogHandler); what is counted goes to the Metrics interface declared here.
 package gateway

@@ -50,9 +50,9 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 		attrs = append(attrs, "hook", hook)
 	}
 	if e.Status >= 500 {
-		log.Error("request failed", attrs...)
+		log.ErrorContext(c.Request.Context(), "request failed", attrs...)
 	} else {
-		log.Info("request refused", attrs...)
+		log.InfoContext(c.Request.Context(), "request refused", attrs...)
 	}
 	if e.Status == http.StatusMethodNotAllowed {
 		c.Header("Allow", http.MethodPost)

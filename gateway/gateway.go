@@ -22,21 +22,34 @@ type Store interface {
 
 // Gateway serves the catch-hook endpoints for the config in force.
 type Gateway struct {
-	store Store
-	cfg   atomic.Pointer[config.Config]
-	log   *slog.Logger
-	now   func() time.Time
+	store   Store
+	cfg     atomic.Pointer[config.Config]
+	log     *slog.Logger
+	now     func() time.Time
+	metrics Metrics
+}
+
+// Metrics records what the gateway sees. Hook names given are the
+// config's: a request for an unknown hook is not reported as an event.
+type Metrics interface {
+	RequestMetrics
+	// Event reports one request to a hook with its outcome (accepted,
+	// ignored, duplicate, or the refusal) and how long it took to answer.
+	Event(hook, outcome string, d time.Duration)
+	// StoreError reports a failed store operation.
+	StoreError(op string)
 }
 
 // Options tune a Gateway; the zero value is usable.
 type Options struct {
-	Logger *slog.Logger
-	Now    func() time.Time // injected clock; time.Now by default
+	Logger  *slog.Logger
+	Now     func() time.Time // injected clock; time.Now by default
+	Metrics Metrics          // nil: nothing is recorded
 }
 
 // New returns a gateway serving cfg from s.
 func New(s Store, cfg *config.Config, o Options) *Gateway {
-	g := &Gateway{store: s, log: o.Logger, now: o.Now}
+	g := &Gateway{store: s, log: o.Logger, now: o.Now, metrics: o.Metrics}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -54,14 +67,17 @@ func (g *Gateway) SetConfig(c *config.Config) { g.cfg.Store(c) }
 // Config returns the config in force.
 func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
-// NewRouter returns a Gin engine in release mode whose panics are logged
-// and answered 500 in JSON.
-func NewRouter(log *slog.Logger) *gin.Engine {
+// NewRouter returns a Gin engine in release mode that gives every request
+// an id (RequestIDHeader), runs mw, and logs panics and answers them 500 in
+// JSON.
+func NewRouter(log *slog.Logger, mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	r.Use(requestID)
+	r.Use(mw...)
 	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, err any) {
 		// A catch URL's token is its secret: only its prefix is logged.
-		log.Error("panic while serving", "path", redact.Path(c.Request.URL.Path), "panic", err)
+		log.ErrorContext(c.Request.Context(), "panic while serving", "path", redact.Path(c.Request.URL.Path), "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
 	return r
@@ -69,7 +85,11 @@ func NewRouter(log *slog.Logger) *gin.Engine {
 
 // Handler returns the HTTP handler for every route the gateway serves.
 func (g *Gateway) Handler() http.Handler {
-	r := NewRouter(g.log)
+	var mw []gin.HandlerFunc
+	if g.metrics != nil {
+		mw = append(mw, Instrument(g.metrics))
+	}
+	r := NewRouter(g.log, mw...)
 	r.HandleMethodNotAllowed = false
 	r.Any("/hooks/catch/:hook", g.catch)
 	r.Any("/hooks/catch/:hook/:token", g.catch)

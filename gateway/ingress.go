@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -31,6 +33,10 @@ const eventIDHeader = "Hookrelay-Event-Id"
 // idempotency key → rules → one atomic store step → the hook's response:,
 // or 202 {id} | 200 {id, duplicate}.
 func (g *Gateway) catch(c *gin.Context) {
+	if g.metrics != nil {
+		start := time.Now()
+		defer func() { g.observe(c, time.Since(start)) }()
+	}
 	cfg := g.cfg.Load()
 	hook, err := findHook(cfg, c.Param("hook"), c.Param("token"), c.FullPath())
 	if err != nil {
@@ -82,7 +88,7 @@ func (g *Gateway) catch(c *gin.Context) {
 	// One budget for the key, the rules and the answer: a payload that
 	// makes them slow holds the request for at most its timeout.
 	env := rules.NewEnv(ev, body).Limit(cfg.Evaluation)
-	ev.IdempotencyKey = g.key(hook, c.Request.Header, env, raw)
+	ev.IdempotencyKey = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
 
 	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
@@ -91,7 +97,7 @@ func (g *Gateway) catch(c *gin.Context) {
 		if errors.As(e, &re) {
 			attrs = append(attrs, "rule", re.Rule)
 		}
-		g.log.Warn("rule failed to evaluate", attrs...)
+		g.log.WarnContext(c.Request.Context(), "rule failed to evaluate", attrs...)
 	}
 	deliveries := make([]store.Delivery, 0, len(matches))
 	for _, m := range matches {
@@ -116,19 +122,24 @@ func (g *Gateway) catch(c *gin.Context) {
 	res, err := g.store.Accept(c.Request.Context(), store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL})
 	if err != nil {
 		// Never a 2xx for something not stored: the sender must retry.
+		if g.metrics != nil {
+			g.metrics.StoreError("accept")
+		}
 		writeError(c, g.log, fail(http.StatusServiceUnavailable, "store unavailable, retry later", err))
 		return
 	}
 	c.Header(eventIDHeader, res.EventID)
+	c.Set(outcomeKey, string(ev.Status))
 	if res.Duplicate {
-		g.log.Info("duplicate event dropped", "hook", hook.Name, "event_id", res.EventID)
+		c.Set(outcomeKey, OutcomeDuplicate)
+		g.log.InfoContext(c.Request.Context(), "duplicate event dropped", "hook", hook.Name, "event_id", res.EventID)
 	} else {
-		g.log.Info("event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
+		g.log.InfoContext(c.Request.Context(), "event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
 	}
 	// Only now, with the event stored: a sender answered here must never
 	// have to send it again.
 	env.Event.ID = res.EventID
-	if a := g.answer(hook, env); a != nil {
+	if a := g.answer(c.Request.Context(), hook, env); a != nil {
 		a.write(c)
 		return
 	}
@@ -185,10 +196,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // key computes the idempotency key. A key expression that fails on this
 // payload falls back to the body hash: refusing the event would lose it for
 // senders that never retry.
-func (g *Gateway) key(hook *config.Hook, h http.Header, env rules.Env, raw []byte) string {
+func (g *Gateway) key(ctx context.Context, hook *config.Hook, h http.Header, env rules.Env, raw []byte) string {
 	k, err := hook.IdempotencyKey(h, env, raw)
 	if err != nil {
-		g.log.Warn("idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
+		g.log.WarnContext(ctx, "idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
 	}
 	return k
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -20,7 +21,7 @@ type reply struct {
 // answer evaluates the hook's response: for env. It is nil when the hook has
 // none, when its when: is false, or when evaluating it failed (logged): the
 // sender then gets the usual 202 {id}, since the event is stored either way.
-func (g *Gateway) answer(hook *config.Hook, env rules.Env) *reply {
+func (g *Gateway) answer(ctx context.Context, hook *config.Hook, env rules.Env) *reply {
 	r := hook.Response
 	if r == nil {
 		return nil
@@ -28,7 +29,7 @@ func (g *Gateway) answer(hook *config.Hook, env rules.Env) *reply {
 	if r.When != nil {
 		v, err := r.When.Run(env)
 		if err != nil {
-			g.log.Warn("response condition failed to evaluate; answering as usual", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
+			g.log.WarnContext(ctx, "response condition failed to evaluate; answering as usual", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
 			return nil
 		}
 		if ok, _ := v.(bool); !ok {
@@ -42,7 +43,7 @@ func (g *Gateway) answer(hook *config.Hook, env rules.Env) *reply {
 			a.body, err = replyBody(v, &a.contentType)
 		}
 		if err != nil {
-			g.log.Warn("response body failed to evaluate; answering as usual", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
+			g.log.WarnContext(ctx, "response body failed to evaluate; answering as usual", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
 			return nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/rules"
@@ -17,6 +18,47 @@ type finishItem struct {
 	verdict verdict
 	status  int  // the answer's status code, 0 without one
 	freed   bool // its slot was given back when the attempt ended
+	result  string
+}
+
+// The results of attempts, as Metrics.AttemptFinished reports them: success,
+// dead (the delivery's last attempt failed, or failed for good), or why an
+// attempt that will be retried failed.
+const (
+	ResultSuccess     = "success"
+	ResultDead        = "dead"
+	ResultTimeout     = "timeout"      // no answer within the action's timeout
+	ResultNetwork     = "network"      // no answer: refused, reset, name not found
+	ResultRedirect    = "redirect"     // a 3xx, which is not followed
+	ResultThrottled   = "throttled"    // 429
+	ResultClientError = "client_error" // another 4xx
+	ResultServerError = "server_error" // a 5xx
+	ResultAbandoned   = "abandoned"    // stopped at shutdown or when the lease was lost; not recorded
+)
+
+// Results lists every result, so that a counter can start at zero for each.
+var Results = []string{ResultSuccess, ResultDead, ResultTimeout, ResultNetwork, ResultRedirect,
+	ResultThrottled, ResultClientError, ResultServerError, ResultAbandoned}
+
+// result names the result of an attempt whose outcome is out.
+func result(out store.Outcome, res actions.Result) string {
+	switch {
+	case out.Status == store.DeliverySucceeded:
+		return ResultSuccess
+	case out.Status == store.DeliveryDead:
+		return ResultDead
+	case res.StatusCode == http.StatusTooManyRequests:
+		return ResultThrottled
+	case res.StatusCode >= 500:
+		return ResultServerError
+	case res.StatusCode >= 400:
+		return ResultClientError
+	case res.StatusCode >= 300:
+		return ResultRedirect
+	case errors.Is(res.Err, context.DeadlineExceeded):
+		return ResultTimeout
+	}
+	return ResultNetwork
 }
 
 // permanentError is a failure before anything was sent that retrying
@@ -60,6 +102,7 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 		attempt.RequestHeaders = res.RequestHeaders
 		attempt.StatusCode = res.StatusCode
 		attempt.ResponseBody = res.ResponseBody
+		attempt.Trace = res.Trace
 	}
 	attempt.Duration = res.Duration
 	if res.Duration == 0 {
@@ -87,6 +130,7 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 		act:     act,
 		verdict: v,
 		status:  res.StatusCode,
+		result:  result(out, res),
 	}, true
 }
 

@@ -74,6 +74,7 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 		if err == nil {
 			break
 		}
+		r.storeError("finish")
 		if try == 8 {
 			r.log.Error("recording attempts failed: their deliveries will be attempted again", "error", err, "attempts", len(fs))
 			errs = nil

@@ -31,8 +31,21 @@ type Sender interface {
 	Do(ctx context.Context, a *actions.Action, env rules.Env, idempotencyKey string) actions.Result
 }
 
+// Metrics records the relay's attempts. The action names given are the
+// config's.
+type Metrics interface {
+	// AttemptStarted reports an attempt that begins; AttemptFinished the
+	// same attempt's end, with its result (see Result*) and duration.
+	AttemptStarted(action string)
+	AttemptFinished(action, result string, d time.Duration)
+	// StoreError reports a failed store operation.
+	StoreError(op string)
+}
+
 // Options tune a Relay.
 type Options struct {
+	// Metrics, when set, records every attempt.
+	Metrics Metrics
 	// MaxInFlight caps the attempts in flight in this process across all
 	// actions; each action's own concurrency applies within it. Default 1000.
 	MaxInFlight int
@@ -227,6 +240,7 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	// out is either started or given back at once.
 	b, err := r.q.Lease(context.WithoutCancel(ctx), store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
 	if err != nil {
+		r.storeError("lease")
 		r.log.Error("lease failed", "error", err)
 		return false, time.Time{}, err
 	}
@@ -243,6 +257,7 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		// due now, for whichever worker has room.
 		more = true
 		if err := r.q.Release(context.WithoutCancel(ctx), now, over); err != nil {
+			r.storeError("release")
 			r.log.Error("giving back deliveries over the in-flight cap failed: they fall due when their leases end", "error", err)
 		}
 	}
@@ -359,11 +374,21 @@ func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Actio
 	r.total++
 	r.held[l.Delivery.ID] = &inflight{lease: l, cancel: cancel}
 	r.mu.Unlock()
+	if r.o.Metrics != nil {
+		r.o.Metrics.AttemptStarted(l.Delivery.Action)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer cancel(nil)
 		item, ok := r.perform(actx, l, act)
+		if r.o.Metrics != nil {
+			result, d := ResultAbandoned, time.Duration(0)
+			if ok {
+				result, d = item.result, item.f.Attempt.Duration
+			}
+			r.o.Metrics.AttemptFinished(l.Delivery.Action, result, d)
+		}
 		switch {
 		case ok:
 			if item.verdict != failing {
@@ -456,6 +481,7 @@ func (r *Relay) renew(ctx context.Context, done chan struct{}) {
 		ends, err := r.q.Renew(ctx, r.o.Now(), r.o.Lease, ls)
 		if err != nil {
 			if ctx.Err() == nil {
+				r.storeError("renew")
 				r.log.Error("renewing leases failed", "error", err, "leases", len(ls))
 			}
 			continue
@@ -480,6 +506,7 @@ func (r *Relay) refreshStates(ctx context.Context) {
 	sts, err := r.q.ActionStates(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
+			r.storeError("action_states")
 			r.log.Error("reading action states failed", "error", err)
 		}
 		return
@@ -516,6 +543,7 @@ func (r *Relay) scanOrphans(ctx context.Context, now time.Time) {
 	stats, err := r.q.QueueStats(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
+			r.storeError("queue_stats")
 			r.log.Error("reading queue stats failed", "error", err)
 		}
 		return
@@ -560,6 +588,7 @@ func (r *Relay) breakerRecord(ctx context.Context, act *actions.Action, vs []ver
 			continue
 		}
 		if err != nil {
+			r.storeError("put_action_state")
 			r.log.Error("recording the circuit breaker state failed", "action", act.Name, "error", err)
 			return
 		}
@@ -580,5 +609,11 @@ func (r *Relay) logBreaker(before, after store.ActionState, b Breaker) {
 		r.log.Warn("circuit breaker opened: deliveries wait without attempts", "action", after.Action, "failures", after.Failures, "until", after.BlockedUntil, "error", after.LastError)
 	case closed(after) && !closed(before):
 		r.log.Info("circuit breaker closed: deliveries flow again", "action", after.Action)
+	}
+}
+
+func (r *Relay) storeError(op string) {
+	if r.o.Metrics != nil {
+		r.o.Metrics.StoreError(op)
 	}
 }

@@ -72,6 +72,22 @@ type Attempt struct {
 	StatusCode     int               // 0 when no response was received
 	Error          string
 	ResponseBody   string // first 4 KiB
+	// Trace times the request's phases; nil when no request was sent.
+	Trace *Trace
+}
+
+// Trace is how long each phase of an attempt's request took, as the HTTP
+// client saw it: it tells a slow receiver (FirstByte) from a slow name
+// lookup (DNS) or a slow network (Connect, TLS). A phase that did not
+// happen (no lookup for an address, no handshake on a kept-alive
+// connection) is zero.
+type Trace struct {
+	DNS       time.Duration // name lookup
+	Connect   time.Duration // TCP connect
+	TLS       time.Duration // TLS handshake
+	FirstByte time.Duration // from having a connection to the answer's first byte
+	Total     time.Duration // the whole request, connection included
+	Reused    bool          // the connection was kept alive from an earlier request
 }
 
 // Accept is everything the gateway hands over for one inbound webhook.

@@ -17,6 +17,8 @@ type reloader struct {
 	load  func() (*config.Config, error)
 	apply func(*config.Config)
 	log   *slog.Logger
+	// observe, when set, is told whether each reload succeeded.
+	observe func(ok bool)
 
 	mu     sync.Mutex
 	stamps map[string]fileStamp
@@ -50,6 +52,9 @@ func (r *reloader) Reload(why string) (*config.Config, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, err := r.load()
+	if r.observe != nil {
+		r.observe(err == nil)
+	}
 	if err != nil {
 		r.log.Error("config reload refused; the previous config keeps serving", "trigger", why, "error", err.Error())
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/retention"
@@ -43,6 +45,9 @@ type serveFlags struct {
 	logFormat string
 	logLevel  string
 	watch     time.Duration
+
+	// adminListen moves the operators' endpoints to a listener of their own.
+	adminListen string
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -58,6 +63,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
 	fl.StringVar(&f.listen, "listen", m.env("HOOKRELAY_LISTEN", ":8080"), "address to listen on (env HOOKRELAY_LISTEN)")
+	fl.StringVar(&f.adminListen, "admin-listen", m.env("HOOKRELAY_ADMIN_LISTEN", ""), "address of a second listener for operators, serving /metrics, /healthz, /readyz, the admin API and the dashboard; when set, --listen serves only the catch URLs and health checks (env HOOKRELAY_ADMIN_LISTEN)")
 	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db or redis://host:port/db; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
 	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
 	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
@@ -100,7 +106,21 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.listen, err)}
 	}
-	gw := gateway.New(st, cfg, gateway.Options{Logger: log})
+	var adminLn net.Listener
+	if f.adminListen != "" {
+		if adminLn, err = net.Listen("tcp", f.adminListen); err != nil {
+			ln.Close()
+			return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.adminListen, err)}
+		}
+	}
+	var gw *gateway.Gateway
+	mx := metrics.New(metrics.Options{
+		Queue:   st,
+		Actions: func() []string { return actionNames(gw.Config()) },
+		Version: version,
+	})
+	mx.Configure(cfg.HookNames(), actionNames(cfg), gateway.Outcomes, relay.Results)
+	gw = gateway.New(st, cfg, gateway.Options{Logger: log, Metrics: mx})
 	client := actions.NewClient(actions.ClientOptions{
 		UserAgent: "hookrelay/" + version,
 		// The allowlist is read at each connection from the config in force,
@@ -115,7 +135,9 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		logWarnings(log, c)
 		gw.SetConfig(c)
 		client.ClearTokens()
+		mx.Configure(c.HookNames(), actionNames(c), gateway.Outcomes, relay.Results)
 	}, log)
+	rl.observe = mx.Reload
 	ingress := gw.Handler()
 	api := admin.New(admin.Options{
 		Store:      st,
@@ -124,11 +146,31 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		Reload:     func(context.Context) (*config.Config, error) { return rl.Reload("admin API") },
 		ClearCache: client.ClearTokens,
 		Logger:     log,
+		Metrics:    mx,
 	})
-	handler := http.NewServeMux()
-	handler.Handle("/api/", api.Handler())
-	handler.Handle("/", ingress)
-	srv := gateway.NewServer(handler, gateway.ServerOptions{Logger: log})
+	metricsRouter := gateway.NewRouter(log, gateway.Instrument(mx))
+	metricsRouter.GET("/metrics", gin.WrapH(mx.Handler()))
+
+	// ops is what operators use: on the --admin-listen listener when one
+	// is named, else beside the catch URLs on the one listener.
+	ops := http.NewServeMux()
+	ops.Handle("/metrics", metricsRouter)
+	ops.Handle("/healthz", ingress)
+	ops.Handle("/readyz", ingress)
+	ops.Handle("/api/", api.Handler())
+	// The dashboard: ops.Handle("/ui/", …) here, so that it moves to
+	// --admin-listen with the rest and the public listener answers 404.
+
+	public := http.NewServeMux()
+	public.Handle("/", ingress)
+	srv := gateway.NewServer(public, gateway.ServerOptions{Logger: log})
+	var adminSrv *http.Server
+	if adminLn != nil {
+		adminSrv = gateway.NewServer(ops, gateway.ServerOptions{Logger: log})
+	} else {
+		ops.Handle("/", ingress)
+		srv.Handler = ops
+	}
 	logCatchURLs(log, cfg, ln.Addr())
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -144,10 +186,22 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		log.Info("shutting down: intake stopped, finishing work in flight", "grace", f.grace)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), f.grace)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if adminSrv == nil {
+			return srv.Shutdown(sctx)
+		}
+		return errors.Join(srv.Shutdown(sctx), adminSrv.Shutdown(sctx))
 	})
+	if adminSrv != nil {
+		g.Go(func() error {
+			log.Info("admin listening", "addr", adminLn.Addr().String())
+			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	if f.workers > 0 {
-		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log,
+		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log, Metrics: mx,
 			Limits: func() rules.Limits { return gw.Config().Evaluation }}
 		if rs, ok := st.(*redisstore.Store); ok {
 			// Rates hold across every process that shares the Redis store.
@@ -169,6 +223,21 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// The gateway and the relay report to the metrics through interfaces of their own.
+var (
+	_ gateway.Metrics = (*metrics.Metrics)(nil)
+	_ relay.Metrics   = (*metrics.Metrics)(nil)
+)
+
+// actionNames are the names of cfg's actions: the only action label values.
+func actionNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.Actions))
+	for n := range cfg.Actions {
+		names = append(names, n)
+	}
+	return names
 }
 
 func logCatchURLs(log *slog.Logger, cfg *config.Config, addr net.Addr) {
@@ -211,7 +280,8 @@ func (m *Main) logger(format, level string) (*slog.Logger, *redact.Handler, erro
 		return nil, nil, fmt.Errorf("--log-format %q: use text or json", format)
 	}
 	red := redact.NewHandler(h)
-	return slog.New(red), red, nil
+	// A line logged while serving a request carries the request's id.
+	return slog.New(gateway.LogHandler(red)), red, nil
 }
 
 func logWarnings(log *slog.Logger, cfg *config.Config) {

@@ -88,7 +88,7 @@ func (a *API) auth(scopes ...string) gin.HandlerFunc {
 		// Last use is kept to the minute, which spares a write per request.
 		if now := a.o.Now(); now.Sub(key.LastUsedAt) >= touchEvery {
 			if err := a.o.Store.TouchKey(c.Request.Context(), key.ID, now); err != nil {
-				a.log.Warn("recording API key use failed", "key", key.ID, "error", err)
+				a.log.WarnContext(c.Request.Context(), "recording API key use failed", "key", key.ID, "error", err)
 			}
 		}
 		c.Set(callerKey, key)

@@ -77,7 +77,7 @@ func (a *API) setPaused(c *gin.Context, paused bool) {
 		if paused {
 			msg = "action paused by operator"
 		}
-		a.log.Info(msg, "action", name, "paused", paused)
+		a.log.InfoContext(c.Request.Context(), msg, "action", name, "paused", paused)
 	}
 	now := a.o.Now().UTC()
 	stats, err := a.o.Store.QueueStats(ctx, now)

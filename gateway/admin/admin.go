@@ -42,6 +42,8 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics, when set, records every request the API serves.
+	Metrics gateway.RequestMetrics
 }
 
 // API serves /api/v1.
@@ -86,7 +88,7 @@ func (a *API) fail(c *gin.Context, err error) {
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{http.StatusConflict, err.Error()}
 	default:
-		a.log.Error("admin request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
+		a.log.ErrorContext(c.Request.Context(), "admin request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 		ae = &apiError{http.StatusServiceUnavailable, "store unavailable"}
 	}
 	c.AbortWithStatusJSON(ae.status, gin.H{"error": ae.msg})
@@ -98,7 +100,11 @@ func (a *API) red() *redact.Redactor { return a.o.Config().Redactor() }
 
 // Handler returns the API as an http.Handler serving /api/v1.
 func (a *API) Handler() http.Handler {
-	r := gateway.NewRouter(a.log)
+	var mw []gin.HandlerFunc
+	if a.o.Metrics != nil {
+		mw = append(mw, gateway.Instrument(a.o.Metrics))
+	}
+	r := gateway.NewRouter(a.log, mw...)
 	a.Register(r)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errNotFound("no such endpoint")) })
 	return r

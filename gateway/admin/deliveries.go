@@ -75,7 +75,7 @@ func (a *API) retryOne(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.log.Info("delivery retried by operator", "delivery_id", d.ID, "event_id", d.EventID, "action", d.Action)
+	a.log.InfoContext(c.Request.Context(), "delivery retried by operator", "delivery_id", d.ID, "event_id", d.EventID, "action", d.Action)
 	c.JSON(http.StatusAccepted, newDeliveryView(d, a.red()))
 }
 
@@ -144,6 +144,6 @@ func (a *API) retryMany(c *gin.Context) {
 		}
 		retried++
 	}
-	a.log.Info("deliveries retried by operator", "retried", retried, "skipped", skipped, "status", string(status), "hook", req.Hook, "action", req.Action)
+	a.log.InfoContext(c.Request.Context(), "deliveries retried by operator", "retried", retried, "skipped", skipped, "status", string(status), "hook", req.Hook, "action", req.Action)
 	c.JSON(http.StatusAccepted, gin.H{"retried": retried, "skipped": skipped})
 }

@@ -115,7 +115,7 @@ func (a *API) replay(c *gin.Context) {
 	}
 	matched, matches, errs := hook.Rules.Evaluate(rules.NewEnv(ev, body).Limit(limits))
 	for _, e := range errs {
-		a.log.Warn("rule failed to evaluate on replay", "hook", ev.Hook, "event_id", ev.ID, "error", e)
+		a.log.WarnContext(c.Request.Context(), "rule failed to evaluate on replay", "hook", ev.Hook, "event_id", ev.ID, "error", e)
 	}
 	now := a.o.Now().UTC()
 	var ds []store.Delivery
@@ -136,6 +136,6 @@ func (a *API) replay(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.log.Info("event replayed", "hook", ev.Hook, "event_id", ev.ID, "deliveries", len(ds))
+	a.log.InfoContext(c.Request.Context(), "event replayed", "hook", ev.Hook, "event_id", ev.ID, "deliveries", len(ds))
 	c.JSON(http.StatusAccepted, gin.H{"event_id": ev.ID, "deliveries": ids})
 }

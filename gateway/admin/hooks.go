@@ -108,7 +108,7 @@ func (a *API) testHook(c *gin.Context) {
 	a.o.Ingress.ServeHTTP(w, req)
 	answer := cfg.Redactor().Payload(w.Body.Bytes(), w.Header().Get("Content-Type"))
 	accepted := w.Code >= 200 && w.Code < 300
-	a.log.Info("test ping sent", "hook", h.Name, "status", w.Code)
+	a.log.InfoContext(c.Request.Context(), "test ping sent", "hook", h.Name, "status", w.Code)
 	c.JSON(http.StatusOK, gin.H{"hook": h.Name, "accepted": accepted, "status": w.Code, "response": answer})
 }
 
@@ -181,7 +181,7 @@ func (a *API) createKey(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.log.Info("API key created", "key", k.ID, "scopes", strings.Join(k.Scopes, ","), "by", caller(c).ID)
+	a.log.InfoContext(c.Request.Context(), "API key created", "key", k.ID, "scopes", strings.Join(k.Scopes, ","), "by", caller(c).ID)
 	v := newKeyView(k)
 	v.Secret = secret
 	c.JSON(http.StatusCreated, v)
@@ -210,6 +210,6 @@ func (a *API) revokeKey(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.log.Info("API key revoked", "key", id, "by", caller(c).ID)
+	a.log.InfoContext(c.Request.Context(), "API key revoked", "key", id, "by", caller(c).ID)
 	c.JSON(http.StatusOK, gin.H{"id": id, "revoked": true})
 }

@@ -54,6 +54,20 @@ type AttemptView struct {
 	StatusCode     int               `json:"status_code"`
 	Error          string            `json:"error,omitempty"`
 	ResponseBody   string            `json:"response_body,omitempty"`
+	// Trace times the request's phases, which tells a slow receiver
+	// (first_byte_ms) from a slow lookup or network; absent when no
+	// request was sent.
+	Trace *TraceView `json:"trace,omitempty"`
+}
+
+// TraceView is an attempt's store.Trace in milliseconds, to the microsecond.
+type TraceView struct {
+	DNSMS       float64 `json:"dns_ms"`
+	ConnectMS   float64 `json:"connect_ms"`
+	TLSMS       float64 `json:"tls_ms"`
+	FirstByteMS float64 `json:"first_byte_ms"`
+	TotalMS     float64 `json:"total_ms"`
+	Reused      bool    `json:"reused"` // the connection was kept alive from an earlier request
 }
 
 // KeyView is an API key as the API shows it: never its hash.
@@ -155,7 +169,17 @@ func newAttemptView(a store.Attempt, red *redact.Redactor) AttemptView {
 		N: a.N, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
 		Method: a.Method, URL: red.URL(a.URL), RequestHeaders: red.Map(a.RequestHeaders),
 		StatusCode: a.StatusCode, Error: red.String(a.Error), ResponseBody: red.Form(a.ResponseBody),
+		Trace: newTraceView(a.Trace),
 	}
+}
+
+func newTraceView(t *store.Trace) *TraceView {
+	if t == nil {
+		return nil
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return &TraceView{DNSMS: ms(t.DNS), ConnectMS: ms(t.Connect), TLSMS: ms(t.TLS),
+		FirstByteMS: ms(t.FirstByte), TotalMS: ms(t.Total), Reused: t.Reused}
 }
 
 func newKeyView(k store.APIKey) KeyView {

@@ -165,6 +165,17 @@ type attemptRecord struct {
 	Error          string            `json:"err,omitempty"`
 	ResponseBody   string            `json:"resp,omitempty"`
 	ResponseBase64 string            `json:"resp_b64,omitempty"`
+	Trace          *traceRecord      `json:"trace,omitempty"`
+}
+
+// traceRecord is an attempt's store.Trace, durations in nanoseconds.
+type traceRecord struct {
+	DNS       int64 `json:"dns,omitempty"`
+	Connect   int64 `json:"conn,omitempty"`
+	TLS       int64 `json:"tls,omitempty"`
+	FirstByte int64 `json:"ttfb,omitempty"`
+	Total     int64 `json:"total"`
+	Reused    bool  `json:"reused,omitempty"`
 }
 
 func encodeAttempt(a store.Attempt) (string, error) {
@@ -177,6 +188,10 @@ func encodeAttempt(a store.Attempt) (string, error) {
 		RequestHeaders: a.RequestHeaders,
 		StatusCode:     a.StatusCode,
 		Error:          a.Error,
+	}
+	if t := a.Trace; t != nil {
+		r.Trace = &traceRecord{DNS: int64(t.DNS), Connect: int64(t.Connect), TLS: int64(t.TLS),
+			FirstByte: int64(t.FirstByte), Total: int64(t.Total), Reused: t.Reused}
 	}
 	if !a.StartedAt.IsZero() {
 		r.StartedAt = a.StartedAt.UnixMilli()
@@ -205,6 +220,10 @@ func decodeAttempt(s string) (store.Attempt, error) {
 		StatusCode:     r.StatusCode,
 		Error:          r.Error,
 		ResponseBody:   r.ResponseBody,
+	}
+	if t := r.Trace; t != nil {
+		a.Trace = &store.Trace{DNS: time.Duration(t.DNS), Connect: time.Duration(t.Connect), TLS: time.Duration(t.TLS),
+			FirstByte: time.Duration(t.FirstByte), Total: time.Duration(t.Total), Reused: t.Reused}
 	}
 	if r.StartedAt != 0 {
 		a.StartedAt = time.UnixMilli(r.StartedAt).UTC()

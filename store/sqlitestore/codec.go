@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -133,7 +134,17 @@ func scanDeliveryAnd(row rowScanner, d *store.Delivery, extra ...any) error {
 }
 
 // attemptColumns and scanAttempt go together.
-const attemptColumns = `delivery_id, n, started_at, duration_ns, method, url, request_headers, status_code, error, response_body`
+const attemptColumns = `delivery_id, n, started_at, duration_ns, method, url, request_headers, status_code, error, response_body,
+	trace_dns_ns, trace_connect_ns, trace_tls_ns, trace_first_byte_ns, trace_total_ns, trace_reused`
+
+// traceValues are the last six values of attemptColumns: all NULL for an
+// attempt without a trace.
+func traceValues(t *store.Trace) []any {
+	if t == nil {
+		return []any{nil, nil, nil, nil, nil, nil}
+	}
+	return []any{int64(t.DNS), int64(t.Connect), int64(t.TLS), int64(t.FirstByte), int64(t.Total), t.Reused}
+}
 
 func scanAttempt(row rowScanner) (store.Attempt, error) {
 	var (
@@ -141,10 +152,18 @@ func scanAttempt(row rowScanner) (store.Attempt, error) {
 		startedAt  int64
 		durationNS int64
 		headers    string
+		tr         [5]sql.NullInt64
+		reused     sql.NullBool
 	)
 	if err := row.Scan(&a.DeliveryID, &a.N, &startedAt, &durationNS, &a.Method, &a.URL, &headers,
-		&a.StatusCode, &a.Error, &a.ResponseBody); err != nil {
+		&a.StatusCode, &a.Error, &a.ResponseBody, &tr[0], &tr[1], &tr[2], &tr[3], &tr[4], &reused); err != nil {
 		return store.Attempt{}, err
+	}
+	if tr[4].Valid {
+		a.Trace = &store.Trace{
+			DNS: time.Duration(tr[0].Int64), Connect: time.Duration(tr[1].Int64), TLS: time.Duration(tr[2].Int64),
+			FirstByte: time.Duration(tr[3].Int64), Total: time.Duration(tr[4].Int64), Reused: reused.Bool,
+		}
 	}
 	a.StartedAt = fromMillis(startedAt)
 	a.Duration = time.Duration(durationNS)

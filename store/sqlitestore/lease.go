@@ -357,9 +357,10 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 				}
 				errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrLeaseLost)
 			}
-			if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, a.N, millis(a.StartedAt), int64(a.Duration), a.Method, a.URL, it.headers,
-				a.StatusCode, a.Error, a.ResponseBody); err != nil {
+			args := append([]any{id, a.N, millis(a.StartedAt), int64(a.Duration), a.Method, a.URL, it.headers,
+				a.StatusCode, a.Error, a.ResponseBody}, traceValues(a.Trace)...)
+			if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				args...); err != nil {
 				return fmt.Errorf("attempt of %s: %w", id, err)
 			}
 		}

@@ -7,7 +7,8 @@
 //   - Times are compared at millisecond precision: backends store unix
 //     milliseconds, so a time read back equals the one written truncated to
 //     the millisecond (any location). Attempt.Duration is compared at
-//     millisecond precision too. Nil and empty maps and slices are equal.
+//     millisecond precision too; Attempt.Trace is read back to the
+//     nanosecond, and nil as nil. Nil and empty maps and slices are equal.
 //   - Accept sets Event.Status itself: accepted when deliveries were given,
 //     ignored when none were. Deliveries are stored as given (Status pending,
 //     Attempts 0, no lease) and listed by Deliveries in the order Accept got them.
@@ -84,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Retry", testRetry},
 		{"Dead", testDead},
 		{"AttemptsRoundTrip", testAttempts},
+		{"AttemptTraceRoundTrip", testAttemptTrace},
 		{"Wake", testWake},
 		{"WakeClosedWhenDone", testWakeClosed},
 		{"UnknownIDs", testUnknownIDs},
@@ -706,6 +708,47 @@ func testAttempts(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff([]store.Attempt{first, second}, mustAttempts(t, s, d.ID), cmpOpts); diff != "" {
 		t.Errorf("Attempts (-want +got):\n%s", diff)
+	}
+}
+
+// An attempt's trace is kept exactly (its phases are often under a
+// millisecond); an attempt that sent nothing has none.
+func testAttemptTrace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	d := acceptOne(t, s, newEvent("orders", "key-1", base))
+	l := mustLeaseOne(t, s, base, time.Minute, d.ID)
+	refused := attemptOf(l, base, 0, "address refused")
+	refused.Trace = nil
+	if err := finishOne(ctx, s, l, refused, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Minute), Error: refused.Error}); err != nil {
+		t.Fatalf("Finish 1: %v", err)
+	}
+	l = mustLeaseOne(t, s, base.Add(time.Minute), time.Minute, d.ID)
+	sent := attemptOf(l, base.Add(time.Minute), 200, "")
+	sent.Trace = &store.Trace{DNS: 1234567, Connect: 345678, TLS: 2345678, FirstByte: 98765432, Total: 103000001, Reused: false}
+	if err := finishOne(ctx, s, l, sent, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatalf("Finish 2: %v", err)
+	}
+	as := mustAttempts(t, s, d.ID)
+	if len(as) != 2 {
+		t.Fatalf("Attempts = %+v, want 2", as)
+	}
+	if as[0].Trace != nil {
+		t.Errorf("trace of an attempt that sent nothing = %+v, want nil", *as[0].Trace)
+	}
+	if as[1].Trace == nil || *as[1].Trace != *sent.Trace {
+		t.Errorf("trace = %+v, want %+v", as[1].Trace, *sent.Trace)
+	}
+
+	// A kept-alive connection: no lookup, no connect, no handshake.
+	d2 := acceptOne(t, s, newEvent("orders", "key-2", base))
+	l = mustLeaseOne(t, s, base, time.Minute, d2.ID)
+	reused := attemptOf(l, base, 200, "")
+	reused.Trace = &store.Trace{FirstByte: 5000, Total: 7000, Reused: true}
+	if err := finishOne(ctx, s, l, reused, store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatalf("Finish 3: %v", err)
+	}
+	if as := mustAttempts(t, s, d2.ID); len(as) != 1 || as[0].Trace == nil || *as[0].Trace != *reused.Trace {
+		t.Errorf("Attempts = %+v, want one with trace %+v", as, *reused.Trace)
 	}
 }
 
