@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/dashboard"
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/redact"
@@ -126,6 +127,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	})
 	handler := http.NewServeMux()
 	handler.Handle("/api/", api.Handler())
+	handler.Handle("/ui/", dashboard.New(dashboard.Options{API: api.Handler(), Logger: log}).Handler()) // the operator dashboard
 	handler.Handle("/", ingress)
 	srv := gateway.NewServer(handler, gateway.ServerOptions{Logger: log})
 	logCatchURLs(log, cfg, ln.Addr())
