@@ -226,6 +226,10 @@ func (d *Dashboard) page(f pageFunc) http.HandlerFunc {
 			return
 		}
 		code := http.StatusOK
+		if err != nil && v.Nav == "fragment" {
+			http.Error(w, err.Error(), status(err))
+			return
+		}
 		if err != nil {
 			code, v.Error = status(err), err.Error()
 			if name == "" {
