@@ -220,7 +220,9 @@ func (d *Dashboard) page(f pageFunc) http.HandlerFunc {
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
-		v := view{Key: &s.key, CSRF: s.csrf, Flash: s.takeFlash(), Filters: r.URL.Query()}
+		filters := r.URL.Query()
+		filters.Del("signed-in")
+		v := view{Key: &s.key, CSRF: s.csrf, Flash: s.takeFlash(), Filters: filters}
 		name, err := f(r, s, &v)
 		if d.signedOut(w, r, s, err) {
 			return

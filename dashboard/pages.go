@@ -71,16 +71,10 @@ func (d *Dashboard) listEvents(r *http.Request, s *session) (activityData, error
 func (d *Dashboard) activity(r *http.Request, s *session, v *view) (string, error) {
 	v.Title, v.Nav = "Activity", "activity"
 	data, err := d.listEvents(r, s)
-	if err == nil && r.URL.Query().Get("cursor") == "" {
-		live := url.Values{}
-		for k, vs := range r.URL.Query() {
-			if k != "signed-in" {
-				live[k] = vs
-			}
-		}
+	if err == nil && v.Filters.Get("cursor") == "" {
 		data.Live = "/ui/rows"
-		if len(live) > 0 {
-			data.Live += "?" + live.Encode()
+		if len(v.Filters) > 0 {
+			data.Live += "?" + v.Filters.Encode()
 		}
 	}
 	// The hook filter offers the hooks the key may list; a key that may

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -220,6 +222,49 @@ func TestDashboard(t *testing.T) {
 			chromedp.Navigate(srv.url("/ui/deliveries/"+dead1.ID)),
 			chromedp.WaitVisible(chromedp.CSS(`#delivery-status.succeeded`)))
 		failing.Store(true)
+	})
+
+	t.Run("a change from another origin is refused, even with the token", func(t *testing.T) {
+		within(t, ctx, "open the dead delivery", chromedp.Navigate(srv.url("/ui/deliveries/"+dead2.ID)), chromedp.WaitVisible(chromedp.ID("retry")))
+		csrf := value(t, ctx, "read the CSRF token", chromedp.Value(chromedp.CSS(`form.who input[name=csrf]`)))
+		// Another port on the same address: the same site, so the
+		// SameSite=Strict cookie goes along; the origin check must refuse.
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<form method="post" action="%s"><input name="csrf" value="%s"></form><script>document.forms[0].submit()</script>`,
+				html.EscapeString(srv.url("/ui/deliveries/"+dead2.ID+"/retry")), html.EscapeString(csrf))
+		}))
+		defer other.Close()
+		within(t, ctx, "visit the other origin", chromedp.Navigate(other.URL), chromedp.WaitVisible(chromedp.ID("error")))
+		if msg := value(t, ctx, "read the answer", chromedp.Text(chromedp.ID("error"))); !strings.Contains(msg, "cross-origin request refused") {
+			t.Errorf("a cross-origin POST was answered %q", msg)
+		}
+		if d, err := st.Delivery(context.Background(), dead2.ID); err != nil || d.Status != store.DeliveryDead || d.Attempts != dead2.Attempts {
+			t.Errorf("after a cross-origin POST the delivery is %+v (%v), want it dead and untouched", d, err)
+		}
+	})
+
+	t.Run("test ping, pause and resume from their pages", func(t *testing.T) {
+		within(t, ctx, "send a test ping",
+			chromedp.Navigate(srv.url("/ui/hooks")),
+			chromedp.Click(chromedp.CSS(`tr[data-hook="in"] button`)),
+			chromedp.WaitVisible(chromedp.ID("flash")))
+		if msg := value(t, ctx, "read the answer", chromedp.Text(chromedp.ID("flash"))); !strings.Contains(msg, "test ping to in: accepted") {
+			t.Errorf("test ping answered %q", msg)
+		}
+		within(t, ctx, "pause the action",
+			chromedp.Navigate(srv.url("/ui/actions")),
+			chromedp.Click(chromedp.CSS(`tr[data-action="notify"] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-action="notify"] .status.paused`)))
+		if !srv.action(t, operator, "notify").Paused {
+			t.Error("the action shows paused but the API says it is not")
+		}
+		within(t, ctx, "resume the action",
+			chromedp.Click(chromedp.CSS(`tr[data-action="notify"] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-action="notify"] .status.running`)))
+		if srv.action(t, operator, "notify").Paused {
+			t.Error("the action shows running but the API says it is paused")
+		}
 	})
 
 	t.Run("screenshot of the activity log", func(t *testing.T) {
