@@ -267,6 +267,28 @@ func TestDashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("activity log filters by status and time", func(t *testing.T) {
+		count := func(query string) (orders, all int) {
+			t.Helper()
+			within(t, ctx, "filter "+query, chromedp.Navigate(srv.url("/ui/"+query)), chromedp.WaitVisible(chromedp.ID("events")))
+			n := value(t, ctx, "count rows", chromedp.Evaluate[[]int](`[document.querySelectorAll('#events tr[data-id="`+first+`"]').length, document.querySelectorAll("#events tr[data-id]").length]`))
+			return n[0], n[1]
+		}
+		if o, all := count("?status=ignored"); o != 0 || all == 0 {
+			t.Errorf("status=ignored shows the accepted order %d times among %d rows", o, all)
+		}
+		if o, _ := count("?status=accepted&hook=in"); o != 1 {
+			t.Errorf("status=accepted does not show the order")
+		}
+		future := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
+		if _, all := count("?since=" + future); all != 0 {
+			t.Errorf("since an hour from now shows %d events", all)
+		}
+		if o, _ := count("?until=" + future); o != 1 {
+			t.Errorf("until an hour from now does not show the order")
+		}
+	})
+
 	t.Run("screenshot of the activity log", func(t *testing.T) {
 		within(t, ctx, "open the activity log", chromedp.Navigate(srv.url("/ui/")),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+second+`"]`)))
