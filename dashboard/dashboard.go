@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -245,7 +244,7 @@ func (d *Dashboard) page(f pageFunc) http.HandlerFunc {
 // signedOut ends the session when the API no longer takes its key (it was
 // revoked) and sends the browser to sign in.
 func (d *Dashboard) signedOut(w http.ResponseWriter, r *http.Request, s *session, err error) bool {
-	if status(err) != http.StatusUnauthorized || err == nil {
+	if err == nil || status(err) != http.StatusUnauthorized {
 		return false
 	}
 	d.sessions.end(s)
@@ -356,5 +355,3 @@ func prettyJSON(raw json.RawMessage) string {
 	}
 	return buf.String()
 }
-
-var errBadVerb = errors.New("want pause or resume")

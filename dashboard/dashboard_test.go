@@ -246,3 +246,16 @@ func TestSignOut(t *testing.T) {
 		t.Errorf("the old cookie after sign-out: %d, want 303 to sign in", a.status)
 	}
 }
+
+func TestPrettyJSON(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"z":1,"a":{"y":[1,2],"b":"x"}}`: "{\n  \"z\": 1,\n  \"a\": {\n    \"y\": [\n      1,\n      2\n    ],\n    \"b\": \"x\"\n  }\n}",
+		`"a=1&token=[redacted]"`:          "a=1&token=[redacted]", // a form or text body, as the API shows it
+		`null`:                            "",
+		``:                                "",
+	} {
+		if got := prettyJSON([]byte(raw)); got != want {
+			t.Errorf("prettyJSON(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -213,7 +213,7 @@ func (d *Dashboard) actions(r *http.Request, s *session, v *view) (string, error
 func (d *Dashboard) switchAction(r *http.Request, s *session) (string, string, error) {
 	name, verb := r.PathValue("name"), r.PathValue("verb")
 	if verb != "pause" && verb != "resume" {
-		return "", "", &apiError{http.StatusNotFound, errBadVerb.Error()}
+		return "", "", &apiError{http.StatusNotFound, "want pause or resume"}
 	}
 	if err := d.call(r, s.secret, http.MethodPost, path("actions", name, verb), nil, nil); err != nil {
 		return "", "", err

@@ -39,11 +39,26 @@ func browser(t *testing.T) context.Context {
 		}
 		t.Skip("chromium is not installed: apt-get install chromium to run the dashboard's browser tests")
 	}
+	// Not t.TempDir: Chromium's helpers may still write in the profile for
+	// a moment after the browser is gone, so its removal is retried and a
+	// leftover is no failure.
+	profile, err := os.MkdirTemp("", "hookrelay-chromium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // the tests may run as root
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 860),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-component-update", true),
