@@ -114,9 +114,9 @@ next:
 	return nil, false
 }
 
-// value is the value of a counter or gauge sample, or a histogram's
+// metricValue is the value of a counter or gauge sample, or a histogram's
 // count; -1 when there is no such sample.
-func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+func metricValue(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	want := map[string]string{}
 	for i := 0; i+1 < len(labels); i += 2 {
 		want[labels[i]] = labels[i+1]
@@ -142,7 +142,7 @@ func waitMetric(t *testing.T, addr, want string, done func(float64) bool, name s
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		fams, _ := scrape(t, addr)
-		v := value(fams, name, labels...)
+		v := metricValue(fams, name, labels...)
 		if done(v) {
 			return fams
 		}
@@ -184,7 +184,7 @@ func TestMetrics(t *testing.T) {
 			{"hookrelay_delivery_attempts_in_flight", []string{"action", "ok"}},
 			{"hookrelay_config_reloads_total", []string{"result", "failure"}},
 		} {
-			if v := value(fams, c.name, c.labels...); v != 0 {
+			if v := metricValue(fams, c.name, c.labels...); v != 0 {
 				t.Errorf("before any event %s%v = %v, want 0", c.name, c.labels, v)
 			}
 		}
@@ -241,7 +241,7 @@ func TestMetrics(t *testing.T) {
 			{"hookrelay_http_requests_total", []string{"route", "/hooks/catch/:hook", "method", "POST", "code", "202"}, 4},
 			{"hookrelay_http_requests_total", []string{"route", "/hooks/catch/:hook", "method", "POST", "code", "404"}, 1},
 		} {
-			if v := value(fams, c.name, c.labels...); v != c.want {
+			if v := metricValue(fams, c.name, c.labels...); v != c.want {
 				t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
 			}
 		}
@@ -255,13 +255,13 @@ func TestMetrics(t *testing.T) {
 		srv.switchAction(t, key, "ok", "pause")
 		srv.sendEvent(t, map[string]any{"kind": "good", "n": 6})
 		fams = waitMetric(t, srv.addr, "1 due", func(v float64) bool { return v == 1 }, "hookrelay_deliveries_due", "action", "ok")
-		if v := value(fams, "hookrelay_action_paused", "action", "ok"); v != 1 {
+		if v := metricValue(fams, "hookrelay_action_paused", "action", "ok"); v != 1 {
 			t.Errorf("hookrelay_action_paused{action=ok} = %v, want 1", v)
 		}
-		if v := value(fams, "hookrelay_action_breaker_state", "action", "ok", "state", "closed"); v != 1 {
+		if v := metricValue(fams, "hookrelay_action_breaker_state", "action", "ok", "state", "closed"); v != 1 {
 			t.Errorf("hookrelay_action_breaker_state{action=ok,state=closed} = %v, want 1", v)
 		}
-		if v := value(fams, "hookrelay_deliveries_due", "action", "failing"); v != 0 {
+		if v := metricValue(fams, "hookrelay_deliveries_due", "action", "failing"); v != 0 {
 			t.Errorf("hookrelay_deliveries_due{action=failing} = %v, want 0", v)
 		}
 		waitMetric(t, srv.addr, "an age above zero", func(v float64) bool { return v > 0 }, "hookrelay_deliveries_oldest_due_age_seconds", "action", "ok")
@@ -282,7 +282,7 @@ func TestMetrics(t *testing.T) {
 			{"hookrelay_config_reloads_total", []string{"result", "failure"}, 1},
 			{"hookrelay_config_last_reload_successful", nil, 0},
 		} {
-			if v := value(fams, c.name, c.labels...); v != c.want {
+			if v := metricValue(fams, c.name, c.labels...); v != c.want {
 				t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
 			}
 		}
@@ -348,7 +348,7 @@ func TestAdminListen(t *testing.T) {
 	// The public listener still takes events, and the admin one counts them.
 	srv.sendEvent(t, map[string]any{"kind": "other", "n": 1})
 	fams, _ := scrape(t, admin)
-	if v := value(fams, "hookrelay_events_received_total", "hook", "in", "outcome", "ignored"); v != 1 {
+	if v := metricValue(fams, "hookrelay_events_received_total", "hook", "in", "outcome", "ignored"); v != 1 {
 		t.Errorf("events ignored on the admin listener's /metrics = %v, want 1", v)
 	}
 

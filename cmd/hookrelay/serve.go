@@ -21,6 +21,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
+	"github.com/hookrelay/hookrelay/dashboard"
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/metrics"
@@ -157,9 +158,11 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	ops.Handle("/metrics", metricsRouter)
 	ops.Handle("/healthz", ingress)
 	ops.Handle("/readyz", ingress)
-	ops.Handle("/api/", api.Handler())
-	// The dashboard: ops.Handle("/ui/", …) here, so that it moves to
-	// --admin-listen with the rest and the public listener answers 404.
+	apiHandler := api.Handler()
+	ops.Handle("/api/", apiHandler)
+	// The dashboard moves to --admin-listen with the rest, and the public
+	// listener answers 404 for it.
+	ops.Handle("/ui/", dashboard.New(dashboard.Options{API: apiHandler, Logger: log}).Handler())
 
 	public := http.NewServeMux()
 	public.Handle("/", ingress)

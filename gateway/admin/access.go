@@ -46,6 +46,17 @@ var routes = []route{
 	{http.MethodGet, "/keys", []string{ScopeRead}, (*API).listKeys},
 	{http.MethodPost, "/keys", []string{ScopeWrite}, (*API).createKey},
 	{http.MethodDelete, "/keys/:id", []string{ScopeWrite}, (*API).revokeKey},
+	// The calling key itself, whatever it may do: how a client such as the
+	// dashboard learns what to offer.
+	{http.MethodGet, "/key", AllScopes, (*API).showCaller},
+}
+
+// Allows reports whether a key holding scopes may call the route method
+// pattern, pattern as routes declares it ("/deliveries/:id/retry"). The
+// dashboard asks it before it offers a change; the API decides all the same.
+func Allows(scopes []string, method, pattern string) bool {
+	i := slices.IndexFunc(routes, func(r route) bool { return r.method == method && r.path == pattern })
+	return i >= 0 && slices.ContainsFunc(routes[i].scopes, func(s string) bool { return slices.Contains(scopes, s) })
 }
 
 // Register mounts the API under /api/v1 on r.

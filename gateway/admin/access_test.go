@@ -150,3 +150,25 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+func TestAllows(t *testing.T) {
+	cases := []struct {
+		scopes          []string
+		method, pattern string
+		want            bool
+	}{
+		{[]string{ScopeRead}, http.MethodGet, "/events", true},
+		{[]string{ScopeRead}, http.MethodPost, "/deliveries/:id/retry", false},
+		{[]string{ScopeRead, ScopeWrite}, http.MethodPost, "/deliveries/:id/retry", true},
+		{[]string{ScopeWebhooks}, http.MethodPost, "/hooks/:id/test", true},
+		{[]string{ScopeWebhooks}, http.MethodPost, "/events/:id/replay", false},
+		{AllScopes, http.MethodPost, "/no/such/route", false},
+		{AllScopes, http.MethodGet, "/deliveries/:id/retry", false},
+		{nil, http.MethodGet, "/key", false},
+	}
+	for _, c := range cases {
+		if got := Allows(c.scopes, c.method, c.pattern); got != c.want {
+			t.Errorf("Allows(%v, %s, %s) = %t, want %t", c.scopes, c.method, c.pattern, got, c.want)
+		}
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -97,3 +100,6 @@ func ParseScopes(list []string) ([]string, error) {
 // ViewKey shows a stored key as the API does, for the CLI working on the
 // store directly.
 func ViewKey(k store.APIKey) KeyView { return newKeyView(k) }
+
+// showCaller shows the key that makes the request.
+func (a *API) showCaller(c *gin.Context) { c.JSON(http.StatusOK, newKeyView(caller(c))) }
