@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -52,7 +53,7 @@ func (s *Store) PutIdentity(ctx context.Context, prev string, id store.Identity)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlitestore: put identity: %w", diskFull(err))
+		return fmt.Errorf("sqlitestore: put identity: %w", diskFull(s.path, err))
 	}
 	return nil
 }
@@ -66,19 +67,32 @@ func (s *Store) Probe(ctx context.Context, at time.Time) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlitestore: probe: %w", diskFull(err))
+		return fmt.Errorf("sqlitestore: probe: %w", diskFull(s.path, err))
 	}
 	return nil
 }
 
+// lowSpace is the free space under which an I/O error of SQLite is taken
+// for a full disk: a write needs a page or a few.
+const lowSpace = 64 << 10
+
 // diskFull marks err with store.ErrDiskFull when it says that the file
-// system has no room left.
-func diskFull(err error) error {
+// system holding path has no room left. SQLite says so itself for most
+// writes (SQLITE_FULL) but reports a failure to grow its shared-memory
+// file as a plain I/O error: then the file system's free space decides.
+func diskFull(path string, err error) error {
 	if err == nil || errors.Is(err, store.ErrDiskFull) {
 		return err
 	}
 	var se *sqlite.Error
-	if (errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL) || errors.Is(err, syscall.ENOSPC) {
+	isSQLite := errors.As(err, &se)
+	full := (isSQLite && se.Code()&0xff == sqlite3.SQLITE_FULL) || errors.Is(err, syscall.ENOSPC)
+	if !full && isSQLite && se.Code()&0xff == sqlite3.SQLITE_IOERR {
+		if free, ok := freeSpace(filepath.Dir(path)); ok && free < lowSpace {
+			full = true
+		}
+	}
+	if full {
 		return fmt.Errorf("%w: %w", store.ErrDiskFull, err)
 	}
 	return err
