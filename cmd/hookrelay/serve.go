@@ -65,7 +65,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
 	fl.DurationVar(&f.watch, "watch", m.envDuration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
-	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as `hookrelay store reset-ack` does), so that /readyz can answer 200 again")
+	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
 	return cmd
 }
