@@ -23,6 +23,7 @@ type Store interface {
 // Gateway serves the catch-hook endpoints for the config in force.
 type Gateway struct {
 	store   Store
+	ready   func(context.Context) error
 	cfg     atomic.Pointer[config.Config]
 	log     *slog.Logger
 	now     func() time.Time
@@ -45,11 +46,18 @@ type Options struct {
 	Logger  *slog.Logger
 	Now     func() time.Time // injected clock; time.Now by default
 	Metrics Metrics          // nil: nothing is recorded
+	// Ready, when set, decides /readyz: nil when the process may be
+	// trusted with events, else why not. By default /readyz pings the
+	// store.
+	Ready func(context.Context) error
 }
 
 // New returns a gateway serving cfg from s.
 func New(s Store, cfg *config.Config, o Options) *Gateway {
-	g := &Gateway{store: s, log: o.Logger, now: o.Now, metrics: o.Metrics}
+	g := &Gateway{store: s, ready: o.Ready, log: o.Logger, now: o.Now, metrics: o.Metrics}
+	if g.ready == nil {
+		g.ready = s.Ping
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -94,16 +102,19 @@ func (g *Gateway) Handler() http.Handler {
 	r.Any("/hooks/catch/:hook", g.catch)
 	r.Any("/hooks/catch/:hook/:token", g.catch)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", g.ready)
+	r.GET("/readyz", g.readyz)
 	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	return r
 }
 
-func (g *Gateway) ready(c *gin.Context) {
+// readyz answers 503 with the reason in the body while the process should
+// get no traffic: an operator or a load balancer reads it. The reason names
+// the store's state, never a secret (credential patterns are masked).
+func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := g.store.Ping(ctx); err != nil {
-		writeError(c, g.log, fail(http.StatusServiceUnavailable, "store unavailable", err))
+	if err := g.ready(ctx); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "error": redact.Text(err.Error())})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -210,3 +210,46 @@ func TestCatchMethodAndUnknownHook(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzReason: /readyz answers 503 with the readiness's reason in the
+// body, and 200 once it is ready again.
+func TestReadyzReason(t *testing.T) {
+	st, err := sqlitestore.Open(t.Context(), t.TempDir()+"/gw.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rd := store.NewReadiness(st, store.ReadinessOptions{})
+	if err := rd.Init(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	h := gateway.New(st, loadConfig(t), gateway.Options{Ready: rd.Ready}).Handler()
+	readyz := func() (int, map[string]any) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var body map[string]any
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		return w.Code, body
+	}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Fatalf("/readyz = %d %v, want 200", code, body)
+	}
+	id, err := st.Identity(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another identity in its place: the store is not the one this process knew.
+	if err := st.PutIdentity(t.Context(), id.ID, store.Identity{ID: "sid_other", CreatedAt: time.Now(), State: store.IdentityNew}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := readyz()
+	if reason, _ := body["error"].(string); code != http.StatusServiceUnavailable || !strings.Contains(reason, "store lost its data") {
+		t.Errorf("/readyz = %d %v, want 503 with the loss as reason", code, body)
+	}
+	if _, _, err := store.AcceptReset(t.Context(), st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("/readyz after the reset was accepted = %d %v, want 200", code, body)
+	}
+}

@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// Version is exposed as hookrelay_build_info{version}.
 	Version string
+	// IdentityLosses, when set, counts the times this process found that
+	// the store lost its data (hookrelay_store_identity_lost_total).
+	IdentityLosses func() int64
 }
 
 // Metrics is the process's registry and every metric in it. Its methods
@@ -128,6 +131,12 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
+	}
+	if o.IdentityLosses != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_identity_lost_total",
+			Help: "Times this process found the store's identity gone: the store lost its data, and events acknowledged before may be lost with it.",
+		}, func() float64 { return float64(o.IdentityLosses()) }))
 	}
 	return m
 }

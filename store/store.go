@@ -272,6 +272,22 @@ type Store interface {
 	// Ping reports whether the store can take writes now.
 	Ping(ctx context.Context) error
 	Close() error
+
+	// Readiness (see identity.go): the store's identity, by which a
+	// serving process notices that the store lost its data, and a write
+	// probe.
+
+	// Identity returns the store's identity; ErrNotFound when it has none.
+	Identity(ctx context.Context) (Identity, error)
+	// PutIdentity stores id in place of the identity whose ID is prev (""
+	// when none is stored); ErrConflict, storing nothing, when the stored
+	// identity is another one.
+	PutIdentity(ctx context.Context, prev string, id Identity) error
+	// Probe really writes: it overwrites the store's one probe record with
+	// at, through the same path as an event, so it fails when an event
+	// could not be stored (a full disk: ErrDiskFull). It never grows the
+	// store.
+	Probe(ctx context.Context, at time.Time) error
 }
 
 // EventFilter selects events for listing, newest first.

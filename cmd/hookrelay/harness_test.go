@@ -183,6 +183,7 @@ type serverOpts struct {
 	workers int
 	config  string
 	extra   []string // extra environment
+	args    []string // extra serve flags
 	// noEgressAllow leaves DEMO_ALLOW_NETWORKS empty, so that actions may
 	// reach no loopback or private address; by default the demo may reach
 	// loopback, where the tests' receivers listen.
@@ -211,6 +212,7 @@ func start(t *testing.T, o serverOpts) *server {
 	}
 	cmd := exec.Command(binary, "serve", "--config", o.config, "--listen", "127.0.0.1:0",
 		"--store", o.store, "--lease", o.lease.String(), "--workers", fmt.Sprint(o.workers), "--grace", o.grace.String())
+	cmd.Args = append(cmd.Args, o.args...)
 	cmd.Env = append(os.Environ(),
 		"DEMO_API_URL="+o.api,
 		"OCW_WEBHOOK_SECRET="+ocwSecret,

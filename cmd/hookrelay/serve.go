@@ -49,6 +49,8 @@ type serveFlags struct {
 
 	// adminListen moves the operators' endpoints to a listener of their own.
 	adminListen string
+	// acceptReset accepts, at start, that the store lost its data.
+	acceptReset bool
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -71,6 +73,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
 	fl.DurationVar(&f.watch, "watch", m.envDuration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
+	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
 	return cmd
 }
@@ -92,10 +95,14 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	logWarnings(log, cfg)
 	st, where, err := openStore(ctx, f.store)
 	if err != nil {
-		return &exitError{code: 1, err: err}
+		return &exitError{code: 1, err: plainDiskFull(err)}
 	}
 	defer st.Close()
 	log.Info("store opened", "store", where)
+	rd, err := readiness(ctx, st, log, f.acceptReset)
+	if err != nil {
+		return &exitError{code: 1, err: plainDiskFull(err)}
+	}
 
 	// SIGHUP reloads; it is caught before anything listens, as its default
 	// action would end the process.
@@ -119,9 +126,11 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		Queue:   st,
 		Actions: func() []string { return actionNames(gw.Config()) },
 		Version: version,
+		// Counted by the readiness watcher.
+		IdentityLosses: rd.Losses,
 	})
 	mx.Configure(cfg.HookNames(), actionNames(cfg), gateway.Outcomes, relay.Results)
-	gw = gateway.New(st, cfg, gateway.Options{Logger: log, Metrics: mx})
+	gw = gateway.New(st, cfg, gateway.Options{Logger: log, Metrics: mx, Ready: rd.Ready})
 	client := actions.NewClient(actions.ClientOptions{
 		UserAgent: "hookrelay/" + version,
 		// The allowlist is read at each connection from the config in force,
@@ -221,6 +230,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}})
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })
+	g.Go(func() error { return rd.Run(gctx) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}
 	}

@@ -3,6 +3,8 @@ package redistest
 import (
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestPrefixKeysAreDeletedAtCleanup(t *testing.T) {
@@ -35,5 +37,24 @@ func TestURL(t *testing.T) {
 	u := URL(t)
 	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
 		t.Errorf("URL = %q, want a redis URL", u)
+	}
+}
+
+func TestServer(t *testing.T) {
+	u := Server(t)
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET on the test's own server: %v", err)
+	}
+	if err := c.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.DBSize(t.Context()).Result(); err != nil || n != 0 {
+		t.Errorf("DBSIZE after FLUSHALL = %d, %v", n, err)
 	}
 }

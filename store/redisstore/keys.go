@@ -85,6 +85,14 @@ func (k keys) idempotency(hook, key string) string {
 // became due: new ones, retried ones and released ones.
 func (k keys) wake() string { return k.base + "wake" }
 
+// identity is the hash holding the store's identity (store.Identity):
+// written once when the store is initialised, so that its absence tells a
+// serving process that Redis lost its data.
+func (k keys) identity() string { return k.base + "identity" }
+
+// probe is the one key the readiness probe overwrites.
+func (k keys) probe() string { return k.base + "probe" }
+
 // The listing indexes are sorted sets of ids whose scores are all 0, so
 // that they are ordered by id — ULIDs, so by creation time — and a page
 // is one ZREVRANGEBYLEX below the previous page's last id.

@@ -409,3 +409,25 @@ func TestLostConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeOverwrites: the readiness probe keeps one key however often it
+// runs.
+func TestProbeOverwrites(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	s := redisstore.New(c, prefix)
+	defer s.Close()
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 200 {
+		if err := s.Probe(t.Context(), now.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := c.Keys(t.Context(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 {
+		t.Errorf("keys after 200 probes = %v, want one", keys)
+	}
+}

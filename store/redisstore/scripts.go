@@ -385,6 +385,24 @@ redis.call("SADD", KEYS[2], ARGV[2])
 return v + 1
 `)
 
+// putIdentityScript replaces the store's identity if it is still the one
+// the caller read.
+//
+//	KEYS[1]  identity      <base>identity
+//	ARGV[1]  id read       "" when none was stored
+//	ARGV[2..]  the new identity's fields and values
+//
+// Returns 1, or 0 when the stored identity is another one.
+var putIdentityScript = redis.NewScript(`
+local cur = redis.call("HGET", KEYS[1], "id") or ""
+if cur ~= ARGV[1] then
+	return 0
+end
+redis.call("DEL", KEYS[1])
+redis.call("HSET", KEYS[1], unpack(ARGV, 2))
+return 1
+`)
+
 // queueStatsScript counts, per queued action, its deliveries due (in the
 // queue or under a lease that ended), in flight (under a live lease) and
 // scheduled (due later), and finds its oldest due time. An action whose

@@ -39,6 +39,7 @@ const (
 // only write connection and commits concurrent writes together; reads go to
 // a separate pool of read-only connections.
 type Store struct {
+	path  string
 	wdb   *sql.DB // one connection, used only by the writer goroutine
 	wconn *sql.Conn
 	rdb   *sql.DB // read-only pool
@@ -77,7 +78,7 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: path %q must not contain '?'", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+		return nil, fmt.Errorf("sqlitestore: %w", diskFull(path, err))
 	}
 	// Bodies carry customers' data and sometimes bearer tokens: a new file
 	// is readable by its owner only, and an existing one (made by an older
@@ -86,10 +87,10 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	// file's permissions.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+		return nil, fmt.Errorf("sqlitestore: %w", diskFull(path, err))
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+		return nil, fmt.Errorf("sqlitestore: %w", diskFull(path, err))
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		if err := ownerOnly(p); err != nil {
@@ -102,6 +103,7 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	}
 
 	s := &Store{
+		path:       path,
 		reqs:       make(chan *request),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -122,7 +124,7 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 		if s.rdb != nil {
 			errs = append(errs, s.rdb.Close())
 		}
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, errors.Join(append([]error{err}, errs...)...))
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, diskFull(path, errors.Join(append([]error{err}, errs...)...)))
 	}
 
 	s.wdb, err = sql.Open("sqlite", dsn(path, false))

@@ -450,3 +450,23 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeOverwrites: the readiness probe keeps one row however often it
+// runs.
+func TestProbeOverwrites(t *testing.T) {
+	s := openTemp(t)
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 200 {
+		if err := s.Probe(t.Context(), now.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	var at int64
+	if err := s.rdb.QueryRowContext(t.Context(), `SELECT count(*), max(at) FROM probe`).Scan(&n, &at); err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(199 * time.Second).UnixMilli(); n != 1 || at != want {
+		t.Errorf("probe table holds %d rows, last at %d; want 1 row at %d", n, at, want)
+	}
+}
