@@ -376,6 +376,24 @@ type Prune struct {
 	Limit int
 }
 
+// Check refuses a Prune that names no owner, examines nothing or holds a
+// lease that has already ended; both backends apply it.
+func (p Prune) Check() error {
+	if p.Owner == "" || p.Limit <= 0 || !p.LeaseUntil.After(p.Now) {
+		return errors.New("prune: want an owner, a positive limit and a lease ending after now")
+	}
+	return nil
+}
+
+// Bound is the end of the later window: no event received after it can
+// be pruned.
+func (p Prune) Bound() time.Time {
+	if p.FailedBefore.After(p.CompletedBefore) {
+		return p.FailedBefore
+	}
+	return p.CompletedBefore
+}
+
 // Pruned is the answer to a Prune.
 type Pruned struct {
 	Events, Deliveries, Attempts int // removed by this call

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -17,13 +16,10 @@ var _ store.Pruner = (*Store)(nil)
 // stay (pending, or failed and within its longer window) is looked at once
 // per pass rather than at every batch.
 func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) {
-	if p.Owner == "" || p.Limit <= 0 || !p.LeaseUntil.After(p.Now) {
-		return store.Pruned{}, errors.New("redisstore: prune: want an owner, a positive limit and a lease ending after now")
+	if err := p.Check(); err != nil {
+		return store.Pruned{}, fmt.Errorf("redisstore: %w", err)
 	}
-	bound := p.CompletedBefore
-	if p.FailedBefore.After(bound) {
-		bound = p.FailedBefore
-	}
+	bound := p.Bound()
 	keys := []string{s.k.pruneLease(), s.k.pruneCursor(), s.k.events()}
 	res, err := pruneScript.Run(ctx, s.c, keys, p.Now.UnixMilli(), p.Owner, p.LeaseUntil.UnixMilli(),
 		p.CompletedBefore.UnixMilli(), p.FailedBefore.UnixMilli(), store.IDsBefore("evt", bound), p.Limit, s.k.base).Int64Slice()

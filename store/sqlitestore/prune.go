@@ -18,13 +18,10 @@ var _ store.Pruner = (*Store)(nil)
 // whole pruning run. The pages it frees go back to the file system at once
 // (incremental vacuum), so that the file stops growing under steady load.
 func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) {
-	if p.Owner == "" || p.Limit <= 0 || !p.LeaseUntil.After(p.Now) {
-		return store.Pruned{}, errors.New("sqlitestore: prune: want an owner, a positive limit and a lease ending after now")
+	if err := p.Check(); err != nil {
+		return store.Pruned{}, fmt.Errorf("sqlitestore: %w", err)
 	}
-	bound := p.CompletedBefore
-	if p.FailedBefore.After(bound) {
-		bound = p.FailedBefore
-	}
+	bound := p.Bound()
 	var res store.Pruned
 	err := s.write(ctx, func(w *writeTx) error {
 		res = store.Pruned{}
