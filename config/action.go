@@ -154,7 +154,7 @@ func (l *loader) delivery(name, file string, a *rawAction, spec *actions.Spec) b
 		spec.Concurrency = n
 	}
 	if a.Rate.Set {
-		r, err := parseRate(a.Rate.Value)
+		r, err := parseRate(a.Rate.Value, "attempts")
 		if err != nil {
 			l.errorf(file, a.Rate.pos, "action %q: rate: %v", name, err)
 			return false
@@ -197,13 +197,14 @@ func (l *loader) delivery(name, file string, a *rawAction, spec *actions.Spec) b
 	return true
 }
 
-// parseRate reads a rate such as 50/s, 1000/m or 10/h.
-func parseRate(s string) (store.Rate, error) {
+// parseRate reads a rate of what (attempts, requests) such as 50/s,
+// 1000/m or 10/h.
+func parseRate(s, what string) (store.Rate, error) {
 	count, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
 	n, err := strconv.Atoi(strings.TrimSpace(count))
 	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.TrimSpace(unit)]
 	if !ok || err != nil || n <= 0 || per == 0 {
-		return store.Rate{}, fmt.Errorf("want attempts per second, minute or hour such as 50/s or 1000/m, got %q", s)
+		return store.Rate{}, fmt.Errorf("want %s per second, minute or hour such as 50/s or 1000/m, got %q", what, s)
 	}
 	return store.Rate{Count: n, Per: per}, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/verify"
 )
 
@@ -80,6 +81,10 @@ type Hook struct {
 	HeaderToken *HeaderToken   // auth.header: a static header value required
 	AllowIPs    []netip.Prefix // auth.allow_ips: sender addresses allowed; empty allows all
 	Response    *Response      // response: a synchronous answer instead of 202 {id}
+
+	// RateLimit caps the requests the hook takes per period (rate_limit:);
+	// the zero Rate sets no limit.
+	RateLimit store.Rate
 }
 
 // BasicAuth is a required user name and password.
@@ -349,6 +354,13 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 			l.errorf(file, h.MaxBody.pos, "hook %q: max_body: %v", name, err)
 		}
 		hook.MaxBody = n
+	}
+	if h.RateLimit.Set {
+		r, err := parseRate(h.RateLimit.Value, "requests")
+		if err != nil {
+			l.errorf(file, h.RateLimit.pos, "hook %q: rate_limit: %v", name, err)
+		}
+		hook.RateLimit = r
 	}
 	if h.Idempotency != nil {
 		if h.Idempotency.Key.Set && l.exprText(file, &h.Idempotency.Key, fmt.Sprintf("hook %q: idempotency key", name)) {

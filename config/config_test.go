@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 var update = flag.Bool("update", false, "rewrite golden .err files")
@@ -289,5 +290,33 @@ func TestLoadEvaluation(t *testing.T) {
 	}
 	if want := (rules.Limits{Timeout: rules.DefaultLimits.Timeout, Memory: 1 << 20}); cfg.Evaluation != want {
 		t.Errorf("evaluation = %+v, want %+v", cfg.Evaluation, want)
+	}
+}
+
+// rate_limit: reads as an action's rate:, per second, minute or hour; a
+// hook without one has no limit.
+func TestHookRateLimit(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want store.Rate
+	}{
+		{"", store.Rate{}},
+		{"rate_limit: 100/s", store.Rate{Count: 100, Per: time.Second}},
+		{"rate_limit: 1000/m", store.Rate{Count: 1000, Per: time.Minute}},
+		{`rate_limit: " 10 / h "`, store.Rate{Count: 10, Per: time.Hour}},
+		{"rate_limit: ${HOOK_RATE}", store.Rate{Count: 5, Per: time.Second}},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "hookrelay.yaml")
+		if err := os.WriteFile(path, []byte("hooks:\n  shop:\n    verify: {scheme: none}\n    token: 0123456789abcdef\n    "+tt.in+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, env(map[string]string{"HOOK_RATE": "5/s"}))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if got := c.Hooks["shop"].RateLimit; got != tt.want {
+			t.Errorf("%s: RateLimit = %+v, want %+v", tt.in, got, tt.want)
+		}
 	}
 }

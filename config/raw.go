@@ -30,6 +30,7 @@ type rawHook struct {
 	Verify      *rawVerify   `yaml:"verify"`
 	Token       scalar       `yaml:"token"`
 	MaxBody     scalar       `yaml:"max_body"`
+	RateLimit   scalar       `yaml:"rate_limit"`
 	Idempotency *rawIdem     `yaml:"idempotency"`
 	Rules       []scalar     `yaml:"rules"`
 	Auth        *rawHookAuth `yaml:"auth"`     // see ingress.go
