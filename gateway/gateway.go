@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/redact"
+	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -28,6 +29,7 @@ type Gateway struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics Metrics
+	limiter Limiter
 }
 
 // Metrics records what the gateway sees. Hook names given are the
@@ -50,11 +52,14 @@ type Options struct {
 	// trusted with events, else why not. By default /readyz pings the
 	// store.
 	Ready func(context.Context) error
+	// Limiter holds hooks to their rate_limit:; nil: one for this process
+	// alone (relay.LocalLimiter).
+	Limiter Limiter
 }
 
 // New returns a gateway serving cfg from s.
 func New(s Store, cfg *config.Config, o Options) *Gateway {
-	g := &Gateway{store: s, ready: o.Ready, log: o.Logger, now: o.Now, metrics: o.Metrics}
+	g := &Gateway{store: s, ready: o.Ready, log: o.Logger, now: o.Now, metrics: o.Metrics, limiter: o.Limiter}
 	if g.ready == nil {
 		g.ready = s.Ping
 	}
@@ -63,6 +68,9 @@ func New(s Store, cfg *config.Config, o Options) *Gateway {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.limiter == nil {
+		g.limiter = relay.NewLocalLimiter(g.now)
 	}
 	g.cfg.Store(cfg)
 	return g

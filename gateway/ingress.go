@@ -29,9 +29,9 @@ const maxErrorDetail = 200
 const eventIDHeader = "Hookrelay-Event-Id"
 
 // catch is POST /hooks/catch/{hook}[/{token}]: find hook → auth: checks
-// (403, 401) → cap body (413) → verify on raw bytes (401) → parse (400) →
-// idempotency key → rules → one atomic store step → the hook's response:,
-// or 202 {id} | 200 {id, duplicate}.
+// (403, 401) → rate_limit: (429) → cap body (413) → verify on raw bytes
+// (401) → parse (400) → idempotency key → rules → one atomic store step →
+// the hook's response:, or 202 {id} | 200 {id, duplicate}.
 func (g *Gateway) catch(c *gin.Context) {
 	if g.metrics != nil {
 		start := time.Now()
@@ -51,6 +51,10 @@ func (g *Gateway) catch(c *gin.Context) {
 	// Before the body is read: a sender that may not post costs no more
 	// than its headers, and is never sent 100 Continue.
 	if err := admit(cfg, hook, c.Request); err != nil {
+		writeError(c, g.log, err)
+		return
+	}
+	if err := g.limit(c, hook); err != nil {
 		writeError(c, g.log, err)
 		return
 	}

@@ -130,7 +130,13 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		IdentityLosses: rd.Losses,
 	})
 	mx.Configure(cfg.HookNames(), actionNames(cfg), gateway.Outcomes, relay.Results)
-	gw = gateway.New(st, cfg, gateway.Options{Logger: log, Metrics: mx, Ready: rd.Ready})
+	gwo := gateway.Options{Logger: log, Metrics: mx, Ready: rd.Ready}
+	if rs, ok := st.(*redisstore.Store); ok {
+		// Hooks' rate_limit: holds across every process on the Redis
+		// store; on the embedded store, per process.
+		gwo.Limiter = rs.Limiter()
+	}
+	gw = gateway.New(st, cfg, gwo)
 	client := actions.NewClient(actions.ClientOptions{
 		UserAgent: "hookrelay/" + version,
 		// The allowlist is read at each connection from the config in force,
