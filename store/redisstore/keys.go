@@ -50,8 +50,8 @@ func (k keys) actionState(action string) string { return k.base + "act:" + actio
 // actionStates is the set of actions that have a stored state.
 func (k keys) actionStates() string { return k.base + "acts" }
 
-// rateLimit is the key of one action's rate limit (limiter.go).
-// redis_rate heads it with "rate:", so the key in Redis is
+// rateLimit is the key of one action's rate limit (limiter.go), or of a
+// hook's as "hook:<hook>" (no action name holds a ':'). redis_rate heads it with "rate:", so the key in Redis is
 // "rate:<prefix>:{p}:limit:<action>": the same hash tag, and it expires by
 // itself once the limit would allow a full burst again.
 func (k keys) rateLimit(action string) string { return k.base + "limit:" + action }
