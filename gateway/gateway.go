@@ -11,7 +11,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/redact"
-	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -53,7 +52,7 @@ type Options struct {
 	// store.
 	Ready func(context.Context) error
 	// Limiter holds hooks to their rate_limit:; nil: one for this process
-	// alone (relay.LocalLimiter).
+	// alone (store.LocalLimiter).
 	Limiter Limiter
 }
 
@@ -70,7 +69,7 @@ func New(s Store, cfg *config.Config, o Options) *Gateway {
 		g.now = time.Now
 	}
 	if g.limiter == nil {
-		g.limiter = relay.NewLocalLimiter(g.now)
+		g.limiter = store.NewLocalLimiter(g.now)
 	}
 	g.cfg.Store(cfg)
 	return g

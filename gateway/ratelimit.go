@@ -13,7 +13,7 @@ import (
 )
 
 // Limiter grants requests under a hook's rate_limit:. The Redis store's
-// limiter is shared by every process on it; relay.LocalLimiter serves one
+// limiter is shared by every process on it; store.LocalLimiter serves one
 // process.
 type Limiter interface {
 	// AllowAtMost takes up to n from key's budget under r and returns how

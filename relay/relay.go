@@ -62,7 +62,7 @@ type Options struct {
 	// OrphanScan is how often the relay looks for queued deliveries of
 	// actions that left the config (they are made dead); default 5s.
 	OrphanScan time.Duration
-	// Limiter grants attempts under actions' rates; nil: a LocalLimiter,
+	// Limiter grants attempts under actions' rates; nil: a store.LocalLimiter,
 	// right for a store that only this process uses.
 	Limiter Limiter
 	Logger  *slog.Logger
@@ -139,7 +139,7 @@ func New(q Queue, send Sender, acts func() map[string]*actions.Action, o Options
 		o.Now = time.Now
 	}
 	if o.Limiter == nil {
-		o.Limiter = NewLocalLimiter(o.Now)
+		o.Limiter = store.NewLocalLimiter(o.Now)
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = 64

@@ -1,16 +1,14 @@
-package relay
+package store
 
 import (
 	"testing"
 	"time"
-
-	"github.com/hookrelay/hookrelay/store"
 )
 
 func TestLocalLimiterHoldsTheRate(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := NewLocalLimiter(func() time.Time { return now })
-	r := store.Rate{Count: 50, Per: time.Second}
+	r := Rate{Count: 50, Per: time.Second}
 	if r.Burst() != 5 {
 		t.Fatalf("Burst(50/s) = %d, want 5", r.Burst())
 	}
@@ -33,10 +31,10 @@ func TestLocalLimiterHoldsTheRate(t *testing.T) {
 	if n, _, _ := l.AllowAtMost(t.Context(), "erp", r, 3); n != 3 {
 		t.Errorf("another action got %d of 3", n)
 	}
-	if n, _, _ := l.AllowAtMost(t.Context(), "free", store.Rate{}, 1000); n != 1000 {
+	if n, _, _ := l.AllowAtMost(t.Context(), "free", Rate{}, 1000); n != 1000 {
 		t.Errorf("an unlimited action got %d of 1000", n)
 	}
-	if b := (store.Rate{Count: 10, Per: time.Hour}).Burst(); b != 1 {
+	if b := (Rate{Count: 10, Per: time.Hour}).Burst(); b != 1 {
 		t.Errorf("Burst(10/h) = %d, want 1", b)
 	}
 }
