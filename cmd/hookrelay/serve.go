@@ -234,7 +234,10 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })
 	g.Go(func() error { return rd.Run(gctx) })
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	err = g.Wait()
+	// Refusal lines held back are summed up before the process ends.
+	gw.FlushLog()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}
 	}
 	log.Info("stopped")
