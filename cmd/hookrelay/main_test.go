@@ -95,4 +95,8 @@ func TestServeRefusesBadEnvironment(t *testing.T) {
 			t.Errorf("%v: the server started:\n%s", c.env, errOut)
 		}
 	}
+	// A command that reads none of them is not stopped by them.
+	if code, out, errOut := run(t, map[string]string{"HOOKRELAY_WORKERS": "abc"}, "validate", "--config", "../../testdata/demo/hookrelay.yaml"); code != 0 {
+		t.Errorf("validate with a bad HOOKRELAY_WORKERS: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 }
