@@ -126,7 +126,13 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // lookup, and compiles everything. Its error is an Errors listing every
 // problem found, each as file:line:col: message.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
-	l := &loader{lookup: lookup, dir: filepath.Dir(path), main: path}
+	return loadWith(path, lookup, readFile)
+}
+
+// loadWith is Load reading files with read.
+func loadWith(path string, lookup func(string) (string, bool), read func(string) ([]byte, error)) (*Config, error) {
+	l := &loader{lookup: lookup, read: read, dir: filepath.Dir(path), main: path,
+		trees: map[string]ast.Node{}, ruleFiles: map[string]*ruleFile{}}
 	c := l.load(path)
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
@@ -165,17 +171,32 @@ func readFile(file string) ([]byte, error) {
 	return data, nil
 }
 
+// loader reads and parses each file once per load: a rule file named by
+// many hooks is compiled once and shared, and the syntax trees kept here
+// answer questions the decoded values cannot (where a key is written).
 type loader struct {
 	lookup  func(string) (string, bool)
+	read    func(string) ([]byte, error)
 	dir     string
 	main    string
 	errs    Errors
 	files   []string
 	secrets secretSet
+
+	trees     map[string]ast.Node  // each parsed file's document
+	ruleFiles map[string]*ruleFile // each rule file, compiled
 }
 
+// errorf records a problem. The same problem found again (a rule name
+// defined twice in two rule files that several hooks share) is listed once.
 func (l *loader) errorf(file string, p pos, format string, args ...any) {
-	l.errs = append(l.errs, &Error{File: file, Line: p.Line, Column: p.Col, Msg: fmt.Sprintf(format, args...)})
+	e := &Error{File: file, Line: p.Line, Column: p.Col, Msg: fmt.Sprintf(format, args...)}
+	for _, prev := range l.errs {
+		if *prev == *e {
+			return
+		}
+	}
+	l.errs = append(l.errs, e)
 }
 
 // ref is where a file was named, for errors about the file itself.
@@ -188,22 +209,16 @@ type ref struct {
 // decode parses one YAML file strictly into v and returns its syntax tree.
 // from, when set, is where the file was named.
 func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
-	data, err := readFile(file)
+	data, err := l.read(file)
 	if err != nil {
-		cause := err
-		if pe, ok := err.(*os.PathError); ok {
-			cause = pe.Err
-		}
-		switch {
-		case from != nil:
-			l.errorf(from.file, from.at.pos, "%s %s: %v", from.what, file, cause)
-		case errors.Is(err, errTooLarge):
-			l.errorf(file, pos{1, 1}, "%v", cause)
-		default:
-			l.errorf(file, pos{}, "%v", cause)
-		}
+		l.readError(file, err, from)
 		return nil, false
 	}
+	return l.decodeData(file, data, v)
+}
+
+// decodeData parses data, read from file, strictly into v.
+func (l *loader) decodeData(file string, data []byte, v any) (*ast.File, bool) {
 	l.files = append(l.files, file)
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -218,6 +233,7 @@ func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
 		l.errorf(file, pos{}, "file is empty")
 		return nil, false
 	}
+	l.trees[file] = f.Docs[0].Body
 	ctx := withLookup(context.Background(), l.lookup)
 	dec := yaml.NewDecoder(bytes.NewReader(nil), yaml.Strict())
 	if err := dec.DecodeFromNodeContext(ctx, f.Docs[0].Body, v); err != nil {
@@ -226,6 +242,28 @@ func (l *loader) decode(file string, v any, from *ref) (*ast.File, bool) {
 	}
 	return f, true
 }
+
+// readError reports a file that could not be read, where it was named
+// when from is set.
+func (l *loader) readError(file string, err error, from *ref) {
+	cause := err
+	if pe, ok := err.(*os.PathError); ok {
+		cause = pe.Err
+	}
+	switch {
+	case from != nil:
+		l.errorf(from.file, from.at.pos, "%s %s: %v", from.what, file, cause)
+	case errors.Is(err, errTooLarge):
+		l.errorf(file, pos{1, 1}, "%v", cause)
+	default:
+		l.errorf(file, pos{}, "%v", cause)
+	}
+}
+
+// tree is file's parsed document, for findKey: the decoded values keep
+// positions only for scalars. It is nil when the file could not be
+// parsed, which its decoding has reported already.
+func (l *loader) tree(file string) ast.Node { return l.trees[file] }
 
 func (l *loader) yamlError(file string, err error) {
 	var pe *posError
@@ -379,7 +417,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		}
 	}
 	for _, rf := range h.Rules {
-		l.ruleFile(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
+		l.hookRules(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
 	}
 	l.compileIngress(file, name, h, hook)
 	if hook.Verifier != nil && hook.Verifier.Scheme() == "none" && hook.Token == "" && hook.Basic == nil && hook.HeaderToken == nil && len(hook.AllowIPs) == 0 {
@@ -458,49 +496,105 @@ func orPos(s scalar, p pos) pos {
 	return p
 }
 
-func (l *loader) ruleFile(file string, from *ref, set *rules.Set, acts map[string]*actions.Action, names []string) {
-	var rf rawRuleFile
-	if _, ok := l.decode(file, &rf, from); !ok {
+// ruleFile is a rule file compiled once per load, whichever hooks name it.
+type ruleFile struct {
+	readErr error // the file could not be read: reported where each hook names it
+	rules   []fileRule
+}
+
+// fileRule is one rule of a rule file; ok is false when it did not compile
+// (reported once, in the file).
+type fileRule struct {
+	name    scalar
+	rule    rules.Rule
+	ok      bool
+	unnamed bool
+}
+
+// hookRules adds the rules of a rule file to a hook's set. A rule name
+// used twice within the hook is reported here, for each hook.
+func (l *loader) hookRules(file string, from *ref, set *rules.Set, acts map[string]*actions.Action, names []string) {
+	rf := l.ruleFile(file, acts, names)
+	if rf.readErr != nil {
+		l.readError(file, rf.readErr, from)
 		return
 	}
 	seen := map[string]bool{}
 	for _, r := range set.Rules {
 		seen[r.Name] = true
 	}
-	for _, r := range rf.Rules {
-		ok := true
-		if !r.Name.Set || r.Name.Value == "" {
-			l.errorf(file, r.When.pos, "rule without a name: add name:")
-			ok = false
-		} else if seen[r.Name.Value] {
-			l.errorf(file, r.Name.pos, "rule %q is defined twice for this hook", r.Name.Value)
-			ok = false
-		}
-		seen[r.Name.Value] = true
-		if !r.When.Set {
-			l.errorf(file, r.Name.pos, "rule %q: when: is required (write when: true to match every event)", r.Name.Value)
+	for _, r := range rf.rules {
+		if r.unnamed {
 			continue
 		}
-		if !l.exprText(file, &r.When, fmt.Sprintf("rule %q: when", r.Name.Value)) {
+		if seen[r.name.Value] {
+			l.errorf(file, r.name.pos, "rule %q is defined twice for this hook", r.name.Value)
 			continue
 		}
-		p, err := rules.CompileCondition(r.When.Value)
-		if err != nil {
-			l.exprError(file, r.When, fmt.Sprintf("rule %q", r.Name.Value), err)
-			ok = false
-		}
-		var an []string
-		for _, a := range r.Actions {
-			if _, exists := acts[a.Value]; !exists {
-				l.errorf(file, a.pos, "rule %q: unknown action %q (defined actions: %s)", r.Name.Value, a.Value, strings.Join(names, ", "))
-				ok = false
-			}
-			an = append(an, a.Value)
-		}
-		if ok {
-			set.Rules = append(set.Rules, rules.Rule{Name: r.Name.Value, When: p, Actions: an})
+		seen[r.name.Value] = true
+		if r.ok {
+			set.Rules = append(set.Rules, r.rule)
 		}
 	}
+}
+
+// ruleFile reads, parses and compiles a rule file the first time it is
+// named in this load, and returns it compiled every time: problems in the
+// file itself are reported once.
+func (l *loader) ruleFile(file string, acts map[string]*actions.Action, names []string) *ruleFile {
+	if rf, ok := l.ruleFiles[file]; ok {
+		return rf
+	}
+	out := &ruleFile{}
+	l.ruleFiles[file] = out
+	data, err := l.read(file)
+	if err != nil {
+		out.readErr = err
+		return out
+	}
+	var raw rawRuleFile
+	if _, ok := l.decodeData(file, data, &raw); !ok {
+		return out
+	}
+	for _, r := range raw.Rules {
+		fr := fileRule{name: r.Name, ok: true}
+		if !r.Name.Set || r.Name.Value == "" {
+			l.errorf(file, r.When.pos, "rule without a name: add name:")
+			fr.ok, fr.unnamed = false, true
+		}
+		if !l.compileRule(file, &r, &fr.rule, acts, names) {
+			fr.ok = false
+		}
+		out.rules = append(out.rules, fr)
+	}
+	return out
+}
+
+// compileRule compiles r into rule; a problem is reported and ok is false.
+func (l *loader) compileRule(file string, r *rawRule, rule *rules.Rule, acts map[string]*actions.Action, names []string) bool {
+	if !r.When.Set {
+		l.errorf(file, r.Name.pos, "rule %q: when: is required (write when: true to match every event)", r.Name.Value)
+		return false
+	}
+	if !l.exprText(file, &r.When, fmt.Sprintf("rule %q: when", r.Name.Value)) {
+		return false
+	}
+	ok := true
+	p, err := rules.CompileCondition(r.When.Value)
+	if err != nil {
+		l.exprError(file, r.When, fmt.Sprintf("rule %q", r.Name.Value), err)
+		ok = false
+	}
+	var an []string
+	for _, a := range r.Actions {
+		if _, exists := acts[a.Value]; !exists {
+			l.errorf(file, a.pos, "rule %q: unknown action %q (defined actions: %s)", r.Name.Value, a.Value, strings.Join(names, ", "))
+			ok = false
+		}
+		an = append(an, a.Value)
+	}
+	*rule = rules.Rule{Name: r.Name.Value, When: p, Actions: an}
+	return ok
 }
 
 // exprError reports an expr compile error at its place inside the scalar.

@@ -30,7 +30,7 @@ func (l *loader) compileEvaluation(file string, s *rawServer) rules.Limits {
 	if s == nil || s.Evaluation == nil {
 		return lim
 	}
-	for _, k := range emptyKeys(parseTree(file), "server", "evaluation") {
+	for _, k := range emptyKeys(l.tree(file), "server", "evaluation") {
 		l.errorf(file, k.at, "server.evaluation.%s is empty: give it a value or remove it", k.name)
 	}
 	e := s.Evaluation

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/hookrelay/hookrelay/rules"
 )
@@ -51,7 +50,7 @@ func (l *loader) compileServer(file string, s *rawServer) []netip.Prefix {
 	if s == nil {
 		return nil
 	}
-	for _, k := range emptyKeys(parseTree(file), "server") {
+	for _, k := range emptyKeys(l.tree(file), "server") {
 		l.errorf(file, k.at, "server.%s is empty: give it a value or remove it", k.name)
 	}
 	if s.TrustedProxies.Node == nil {
@@ -65,14 +64,14 @@ func (l *loader) compileServer(file string, s *rawServer) []netip.Prefix {
 // compileIngress compiles a hook's auth: and response: sections into hook.
 func (l *loader) compileIngress(file, name string, h *rawHook, hook *Hook) {
 	if h.Auth == nil && h.Response == nil {
-		for _, k := range emptyKeys(parseTree(file), "hooks", name) {
+		for _, k := range emptyKeys(l.tree(file), "hooks", name) {
 			if k.name == "auth" || k.name == "response" {
 				l.errorf(file, k.at, "hook %q: %s: is empty: give it a value or remove it", name, k.name)
 			}
 		}
 		return
 	}
-	tree := parseTree(file)
+	tree := l.tree(file)
 	for _, section := range []string{"auth", "response"} {
 		for _, k := range emptyKeys(tree, "hooks", name, section) {
 			l.errorf(file, k.at, "hook %q: %s.%s is empty: give it a value or remove it", name, section, k.name)
@@ -363,21 +362,6 @@ func emptyKeys(tree ast.Node, path ...string) []emptyKey {
 func keyPos(tree ast.Node, path ...string) pos {
 	_, p := findKey(tree, path...)
 	return p
-}
-
-// parseTree reads file again for findKey: the decoded values keep
-// positions only for scalars. It is nil when the file cannot be read, which
-// the first decoding has reported already.
-func parseTree(file string) ast.Node {
-	data, err := readFile(file)
-	if err != nil {
-		return nil
-	}
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil || len(f.Docs) == 0 {
-		return nil
-	}
-	return f.Docs[0].Body
 }
 
 // findKey walks the mappings of tree along path. It returns the value at

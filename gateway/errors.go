@@ -38,21 +38,23 @@ func fail(status int, msg string, err error) *Error {
 }
 
 // writeError is the one place where errors become HTTP answers. Server-side
-// failures are logged with their detail; client errors at debug level.
-func writeError(c *gin.Context, log *slog.Logger, err error) {
+// failures are logged with their detail at error level, refusals at info;
+// both are limited per hook and status (see RefusalLog).
+func writeError(c *gin.Context, log *requestLog, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusInternalServerError, Msg: "internal error", Err: err}
 	}
 	// A catch URL's token, right or wrong, is logged as its prefix only.
 	attrs := []any{"status", e.Status, "path", redact.Path(c.Request.URL.Path), "error", e.Error()}
-	if hook := c.GetString("hook"); hook != "" {
+	hook := c.GetString("hook")
+	if hook != "" {
 		attrs = append(attrs, "hook", hook)
 	}
 	if e.Status >= 500 {
-		log.ErrorContext(c.Request.Context(), "request failed", attrs...)
+		log.refused(c.Request.Context(), slog.LevelError, refusalKind{hook, e.Status}, "request failed", attrs...)
 	} else {
-		log.InfoContext(c.Request.Context(), "request refused", attrs...)
+		log.refused(c.Request.Context(), slog.LevelInfo, refusalKind{hook, e.Status}, "request refused", attrs...)
 	}
 	if e.Status == http.StatusMethodNotAllowed {
 		c.Header("Allow", http.MethodPost)

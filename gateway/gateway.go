@@ -25,7 +25,7 @@ type Gateway struct {
 	store   Store
 	ready   func(context.Context) error
 	cfg     atomic.Pointer[config.Config]
-	log     *slog.Logger
+	log     *requestLog
 	now     func() time.Time
 	metrics Metrics
 	limiter Limiter
@@ -54,17 +54,21 @@ type Options struct {
 	// Limiter holds hooks to their rate_limit:; nil: one for this process
 	// alone (store.LocalLimiter).
 	Limiter Limiter
+	// RefusalLog bounds the lines about refused requests.
+	RefusalLog RefusalLog
 }
 
 // New returns a gateway serving cfg from s.
 func New(s Store, cfg *config.Config, o Options) *Gateway {
-	g := &Gateway{store: s, ready: o.Ready, log: o.Logger, now: o.Now, metrics: o.Metrics, limiter: o.Limiter}
+	g := &Gateway{store: s, ready: o.Ready, now: o.Now, metrics: o.Metrics, limiter: o.Limiter}
 	if g.ready == nil {
 		g.ready = s.Ping
 	}
-	if g.log == nil {
-		g.log = slog.Default()
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
 	}
+	g.log = newRequestLog(log, o.RefusalLog)
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -81,6 +85,11 @@ func (g *Gateway) SetConfig(c *config.Config) { g.cfg.Store(c) }
 
 // Config returns the config in force.
 func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
+
+// FlushLog writes at once the summaries of refusal lines held back so far
+// (see RefusalLog), which would otherwise wait for their period to end: at
+// shutdown, so that every refusal is accounted for.
+func (g *Gateway) FlushLog() { g.log.flush() }
 
 // NewRouter returns a Gin engine in release mode that gives every request
 // an id (RequestIDHeader), runs mw, and logs panics and answers them 500 in
@@ -104,7 +113,7 @@ func (g *Gateway) Handler() http.Handler {
 	if g.metrics != nil {
 		mw = append(mw, Instrument(g.metrics))
 	}
-	r := NewRouter(g.log, mw...)
+	r := NewRouter(g.log.Logger, mw...)
 	r.HandleMethodNotAllowed = false
 	r.Any("/hooks/catch/:hook", g.catch)
 	r.Any("/hooks/catch/:hook/:token", g.catch)

@@ -136,9 +136,9 @@ func (g *Gateway) catch(c *gin.Context) {
 	c.Set(outcomeKey, string(ev.Status))
 	if res.Duplicate {
 		c.Set(outcomeKey, OutcomeDuplicate)
-		g.log.InfoContext(c.Request.Context(), "duplicate event dropped", "hook", hook.Name, "event_id", res.EventID)
+		g.log.DebugContext(c.Request.Context(), "duplicate event dropped", "hook", hook.Name, "event_id", res.EventID)
 	} else {
-		g.log.InfoContext(c.Request.Context(), "event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
+		g.log.DebugContext(c.Request.Context(), "event accepted", "hook", hook.Name, "event_id", ev.ID, "status", string(ev.Status), "deliveries", len(deliveries))
 	}
 	// Only now, with the event stored: a sender answered here must never
 	// have to send it again.

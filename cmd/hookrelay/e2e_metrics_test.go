@@ -375,7 +375,8 @@ var requestIDRE = regexp.MustCompile(`^req_[0-9A-Z]{26}$`)
 func TestRequestID(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t)
-	srv := start(t, serverOpts{store: sqliteStore(t), api: rc.URL, config: metricsConfig(t)})
+	// An accepted event is logged at debug level only.
+	srv := start(t, serverOpts{store: sqliteStore(t), api: rc.URL, config: metricsConfig(t), extra: []string{"HOOKRELAY_LOG_LEVEL=debug"}})
 	send := func(body string, header http.Header) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.url("/hooks/catch/in"), strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -11,7 +11,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -101,3 +104,43 @@ func (m *Main) env(name, def string) string {
 	}
 	return def
 }
+
+// envValues reads typed environment variables for one command's flag
+// defaults. Flags are declared before the command runs, so a value that
+// does not parse is kept and reported by err when the command starts:
+// it stops the command rather than being silently replaced by the default.
+type envValues struct {
+	m    *Main
+	errs []error
+}
+
+func (m *Main) envValues() *envValues { return &envValues{m: m} }
+
+func (e *envValues) int(name string, def int) int {
+	s := e.m.env(name, "")
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a whole number such as %d", name, s, def))
+		return def
+	}
+	return v
+}
+
+func (e *envValues) duration(name string, def time.Duration) time.Duration {
+	s := e.m.env(name, "")
+	if s == "" {
+		return def
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a duration with its unit such as %v", name, s, def))
+		return def
+	}
+	return v
+}
+
+// err is every variable that did not parse, nil when all did.
+func (e *envValues) err() error { return errors.Join(e.errs...) }

@@ -61,3 +61,42 @@ func TestServeRefusesBadStart(t *testing.T) {
 		}
 	}
 }
+
+// An environment variable that does not parse stops serve before anything
+// starts, naming the variable, its value and what is wanted; it is never
+// replaced by the default in silence.
+func TestServeRefusesBadEnvironment(t *testing.T) {
+	args := []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--listen", "127.0.0.1:0", "--store", "sqlite://" + t.TempDir() + "/x.db"}
+	cases := []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"HOOKRELAY_WORKERS": "abc"}, []string{`HOOKRELAY_WORKERS="abc": want a whole number such as 1000`}},
+		{map[string]string{"HOOKRELAY_WORKERS": "1e3"}, []string{`HOOKRELAY_WORKERS="1e3"`}},
+		{map[string]string{"HOOKRELAY_LEASE": "30"}, []string{`HOOKRELAY_LEASE="30": want a duration with its unit such as 30s`}},
+		{map[string]string{"HOOKRELAY_GRACE": "soon"}, []string{`HOOKRELAY_GRACE="soon": want a duration with its unit such as 10s`}},
+		{map[string]string{"HOOKRELAY_WATCH": "2 s"}, []string{`HOOKRELAY_WATCH="2 s": want a duration with its unit such as 2s`}},
+		{map[string]string{"HOOKRELAY_LOG_LEVEL": "verbose"}, []string{`HOOKRELAY_LOG_LEVEL "verbose": use debug, info, warn or error`}},
+		{map[string]string{"HOOKRELAY_LOG_FORMAT": "xml"}, []string{`HOOKRELAY_LOG_FORMAT "xml": use text or json`}},
+		// Every bad variable is named at once.
+		{map[string]string{"HOOKRELAY_WORKERS": "many", "HOOKRELAY_GRACE": "10"}, []string{`HOOKRELAY_WORKERS="many"`, `HOOKRELAY_GRACE="10"`}},
+	}
+	for _, c := range cases {
+		code, out, errOut := run(t, c.env, args...)
+		if code != 2 || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2", c.env, code, out, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr %q, want %q", c.env, errOut, w)
+			}
+		}
+		if strings.Contains(errOut, "listening") {
+			t.Errorf("%v: the server started:\n%s", c.env, errOut)
+		}
+	}
+	// A command that reads none of them is not stopped by them.
+	if code, out, errOut := run(t, map[string]string{"HOOKRELAY_WORKERS": "abc"}, "validate", "--config", "../../testdata/demo/hookrelay.yaml"); code != 0 {
+		t.Errorf("validate with a bad HOOKRELAY_WORKERS: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -55,11 +54,15 @@ type serveFlags struct {
 
 func (m *Main) serveCommand() *cobra.Command {
 	var f serveFlags
+	env := m.envValues()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Receive webhooks and perform their actions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := env.err(); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			return m.serve(cmd.Context(), f)
 		},
 	}
@@ -68,10 +71,10 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", m.env("HOOKRELAY_LISTEN", ":8080"), "address to listen on (env HOOKRELAY_LISTEN)")
 	fl.StringVar(&f.adminListen, "admin-listen", m.env("HOOKRELAY_ADMIN_LISTEN", ""), "address of a second listener for operators, serving /metrics, /healthz, /readyz, the admin API and the dashboard; when set, --listen serves only the catch URLs and health checks (env HOOKRELAY_ADMIN_LISTEN)")
 	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db or redis://host:port/db; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
-	fl.IntVar(&f.workers, "workers", m.envInt("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
-	fl.DurationVar(&f.lease, "lease", m.envDuration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
-	fl.DurationVar(&f.grace, "grace", m.envDuration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
-	fl.DurationVar(&f.watch, "watch", m.envDuration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
+	fl.IntVar(&f.workers, "workers", env.int("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
+	fl.DurationVar(&f.lease, "lease", env.duration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
+	fl.DurationVar(&f.grace, "grace", env.duration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
+	fl.DurationVar(&f.watch, "watch", env.duration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
 	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
@@ -237,7 +240,10 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	g.Go(func() error { return pr.Run(gctx) })
 	g.Go(func() error { return rl.Run(gctx, f.watch, hup) })
 	g.Go(func() error { return rd.Run(gctx) })
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	err = g.Wait()
+	// Refusal lines held back are summed up before the process ends.
+	gw.FlushLog()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return &exitError{code: 1, err: err}
 	}
 	log.Info("stopped")
@@ -286,7 +292,7 @@ func logCatchURLs(log *slog.Logger, cfg *config.Config, addr net.Addr) {
 func (m *Main) logger(format, level string) (*slog.Logger, *redact.Handler, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, nil, fmt.Errorf("--log-level or HOOKRELAY_LOG_LEVEL %q: use debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	var h slog.Handler
@@ -296,7 +302,7 @@ func (m *Main) logger(format, level string) (*slog.Logger, *redact.Handler, erro
 	case "json":
 		h = slog.NewJSONHandler(m.Stderr, opts)
 	default:
-		return nil, nil, fmt.Errorf("--log-format %q: use text or json", format)
+		return nil, nil, fmt.Errorf("--log-format or HOOKRELAY_LOG_FORMAT %q: use text or json", format)
 	}
 	red := redact.NewHandler(h)
 	// A line logged while serving a request carries the request's id.
@@ -307,20 +313,6 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
-}
-
-func (m *Main) envInt(name string, def int) int {
-	if v, err := strconv.Atoi(m.env(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func (m *Main) envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(m.env(name, "")); err == nil {
-		return v
-	}
-	return def
 }
 
 // Garbage collection defaults for serve, each used only when its
