@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +101,27 @@ func connect(t testing.TB) (*redis.Client, string) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c, u
+}
+
+// CPU returns the CPU time, system and user, that the test server has used
+// since it started, in seconds (INFO cpu). The server is shared, so a
+// difference counts whatever else it did meanwhile too.
+func CPU(t testing.TB) float64 {
+	t.Helper()
+	info, err := Client(t).Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatalf("INFO cpu: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("INFO cpu: %s: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return total
 }

@@ -16,7 +16,7 @@
 // cursor kept in Redis under a pruning lease, and removes each old final
 // event's keys and index entries.
 //
-// Accept throughput measured with BenchmarkAccept (storetest.Bench: a new
+// Accept throughput measured with BenchmarkAccept (storetest.Bench: a ~1 KiB body, a new
 // idempotency key and one delivery per event), go test -bench BenchmarkAccept
 // -benchtime 5s, on a 2-vCPU VM shared with a local Redis 7.0 over loopback
 // and other jobs, so ±30% between runs:

@@ -51,7 +51,7 @@ func TestRetentionConformance(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, openBench)
+	storetest.Bench(b, openBench, &storetest.ServerCPU{Metric: "redis-µs/event", Seconds: func(b *testing.B) float64 { return redistest.CPU(b) }})
 }
 
 func BenchmarkDrain(b *testing.B) {
