@@ -46,8 +46,9 @@ func Prefix(t testing.TB) string {
 	_, _ = rand.Read(b[:])
 	prefix := "hrtest:" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		// The test's context is already done when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The test's context is already done when cleanups run. A
+		// benchmark may leave millions of keys, which take minutes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		if err := deleteUnder(ctx, c, prefix); err != nil {
 			t.Errorf("deleting test keys under %s: %v", prefix, err)
