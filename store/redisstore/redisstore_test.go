@@ -60,7 +60,7 @@ func BenchmarkDrain(b *testing.B) {
 
 // BenchmarkListing1M times the admin listings' pages at a million stored
 // events (storetest.BenchListing) under a test prefix of their own, which
-// is deleted afterwards. Filling Redis takes a few minutes and ~1.5 GB of
+// is deleted afterwards. Filling Redis takes a few minutes and ~3 GB of
 // its memory, so run it on its own, e.g.
 //
 //	go test -run '^$' -bench 'Listing1M' -benchtime 20x -timeout 30m ./store/redisstore/

@@ -100,8 +100,9 @@ func BenchListing(b *testing.B, open func(b *testing.B) interface {
 			}
 			b.Run("events/"+c.name+"/"+pageName(deep), func(b *testing.B) {
 				timePages(b, f.Cursor, func(cursor string) (int, string, error) {
-					f.Cursor = cursor
-					evs, next, err := s.ListEvents(b.Context(), f)
+					g := f // f stays as it is for the next round
+					g.Cursor = cursor
+					evs, next, err := s.ListEvents(b.Context(), g)
 					return len(evs), next, err
 				})
 			})
@@ -129,8 +130,9 @@ func BenchListing(b *testing.B, open func(b *testing.B) interface {
 			}
 			b.Run("deliveries/"+c.name+"/"+pageName(deep), func(b *testing.B) {
 				timePages(b, f.Cursor, func(cursor string) (int, string, error) {
-					f.Cursor = cursor
-					ds, next, err := s.ListDeliveries(b.Context(), f)
+					g := f // f stays as it is for the next round
+					g.Cursor = cursor
+					ds, next, err := s.ListDeliveries(b.Context(), g)
 					return len(ds), next, err
 				})
 			})
