@@ -55,6 +55,15 @@ func listingMix(i int64) (hook, kind, action int) {
 // that are not to stay pending are leased and finished; this takes minutes
 // at a million events, so it is a benchmark only. open must return a new,
 // empty store and arrange for it to be emptied and closed.
+//
+// At 1 M events (2 vCPU, Redis 7.0 on loopback) every page takes under
+// 8 ms on both backends except the first page of a time window that lies
+// 40–60% down the events: SQLite walks the ids from the newest, without an
+// index on received_at, for 360 ms (window alone), 58 ms (with a hook) and
+// 140 ms (with a hook and a status); Redis answers in calls of at most
+// ~15 ms each, but needs 201 of them (3.1 s) to fill the page, or 11
+// (134 ms, 151 ms) with a hook. Pages behind a cursor in the window are
+// fast.
 func BenchListing(b *testing.B, open func(b *testing.B) interface {
 	store.Store
 	store.Admin
