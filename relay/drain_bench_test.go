@@ -58,7 +58,7 @@ func BenchmarkDrain(b *testing.B) {
 			fill(b, st, b.N)
 			var cpu0 float64
 			if backend == "redis" {
-				cpu0 = redisCPU(b)
+				cpu0 = redistest.CPU(b)
 			}
 			client := actions.NewClient(actions.ClientOptions{UserAgent: "bench"})
 			o.Logger = discard()
@@ -77,7 +77,7 @@ func BenchmarkDrain(b *testing.B) {
 			<-done
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 			if backend == "redis" {
-				b.ReportMetric((redisCPU(b)-cpu0)/float64(b.N)*1e6, "redis-µs/delivery")
+				b.ReportMetric((redistest.CPU(b)-cpu0)/float64(b.N)*1e6, "redis-µs/delivery")
 			}
 		})
 	}
@@ -111,21 +111,4 @@ func fill(b *testing.B, st store.Store, n int) {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// redisCPU is the CPU time Redis has used, in seconds.
-func redisCPU(b *testing.B) float64 {
-	info, err := redistest.Client(b).Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
 }

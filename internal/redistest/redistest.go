@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,8 +46,9 @@ func Prefix(t testing.TB) string {
 	_, _ = rand.Read(b[:])
 	prefix := "hrtest:" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		// The test's context is already done when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The test's context is already done when cleanups run. A
+		// benchmark may leave millions of keys, which take minutes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		if err := deleteUnder(ctx, c, prefix); err != nil {
 			t.Errorf("deleting test keys under %s: %v", prefix, err)
@@ -99,4 +102,27 @@ func connect(t testing.TB) (*redis.Client, string) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c, u
+}
+
+// CPU returns the CPU time, system and user, that the test server has used
+// since it started, in seconds (INFO cpu). The server is shared, so a
+// difference counts whatever else it did meanwhile too.
+func CPU(t testing.TB) float64 {
+	t.Helper()
+	info, err := Client(t).Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatalf("INFO cpu: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("INFO cpu: %s: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return total
 }

@@ -51,11 +51,30 @@ func TestRetentionConformance(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, openBench)
+	storetest.Bench(b, openBench, &storetest.ServerCPU{Metric: "redis-µs/event", Seconds: func(b *testing.B) float64 { return redistest.CPU(b) }})
 }
 
 func BenchmarkDrain(b *testing.B) {
 	storetest.BenchDrain(b, openBench)
+}
+
+// BenchmarkListing1M times the admin listings' pages at a million stored
+// events (storetest.BenchListing) under a test prefix of their own, which
+// is deleted afterwards. Filling Redis takes a few minutes and ~3 GB of
+// its memory, so run it on its own, e.g.
+//
+//	go test -run '^$' -bench 'Listing1M' -benchtime 20x -timeout 30m ./store/redisstore/
+//
+// HOOKRELAY_LISTING_EVENTS=100000 makes it quicker.
+func BenchmarkListing1M(b *testing.B) {
+	storetest.BenchListing(b, func(b *testing.B) interface {
+		store.Store
+		store.Admin
+	} {
+		s := redisstore.New(redistest.Client(b), redistest.Prefix(b))
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
 }
 
 func openBench(b *testing.B) store.Store {

@@ -22,7 +22,7 @@ func TestAdminConformance(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) })
+	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) }, nil)
 }
 
 // BenchmarkDrain: Lease and Finish, through the one writer.
@@ -52,5 +52,21 @@ func TestRetentionConformance(t *testing.T) {
 		store.Pruner
 	} {
 		return openTemp(t)
+	})
+}
+
+// BenchmarkListing1M times the admin listings' pages at a million stored
+// events (storetest.BenchListing). Filling the file takes a few minutes,
+// so run it on its own, e.g.
+//
+//	go test -run '^$' -bench 'Listing1M' -benchtime 20x -timeout 30m ./store/sqlitestore/
+//
+// HOOKRELAY_LISTING_EVENTS=100000 makes it quicker.
+func BenchmarkListing1M(b *testing.B) {
+	storetest.BenchListing(b, func(b *testing.B) interface {
+		store.Store
+		store.Admin
+	} {
+		return openTemp(b)
 	})
 }

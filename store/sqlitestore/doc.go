@@ -28,7 +28,9 @@
 // Measured on 2 vCPU (Xeon 2.8 GHz, ext4 on a virtual disk, Go 1.26):
 // BenchmarkAccept (storetest.Bench: new idempotency key and one delivery per
 // Accept) gives 1 caller 1,700–2,100 accepts/s (one fsync each), 16 callers
-// 7,500–10,600, 64 callers 9,700–13,300. BenchmarkDrain (4 actions, leases
+// 7,500–10,600, 64 callers 9,700–13,300, with ~150-byte bodies; with the
+// ~1 KiB bodies it now sends, 1,700–2,050, 6,400–8,600 and 10,800–11,600
+// events/s. BenchmarkDrain (4 actions, leases
 // of up to 64, every attempt finished as succeeded) drains a backlog at
 // 22,000–24,000 deliveries/s, and 6,500–9,000/s while 32 callers accept the
 // same deliveries meanwhile. The writer's time is the limit: its statements,

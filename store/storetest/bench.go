@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,12 +12,27 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
+// ServerCPU reads the CPU time, in seconds, that a backend's server has
+// used so far (Redis: INFO cpu), so that a benchmark can report what one
+// operation costs the server. Metric names the per-event figure, e.g.
+// "redis-µs/event".
+type ServerCPU struct {
+	Metric  string
+	Seconds func(b *testing.B) float64
+}
+
+// benchBody is a ~1 KiB JSON event body, the size of a typical provider
+// webhook.
+var benchBody = []byte(`{"event":"CONTACT_CREATED","timestamp":"2030-03-14T15:09:26Z","organizationId":"org_1","data":{"id":"c_1","email":"a@example.com","note":"` +
+	strings.Repeat("x", 880) + `"}}`)
+
 // Bench measures Accept throughput with 1, 16 and 64 concurrent callers and
-// reports it as accepts/s. Every Accept carries a new idempotency key and one
-// delivery, like a typical inbound webhook that matched one rule. open must
-// return a new, empty store for the benchmark it is given.
-func Bench(b *testing.B, open func(b *testing.B) store.Store) {
-	body := []byte(`{"event":"CONTACT_CREATED","timestamp":"2030-03-14T15:09:26Z","organizationId":"org_1","data":{"id":"c_1","email":"a@example.com"}}`)
+// reports it as events/s. Every Accept carries a ~1 KiB JSON body, a new
+// idempotency key and one delivery, like a typical inbound webhook that
+// matched one rule. open must return a new, empty store for the benchmark
+// it is given. With cpu, it also reports the server's CPU time per event
+// (which includes whatever else the server did meanwhile).
+func Bench(b *testing.B, open func(b *testing.B) store.Store, cpu *ServerCPU) {
 	headers := map[string]string{"content-type": "application/json", "x-oncloudwine-signature": "5d41402abc4b2a76b9719d911017c592"}
 	for _, callers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
@@ -27,6 +43,10 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 				errOnce  sync.Once
 				firstErr error
 			)
+			var cpu0 float64
+			if cpu != nil {
+				cpu0 = cpu.Seconds(b)
+			}
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			start := time.Now()
@@ -44,7 +64,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 							ReceivedAt:     now,
 							IdempotencyKey: "bench-" + strconv.FormatInt(i, 10),
 							Headers:        headers,
-							Body:           body,
+							Body:           benchBody,
 							MatchedRules:   []string{"rule"},
 						}
 						d := store.Delivery{
@@ -64,7 +84,10 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			if firstErr != nil {
 				b.Fatalf("Accept: %v", firstErr)
 			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "accepts/s")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			if cpu != nil {
+				b.ReportMetric((cpu.Seconds(b)-cpu0)/float64(b.N)*1e6, cpu.Metric)
+			}
 		})
 	}
 }
