@@ -2,41 +2,25 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
-	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
 // An accepted event and a duplicate write nothing at info level (the
 // metrics count them) and one line each at debug level.
 func TestEventLinesAtDebug(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(`
+	cfg := configFrom(t, `
 hooks:
   ws:
     verify: {scheme: none}
     token: ws-token-0123456789ab
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(filepath.Join(dir, "c.yaml"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+`)
+	st := tempStore(t)
 	for _, c := range []struct {
 		level slog.Level
 		want  []string

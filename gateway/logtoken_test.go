@@ -2,20 +2,15 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
-	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
 // A catch URL's token reaches the log only as its prefix, whether it is the
@@ -24,8 +19,7 @@ import (
 // no redacting handler: the gateway itself must not hand it the token.
 func TestLogsShowTokenPrefixOnly(t *testing.T) {
 	const right, wrong = "right-token-0123456789", "wrong-token-9876543210"
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(`
+	cfg := configFrom(t, `
 hooks:
   ws:
     verify: {scheme: none}
@@ -35,18 +29,8 @@ hooks:
     token: `+right+`
     auth:
       header: {name: X-Key, value: header-value-123}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(filepath.Join(dir, "c.yaml"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+`)
+	st := tempStore(t)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := gateway.New(st, cfg, gateway.Options{Logger: log}).Handler()

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,21 +36,13 @@ func limitedConfig(t *testing.T, rateLimit string) *config.Config {
 	if rateLimit != "" {
 		line = "    rate_limit: " + rateLimit + "\n"
 	}
-	path := filepath.Join(t.TempDir(), "hookrelay.yaml")
-	if err := os.WriteFile(path, []byte(`hooks:
+	return configFrom(t, `hooks:
   limited:
     verify: {scheme: none}
     token: `+limitedToken+`
     auth:
       header: {name: X-Api-Key, value: `+limitedKey+`}
-`+line), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+`+line)
 }
 
 // limited is a gateway on a real SQLite file, whose clock stands still so
@@ -66,11 +56,7 @@ type limited struct {
 
 func newLimited(t *testing.T, cfg *config.Config, o gateway.Options) *limited {
 	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), t.TempDir()+"/limited.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := tempStore(t)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	o.Now = func() time.Time { return now }
 	if o.Logger == nil {
