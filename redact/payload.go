@@ -71,9 +71,13 @@ func (r *Redactor) Value(v any) any {
 // Form masks text that may be a form body (a=1&b=2): a pair whose decoded
 // name is a credential's has its value masked, and every pair whose decoded
 // value holds a known secret or credential pattern is masked too; the text
-// as a whole is then masked by value and pattern. Text that is not a form
+// as a whole is masked by value and pattern before and after. Text that is not a form
 // passes through the last step only.
 func (r *Redactor) Form(text string) string {
+	// Known secrets go first, as the text holds them: cutting it into pairs
+	// could split one across a name and its value, and re-escaping a value
+	// could write one in a form no longer recognised.
+	text = r.String(text)
 	if strings.ContainsAny(text, "&=") {
 		parts := strings.Split(text, "&")
 		for i, p := range parts {
