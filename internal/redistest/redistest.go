@@ -126,3 +126,25 @@ func CPU(t testing.TB) float64 {
 	}
 	return total
 }
+
+// Memory returns the memory the test server uses for data, in bytes (INFO
+// memory's used_memory). The server is shared, so a difference counts
+// whatever else it stored meanwhile too.
+func Memory(t testing.TB) int64 {
+	t.Helper()
+	info, err := Client(t).Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatalf("INFO memory: %v", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("INFO memory: %s: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("INFO memory has no used_memory")
+	return 0
+}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -22,44 +20,54 @@ const (
 	defaultScanBudget = 2000
 )
 
-// ListEvents pages through the events index that holds the fewest entries
-// among those the filter names (all, the hook's, the status's), newest
-// first, and checks each event against the whole filter. It examines at
-// most defaultScanBudget entries (or one more than the page): past that a
-// page may be short, even empty, while next is not "". A time window is
-// checked event by event, so a narrow window far in the past takes many
-// calls.
+// ListEvents pages through the events indexes the filter names (its
+// hook's, or every hook's; for its status, or both), merged newest first.
+// Every event in them matches the hook and status, and a time window
+// bounds the ids (store.CheckEventID), so a page costs about its own
+// length, whatever the window and however many events are stored.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
 	if err := store.CheckCursor(f.Cursor, "evt"); err != nil {
 		return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 	}
-	keys := []string{s.k.events()}
-	var eq []any
-	if f.Hook != "" {
-		keys = append(keys, s.k.hookEvents(f.Hook))
-		eq = append(eq, "hook", f.Hook)
+	var since, until, status string
+	if !f.Since.IsZero() {
+		since = store.IDsBefore("evt", f.Since)
+	}
+	if !f.Until.IsZero() {
+		until = store.IDsBefore("evt", f.Until)
+		if until <= since {
+			return []store.Event{}, "", nil
+		}
 	}
 	if f.Status != "" {
-		keys = append(keys, s.k.statusEvents(string(f.Status)))
-		eq = append(eq, "status", string(f.Status))
+		if f.Status != store.EventAccepted && f.Status != store.EventIgnored {
+			return []store.Event{}, "", nil
+		}
+		status = statusLetter(f.Status)
 	}
-	recs, next, err := s.page(ctx, keys, s.k.eventHead(), f.Cursor, f.Limit, eventListFields, eq, "recv", f.Since, f.Until)
+	recs, next, err := s.page(ctx, "e", f.Cursor, since, until, f.Limit, f.Hook, status, "", nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 	}
 	evs := make([]store.Event, 0, len(recs))
-	for _, m := range recs {
-		e, err := decodeEvent(m)
+	for _, r := range recs {
+		v, ok := r.rec.(string)
+		if !ok {
+			return nil, "", fmt.Errorf("redisstore: list events: unexpected record %T", r.rec)
+		}
+		e, _, err := decodeEvent(r.id, v, false)
 		if err != nil {
 			return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 		}
-		e.Body = nil
 		evs = append(evs, e)
 	}
 	return evs, next, nil
 }
 
-// ListDeliveries pages like ListEvents; with an EventID it reads that
+// ListDeliveries pages like ListEvents through the deliveries indexes of
+// the hook and action asked for, checking each delivery's status when one
+// is asked for; dead deliveries come from their own index, pending and
+// retrying ones from the action queues. With an EventID it reads that
 // event's deliveries instead, which are few.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, string, error) {
 	if err := store.CheckCursor(f.Cursor, "dlv"); err != nil {
@@ -68,26 +76,28 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	if f.EventID != "" {
 		return s.listEventDeliveries(ctx, f)
 	}
-	keys := []string{s.k.deliveries()}
-	var eq []any
-	if f.Hook != "" {
-		keys = append(keys, s.k.hookDeliveries(f.Hook))
-		eq = append(eq, "hook", f.Hook)
+	from := "d"
+	switch f.Status {
+	case store.DeliveryDead:
+		from = "x"
+	case store.DeliveryPending, store.DeliveryRetrying:
+		from = "q"
 	}
-	if f.Action != "" {
-		keys = append(keys, s.k.actionDeliveries(f.Action))
-		eq = append(eq, "action", f.Action)
-	}
-	if f.Status != "" {
-		keys = append(keys, s.k.statusDeliveries(string(f.Status)))
-		eq = append(eq, "status", string(f.Status))
-	}
-	recs, next, err := s.page(ctx, keys, s.k.deliveryHead(), f.Cursor, f.Limit, deliveryListFields, eq, "", time.Time{}, time.Time{})
+	recs, next, err := s.page(ctx, from, f.Cursor, "", "", f.Limit, f.Hook, string(f.Status), f.Action, deliveryListFields)
 	if err != nil {
 		return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
 	}
 	ds := make([]store.Delivery, 0, len(recs))
-	for _, m := range recs {
+	for _, r := range recs {
+		vals, ok := r.rec.([]any)
+		if !ok || len(vals) != len(deliveryListFields) {
+			return nil, "", fmt.Errorf("redisstore: list deliveries: unexpected record %v", r.rec)
+		}
+		m := make(map[string]string, len(vals)+1)
+		for i, v := range vals {
+			m[deliveryListFields[i]], _ = v.(string)
+		}
+		m["id"] = r.id
 		d, err := decodeDelivery(m)
 		if err != nil {
 			return nil, "", fmt.Errorf("redisstore: list deliveries: %w", err)
@@ -126,35 +136,38 @@ func (s *Store) listEventDeliveries(ctx context.Context, f store.DeliveryFilter)
 	return out, "", nil
 }
 
-// page runs pageScript: up to limit records under head whose ids are in
-// every one of keys, below cursor, with the fields eq names equal to their
-// values and timeField in [since, until) (zero: unbounded).
-func (s *Store) page(ctx context.Context, keys []string, head, cursor string, limit int, fields []string, eq []any,
-	timeField string, since, until time.Time) ([]map[string]string, string, error) {
+// listed is one record of a page: its id and what pageScript returned.
+type listed struct {
+	id  string
+	rec any
+}
+
+// page runs pageScript: up to limit records from the sources of from, below
+// cursor, with ids in [since, until) ("": unbounded), of the hook, status
+// and action given ("": any), with the fields listed (deliveries).
+func (s *Store) page(ctx context.Context, from, cursor, since, until string, limit int, hook, status, action string,
+	fields []string) ([]listed, string, error) {
+	if err := s.upgraded(ctx); err != nil {
+		return nil, "", err
+	}
 	limit = store.PageLimit(limit)
-	args := make([]any, 0, 9+len(fields)+len(eq))
-	args = append(args, head, cursor, limit, max(s.scanBudget, limit+1), len(fields))
+	args := make([]any, 0, 10+len(fields))
+	args = append(args, s.k.base, from, cursor, since, until, limit, max(s.scanBudget, limit+1), hook, status, action)
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	args = append(args, len(eq)/2)
-	args = append(args, eq...)
-	args = append(args, timeField, ms(since), ms(until))
-	res, err := pageScript.Run(ctx, s.c, keys, args...).Slice()
+	res, err := pageScript.Run(ctx, s.c, []string{s.k.indexes(), s.k.queues()}, args...).Slice()
 	if err != nil {
 		return nil, "", err
 	}
-	if len(res) == 0 {
+	if len(res)%2 != 1 {
 		return nil, "", fmt.Errorf("unexpected reply %v", res)
 	}
 	next, _ := res[0].(string)
-	recs := make([]map[string]string, 0, len(res)-1)
-	for _, r := range res[1:] {
-		m, err := fieldMap(r)
-		if err != nil {
-			return nil, "", err
-		}
-		recs = append(recs, m)
+	recs := make([]listed, 0, len(res)/2)
+	for i := 1; i+1 < len(res); i += 2 {
+		id, _ := res[i].(string)
+		recs = append(recs, listed{id: id, rec: res[i+1]})
 	}
 	return recs, next, nil
 }
@@ -168,7 +181,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	if at.IsZero() {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: no time given", id)
 	}
-	keys := []string{s.k.delivery(id), s.k.statusDeliveries(string(store.DeliveryPending)), s.k.queues()}
+	keys := []string{s.k.delivery(id), s.k.deadIndex(), s.k.queues()}
 	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake(), s.k.base).Result()
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
@@ -215,21 +228,19 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	hook := ""
 	if slices.ContainsFunc(ds, func(d store.Delivery) bool { return d.Hook == "" }) {
 		var err error
-		hook, err = s.c.HGet(ctx, s.k.event(eventID), "hook").Result()
-		if errors.Is(err, redis.Nil) {
-			return fail(store.ErrNotFound)
-		}
+		hook, err = s.eventHook(ctx, eventID)
 		if err != nil {
 			return fail(err)
 		}
 	}
-	keys := make([]string, 0, 7+4*len(ds))
-	keys = append(keys, s.k.queues(), s.k.event(eventID), s.k.eventDeliveries(eventID),
-		s.k.statusEvents(string(store.EventIgnored)), s.k.statusEvents(string(store.EventAccepted)),
-		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
-	args := make([]any, 0, 4+len(rules)+len(ds)*24)
-	args = append(args, eventID, s.k.wake(), len(rules))
+	keys := make([]string, 0, 3+3*len(ds))
+	keys = append(keys, s.k.queues(), s.k.event(eventID), s.k.indexes())
+	args := make([]any, 0, 6+len(rules)+len(ds)*24)
+	args = append(args, eventID, s.k.wake(), s.k.base, len(rules))
 	for _, r := range rules {
+		if err := checkName("rule", r); err != nil {
+			return fail(err)
+		}
 		args = append(args, r)
 	}
 	ds = slices.Clone(ds) // normalised below; the caller's slice stays as given
@@ -237,11 +248,17 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		if d.ID == "" {
 			return fail(fmt.Errorf("delivery %d has no id", i))
 		}
+		if err := checkName("delivery id", d.ID); err != nil {
+			return fail(err)
+		}
 		if d.CreatedAt.IsZero() && d.NextAttemptAt.IsZero() {
 			return fail(fmt.Errorf("delivery %s has neither CreatedAt nor NextAttemptAt", d.ID))
 		}
 		ds[i] = store.Enqueued(d, eventID, hook, d.NextAttemptAt)
 	}
+	names := indexNames(ds)
+	args = append(args, len(names))
+	args = append(args, names...)
 	keys, args = s.enqueueArgs(keys, args, ds)
 	res, err := addDeliveriesScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
@@ -261,4 +278,28 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		}
 	}
 	return fail(fmt.Errorf("unexpected reply %v", res))
+}
+
+// eventHook reads the hook of a stored event from its head.
+func (s *Store) eventHook(ctx context.Context, eventID string) (string, error) {
+	v, err := s.c.GetRange(ctx, s.k.event(eventID), 0, 511).Result()
+	if err != nil {
+		return "", err
+	}
+	if v == "" {
+		return "", store.ErrNotFound
+	}
+	head, _, ok := strings.Cut(v, "\n")
+	if !ok {
+		// A hook too long for the range read: read the whole event.
+		if v, err = s.c.Get(ctx, s.k.event(eventID)).Result(); err != nil {
+			return "", err
+		}
+		head, _, _ = strings.Cut(v, "\n")
+	}
+	parts := strings.SplitN(head, "|", 4)
+	if len(parts) != 4 {
+		return "", fmt.Errorf("event %s: stored value: short head", eventID)
+	}
+	return parts[3], nil
 }

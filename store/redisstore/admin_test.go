@@ -28,30 +28,30 @@ func inIndexes(t *testing.T, s *Store, id string, keys ...string) []string {
 	return in
 }
 
-// TestStatusIndexesFollowDeliveries walks one delivery through every
-// status and checks that it sits in its status's index and no other: the
-// listings filter on the stored status anyway, so a stale entry would only
-// show as wasted work, never in a test of the listings.
-func TestStatusIndexesFollowDeliveries(t *testing.T) {
+// TestIndexesFollowRecords walks one delivery through every status and an
+// event from ignored to accepted, and checks which indexes hold each: a
+// delivery sits in its hook and action's index from the start and in the
+// dead index only while dead; an event sits in its hook's index for its
+// status, and a duplicate nowhere.
+func TestIndexesFollowRecords(t *testing.T) {
 	ctx := t.Context()
 	s := New(redistest.Client(t), redistest.Prefix(t))
 	defer s.Close()
-	statuses := []store.DeliveryStatus{store.DeliveryPending, store.DeliveryRetrying, store.DeliverySucceeded, store.DeliveryDead}
-	var indexes []string
-	for _, st := range statuses {
-		indexes = append(indexes, s.k.statusDeliveries(string(st)))
-	}
+	dlvIndexes := []string{s.k.deliveryIndex("orders", "crm"), s.k.deadIndex()}
 
 	e := store.Event{ID: store.NewID("evt", base), Hook: "orders", ReceivedAt: base}
 	d := store.Delivery{ID: store.NewID("dlv", base), EventID: e.ID, Hook: "orders", Rule: "r", Action: "crm", NextAttemptAt: base}
 	if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
 		t.Fatal(err)
 	}
-	want := func(step string, st store.DeliveryStatus) {
+	want := func(step string, dead bool) {
 		t.Helper()
-		got := inIndexes(t, s, d.ID, indexes...)
-		if diff := cmp.Diff([]string{s.k.statusDeliveries(string(st))}, got); diff != "" {
-			t.Errorf("after %s: status indexes holding the delivery (-want +got):\n%s", step, diff)
+		want := dlvIndexes[:1]
+		if dead {
+			want = dlvIndexes
+		}
+		if diff := cmp.Diff(want, inIndexes(t, s, d.ID, dlvIndexes...)); diff != "" {
+			t.Errorf("after %s: indexes holding the delivery (-want +got):\n%s", step, diff)
 		}
 	}
 	finish := func(at time.Time, o store.Outcome) {
@@ -59,21 +59,21 @@ func TestStatusIndexesFollowDeliveries(t *testing.T) {
 		l := leaseOne(t, s, at, "crm")
 		finishOne(t, s, l, at, o)
 	}
-	want("Accept", store.DeliveryPending)
+	want("Accept", false)
 	finish(base, store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: base.Add(time.Hour)})
-	want("Finish retrying", store.DeliveryRetrying)
+	want("Finish retrying", false)
 	if _, err := s.RetryDelivery(ctx, d.ID, base.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	want("RetryDelivery of a retrying delivery", store.DeliveryPending)
+	want("RetryDelivery of a retrying delivery", false)
 	finish(base.Add(time.Minute), store.Outcome{Status: store.DeliveryDead})
-	want("Finish dead", store.DeliveryDead)
+	want("Finish dead", true)
 	if _, err := s.RetryDelivery(ctx, d.ID, base.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	want("RetryDelivery of a dead delivery", store.DeliveryPending)
+	want("RetryDelivery of a dead delivery", false)
 	finish(base.Add(2*time.Minute), store.Outcome{Status: store.DeliverySucceeded})
-	want("Finish succeeded", store.DeliverySucceeded)
+	want("Finish succeeded", false)
 
 	// The event moves from ignored to accepted on replay; a duplicate
 	// Accept indexes nothing.
@@ -85,28 +85,35 @@ func TestStatusIndexesFollowDeliveries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evIndexes := []string{s.k.events(), s.k.hookEvents("orders"), s.k.statusEvents("ignored"), s.k.statusEvents("accepted")}
+	evIndexes := []string{s.k.eventIndex("orders", store.EventIgnored), s.k.eventIndex("orders", store.EventAccepted)}
 	if got := inIndexes(t, s, dup.ID, evIndexes...); len(got) != 0 {
 		t.Errorf("a duplicate is in the indexes %v", got)
 	}
-	if diff := cmp.Diff([]string{evIndexes[0], evIndexes[1], evIndexes[2]}, inIndexes(t, s, ignored.ID, evIndexes...)); diff != "" {
+	if diff := cmp.Diff(evIndexes[:1], inIndexes(t, s, ignored.ID, evIndexes...)); diff != "" {
 		t.Errorf("indexes holding an ignored event (-want +got):\n%s", diff)
 	}
-	replay := store.Delivery{ID: store.NewID("dlv", base), Rule: "r", Action: "crm", NextAttemptAt: base}
+	replay := store.Delivery{ID: store.NewID("dlv", base), Rule: "r", Action: "erp", NextAttemptAt: base}
 	if err := s.AddDeliveries(ctx, ignored.ID, []string{"r"}, []store.Delivery{replay}); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{evIndexes[0], evIndexes[1], evIndexes[3]}, inIndexes(t, s, ignored.ID, evIndexes...)); diff != "" {
+	if diff := cmp.Diff(evIndexes[1:], inIndexes(t, s, ignored.ID, evIndexes...)); diff != "" {
 		t.Errorf("indexes holding a replayed event (-want +got):\n%s", diff)
 	}
-	dlvIndexes := []string{s.k.deliveries(), s.k.hookDeliveries("orders"), s.k.actionDeliveries("crm"), s.k.statusDeliveries("pending")}
-	if diff := cmp.Diff(dlvIndexes, inIndexes(t, s, replay.ID, dlvIndexes...)); diff != "" {
-		t.Errorf("indexes holding a replayed delivery, its hook the event's (-want +got):\n%s", diff)
+	if got := inIndexes(t, s, replay.ID, s.k.deliveryIndex("orders", "erp")); len(got) != 1 {
+		t.Errorf("a replayed delivery, its hook the event's, is not in its index")
+	}
+	names, err := s.c.SMembers(ctx, s.k.indexes()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	if diff := cmp.Diff([]string{"d:orders|crm", "d:orders|erp", "e:a:orders", "e:i:orders"}, names); diff != "" {
+		t.Errorf("listing indexes named (-want +got):\n%s", diff)
 	}
 }
 
 // TestListWithinScanBudget lists with a filter that the indexes cannot
-// narrow (a time window) and a budget of a few entries per call: pages
+// narrow (a delivery status) and a budget of a few entries per call: pages
 // come back short, even empty, with a cursor to go on from, and following
 // the cursors still yields every match once, in order.
 func TestListWithinScanBudget(t *testing.T) {
@@ -118,47 +125,52 @@ func TestListWithinScanBudget(t *testing.T) {
 	for i := range 20 {
 		at := base.Add(time.Duration(i) * time.Second)
 		e := store.Event{ID: store.NewID("evt", at), Hook: "orders", ReceivedAt: at}
-		if _, err := s.Accept(ctx, store.Accept{Event: e}); err != nil {
+		d := store.Delivery{ID: store.NewID("dlv", at), Rule: "r", Action: "crm", NextAttemptAt: at}
+		if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, e.ID)
+		ids = append(ids, d.ID)
+	}
+	// The four oldest succeed.
+	for range 4 {
+		l := leaseOne(t, s, base.Add(time.Minute), "crm")
+		finishOne(t, s, l, base.Add(time.Minute), store.Outcome{Status: store.DeliverySucceeded})
 	}
 	slices.Reverse(ids)
-	// The window holds the events received at 3s to 6s: ids[13:17].
-	f := store.EventFilter{Since: base.Add(3 * time.Second), Until: base.Add(7 * time.Second), Limit: 2}
+	f := store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: 2}
 	var got []string
 	var pages []int
 	for calls := 0; ; calls++ {
 		if calls > 20 {
 			t.Fatal("paging does not end")
 		}
-		evs, next, err := s.ListEvents(ctx, f)
+		ds, next, err := s.ListDeliveries(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pages = append(pages, len(evs))
-		for _, e := range evs {
-			got = append(got, e.ID)
+		pages = append(pages, len(ds))
+		for _, d := range ds {
+			got = append(got, d.ID)
 		}
 		if next == "" {
 			break
 		}
-		if !strings.HasPrefix(next, "evt_") || (f.Cursor != "" && next >= f.Cursor) {
+		if !strings.HasPrefix(next, "dlv_") || (f.Cursor != "" && next >= f.Cursor) {
 			t.Fatalf("next %q does not move below the cursor %q", next, f.Cursor)
 		}
 		f.Cursor = next
 	}
-	if diff := cmp.Diff(ids[13:17], got); diff != "" {
-		t.Errorf("events listed (-want +got):\n%s", diff)
+	if diff := cmp.Diff(ids[16:], got); diff != "" {
+		t.Errorf("deliveries listed (-want +got):\n%s", diff)
 	}
 	if pages[0] != 0 {
-		t.Errorf("first page = %d events, want none: the budget ends before the window", pages[0])
+		t.Errorf("first page = %d deliveries, want none: the budget ends before the first match", pages[0])
 	}
 	t.Logf("page sizes: %v", pages)
 }
 
-// TestListIndexWithStaleEntries shows that a listing checks each record,
-// so an index entry whose record is gone or changed is skipped.
+// TestListIndexWithStaleEntries shows that a listing skips an index entry
+// whose record is gone.
 func TestListIndexWithStaleEntries(t *testing.T) {
 	ctx := t.Context()
 	s := New(redistest.Client(t), redistest.Prefix(t))
@@ -168,17 +180,11 @@ func TestListIndexWithStaleEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := store.NewID("evt", base.Add(time.Second))
-	if err := s.c.ZAdd(ctx, s.k.hookEvents("orders"), redis.Z{Member: gone}).Err(); err != nil {
+	if err := s.c.ZAdd(ctx, s.k.eventIndex("orders", store.EventIgnored), redis.Z{Member: gone}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.c.ZAdd(ctx, s.k.hookEvents("contacts"), redis.Z{Member: e.ID}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		hook string
-		want []string
-	}{{"orders", []string{e.ID}}, {"contacts", nil}} {
-		evs, next, err := s.ListEvents(ctx, store.EventFilter{Hook: tt.hook})
+	for _, f := range []store.EventFilter{{Hook: "orders"}, {}, {Limit: 1}} {
+		evs, next, err := s.ListEvents(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,8 +192,8 @@ func TestListIndexWithStaleEntries(t *testing.T) {
 		for _, ev := range evs {
 			got = append(got, ev.ID)
 		}
-		if diff := cmp.Diff(tt.want, got); diff != "" || next != "" {
-			t.Errorf("ListEvents(hook %s) (-want +got):\n%s next %q", tt.hook, diff, next)
+		if diff := cmp.Diff([]string{e.ID}, got); diff != "" || next != "" {
+			t.Errorf("ListEvents(%+v) (-want +got):\n%s next %q", f, diff, next)
 		}
 	}
 }

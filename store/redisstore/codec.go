@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -46,65 +48,154 @@ func parseJSON[T any](s string, v *T) error {
 	return json.Unmarshal([]byte(s), v)
 }
 
-// eventFields is the event hash as field/value arguments.
-func eventFields(e store.Event) ([]any, error) {
-	hdr, err := jsonField(e.Headers, len(e.Headers) == 0)
-	if err != nil {
-		return nil, err
-	}
-	qry, err := jsonField(e.Query, len(e.Query) == 0)
-	if err != nil {
-		return nil, err
-	}
-	rules, err := jsonField(e.MatchedRules, len(e.MatchedRules) == 0)
-	if err != nil {
-		return nil, err
-	}
-	return []any{
-		"id", e.ID,
-		"hook", e.Hook,
-		"recv", ms(e.ReceivedAt),
-		"ikey", e.IdempotencyKey,
-		"hdr", hdr,
-		"qry", qry,
-		"body", e.Body,
-		"status", string(e.Status),
-		"rules", rules,
-	}, nil
+// An event is stored as one string, so that it costs Redis one key and one
+// allocation, whatever its headers:
+//
+//	<status letter><received ms>|<meta length>|<body length>|<hook>\n<meta>\n<body><records>
+//
+// The status letter is a (accepted) or i (ignored); meta is the JSON of
+// eventMeta; the body is kept as it came; records, each "\n" followed by a
+// tag and a value, are what later changes add at the end: "D<delivery id>"
+// for each
+// of the event's deliveries, in the order stored, and "R<rule>" for each
+// matched rule. Scripts read the head and the records; only Go reads meta
+// and body.
+
+// eventMeta is the part of an event that scripts never read.
+type eventMeta struct {
+	Key     string            `json:"k,omitempty"`
+	Headers map[string]string `json:"h,omitempty"`
+	Query   map[string]string `json:"q,omitempty"`
 }
 
-func decodeEvent(m map[string]string) (store.Event, error) {
-	e := store.Event{
-		ID:             m["id"],
-		Hook:           m["hook"],
-		IdempotencyKey: m["ikey"],
-		Body:           []byte(m["body"]),
-		Status:         store.EventStatus(m["status"]),
+// statusLetter is the status's letter in an event's head and in the names
+// of its index.
+func statusLetter(s store.EventStatus) string {
+	if s == store.EventIgnored {
+		return "i"
 	}
-	var err error
-	if e.ReceivedAt, err = parseMS(m["recv"]); err != nil {
-		return e, fmt.Errorf("event %s: %w", e.ID, err)
+	return "a"
+}
+
+func letterStatus(b byte) (store.EventStatus, bool) {
+	switch b {
+	case 'a':
+		return store.EventAccepted, true
+	case 'i':
+		return store.EventIgnored, true
 	}
-	for _, f := range []struct {
-		name string
-		err  error
-	}{
-		{"hdr", parseJSON(m["hdr"], &e.Headers)},
-		{"qry", parseJSON(m["qry"], &e.Query)},
-		{"rules", parseJSON(m["rules"], &e.MatchedRules)},
-	} {
-		if f.err != nil {
-			return e, fmt.Errorf("event %s: field %s: %w", e.ID, f.name, f.err)
+	return "", false
+}
+
+// checkName refuses a hook, rule or delivery id that the event string or
+// an index name could not carry.
+func checkName(what, name string) error {
+	if strings.ContainsAny(name, "\n|") {
+		return fmt.Errorf("%s %q holds a newline or a |", what, name)
+	}
+	return nil
+}
+
+// encodeEvent is the stored string of e, with its rules as records; the
+// caller appends the deliveries' records.
+func encodeEvent(e store.Event) (string, error) {
+	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
+		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
+	}
+	if err := checkName("hook", e.Hook); err != nil {
+		return "", fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	meta, err := json.Marshal(eventMeta{Key: e.IdempotencyKey, Headers: e.Headers, Query: e.Query})
+	if err != nil {
+		return "", fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	var b strings.Builder
+	b.Grow(48 + len(e.Hook) + len(meta) + len(e.Body) + 16*len(e.MatchedRules))
+	b.WriteString(statusLetter(e.Status))
+	b.WriteString(strconv.FormatInt(e.ReceivedAt.UnixMilli(), 10))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(meta)))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(e.Body)))
+	b.WriteByte('|')
+	b.WriteString(e.Hook)
+	b.WriteByte('\n')
+	b.Write(meta)
+	b.WriteByte('\n')
+	b.Write(e.Body)
+	for _, r := range e.MatchedRules {
+		if err := checkName("rule", r); err != nil {
+			return "", fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		b.WriteString("\nR")
+		b.WriteString(r)
+	}
+	return b.String(), nil
+}
+
+// deliveryRecord is the record that lists a delivery on its event.
+func deliveryRecord(id string) string { return "\nD" + id }
+
+// decodeEvent reads the stored string v of event id, with its body unless
+// body is false. Its delivery ids come back too, in the order stored.
+func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
+	e := store.Event{ID: id}
+	bad := func(why string) (store.Event, []string, error) {
+		return e, nil, fmt.Errorf("event %s: stored value: %s", id, why)
+	}
+	head, rest, ok := strings.Cut(v, "\n")
+	if !ok || len(head) < 2 {
+		return bad("no head")
+	}
+	var known bool
+	if e.Status, known = letterStatus(head[0]); !known {
+		return bad("unknown status")
+	}
+	parts := strings.SplitN(head[1:], "|", 4)
+	if len(parts) != 4 {
+		return bad("short head")
+	}
+	recv, err1 := strconv.ParseInt(parts[0], 10, 64)
+	metaLen, err2 := strconv.Atoi(parts[1])
+	bodyLen, err3 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || metaLen < 0 || bodyLen < 0 || metaLen+1+bodyLen > len(rest) {
+		return bad("bad head")
+	}
+	e.ReceivedAt = time.UnixMilli(recv).UTC()
+	e.Hook = parts[3]
+	var meta eventMeta
+	if err := json.Unmarshal([]byte(rest[:metaLen]), &meta); err != nil {
+		return e, nil, fmt.Errorf("event %s: meta: %w", id, err)
+	}
+	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
+	if body {
+		e.Body = []byte(rest[metaLen+1 : metaLen+1+bodyLen])
+	}
+	var dlvs []string
+	for _, r := range strings.Split(rest[metaLen+1+bodyLen:], "\n")[1:] {
+		if r == "" {
+			return bad("empty record")
+		}
+		switch r[0] {
+		case 'D':
+			dlvs = append(dlvs, r[1:])
+		case 'R':
+			if !slices.Contains(e.MatchedRules, r[1:]) {
+				e.MatchedRules = append(e.MatchedRules, r[1:])
+			}
+		default:
+			return bad("unknown record")
 		}
 	}
-	return e, nil
+	return e, dlvs, nil
 }
 
 // deliveryFields is the delivery hash, minus lease and token, as
-// field/value arguments.
+// field/value arguments. Its id is in its key, not in the hash: scripts
+// that return a delivery add it as field "id" (deliveries stored by
+// earlier versions hold it too).
 func deliveryFields(d store.Delivery) []any {
 	return []any{
-		"id", d.ID,
 		"evt", d.EventID,
 		"hook", d.Hook,
 		"rule", d.Rule,
@@ -256,13 +347,9 @@ func fieldMap(v any) (map[string]string, error) {
 	return m, nil
 }
 
-// eventListFields are the fields of an event hash that listings read:
-// every one but the body.
-var eventListFields = []string{"id", "hook", "recv", "ikey", "hdr", "qry", "status", "rules"}
-
 // deliveryListFields are the fields of a delivery hash that listings read:
-// every one but the lease token.
-var deliveryListFields = []string{"id", "evt", "hook", "rule", "action", "status", "n", "due", "lease", "err", "created", "updated"}
+// every one but the lease token (and the id, which the index gives).
+var deliveryListFields = []string{"evt", "hook", "rule", "action", "status", "n", "due", "lease", "err", "created", "updated"}
 
 // apiKeyFields is the API key hash as field/value arguments.
 func apiKeyFields(k store.APIKey) ([]any, error) {

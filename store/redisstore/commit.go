@@ -26,12 +26,13 @@ var errClosed = errors.New("redisstore: store is closed")
 
 // acceptCall is one Accept waiting for its batch.
 type acceptCall struct {
-	id   string
-	keys []string
-	args []any
-	res  store.Accepted
-	err  error
-	done chan struct{}
+	id         string
+	deliveries int // how many deliveries it queues
+	keys       []string
+	args       []any
+	res        store.Accepted
+	err        error
+	done       chan struct{}
 }
 
 func (s *Store) startCommitters() {
@@ -70,30 +71,39 @@ func (s *Store) commit() {
 	}
 }
 
-// runBatch runs the batch's scripts in one pipeline. The callers' contexts
-// no longer apply here: a call whose caller gave up is still committed or
-// not as a whole, and the client's timeouts bound the wait.
+// runBatch runs the batch's scripts in one pipeline, and wakes the relays
+// once for all the deliveries the batch queued. The callers' contexts no
+// longer apply here: a call whose caller gave up is still committed or not
+// as a whole, and the client's timeouts bound the wait.
 func (s *Store) runBatch(batch []*acceptCall) {
 	ctx := context.Background()
-	if len(batch) == 1 {
-		c := batch[0]
-		c.finish(acceptScript.Run(ctx, s.c, c.keys, c.args...).Slice())
-		return
-	}
 	cmds := make([]*redis.Cmd, len(batch))
+	wake := 0
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
 			cmds[i] = acceptScript.EvalSha(ctx, p, c.keys, c.args...)
+			wake += c.deliveries
+		}
+		if wake > 0 {
+			// A wake-up is a hint: one that finds a duplicate's
+			// deliveries, which were not stored, only costs a look.
+			p.Publish(ctx, s.k.wake(), wake)
 		}
 		return nil
 	})
+	reloaded := false
 	for i, c := range batch {
 		res, err := cmds[i].Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The script cache was flushed: Run loads it again.
+			// The script cache was flushed: Run loads it again, and the
+			// wake-up above came before these deliveries were stored.
 			res, err = acceptScript.Run(ctx, s.c, c.keys, c.args...).Slice()
+			reloaded = reloaded || c.deliveries > 0
 		}
 		c.finish(res, err)
+	}
+	if reloaded {
+		_ = s.c.Publish(ctx, s.k.wake(), wake).Err()
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // partitionTag is the hash tag every key carries, so that all the keys one
@@ -13,8 +15,7 @@ const partitionTag = "{p}"
 // keys builds every key and channel name the store uses. The Lua scripts
 // derive per-record keys from base (ARGV "key base") with the same layout:
 // base.."evt:"..id, base.."dlv:"..id, base.."q:"..action,
-// base.."lease:"..action, base.."act:"..action and
-// base.."idx:dlv:status:"..status.
+// base.."lease:"..action, base.."act:"..action and base.."ix:"..name.
 type keys struct {
 	base string // "<prefix>:{p}:"
 }
@@ -56,14 +57,11 @@ func (k keys) actionStates() string { return k.base + "acts" }
 // itself once the limit would allow a full burst again.
 func (k keys) rateLimit(action string) string { return k.base + "limit:" + action }
 
-// event is the hash holding one event.
+// event is the string holding one event (codec.go: encodeEvent).
 func (k keys) event(id string) string { return k.eventHead() + id }
 
 // eventHead is what precedes an id in an event's key.
 func (k keys) eventHead() string { return k.base + "evt:" }
-
-// eventDeliveries lists the ids of an event's deliveries in accept order.
-func (k keys) eventDeliveries(id string) string { return k.event(id) + ":dlvs" }
 
 // delivery is the hash holding one delivery.
 func (k keys) delivery(id string) string { return k.deliveryHead() + id }
@@ -94,30 +92,47 @@ func (k keys) identity() string { return k.base + "identity" }
 func (k keys) probe() string { return k.base + "probe" }
 
 // The listing indexes are sorted sets of ids whose scores are all 0, so
-// that they are ordered by id — ULIDs, so by creation time — and a page
-// is one ZREVRANGEBYLEX below the previous page's last id.
+// that they are ordered by id (ULIDs, so by creation time), and a page is
+// one ZREVRANGEBYLEX below the previous page's last id, merged across the
+// indexes a filter names. Each record is in exactly one index, written
+// once when the record is stored: an event in its hook's index for its
+// status, a delivery in the index of its hook and action. Only the rare
+// changes move a record (an ignored event that gets deliveries), and a
+// delivery's status, which changes with every attempt, is read from the
+// queues (pending, retrying) or from the dead index (written only when a
+// delivery dies) rather than from an index of its own.
 
-// events indexes every event.
-func (k keys) events() string { return k.base + "idx:evt" }
+// indexes is the set of the listing indexes that exist, each named by what
+// follows base.."ix:" in its key: "e:<status letter>:<hook>" for events
+// and "d:<hook>|<action>" for deliveries (hook names hold no "|").
+func (k keys) indexes() string { return k.base + "ix" }
 
-// hookEvents indexes the events of one hook.
-func (k keys) hookEvents(hook string) string { return k.base + "idx:evt:hook:" + hook }
+// eventIndex indexes the events of one hook in one status.
+func (k keys) eventIndex(hook string, status store.EventStatus) string {
+	return k.base + "ix:" + eventIndexName(hook, status)
+}
 
-// statusEvents indexes the events in one status (accepted, ignored).
-func (k keys) statusEvents(status string) string { return k.base + "idx:evt:status:" + status }
+// eventIndexName is eventIndex's member of indexes.
+func eventIndexName(hook string, status store.EventStatus) string {
+	return "e:" + statusLetter(status) + ":" + hook
+}
 
-// deliveries indexes every delivery.
-func (k keys) deliveries() string { return k.base + "idx:dlv" }
+// deliveryIndex indexes the deliveries of one action for one hook.
+func (k keys) deliveryIndex(hook, action string) string {
+	return k.base + "ix:" + deliveryIndexName(hook, action)
+}
 
-// hookDeliveries indexes the deliveries of one hook.
-func (k keys) hookDeliveries(hook string) string { return k.base + "idx:dlv:hook:" + hook }
+// deliveryIndexName is deliveryIndex's member of indexes.
+func deliveryIndexName(hook, action string) string { return "d:" + hook + "|" + action }
 
-// actionDeliveries indexes the deliveries of one action.
-func (k keys) actionDeliveries(action string) string { return k.base + "idx:dlv:action:" + action }
+// deadIndex indexes the dead deliveries.
+func (k keys) deadIndex() string { return k.base + "ix:dead" }
 
-// statusDeliveries indexes the deliveries in one status; the scripts that
-// change a delivery's status move it between these.
-func (k keys) statusDeliveries(status string) string { return k.base + "idx:dlv:status:" + status }
+// The indexes of earlier versions, which upgrade.go moves into those above:
+// every event, per hook and per status, and every delivery, per hook, per
+// action and per status.
+func (k keys) legacyEvents() string     { return k.base + "idx:evt" }
+func (k keys) legacyDeliveries() string { return k.base + "idx:dlv" }
 
 // pruneLease holds "<owner>|<until ms>": the process pruning the store,
 // and until when (see pruneScript).

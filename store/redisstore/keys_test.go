@@ -3,6 +3,8 @@ package redisstore
 import (
 	"strings"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // hashTag is the part of key Redis Cluster hashes: the first {...} with
@@ -27,23 +29,23 @@ func TestKeysShareOneSlot(t *testing.T) {
 		k.leases("crm"),
 		k.base + "q:" + "crm", // as the scripts build it
 		k.base + "lease:" + "crm",
-		k.base + "idx:dlv:status:" + "dead",
+		k.base + "ix:" + "dead", // as the scripts build it
+		k.base + "ix:" + deliveryIndexName("orders", "crm"),
 		k.queues(),
 		k.actionState("crm{x}"),
 		k.actionStates(),
 		k.event("evt_1"),
-		k.eventDeliveries("evt_1"),
 		k.delivery("dlv_1"),
 		k.attempts("dlv_1"),
 		k.idempotency("hook{x}", "key with {braces}"),
 		k.base + "dlv:" + "dlv_2", // as the scripts build it
-		k.events(),
-		k.hookEvents("orders"),
-		k.statusEvents("accepted"),
-		k.deliveries(),
-		k.hookDeliveries("hook{x}"),
-		k.actionDeliveries("crm"),
-		k.statusDeliveries("dead"),
+		k.indexes(),
+		k.eventIndex("orders", store.EventAccepted),
+		k.eventIndex("hook{x}", store.EventIgnored),
+		k.deliveryIndex("hook{x}", "crm"),
+		k.deadIndex(),
+		k.legacyEvents(),
+		k.legacyDeliveries(),
 		k.apiKey("key_1"),
 		k.apiKeyHash("abc"),
 		k.apiKeys(),
@@ -61,8 +63,9 @@ func TestKeysShareOneSlot(t *testing.T) {
 		t.Errorf("rate limit key hashes on %q, want p", got)
 	}
 	if k.queue("crm") != k.base+"q:crm" || k.leases("crm") != k.base+"lease:crm" ||
-		k.actionState("crm") != k.base+"act:crm" || k.statusDeliveries("dead") != k.base+"idx:dlv:status:dead" {
-		t.Error("keys.go and the scripts build the per-action or status keys differently")
+		k.actionState("crm") != k.base+"act:crm" || k.deadIndex() != k.base+"ix:dead" ||
+		k.eventIndex("orders", store.EventIgnored) != k.base+"ix:e:i:orders" || k.deliveryIndex("orders", "crm") != k.base+"ix:d:orders|crm" {
+		t.Error("keys.go and the scripts build the per-action or index keys differently")
 	}
 	if a, b := k.idempotency("h1", "k"), k.idempotency("h2", "k"); a == b {
 		t.Errorf("the same key on two hooks maps to one Redis key %q", a)

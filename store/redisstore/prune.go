@@ -10,7 +10,7 @@ import (
 var _ store.Pruner = (*Store)(nil)
 
 // Prune examines one batch of events in one script (pruneScript). Events
-// are examined in id order, so by age, and only those received before the
+// are examined in id order across the events indexes, so by age, and only those received before the
 // later of the two windows' ends; a shared cursor in Redis carries each
 // batch on from the last, whichever process runs it, so an event that must
 // stay (pending, or failed and within its longer window) is looked at once
@@ -19,8 +19,11 @@ func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) 
 	if err := p.Check(); err != nil {
 		return store.Pruned{}, fmt.Errorf("redisstore: %w", err)
 	}
+	if err := s.upgraded(ctx); err != nil {
+		return store.Pruned{}, err
+	}
 	bound := p.Bound()
-	keys := []string{s.k.pruneLease(), s.k.pruneCursor(), s.k.events()}
+	keys := []string{s.k.pruneLease(), s.k.pruneCursor(), s.k.indexes()}
 	res, err := pruneScript.Run(ctx, s.c, keys, p.Now.UnixMilli(), p.Owner, p.LeaseUntil.UnixMilli(),
 		p.CompletedBefore.UnixMilli(), p.FailedBefore.UnixMilli(), store.IDsBefore("evt", bound), p.Limit, s.k.base).Int64Slice()
 	if err != nil {

@@ -70,15 +70,15 @@ func decodeLease(delivery, event any) (store.Lease, error) {
 	if err != nil {
 		return store.Lease{}, err
 	}
-	em, err := fieldMap(event)
-	if err != nil {
-		return store.Lease{}, err
-	}
 	d, err := decodeDelivery(dm)
 	if err != nil {
 		return store.Lease{}, err
 	}
-	e, err := decodeEvent(em)
+	v, _ := event.(string)
+	if v == "" {
+		return store.Lease{}, fmt.Errorf("delivery %s: event %s: %w", d.ID, d.EventID, store.ErrNotFound)
+	}
+	e, _, err := decodeEvent(d.EventID, v, true)
 	if err != nil {
 		return store.Lease{}, err
 	}
@@ -183,7 +183,7 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 			errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, err)
 			continue
 		}
-		keys = append(keys, s.k.delivery(id), s.k.attempts(id), s.k.statusDeliveries(string(f.Outcome.Status)))
+		keys = append(keys, s.k.delivery(id), s.k.attempts(id))
 		args = append(args, id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
 			f.Outcome.Error, ended.UnixMilli())
 		items = append(items, i)

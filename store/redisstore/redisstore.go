@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, err
 	}
-	return s.submit(ctx, &acceptCall{id: a.Event.ID, keys: keys, args: args, done: make(chan struct{})})
+	return s.submit(ctx, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
 }
 
 func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
@@ -117,13 +118,27 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	if e.ID == "" {
 		return nil, nil, errors.New("redisstore: accept: event has no id")
 	}
+	if err := store.CheckEventID(e); err != nil {
+		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+	}
 	e.Status = store.EventIgnored
 	if len(a.Deliveries) > 0 {
 		e.Status = store.EventAccepted
 	}
-	fields, err := eventFields(e)
+	value, err := encodeEvent(e)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redisstore: accept %s: %w", e.ID, err)
+		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+	}
+	ds := make([]store.Delivery, len(a.Deliveries))
+	for i, d := range a.Deliveries {
+		if d.ID == "" {
+			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
+		}
+		if err := checkName("delivery id", d.ID); err != nil {
+			return nil, nil, fmt.Errorf("redisstore: accept %s: %w", e.ID, err)
+		}
+		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
+		value += deliveryRecord(d.ID)
 	}
 
 	windowEnd, keep := "0", int64(0)
@@ -133,22 +148,26 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		// judged by the stored end, this only lets Redis free the key.
 		keep = (a.KeyTTL + keySlack).Milliseconds()
 	}
-	keys := make([]string, 0, 9+4*len(a.Deliveries))
-	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.queues(), s.k.event(e.ID), s.k.eventDeliveries(e.ID),
-		s.k.events(), s.k.hookEvents(e.Hook), s.k.statusEvents(string(e.Status)),
-		s.k.deliveries(), s.k.statusDeliveries(string(store.DeliveryPending)))
-	args := make([]any, 0, 8+len(fields)+len(a.Deliveries)*24)
-	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, s.k.wake(), len(fields))
-	args = append(args, fields...)
-	ds := make([]store.Delivery, len(a.Deliveries))
-	for i, d := range a.Deliveries {
-		if d.ID == "" {
-			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
-		}
-		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
-	}
+	keys := make([]string, 0, 5+3*len(ds))
+	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.queues(), s.k.event(e.ID),
+		s.k.eventIndex(e.Hook, e.Status), s.k.indexes())
+	names := indexNames(ds, eventIndexName(e.Hook, e.Status))
+	args := make([]any, 0, 7+len(names)+len(ds)*24)
+	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, len(names))
+	args = append(args, names...)
 	keys, args = s.enqueueArgs(keys, args, ds)
 	return keys, args, nil
+}
+
+// indexNames are the members of the set of listing indexes that name the
+// indexes of ds, after those given, each once.
+func indexNames(ds []store.Delivery, names ...any) []any {
+	for _, d := range ds {
+		if n := deliveryIndexName(d.Hook, d.Action); !slices.Contains(names, any(n)) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // enqueueArgs appends the keys and arguments enqueueLua reads for the
@@ -159,7 +178,7 @@ func (s *Store) enqueueArgs(keys []string, args []any, ds []store.Delivery) ([]s
 		if i == 0 {
 			args = append(args, 3+len(df))
 		}
-		keys = append(keys, s.k.delivery(d.ID), s.k.hookDeliveries(d.Hook), s.k.actionDeliveries(d.Action), s.k.queue(d.Action))
+		keys = append(keys, s.k.delivery(d.ID), s.k.deliveryIndex(d.Hook, d.Action), s.k.queue(d.Action))
 		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action)
 		args = append(args, df...)
 	}
@@ -180,14 +199,18 @@ func acceptedOf(id string, res []any) (store.Accepted, error) {
 
 // Event reads an event.
 func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
-	m, err := s.c.HGetAll(ctx, s.k.event(id)).Result()
+	v, err := s.c.Get(ctx, s.k.event(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, store.ErrNotFound)
+	}
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
 	}
-	if len(m) == 0 {
-		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, store.ErrNotFound)
+	e, _, err := decodeEvent(id, v, true)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: %w", err)
 	}
-	return decodeEvent(m)
+	return e, nil
 }
 
 // Delivery reads a delivery.
@@ -199,13 +222,13 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if len(m) == 0 {
 		return store.Delivery{}, fmt.Errorf("redisstore: delivery %s: %w", id, store.ErrNotFound)
 	}
+	m["id"] = id
 	return decodeDelivery(m)
 }
 
 // Deliveries reads an event's deliveries in accept order.
 func (s *Store) Deliveries(ctx context.Context, eventID string) ([]store.Delivery, error) {
-	keys := []string{s.k.event(eventID), s.k.eventDeliveries(eventID)}
-	res, err := deliveriesScript.Run(ctx, s.c, keys, s.k.base).Slice()
+	res, err := deliveriesScript.Run(ctx, s.c, []string{s.k.event(eventID)}, s.k.base).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, store.ErrNotFound)
 	}

@@ -54,6 +54,14 @@ func BenchmarkAccept(b *testing.B) {
 	storetest.Bench(b, openBench, &storetest.ServerCPU{Metric: "redis-µs/event", Seconds: func(b *testing.B) float64 { return redistest.CPU(b) }})
 }
 
+// BenchmarkMemory reports what a stored event costs Redis's memory
+// (storetest.BenchMemory), e.g.
+//
+//	go test -run '^$' -bench Memory -benchtime 20000x ./store/redisstore/
+func BenchmarkMemory(b *testing.B) {
+	storetest.BenchMemory(b, openBench, func(b *testing.B) int64 { return redistest.Memory(b) })
+}
+
 func BenchmarkDrain(b *testing.B) {
 	storetest.BenchDrain(b, openBench)
 }

@@ -3,9 +3,10 @@ package redisstore
 import "github.com/redis/go-redis/v9"
 
 // Every state transition is one of these scripts, so that it is atomic and
-// takes one round trip. Times are unix milliseconds. Delivery hashes hold the
-// fields id, evt, hook, rule, action, status, n (attempts), due, lease,
-// token, err, created and updated; action state hashes hold action, paused,
+// takes one round trip. Times are unix milliseconds. Events are strings
+// (codec.go). Delivery hashes hold the fields evt, hook, rule, action,
+// status, n (attempts), due, lease, token, err, created and updated (and
+// id, in those stored by earlier versions); action state hashes hold action, paused,
 // breaker, failures, opens, blocked, changed, err and version; see codec.go.
 //
 // A delivery waiting for an attempt is in its action's queue
@@ -14,57 +15,71 @@ import "github.com/redis/go-redis/v9"
 // never in both. Scripts that do not get these keys as KEYS build them from
 // the key base and the delivery's stored action, as keys.go does.
 
-// enqueueLua stores and indexes the deliveries whose arguments start at
-// ARGV[at] (f, then per delivery its id, due time, action and f-3
+// eventLua holds the helpers that read an event's stored string (codec.go).
+// evhead parses its head: the status letter, the received time, the hook
+// and the position (from 1) at which its records start; nil when v is not
+// an event. evdlvs lists the delivery ids among its records.
+const eventLua = `
+local function evhead(v)
+	local s, recv, ml, bl, hook, at = string.match(v, "^(%a)(%d+)|(%d+)|(%d+)|([^\n]*)\n()")
+	if not s then
+		return nil
+	end
+	return s, tonumber(recv), hook, at + tonumber(ml) + 1 + tonumber(bl)
+end
+
+local function evdlvs(v, r)
+	local out = {}
+	for tag, val in string.gmatch(string.sub(v, r), "\n(.)([^\n]*)") do
+		if tag == "D" then
+			out[#out + 1] = val
+		end
+	end
+	return out
+end
+`
+
+// enqueueLua stores, queues and indexes the deliveries whose arguments
+// start at ARGV[at] (f, then per delivery its id, due time, action and f-3
 // field/value arguments). The script that includes it sets at and the KEYS
-// positions queues (the set of queued actions), list (the event's
-// deliveries), all (the deliveries index), pending (the pending index) and
-// first (where each delivery's hash, hook index, action index and action
-// queue start, four by four). It leaves n, the number of deliveries stored.
+// positions queues (the set of queued actions) and first (where each
+// delivery's hash, listing index and action queue start, three by three).
+// It leaves n, the number of deliveries stored.
 const enqueueLua = `
 local f = tonumber(ARGV[at])
 at = at + 1
 local n = 0
 while at <= #ARGV do
 	local id = ARGV[at]
-	local k = first + 4 * n
+	local k = first + 3 * n
 	n = n + 1
 	redis.call("HSET", KEYS[k], unpack(ARGV, at + 3, at + f - 1))
-	redis.call("RPUSH", KEYS[list], id)
-	redis.call("ZADD", KEYS[k + 3], ARGV[at + 1], id)
-	redis.call("SADD", KEYS[queues], ARGV[at + 2])
-	redis.call("ZADD", KEYS[all], 0, id)
-	redis.call("ZADD", KEYS[pending], 0, id)
 	redis.call("ZADD", KEYS[k + 1], 0, id)
-	redis.call("ZADD", KEYS[k + 2], 0, id)
+	redis.call("ZADD", KEYS[k + 2], ARGV[at + 1], id)
+	redis.call("SADD", KEYS[queues], ARGV[at + 2])
 	at = at + f
 end
 `
 
-// acceptScript checks the idempotency key, stores the event, stores its
-// deliveries, queues them and indexes them for listing, and wakes the
-// relays.
+// acceptScript checks the idempotency key, stores the event, its
+// deliveries, queues them and indexes both for listing: a few commands per
+// event, whatever the listings' filters. The relays are woken by the
+// caller, once per batch of scripts (commit.go).
 //
 //	KEYS[1]    idempotency key        <base>idem:<hook>:<sha256 of key>
 //	KEYS[2]    queued actions         <base>queues
-//	KEYS[3]    event hash             <base>evt:<id>
-//	KEYS[4]    event deliveries       <base>evt:<id>:dlvs
-//	KEYS[5]    events index           <base>idx:evt
-//	KEYS[6]    hook's events index    <base>idx:evt:hook:<hook>
-//	KEYS[7]    status's events index  <base>idx:evt:status:<status>
-//	KEYS[8]    deliveries index       <base>idx:dlv
-//	KEYS[9]    pending index          <base>idx:dlv:status:pending
-//	KEYS[10..] per delivery: its hash <base>dlv:<id>, its hook's index
-//	           <base>idx:dlv:hook:<hook>, its action's index
-//	           <base>idx:dlv:action:<action> and its action's queue
+//	KEYS[3]    event                  <base>evt:<id>
+//	KEYS[4]    the event's index      <base>ix:e:<status letter>:<hook>
+//	KEYS[5]    listing indexes        <base>ix
+//	KEYS[6..]  per delivery: its hash <base>dlv:<id>, its index
+//	           <base>ix:d:<hook>|<action> and its action's queue
 //	           <base>q:<action>
 //	ARGV[1]    event id
 //	ARGV[2]    received at
 //	ARGV[3]    key window ends at; "0" to skip the idempotency check
 //	ARGV[4]    how long Redis keeps the idempotency key (ms)
-//	ARGV[5]    wake channel
-//	ARGV[6]    e: number of event field/value arguments that follow
-//	ARGV[7..6+e]  event fields and values
+//	ARGV[5]    the event's stored string, its deliveries' records included
+//	ARGV[6]    m: number of index names that follow (members of KEYS[5])
 //	then       f: number of arguments per delivery, and per delivery
 //	           its id, its due time, its action and f-3 field/value
 //	           arguments
@@ -72,26 +87,23 @@ end
 // Returns {event id, 0} when stored, {original event id, 1} for a duplicate.
 var acceptScript = redis.NewScript(`
 if ARGV[3] ~= "0" then
-	local held = redis.call("GET", KEYS[1])
+	local val = ARGV[1] .. "|" .. ARGV[3]
+	local held = redis.call("SET", KEYS[1], val, "NX", "GET", "PX", ARGV[4])
 	if held then
 		local id, exp = string.match(held, "^(.*)|(%d+)$")
 		if id and tonumber(exp) > tonumber(ARGV[2]) then
 			return {id, 1}
 		end
+		redis.call("SET", KEYS[1], val, "PX", ARGV[4])
 	end
-	redis.call("SET", KEYS[1], ARGV[1] .. "|" .. ARGV[3], "PX", ARGV[4])
 end
-local e = tonumber(ARGV[6])
-redis.call("HSET", KEYS[3], unpack(ARGV, 7, 6 + e))
-for i = 5, 7 do
-	redis.call("ZADD", KEYS[i], 0, ARGV[1])
-end
-local at = 7 + e
-local queues, list, all, pending, first = 2, 4, 8, 9, 10
-` + enqueueLua + `if n > 0 then
-	redis.call("PUBLISH", ARGV[5], n)
-end
-return {ARGV[1], 0}
+redis.call("SET", KEYS[3], ARGV[5])
+redis.call("ZADD", KEYS[4], 0, ARGV[1])
+local m = tonumber(ARGV[6])
+redis.call("SADD", KEYS[5], unpack(ARGV, 7, 6 + m))
+local at = 7 + m
+local queues, first = 2, 6
+` + enqueueLua + `return {ARGV[1], 0}
 `)
 
 // leaseScript serves every quota of a lease request. Per action it applies
@@ -116,8 +128,9 @@ return {ARGV[1], 0}
 // Returns {next due, delivery, event, delivery, event, …}: next due is the
 // earliest time at which one of the actions not paused has a delivery due
 // (or its lease ending), no earlier than the action's block; 0 when none.
-// Each delivery and event is its field/value list; a delivery's list ends
-// with its new token and lease, which win over any read before them.
+// Each delivery is its field/value list, which ends with its new token and
+// lease (they win over any read before them) and its id; each event is its
+// stored string, "" when missing.
 var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local out, seq, nextDue = {0}, 0, nil
@@ -150,8 +163,9 @@ local function take(key, lkey, from_queue, want)
 				-- Later fields win when the reply is read: these replace
 				-- the token and lease of a lease that ended.
 				d[#d + 1], d[#d + 2], d[#d + 3], d[#d + 4] = "token", token, "lease", untl
+				d[#d + 1], d[#d + 2] = "id", id
 				out[#out + 1] = d
-				out[#out + 1] = redis.call("HGETALL", base .. "evt:" .. (evt or ""))
+				out[#out + 1] = redis.call("GET", base .. "evt:" .. (evt or "")) or ""
 				leased[#leased + 1] = untl
 				leased[#leased + 1] = id
 			else
@@ -259,13 +273,12 @@ return out
 // counts it and applies its outcome; a succeeded outcome is applied without
 // the lease too, unless the delivery succeeded already. Applying it takes
 // the delivery out of its action's lease set, back into its queue at the
-// next attempt when retrying, and moves it to its new status's listing
-// index. One call serves a whole batch: the cost of running a script is
-// paid once, not per attempt.
+// next attempt when retrying, and into the dead index when dead. One call
+// serves a whole batch: the cost of running a script is paid once, not per
+// attempt.
 //
-//	KEYS       per attempt, three by three: the delivery hash
-//	           <base>dlv:<id>, its attempts list <base>dlv:<id>:attempts and
-//	           the new status's index <base>idx:dlv:status:<new status>
+//	KEYS       per attempt, two by two: the delivery hash <base>dlv:<id>
+//	           and its attempts list <base>dlv:<id>:attempts
 //	ARGV[1]    key base          <prefix>:{p}:
 //	then       per attempt, seven by seven: the delivery id, the lease
 //	           token, the attempt (JSON), the new status (succeeded,
@@ -277,9 +290,10 @@ return out
 // recorded).
 var finishScript = redis.NewScript(`
 local base = ARGV[1]
+local dead = base .. "ix:dead"
 local out = {}
-for i = 1, #KEYS / 3 do
-	local dkey, akey, skey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+for i = 1, #KEYS / 2 do
+	local dkey, akey = KEYS[2 * i - 1], KEYS[2 * i]
 	local at = 2 + 7 * (i - 1)
 	local id, token, attempt, status = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
 	local nextAt, err, updated = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
@@ -307,9 +321,10 @@ for i = 1, #KEYS / 3 do
 					redis.call("ZREM", base .. "q:" .. action, id)
 				end
 			end
-			if d[1] ~= status then
-				redis.call("ZREM", base .. "idx:dlv:status:" .. d[1], id)
-				redis.call("ZADD", skey, 0, id)
+			if status == "dead" then
+				redis.call("ZADD", dead, 0, id)
+			elseif d[1] == "dead" then
+				redis.call("ZREM", dead, id)
 			end
 			out[i] = 1
 		end
@@ -484,18 +499,26 @@ return redis.call("ZCARD", KEYS[1])
 
 // deliveriesScript reads an event's deliveries in accept order.
 //
-//	KEYS[1]  event hash        <base>evt:<id>
-//	KEYS[2]  event deliveries  <base>evt:<id>:dlvs
-//	ARGV[1]  key base          <prefix>:{p}:
+//	KEYS[1]  event     <base>evt:<id>
+//	ARGV[1]  key base  <prefix>:{p}:
 //
-// Returns nil when there is no such event, else one field/value list per delivery.
-var deliveriesScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[1]) == 0 then
+// Returns nil when there is no such event, else one field/value list per
+// delivery, each with its id.
+var deliveriesScript = redis.NewScript(eventLua + `
+local v = redis.call("GET", KEYS[1])
+if not v then
 	return false
 end
+local _, _, _, r = evhead(v)
 local out = {}
-for _, id in ipairs(redis.call("LRANGE", KEYS[2], 0, -1)) do
-	out[#out + 1] = redis.call("HGETALL", ARGV[1] .. "dlv:" .. id)
+if r then
+	for _, id in ipairs(evdlvs(v, r)) do
+		local d = redis.call("HGETALL", ARGV[1] .. "dlv:" .. id)
+		if #d > 0 then
+			d[#d + 1], d[#d + 2] = "id", id
+			out[#out + 1] = d
+		end
+	end
 end
 return out
 `)
@@ -513,106 +536,175 @@ end
 return redis.call("LRANGE", KEYS[2], 0, -1)
 `)
 
-// pageScript reads one page of a listing, newest first. It walks down the
-// smallest of the candidate indexes (each holds every id the filter can
-// match; ids scored 0, so ordered by id) from below the cursor, reads the
-// fields the filter checks of each record, and the fields listed of those
-// that match. It examines at most budget ids, so that a selective filter on
-// a large store cannot hold Redis for long: when the budget runs out the
-// page may be short, and next is the last id examined.
+// pageScript reads one page of a listing, newest first. Its candidates come
+// from one or more sources, merged by id: the listing indexes the filter
+// names (events: those of the hook and status asked for; deliveries: those
+// of the hook and action), the dead index, or the action queues and lease
+// sets (pending and retrying deliveries, which are few compared with the
+// rest). A delivery is then checked against the whole filter. It examines
+// at most budget ids, so that a selective filter on a large store cannot
+// hold Redis for long: when the budget runs out the page may be short, and
+// next is the last id examined.
 //
-//	KEYS[1..]  candidate indexes  <base>idx:evt…, <base>idx:dlv…
-//	ARGV[1]    record key head    <base>evt: or <base>dlv:
-//	ARGV[2]    cursor: list ids below it; "" from the newest
-//	ARGV[3]    limit
-//	ARGV[4]    budget, > limit
-//	ARGV[5]    r: number of fields to list; ARGV[6..5+r] their names, the
-//	           first one a field every record has
-//	then       m: number of field/value pairs a record must match, then the pairs
-//	then       a time field and the bounds since (>=) and until (<) of its
-//	           value; "" for no bound
+//	KEYS[1]    listing indexes  <base>ix
+//	KEYS[2]    queued actions   <base>queues
+//	ARGV[1]    key base         <prefix>:{p}:
+//	ARGV[2]    from: e (events), d (deliveries, by index), x (dead
+//	           deliveries), q (deliveries in the queues)
+//	ARGV[3]    cursor: list ids below it; "" from the newest
+//	ARGV[4]    list ids at or above it; "" for no bound
+//	ARGV[5]    list ids below it; "" for no bound
+//	ARGV[6]    limit
+//	ARGV[7]    budget, > limit
+//	ARGV[8]    hook; "" for any
+//	ARGV[9]    status (events: its letter); "" for any
+//	ARGV[10]   action; "" for any
+//	ARGV[11..] deliveries: the fields to list, status, hook and action
+//	           among them
 //
-// Returns {next, record, …}: next is the last id of the page when more may
-// follow, else ""; each record is its field/value list.
+// Returns {next, id, record, id, record, …}: next is the last id of the
+// page when more may follow, else ""; an event's record is its stored
+// string, a delivery's its listed fields' values in order.
 var pageScript = redis.NewScript(`
-local head, limit, budget = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
-local r = tonumber(ARGV[5])
-local names = {unpack(ARGV, 6, 5 + r)}
-local at = 6 + r
-local checked, want = {}, {}
-for i = 1, tonumber(ARGV[at]) do
-	checked[i], want[i] = ARGV[at + 2 * i - 1], ARGV[at + 2 * i]
-end
-at = at + 1 + 2 * #checked
-local since, untl = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-local m = #want
-if since or untl then
-	checked[m + 1] = ARGV[at]
+local base, from, cursor = ARGV[1], ARGV[2], ARGV[3]
+local limit, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
+local hook, status, action = ARGV[8], ARGV[9], ARGV[10]
+local names = {unpack(ARGV, 11)}
+local pos = {}
+for i, name in ipairs(names) do
+	pos[name] = i
 end
 
-local idx, size = KEYS[1], redis.call("ZCARD", KEYS[1])
-for i = 2, #KEYS do
-	local n = redis.call("ZCARD", KEYS[i])
-	if n < size then
-		idx, size = KEYS[i], n
-	end
+local hi, lo = "+", "-"
+if cursor ~= "" then
+	hi = "(" .. cursor
+end
+if ARGV[5] ~= "" and (cursor == "" or ARGV[5] < cursor) then
+	hi = "(" .. ARGV[5]
+end
+if ARGV[4] ~= "" then
+	lo = "[" .. ARGV[4]
 end
 
-local function keep(key)
-	if #checked == 0 then
-		return true
+-- The sources, and whether a record must be checked against the filter.
+local idxs, check = {}, true
+if from == "e" or from == "d" then
+	for _, name in ipairs(redis.call("SMEMBERS", KEYS[1])) do
+		local keep = false
+		if from == "e" then
+			local s, h = string.match(name, "^e:(%a):(.*)$")
+			keep = s and (status == "" or s == status) and (hook == "" or h == hook)
+		else
+			local h, a = string.match(name, "^d:([^|]*)|(.*)$")
+			keep = h and (hook == "" or h == hook) and (action == "" or a == action)
+		end
+		if keep then
+			idxs[#idxs + 1] = base .. "ix:" .. name
+		end
 	end
-	local v = redis.call("HMGET", key, unpack(checked))
-	for i = 1, m do
-		if v[i] ~= want[i] then
+	check = from == "d" and status ~= ""
+elseif from == "x" then
+	idxs[1] = base .. "ix:dead"
+end
+
+-- queued lists the pending and retrying deliveries' ids within the bounds,
+-- newest first: the queues hold no more than the backlog.
+local queued
+if from == "q" then
+	queued = {}
+	local top, bottom = string.sub(hi, 2), string.sub(lo, 2)
+	local actions = redis.call("SMEMBERS", KEYS[2])
+	if action ~= "" then
+		actions = {action}
+	end
+	for _, a in ipairs(actions) do
+		for _, k in ipairs({base .. "q:" .. a, base .. "lease:" .. a}) do
+			for _, id in ipairs(redis.call("ZRANGE", k, 0, -1)) do
+				if (hi == "+" or id < top) and (lo == "-" or id >= bottom) then
+					queued[#queued + 1] = id
+				end
+			end
+		end
+	end
+	table.sort(queued, function(a, b) return a > b end)
+end
+local qat = 1
+
+-- batch returns the next n ids below hi, newest first.
+local function batch(n)
+	local all = {}
+	if queued then
+		for i = qat, math.min(qat + n - 1, #queued) do
+			all[#all + 1] = queued[i]
+		end
+		qat = qat + #all
+		return all
+	end
+	for _, k in ipairs(idxs) do
+		for _, id in ipairs(redis.call("ZREVRANGEBYLEX", k, hi, lo, "LIMIT", 0, n)) do
+			all[#all + 1] = id
+		end
+	end
+	if #idxs > 1 then
+		-- The first n of the merged ids are the n newest of all.
+		table.sort(all, function(a, b) return a > b end)
+		for i = #all, n + 1, -1 do
+			all[i] = nil
+		end
+	end
+	return all
+end
+
+local function read(id)
+	if from == "e" then
+		return redis.call("GET", base .. "evt:" .. id)
+	end
+	local v = redis.call("HMGET", base .. "dlv:" .. id, unpack(names))
+	local st = v[pos.status]
+	if not st then
+		return false
+	end
+	if check or from == "x" or from == "q" then
+		if (status ~= "" and st ~= status) or (hook ~= "" and v[pos.hook] ~= hook) or
+			(action ~= "" and v[pos.action] ~= action) then
 			return false
 		end
 	end
-	if since or untl then
-		local t = tonumber(v[m + 1])
-		if not t or (since and t < since) or (untl and t >= untl) then
-			return false
-		end
+	for i = 1, #names do
+		v[i] = v[i] or ""
 	end
-	return true
+	return v
 end
 
 local out = {""}
 local found, seen, last = 0, 0, nil
-local from = "+"
-if ARGV[2] ~= "" then
-	from = "(" .. ARGV[2]
-end
 while true do
-	local ids = redis.call("ZREVRANGEBYLEX", idx, from, "-", "LIMIT", 0, math.min(256, budget - seen))
+	local n = math.min(256, budget - seen)
+	if not check and from ~= "q" and from ~= "x" then
+		n = math.min(n, limit + 1 - found)
+	end
+	local ids = batch(n)
 	if #ids == 0 then
 		return out
 	end
 	for _, id in ipairs(ids) do
 		seen = seen + 1
-		local key = head .. id
-		if keep(key) then
-			local v = redis.call("HMGET", key, unpack(names))
-			if v[1] then
-				if found == limit then
-					out[1] = last
-					return out
-				end
-				found, last = found + 1, id
-				local rec = {}
-				for i, name in ipairs(names) do
-					rec[2 * i - 1] = name
-					rec[2 * i] = v[i] or ""
-				end
-				out[#out + 1] = rec
+		local rec = read(id)
+		if rec then
+			if found == limit then
+				out[1] = last
+				return out
 			end
+			found, last = found + 1, id
+			out[#out + 1] = id
+			out[#out + 1] = rec
 		end
 		if seen >= budget then
 			out[1] = id
 			return out
 		end
 	end
-	from = "(" .. ids[#ids]
+	hi = "(" .. ids[#ids]
 end
 `)
 
@@ -622,7 +714,7 @@ end
 // it moves from its action's lease set, if there, to its queue.
 //
 //	KEYS[1]  delivery hash   <base>dlv:<id>
-//	KEYS[2]  pending index   <base>idx:dlv:status:pending
+//	KEYS[2]  dead index      <base>ix:dead
 //	KEYS[3]  queued actions  <base>queues
 //	ARGV[1]  delivery id
 //	ARGV[2]  due at (also its updated at)
@@ -632,86 +724,99 @@ end
 // Returns the delivery's field/value list, or -1 when there is no such
 // delivery, 0 when it succeeded, -2 when it is leased past ARGV[2].
 var retryScript = redis.NewScript(`
-local d = redis.call("HMGET", KEYS[1], "id", "status", "lease", "action")
+local d = redis.call("HMGET", KEYS[1], "status", "lease", "action")
 if not d[1] then
 	return -1
 end
-if d[2] == "succeeded" then
+if d[1] == "succeeded" then
 	return 0
 end
-if d[3] and d[3] ~= "" and tonumber(d[3]) > tonumber(ARGV[2]) then
+if d[2] and d[2] ~= "" and tonumber(d[2]) > tonumber(ARGV[2]) then
 	return -2
 end
-local id, base, action = ARGV[1], ARGV[4], d[4] or ""
+local id, base, action = ARGV[1], ARGV[4], d[3] or ""
 redis.call("HSET", KEYS[1], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
 redis.call("HDEL", KEYS[1], "token", "lease")
 redis.call("ZREM", base .. "lease:" .. action, id)
 redis.call("ZADD", base .. "q:" .. action, ARGV[2], id)
 redis.call("SADD", KEYS[3], action)
-if d[2] ~= "pending" then
-	redis.call("ZREM", base .. "idx:dlv:status:" .. (d[2] or ""), id)
-	redis.call("ZADD", KEYS[2], 0, id)
+if d[1] == "dead" then
+	redis.call("ZREM", KEYS[2], id)
 end
 redis.call("PUBLISH", ARGV[3], 1)
-return redis.call("HGETALL", KEYS[1])
+local out = redis.call("HGETALL", KEYS[1])
+out[#out + 1], out[#out + 2] = "id", id
+return out
 `)
 
-// addDeliveriesScript stores and enqueues new deliveries of a stored event,
-// as acceptScript does, marks the event accepted and adds rules to its
-// matched rules (JSON list, kept free of repeats). Nothing is written when
-// the event is missing or one of the deliveries exists already.
+// addDeliveriesScript stores, queues and indexes new deliveries of a stored
+// event, as acceptScript does, lists them on the event, adds rules to its
+// matched rules (kept free of repeats) and marks it accepted, moving it to
+// its hook's index of accepted events. Nothing is written when the event
+// is missing or one of the deliveries exists already.
 //
-//	KEYS[1]    queued actions          <base>queues
-//	KEYS[2]    event hash              <base>evt:<id>
-//	KEYS[3]    event deliveries        <base>evt:<id>:dlvs
-//	KEYS[4]    ignored events index    <base>idx:evt:status:ignored
-//	KEYS[5]    accepted events index   <base>idx:evt:status:accepted
-//	KEYS[6]    deliveries index        <base>idx:dlv
-//	KEYS[7]    pending index           <base>idx:dlv:status:pending
-//	KEYS[8..]  per delivery: its hash, its hook's index, its action's
-//	           index and its action's queue, as for acceptScript
+//	KEYS[1]    queued actions   <base>queues
+//	KEYS[2]    event            <base>evt:<id>
+//	KEYS[3]    listing indexes  <base>ix
+//	KEYS[4..]  per delivery: its hash, its index and its action's queue,
+//	           as for acceptScript
 //	ARGV[1]    event id
 //	ARGV[2]    wake channel
-//	ARGV[3]    r: number of rules that follow; ARGV[4..3+r] the rules
+//	ARGV[3]    key base         <prefix>:{p}:
+//	ARGV[4]    r: number of rules that follow; ARGV[5..4+r] the rules
+//	then       m: number of index names that follow (members of KEYS[3])
 //	then       f: number of arguments per delivery, and per delivery
 //	           its id, its due time, its action and f-3 field/value
 //	           arguments
 //
 // Returns the number of deliveries stored, -1 when there is no such event,
 // or {i} when the i-th delivery (from 0) exists already.
-var addDeliveriesScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[2]) == 0 then
+var addDeliveriesScript = redis.NewScript(eventLua + `
+local v = redis.call("GET", KEYS[2])
+if not v then
 	return -1
 end
-for k = 8, #KEYS, 4 do
+for k = 4, #KEYS, 3 do
 	if redis.call("EXISTS", KEYS[k]) == 1 then
-		return {(k - 8) / 4}
+		return {(k - 4) / 3}
 	end
 end
-local r = tonumber(ARGV[3])
-local rules = {}
-local cur = redis.call("HGET", KEYS[2], "rules")
-if cur and cur ~= "" then
-	rules = cjson.decode(cur)
+local s, _, hook, r = evhead(v)
+local have, add = {}, {}
+for tag, val in string.gmatch(string.sub(v, r or (#v + 1)), "\n(.)([^\n]*)") do
+	if tag == "R" then
+		have[val] = true
+	end
 end
-local have = {}
-for _, rule in ipairs(rules) do
-	have[rule] = true
-end
-for i = 4, 3 + r do
+local nr = tonumber(ARGV[4])
+for i = 5, 4 + nr do
 	if not have[ARGV[i]] then
 		have[ARGV[i]] = true
-		rules[#rules + 1] = ARGV[i]
+		add[#add + 1] = "\nR" .. ARGV[i]
 	end
 end
-if #rules > 0 then
-	redis.call("HSET", KEYS[2], "rules", cjson.encode(rules))
+local at = 5 + nr
+local m = tonumber(ARGV[at])
+if m > 0 then
+	redis.call("SADD", KEYS[3], unpack(ARGV, at + 1, at + m))
 end
-redis.call("HSET", KEYS[2], "status", "accepted")
-redis.call("ZREM", KEYS[4], ARGV[1])
-redis.call("ZADD", KEYS[5], 0, ARGV[1])
-local at = 4 + r
-local queues, list, all, pending, first = 1, 3, 6, 7, 8
+at = at + 1 + m
+local f = tonumber(ARGV[at])
+for i = at + 1, #ARGV, f do
+	add[#add + 1] = "\nD" .. ARGV[i]
+end
+-- One SET of the whole string rather than APPEND and SETRANGE: APPEND
+-- would leave the string with room to grow, twice its size.
+if s and s ~= "a" then
+	v = "a" .. string.sub(v, 2)
+end
+redis.call("SET", KEYS[2], v .. table.concat(add))
+if s and s ~= "a" then
+	redis.call("ZREM", ARGV[3] .. "ix:e:" .. s .. ":" .. hook, ARGV[1])
+	redis.call("ZADD", ARGV[3] .. "ix:e:a:" .. hook, 0, ARGV[1])
+	redis.call("SADD", KEYS[3], "e:a:" .. hook)
+end
+local queues, first = 1, 4
 ` + enqueueLua + `redis.call("PUBLISH", ARGV[2], n)
 return n
 `)
@@ -791,15 +896,15 @@ return 1
 // pruneScript examines one batch of events, oldest first from where the
 // last batch stopped, and removes those that are prunable (store.Prunable)
 // with their deliveries and attempts and every index entry that names
-// them: the listing indexes, and the action queues and lease sets (which
-// hold no final delivery, but a stray entry would outlive its delivery).
-// The idempotency key of a pruned event is left to expire on its own TTL.
-// It runs only for the owner of the pruning lease, which it takes when
-// free or ended and extends.
+// them: the listing indexes, the dead index, and the action queues and
+// lease sets (which hold no final delivery, but a stray entry would outlive
+// its delivery). The idempotency key of a pruned event is left to expire on
+// its own TTL. It runs only for the owner of the pruning lease, which it
+// takes when free or ended and extends.
 //
-//	KEYS[1]  pruning lease   <base>prune:lease
-//	KEYS[2]  pruning cursor  <base>prune:cursor
-//	KEYS[3]  events index    <base>idx:evt
+//	KEYS[1]  pruning lease    <base>prune:lease
+//	KEYS[2]  pruning cursor   <base>prune:cursor
+//	KEYS[3]  listing indexes  <base>ix
 //	ARGV[1]  now
 //	ARGV[2]  owner
 //	ARGV[3]  lease ends at, > now
@@ -807,11 +912,11 @@ return 1
 //	ARGV[5]  failed before: events with a dead delivery received earlier go
 //	ARGV[6]  bound: examine only ids below it
 //	ARGV[7]  limit: how many events to examine at most
-//	ARGV[8]  key base        <prefix>:{p}:
+//	ARGV[8]  key base         <prefix>:{p}:
 //
 // Returns {-1} when another owner holds the lease, else {events,
 // deliveries, attempts removed, more (1 or 0)}.
-var pruneScript = redis.NewScript(`
+var pruneScript = redis.NewScript(eventLua + `
 local now = tonumber(ARGV[1])
 local held = redis.call("GET", KEYS[1])
 if held then
@@ -829,19 +934,36 @@ local cursor = redis.call("GET", KEYS[2])
 if cursor then
 	from = "(" .. cursor
 end
-local ids = redis.call("ZRANGEBYLEX", KEYS[3], from, "(" .. ARGV[6], "LIMIT", 0, limit)
+-- The oldest ids of every events index, merged: the first limit of them
+-- are the oldest of all.
+local ids, index = {}, {}
+for _, name in ipairs(redis.call("SMEMBERS", KEYS[3])) do
+	if string.sub(name, 1, 2) == "e:" then
+		local k = base .. "ix:" .. name
+		for _, id in ipairs(redis.call("ZRANGEBYLEX", k, from, "(" .. ARGV[6], "LIMIT", 0, limit)) do
+			ids[#ids + 1] = id
+			index[id] = k
+		end
+	end
+end
+table.sort(ids)
+for i = #ids, limit + 1, -1 do
+	ids[i] = nil
+end
 local events, deliveries, attempts = 0, 0, 0
 for _, id in ipairs(ids) do
 	local ekey = base .. "evt:" .. id
-	local e = redis.call("HMGET", ekey, "status", "recv", "hook")
-	if not e[1] then
+	local v = redis.call("GET", ekey)
+	local s, recv, hook, r
+	if v then
+		s, recv, hook, r = evhead(v)
+	end
+	if not s then
 		-- An index entry without its event: nothing else to remove.
-		redis.call("ZREM", KEYS[3], id)
+		redis.call("ZREM", index[id], id)
 	else
-		local recv = tonumber(e[2]) or 0
-		local dids = redis.call("LRANGE", ekey .. ":dlvs", 0, -1)
 		local ds, open, dead = {}, false, false
-		for _, did in ipairs(dids) do
+		for _, did in ipairs(evdlvs(v, r)) do
 			local d = redis.call("HMGET", base .. "dlv:" .. did, "status", "hook", "action")
 			if d[1] then
 				ds[#ds + 1] = {did, d[1], d[2] or "", d[3] or ""}
@@ -853,7 +975,7 @@ for _, id in ipairs(ids) do
 			end
 		end
 		local prunable = false
-		if not open and not (e[1] == "accepted" and #ds == 0) then
+		if not open and not (s == "a" and #ds == 0) then
 			if dead then
 				prunable = recv < failed
 			else
@@ -865,18 +987,14 @@ for _, id in ipairs(ids) do
 				local did, dkey = d[1], base .. "dlv:" .. d[1]
 				attempts = attempts + redis.call("LLEN", dkey .. ":attempts")
 				redis.call("DEL", dkey, dkey .. ":attempts")
-				redis.call("ZREM", base .. "idx:dlv", did)
-				redis.call("ZREM", base .. "idx:dlv:hook:" .. d[3], did)
-				redis.call("ZREM", base .. "idx:dlv:action:" .. d[4], did)
-				redis.call("ZREM", base .. "idx:dlv:status:" .. d[2], did)
+				redis.call("ZREM", base .. "ix:d:" .. d[3] .. "|" .. d[4], did)
+				redis.call("ZREM", base .. "ix:dead", did)
 				redis.call("ZREM", base .. "q:" .. d[4], did)
 				redis.call("ZREM", base .. "lease:" .. d[4], did)
 				deliveries = deliveries + 1
 			end
-			redis.call("DEL", ekey, ekey .. ":dlvs")
-			redis.call("ZREM", KEYS[3], id)
-			redis.call("ZREM", base .. "idx:evt:hook:" .. (e[3] or ""), id)
-			redis.call("ZREM", base .. "idx:evt:status:" .. e[1], id)
+			redis.call("DEL", ekey)
+			redis.call("ZREM", index[id], id)
 			events = events + 1
 		end
 	end
@@ -889,4 +1007,78 @@ else
 	redis.call("DEL", KEYS[2])
 end
 return {events, deliveries, attempts, more}
+`)
+
+// layoutScript moves up to a chunk of events, oldest first, from the
+// layout of earlier versions (an event hash, its list of deliveries, and
+// indexes of every record per hook, action and status) into this one (an
+// event string listing its deliveries, one index per record): the event is
+// rewritten, it and its deliveries are indexed anew, and their entries in
+// the earlier indexes are removed. Delivery hashes keep their layout.
+//
+//	KEYS[1]  earlier events index  <base>idx:evt
+//	KEYS[2]  listing indexes       <base>ix
+//	ARGV[1]  key base              <prefix>:{p}:
+//	ARGV[2]  chunk size
+//
+// Returns how many entries the earlier events index still holds.
+var layoutScript = redis.NewScript(`
+local base = ARGV[1]
+local ids = redis.call("ZRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, id in ipairs(ids) do
+	local ekey = base .. "evt:" .. id
+	if redis.call("TYPE", ekey).ok == "hash" then
+		local f = redis.call("HGETALL", ekey)
+		local e = {}
+		for i = 1, #f, 2 do
+			e[f[i]] = f[i + 1]
+		end
+		local hook, status, body = e.hook or "", e.status or "accepted", e.body or ""
+		local letter = "a"
+		if status == "ignored" then
+			letter = "i"
+		end
+		local meta = '{"k":' .. cjson.encode(e.ikey or "")
+		if e.hdr and e.hdr ~= "" then
+			meta = meta .. ',"h":' .. e.hdr
+		end
+		if e.qry and e.qry ~= "" then
+			meta = meta .. ',"q":' .. e.qry
+		end
+		meta = meta .. "}"
+		local parts = {letter .. (e.recv or "0") .. "|" .. #meta .. "|" .. #body .. "|" .. hook .. "\n", meta, "\n", body}
+		if e.rules and e.rules ~= "" then
+			for _, rule in ipairs(cjson.decode(e.rules)) do
+				parts[#parts + 1] = "\nR" .. rule
+			end
+		end
+		for _, did in ipairs(redis.call("LRANGE", ekey .. ":dlvs", 0, -1)) do
+			parts[#parts + 1] = "\nD" .. did
+			local d = redis.call("HMGET", base .. "dlv:" .. did, "hook", "action", "status")
+			if d[3] then
+				local name = "d:" .. (d[1] or "") .. "|" .. (d[2] or "")
+				redis.call("ZADD", base .. "ix:" .. name, 0, did)
+				redis.call("SADD", KEYS[2], name)
+				if d[3] == "dead" then
+					redis.call("ZADD", base .. "ix:dead", 0, did)
+				end
+				redis.call("ZREM", base .. "idx:dlv:hook:" .. (d[1] or ""), did)
+				redis.call("ZREM", base .. "idx:dlv:action:" .. (d[2] or ""), did)
+				redis.call("ZREM", base .. "idx:dlv:status:" .. d[3], did)
+			end
+			redis.call("ZREM", base .. "idx:dlv", did)
+		end
+		redis.call("DEL", ekey, ekey .. ":dlvs")
+		redis.call("SET", ekey, table.concat(parts))
+		local name = "e:" .. letter .. ":" .. hook
+		redis.call("ZADD", base .. "ix:" .. name, 0, id)
+		redis.call("SADD", KEYS[2], name)
+		redis.call("ZREM", base .. "idx:evt:hook:" .. hook, id)
+		redis.call("ZREM", base .. "idx:evt:status:" .. status, id)
+	end
+end
+if #ids > 0 then
+	redis.call("ZREM", KEYS[1], unpack(ids))
+end
+return redis.call("ZCARD", KEYS[1])
 `)

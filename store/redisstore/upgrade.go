@@ -10,10 +10,13 @@ import (
 // long.
 const upgradeChunk = 500
 
-// upgrade moves every entry of the due index that earlier versions kept
-// into the per-action queues, chunk by chunk, until the index is gone.
-// Each chunk is one script, so an entry is never lost between the two
-// layouts, and several processes may upgrade at once.
+// upgrade brings a store written by earlier versions to this layout: it
+// moves every entry of the due index they kept into the per-action
+// queues, then every event into the string layout with one listing index
+// per record (layoutScript), chunk by chunk, until the earlier indexes are
+// gone. Each chunk is one script, so nothing is lost between the two
+// layouts, and several processes may upgrade at once. Processes of an
+// earlier version must not write to the store meanwhile.
 func (s *Store) upgrade(ctx context.Context) error {
 	keys := []string{s.k.legacyDue(), s.k.queues()}
 	for {
@@ -22,14 +25,37 @@ func (s *Store) upgrade(ctx context.Context) error {
 			return fmt.Errorf("redisstore: upgrade the due index: %w", err)
 		}
 		if left == 0 {
-			return nil
+			break
 		}
 	}
+	keys = []string{s.k.legacyEvents(), s.k.indexes()}
+	for {
+		left, err := layoutScript.Run(ctx, s.c, keys, s.k.base, upgradeChunk).Int64()
+		if err != nil {
+			return fmt.Errorf("redisstore: upgrade the events: %w", err)
+		}
+		if left == 0 {
+			break
+		}
+	}
+	// What the earlier indexes still hold names records that no event
+	// lists: nothing to move.
+	old := []string{s.k.legacyDeliveries()}
+	for _, st := range []string{"accepted", "ignored"} {
+		old = append(old, s.k.legacyEvents()+":status:"+st)
+	}
+	for _, st := range []string{"pending", "retrying", "succeeded", "dead"} {
+		old = append(old, s.k.legacyDeliveries()+":status:"+st)
+	}
+	if err := s.c.Del(ctx, old...).Err(); err != nil {
+		return fmt.Errorf("redisstore: upgrade: remove the earlier indexes: %w", err)
+	}
+	return nil
 }
 
-// upgraded runs upgrade once per store before the queues are read: Open
-// does it at once, a store made by New (which cannot fail) on its first
-// Lease or QueueStats.
+// upgraded runs upgrade once per store before the queues or listings are
+// read: Open does it at once, a store made by New (which cannot fail) on
+// its first Lease, QueueStats or listing.
 func (s *Store) upgraded(ctx context.Context) error {
 	if s.isUpgraded.Load() {
 		return nil

@@ -20,6 +20,9 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if ev.ID == "" {
 		return store.Accepted{}, errors.New("sqlitestore: accept: event has no id")
 	}
+	if err := store.CheckEventID(ev); err != nil {
+		return store.Accepted{}, fmt.Errorf("sqlitestore: accept: %w", err)
+	}
 	// Without a key, or without a window for it, there is nothing to check.
 	checkKey := ev.IdempotencyKey != "" && a.KeyTTL > 0
 	ev.Status = store.EventIgnored

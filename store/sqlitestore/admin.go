@@ -60,11 +60,16 @@ func eventsQuery(f store.EventFilter, limit int) (string, []any) {
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
 	}
+	// An event's id carries its receipt (store.CheckEventID), so a window
+	// is a range of ids too: the primary key walks to it directly instead
+	// of reading every newer event.
 	if !f.Since.IsZero() {
 		q.add("received_at >= ?", f.Since.UnixMilli())
+		q.add("id >= ?", store.IDsBefore("evt", f.Since))
 	}
 	if !f.Until.IsZero() {
 		q.add("received_at < ?", f.Until.UnixMilli())
+		q.add("id < ?", store.IDsBefore("evt", f.Until))
 	}
 	if f.Cursor != "" {
 		q.add("id < ?", f.Cursor)

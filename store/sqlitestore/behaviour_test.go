@@ -183,7 +183,7 @@ func TestSweep(t *testing.T) {
 		t.Errorf("Accept with a swept key = %+v, want a new event", got)
 	}
 	// Events themselves are not swept.
-	if _, err := s.Event(ctx, testEvent("orders", "", 1, base).Event.ID); err != nil {
+	if _, err := s.Event(ctx, lasting.Event.ID); err != nil {
 		t.Errorf("Event after Sweep: %v", err)
 	}
 }

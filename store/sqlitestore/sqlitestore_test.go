@@ -28,7 +28,7 @@ var cmpTimes = cmp.Options{
 // and its deliveries (one per action) due at at.
 func testEvent(hook, key string, n int, at time.Time, actions ...string) store.Accept {
 	e := store.Event{
-		ID:             fmt.Sprintf("evt_%s_%06d", hook, n),
+		ID:             store.NewID("evt", at),
 		Hook:           hook,
 		ReceivedAt:     at,
 		IdempotencyKey: key,

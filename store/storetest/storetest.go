@@ -9,6 +9,9 @@
 //     the millisecond (any location). Attempt.Duration is compared at
 //     millisecond precision too; Attempt.Trace is read back to the
 //     nanosecond, and nil as nil. Nil and empty maps and slices are equal.
+//   - Accept refuses an event whose id store.NewID did not make at its
+//     ReceivedAt (store.CheckEventID), storing nothing: listings may bound
+//     a time window by ids.
 //   - Accept sets Event.Status itself: accepted when deliveries were given,
 //     ignored when none were. Deliveries are stored as given (Status pending,
 //     Attempts 0, no lease) and listed by Deliveries in the order Accept got them.
@@ -75,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Accept", testAccept},
 		{"AcceptWithoutDeliveriesIsIgnored", testAcceptIgnored},
+		{"AcceptRefusesAnIDOfAnotherTime", testAcceptIDOfAnotherTime},
 		{"DuplicateWithinTTL", testDuplicateWithinTTL},
 		{"DuplicateAfterTTL", testDuplicateAfterTTL},
 		{"SameKeyOnOtherHookIsNotDuplicate", testSameKeyOtherHook},
@@ -327,6 +331,27 @@ func testAccept(t *testing.T, s store.Store) {
 		t.Errorf("Attempts of a new delivery = %+v, want none", as)
 	}
 	wantNextDue(t, s, base)
+}
+
+func testAcceptIDOfAnotherTime(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, id := range []string{store.NewID("evt", base.Add(time.Millisecond)), store.NewID("dlv", base), "evt_1"} {
+		e := newEvent("orders", "key-1", base)
+		e.ID = id
+		d := newDelivery(e, "to-crm", "crm-callback", base)
+		if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err == nil {
+			t.Errorf("Accept of event id %q received at %v: no error", id, base)
+		}
+		if _, err := s.Event(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Event(%q) after a refused Accept: %v, want store.ErrNotFound", id, err)
+		}
+		if _, err := s.Delivery(ctx, d.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Delivery(%q) after a refused Accept: %v, want store.ErrNotFound", d.ID, err)
+		}
+	}
+	// Nor did it take the idempotency key.
+	e := newEvent("orders", "key-1", base)
+	mustAccept(t, s, store.Accept{Event: e, KeyTTL: time.Hour}, false)
 }
 
 func testAcceptIgnored(t *testing.T, s store.Store) {
