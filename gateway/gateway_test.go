@@ -48,7 +48,7 @@ func configFrom(t *testing.T, yaml string) *config.Config {
 }
 
 // tempStore is a store in a SQLite file of the test's own.
-func tempStore(t *testing.T) *sqlitestore.Store {
+func tempStore(t testing.TB) *sqlitestore.Store {
 	t.Helper()
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "gw.db"))
 	if err != nil {
