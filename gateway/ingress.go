@@ -148,10 +148,33 @@ func (g *Gateway) catch(c *gin.Context) {
 		return
 	}
 	if res.Duplicate {
-		c.JSON(http.StatusOK, gin.H{"id": res.EventID, "duplicate": true})
+		writeAnswer(c, http.StatusOK, res.EventID, true)
 		return
 	}
-	c.JSON(http.StatusAccepted, gin.H{"id": ev.ID})
+	writeAnswer(c, http.StatusAccepted, ev.ID, false)
+}
+
+// writeAnswer answers {"id": id} (and "duplicate": true) as c.JSON would,
+// without reflection when the id is made of letters, digits and _ only, as
+// store.NewID makes them: one is written per accepted event.
+func writeAnswer(c *gin.Context, status int, id string, duplicate bool) {
+	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+		h := gin.H{"id": id}
+		if duplicate {
+			h["duplicate"] = true
+		}
+		c.JSON(status, h)
+		return
+	}
+	b := make([]byte, 0, 48)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	if duplicate {
+		b = append(b, `","duplicate":true}`...)
+	} else {
+		b = append(b, `"}`...)
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
 }
 
 // clip shortens s to at most n bytes, on a character boundary.

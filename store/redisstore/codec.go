@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,21 +97,21 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// encodeEvent is the stored string of e, with its rules as records; the
-// caller appends the deliveries' records.
-func encodeEvent(e store.Event) (string, error) {
+// encodeEvent is the stored string of e, with its rules and then the
+// deliveries named by dlvs as records.
+func encodeEvent(e store.Event, dlvs ...string) (string, error) {
 	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
 		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
 	}
 	if err := checkName("hook", e.Hook); err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	meta, err := json.Marshal(eventMeta{Key: e.IdempotencyKey, Headers: e.Headers, Query: e.Query})
+	meta, err := encodeMeta(eventMeta{Key: e.IdempotencyKey, Headers: e.Headers, Query: e.Query})
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	var b strings.Builder
-	b.Grow(48 + len(e.Hook) + len(meta) + len(e.Body) + 16*len(e.MatchedRules))
+	b.Grow(48 + len(e.Hook) + len(meta) + len(e.Body) + 16*len(e.MatchedRules) + 32*len(dlvs))
 	b.WriteString(statusLetter(e.Status))
 	b.WriteString(strconv.FormatInt(e.ReceivedAt.UnixMilli(), 10))
 	b.WriteByte('|')
@@ -130,11 +131,91 @@ func encodeEvent(e store.Event) (string, error) {
 		b.WriteString("\nR")
 		b.WriteString(r)
 	}
+	for _, id := range dlvs {
+		if err := checkName("delivery id", id); err != nil {
+			return "", fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		b.WriteString("\nD")
+		b.WriteString(id)
+	}
 	return b.String(), nil
 }
 
-// deliveryRecord is the record that lists a delivery on its event.
-func deliveryRecord(id string) string { return "\nD" + id }
+// encodeMeta is m's JSON, as encoding/json writes it but for the escaping
+// of <, > and &, which it leaves as they are. It is written by hand because
+// it is written for every event: with reflection it cost as much as the
+// rest of the event's encoding. Text that is not valid UTF-8 goes through
+// encoding/json, which replaces what is invalid.
+func encodeMeta(m eventMeta) ([]byte, error) {
+	valid := utf8.ValidString(m.Key)
+	for _, mp := range []map[string]string{m.Headers, m.Query} {
+		for k, v := range mp {
+			valid = valid && utf8.ValidString(k) && utf8.ValidString(v)
+		}
+	}
+	if !valid {
+		return json.Marshal(m)
+	}
+	b := make([]byte, 0, 64+len(m.Key)+32*(len(m.Headers)+len(m.Query)))
+	b = append(b, '{')
+	if m.Key != "" {
+		b = append(b, `"k":`...)
+		b = appendJSONString(b, m.Key)
+	}
+	for _, f := range []struct {
+		name string
+		m    map[string]string
+	}{{"h", m.Headers}, {"q", m.Query}} {
+		if len(f.m) == 0 {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.name...)
+		b = append(b, `":{`...)
+		for i, k := range slices.Sorted(maps.Keys(f.m)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, f.m[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s, valid UTF-8, as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
 
 // decodeEvent reads the stored string v of event id, with its body unless
 // body is false. Its delivery ids come back too, in the order stored.

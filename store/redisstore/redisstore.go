@@ -125,20 +125,18 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	if len(a.Deliveries) > 0 {
 		e.Status = store.EventAccepted
 	}
-	value, err := encodeEvent(e)
-	if err != nil {
-		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
-	}
 	ds := make([]store.Delivery, len(a.Deliveries))
+	ids := make([]string, len(a.Deliveries))
 	for i, d := range a.Deliveries {
 		if d.ID == "" {
 			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
-		if err := checkName("delivery id", d.ID); err != nil {
-			return nil, nil, fmt.Errorf("redisstore: accept %s: %w", e.ID, err)
-		}
 		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
-		value += deliveryRecord(d.ID)
+		ids[i] = d.ID
+	}
+	value, err := encodeEvent(e, ids...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
 
 	windowEnd, keep := "0", int64(0)
