@@ -53,27 +53,30 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 
 	var res store.Accepted
 	err = s.write(ctx, func(w *writeTx) error {
-		if checkKey {
-			var original string
-			var expires int64
-			err := w.queryRow(`SELECT event_id, expires_at FROM idempotency_keys WHERE hook = ? AND key = ?`,
-				ev.Hook, ev.IdempotencyKey).Scan(&original, &expires)
-			switch {
-			case err == nil && expires > received:
-				res = store.Accepted{EventID: original, Duplicate: true}
-				return nil
-			case err != nil && !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-		}
 		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ev.ID, ev.Hook, received, ev.IdempotencyKey, headers, query, encodeBody(ev.Body), string(ev.Status), rules); err != nil {
 			return err
 		}
 		if checkKey {
-			if _, err := w.exec(`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (hook, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at`,
-				ev.Hook, ev.IdempotencyKey, ev.ID, millis(ev.ReceivedAt.Add(a.KeyTTL))); err != nil {
+			// One statement takes the key unless a window of it is open:
+			// a row comes back when it was taken, none for a duplicate,
+			// the rare case that reads the event it duplicates and undoes
+			// the insert above.
+			var taken string
+			err := w.queryRow(`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (hook, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+				WHERE idempotency_keys.expires_at <= ?
+				RETURNING event_id`,
+				ev.Hook, ev.IdempotencyKey, ev.ID, millis(ev.ReceivedAt.Add(a.KeyTTL)), received).Scan(&taken)
+			if errors.Is(err, sql.ErrNoRows) {
+				dup := duplicateError{}
+				if err := w.queryRow(`SELECT event_id FROM idempotency_keys WHERE hook = ? AND key = ?`,
+					ev.Hook, ev.IdempotencyKey).Scan(&dup.original); err != nil {
+					return err
+				}
+				return dup
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -88,11 +91,21 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		res = store.Accepted{EventID: ev.ID}
 		return nil
 	})
+	var dup duplicateError
+	if errors.As(err, &dup) {
+		return store.Accepted{EventID: dup.original, Duplicate: true}, nil
+	}
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
 	return res, nil
 }
+
+// duplicateError ends an Accept of a duplicate, so that what it wrote
+// before it knew is rolled back.
+type duplicateError struct{ original string }
+
+func (e duplicateError) Error() string { return "duplicate of " + e.original }
 
 // insertDelivery stores d and queues it at its NextAttemptAt.
 func insertDelivery(w *writeTx, d store.Delivery) error {
