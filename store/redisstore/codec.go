@@ -52,10 +52,11 @@ func parseJSON[T any](s string, v *T) error {
 // An event is stored as one string, so that it costs Redis one key and one
 // allocation, whatever its headers:
 //
-//	<status letter><received ms>|<meta length>|<body length>|<hook>\n<meta>\n<body><records>
+//	<status letter><received ms>|<meta length>|<body length>[z]|<hook>\n<meta>\n<body><records>
 //
 // The status letter is a (accepted) or i (ignored); meta is the JSON of
-// eventMeta; the body is kept as it came; records, each "\n" followed by a
+// eventMeta; the body is kept as it came, or compressed with zstd when the
+// length is followed by z (compress.go); records, each "\n" followed by a
 // tag and a value, are what later changes add at the end: "D<delivery id>"
 // for each
 // of the event's deliveries, in the order stored, and "R<rule>" for each
@@ -110,20 +111,24 @@ func encodeEvent(e store.Event, dlvs ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
+	body, packed := compressBody(e.Body)
 	var b strings.Builder
-	b.Grow(48 + len(e.Hook) + len(meta) + len(e.Body) + 16*len(e.MatchedRules) + 32*len(dlvs))
+	b.Grow(48 + len(e.Hook) + len(meta) + len(body) + 16*len(e.MatchedRules) + 32*len(dlvs))
 	b.WriteString(statusLetter(e.Status))
 	b.WriteString(strconv.FormatInt(e.ReceivedAt.UnixMilli(), 10))
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(len(meta)))
 	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(len(e.Body)))
+	b.WriteString(strconv.Itoa(len(body)))
+	if packed {
+		b.WriteByte('z')
+	}
 	b.WriteByte('|')
 	b.WriteString(e.Hook)
 	b.WriteByte('\n')
 	b.Write(meta)
 	b.WriteByte('\n')
-	b.Write(e.Body)
+	b.Write(body)
 	for _, r := range e.MatchedRules {
 		if err := checkName("rule", r); err != nil {
 			return "", fmt.Errorf("event %s: %w", e.ID, err)
@@ -238,7 +243,8 @@ func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
 	}
 	recv, err1 := strconv.ParseInt(parts[0], 10, 64)
 	metaLen, err2 := strconv.Atoi(parts[1])
-	bodyLen, err3 := strconv.Atoi(parts[2])
+	bodyField, packed := strings.CutSuffix(parts[2], "z")
+	bodyLen, err3 := strconv.Atoi(bodyField)
 	if err1 != nil || err2 != nil || err3 != nil || metaLen < 0 || bodyLen < 0 || metaLen+1+bodyLen > len(rest) {
 		return bad("bad head")
 	}
@@ -251,6 +257,12 @@ func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
 	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
 	if body {
 		e.Body = []byte(rest[metaLen+1 : metaLen+1+bodyLen])
+		if packed {
+			var err error
+			if e.Body, err = decompressBody(e.Body); err != nil {
+				return e, nil, fmt.Errorf("event %s: body: %w", id, err)
+			}
+		}
 	}
 	var dlvs []string
 	for _, r := range strings.Split(rest[metaLen+1+bodyLen:], "\n")[1:] {

@@ -1,11 +1,18 @@
 package redisstore
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // FuzzEncodeMeta: what encodeMeta writes is JSON that reads back as the
@@ -40,4 +47,71 @@ func FuzzEncodeMeta(f *testing.F) {
 			t.Errorf("encodeMeta %q reads back differently from encoding/json's %q (-want +got):\n%s", b, std, diff)
 		}
 	})
+}
+
+// TestBodiesCompressed: a body that compresses well is stored compressed
+// and read back byte for byte, through Event and Lease; a small or
+// incompressible one is stored as it is; a damaged compressed body is an
+// error, not a wrong body.
+func TestBodiesCompressed(t *testing.T) {
+	ctx := t.Context()
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	random := make([]byte, 2048)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[string]struct {
+		body   []byte
+		packed bool
+	}{
+		"json":   {[]byte(`{"items":[` + strings.Repeat(`{"sku":"RIESLING-2019","qty":6,"price":"18.50"},`, 60) + `{}]}`), true},
+		"small":  {[]byte(`{"id":1}`), false},
+		"random": {random, false},
+	}
+	for name, tt := range bodies {
+		at := base.Add(time.Duration(len(name)) * time.Second)
+		e := store.Event{ID: store.NewID("evt", at), Hook: "orders", ReceivedAt: at, Body: tt.body}
+		d := store.Delivery{ID: store.NewID("dlv", at), Rule: "r", Action: "crm-" + name, NextAttemptAt: at}
+		if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := s.c.Get(ctx, s.k.event(e.ID)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(raw, "\n")
+		if packed := strings.Contains(head, "z|"); packed != tt.packed {
+			t.Errorf("%s: head %q: compressed = %v, want %v", name, head, packed, tt.packed)
+		}
+		if tt.packed && len(raw) > len(tt.body)/2 {
+			t.Errorf("%s: stored %d bytes for a body of %d", name, len(raw), len(tt.body))
+		}
+		got, err := s.Event(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Body, tt.body) {
+			t.Errorf("%s: Event body differs from the one accepted", name)
+		}
+		b, err := s.Lease(ctx, store.LeaseRequest{Now: at, TTL: time.Minute, Actions: []store.ActionQuota{{Action: d.Action, N: 1}}})
+		if err != nil || len(b.Leases) != 1 {
+			t.Fatalf("%s: Lease = %v, %v", name, b.Leases, err)
+		}
+		if !bytes.Equal(b.Leases[0].Event.Body, tt.body) {
+			t.Errorf("%s: leased event's body differs from the one accepted", name)
+		}
+		if tt.packed {
+			// Damage the compressed body: reads fail rather than show a wrong one.
+			i := strings.Index(raw, "\n") + 1
+			i += strings.Index(raw[i:], "\n") + 1
+			damaged := raw[:i+4] + "\x00\x01\x02\x03" + raw[i+8:]
+			if err := s.c.Set(ctx, s.k.event(e.ID), damaged, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Event(ctx, e.ID); err == nil {
+				t.Errorf("%s: Event of a damaged compressed body: no error", name)
+			}
+		}
+	}
 }

@@ -21,7 +21,7 @@ import "github.com/redis/go-redis/v9"
 // an event. evdlvs lists the delivery ids among its records.
 const eventLua = `
 local function evhead(v)
-	local s, recv, ml, bl, hook, at = string.match(v, "^(%a)(%d+)|(%d+)|(%d+)|([^\n]*)\n()")
+	local s, recv, ml, bl, hook, at = string.match(v, "^(%a)(%d+)|(%d+)|(%d+)%a?|([^\n]*)\n()")
 	if not s then
 		return nil
 	end
