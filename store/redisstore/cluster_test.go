@@ -96,6 +96,24 @@ func TestClusterOpen(t *testing.T) {
 	}
 }
 
+// TestClusterOpenOneSeed: one seed that answers is enough to find the
+// cluster, even after one that does not.
+func TestClusterOpenOneSeed(t *testing.T) {
+	opt, err := redis.ParseClusterURL(strings.Replace(redistest.ClusterURL(t), "+cluster", "", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "redis+cluster://" + closedAddr(t) + "?addr=" + opt.Addrs[len(opt.Addrs)-1] + "&prefix=" + redistest.ClusterPrefix(t)
+	s, err := redisstore.Open(t.Context(), u)
+	if err != nil {
+		t.Fatalf("Open with one live seed: %v", err)
+	}
+	defer s.Close()
+	if err := s.Probe(t.Context(), time.Now()); err != nil {
+		t.Errorf("Probe: %v", err)
+	}
+}
+
 // TestClusterDurability: every master of the test cluster has a replica
 // and nothing on disk.
 func TestClusterDurability(t *testing.T) {
