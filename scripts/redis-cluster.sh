@@ -4,19 +4,22 @@
 # without persistence, their data in a temporary folder.
 #
 #   scripts/redis-cluster.sh start [BASE]  # prints the redis+cluster:// URL
-#   scripts/redis-cluster.sh stop BASE     # stops it and removes its data
+#   scripts/redis-cluster.sh stop [BASE]   # stops it and removes its data
 #
 # BASE may also come from REDIS_CLUSTER_PORT. Without either, start takes
-# the first of 30001, 30101, … whose twelve ports are all free. Progress
-# goes to stderr, the URL alone to stdout:
+# the first of 30001, 30101, … whose twelve ports are all free, and stop
+# the first port of REDIS_CLUSTER_URL. Progress goes to stderr, the URL
+# alone to stdout:
 #
 #   export REDIS_CLUSTER_URL=$(scripts/redis-cluster.sh start)
+#   …
+#   scripts/redis-cluster.sh stop
 set -euo pipefail
 
 nodes=6
 
 usage() {
-  echo "usage: $0 start [base-port] | stop base-port" >&2
+  echo "usage: $0 start [base-port] | stop [base-port]" >&2
   exit 2
 }
 
@@ -67,6 +70,10 @@ start() {
   local base=$1 dir p addrs=() url
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
     { echo "redis-server and redis-cli must be on PATH" >&2; exit 1; }
+  # Starts that run at once (test processes in parallel) take turns to
+  # choose ports and bind them; the servers must not inherit the lock.
+  exec 9>"${TMPDIR:-/tmp}/hookrelay-redis-cluster.lock"
+  flock 9
   if [[ -z "$base" ]]; then
     for base in $(seq 30001 100 39901); do free_base "$base" && break; done
   fi
@@ -79,13 +86,14 @@ start() {
     mkdir -p "$dir/$p"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$p" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
-      --save "" --appendonly no --dir "$dir/$p" --logfile "$dir/$p/redis.log" --pidfile "$dir/$p/redis.pid"
+      --save "" --appendonly no --dir "$dir/$p" --logfile "$dir/$p/redis.log" --pidfile "$dir/$p/redis.pid" 9>&-
     addrs+=("127.0.0.1:$p")
   done
   for p in $(ports_of "$base"); do
     for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
     redis-cli -p "$p" ping >/dev/null 2>&1 || { echo "redis-server on $p did not start:" >&2; cat "$dir/$p/redis.log" >&2; false; }
   done
+  exec 9>&-
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
     { echo "redis-cli --cluster create failed:" >&2; cat "$dir/create.log" >&2; false; }
   # Every node must see every slot served and every replica in place, and
@@ -103,6 +111,10 @@ start() {
 
 case "${1:-}" in
   start) start "${2:-${REDIS_CLUSTER_PORT:-}}" ;;
-  stop) [[ -n "${2:-${REDIS_CLUSTER_PORT:-}}" ]] || usage; stop "${2:-$REDIS_CLUSTER_PORT}" ;;
+  stop)
+    base=${2:-${REDIS_CLUSTER_PORT:-$(sed -nE 's#^[a-z+]+://([^@/?]*@)?[^:/?]+:([0-9]+).*#\2#p' <<<"${REDIS_CLUSTER_URL:-}")}}
+    [[ -n "$base" ]] || usage
+    stop "$base"
+    ;;
   *) usage ;;
 esac
