@@ -1,9 +1,14 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -128,4 +133,41 @@ func missing(t testing.TB, why string) {
 		t.Fatalf("%s (CI=true, so this fails instead of skipping)", why)
 	}
 	t.Skipf("%s, skipping", why)
+}
+
+// Cluster starts a Redis Cluster of the test's own, three masters and three
+// replicas on free loopback ports (scripts/redis-cluster.sh), stopped when
+// the test ends, and returns its redis+cluster:// URL. A test that must do
+// what would disturb other tests (kill a master) uses it. Without
+// redis-server and redis-cli on PATH the test is skipped, unless CI=true:
+// then it fails.
+func Cluster(t testing.TB) string {
+	t.Helper()
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing(t, bin+" is not on PATH")
+		}
+	}
+	_, here, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(here), "..", "..", "scripts", "redis-cluster.sh")
+	var stderr bytes.Buffer
+	start := exec.Command("bash", script, "start")
+	// The script chooses free ports itself.
+	start.Env, start.Stderr = append(os.Environ(), "REDIS_CLUSTER_PORT="), &stderr
+	out, err := start.Output()
+	if err != nil {
+		t.Fatalf("%s start: %v\n%s", script, err, stderr.String())
+	}
+	u := strings.TrimSpace(string(out))
+	opt, err := clusterOptions(u)
+	if err != nil {
+		t.Fatalf("%s start printed %q: %v", script, u, err)
+	}
+	_, base, _ := net.SplitHostPort(opt.Addrs[0])
+	t.Cleanup(func() {
+		if out, err := exec.Command("bash", script, "stop", base).CombinedOutput(); err != nil {
+			t.Errorf("%s stop %s: %v\n%s", script, base, err, out)
+		}
+	})
+	return u
 }

@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -93,4 +94,44 @@ func (s *stopT) Skipf(format string, args ...any)  { s.stop("skipped", format, a
 func (s *stopT) stop(how, format string, args ...any) {
 	s.how, s.msg = how, fmt.Sprintf(format, args...)
 	runtime.Goexit()
+}
+
+func TestCluster(t *testing.T) {
+	var addrs []string
+	t.Run("own", func(t *testing.T) {
+		u := Cluster(t)
+		opt, err := clusterOptions(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = opt.Addrs
+		c := redis.NewClusterClient(opt)
+		defer c.Close()
+		if err := waitClusterOK(c); err != nil {
+			t.Fatal(err)
+		}
+		roles := map[string]int{}
+		for _, a := range addrs {
+			n := redis.NewClient(&redis.Options{Addr: a})
+			role, err := n.Do(t.Context(), "ROLE").Slice()
+			n.Close()
+			if err != nil {
+				t.Fatalf("ROLE on %s: %v", a, err)
+			}
+			roles[fmt.Sprint(role[0])]++
+		}
+		if roles["master"] != 3 || roles["slave"] != 3 {
+			t.Errorf("roles = %v, want 3 masters and 3 replicas", roles)
+		}
+		if other := ClusterURL(t); other == u {
+			t.Errorf("Cluster returned the shared cluster's URL %s", u)
+		}
+	})
+	// Stopped when the test ended.
+	for _, a := range addrs {
+		if conn, err := net.Dial("tcp", a); err == nil {
+			conn.Close()
+			t.Errorf("%s still answers after the test", a)
+		}
+	}
 }

@@ -5,7 +5,7 @@
 // cannot be reached the test is skipped, unless CI=true: then it fails, so
 // that a CI run never passes by skipping everything that needs Redis. The
 // Redis Cluster is the one REDIS_CLUSTER_URL names (ClusterURL), the same
-// way.
+// way. Server and Cluster start a server or a cluster of the test's own.
 package redistest
 
 import (
