@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -23,8 +24,10 @@ type backend interface {
 }
 
 // openStore opens the store a URL names: redis://host:port/db (or rediss://)
-// for Redis, sqlite:///abs/path.db or sqlite://relative.db for the embedded
-// store, and the embedded default when raw is empty.
+// for one Redis server, redis+cluster://host:port?addr=host2:port2&… (or
+// rediss+cluster://) for a Redis Cluster, sqlite:///abs/path.db or
+// sqlite://relative.db for the embedded store, and the embedded default
+// when raw is empty.
 func openStore(ctx context.Context, raw string) (backend, string, error) {
 	if raw == "" {
 		s, err := sqlitestore.Open(ctx, defaultStorePath)
@@ -36,10 +39,11 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("store URL %q: %w", raw, err)
+		// url.Parse's error quotes the URL, password included.
+		return nil, "", errors.New("store URL: malformed URL (look for a stray % or an unescaped character)")
 	}
 	switch u.Scheme {
-	case "redis", "rediss":
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		s, err := redisstore.Open(ctx, raw)
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
@@ -56,5 +60,5 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 		}
 		return s, "sqlite://" + path, nil
 	}
-	return nil, "", fmt.Errorf("store URL %q: unknown scheme %q (use redis://host:port/db or sqlite:///path/file.db)", raw, u.Scheme)
+	return nil, "", fmt.Errorf("store URL %s: unknown scheme %q (use redis://host:port/db, redis+cluster://host:port?addr=host2:port2 or sqlite:///path/file.db)", u.Redacted(), u.Scheme)
 }

@@ -3,7 +3,9 @@
 //
 // The server is the one REDIS_URL names, or redis://127.0.0.1:6379/0. When it
 // cannot be reached the test is skipped, unless CI=true: then it fails, so
-// that a CI run never passes by skipping everything that needs Redis.
+// that a CI run never passes by skipping everything that needs Redis. The
+// Redis Cluster is the one REDIS_CLUSTER_URL names (ClusterURL), the same
+// way. Server and Cluster start a server or a cluster of the test's own.
 package redistest
 
 import (
@@ -41,7 +43,13 @@ func Client(t testing.TB) *redis.Client {
 // deletes every key under it when the test ends.
 func Prefix(t testing.TB) string {
 	t.Helper()
-	c := Client(t)
+	return prefix(t, Client(t))
+}
+
+// prefix returns a new test prefix and deletes its keys from c, one server
+// or a cluster, when the test ends.
+func prefix(t testing.TB, c redis.UniversalClient) string {
+	t.Helper()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	prefix := "hrtest:" + hex.EncodeToString(b[:])
@@ -50,22 +58,29 @@ func Prefix(t testing.TB) string {
 		// benchmark may leave millions of keys, which take minutes.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		if err := deleteUnder(ctx, c, prefix); err != nil {
+		var err error
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			err = deleteOnMasters(ctx, cc, prefix)
+		} else {
+			err = deleteUnder(ctx, c, prefix, unlinkAll(c))
+		}
+		if err != nil {
 			t.Errorf("deleting test keys under %s: %v", prefix, err)
 		}
 	})
 	return prefix
 }
 
-// deleteUnder unlinks every key that starts with prefix. The prefix holds
-// no glob characters, so it can be matched as given.
-func deleteUnder(ctx context.Context, c *redis.Client, prefix string) error {
+// deleteUnder unlinks every key on server c that starts with prefix, in
+// batches through unlink. The prefix holds no glob characters, so it can
+// be matched as given.
+func deleteUnder(ctx context.Context, c redis.Cmdable, prefix string, unlink func(context.Context, []string) error) error {
 	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var batch []string
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
 		if len(batch) == 500 {
-			if err := c.Unlink(ctx, batch...).Err(); err != nil {
+			if err := unlink(ctx, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
@@ -75,9 +90,14 @@ func deleteUnder(ctx context.Context, c *redis.Client, prefix string) error {
 		return err
 	}
 	if len(batch) > 0 {
-		return c.Unlink(ctx, batch...).Err()
+		return unlink(ctx, batch)
 	}
 	return nil
+}
+
+// unlinkAll unlinks keys with one command.
+func unlinkAll(c redis.Cmdable) func(context.Context, []string) error {
+	return func(ctx context.Context, keys []string) error { return c.Unlink(ctx, keys...).Err() }
 }
 
 func connect(t testing.TB) (*redis.Client, string) {

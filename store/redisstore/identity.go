@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -67,20 +70,58 @@ type Durability struct {
 func (d Durability) Persists() bool { return d.AOF || d.RDB || d.Replica || d.Replicas > 0 }
 
 // Durability asks Redis how it keeps its data. It fails where CONFIG is
-// not allowed (many managed services): then nothing is known.
+// not allowed (many managed services): then nothing is known. On a Redis
+// Cluster it is the weakest of its masters', each holding a share of the
+// data.
 func (s *Store) Durability(ctx context.Context) (Durability, error) {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok {
+		return durabilityOf(ctx, s.c)
+	}
+	var (
+		mu      sync.Mutex
+		weakest *Durability
+	)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		d, err := durabilityOf(ctx, m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Options().Addr, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if weakest == nil {
+			weakest = &d
+			return nil
+		}
+		weakest.AOF = weakest.AOF && d.AOF
+		weakest.RDB = weakest.RDB && d.RDB
+		weakest.Replica = weakest.Replica && d.Replica
+		weakest.Replicas = min(weakest.Replicas, d.Replicas)
+		return nil
+	})
+	if err != nil {
+		return Durability{}, fmt.Errorf("redisstore: durability of the cluster's masters: %w", err)
+	}
+	if weakest == nil {
+		return Durability{}, errors.New("redisstore: durability: the cluster has no master")
+	}
+	return *weakest, nil
+}
+
+// durabilityOf asks one server how it keeps its data.
+func durabilityOf(ctx context.Context, c redis.Cmdable) (Durability, error) {
 	var d Durability
-	cfg, err := s.c.ConfigGet(ctx, "save").Result()
+	cfg, err := c.ConfigGet(ctx, "save").Result()
 	if err != nil {
 		return d, fmt.Errorf("redisstore: CONFIG GET save: %w", err)
 	}
 	d.RDB = strings.TrimSpace(cfg["save"]) != ""
-	cfg, err = s.c.ConfigGet(ctx, "appendonly").Result()
+	cfg, err = c.ConfigGet(ctx, "appendonly").Result()
 	if err != nil {
 		return d, fmt.Errorf("redisstore: CONFIG GET appendonly: %w", err)
 	}
 	d.AOF = strings.EqualFold(cfg["appendonly"], "yes")
-	info, err := s.c.Info(ctx, "replication").Result()
+	info, err := c.Info(ctx, "replication").Result()
 	if err != nil {
 		return d, fmt.Errorf("redisstore: INFO replication: %w", err)
 	}

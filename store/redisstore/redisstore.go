@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,9 +53,12 @@ var (
 	_ store.Admin = (*Store)(nil)
 )
 
-// Open connects to the Redis server that rawURL names,
-// redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, and pings it.
-// Other query parameters are go-redis client options (redis.ParseURL).
+// Open connects to the Redis that rawURL names and pings it: one server,
+// redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
+// Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
+// rediss+cluster://…, whose seeds are the host and every addr. Other query
+// parameters are go-redis client options (redis.ParseURL,
+// redis.ParseClusterURL).
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -71,14 +75,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
 	}
-	opt, err := redis.ParseURL(u.String())
+	c, where, err := newClient(u)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("redisstore: ping %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
 	}
 	s := New(c, prefix)
 	s.owned = true
@@ -87,6 +90,30 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newClient returns a client of the server or cluster u names, and where
+// that is for messages: addresses only, never the password.
+func newClient(u *url.URL) (redis.UniversalClient, string, error) {
+	scheme, cluster := strings.CutSuffix(u.Scheme, "+cluster")
+	if !cluster {
+		opt, err := redis.ParseURL(u.String())
+		if err != nil {
+			return nil, "", err
+		}
+		return redis.NewClient(opt), opt.Addr, nil
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
+		return nil, "", fmt.Errorf("a Redis Cluster has only database 0, the URL names %q", db)
+	}
+	cu := *u
+	cu.Scheme, cu.Path = scheme, ""
+	// go-redis reads redis:// and rediss:// only.
+	opt, err := redis.ParseClusterURL(cu.String())
+	if err != nil {
+		return nil, "", err
+	}
+	return redis.NewClusterClient(opt), "Redis Cluster seeds " + strings.Join(opt.Addrs, ", "), nil
 }
 
 // New returns a store on client with keys under prefix (DefaultPrefix when
