@@ -99,8 +99,9 @@ func checkName(what, name string) error {
 }
 
 // encodeEvent is the stored string of e, with its rules and then the
-// deliveries named by dlvs as records.
-func encodeEvent(e store.Event, dlvs ...string) (string, error) {
+// deliveries named by dlvs as records, its body compressed if compress
+// and worth it.
+func encodeEvent(e store.Event, compress bool, dlvs ...string) (string, error) {
 	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
 		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
 	}
@@ -111,7 +112,10 @@ func encodeEvent(e store.Event, dlvs ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	body, packed := compressBody(e.Body)
+	body, packed := e.Body, false
+	if compress {
+		body, packed = compressBody(e.Body)
+	}
 	var b strings.Builder
 	b.Grow(48 + len(e.Hook) + len(meta) + len(body) + 16*len(e.MatchedRules) + 32*len(dlvs))
 	b.WriteString(statusLetter(e.Status))

@@ -46,6 +46,9 @@ type Store struct {
 	// scanBudget bounds the index entries one listing call examines
 	// (pageScript); tests lower it.
 	scanBudget int
+
+	// plainBodies stores event bodies as they came, not compressed.
+	plainBodies bool
 }
 
 var (
@@ -56,9 +59,9 @@ var (
 // Open connects to the Redis that rawURL names and pings it: one server,
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
-// rediss+cluster://…, whose seeds are the host and every addr. Other query
-// parameters are go-redis client options (redis.ParseURL,
-// redis.ParseClusterURL).
+// rediss+cluster://…, whose seeds are the host and every addr. compress=off
+// stores event bodies as they came (compress.go). Other query parameters
+// are go-redis client options (redis.ParseURL, redis.ParseClusterURL).
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -75,6 +78,18 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
 	}
+	compress := true
+	if q.Has("compress") {
+		switch v := q.Get("compress"); v {
+		case "zstd", "on":
+		case "off":
+			compress = false
+		default:
+			return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default) or off", v)
+		}
+		q.Del("compress")
+		u.RawQuery = q.Encode()
+	}
 	c, where, err := newClient(u)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
@@ -85,6 +100,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	s := New(c, prefix)
 	s.owned = true
+	s.plainBodies = !compress
 	if err := s.upgraded(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -161,7 +177,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		ids[i] = d.ID
 	}
-	value, err := encodeEvent(e, ids...)
+	value, err := encodeEvent(e, !s.plainBodies, ids...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}

@@ -115,6 +115,44 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// TestOpenCompressOff: compress=off stores a body that would compress as
+// it came.
+func TestOpenCompressOff(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	body := []byte(`{"items":"` + strings.Repeat("riesling ", 200) + `"}`)
+	for _, tt := range []struct {
+		query  string
+		packed bool
+	}{{"", true}, {"&compress=zstd", true}, {"&compress=off", false}} {
+		s, err := redisstore.Open(t.Context(), url+sep+"prefix="+prefix+tt.query)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		now := time.Now()
+		e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, Body: body}
+		if _, err := s.Accept(t.Context(), store.Accept{Event: e}); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		n, err := redistest.Client(t).StrLen(t.Context(), prefix+":{p}:evt:"+e.ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if packed := n < int64(len(body)); packed != tt.packed {
+			t.Errorf("query %q: stored %d bytes for a body of %d: compressed = %v, want %v", tt.query, n, len(body), packed, tt.packed)
+		}
+		got, err := s.Event(t.Context(), e.ID)
+		if err != nil || string(got.Body) != string(body) {
+			t.Errorf("query %q: body read back differs (%v)", tt.query, err)
+		}
+		s.Close()
+	}
+}
+
 func TestOpenRejects(t *testing.T) {
 	tests := []struct {
 		name, url, want string
@@ -123,6 +161,7 @@ func TestOpenRejects(t *testing.T) {
 		{"bad db", "redis://127.0.0.1:6379/x", "database"},
 		{"brace in prefix", "redis://127.0.0.1:6379/0?prefix=a{b}", "prefix"},
 		{"empty prefix", "redis://127.0.0.1:6379/0?prefix=", "prefix"},
+		{"unknown compression", "redis://127.0.0.1:6379/0?compress=gzip", "compress"},
 		{"password stays out of errors", "redis://u:s3cret@127.0.0.1:6379/x%zz", "malformed"},
 	}
 	for _, tt := range tests {
