@@ -60,6 +60,10 @@ type Config struct {
 	// Retention is how long final events are kept (retention:).
 	Retention Retention
 
+	// WaitReplicas is how many replicas of the store must hold an event
+	// before it is answered 2xx (durability: wait makes it 1).
+	WaitReplicas int
+
 	// Warnings are problems that do not stop the config from loading, for
 	// the operator's log.
 	Warnings []string
@@ -353,6 +357,13 @@ func (l *loader) load(path string) *Config {
 		}
 	}
 	c.Retention = l.compileRetention(path, raw.Retention, c.Hooks, raw.Hooks)
+	switch d := raw.Durability; {
+	case !d.Set || d.Value == "default":
+	case d.Value == "wait":
+		c.WaitReplicas = 1
+	default:
+		l.errorf(path, d.pos, "durability: want default or wait, got %q", d.Value)
+	}
 	c.Files = l.files
 	c.redactor = redact.New(l.secrets.values, l.secrets.names)
 	slices.Sort(l.secrets.short)

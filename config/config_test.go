@@ -68,6 +68,26 @@ func TestLoadBad(t *testing.T) {
 	}
 }
 
+func TestDurability(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want int
+	}{{"", 0}, {"durability: default\n", 0}, {"durability: wait\n", 1}} {
+		path := filepath.Join(t.TempDir(), "hookrelay.yaml")
+		text := tt.line + "hooks:\n  shop:\n    verify:\n      scheme: github\n      secret: s3cret-s3cret\n"
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path, env(nil))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		if cfg.WaitReplicas != tt.want {
+			t.Errorf("%q: WaitReplicas = %d, want %d", tt.line, cfg.WaitReplicas, tt.want)
+		}
+	}
+}
+
 func TestLoadGood(t *testing.T) {
 	cfg, err := Load("testdata/good/full.yaml", env(map[string]string{"SHOP_SECRET": "s3cret", "API_TOKEN": "tok"}))
 	if err != nil {

@@ -20,6 +20,7 @@ type rawConfig struct {
 	Server      *rawServer            `yaml:"server"`    // see ingress.go
 	Egress      *rawEgress            `yaml:"egress"`    // see egress.go
 	Retention   *rawRetention         `yaml:"retention"` // see retention.go
+	Durability  scalar                `yaml:"durability"`
 }
 
 type rawActionFile struct {

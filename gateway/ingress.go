@@ -28,6 +28,10 @@ const maxErrorDetail = 200
 // hook's own response: (whose body is the hook's to choose).
 const eventIDHeader = "Hookrelay-Event-Id"
 
+// acceptTimeout bounds how long a request waits for the store to take its
+// event before it is answered 503.
+const acceptTimeout = 5 * time.Second
+
 // catch is POST /hooks/catch/{hook}[/{token}]: find hook → auth: checks
 // (403, 401) → rate_limit: (429) → cap body (413) → verify on raw bytes
 // (401) → parse (400) → idempotency key → rules → one atomic store step →
@@ -123,7 +127,13 @@ func (g *Gateway) catch(c *gin.Context) {
 		ev.Status = store.EventAccepted
 	}
 
-	res, err := g.store.Accept(c.Request.Context(), store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL})
+	// A store that cannot answer (a Redis master lost, not yet replaced)
+	// gets a bounded wait, then the sender is told to retry: if the event
+	// was stored after all, the retry is answered as its duplicate.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), acceptTimeout)
+	res, err := g.store.Accept(ctx, store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL,
+		WaitReplicas: cfg.WaitReplicas})
+	cancel()
 	if err != nil {
 		// Never a 2xx for something not stored: the sender must retry.
 		if g.metrics != nil {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A local Redis Cluster for hookrelay's tests: three masters and three
-# replicas on loopback ports BASE..BASE+5 (cluster bus on BASE+10000..),
+# replicas on loopback ports BASE..BASE+5 (cluster bus on BASE-10000..,
+# below the range the OS picks the local ports of outgoing connections from,
+# which Redis's default of BASE+10000 falls into),
 # without persistence, their data in a temporary folder.
 #
 #   scripts/redis-cluster.sh start [BASE]  # prints the redis+cluster:// URL
@@ -36,7 +38,7 @@ ports_of() { seq "$1" $(($1 + nodes - 1)); }
 free_base() { # base: are all its node and bus ports free?
   local p
   for p in $(ports_of "$1"); do
-    if in_use "$p" || in_use $((p + 10000)); then return 1; fi
+    if in_use "$p" || in_use $((p - 10000)); then return 1; fi
   done
 }
 
@@ -77,7 +79,7 @@ start() {
   if [[ -z "$base" ]]; then
     for base in $(seq 30001 100 39901); do free_base "$base" && break; done
   fi
-  free_base "$base" || { echo "a port of 127.0.0.1:$base-$((base + nodes - 1)) (or its bus port, +10000) is in use" >&2; exit 1; }
+  free_base "$base" || { echo "a port of 127.0.0.1:$base-$((base + nodes - 1)) (or its bus port, -10000) is in use" >&2; exit 1; }
   dir=$(state_dir "$base")
   rm -rf "$dir"
   # A start that fails half-way stops what it started.
@@ -85,7 +87,7 @@ start() {
   for p in $(ports_of "$base"); do
     mkdir -p "$dir/$p"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$p" \
-      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 --cluster-port $((p - 10000)) \
       --save "" --appendonly no --dir "$dir/$p" --logfile "$dir/$p/redis.log" --pidfile "$dir/$p/redis.pid" 9>&-
     addrs+=("127.0.0.1:$p")
   done

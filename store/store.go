@@ -95,7 +95,17 @@ type Accept struct {
 	Event      Event      // Event.ReceivedAt is "now" for the idempotency check
 	Deliveries []Delivery // one per matched action, Status pending, NextAttemptAt set
 	KeyTTL     time.Duration
+	// WaitReplicas is how many replicas must hold the event before Accept
+	// returns; when fewer do in time, Accept fails with ErrNotReplicated
+	// (the event may still be stored: a retry is then a duplicate of it). A
+	// store without replicas that syncs every write to disk before it
+	// returns (SQLite) ignores it.
+	WaitReplicas int
 }
+
+// ErrNotReplicated: the event was written, but not to as many replicas as
+// Accept.WaitReplicas asked for in time.
+var ErrNotReplicated = errors.New("not replicated")
 
 // Accepted is the answer to Accept.
 type Accepted struct {

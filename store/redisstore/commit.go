@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,6 +29,7 @@ var errClosed = errors.New("redisstore: store is closed")
 type acceptCall struct {
 	id         string
 	deliveries int // how many deliveries it queues
+	replicas   int // how many replicas must hold it (store.Accept.WaitReplicas)
 	keys       []string
 	args       []any
 	res        store.Accepted
@@ -72,22 +74,39 @@ func (s *Store) commit() {
 }
 
 // runBatch runs the batch's scripts in one pipeline, and wakes the relays
-// once for all the deliveries the batch queued. The callers' contexts no
-// longer apply here: a call whose caller gave up is still committed or not
-// as a whole, and the client's timeouts bound the wait.
+// once for all the deliveries the batch queued. When a call asks for
+// replicas, the pipeline ends with WAIT, on the connection that wrote, and
+// every call of the batch fails with store.ErrNotReplicated unless enough
+// replicas acknowledged in time. The callers' contexts no longer apply
+// here: a call whose caller gave up is still committed or not as a whole,
+// and the client's timeouts bound the wait.
 func (s *Store) runBatch(batch []*acceptCall) {
 	ctx := context.Background()
 	cmds := make([]*redis.Cmd, len(batch))
-	wake := 0
-	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	wake, replicas := 0, 0
+	for _, c := range batch {
+		wake += c.deliveries
+		replicas = max(replicas, c.replicas)
+	}
+	client, err := s.writer(ctx, replicas > 0)
+	if err != nil {
+		for _, c := range batch {
+			c.finish(nil, err)
+		}
+		return
+	}
+	var waited *redis.Cmd
+	_, _ = client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range batch {
 			cmds[i] = acceptScript.EvalSha(ctx, p, c.keys, c.args...)
-			wake += c.deliveries
 		}
 		if wake > 0 {
 			// A wake-up is a hint: one that finds a duplicate's
 			// deliveries, which were not stored, only costs a look.
 			p.Publish(ctx, s.k.wake(), wake)
+		}
+		if replicas > 0 {
+			waited = p.Do(ctx, "WAIT", replicas, replicaWait.Milliseconds())
 		}
 		return nil
 	})
@@ -96,15 +115,66 @@ func (s *Store) runBatch(batch []*acceptCall) {
 		res, err := cmds[i].Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script cache was flushed: Run loads it again, and the
-			// wake-up above came before these deliveries were stored.
-			res, err = acceptScript.Run(ctx, s.c, c.keys, c.args...).Slice()
-			reloaded = reloaded || c.deliveries > 0
+			// wake-up and WAIT above came before these writes.
+			res, err = acceptScript.Run(ctx, client, c.keys, c.args...).Slice()
+			reloaded = true
+		}
+		cmds[i].SetVal(res)
+		cmds[i].SetErr(err)
+	}
+	if reloaded {
+		if wake > 0 {
+			_ = client.Publish(ctx, s.k.wake(), wake).Err()
+		}
+		if replicas > 0 {
+			waited = client.Do(ctx, "WAIT", replicas, replicaWait.Milliseconds())
+		}
+	}
+	if cc, ok := s.c.(*redis.ClusterClient); ok && client != s.c {
+		// Sent past the cluster client, a failed batch does not tell it
+		// that the slot may have moved: the next batch asks it afresh.
+		for _, cmd := range cmds {
+			if cmd.Err() != nil {
+				cc.ReloadState(ctx)
+				break
+			}
+		}
+	}
+	var notReplicated error
+	if replicas > 0 {
+		if n, err := waited.Int64(); err != nil {
+			notReplicated = fmt.Errorf("%w: WAIT: %w", store.ErrNotReplicated, err)
+		} else if n < int64(replicas) {
+			notReplicated = fmt.Errorf("%w: %d of %d replicas acknowledged within %v", store.ErrNotReplicated, n, replicas, replicaWait)
+		}
+	}
+	for i, c := range batch {
+		res, err := cmds[i].Slice()
+		if err == nil && notReplicated != nil && c.replicas > 0 {
+			err = notReplicated
 		}
 		c.finish(res, err)
 	}
-	if reloaded {
-		_ = s.c.Publish(ctx, s.k.wake(), wake).Err()
+}
+
+// replicaWait bounds how long an accept waits for replicas.
+const replicaWait = time.Second
+
+// writer is the client a batch of accepts goes through. WAIT counts the
+// replicas that acknowledged the writes of the connection it is sent on,
+// so a batch that waits goes to the master of the store's slot directly
+// on a Redis Cluster, whose client would send WAIT, a command without a
+// key, to any node.
+func (s *Store) writer(ctx context.Context, wait bool) (redis.UniversalClient, error) {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok || !wait {
+		return s.c, nil
 	}
+	node, err := cc.MasterForKey(ctx, s.k.base)
+	if err != nil {
+		return nil, fmt.Errorf("the master of %s: %w", s.k.base, err)
+	}
+	return node, nil
 }
 
 func (c *acceptCall) finish(res []any, err error) {

@@ -129,7 +129,9 @@ func newClient(u *url.URL) (redis.UniversalClient, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return redis.NewClusterClient(opt), "Redis Cluster seeds " + strings.Join(opt.Addrs, ", "), nil
+	cc := redis.NewClusterClient(opt)
+	cc.AddHook(failoverHook{cc})
+	return cc, "Redis Cluster seeds " + strings.Join(opt.Addrs, ", "), nil
 }
 
 // New returns a store on client with keys under prefix (DefaultPrefix when
@@ -153,7 +155,8 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, err
 	}
-	return s.submit(ctx, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
+	return s.submit(ctx, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
+		keys: keys, args: args, done: make(chan struct{})})
 }
 
 func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
