@@ -197,3 +197,55 @@ func TestListIndexWithStaleEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestListPendingPastBudget: pending deliveries come from the queues while
+// these are small, and from the deliveries indexes once the backlog
+// outgrows the scan budget; both list every pending delivery once, in
+// order, and nothing else.
+func TestListPendingPastBudget(t *testing.T) {
+	ctx := t.Context()
+	for _, budget := range []int{4, defaultScanBudget} {
+		s := New(redistest.Client(t), redistest.Prefix(t))
+		s.scanBudget = budget
+		var pending []string
+		for i := range 20 {
+			at := base.Add(time.Duration(i) * time.Second)
+			e := store.Event{ID: store.NewID("evt", at), Hook: "orders", ReceivedAt: at}
+			d := store.Delivery{ID: store.NewID("dlv", at), Rule: "r", Action: []string{"crm", "erp"}[i%2], NextAttemptAt: at}
+			if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
+				t.Fatal(err)
+			}
+			pending = append(pending, d.ID)
+		}
+		// The two oldest of crm succeed.
+		for range 2 {
+			l := leaseOne(t, s, base.Add(time.Minute), "crm")
+			finishOne(t, s, l, base.Add(time.Minute), store.Outcome{Status: store.DeliverySucceeded})
+		}
+		pending = slices.Delete(pending, 0, 1)
+		pending = slices.Delete(pending, 1, 2)
+		slices.Reverse(pending)
+		f := store.DeliveryFilter{Status: store.DeliveryPending, Limit: 3}
+		var got []string
+		for calls := 0; ; calls++ {
+			if calls > 40 {
+				t.Fatal("paging does not end")
+			}
+			ds, next, err := s.ListDeliveries(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				got = append(got, d.ID)
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+		if diff := cmp.Diff(pending, got); diff != "" {
+			t.Errorf("budget %d: pending deliveries listed (-want +got):\n%s", budget, diff)
+		}
+		s.Close()
+	}
+}

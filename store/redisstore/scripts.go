@@ -540,8 +540,9 @@ return redis.call("LRANGE", KEYS[2], 0, -1)
 // from one or more sources, merged by id: the listing indexes the filter
 // names (events: those of the hook and status asked for; deliveries: those
 // of the hook and action), the dead index, or the action queues and lease
-// sets (pending and retrying deliveries, which are few compared with the
-// rest). A delivery is then checked against the whole filter. It examines
+// sets (pending and retrying deliveries, while they hold fewer than budget
+// ids; past that, the deliveries indexes). A delivery is then checked
+// against the whole filter. It examines
 // at most budget ids, so that a selective filter on a large store cannot
 // hold Redis for long: when the budget runs out the page may be short, and
 // next is the last id examined.
@@ -586,6 +587,25 @@ if ARGV[4] ~= "" then
 	lo = "[" .. ARGV[4]
 end
 
+-- Pending and retrying deliveries are listed from the queues while these
+-- hold fewer than budget ids: sorting them is then cheap. A larger backlog
+-- is walked through the deliveries indexes instead, newest first, each
+-- delivery's status checked, as for succeeded ones.
+local actions
+if from == "q" then
+	actions = redis.call("SMEMBERS", KEYS[2])
+	if action ~= "" then
+		actions = {action}
+	end
+	local total = 0
+	for _, a in ipairs(actions) do
+		total = total + redis.call("ZCARD", base .. "q:" .. a) + redis.call("ZCARD", base .. "lease:" .. a)
+	end
+	if total > budget then
+		from = "d"
+	end
+end
+
 -- The sources, and whether a record must be checked against the filter.
 local idxs, check = {}, true
 if from == "e" or from == "d" then
@@ -613,10 +633,6 @@ local queued
 if from == "q" then
 	queued = {}
 	local top, bottom = string.sub(hi, 2), string.sub(lo, 2)
-	local actions = redis.call("SMEMBERS", KEYS[2])
-	if action ~= "" then
-		actions = {action}
-	end
 	for _, a in ipairs(actions) do
 		for _, k in ipairs({base .. "q:" .. a, base .. "lease:" .. a}) do
 			for _, id in ipairs(redis.call("ZRANGE", k, 0, -1)) do
@@ -630,29 +646,42 @@ if from == "q" then
 end
 local qat = 1
 
--- batch returns the next n ids below hi, newest first.
-local function batch(n)
-	local all = {}
+-- The indexes are merged as they are read: each has a head, a chunk of its
+-- next ids, refilled when used up, and the next id is the largest of the
+-- heads. A page thus reads about the ids it examines, plus a chunk per
+-- index, however many indexes the filter names.
+local chunk = 64
+if not check and from ~= "x" then
+	chunk = math.min(chunk, limit + 1)
+end
+local heads = {}
+for i, k in ipairs(idxs) do
+	heads[i] = {key = k, ids = {}, at = 1, from = hi, done = false}
+end
+
+local function nextID()
 	if queued then
-		for i = qat, math.min(qat + n - 1, #queued) do
-			all[#all + 1] = queued[i]
-		end
-		qat = qat + #all
-		return all
+		qat = qat + 1
+		return queued[qat - 1]
 	end
-	for _, k in ipairs(idxs) do
-		for _, id in ipairs(redis.call("ZREVRANGEBYLEX", k, hi, lo, "LIMIT", 0, n)) do
-			all[#all + 1] = id
+	local best, bh = nil, nil
+	for _, h in ipairs(heads) do
+		if h.at > #h.ids and not h.done then
+			h.ids = redis.call("ZREVRANGEBYLEX", h.key, h.from, lo, "LIMIT", 0, chunk)
+			h.at, h.done = 1, #h.ids < chunk
+			if #h.ids > 0 then
+				h.from = "(" .. h.ids[#h.ids]
+			end
+		end
+		local id = h.ids[h.at]
+		if id and (not best or id > best) then
+			best, bh = id, h
 		end
 	end
-	if #idxs > 1 then
-		-- The first n of the merged ids are the n newest of all.
-		table.sort(all, function(a, b) return a > b end)
-		for i = #all, n + 1, -1 do
-			all[i] = nil
-		end
+	if bh then
+		bh.at = bh.at + 1
 	end
-	return all
+	return best
 end
 
 local function read(id)
@@ -679,32 +708,25 @@ end
 local out = {""}
 local found, seen, last = 0, 0, nil
 while true do
-	local n = math.min(256, budget - seen)
-	if not check and from ~= "q" and from ~= "x" then
-		n = math.min(n, limit + 1 - found)
-	end
-	local ids = batch(n)
-	if #ids == 0 then
+	local id = nextID()
+	if not id then
 		return out
 	end
-	for _, id in ipairs(ids) do
-		seen = seen + 1
-		local rec = read(id)
-		if rec then
-			if found == limit then
-				out[1] = last
-				return out
-			end
-			found, last = found + 1, id
-			out[#out + 1] = id
-			out[#out + 1] = rec
-		end
-		if seen >= budget then
-			out[1] = id
+	seen = seen + 1
+	local rec = read(id)
+	if rec then
+		if found == limit then
+			out[1] = last
 			return out
 		end
+		found, last = found + 1, id
+		out[#out + 1] = id
+		out[#out + 1] = rec
 	end
-	hi = "(" .. ids[#ids]
+	if seen >= budget then
+		out[1] = id
+		return out
+	end
 end
 `)
 
