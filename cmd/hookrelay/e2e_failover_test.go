@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,16 @@ import (
 	"github.com/hookrelay/hookrelay/internal/redistest"
 )
 
-// TestClusterFailover kills the master that holds the store while webhooks
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestClusterFailover kills (-9) the master that holds the store while webhooks
 // keep arriving, on a Redis Cluster of the test's own with a replica per
 // master: hookrelay answers 503 while the store's slot has no master,
 // never 2xx for an event it did not store, and takes events again once the
@@ -141,6 +151,18 @@ func TestClusterFailover(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+			// A replica takes over only once it has synced with its master:
+			// wait for that, as an operator would before a failure.
+			for start := time.Now(); ; {
+				info, err := master.Info(ctx, "replication").Result()
+				if err == nil && strings.Contains(info, "state=online") {
+					break
+				}
+				if time.Since(start) > 15*time.Second {
+					t.Fatalf("the master's replica did not sync:\n%s", info)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			// Kill the master, and once its replica has taken over, start it
 			// again: it comes back as the new master's replica, which
 			// durability: wait needs before it answers 2xx again.
@@ -154,11 +176,27 @@ func TestClusterFailover(t *testing.T) {
 			// Only what follows the kill counts: a cluster just created
 			// may refuse a first write or two while its replicas settle.
 			refused, lastFail, firstOK = 0, time.Time{}, time.Time{}
+			pid, err := os.ReadFile(filepath.Join(nodeDir, "redis.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			proc, err := os.FindProcess(atoi(t, strings.TrimSpace(string(pid))))
+			if err != nil {
+				t.Fatal(err)
+			}
 			killed := time.Now()
 			mu.Unlock()
-			_ = master.ShutdownNoSave(ctx).Err() // answered by closing the connection
+			if err := proc.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill -9 the master %s: %v", addr, err)
+			}
 			go func() {
-				for time.Since(killed) < 30*time.Second {
+				// Restarted empty before its replica took over, the old
+				// master would take its slots back without their data.
+				for {
+					if time.Since(killed) > 40*time.Second {
+						t.Errorf("no replica took over from %s in 40s", addr)
+						return
+					}
 					time.Sleep(200 * time.Millisecond)
 					m, err := cc.MasterForKey(context.Background(), prefix+":{p}:")
 					if err == nil && m.Options().Addr != addr && m.Ping(context.Background()).Err() == nil {
