@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -36,6 +38,30 @@ func TestBatchAfterScriptCacheFlush(t *testing.T) {
 		}
 		if _, err := s.Event(t.Context(), call.id); err != nil {
 			t.Errorf("Event(%s): %v", call.id, err)
+		}
+	}
+}
+
+// TestOpenLoadsScripts: a store opened on a fresh server finds the scripts
+// of the hot path already loaded.
+func TestOpenLoadsScripts(t *testing.T) {
+	u := redistest.Server(t)
+	s, err := Open(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var hashes []string
+	for _, sc := range []*redis.Script{acceptScript, leaseScript, finishScript, renewScript, releaseScript} {
+		hashes = append(hashes, sc.Hash())
+	}
+	got, err := s.c.ScriptExists(t.Context(), hashes...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range got {
+		if !ok {
+			t.Errorf("script %d is not loaded after Open", i)
 		}
 	}
 }

@@ -94,13 +94,17 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
-	}
 	s := New(c, prefix)
 	s.owned = true
 	s.plainBodies = !compress
+	if err := s.ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
+	}
+	if err := s.loadScripts(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("redisstore: load scripts on %s: %w", where, err)
+	}
 	if err := s.upgraded(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -320,8 +324,43 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]store.Attemp
 
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.c.Ping(ctx).Err(); err != nil {
+	if err := s.ping(ctx); err != nil {
 		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// ping asks the server that holds the store. On a Redis Cluster that is the
+// master of the store's slot: go-redis would ask every master, and one
+// that is down, holding nothing of the store, would fail it.
+func (s *Store) ping(ctx context.Context) error {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok {
+		return s.c.Ping(ctx).Err()
+	}
+	node, err := cc.MasterForKey(ctx, s.k.base)
+	if err != nil {
+		return err
+	}
+	return node.Ping(ctx).Err()
+}
+
+// loadScripts loads the scripts of the hot path into the script cache of
+// the server that holds the store, so that the first accepts and leases
+// after a start do not each find them missing and send them again.
+func (s *Store) loadScripts(ctx context.Context) error {
+	var c redis.Scripter = s.c
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, s.k.base)
+		if err != nil {
+			return err
+		}
+		c = node
+	}
+	for _, sc := range []*redis.Script{acceptScript, leaseScript, finishScript, renewScript, releaseScript} {
+		if err := sc.Load(ctx, c).Err(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
