@@ -6,8 +6,9 @@ import "github.com/redis/go-redis/v9"
 // takes one round trip. Times are unix milliseconds. Events are strings
 // (codec.go). Delivery hashes hold the fields evt, hook, rule, action,
 // status, n (attempts), due, lease, token, err, created and updated (and
-// id, in those stored by earlier versions); action state hashes hold action, paused,
-// breaker, failures, opens, blocked, changed, err and version; see codec.go.
+// id, in those stored by earlier versions); action state hashes hold
+// action, paused, breaker, failures, opens, blocked, changed, err and
+// version; see codec.go.
 //
 // A delivery waiting for an attempt is in its action's queue
 // (<base>q:<action>) scored by its due time; a leased one is in its
