@@ -24,7 +24,7 @@ import (
 var configFiles embed.FS
 
 // storeNames are the stores hookrelay is measured on, as the report names them.
-var storeNames = map[string]string{"sqlite": "SQLite", "redis": "Redis"}
+var storeNames = map[string]string{"sqlite": "SQLite", "redis": "Redis", "cluster": "Redis Cluster"}
 
 const (
 	hookPath = "/hooks/catch/bench"
@@ -49,6 +49,8 @@ type bench struct {
 	recv     *receiver
 	redis    *redis.Client
 	redisP   *proc
+	cluster  string               // the redis+cluster:// URL of the cluster it started
+	clusterC *redis.ClusterClient // to empty it between phases
 	nlog     int
 	rep      *report
 }
@@ -140,6 +142,40 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	if slices.Contains(b.o.Stores, "cluster") {
+		if err := b.startCluster(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clusterScript starts and stops the local Redis Cluster.
+func (b *bench) clusterScript() string { return filepath.Join(b.root, "scripts", "redis-cluster.sh") }
+
+// startCluster starts a Redis Cluster of three masters and three replicas
+// on loopback (scripts/redis-cluster.sh), stopped by close.
+func (b *bench) startCluster(ctx context.Context) error {
+	start := exec.CommandContext(ctx, "bash", b.clusterScript(), "start")
+	start.Env = append(slices.Clone(b.env), "REDIS_CLUSTER_PORT=")
+	var stderr strings.Builder
+	start.Stderr = &stderr
+	out, err := start.Output()
+	if err != nil {
+		return fmt.Errorf("the Redis Cluster runs need redis-server and redis-cli on PATH (or run without cluster in -stores): %w\n%s", err, stderr.String())
+	}
+	b.cluster = strings.TrimSpace(string(out))
+	opt, err := redis.ParseClusterURL(strings.Replace(b.cluster, "redis+cluster://", "redis://", 1))
+	if err != nil {
+		return fmt.Errorf("the cluster script printed %q: %w", b.cluster, err)
+	}
+	b.clusterC = redis.NewClusterClient(opt)
+	if b.rep.Machine.Redis == "" || b.rep.Machine.Redis == "not used" {
+		if out, err := exec.CommandContext(ctx, "redis-server", "--version").Output(); err == nil {
+			b.rep.Machine.Redis = redisVersion(string(out))
+		}
+	}
+	b.logf("Redis Cluster (3 masters, 3 replicas) at %s", b.cluster)
 	return nil
 }
 
@@ -189,6 +225,13 @@ func (b *bench) close() {
 	if b.redis != nil {
 		b.redis.Close()
 	}
+	if b.clusterC != nil {
+		b.clusterC.Close()
+		port, _, _ := strings.Cut(strings.TrimPrefix(b.cluster, "redis+cluster://127.0.0.1:"), "?")
+		if out, err := exec.Command("bash", b.clusterScript(), "stop", port).CombinedOutput(); err != nil {
+			fmt.Fprintln(b.progress, "bench: stopping the Redis Cluster:", err, string(out))
+		}
+	}
 	if b.recv != nil {
 		b.recv.close()
 	}
@@ -206,16 +249,25 @@ func (b *bench) logPath(name string) string {
 
 // storeURL names a fresh store for one phase of one backend.
 func (b *bench) storeURL(store, tag string) string {
-	if store == "redis" {
+	switch store {
+	case "redis":
 		return fmt.Sprintf("redis://%s/0?prefix=bench-%s", b.redis.Options().Addr, tag)
+	case "cluster":
+		return b.cluster + "&prefix=bench-" + tag
 	}
 	return "sqlite://" + filepath.Join(b.tmp, "data", tag+".db")
 }
 
 // dropStore frees what a phase stored, so that the next starts afresh.
 func (b *bench) dropStore(ctx context.Context, store, tag string) {
-	if store == "redis" {
+	switch store {
+	case "redis":
 		_ = b.redis.FlushDB(ctx).Err()
+		return
+	case "cluster":
+		_ = b.clusterC.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.FlushDB(ctx).Err()
+		})
 		return
 	}
 	for _, suffix := range []string{"", "-wal", "-shm"} {

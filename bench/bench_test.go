@@ -8,11 +8,66 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
+
+// TestSmokeCluster runs intake and drain with tiny numbers on a Redis
+// Cluster the benchmark starts itself, and checks that it is stopped
+// afterwards.
+func TestSmokeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts hookrelay, the baseline and a Redis Cluster")
+	}
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not on PATH: %v", bin, err)
+			}
+			t.Skipf("%s is not on PATH: %v", bin, err)
+		}
+	}
+	o := options{Duration: time.Second, Rounds: 1, Warmup: 200 * time.Millisecond, Conns: 16, BodySize: 1024,
+		Backlog: 500, Rate: 100, LatencyFor: 2 * time.Second, SlowShare: 0.1, Settle: 200 * time.Millisecond,
+		Timeout: 20 * time.Second, Stores: []string{"cluster"}, Phases: []string{"intake", "drain"}}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	progress := &logWriter{t: t}
+	rep, err := run(ctx, o, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems() {
+		t.Errorf("problem: %s", p)
+	}
+	if len(rep.Intake) != 3 {
+		t.Errorf("%d intake results, want 3 (baseline, relay off and on)", len(rep.Intake))
+	}
+	if len(rep.Drain) != 1 || !rep.Drain[0].Complete || rep.Drain[0].Lost != 0 || rep.Drain[0].DupKeys != 0 {
+		t.Errorf("drain on the cluster: %+v", rep.Drain)
+	}
+	if !strings.Contains(rep.Markdown(), "Redis Cluster") {
+		t.Errorf("the report does not name the cluster:\n%s", rep.Markdown())
+	}
+	// The cluster is gone: the script keeps its state under a folder per
+	// base port, removed on stop.
+	out := progress.String()
+	i := strings.Index(out, "redis+cluster://127.0.0.1:")
+	if i < 0 {
+		t.Fatalf("the progress log names no cluster:\n%s", out)
+	}
+	port, _, _ := strings.Cut(out[i+len("redis+cluster://127.0.0.1:"):], "?")
+	dir := filepath.Join(os.TempDir(), "hookrelay-redis-cluster-"+port)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the cluster's folder %s is still there (%v): it was not stopped", dir, err)
+	}
+}
 
 // TestSmoke runs the whole benchmark with tiny numbers. It proves that every
 // phase still produces figures and that nothing was lost or duplicated on
@@ -208,4 +263,11 @@ func (w *logWriter) tmpDir() string {
 	}
 	dir, _, _ := strings.Cut(after, "\n")
 	return strings.TrimSpace(dir)
+}
+
+// String is everything the run has logged so far.
+func (w *logWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sb.String()
 }

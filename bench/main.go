@@ -36,7 +36,7 @@ func main() {
 	flag.Float64Var(&o.SlowShare, "slow-share", o.SlowShare, "share of events the isolation run routes to the action that never answers")
 	flag.DurationVar(&o.Settle, "settle", o.Settle, "wait after the last expected delivery, so that late duplicates are counted")
 	flag.DurationVar(&o.Timeout, "timeout", o.Timeout, "the longest a backlog may take to be accepted or to be delivered")
-	stores := flag.String("stores", strings.Join(o.Stores, ","), "stores to run hookrelay on: sqlite, redis or both")
+	stores := flag.String("stores", strings.Join(o.Stores, ","), "stores to run hookrelay on: sqlite, redis and cluster (a local Redis Cluster it starts, with scripts/redis-cluster.sh)")
 	phases := flag.String("phases", strings.Join(o.Phases, ","), "measurements to run: intake (with the baseline the ratios need), drain, latency, isolation")
 	out := flag.String("out", "", "also write the report to this file (e.g. docs/performance.md)")
 	flag.Parse()
@@ -124,7 +124,7 @@ func (o options) check() error {
 	}
 	for _, s := range o.Stores {
 		if _, ok := storeNames[s]; !ok {
-			return fmt.Errorf("-stores: unknown store %q (use sqlite, redis)", s)
+			return fmt.Errorf("-stores: unknown store %q (use sqlite, redis, cluster)", s)
 		}
 	}
 	if len(o.Phases) == 0 {
