@@ -200,8 +200,12 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.queues(), s.k.event(e.ID),
 		s.k.eventIndex(e.Hook, e.Status), s.k.indexes())
 	names := indexNames(ds, eventIndexName(e.Hook, e.Status))
-	args := make([]any, 0, 7+len(names)+len(ds)*24)
-	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, len(names))
+	args := make([]any, 0, 8+len(names)+len(ds)*24)
+	waits := "0"
+	if a.WaitReplicas > 0 {
+		waits = "1"
+	}
+	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
 	keys, args = s.enqueueArgs(keys, args, ds)
 	return keys, args, nil

@@ -64,6 +64,36 @@ func TestAcceptWaitsForReplicas(t *testing.T) {
 		t.Fatalf("the replica does not hold the event Accept returned: exists = %d, %v", n, err)
 	}
 
+	// A duplicate answered while waiting writes too (it renews the key's
+	// time to live), so that the WAIT after it also covers the original it
+	// names, which another connection may have written a moment ago;
+	// without waiting it writes nothing.
+	idem, err := master.Keys(ctx, "hr:{p}:idem:*").Result()
+	if err != nil || len(idem) != 1 {
+		t.Fatalf("idempotency keys: %v, %v", idem, err)
+	}
+	for _, tt := range []struct {
+		replicas int
+		writes   bool
+	}{{0, false}, {1, true}} {
+		time.Sleep(20 * time.Millisecond)
+		before, err := master.PTTL(ctx, idem[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dup, err := accept("k1", tt.replicas)
+		if err != nil || !dup.Duplicate || dup.EventID != res.EventID {
+			t.Fatalf("duplicate (waiting for %d) = %+v, %v", tt.replicas, dup, err)
+		}
+		after, err := master.PTTL(ctx, idem[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrote := after > before; wrote != tt.writes {
+			t.Errorf("a duplicate waiting for %d replicas wrote = %v (time to live %v, then %v), want %v", tt.replicas, wrote, before, after, tt.writes)
+		}
+	}
+
 	// Without a replica, waiting fails in time, and the event is on the master.
 	_ = replica.ShutdownNoSave(ctx).Err() // answered by closing the connection
 	start := time.Now()

@@ -80,7 +80,9 @@ end
 //	ARGV[3]    key window ends at; "0" to skip the idempotency check
 //	ARGV[4]    how long Redis keeps the idempotency key (ms)
 //	ARGV[5]    the event's stored string, its deliveries' records included
-//	ARGV[6]    m: number of index names that follow (members of KEYS[5])
+//	ARGV[6]    "1" when the caller waits for replicas: a duplicate then
+//	           writes too (see the script)
+//	ARGV[7]    m: number of index names that follow (members of KEYS[5])
 //	then       f: number of arguments per delivery, and per delivery
 //	           its id, its due time, its action and f-3 field/value
 //	           arguments
@@ -93,6 +95,11 @@ if ARGV[3] ~= "0" then
 	if held then
 		local id, exp = string.match(held, "^(.*)|(%d+)$")
 		if id and tonumber(exp) > tonumber(ARGV[2]) then
+			if ARGV[6] == "1" then
+				-- A write of its own, replicated after the original's, so
+				-- that the caller's WAIT covers the original too.
+				redis.call("PEXPIRE", KEYS[1], ARGV[4])
+			end
 			return {id, 1}
 		end
 		redis.call("SET", KEYS[1], val, "PX", ARGV[4])
@@ -100,9 +107,9 @@ if ARGV[3] ~= "0" then
 end
 redis.call("SET", KEYS[3], ARGV[5])
 redis.call("ZADD", KEYS[4], 0, ARGV[1])
-local m = tonumber(ARGV[6])
-redis.call("SADD", KEYS[5], unpack(ARGV, 7, 6 + m))
-local at = 7 + m
+local m = tonumber(ARGV[7])
+redis.call("SADD", KEYS[5], unpack(ARGV, 8, 7 + m))
+local at = 8 + m
 local queues, first = 2, 6
 ` + enqueueLua + `return {ARGV[1], 0}
 `)
