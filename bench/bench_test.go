@@ -15,6 +15,25 @@ import (
 	"time"
 )
 
+// tinyOptions are the smoke tests' options: every phase, with tiny numbers.
+func tinyOptions() options {
+	return options{
+		Duration:   time.Second,
+		Rounds:     1,
+		Warmup:     200 * time.Millisecond,
+		Conns:      16,
+		BodySize:   1024,
+		Backlog:    500,
+		Rate:       100,
+		LatencyFor: 2 * time.Second,
+		SlowShare:  0.1,
+		Settle:     200 * time.Millisecond,
+		Timeout:    20 * time.Second,
+		Stores:     []string{"sqlite", "redis"},
+		Phases:     defaultOptions().Phases,
+	}
+}
+
 // TestSmokeCluster runs intake and drain with tiny numbers on a Redis
 // Cluster the benchmark starts itself, and checks that it is stopped
 // afterwards.
@@ -30,9 +49,8 @@ func TestSmokeCluster(t *testing.T) {
 			t.Skipf("%s is not on PATH: %v", bin, err)
 		}
 	}
-	o := options{Duration: time.Second, Rounds: 1, Warmup: 200 * time.Millisecond, Conns: 16, BodySize: 1024,
-		Backlog: 500, Rate: 100, LatencyFor: 2 * time.Second, SlowShare: 0.1, Settle: 200 * time.Millisecond,
-		Timeout: 20 * time.Second, Stores: []string{"cluster"}, Phases: []string{"intake", "drain"}}
+	o := tinyOptions()
+	o.Stores, o.Phases = []string{"cluster"}, []string{"intake", "drain"}
 	if err := o.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,21 +100,7 @@ func TestSmoke(t *testing.T) {
 		}
 		t.Skipf("redis-server is not on PATH: %v", err)
 	}
-	o := options{
-		Duration:   time.Second,
-		Rounds:     1,
-		Warmup:     200 * time.Millisecond,
-		Conns:      16,
-		BodySize:   1024,
-		Backlog:    500,
-		Rate:       100,
-		LatencyFor: 2 * time.Second,
-		SlowShare:  0.1,
-		Settle:     200 * time.Millisecond,
-		Timeout:    20 * time.Second,
-		Stores:     []string{"sqlite", "redis"},
-		Phases:     defaultOptions().Phases,
-	}
+	o := tinyOptions()
 	if err := o.check(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +25,62 @@ func inIndexes(t *testing.T, s *Store, id string, keys ...string) []string {
 		}
 	}
 	return in
+}
+
+// followPages lists page after page, each from the previous page's next,
+// until next is empty, and returns the ids listed and each page's size.
+func followPages(t *testing.T, list func(cursor string) (ids []string, next string, err error)) ([]string, []int) {
+	t.Helper()
+	var all []string
+	var sizes []int
+	cursor := ""
+	for calls := 0; ; calls++ {
+		if calls > 100 {
+			t.Fatal("paging does not end")
+		}
+		ids, next, err := list(cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ids...)
+		sizes = append(sizes, len(ids))
+		if next == "" {
+			return all, sizes
+		}
+		if cursor != "" && next >= cursor {
+			t.Fatalf("next %q does not move below the cursor %q", next, cursor)
+		}
+		cursor = next
+	}
+}
+
+// listedDeliveries lists deliveries with f, following every cursor.
+func listedDeliveries(t *testing.T, s *Store, f store.DeliveryFilter) ([]string, []int) {
+	t.Helper()
+	return followPages(t, func(cursor string) ([]string, string, error) {
+		f.Cursor = cursor
+		ds, next, err := s.ListDeliveries(t.Context(), f)
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		return ids, next, err
+	})
+}
+
+// listedEvents lists events with f, following every cursor.
+func listedEvents(t *testing.T, s *Store, f store.EventFilter) []string {
+	t.Helper()
+	ids, _ := followPages(t, func(cursor string) ([]string, string, error) {
+		f.Cursor = cursor
+		evs, next, err := s.ListEvents(t.Context(), f)
+		ids := make([]string, len(evs))
+		for i, e := range evs {
+			ids[i] = e.ID
+		}
+		return ids, next, err
+	})
+	return ids
 }
 
 // TestIndexesFollowRecords walks one delivery through every status and an
@@ -137,29 +192,7 @@ func TestListWithinScanBudget(t *testing.T) {
 		finishOne(t, s, l, base.Add(time.Minute), store.Outcome{Status: store.DeliverySucceeded})
 	}
 	slices.Reverse(ids)
-	f := store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: 2}
-	var got []string
-	var pages []int
-	for calls := 0; ; calls++ {
-		if calls > 20 {
-			t.Fatal("paging does not end")
-		}
-		ds, next, err := s.ListDeliveries(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages = append(pages, len(ds))
-		for _, d := range ds {
-			got = append(got, d.ID)
-		}
-		if next == "" {
-			break
-		}
-		if !strings.HasPrefix(next, "dlv_") || (f.Cursor != "" && next >= f.Cursor) {
-			t.Fatalf("next %q does not move below the cursor %q", next, f.Cursor)
-		}
-		f.Cursor = next
-	}
+	got, pages := listedDeliveries(t, s, store.DeliveryFilter{Status: store.DeliverySucceeded, Limit: 2})
 	if diff := cmp.Diff(ids[16:], got); diff != "" {
 		t.Errorf("deliveries listed (-want +got):\n%s", diff)
 	}
@@ -225,24 +258,7 @@ func TestListPendingPastBudget(t *testing.T) {
 		pending = slices.Delete(pending, 0, 1)
 		pending = slices.Delete(pending, 1, 2)
 		slices.Reverse(pending)
-		f := store.DeliveryFilter{Status: store.DeliveryPending, Limit: 3}
-		var got []string
-		for calls := 0; ; calls++ {
-			if calls > 40 {
-				t.Fatal("paging does not end")
-			}
-			ds, next, err := s.ListDeliveries(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range ds {
-				got = append(got, d.ID)
-			}
-			if next == "" {
-				break
-			}
-			f.Cursor = next
-		}
+		got, _ := listedDeliveries(t, s, store.DeliveryFilter{Status: store.DeliveryPending, Limit: 3})
 		if diff := cmp.Diff(pending, got); diff != "" {
 			t.Errorf("budget %d: pending deliveries listed (-want +got):\n%s", budget, diff)
 		}

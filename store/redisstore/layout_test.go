@@ -146,21 +146,8 @@ func TestUpgradeFromEventHashes(t *testing.T) {
 				want = append(want, e.ID)
 			}
 		}
-		var got []string
-		for {
-			f.Limit = 1000
-			evs, next, err := s.ListEvents(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range evs {
-				got = append(got, e.ID)
-			}
-			if next == "" {
-				break
-			}
-			f.Cursor = next
-		}
+		f.Limit = 1000
+		got := listedEvents(t, s, f)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("ListEvents(%+v) after the upgrade (-want +got):\n%s", f, diff)
 		}
@@ -177,21 +164,8 @@ func TestUpgradeFromEventHashes(t *testing.T) {
 				}
 			}
 		}
-		var got []string
-		for {
-			f.Limit = 1000
-			ds, next, err := s.ListDeliveries(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range ds {
-				got = append(got, d.ID)
-			}
-			if next == "" {
-				break
-			}
-			f.Cursor = next
-		}
+		f.Limit = 1000
+		got, _ := listedDeliveries(t, s, f)
 		slices.SortFunc(want, func(a, b string) int { return strings.Compare(b, a) })
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("ListDeliveries(%+v) after the upgrade (-want +got):\n%s", f, diff)

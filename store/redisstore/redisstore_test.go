@@ -91,14 +91,21 @@ func openBench(b *testing.B) store.Store {
 	return s
 }
 
-func TestOpen(t *testing.T) {
+// storeURL is the test server's URL naming a prefix of the test's own,
+// and the prefix.
+func storeURL(t *testing.T) (string, string) {
 	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	s, err := redisstore.Open(t.Context(), url+sep+"prefix="+prefix)
+	return url + sep + "prefix=" + prefix, prefix
+}
+
+func TestOpen(t *testing.T) {
+	url, prefix := storeURL(t)
+	s, err := redisstore.Open(t.Context(), url)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -118,18 +125,13 @@ func TestOpen(t *testing.T) {
 // TestOpenCompressOff: compress=off stores a body that would compress as
 // it came.
 func TestOpenCompressOff(t *testing.T) {
-	url := redistest.URL(t)
-	prefix := redistest.Prefix(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
+	url, prefix := storeURL(t)
 	body := []byte(`{"items":"` + strings.Repeat("riesling ", 200) + `"}`)
 	for _, tt := range []struct {
 		query  string
 		packed bool
 	}{{"", true}, {"&compress=zstd", true}, {"&compress=off", false}} {
-		s, err := redisstore.Open(t.Context(), url+sep+"prefix="+prefix+tt.query)
+		s, err := redisstore.Open(t.Context(), url+tt.query)
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
