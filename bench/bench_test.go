@@ -34,6 +34,28 @@ func tinyOptions() options {
 	}
 }
 
+// runTiny runs the benchmark with o and fails the test on any problem it
+// reports.
+func runTiny(t *testing.T, o options) (*report, *logWriter) {
+	t.Helper()
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	// The phases take some 20 s; the rest of the bound is for building
+	// hookrelay when the build cache is cold.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	progress := &logWriter{t: t}
+	rep, err := run(ctx, o, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems() {
+		t.Errorf("problem: %s", p)
+	}
+	return rep, progress
+}
+
 // TestSmokeCluster runs intake and drain with tiny numbers on a Redis
 // Cluster the benchmark starts itself, and checks that it is stopped
 // afterwards.
@@ -51,19 +73,7 @@ func TestSmokeCluster(t *testing.T) {
 	}
 	o := tinyOptions()
 	o.Stores, o.Phases = []string{"cluster"}, []string{"intake", "drain"}
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	progress := &logWriter{t: t}
-	rep, err := run(ctx, o, progress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range rep.Problems() {
-		t.Errorf("problem: %s", p)
-	}
+	rep, progress := runTiny(t, o)
 	if len(rep.Intake) != 3 {
 		t.Errorf("%d intake results, want 3 (baseline, relay off and on)", len(rep.Intake))
 	}
@@ -101,21 +111,7 @@ func TestSmoke(t *testing.T) {
 		t.Skipf("redis-server is not on PATH: %v", err)
 	}
 	o := tinyOptions()
-	if err := o.check(); err != nil {
-		t.Fatal(err)
-	}
-	// The phases take some 20 s; the rest of the bound is for building
-	// hookrelay when the build cache is cold.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	progress := &logWriter{t: t}
-	rep, err := run(ctx, o, progress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range rep.Problems() {
-		t.Errorf("problem: %s", p)
-	}
+	rep, progress := runTiny(t, o)
 
 	// Everything the run started is gone.
 	if dir := progress.tmpDir(); dir == "" {
