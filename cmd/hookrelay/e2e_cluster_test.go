@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -102,4 +108,88 @@ func TestServeRefusesBadCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterTwoProcesses sends 10,000 events through two hookrelay
+// processes sharing a store on the Redis Cluster: every event is delivered
+// exactly once (one request per Idempotency-Key, none missing), whichever
+// process took it and whichever delivered it. It reports how the store's
+// keys sit on the cluster's masters.
+func TestClusterTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 10,000 events through two processes")
+	}
+	const events = 10000
+	storeURL, prefix := clusterStore(t)
+	cfg := relayConfig(t, `
+  - name: all
+    when: "true"
+    actions: [out]
+`, `
+  out:
+    url: ${DEMO_API_URL}/out
+    body: {n: "{{ body.n }}"}
+    concurrency: 32
+`)
+	rc := newReceiver(t)
+	srvs := []*server{
+		start(t, serverOpts{store: storeURL, api: rc.URL, config: cfg}),
+		start(t, serverOpts{store: storeURL, api: rc.URL, config: cfg}),
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for n := g; n < events; n += 8 {
+				body := fmt.Appendf(nil, `{"n":%d}`, n)
+				resp, err := client.Post(srvs[n%2].url(relayHook), "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d events were not answered 202", n, events)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(rc.on("/out")) < events && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a late duplicate would arrive by now
+	reqs := rc.on("/out")
+	keys, ns := map[string]int{}, map[float64]int{}
+	for _, r := range reqs {
+		keys[r.Header.Get("Idempotency-Key")]++
+		ns[jsonBody(t, r.Body)["n"].(float64)]++
+	}
+	if len(reqs) != events || len(keys) != events || len(ns) != events {
+		t.Errorf("%d requests for %d Idempotency-Keys and %d events, want %d of each, each once", len(reqs), len(keys), len(ns), events)
+	}
+
+	cc := redistest.ClusterClient(t)
+	var mu sync.Mutex
+	per := map[string]int{}
+	err := cc.ForEachMaster(t.Context(), func(ctx context.Context, c *redis.Client) error {
+		n := 0
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+		}
+		mu.Lock()
+		per[c.Options().Addr] = n
+		mu.Unlock()
+		return iter.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the store's keys per master: %v (one slot until the keyspace is partitioned)", per)
 }
