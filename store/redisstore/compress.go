@@ -21,13 +21,20 @@ const minCompress = 256
 // above any body the gateway accepts.
 const maxBody = 64 << 20
 
+// The encoder and decoder are safe for concurrent use through EncodeAll and
+// DecodeAll. Their options are constants: an error making them is a bug.
 var (
-	// The encoder and decoder are safe for concurrent use through
-	// EncodeAll and DecodeAll.
-	bodyEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true),
-		zstd.WithEncoderCRC(false))
-	bodyDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBody), zstd.WithDecoderConcurrency(0))
+	bodyEncoder = must(zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderCRC(false)))
+	bodyDecoder = must(zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBody), zstd.WithDecoderConcurrency(0)))
 )
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic("redisstore: zstd: " + err.Error())
+	}
+	return v
+}
 
 // compressBody returns the body to store and whether it is compressed.
 func compressBody(body []byte) ([]byte, bool) {
