@@ -110,17 +110,22 @@ func (s *Store) runBatch(batch []*acceptCall) {
 		}
 		return nil
 	})
-	reloaded := false
+	type result struct {
+		res []any
+		err error
+	}
+	results := make([]result, len(batch))
+	reloaded, failed := false, false
 	for i, c := range batch {
-		res, err := cmds[i].Slice()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		r := &results[i]
+		r.res, r.err = cmds[i].Slice()
+		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
 			// The script cache was flushed: Run loads it again, and the
 			// wake-up and WAIT above came before these writes.
-			res, err = acceptScript.Run(ctx, client, c.keys, c.args...).Slice()
+			r.res, r.err = acceptScript.Run(ctx, client, c.keys, c.args...).Slice()
 			reloaded = true
 		}
-		cmds[i].SetVal(res)
-		cmds[i].SetErr(err)
+		failed = failed || r.err != nil
 	}
 	if reloaded {
 		if wake > 0 {
@@ -130,31 +135,35 @@ func (s *Store) runBatch(batch []*acceptCall) {
 			waited = client.Do(ctx, "WAIT", replicas, replicaWait.Milliseconds())
 		}
 	}
-	if cc, ok := s.c.(*redis.ClusterClient); ok && client != s.c {
+	if cc, ok := s.c.(*redis.ClusterClient); ok && failed && client != s.c {
 		// Sent past the cluster client, a failed batch does not tell it
 		// that the slot may have moved: the next batch asks it afresh.
-		for _, cmd := range cmds {
-			if cmd.Err() != nil {
-				cc.ReloadState(ctx)
-				break
-			}
-		}
+		cc.ReloadState(ctx)
 	}
 	var notReplicated error
 	if replicas > 0 {
-		if n, err := waited.Int64(); err != nil {
-			notReplicated = fmt.Errorf("%w: WAIT: %w", store.ErrNotReplicated, err)
-		} else if n < int64(replicas) {
-			notReplicated = fmt.Errorf("%w: %d of %d replicas acknowledged within %v", store.ErrNotReplicated, n, replicas, replicaWait)
-		}
+		notReplicated = replicated(waited, replicas)
 	}
 	for i, c := range batch {
-		res, err := cmds[i].Slice()
-		if err == nil && notReplicated != nil && c.replicas > 0 {
-			err = notReplicated
+		r := results[i]
+		if r.err == nil && notReplicated != nil && c.replicas > 0 {
+			r.err = notReplicated
 		}
-		c.finish(res, err)
+		c.finish(r.res, r.err)
 	}
+}
+
+// replicated reads the answer to WAIT for replicas: nil when enough of them
+// acknowledged, else store.ErrNotReplicated saying why.
+func replicated(waited *redis.Cmd, replicas int) error {
+	n, err := waited.Int64()
+	if err != nil {
+		return fmt.Errorf("%w: WAIT: %w", store.ErrNotReplicated, err)
+	}
+	if n < int64(replicas) {
+		return fmt.Errorf("%w: %d of %d replicas acknowledged within %v", store.ErrNotReplicated, n, replicas, replicaWait)
+	}
+	return nil
 }
 
 // replicaWait bounds how long an accept waits for replicas.
