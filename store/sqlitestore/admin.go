@@ -25,6 +25,9 @@ func (f *filter) add(cond string, arg any) {
 	f.args = append(f.args, arg)
 }
 
+// also adds a condition that takes no argument.
+func (f *filter) also(cond string) { f.where = append(f.where, cond) }
+
 func (f *filter) sql() string {
 	if len(f.where) == 0 {
 		return ""
@@ -106,6 +109,11 @@ func deliveriesQuery(f store.DeliveryFilter, limit int) (string, []any) {
 	}
 	if f.Status != "" {
 		q.add("status = ?", string(f.Status))
+		if f.Status != store.DeliverySucceeded {
+			// The condition of deliveries_open_id, as its migration
+			// writes it.
+			q.also("status <> 'succeeded'")
+		}
 	}
 	if f.Cursor != "" {
 		q.add("id < ?", f.Cursor)

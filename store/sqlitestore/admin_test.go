@@ -97,7 +97,9 @@ func TestListUsesIndexes(t *testing.T) {
 		{"events of a hook", events(store.EventFilter{Hook: "h", Cursor: "evt" + cursor[3:]}), "events_hook_id"},
 		{"ignored events", events(store.EventFilter{Status: store.EventIgnored}), "events_status_id"},
 		{"events of a hook in a window", events(store.EventFilter{Hook: "h", Since: base, Until: base.Add(time.Hour)}), "events_hook_id"},
-		{"dead deliveries", deliveries(store.DeliveryFilter{Status: store.DeliveryDead, Cursor: cursor}), "deliveries_status_id"},
+		{"dead deliveries", deliveries(store.DeliveryFilter{Status: store.DeliveryDead, Cursor: cursor}), "deliveries_open_id"},
+		{"pending deliveries", deliveries(store.DeliveryFilter{Status: store.DeliveryPending}), "deliveries_open_id"},
+		{"succeeded deliveries", deliveries(store.DeliveryFilter{Status: store.DeliverySucceeded}), "sqlite_autoindex_deliveries_1"},
 		{"deliveries of an action", deliveries(store.DeliveryFilter{Action: "crm"}), "deliveries_action_id"},
 		{"deliveries of a hook", deliveries(store.DeliveryFilter{Hook: "h"}), "deliveries_hook_id"},
 		{"keys", func() (string, []any) {
