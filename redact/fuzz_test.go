@@ -49,7 +49,7 @@ func FuzzRedact(f *testing.F) {
 		// It is only looked for when nothing else shown could hold it.
 		// (as written, query-escaped, or JSON-escaped: a name "\x1000" is
 		// shown as "\u001000", which holds a value "001000").
-		for _, other := range []string{Mask, name, secret, credName, "prefix suffix deep free text and trailing note: end id"} {
+		for _, other := range []string{Mask, name, "x-" + name, secret, credName, "prefix suffix deep free text and trailing note: end id"} {
 			quoted, _ := json.Marshal(other)
 			if strings.Contains(other, credValue) || strings.Contains(url.QueryEscape(other), credValue) || strings.Contains(string(quoted), credValue) {
 				credValue = ""
