@@ -24,7 +24,10 @@ import (
 //
 //   - a value may not be empty (the request would go to another path),
 //   - a value may not contain "/" or "\" in any reading,
-//   - a segment holding a value may not read as dots only in any reading.
+//   - a segment holding a value may not read as dots only in any reading,
+//     nor hold more "/" or "\" in any reading than its literal text alone:
+//     values harmless one by one may join into an escape ("%2" and "F"
+//     make "%2F" to a receiver that decodes twice).
 //
 // Literal text cannot combine with a value into an escape: a '%' in the
 // literal path must begin a complete %XX escape, checked at load, and a
@@ -169,51 +172,67 @@ func (a *Action) renderPath(env rules.Env) (string, error) {
 	if err != nil {
 		return "", permanent("url", err)
 	}
-	var b strings.Builder
-	type span struct {
-		from, to int
-		expr     string
-	}
-	var values []span
+	// b is the URL; skel is the same with each value as "v", so that a
+	// segment's readings can be set against what its literal text alone
+	// reads as. Escaped values hold no '/', so both have the same segments.
+	var b, skel strings.Builder
+	exprs := map[int][]string{} // segment index (from the origin) -> its values
 	for _, p := range pieces {
 		if !p.Value {
 			b.WriteString(p.Text)
+			skel.WriteString(p.Text)
 			continue
 		}
 		if why := checkPathValue(p.Text); why != "" {
 			return "", permanent("url", fmt.Errorf("the value of {{ %s }} %s", p.Expr, why))
 		}
-		from := b.Len()
+		// The value goes into the last segment written so far.
+		i := len(pathSegments(b.String(), a.origin)) - 1
+		exprs[i] = append(exprs[i], "{{ "+p.Expr+" }}")
 		b.WriteString(url.PathEscape(p.Text))
-		values = append(values, span{from, b.Len(), p.Expr})
+		skel.WriteString("v")
 	}
 	s := b.String()
-	end := len(s)
-	if i := strings.IndexByte(s[a.origin:], '#'); i >= 0 {
-		end = a.origin + i
-	}
-	// Walk the segments of the path; only those holding a value can have
-	// changed since the literal path was checked at load.
-	for from := a.origin; from < end; {
-		to := strings.IndexByte(s[from+1:end], '/')
-		if to < 0 {
-			to = end
-		} else {
-			to += from + 1
+	segs, skels := pathSegments(s, a.origin), pathSegments(skel.String(), a.origin)
+	for i, seg := range segs {
+		names := exprs[i]
+		if len(names) == 0 || i >= len(skels) {
+			continue
 		}
-		seg := strings.TrimPrefix(s[from:to], "/")
-		var exprs []string
-		for _, v := range values {
-			if v.from < to && v.to > from {
-				exprs = append(exprs, "{{ "+v.expr+" }}")
-			}
+		// The segment itself is not shown: it may hold anything the
+		// payload put there.
+		if dot := dotSegment(seg); dot != "" {
+			return "", permanent("url", fmt.Errorf("the path segment formed with %s reads as the dot segment %q to receivers: it would walk the path", strings.Join(names, " and "), dot))
 		}
-		if dot := dotSegment(seg); dot != "" && len(exprs) > 0 {
-			// The segment itself is not shown: beyond its dots it may hold
-			// anything the payload put there.
-			return "", permanent("url", fmt.Errorf("the path segment formed with %s reads as the dot segment %q to receivers: it would walk the path", strings.Join(exprs, " and "), dot))
+		// Values that are harmless one by one may join into an escape
+		// ("%2" and "F"): judge the segment as a whole too.
+		if slashesAdded(seg, skels[i]) {
+			return "", permanent("url", fmt.Errorf(`the path segment formed with %s contains "/" or "\" to receivers that decode it: it would leave its path segment`, strings.Join(names, " and ")))
 		}
-		from = to
 	}
 	return s, nil
+}
+
+// pathSegments splits the path of raw URL s, which starts at origin and
+// ends at a '#' or the end, into its segments (the first one after the
+// leading '/').
+func pathSegments(s string, origin int) []string {
+	p := s[min(origin, len(s)):]
+	if i := strings.IndexByte(p, '#'); i >= 0 {
+		p = p[:i]
+	}
+	return strings.Split(strings.TrimPrefix(p, "/"), "/")
+}
+
+// slashesAdded reports whether any reading of segment seg holds more '/'
+// or ” than the same reading of skel, the segment's literal text alone.
+func slashesAdded(seg, skel string) bool {
+	slashes := func(r string) int { return strings.Count(r, "/") + strings.Count(r, `\`) }
+	rs, ks := readings(seg), readings(skel)
+	for i, r := range rs {
+		if slashes(r) > slashes(ks[min(i, len(ks)-1)]) {
+			return true
+		}
+	}
+	return false
 }
