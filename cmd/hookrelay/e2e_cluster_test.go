@@ -20,13 +20,8 @@ import (
 // clusterStore names a store on the test Redis Cluster under a prefix of the
 // test's own.
 func clusterStore(t *testing.T) (url, prefix string) {
-	u := redistest.ClusterURL(t)
 	prefix = redistest.ClusterPrefix(t)
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	return u + sep + "prefix=" + prefix, prefix
+	return redistest.WithPrefix(redistest.ClusterURL(t), prefix), prefix
 }
 
 // TestClusterServe runs the real serve path on a Redis Cluster: a signed

@@ -54,7 +54,7 @@ func TestClusterFailover(t *testing.T) {
 			}
 			writeFile(t, cfg, "durability: "+durability+"\n"+string(b))
 			rc := newReceiver(t)
-			srv := start(t, serverOpts{store: clusterURL + "&prefix=" + prefix, api: rc.URL, config: cfg})
+			srv := start(t, serverOpts{store: redistest.WithPrefix(clusterURL, prefix), api: rc.URL, config: cfg})
 
 			opt, err := redis.ParseClusterURL(strings.Replace(clusterURL, "redis+cluster://", "redis://", 1))
 			if err != nil {

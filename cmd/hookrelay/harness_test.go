@@ -367,12 +367,7 @@ type storeBackend struct {
 func backends() []storeBackend {
 	return []storeBackend{
 		{"redis", func(t *testing.T) string {
-			u := redistest.URL(t)
-			sep := "?"
-			if strings.Contains(u, "?") {
-				sep = "&"
-			}
-			return u + sep + "prefix=" + redistest.Prefix(t)
+			return redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
 		}},
 		{"sqlite", func(t *testing.T) string {
 			return "sqlite://" + filepath.Join(t.TempDir(), "hookrelay.db")

@@ -19,7 +19,7 @@ import (
 
 // ClusterURL returns the redis+cluster:// URL that REDIS_CLUSTER_URL names,
 // once the cluster answers with every slot served, for starting a real
-// hookrelay with --store (add "&prefix=" + ClusterPrefix(t)).
+// hookrelay with --store (WithPrefix(ClusterURL(t), ClusterPrefix(t))).
 // scripts/redis-cluster.sh starts one and prints its URL. When the variable
 // is unset or the cluster cannot be reached the test is skipped, unless
 // CI=true: then it fails.

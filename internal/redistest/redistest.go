@@ -168,3 +168,13 @@ func Memory(t testing.TB) int64 {
 	t.Fatal("INFO memory has no used_memory")
 	return 0
 }
+
+// WithPrefix is the store URL rawURL (redis:// or redis+cluster://) with
+// the key prefix prefix added to its query.
+func WithPrefix(rawURL, prefix string) string {
+	sep := "?"
+	if strings.Contains(rawURL, "?") {
+		sep = "&"
+	}
+	return rawURL + sep + "prefix=" + prefix
+}

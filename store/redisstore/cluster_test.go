@@ -57,12 +57,7 @@ func openCluster(t *testing.T) *redisstore.Store {
 
 // clusterURL is the test cluster's URL with prefix.
 func clusterURL(t *testing.T, prefix string) string {
-	u := redistest.ClusterURL(t)
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	return u + sep + "prefix=" + prefix
+	return redistest.WithPrefix(redistest.ClusterURL(t), prefix)
 }
 
 func TestClusterOpen(t *testing.T) {

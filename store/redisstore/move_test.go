@@ -24,7 +24,7 @@ func TestMoveToCluster(t *testing.T) {
 	clusterURL := redistest.ClusterURL(t)
 	prefix := redistest.ClusterPrefix(t)
 	src := redistest.Server(t)
-	old, err := redisstore.Open(ctx, src+"?prefix="+prefix)
+	old, err := redisstore.Open(ctx, redistest.WithPrefix(src, prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestMoveToCluster(t *testing.T) {
 		t.Fatalf("redis-cli --cluster import: %v\n%s", err, out)
 	}
 
-	moved, err := redisstore.Open(ctx, clusterURL+"&prefix="+prefix)
+	moved, err := redisstore.Open(ctx, redistest.WithPrefix(clusterURL, prefix))
 	if err != nil {
 		t.Fatal(err)
 	}

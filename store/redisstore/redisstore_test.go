@@ -94,13 +94,8 @@ func openBench(b *testing.B) store.Store {
 // storeURL is the test server's URL naming a prefix of the test's own,
 // and the prefix.
 func storeURL(t *testing.T) (string, string) {
-	url := redistest.URL(t)
 	prefix := redistest.Prefix(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "prefix=" + prefix, prefix
+	return redistest.WithPrefix(redistest.URL(t), prefix), prefix
 }
 
 func TestOpen(t *testing.T) {

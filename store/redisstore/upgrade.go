@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // upgradeChunk is how many entries of the earlier due index one
@@ -18,25 +20,11 @@ const upgradeChunk = 500
 // layouts, and several processes may upgrade at once. Processes of an
 // earlier version must not write to the store meanwhile.
 func (s *Store) upgrade(ctx context.Context) error {
-	keys := []string{s.k.legacyDue(), s.k.queues()}
-	for {
-		left, err := upgradeScript.Run(ctx, s.c, keys, s.k.base, upgradeChunk).Int64()
-		if err != nil {
-			return fmt.Errorf("redisstore: upgrade the due index: %w", err)
-		}
-		if left == 0 {
-			break
-		}
+	if err := s.untilEmpty(ctx, upgradeScript, s.k.legacyDue(), s.k.queues()); err != nil {
+		return fmt.Errorf("redisstore: upgrade the due index: %w", err)
 	}
-	keys = []string{s.k.legacyEvents(), s.k.indexes()}
-	for {
-		left, err := layoutScript.Run(ctx, s.c, keys, s.k.base, upgradeChunk).Int64()
-		if err != nil {
-			return fmt.Errorf("redisstore: upgrade the events: %w", err)
-		}
-		if left == 0 {
-			break
-		}
+	if err := s.untilEmpty(ctx, layoutScript, s.k.legacyEvents(), s.k.indexes()); err != nil {
+		return fmt.Errorf("redisstore: upgrade the events: %w", err)
 	}
 	// What the earlier indexes still hold names records that no event
 	// lists: nothing to move.
@@ -51,6 +39,20 @@ func (s *Store) upgrade(ctx context.Context) error {
 		return fmt.Errorf("redisstore: upgrade: remove the earlier indexes: %w", err)
 	}
 	return nil
+}
+
+// untilEmpty runs an upgrade script, which moves a chunk out of the index
+// from and answers how much it still holds, until from is empty.
+func (s *Store) untilEmpty(ctx context.Context, script *redis.Script, from, to string) error {
+	for {
+		left, err := script.Run(ctx, s.c, []string{from, to}, s.k.base, upgradeChunk).Int64()
+		if err != nil {
+			return err
+		}
+		if left == 0 {
+			return nil
+		}
+	}
 }
 
 // upgraded runs upgrade once per store before the queues or listings are

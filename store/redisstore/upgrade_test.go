@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -73,13 +72,8 @@ func TestUpgradeFromDueIndex(t *testing.T) {
 
 			var s *Store
 			if how == "Open" {
-				url := redistest.URL(t)
-				sep := "?"
-				if strings.Contains(url, "?") {
-					sep = "&"
-				}
 				var err error
-				if s, err = Open(ctx, url+sep+"prefix="+prefix); err != nil {
+				if s, err = Open(ctx, redistest.WithPrefix(redistest.URL(t), prefix)); err != nil {
 					t.Fatal(err)
 				}
 				if n, _ := c.Exists(ctx, s.k.legacyDue()).Result(); n != 0 {
