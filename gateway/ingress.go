@@ -97,6 +97,12 @@ func (g *Gateway) catch(c *gin.Context) {
 	// makes them slow holds the request for at most its timeout.
 	env := rules.NewEnv(ev, body).Limit(cfg.Evaluation)
 	ev.IdempotencyKey = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
+	if ev.IdempotencyKey != "" {
+		// Every arrival of a key gets an id in the key's shard, so that a
+		// partitioned store holds them where it holds the key.
+		ev.ID = store.InShard(ev.ID, store.KeyShard(hook.Name, ev.IdempotencyKey))
+		env.Event.ID = ev.ID
+	}
 
 	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
@@ -110,7 +116,7 @@ func (g *Gateway) catch(c *gin.Context) {
 	deliveries := make([]store.Delivery, 0, len(matches))
 	for _, m := range matches {
 		deliveries = append(deliveries, store.Delivery{
-			ID:            store.NewID("dlv", now),
+			ID:            store.NewDeliveryID(ev.ID, now),
 			EventID:       ev.ID,
 			Hook:          hook.Name,
 			Rule:          m.Rule,

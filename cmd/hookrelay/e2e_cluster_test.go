@@ -42,9 +42,8 @@ func TestClusterServe(t *testing.T) {
 	checkRequest(t, r, http.MethodPatch, crmToken)
 	waitDelivery(t, openTestStore(t, storeURL), id, store.DeliverySucceeded)
 
-	n, err := redistest.ClusterClient(t).Exists(t.Context(), prefix+":{p}:evt:"+id).Result()
-	if err != nil || n != 1 {
-		t.Errorf("event key on the cluster: exists = %d, %v", n, err)
+	if n := clusterKeys(t, prefix+":{*}:evt:"+id); n != 1 {
+		t.Errorf("event key on the cluster: %d found, want 1", n)
 	}
 	if status, body := srv.request(t, http.MethodGet, "/readyz", nil, nil); status != http.StatusOK {
 		t.Errorf("/readyz = %d %s, want 200", status, body)
@@ -108,8 +107,8 @@ func TestServeRefusesBadCluster(t *testing.T) {
 // TestClusterTwoProcesses sends 10,000 events through two hookrelay
 // processes sharing a store on the Redis Cluster: every event is delivered
 // exactly once (one request per Idempotency-Key, none missing), whichever
-// process took it and whichever delivered it. It reports how the store's
-// keys sit on the cluster's masters.
+// process took it and whichever delivered it, and the store's keys are
+// spread over the cluster's three masters, each holding at least a fifth.
 func TestClusterTwoProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 10,000 events through two processes")
@@ -169,12 +168,31 @@ func TestClusterTwoProcesses(t *testing.T) {
 		t.Errorf("%d requests for %d Idempotency-Keys and %d events, want %d of each, each once", len(reqs), len(keys), len(ns), events)
 	}
 
-	cc := redistest.ClusterClient(t)
+	per := keysPerMaster(t, prefix+":*")
+	t.Logf("the store's keys per master: %v", per)
+	total := 0
+	for _, n := range per {
+		total += n
+	}
+	if len(per) != 3 {
+		t.Fatalf("keys on %d masters, want the test cluster's 3", len(per))
+	}
+	for addr, n := range per {
+		if n*5 < total {
+			t.Errorf("master %s holds %d of the store's %d keys (%.0f%%), want at least 20%%", addr, n, total, 100*float64(n)/float64(total))
+		}
+	}
+}
+
+// keysPerMaster counts the keys matching pattern on each master of the
+// test cluster.
+func keysPerMaster(t *testing.T, pattern string) map[string]int {
+	t.Helper()
 	var mu sync.Mutex
 	per := map[string]int{}
-	err := cc.ForEachMaster(t.Context(), func(ctx context.Context, c *redis.Client) error {
+	err := redistest.ClusterClient(t).ForEachMaster(t.Context(), func(ctx context.Context, c *redis.Client) error {
 		n := 0
-		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			n++
 		}
@@ -186,5 +204,15 @@ func TestClusterTwoProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("the store's keys per master: %v (one slot until the keyspace is partitioned)", per)
+	return per
+}
+
+// clusterKeys counts the keys matching pattern on the test cluster.
+func clusterKeys(t *testing.T, pattern string) int {
+	t.Helper()
+	n := 0
+	for _, k := range keysPerMaster(t, pattern) {
+		n += k
+	}
+	return n
 }

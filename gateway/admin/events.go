@@ -122,7 +122,7 @@ func (a *API) replay(c *gin.Context) {
 	ids := []string{}
 	for _, m := range matches {
 		d := store.Delivery{
-			ID: store.NewID("dlv", now), EventID: ev.ID, Hook: ev.Hook, Rule: m.Rule, Action: m.Action,
+			ID: store.NewDeliveryID(ev.ID, now), EventID: ev.ID, Hook: ev.Hook, Rule: m.Rule, Action: m.Action,
 			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
 		}
 		ds = append(ds, d)

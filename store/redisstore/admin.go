@@ -151,25 +151,56 @@ func (s *Store) page(ctx context.Context, from, cursor, since, until string, lim
 		return nil, "", err
 	}
 	limit = store.PageLimit(limit)
-	args := make([]any, 0, 10+len(fields))
-	args = append(args, s.k.base, from, cursor, since, until, limit, max(s.scanBudget, limit+1), hook, status, action)
-	for _, f := range fields {
-		args = append(args, f)
+	// A partitioned store pages every partition at once and merges them:
+	// each examines its share of the budget.
+	budget := max(s.scanBudget/len(s.parts), limit+1)
+	calls := make([]*scriptCall, len(s.parts))
+	for i, k := range s.parts {
+		args := make([]any, 0, 10+len(fields))
+		args = append(args, k.base, from, cursor, since, until, limit, budget, hook, status, action)
+		for _, f := range fields {
+			args = append(args, f)
+		}
+		calls[i] = &scriptCall{keys: []string{k.indexes(), k.queues()}, args: args}
 	}
-	res, err := pageScript.Run(ctx, s.c, []string{s.k.indexes(), s.k.queues()}, args...).Slice()
-	if err != nil {
-		return nil, "", err
+	if s.partitioned() {
+		s.runAll(ctx, pageScript, calls)
+	} else {
+		calls[0].cmd = pageScript.Run(ctx, s.c, calls[0].keys, calls[0].args...)
 	}
-	if len(res)%2 != 1 {
-		return nil, "", fmt.Errorf("unexpected reply %v", res)
+	var recs []listed
+	// bound is the highest next of a partition that stopped early: below
+	// it, that partition's records are not known yet, so the merged page
+	// ends there (or earlier) and goes on from there.
+	bound := ""
+	for _, c := range calls {
+		res, err := c.cmd.Slice()
+		if err != nil {
+			return nil, "", err
+		}
+		if len(res)%2 != 1 {
+			return nil, "", fmt.Errorf("unexpected reply %v", res)
+		}
+		next, _ := res[0].(string)
+		bound = max(bound, next)
+		for i := 1; i+1 < len(res); i += 2 {
+			id, _ := res[i].(string)
+			recs = append(recs, listed{id: id, rec: res[i+1]})
+		}
 	}
-	next, _ := res[0].(string)
-	recs := make([]listed, 0, len(res)/2)
-	for i := 1; i+1 < len(res); i += 2 {
-		id, _ := res[i].(string)
-		recs = append(recs, listed{id: id, rec: res[i+1]})
+	if !s.partitioned() {
+		return recs, bound, nil
 	}
-	return recs, next, nil
+	slices.SortFunc(recs, func(a, b listed) int { return strings.Compare(b.id, a.id) })
+	n := 0
+	for n < len(recs) && n < limit && recs[n].id >= bound {
+		n++
+	}
+	next := bound
+	if n == limit && (n < len(recs) || bound != "") {
+		next = recs[n-1].id
+	}
+	return recs[:n], next, nil
 }
 
 // RetryDelivery makes the delivery pending and due at at, keeping its
@@ -181,8 +212,9 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	if at.IsZero() {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: no time given", id)
 	}
-	keys := []string{s.k.delivery(id), s.k.deadIndex(), s.k.queues()}
-	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake(), s.k.base).Result()
+	k := s.at(id)
+	keys := []string{k.delivery(id), k.deadIndex(), k.queues()}
+	res, err := retryScript.Run(ctx, s.c, keys, id, at.UnixMilli(), s.k.wake(), k.base).Result()
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
 	}
@@ -213,8 +245,9 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 // store.ErrConflict, and nothing is stored.
 func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []string, ds []store.Delivery) error {
 	fail := func(err error) error { return fmt.Errorf("redisstore: add deliveries to %s: %w", eventID, err) }
+	k := s.at(eventID)
 	if len(ds) == 0 {
-		n, err := s.c.Exists(ctx, s.k.event(eventID)).Result()
+		n, err := s.c.Exists(ctx, k.event(eventID)).Result()
 		if err != nil {
 			return fail(err)
 		}
@@ -234,9 +267,12 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		}
 	}
 	keys := make([]string, 0, 3+3*len(ds))
-	keys = append(keys, s.k.queues(), s.k.event(eventID), s.k.indexes())
+	if err := checkDeliveryParts(s, s.partOf(eventID), eventID, ds); err != nil {
+		return fail(err)
+	}
+	keys = append(keys, k.queues(), k.event(eventID), k.indexes())
 	args := make([]any, 0, 6+len(rules)+len(ds)*24)
-	args = append(args, eventID, s.k.wake(), s.k.base, len(rules))
+	args = append(args, eventID, s.k.wake(), k.base, len(rules))
 	for _, r := range rules {
 		if err := checkName("rule", r); err != nil {
 			return fail(err)
@@ -259,7 +295,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	names := indexNames(ds)
 	args = append(args, len(names))
 	args = append(args, names...)
-	keys, args = s.enqueueArgs(keys, args, ds)
+	keys, args = enqueueArgs(k, keys, args, ds)
 	res, err := addDeliveriesScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return fail(err)
@@ -282,7 +318,8 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 
 // eventHook reads the hook of a stored event from its head.
 func (s *Store) eventHook(ctx context.Context, eventID string) (string, error) {
-	v, err := s.c.GetRange(ctx, s.k.event(eventID), 0, 511).Result()
+	k := s.at(eventID)
+	v, err := s.c.GetRange(ctx, k.event(eventID), 0, 511).Result()
 	if err != nil {
 		return "", err
 	}
@@ -292,7 +329,7 @@ func (s *Store) eventHook(ctx context.Context, eventID string) (string, error) {
 	head, _, ok := strings.Cut(v, "\n")
 	if !ok {
 		// A hook too long for the range read: read the whole event.
-		if v, err = s.c.Get(ctx, s.k.event(eventID)).Result(); err != nil {
+		if v, err = s.c.Get(ctx, k.event(eventID)).Result(); err != nil {
 			return "", err
 		}
 		head, _, _ = strings.Cut(v, "\n")

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,17 +70,20 @@ func TestClusterOpen(t *testing.T) {
 	defer s.Close()
 	now := time.Now()
 	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
-	d := store.Delivery{ID: store.NewID("dlv", now), EventID: e.ID, Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}
+	d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), EventID: e.ID, Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}
 	wakeCtx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wake := s.Wake(wakeCtx)
 	if _, err := s.Accept(t.Context(), store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
-	// The event lives under the prefix the URL named, on the cluster.
-	n, err := redistest.ClusterClient(t).Exists(t.Context(), prefix+":{p}:evt:"+e.ID).Result()
-	if err != nil || n != 1 {
-		t.Fatalf("event key under %s: exists = %d, %v", prefix, n, err)
+	// The event lives under the prefix the URL named, on the cluster, in
+	// one of the partitions a new store on a cluster gets.
+	if got := s.Partitions(); got != 16 {
+		t.Errorf("Partitions = %d, want 16 for a new store on a cluster", got)
+	}
+	if n := clusterKeys(t, prefix+":{*}:evt:"+e.ID); n != 1 {
+		t.Fatalf("event key under %s: %d found, want 1", prefix, n)
 	}
 	select {
 	case <-wake:
@@ -170,4 +174,25 @@ func TestOpenClusterOnPlainServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cluster support disabled") {
 		t.Errorf("Open of a server without cluster mode: %v, want Redis's refusal", err)
 	}
+}
+
+// clusterKeys counts the keys that match pattern on every master of the
+// test cluster.
+func clusterKeys(t *testing.T, pattern string) int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	err := redistest.ClusterClient(t).ForEachMaster(t.Context(), func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

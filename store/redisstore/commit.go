@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,18 +83,49 @@ func (s *Store) commit() {
 // and the client's timeouts bound the wait.
 func (s *Store) runBatch(batch []*acceptCall) {
 	ctx := context.Background()
+	replicas := 0
+	for _, c := range batch {
+		replicas = max(replicas, c.replicas)
+	}
+	cc, cluster := s.c.(*redis.ClusterClient)
+	if !cluster || replicas == 0 {
+		s.runOn(ctx, s.c, batch)
+		return
+	}
+	// WAIT counts the replicas that acknowledged the writes of the
+	// connection it is sent on: each master's share of the batch goes to
+	// that master directly, with its own WAIT, all masters at once.
+	groups := map[string][]*acceptCall{}
+	nodes := map[string]*redis.Client{}
+	for _, c := range batch {
+		node, err := cc.MasterForKey(ctx, c.keys[0])
+		if err != nil {
+			c.finish(nil, fmt.Errorf("the master of %s: %w", c.keys[0], err))
+			continue
+		}
+		addr := node.Options().Addr
+		nodes[addr] = node
+		groups[addr] = append(groups[addr], c)
+	}
+	var wg sync.WaitGroup
+	for addr, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runOn(ctx, nodes[addr], g)
+		}()
+	}
+	wg.Wait()
+}
+
+// runOn runs a batch through client, a master's own client when the batch
+// waits for replicas on a Redis Cluster.
+func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch []*acceptCall) {
 	cmds := make([]*redis.Cmd, len(batch))
 	wake, replicas := 0, 0
 	for _, c := range batch {
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
-	}
-	client, err := s.writer(ctx, replicas > 0)
-	if err != nil {
-		for _, c := range batch {
-			c.finish(nil, err)
-		}
-		return
 	}
 	var waited *redis.Cmd
 	_, _ = client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -168,23 +200,6 @@ func replicated(waited *redis.Cmd, replicas int) error {
 
 // replicaWait bounds how long an accept waits for replicas.
 const replicaWait = time.Second
-
-// writer is the client a batch of accepts goes through. WAIT counts the
-// replicas that acknowledged the writes of the connection it is sent on,
-// so a batch that waits goes to the master of the store's slot directly
-// on a Redis Cluster, whose client would send WAIT, a command without a
-// key, to any node.
-func (s *Store) writer(ctx context.Context, wait bool) (redis.UniversalClient, error) {
-	cc, ok := s.c.(*redis.ClusterClient)
-	if !ok || !wait {
-		return s.c, nil
-	}
-	node, err := cc.MasterForKey(ctx, s.k.base)
-	if err != nil {
-		return nil, fmt.Errorf("the master of %s: %w", s.k.base, err)
-	}
-	return node, nil
-}
 
 func (c *acceptCall) finish(res []any, err error) {
 	if err != nil {

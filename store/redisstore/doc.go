@@ -1,7 +1,12 @@
 // Package redisstore is hookrelay's Redis backend: every state transition is
 // one Lua script (scripts.go) over hash-tagged keys (keys.go), so it works on
-// a single server and on Redis Cluster (all keys in one slot for now), and
-// any number of gateway and relay processes can share one store.
+// a single server and on Redis Cluster, and any number of gateway and relay
+// processes can share one store. On a cluster the keyspace is split into
+// partitions, each under its own hash tag (partition.go): an event and
+// everything about it live in one partition, so each transition stays one
+// single-slot script, and a call that concerns every partition (a lease, a
+// listing page, queue statistics, a retention batch) sends one script per
+// partition in one pipeline.
 //
 // An event is one string (codec.go): a short head the scripts read (status,
 // receipt, lengths, hook), its headers and idempotency key as JSON, its body

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,27 +27,30 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	if err := s.upgraded(ctx); err != nil {
 		return store.LeaseBatch{}, err
 	}
+	if s.partitioned() {
+		return s.leaseParts(ctx, r)
+	}
 	now := r.Now.UnixMilli()
 	keys := make([]string, 0, 3*len(r.Actions))
-	args := make([]any, 0, 4+3*len(r.Actions))
+	args := make([]any, 0, 4+4*len(r.Actions))
 	args = append(args, now, leaseEnd(r.Now, r.TTL), s.k.base, newTokenHead())
 	for _, q := range r.Actions {
 		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
-		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0))
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "")
 	}
 	res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
 	}
 	next, ok := res[0].(int64)
-	if !ok || len(res)%2 != 1 {
+	if !ok || len(res)%2 != 0 {
 		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: unexpected reply %v", res)
 	}
 	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(res)/2)}
 	if next != 0 {
 		b.NextDue = time.UnixMilli(next).UTC()
 	}
-	for i := 1; i+1 < len(res); i += 2 {
+	for i := 2; i+1 < len(res); i += 2 {
 		l, err := decodeLease(res[i], res[i+1])
 		if err != nil {
 			// The leases decoded so far are held: handing them back lets
@@ -104,6 +108,9 @@ func (s *Store) Renew(ctx context.Context, now time.Time, ttl time.Duration, ls 
 		return ends, nil
 	}
 	until := leaseEnd(now, ttl)
+	if s.partitioned() {
+		return s.renewParts(ctx, until, ls)
+	}
 	keys, args := s.leaseArgs(ls, until, s.k.base)
 	res, err := renewScript.Run(ctx, s.c, keys, args...).Int64Slice()
 	if err != nil {
@@ -135,42 +142,20 @@ func (s *Store) leaseArgs(ls []store.Lease, head ...any) ([]string, []any) {
 
 // Finish records the attempts in one round trip: one finish script for
 // up to 256 of them, each item atomic on its own. When Redis fails part-way
-// through a large batch, the items of the chunks before were applied.
+// through a large batch, the items of the chunks before were applied. On
+// a partitioned store each partition's attempts go to their own script,
+// all in one pipeline; a partition that fails fails its own items only.
 func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) {
 	errs := make([]error, len(fs))
 	// Items are sent in chunks: one script call per chunk keeps the
 	// script's stack and Redis's pause for it small.
 	const chunk = 256
-	var (
-		keys  []string
-		args  []any
+	type finishCall struct {
+		scriptCall
 		items []int
-	)
-	flush := func() error {
-		if len(items) == 0 {
-			return nil
-		}
-		res, err := finishScript.Run(ctx, s.c, keys, append([]any{s.k.base}, args...)...).Int64Slice()
-		if err != nil {
-			return fmt.Errorf("redisstore: finish: %w", err)
-		}
-		if len(res) != len(items) {
-			return fmt.Errorf("redisstore: finish: %d answers for %d attempts", len(res), len(items))
-		}
-		for j, r := range res {
-			i := items[j]
-			id := fs[i].Lease.Delivery.ID
-			switch r {
-			case 1:
-			case 0:
-				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrLeaseLost)
-			default:
-				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrNotFound)
-			}
-		}
-		keys, args, items = keys[:0], args[:0], items[:0]
-		return nil
 	}
+	var calls []*finishCall
+	open := map[int]*finishCall{}
 	for i, f := range fs {
 		f, ended, err := store.CheckFinish(f)
 		if err != nil {
@@ -183,19 +168,81 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 			errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, err)
 			continue
 		}
-		keys = append(keys, s.k.delivery(id), s.k.attempts(id))
-		args = append(args, id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
+		p := s.partOf(id)
+		c := open[p]
+		if c == nil {
+			c = &finishCall{scriptCall: scriptCall{args: []any{s.parts[p].base}}}
+			open[p] = c
+			calls = append(calls, c)
+		}
+		k := s.parts[p]
+		c.keys = append(c.keys, k.delivery(id), k.attempts(id))
+		c.args = append(c.args, id, f.Lease.Token, attempt, string(f.Outcome.Status), f.Outcome.NextAttemptAt.UnixMilli(),
 			f.Outcome.Error, ended.UnixMilli())
-		items = append(items, i)
-		if len(items) == chunk {
-			if err := flush(); err != nil {
+		c.items = append(c.items, i)
+		if len(c.items) == chunk {
+			delete(open, p)
+		}
+	}
+	read := func(c *finishCall) error {
+		res, err := c.cmd.Int64Slice()
+		if err != nil {
+			return fmt.Errorf("redisstore: finish: %w", err)
+		}
+		if len(res) != len(c.items) {
+			return fmt.Errorf("redisstore: finish: %d answers for %d attempts", len(res), len(c.items))
+		}
+		for j, r := range res {
+			i := c.items[j]
+			id := fs[i].Lease.Delivery.ID
+			switch r {
+			case 1:
+			case 0:
+				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrLeaseLost)
+			default:
+				errs[i] = fmt.Errorf("redisstore: finish %s: %w", id, store.ErrNotFound)
+			}
+		}
+		return nil
+	}
+	if !s.partitioned() {
+		for _, c := range calls {
+			c.cmd = finishScript.Run(ctx, s.c, c.keys, c.args...)
+			if err := read(c); err != nil {
 				return nil, err
 			}
 		}
+		return errs, nil
 	}
-	if err := flush(); err != nil {
-		return nil, err
+	list := make([]*scriptCall, len(calls))
+	for i, c := range calls {
+		list[i] = &c.scriptCall
 	}
+	s.runAll(ctx, finishScript, list)
+	var failed error
+	applied := 0
+	for _, c := range calls {
+		if err := read(c); err != nil {
+			failed = err
+			for _, i := range c.items {
+				errs[i] = err
+			}
+			continue
+		}
+		applied++
+	}
+	if failed != nil && applied == 0 {
+		// Nothing was recorded: the caller may send the batch again.
+		return nil, failed
+	}
+	ls := make([]store.Lease, 0, len(fs))
+	for i, f := range fs {
+		if errs[i] == nil || errors.Is(errs[i], store.ErrLeaseLost) {
+			ls = append(ls, f.Lease)
+		}
+	}
+	// Should this fail, the cap sets let go of the leases when they end.
+	_ = s.uncap(ctx, ls)
 	return errs, nil
 }
 
@@ -204,6 +251,9 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 func (s *Store) Release(ctx context.Context, now time.Time, ls []store.Lease) error {
 	if len(ls) == 0 {
 		return nil
+	}
+	if s.partitioned() {
+		return s.releaseParts(ctx, now, ls)
 	}
 	keys, args := s.leaseArgs(ls, now.UnixMilli(), s.k.base, s.k.wake())
 	if err := releaseScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
@@ -267,28 +317,53 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 	if err := s.upgraded(ctx); err != nil {
 		return nil, err
 	}
-	res, err := queueStatsScript.Run(ctx, s.c, []string{s.k.queues()}, now.UnixMilli(), s.k.base).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: queue stats: %w", err)
+	calls := make([]*scriptCall, len(s.parts))
+	for i, k := range s.parts {
+		calls[i] = &scriptCall{keys: []string{k.queues()}, args: []any{now.UnixMilli(), k.base}}
 	}
-	out := make([]store.QueueStats, 0, len(res))
-	for _, r := range res {
-		row, ok := r.([]any)
-		if !ok || len(row) != 5 {
-			return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
+	if s.partitioned() {
+		s.runAll(ctx, queueStatsScript, calls)
+	} else {
+		calls[0].cmd = queueStatsScript.Run(ctx, s.c, calls[0].keys, calls[0].args...)
+	}
+	byAction := map[string]int{}
+	var out []store.QueueStats
+	for _, c := range calls {
+		res, err := c.cmd.Slice()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: queue stats: %w", err)
 		}
-		action, _ := row[0].(string)
-		var n [4]int64
-		for i := range n {
-			if n[i], ok = row[i+1].(int64); !ok {
+		for _, r := range res {
+			row, ok := r.([]any)
+			if !ok || len(row) != 5 {
 				return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
 			}
+			action, _ := row[0].(string)
+			var n [4]int64
+			for i := range n {
+				if n[i], ok = row[i+1].(int64); !ok {
+					return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
+				}
+			}
+			j, seen := byAction[action]
+			if !seen {
+				j = len(out)
+				byAction[action] = j
+				out = append(out, store.QueueStats{Action: action})
+			}
+			qs := &out[j]
+			qs.Due += int(n[0])
+			qs.InFlight += int(n[1])
+			qs.Scheduled += int(n[2])
+			if n[3] != 0 {
+				if t := time.UnixMilli(n[3]).UTC(); qs.OldestDue.IsZero() || t.Before(qs.OldestDue) {
+					qs.OldestDue = t
+				}
+			}
 		}
-		qs := store.QueueStats{Action: action, Due: int(n[0]), InFlight: int(n[1]), Scheduled: int(n[2])}
-		if n[3] != 0 {
-			qs.OldestDue = time.UnixMilli(n[3]).UTC()
-		}
-		out = append(out, qs)
+	}
+	if out == nil {
+		out = []store.QueueStats{}
 	}
 	slices.SortFunc(out, func(a, b store.QueueStats) int { return strings.Compare(a.Action, b.Action) })
 	return out, nil

@@ -26,9 +26,11 @@ const keySlack = time.Minute
 
 // Store is the Redis backend of store.Store.
 type Store struct {
-	c     redis.UniversalClient
-	k     keys
-	owned bool // Close closes c
+	c      redis.UniversalClient
+	prefix string
+	parts  []keys // per partition (partition.go)
+	k      keys   // partition 0's, which holds what the whole store shares
+	owned  bool   // Close closes c
 
 	calls      chan *acceptCall // to the committers (commit.go)
 	quit       chan struct{}    // closed by Close
@@ -42,6 +44,14 @@ type Store struct {
 	// moved into the per-action queues (upgrade.go).
 	isUpgraded atomic.Bool
 	upgrading  sync.Mutex
+
+	// turn moves the partition that a partitioned Lease serves first.
+	turn atomic.Uint64
+	// A partitioned store's pruning pass (pruneParts): the partitions
+	// whose pass ended, and the one to start the next call from.
+	pruning   sync.Mutex
+	pruneDone []bool
+	pruneTurn int
 
 	// scanBudget bounds the index entries one listing call examines
 	// (pageScript); tests lower it.
@@ -60,8 +70,10 @@ var (
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
 // rediss+cluster://…, whose seeds are the host and every addr. compress=off
-// stores event bodies as they came (compress.go). Other query parameters
-// are go-redis client options (redis.ParseURL, redis.ParseClusterURL).
+// stores event bodies as they came (compress.go). partitions=N names the
+// number of partitions of a new store (partition.go). Other query
+// parameters are go-redis client options (redis.ParseURL,
+// redis.ParseClusterURL).
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -90,6 +102,14 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		q.Del("compress")
 		u.RawQuery = q.Encode()
 	}
+	partitions := 0
+	if q.Has("partitions") {
+		if partitions, err = parsePartitions(q.Get("partitions")); err != nil {
+			return nil, fmt.Errorf("redisstore: %w", err)
+		}
+		q.Del("partitions")
+		u.RawQuery = q.Encode()
+	}
 	c, where, err := newClient(u)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
@@ -97,6 +117,14 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	s := New(c, prefix)
 	s.owned = true
 	s.plainBodies = !compress
+	if err := s.ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
+	}
+	if err := s.settlePartitions(ctx, partitions); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("redisstore: %s: %w", where, err)
+	}
 	if err := s.ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
@@ -138,15 +166,16 @@ func newClient(u *url.URL) (redis.UniversalClient, string, error) {
 	return cc, "Redis Cluster seeds " + strings.Join(opt.Addrs, ", "), nil
 }
 
-// New returns a store on client with keys under prefix (DefaultPrefix when
-// empty). The prefix must not hold { or }: keys carry a hash tag so that a
-// Redis Cluster keeps each script's keys in one slot. Close stops the
-// store's goroutines but leaves client open.
+// New returns a store of one partition on client with keys under prefix
+// (DefaultPrefix when empty). The prefix must not hold { or }: keys carry
+// a hash tag so that a Redis Cluster keeps each script's keys in one slot.
+// Close stops the store's goroutines but leaves client open.
 func New(client redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	s := &Store{c: client, k: newKeys(prefix), wakers: map[*waker]struct{}{}, scanBudget: defaultScanBudget}
+	s := &Store{c: client, prefix: prefix, wakers: map[*waker]struct{}{}, scanBudget: defaultScanBudget}
+	s.setPartitions(1)
 	s.startCommitters()
 	return s
 }
@@ -184,6 +213,12 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		ids[i] = d.ID
 	}
+	k := s.at(e.ID)
+	if s.partitioned() {
+		if err := s.checkPartition(e, ds); err != nil {
+			return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+		}
+	}
 	value, err := encodeEvent(e, !s.plainBodies, ids...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
@@ -197,8 +232,8 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		keep = (a.KeyTTL + keySlack).Milliseconds()
 	}
 	keys := make([]string, 0, 5+3*len(ds))
-	keys = append(keys, s.k.idempotency(e.Hook, e.IdempotencyKey), s.k.queues(), s.k.event(e.ID),
-		s.k.eventIndex(e.Hook, e.Status), s.k.indexes())
+	keys = append(keys, k.idempotency(e.Hook, e.IdempotencyKey), k.queues(), k.event(e.ID),
+		k.eventIndex(e.Hook, e.Status), k.indexes())
 	names := indexNames(ds, eventIndexName(e.Hook, e.Status))
 	args := make([]any, 0, 8+len(names)+len(ds)*24)
 	waits := "0"
@@ -207,7 +242,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	}
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
-	keys, args = s.enqueueArgs(keys, args, ds)
+	keys, args = enqueueArgs(k, keys, args, ds)
 	return keys, args, nil
 }
 
@@ -222,15 +257,15 @@ func indexNames(ds []store.Delivery, names ...any) []any {
 	return names
 }
 
-// enqueueArgs appends the keys and arguments enqueueLua reads for the
-// deliveries ds, already normalised by store.Enqueued.
-func (s *Store) enqueueArgs(keys []string, args []any, ds []store.Delivery) ([]string, []any) {
+// enqueueArgs appends the keys (of partition k) and arguments enqueueLua
+// reads for the deliveries ds, already normalised by store.Enqueued.
+func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]string, []any) {
 	for i, d := range ds {
 		df := deliveryFields(d)
 		if i == 0 {
 			args = append(args, 3+len(df))
 		}
-		keys = append(keys, s.k.delivery(d.ID), s.k.deliveryIndex(d.Hook, d.Action), s.k.queue(d.Action))
+		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), k.queue(d.Action))
 		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action)
 		args = append(args, df...)
 	}
@@ -251,7 +286,7 @@ func acceptedOf(id string, res []any) (store.Accepted, error) {
 
 // Event reads an event.
 func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
-	v, err := s.c.Get(ctx, s.k.event(id)).Result()
+	v, err := s.c.Get(ctx, s.at(id).event(id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, store.ErrNotFound)
 	}
@@ -267,7 +302,7 @@ func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
 
 // Delivery reads a delivery.
 func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
-	m, err := s.c.HGetAll(ctx, s.k.delivery(id)).Result()
+	m, err := s.c.HGetAll(ctx, s.at(id).delivery(id)).Result()
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("redisstore: delivery %s: %w", id, err)
 	}
@@ -280,7 +315,8 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 
 // Deliveries reads an event's deliveries in accept order.
 func (s *Store) Deliveries(ctx context.Context, eventID string) ([]store.Delivery, error) {
-	res, err := deliveriesScript.Run(ctx, s.c, []string{s.k.event(eventID)}, s.k.base).Slice()
+	k := s.at(eventID)
+	res, err := deliveriesScript.Run(ctx, s.c, []string{k.event(eventID)}, k.base).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: deliveries of %s: %w", eventID, store.ErrNotFound)
 	}
@@ -307,7 +343,8 @@ func (s *Store) Deliveries(ctx context.Context, eventID string) ([]store.Deliver
 
 // Attempts reads a delivery's attempts in the order recorded.
 func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]store.Attempt, error) {
-	keys := []string{s.k.delivery(deliveryID), s.k.attempts(deliveryID)}
+	k := s.at(deliveryID)
+	keys := []string{k.delivery(deliveryID), k.attempts(deliveryID)}
 	res, err := attemptsScript.Run(ctx, s.c, keys).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: attempts of %s: %w", deliveryID, store.ErrNotFound)
@@ -334,40 +371,66 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ping asks the server that holds the store. On a Redis Cluster that is the
-// master of the store's slot: go-redis would ask every master, and one
-// that is down, holding nothing of the store, would fail it.
+// ping asks the servers that hold the store. On a Redis Cluster those are
+// the masters of its partitions' slots: go-redis would ask every master,
+// and one that is down, holding nothing of the store, would fail it.
 func (s *Store) ping(ctx context.Context) error {
-	cc, ok := s.c.(*redis.ClusterClient)
-	if !ok {
-		return s.c.Ping(ctx).Err()
-	}
-	node, err := cc.MasterForKey(ctx, s.k.base)
+	nodes, err := s.masters(ctx)
 	if err != nil {
 		return err
 	}
-	return node.Ping(ctx).Err()
-}
-
-// loadScripts loads the scripts of the hot path into the script cache of
-// the server that holds the store, so that the first accepts and leases
-// after a start do not each find them missing and send them again.
-func (s *Store) loadScripts(ctx context.Context) error {
-	var c redis.Scripter = s.c
-	if cc, ok := s.c.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, s.k.base)
-		if err != nil {
-			return err
-		}
-		c = node
-	}
-	for _, sc := range []*redis.Script{acceptScript, leaseScript, finishScript, renewScript, releaseScript} {
-		if err := sc.Load(ctx, c).Err(); err != nil {
+	for _, n := range nodes {
+		if err := n.Ping(ctx).Err(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// masters returns a client of each server that holds a partition of the
+// store, each once: the client itself on a single server.
+func (s *Store) masters(ctx context.Context) ([]redis.UniversalClient, error) {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok {
+		return []redis.UniversalClient{s.c}, nil
+	}
+	seen := map[string]bool{}
+	var out []redis.UniversalClient
+	for _, k := range s.parts {
+		node, err := cc.MasterForKey(ctx, k.base)
+		if err != nil {
+			return nil, err
+		}
+		if addr := node.Options().Addr; !seen[addr] {
+			seen[addr] = true
+			out = append(out, node)
+		}
+	}
+	return out, nil
+}
+
+// loadScripts loads the scripts of the hot path into the script cache of
+// the servers that hold the store, so that the first accepts and leases
+// after a start do not each find them missing and send them again.
+func (s *Store) loadScripts(ctx context.Context) error {
+	nodes, err := s.masters(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		for _, sc := range hotScripts {
+			if err := sc.Load(ctx, n).Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hotScripts are the scripts a serving process runs all the time; a
+// pipeline sends them by hash alone (runAll).
+var hotScripts = []*redis.Script{acceptScript, leaseScript, finishScript, renewScript, releaseScript,
+	pageScript, queueStatsScript, gateScript, settleScript}
 
 // Close ends every Wake subscription and, for a store made by Open, closes
 // the client.

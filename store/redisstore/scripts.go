@@ -129,19 +129,25 @@ local queues, first = 2, 6
 //	ARGV[2]    lease ends at, > now
 //	ARGV[3]    key base               <prefix>:{p}:
 //	ARGV[4]    token head: the i-th lease of this call gets head..i
-//	then       per quota, three by three: how many deliveries to take at
-//	           most, when a probe would end, and the most live leases the
-//	           action may have (0: no cap)
+//	then       per quota, four by four: how many deliveries to take at
+//	           most, when a probe would end, the most live leases the
+//	           action may have (0: no cap), and the gate: "" to apply the
+//	           stored state's, or the gate gateScript applied already in
+//	           another slot ("p" paused, "0" open, or the time until
+//	           which the action is blocked; the state key is then not
+//	           read, and the quota's want is final)
 //
-// Returns {next due, delivery, event, delivery, event, …}: next due is the
-// earliest time at which one of the actions not paused has a delivery due
-// (or its lease ending), no earlier than the action's block; 0 when none.
+// Returns {next due, per quota next due, delivery, event, delivery, event,
+// …}: next due is the earliest time at which one of the actions not paused
+// has a delivery due (or its lease ending), no earlier than the action's
+// block; 0 when none; the list that follows is that time for each quota.
 // Each delivery is its field/value list, which ends with its new token and
 // lease (they win over any read before them) and its id; each event is its
 // stored string, "" when missing.
 var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local out, seq, nextDue = {0}, 0, nil
+local nexts = {}
+local out, seq, nextDue = {0, nexts}, 0, nil
 
 local function take(key, lkey, from_queue, want)
 	local got = 0
@@ -199,17 +205,30 @@ local function first(key)
 end
 
 for i = 1, #KEYS / 3 do
+	nexts[i] = 0
 	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-	local want, cap = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[4 + 3 * i])
+	local want, cap, gate = tonumber(ARGV[1 + 4 * i]), tonumber(ARGV[3 + 4 * i]), ARGV[4 + 4 * i]
 	if cap > 0 and want > 0 then
 		-- Live leases are those that end after now, held by any process.
 		want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
 	end
-	local s = redis.call("HMGET", akey, "paused", "blocked")
+	local s
+	if gate == "" then
+		s = redis.call("HMGET", akey, "paused", "blocked")
+	elseif gate == "p" then
+		s = {"1"}
+	else
+		s = {"0", false}
+	end
 	if s[1] ~= "1" then
 		local blocked = tonumber(s[2])
 		local probe = false
-		if blocked then
+		if gate ~= "" then
+			blocked = tonumber(gate)
+			if blocked == 0 then
+				blocked = nil
+			end
+		elseif blocked then
 			if now < blocked then
 				want = 0
 			else
@@ -227,8 +246,8 @@ for i = 1, #KEYS / 3 do
 				got = got + take(qkey, lkey, true, want - got)
 			end
 			if probe and got > 0 then
-				blocked = tonumber(ARGV[3 + 3 * i])
-				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[3 + 3 * i], "changed", ARGV[1])
+				blocked = tonumber(ARGV[2 + 4 * i])
+				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[2 + 4 * i], "changed", ARGV[1])
 				redis.call("HINCRBY", akey, "version", 1)
 			end
 			t, l = first(qkey), first(lkey)
@@ -240,6 +259,7 @@ for i = 1, #KEYS / 3 do
 			if blocked and blocked > now and blocked > t then
 				t = blocked
 			end
+			nexts[i] = t
 			if not nextDue or t < nextDue then
 				nextDue = t
 			end
@@ -250,6 +270,111 @@ if nextDue then
 	out[1] = nextDue
 end
 return out
+`)
+
+// gateScript applies, on a partitioned store, what leaseScript applies
+// itself on a store of one partition: per action, the gate of its stored
+// state (a probe moves the state to half-open at once) and the cap on its
+// live leases across every partition. A cap is counted in a sorted set of
+// lease tokens scored by lease end (<base>cap:<action>): this script adds
+// a placeholder per delivery it allows, settleScript swaps them for the
+// tokens of the leases taken, and renew, finish and release keep the set
+// in step, so that a lease whose worker died stops counting when it ends.
+//
+//	KEYS       per quota, two by two: the action's state <base>act:<action>
+//	           and its lease tokens <base>cap:<action>, in partition 0
+//	ARGV[1]    now
+//	ARGV[2]    lease ends at
+//	ARGV[3]    placeholder head: the j-th placeholder of quota i is
+//	           head..i.."."..j
+//	then       per quota, three by three: how many deliveries it asks for,
+//	           when a probe would end, the cap (0: none)
+//
+// Returns per quota {allowed, gate, version}: how many deliveries the
+// action may take, its gate for leaseScript ("p", "0" or blocked until),
+// and, when the action was moved to half-open for a probe (its gate is
+// then "0": the probe may be taken), the state's new version (else 0), so
+// that settleScript can move it back when no delivery was due after all.
+var gateScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS / 2 do
+	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
+	local want, probeEnd, cap = tonumber(ARGV[1 + 3 * i]), ARGV[2 + 3 * i], tonumber(ARGV[3 + 3 * i])
+	local s = redis.call("HMGET", akey, "paused", "blocked")
+	local gate, version = "0", 0
+	local blocked = tonumber(s[2])
+	if s[1] == "1" then
+		want, gate = 0, "p"
+	elseif blocked and now < blocked then
+		want, gate = 0, s[2]
+	elseif blocked then
+		want = math.min(1, want)
+	end
+	if cap > 0 and want > 0 then
+		redis.call("ZREMRANGEBYSCORE", ckey, "-inf", now)
+		want = math.min(want, cap - redis.call("ZCARD", ckey))
+		if want > 0 then
+			local held = {}
+			for j = 1, want do
+				held[#held + 1] = ARGV[2]
+				held[#held + 1] = ARGV[3] .. i .. "." .. j
+			end
+			redis.call("ZADD", ckey, unpack(held))
+		end
+	end
+	if want < 0 then
+		want = 0
+	end
+	if blocked and now >= blocked and want > 0 then
+		redis.call("HSET", akey, "breaker", "half-open", "blocked", probeEnd, "changed", ARGV[1], "probe_from", s[2])
+		version = redis.call("HINCRBY", akey, "version", 1)
+	end
+	out[i] = {want, gate, version}
+end
+return out
+`)
+
+// settleScript ends a partitioned Lease (see gateScript): per quota it
+// drops the placeholders gateScript added and holds the tokens of the
+// leases taken instead, and moves an action that gateScript moved to
+// half-open back to where it was when no delivery was leased for its
+// probe, unless its state changed since.
+//
+//	KEYS       per quota, two by two, as gateScript's
+//	ARGV[1]    lease ends at
+//	ARGV[2]    placeholder head, as gateScript's
+//	then       per quota: placeholders added, the version gateScript set
+//	           (0: none), n, then n tokens taken
+var settleScript = redis.NewScript(`
+local at = 3
+for i = 1, #KEYS / 2 do
+	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
+	local placed, version, n = tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 2])
+	if placed > 0 then
+		local gone = {}
+		for j = 1, placed do
+			gone[j] = ARGV[2] .. i .. "." .. j
+		end
+		redis.call("ZREM", ckey, unpack(gone))
+	end
+	if n > 0 then
+		local held = {}
+		for j = 1, n do
+			held[#held + 1] = ARGV[1]
+			held[#held + 1] = ARGV[at + 2 + j]
+		end
+		redis.call("ZADD", ckey, unpack(held))
+	elseif version ~= "0" then
+		local s = redis.call("HMGET", akey, "version", "probe_from")
+		if s[1] == version and s[2] then
+			redis.call("HSET", akey, "blocked", s[2], "breaker", "open")
+			redis.call("HINCRBY", akey, "version", 1)
+		end
+	end
+	at = at + 3 + n
+end
+return 1
 `)
 
 // renewScript extends the leases that still hold: the delivery still has
@@ -920,6 +1045,29 @@ if cur and (ARGV[1] == "revoked" or cur >= tonumber(ARGV[2])) then
 	return 0
 end
 redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// pruneLeaseScript takes or extends the pruning lease of a partitioned
+// store, in partition 0, as pruneScript does its own partition's: under
+// it, one process at a time prunes the whole store.
+//
+//	KEYS[1]  pruning lease  <base>prune:lease
+//	ARGV[1]  now
+//	ARGV[2]  owner
+//	ARGV[3]  lease ends at, > now
+//
+// Returns 1 when the caller holds the lease, -1 when another owner does.
+var pruneLeaseScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local held = redis.call("GET", KEYS[1])
+if held then
+	local owner, untl = string.match(held, "^(.*)|(%d+)$")
+	if owner and owner ~= ARGV[2] and tonumber(untl) > now then
+		return -1
+	end
+end
+redis.call("SET", KEYS[1], ARGV[2] .. "|" .. ARGV[3], "PX", math.max(1, tonumber(ARGV[3]) - now))
 return 1
 `)
 

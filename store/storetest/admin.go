@@ -546,7 +546,7 @@ func testListDeliveriesFilters(t *testing.T, s adminStore) {
 		t.Fatalf("RetryDelivery: %v", err)
 	}
 	added := newDelivery(evs[3], "replay", "crm", base.Add(time.Minute))
-	added.ID = store.NewID("dlv", base.Add(time.Minute))
+	added.ID = deliveryID(evs[3], base.Add(time.Minute))
 	if err := s.AddDeliveries(ctx, evs[3].ID, []string{"replay"}, []store.Delivery{added}); err != nil {
 		t.Fatalf("AddDeliveries: %v", err)
 	}
@@ -724,10 +724,10 @@ func testAddDeliveries(t *testing.T, s adminStore) {
 	// unattempted and of this event; without CreatedAt one was created
 	// when it is due, without Hook it is the event's.
 	d1 := newDelivery(e, "r1", "crm", replayAt)
-	d1.ID = store.NewID("dlv", replayAt)
+	d1.ID = deliveryID(e, replayAt)
 	d1.CreatedAt, d1.UpdatedAt = replayAt, replayAt
 	d1.Status, d1.Attempts, d1.LeasedUntil = store.DeliveryDead, 3, replayAt.Add(time.Minute)
-	d2 := store.Delivery{ID: store.NewID("dlv", replayAt), EventID: "evt_other", Rule: "r2", Action: "erp", NextAttemptAt: replayAt.Add(time.Second)}
+	d2 := store.Delivery{ID: deliveryID(e, replayAt), EventID: "evt_other", Rule: "r2", Action: "erp", NextAttemptAt: replayAt.Add(time.Second)}
 	want1, want2 := d1, d2
 	want1.Status, want1.Attempts, want1.LeasedUntil = store.DeliveryPending, 0, time.Time{}
 	want2.EventID, want2.Hook, want2.Status = e.ID, e.Hook, store.DeliveryPending
@@ -759,7 +759,7 @@ func testAddDeliveries(t *testing.T, s adminStore) {
 
 	// A second replay adds to both.
 	d3 := newDelivery(e, "r3", "crm", replayAt.Add(time.Hour))
-	d3.ID = store.NewID("dlv", replayAt.Add(time.Hour))
+	d3.ID = deliveryID(e, replayAt.Add(time.Hour))
 	if err := s.AddDeliveries(ctx, e.ID, []string{"r2", "r3"}, []store.Delivery{d3}); err != nil {
 		t.Fatalf("second AddDeliveries: %v", err)
 	}
@@ -794,7 +794,7 @@ func testAddDeliveries(t *testing.T, s adminStore) {
 	other := newEvent("orders", "key-2", base)
 	acceptOne(t, s, other)
 	d4 := newDelivery(other, "replay", "crm", replayAt)
-	d4.ID = store.NewID("dlv", replayAt)
+	d4.ID = deliveryID(other, replayAt)
 	if err := s.AddDeliveries(ctx, other.ID, []string{"rule", "replay"}, []store.Delivery{d4}); err != nil {
 		t.Fatalf("AddDeliveries on an accepted event: %v", err)
 	}
@@ -813,7 +813,9 @@ func testAddDeliveriesRejects(t *testing.T, s adminStore) {
 
 	fresh := newDelivery(e, "r9", "crm", base)
 	unknown := store.NewID("evt", base)
-	if err := s.AddDeliveries(ctx, unknown, []string{"r9"}, []store.Delivery{fresh}); !errors.Is(err, store.ErrNotFound) {
+	stray := fresh
+	stray.ID = store.NewDeliveryID(unknown, base)
+	if err := s.AddDeliveries(ctx, unknown, []string{"r9"}, []store.Delivery{stray}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("AddDeliveries to an unknown event: error = %v, want ErrNotFound", err)
 	}
 	if err := s.AddDeliveries(ctx, unknown, nil, nil); !errors.Is(err, store.ErrNotFound) {

@@ -58,17 +58,18 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, cpu *ServerCPU) {
 							return
 						}
 						now := time.Now()
+						key := "bench-" + strconv.FormatInt(i, 10)
 						e := store.Event{
-							ID:             store.NewID("evt", now),
+							ID:             store.NewEventID("bench", key, now),
 							Hook:           "bench",
 							ReceivedAt:     now,
-							IdempotencyKey: "bench-" + strconv.FormatInt(i, 10),
+							IdempotencyKey: key,
 							Headers:        headers,
 							Body:           benchBody,
 							MatchedRules:   []string{"rule"},
 						}
 						d := store.Delivery{
-							ID: store.NewID("dlv", now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
+							ID: store.NewDeliveryID(e.ID, now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
 							Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
 						}
 						if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: 24 * time.Hour}); err != nil {

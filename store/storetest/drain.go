@@ -17,17 +17,18 @@ var drainActions = []string{"crm", "erp", "slack", "billing"}
 // benchAccept accepts event i (one delivery, of action i mod actions) as
 // the gateway would.
 func benchAccept(s store.Store, b *testing.B, i int64, at time.Time) error {
+	key := "bench-" + strconv.FormatInt(i, 10)
 	e := store.Event{
-		ID:             store.NewID("evt", at),
+		ID:             store.NewEventID("bench", key, at),
 		Hook:           "bench",
 		ReceivedAt:     at,
-		IdempotencyKey: "bench-" + strconv.FormatInt(i, 10),
+		IdempotencyKey: key,
 		Headers:        map[string]string{"content-type": "application/json"},
 		Body:           []byte(`{"event":"CONTACT_CREATED","data":{"id":"c_1","email":"a@example.com"}}`),
 		MatchedRules:   []string{"rule"},
 	}
 	d := store.Delivery{
-		ID: store.NewID("dlv", at), EventID: e.ID, Hook: e.Hook, Rule: "rule",
+		ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: e.Hook, Rule: "rule",
 		Action: drainActions[i%int64(len(drainActions))],
 		Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at,
 	}

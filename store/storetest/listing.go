@@ -201,8 +201,9 @@ func fillListing(b *testing.B, s store.Store, n int, at func(int64) time.Time, l
 			for i := next.Add(1); i < int64(n) && !failed.Load(); i = next.Add(1) {
 				hook, kind, action := listingMix(i)
 				t := at(i)
-				e := store.Event{ID: store.NewID("evt", t), Hook: listingHookName(hook), ReceivedAt: t,
-					IdempotencyKey: strconv.FormatInt(i, 10), Headers: headers, Body: body}
+				key := strconv.FormatInt(i, 10)
+				e := store.Event{ID: store.NewEventID(listingHookName(hook), key, t), Hook: listingHookName(hook), ReceivedAt: t,
+					IdempotencyKey: key, Headers: headers, Body: body}
 				a := store.Accept{Event: e, KeyTTL: time.Hour}
 				if kind != 0 {
 					due := t
@@ -210,7 +211,7 @@ func fillListing(b *testing.B, s store.Store, n int, at func(int64) time.Time, l
 						due = later
 					}
 					a.Event.MatchedRules = []string{"rule"}
-					a.Deliveries = []store.Delivery{{ID: store.NewID("dlv", t), EventID: e.ID, Hook: e.Hook, Rule: "rule",
+					a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, t), EventID: e.ID, Hook: e.Hook, Rule: "rule",
 						Action: drainActions[action], Status: store.DeliveryPending, NextAttemptAt: due, CreatedAt: t, UpdatedAt: t}}
 				}
 				if _, err := s.Accept(b.Context(), a); err != nil {

@@ -28,9 +28,10 @@ func BenchMemory(b *testing.B, open func(b *testing.B) store.Store, used func(b 
 	b.ResetTimer()
 	for i := range b.N {
 		now := time.Now()
-		e := store.Event{ID: store.NewID("evt", now), Hook: "bench", ReceivedAt: now,
-			IdempotencyKey: "bench-" + strconv.Itoa(i), Headers: headers, Body: paymentBody(i), MatchedRules: []string{"rule"}}
-		d := store.Delivery{ID: store.NewID("dlv", now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
+		key := "bench-" + strconv.Itoa(i)
+		e := store.Event{ID: store.NewEventID("bench", key, now), Hook: "bench", ReceivedAt: now,
+			IdempotencyKey: key, Headers: headers, Body: paymentBody(i), MatchedRules: []string{"rule"}}
+		d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
 			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 		if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: 24 * time.Hour}); err != nil {
 			b.Fatalf("Accept: %v", err)

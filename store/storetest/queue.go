@@ -43,7 +43,7 @@ func acceptFor(t *testing.T, s store.Store, key, action string, dues ...time.Tim
 	var ds []store.Delivery
 	for i, due := range dues {
 		d := newDelivery(e, "rule", action, due)
-		d.ID = store.NewID("dlv", base.Add(time.Duration(i)*time.Millisecond))
+		d.ID = deliveryID(e, base.Add(time.Duration(i)*time.Millisecond))
 		ds = append(ds, d)
 	}
 	mustAccept(t, s, store.Accept{Event: e, Deliveries: ds, KeyTTL: time.Hour}, false)

@@ -282,12 +282,25 @@ func testPruneBatches(t *testing.T, s retentionStore) {
 			t.Fatalf("Prune: %v", err)
 		}
 		calls = append(calls, got)
-		if !got.More || len(calls) > 10 {
+		if !got.More || len(calls) > 40 {
 			break
 		}
 	}
-	want := []store.Pruned{{Events: 3, More: true}, {Events: 3, More: true}, {Events: 1}}
-	if !slices.Equal(calls, want) {
+	if ps, ok := s.(interface{ Partitions() int }); ok && ps.Partitions() > 1 {
+		// A partitioned store shares each batch among its partitions:
+		// the batches are no larger, but a partition that filled its
+		// share looks again before its pass ends.
+		total := 0
+		for i, c := range calls {
+			total += c.Events
+			if c.Events > p.Limit || c.More != (i < len(calls)-1) {
+				t.Errorf("Prune call %d of %d = %+v; want at most %d events, More until the last", i+1, len(calls), c, p.Limit)
+			}
+		}
+		if total != 7 {
+			t.Errorf("Prune calls = %+v: %d events in all, want 7", calls, total)
+		}
+	} else if want := []store.Pruned{{Events: 3, More: true}, {Events: 3, More: true}, {Events: 1}}; !slices.Equal(calls, want) {
 		t.Errorf("Prune calls = %+v, want %+v", calls, want)
 	}
 	if ids := listedEvents(t, s, store.EventFilter{}); len(ids) != 0 {

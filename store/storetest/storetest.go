@@ -107,7 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 // Its Status is left empty: Accept must set it.
 func newEvent(hook, key string, at time.Time) store.Event {
 	return store.Event{
-		ID:             store.NewID("evt", at),
+		ID:             store.NewEventID(hook, key, at),
 		Hook:           hook,
 		ReceivedAt:     at,
 		IdempotencyKey: key,
@@ -117,10 +117,14 @@ func newEvent(hook, key string, at time.Time) store.Event {
 	}
 }
 
+// deliveryID returns a delivery id of e made at at: in e's shard, as a
+// partitioned store wants it.
+func deliveryID(e store.Event, at time.Time) string { return store.NewDeliveryID(e.ID, at) }
+
 // newDelivery returns a pending delivery of e for action, due at due.
 func newDelivery(e store.Event, rule, action string, due time.Time) store.Delivery {
 	return store.Delivery{
-		ID:            store.NewID("dlv", e.ReceivedAt),
+		ID:            store.NewDeliveryID(e.ID, e.ReceivedAt),
 		EventID:       e.ID,
 		Hook:          e.Hook,
 		Rule:          rule,
@@ -297,7 +301,7 @@ func testAccept(t *testing.T, s store.Store) {
 	e.MatchedRules = []string{"to-crm", "to-erp"}
 	// The first delivery's id sorts after the second's: listings keep accept order, not id order.
 	d1 := newDelivery(e, "to-crm", "crm-callback", base.Add(time.Second))
-	d1.ID = store.NewID("dlv", base.Add(time.Hour))
+	d1.ID = deliveryID(e, base.Add(time.Hour))
 	d2 := newDelivery(e, "to-erp", "erp-forward", base)
 
 	got := mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d1, d2}, KeyTTL: 24 * time.Hour}, false)
