@@ -29,8 +29,10 @@ type ClientOptions struct {
 	// Transport sends the requests. nil: a clone of http.DefaultTransport,
 	// which reaches any address; GuardedTransport refuses private ones.
 	Transport   http.RoundTripper
-	MaxResponse int64            // bytes of response body kept in a Result; default 4096
-	Now         func() time.Time // the clock for Retry-After and durations; nil: time.Now
+	MaxResponse int64 // bytes of response body kept in a Result; default 4096
+	// Now is the clock for Retry-After, durations and bearer tokens' exp;
+	// nil: time.Now. The relay's clock should be the same one.
+	Now func() time.Time
 }
 
 // Client sends rendered actions. One per process; safe for concurrent use.
@@ -102,10 +104,10 @@ type Result struct {
 	// Trace times the request's phases; nil when none was sent.
 	Trace *store.Trace
 	// Err is nil on a 2xx. Otherwise it wraps ErrPermanent when retrying
-	// cannot help (render errors, refused header values, a bad URL), is a
-	// *RetryAfterError when a 429 or 503 said when to come back, and is
-	// any other error for non-2xx answers, timeouts and transport errors,
-	// which are retried on the schedule.
+	// cannot help (render errors, refused header values, a bad URL, a
+	// *TokenExpiredError), is a *RetryAfterError when a 429 or 503 said
+	// when to come back, and is any other error for non-2xx answers,
+	// timeouts and transport errors, which are retried on the schedule.
 	Err error
 }
 
@@ -130,6 +132,11 @@ func (e *attemptError) Error() string { return e.msg }
 func (e *attemptError) Unwrap() error { return e.cause }
 
 // Do renders a for env and sends it with Idempotency-Key and User-Agent.
+//
+// A rendered bearer token that is a JWT past its exp is not sent: Err is
+// a *TokenExpiredError. An OAuth2 action whose request is answered 401
+// drops its cached token and sends the request once more, at once, with a
+// new one; the Result is the second request's.
 func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKey string) (res Result) {
 	res.Method = a.Method
 	var secrets []string
@@ -157,35 +164,54 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	if c.ua != "" {
 		req.Header.Set("User-Agent", c.ua)
 	}
+	// A JWT past its exp could only be refused: nothing is sent. Only the
+	// rendered token is judged; an OAuth2 token is the token endpoint's.
+	if err := checkBearer(req.Header, c.now()); err != nil {
+		res.RequestHeaders = shownHeaders(req.Header, clean)
+		res.Err = err
+		return res
+	}
 	var tok *oauth2.Token
 	if a.oauth2 != nil {
 		tok, err = c.token(ctx, a)
 		if err != nil {
-			res.RequestHeaders = redact.Header(req.Header)
-			var re *RefusedError
-			if errors.As(err, &re) {
-				res.Err = &attemptError{msg: clean("oauth2 token: " + re.Error()), cause: ErrPermanent}
-				return res
-			}
-			res.Err = &attemptError{msg: clean("oauth2 token: " + tokenErrorText(err, ctx, a.Timeout)), cause: ctxCause(ctx)}
+			res.RequestHeaders = shownHeaders(req.Header, clean)
+			res.Err = tokenFailure("oauth2 token: ", err, ctx, a.Timeout, clean)
 			return res
 		}
 		req.Header.Set("Authorization", tok.Type()+" "+tok.AccessToken)
 		secrets = append(secrets, tok.AccessToken)
 	}
 
-	r := c.rc.R().SetContext(ctx).SetDoNotParseResponse(true).EnableTrace()
-	r.Header = req.Header
-	if req.Body != nil {
-		r.SetBody(req.Body)
-	}
-	resp, err := r.Execute(req.Method, req.URL)
+	r, resp, err := c.send(ctx, req)
 	defer func() { res.Trace = trace(r.TraceInfo(), c.now().Sub(start)) }()
-	// r.Header now holds what resty added too (Accept).
-	res.RequestHeaders = redact.Header(r.Header)
-	for k, v := range res.RequestHeaders {
-		res.RequestHeaders[k] = clean(v)
+	fresh := false // the request was sent again with a new OAuth2 token
+	if err == nil && resp.StatusCode() == http.StatusUnauthorized && tok != nil {
+		// The token may have been revoked before its expiry: drop it and
+		// send once more, at once, with a new one. Only once: a receiver
+		// that refuses a token just issued refuses the client, not the
+		// token, and a new token would not help.
+		c.dropToken(a, tok)
+		next, terr := c.token(ctx, a)
+		if terr != nil {
+			res.RequestHeaders = shownHeaders(r.Header, clean)
+			res.StatusCode = resp.StatusCode()
+			res.ResponseBody = c.readBody(resp.RawBody(), secrets, clean)
+			resp.RawBody().Close()
+			res.Err = tokenFailure("status 401; a new oauth2 token: ", terr, ctx, a.Timeout, clean)
+			return res
+		}
+		// The 401's body is not kept: the attempt records the answer to
+		// the request sent last.
+		_, _ = io.CopyN(io.Discard, resp.RawBody(), 64<<10)
+		resp.RawBody().Close()
+		req.Header.Set("Authorization", next.Type()+" "+next.AccessToken)
+		secrets = append(secrets, next.AccessToken)
+		r, resp, err = c.send(ctx, req)
+		fresh = true
 	}
+	// r.Header now holds what resty added too (Accept).
+	res.RequestHeaders = shownHeaders(r.Header, clean)
 	if err != nil {
 		if resp != nil && resp.RawBody() != nil {
 			resp.RawBody().Close()
@@ -219,15 +245,44 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 			return res
 		}
 		res.Err = &attemptError{msg: fmt.Sprintf("status %d", code)}
-	case code == http.StatusUnauthorized && tok != nil:
-		// The token may have been revoked before its expiry: fetch a new
-		// one next time.
-		c.dropToken(a, tok)
-		res.Err = &attemptError{msg: fmt.Sprintf("status %d (the OAuth2 token is dropped and fetched again next attempt)", code)}
+	case code == http.StatusUnauthorized && fresh:
+		res.Err = &attemptError{msg: fmt.Sprintf("status %d, with a newly fetched OAuth2 token too", code)}
 	default:
 		res.Err = &attemptError{msg: fmt.Sprintf("status %d", code)}
 	}
 	return res
+}
+
+// send makes one request. The returned request is never nil, so that its
+// trace and headers can be read whatever happened.
+func (c *Client) send(ctx context.Context, req *Request) (*resty.Request, *resty.Response, error) {
+	r := c.rc.R().SetContext(ctx).SetDoNotParseResponse(true).EnableTrace()
+	r.Header = req.Header
+	if req.Body != nil {
+		r.SetBody(req.Body)
+	}
+	resp, err := r.Execute(req.Method, req.URL)
+	return r, resp, err
+}
+
+// shownHeaders is h as a Result may show it: redacted, then scrubbed.
+func shownHeaders(h http.Header, clean func(string) string) map[string]string {
+	out := redact.Header(h)
+	for k, v := range out {
+		out[k] = clean(v)
+	}
+	return out
+}
+
+// tokenFailure is the error of an attempt whose OAuth2 token could not be
+// had. A refused token endpoint address is permanent, as a refused
+// destination is; anything else is retried.
+func tokenFailure(prefix string, err error, ctx context.Context, timeout time.Duration, clean func(string) string) error {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return &attemptError{msg: clean(prefix + re.Error()), cause: ErrPermanent}
+	}
+	return &attemptError{msg: clean(prefix + tokenErrorText(err, ctx, timeout)), cause: ctxCause(ctx)}
 }
 
 // trace is resty's record of a request. Its total is the attempt's own

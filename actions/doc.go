@@ -6,6 +6,6 @@
 // sends it as one attempt: no
 // redirects followed, a timeout, a capped response body, header values with
 // CR or LF refused, loopback, private and metadata addresses refused at dial
-// time unless allowed (GuardedTransport), and every secret kept out of the
-// Result that is recorded and shown.
+// time unless allowed (GuardedTransport), a bearer JWT past its exp not
+// sent, and every secret kept out of the Result that is recorded and shown.
 package actions

@@ -53,15 +53,22 @@ actions:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/test"})
+	// The client keeps the relay's clock, as in serve.
+	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/test", Now: o.Now})
 	return st, relay.New(st, client, func() map[string]*actions.Action { return cfg.Actions }, o)
 }
 
 func enqueue(t *testing.T, st store.Store, id, action string) string {
 	t.Helper()
+	return enqueueBody(t, st, id, action, `{"id":"`+id+`"}`)
+}
+
+// enqueueBody is enqueue with the event's body given.
+func enqueueBody(t *testing.T, st store.Store, id, action, body string) string {
+	t.Helper()
 	now := time.Now()
 	ev := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: id,
-		Body: []byte(`{"id":"` + id + `"}`), Status: store.EventAccepted, Headers: map[string]string{"content-type": "application/json"}}
+		Body: []byte(body), Status: store.EventAccepted, Headers: map[string]string{"content-type": "application/json"}}
 	d := store.Delivery{ID: store.NewID("dlv", now), EventID: ev.ID, Hook: "h", Rule: "r", Action: action,
 		Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 	if _, err := st.Accept(context.Background(), store.Accept{Event: ev, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {

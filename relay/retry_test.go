@@ -70,6 +70,7 @@ func TestRetryOutcome(t *testing.T) {
 		{"410 is final at once", 1, status(410), store.Outcome{Status: store.DeliveryDead, Error: "status 410 (410 Gone: the receiver says this endpoint no longer exists, so it is not retried)"}},
 		{"permanent", 1, actions.Result{Err: fmt.Errorf("header: %w", actions.ErrPermanent)}, store.Outcome{Status: store.DeliveryDead, Error: "header: " + actions.ErrPermanent.Error()}},
 		{"permanent before sending", 1, actions.Result{Err: &permanentError{"action gone"}}, store.Outcome{Status: store.DeliveryDead, Error: "action gone"}},
+		{"expired token, attempts left", 1, actions.Result{Err: &actions.TokenExpiredError{At: now.Add(-time.Minute)}}, store.Outcome{Status: store.DeliveryDead, Error: "token expired at 2026-11-23T11:59:00Z"}},
 		{"Retry-After honoured", 1, ra(now.Add(10*time.Minute), http.StatusTooManyRequests), store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: now.Add(10 * time.Minute)}},
 		{"Retry-After capped", 1, ra(now.Add(72*time.Hour), http.StatusServiceUnavailable), store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: now.Add(24 * time.Hour)}},
 		{"Retry-After in the past uses the schedule", 1, ra(now.Add(-time.Second), 429), store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: now.Add(time.Minute)}},
@@ -104,6 +105,7 @@ func TestDestinationFailed(t *testing.T) {
 		{actions.Result{StatusCode: 404, Err: fail}, false},
 		{actions.Result{StatusCode: 410, Err: fail}, false},
 		{actions.Result{Err: &permanentError{"refused"}}, false},
+		{actions.Result{Err: &actions.TokenExpiredError{At: time.Unix(0, 0)}}, false},
 	} {
 		if got := destinationFailed(c.res); got != c.want {
 			t.Errorf("destinationFailed(status %d, %v) = %t, want %t", c.res.StatusCode, c.res.Err, got, c.want)

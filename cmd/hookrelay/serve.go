@@ -140,8 +140,12 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		gwo.Limiter = rs.Limiter()
 	}
 	gw = gateway.New(st, cfg, gwo)
+	// One clock for the relay and its client: a bearer token's exp is
+	// judged by the time the relay schedules by.
+	now := time.Now
 	client := actions.NewClient(actions.ClientOptions{
 		UserAgent: "hookrelay/" + version,
+		Now:       now,
 		// The allowlist is read at each connection from the config in force,
 		// so a reload changes it too.
 		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
@@ -222,7 +226,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		})
 	}
 	if f.workers > 0 {
-		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log, Metrics: mx,
+		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log, Metrics: mx, Now: now,
 			Limits: func() rules.Limits { return gw.Config().Evaluation }}
 		if rs, ok := st.(*redisstore.Store); ok {
 			// Rates hold across every process that shares the Redis store.
