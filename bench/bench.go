@@ -383,8 +383,14 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c := newClient(b.o.Conns)
 		r := intakeResult{Label: t.label, Store: t.store}
+		var cpu map[string]float64
+		if t.workers == 0 {
+			cpu = b.redisCPU(ctx, t.store)
+		}
+		var accepted int64
 		if b.o.Warmup > 0 {
-			closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Warmup), 0, b.pay, tag+"-warmup", want, nil)
+			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Warmup), 0, b.pay, tag+"-warmup", want, nil)
+			accepted += lr.OK
 		}
 		for i := range b.o.Rounds {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Duration), 0, b.pay, fmt.Sprintf("%s-%d", tag, i), want, nil)
@@ -393,6 +399,7 @@ func (b *bench) intake(ctx context.Context) error {
 				return ctx.Err()
 			}
 			r.Rounds = append(r.Rounds, lr.rate())
+			accepted += lr.OK
 			r.Failed += lr.Errors
 			for _, n := range lr.Codes {
 				r.Failed += n
@@ -405,6 +412,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c.CloseIdleConnections()
 		r.Median = median(r.Rounds)
+		b.noteRedisLoad(ctx, "intake", t.store, cpu, accepted)
 		b.stop(s)
 		if t.store != "" {
 			b.dropStore(ctx, t.store, tag)
@@ -446,6 +454,7 @@ func (b *bench) drain(ctx context.Context) error {
 
 		rec := b.recv.reset()
 		b.recv.expect(rec, ids)
+		cpu := b.redisCPU(ctx, st)
 		start := time.Now()
 		s, err = b.startHookrelay(ctx, "hookrelay "+name+", relay on (drain)", url, relayOn)
 		if err != nil {
@@ -466,6 +475,7 @@ func (b *bench) drain(ctx context.Context) error {
 		}
 		b.settle(ctx)
 		stats := b.recv.snapshot(rec)
+		b.noteRedisLoad(ctx, "drain", st, cpu, int64(stats.Got))
 		b.stop(s)
 		b.dropStore(ctx, st, tag)
 		if ctx.Err() != nil {

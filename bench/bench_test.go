@@ -83,6 +83,25 @@ func TestSmokeCluster(t *testing.T) {
 	if !strings.Contains(rep.Markdown(), "Redis Cluster") {
 		t.Errorf("the report does not name the cluster:\n%s", rep.Markdown())
 	}
+	// The Redis load of intake and drain is read from each of the three
+	// masters, and every master did some of the work.
+	if len(rep.Redis) != 2 {
+		t.Fatalf("%d Redis load rows, want intake and drain: %+v", len(rep.Redis), rep.Redis)
+	}
+	for _, l := range rep.Redis {
+		busy := 0
+		for _, s := range l.CPU {
+			if s > 0 {
+				busy++
+			}
+		}
+		if len(l.CPU) != 3 || busy != 3 || l.Events == 0 {
+			t.Errorf("Redis load of %s: %d events, CPU per master %v; want events and three busy masters", l.Phase, l.Events, l.CPU)
+		}
+	}
+	if !strings.Contains(rep.Markdown(), "## Redis load") {
+		t.Errorf("the report has no Redis load section:\n%s", rep.Markdown())
+	}
 	// The cluster is gone: the script keeps its state under a folder per
 	// base port, removed on stop.
 	out := progress.String()

@@ -16,6 +16,7 @@ type report struct {
 	Latency   []latencyResult
 	Isolation []latencyResult
 	Memory    []memResult
+	Redis     []redisLoad
 	problems  []string // lost or duplicated events, failed requests, unclean exits
 	notes     []string // what the servers logged at WARN or ERROR, slow stops
 }
@@ -168,6 +169,19 @@ func (r *report) Markdown() string {
 				t = "> " + t + " (incomplete)"
 			}
 			p("| %s | %s | %s | %s | %s | %s | %d | %d |\n", d.Store, num(float64(d.Backlog)), dur(d.Startup), t, num(d.rate()), r.ratio(d.rate()), d.Lost, d.DupKeys)
+		}
+		p("\n")
+	}
+
+	if len(r.Redis) > 0 {
+		p("## Redis load\n\n")
+		p("CPU time (user and system) that Redis spent per event, from `INFO cpu` before and after\n")
+		p("intake with the relay off (every round and the warm-up) and the drain, summed over\n")
+		p("the servers that hold the store: the one server, or the cluster's three masters, whose\n")
+		p("shares of it show how the load spreads (their replicas, not counted, spend more).\n\n")
+		p("| phase | store | events | Redis CPU per event | share per server |\n|---|---|---:|---:|---|\n")
+		for _, l := range r.Redis {
+			p("| %s | %s | %s | %.1f µs | %s |\n", l.Phase, l.Store, num(float64(l.Events)), l.perEvent(), l.shares())
 		}
 		p("\n")
 	}
