@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,121 @@ func TestPartitionedAcceptRefusesStrayIDs(t *testing.T) {
 	}
 	if got, err := s.Delivery(t.Context(), d.ID); err != nil || got.EventID != e.ID {
 		t.Errorf("Delivery(%s) = %+v, %v", d.ID, got, err)
+	}
+}
+
+// openParts opens a store of n partitions on the test Redis under a prefix
+// of the test's own.
+func openParts(t *testing.T, prefix string, n int) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), redistest.WithPrefix(redistest.URL(t), prefix)+"&partitions="+strconv.Itoa(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestPartitionedListingPages: pages merged from every partition, with a
+// scan budget so small that partitions stop early, list every record of
+// the filter once, newest first, whatever the page size.
+func TestPartitionedListingPages(t *testing.T) {
+	s := openParts(t, redistest.Prefix(t), 8)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	var want []string
+	for i := range 240 {
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		hook := []string{"orders", "contacts", "stock"}[i%3]
+		key := "k" + strconv.Itoa(i)
+		e := store.Event{ID: store.NewEventID(hook, key, at), Hook: hook, ReceivedAt: at, IdempotencyKey: key}
+		var ds []store.Delivery
+		if i%2 == 0 {
+			ds = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), Rule: "r", Action: "crm", NextAttemptAt: at}}
+		}
+		if _, err := s.Accept(t.Context(), store.Accept{Event: e, Deliveries: ds, KeyTTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if hook == "orders" && len(ds) > 0 {
+			want = append(want, e.ID)
+		}
+	}
+	slices.Reverse(want)
+	for _, budget := range []int{3, 40, defaultScanBudget} {
+		for _, limit := range []int{1, 7, 100} {
+			s.scanBudget = budget
+			var got []string
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > 1000 {
+					t.Fatalf("budget %d, limit %d: no end after 1000 pages", budget, limit)
+				}
+				evs, next, err := s.ListEvents(t.Context(), store.EventFilter{Hook: "orders", Status: store.EventAccepted, Limit: limit, Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs) > limit {
+					t.Fatalf("budget %d, limit %d: a page of %d", budget, limit, len(evs))
+				}
+				for _, e := range evs {
+					got = append(got, e.ID)
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("budget %d, limit %d: listed %d events, want the %d of the filter once each, newest first", budget, limit, len(got), len(want))
+			}
+		}
+	}
+}
+
+// TestPartitionedCapAcrossProcesses: an action's cap on live leases holds
+// across partitions and across processes, and a finished or released
+// lease frees its place at once.
+func TestPartitionedCapAcrossProcesses(t *testing.T) {
+	prefix := redistest.Prefix(t)
+	a, b := openParts(t, prefix, 8), openParts(t, prefix, 8)
+	now := time.Now().Truncate(time.Millisecond)
+	for i := range 40 {
+		key := "k" + strconv.Itoa(i)
+		e := store.Event{ID: store.NewEventID("h", key, now), Hook: "h", ReceivedAt: now, IdempotencyKey: key}
+		d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), Rule: "r", Action: "crm", NextAttemptAt: now}
+		if _, err := a.Accept(t.Context(), store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease := func(s *Store, at time.Time) []store.Lease {
+		t.Helper()
+		got, err := s.Lease(t.Context(), store.LeaseRequest{Now: at, TTL: time.Minute,
+			Actions: []store.ActionQuota{{Action: "crm", N: 10, Max: 3}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Leases
+	}
+	first, second := lease(a, now), lease(b, now)
+	if len(first)+len(second) != 3 {
+		t.Fatalf("two processes leased %d and %d with a cap of 3, want 3 in all", len(first), len(second))
+	}
+	held := append(first, second...)
+	if more := lease(b, now.Add(time.Second)); len(more) != 0 {
+		t.Fatalf("leased %d more while 3 are live", len(more))
+	}
+	errs, err := a.Finish(t.Context(), []store.Finish{{Lease: held[0], Attempt: store.Attempt{N: 1, StartedAt: now},
+		Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("Finish: %v, %v", err, errs)
+	}
+	if err := b.Release(t.Context(), now, held[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	if more := lease(b, now.Add(time.Second)); len(more) != 2 {
+		t.Fatalf("leased %d after one lease finished and one was released, want 2", len(more))
+	}
+	// A lease whose worker died stops counting when it ends.
+	if more := lease(a, now.Add(2*time.Minute)); len(more) != 3 {
+		t.Fatalf("leased %d once every lease had ended, want 3", len(more))
 	}
 }
