@@ -32,11 +32,12 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
-// TestClusterFailover kills (-9) the master that holds the store while webhooks
-// keep arriving, on a Redis Cluster of the test's own with a replica per
-// master: hookrelay answers 503 while the store's slot has no master,
-// never 2xx for an event it did not store, and takes events again once the
-// replica has taken over, without a restart. With durability: wait every
+// TestClusterFailover kills (-9) the master that holds the store's partition 0
+// (and about a third of its partitions) while webhooks keep arriving, on a
+// Redis Cluster of the test's own with a replica per master: hookrelay
+// answers 503 while a partition's slot has no master, never 2xx for an
+// event it did not store, and takes events again once the replica has
+// taken over, without a restart. With durability: wait every
 // event answered 2xx is still there after the failover; with the default,
 // the test reports how many acknowledged events the failover lost
 // (replication is asynchronous), the figures the README quotes.
