@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -131,6 +132,22 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // problem found, each as file:line:col: message.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	return loadWith(path, lookup, readFile)
+}
+
+// LoadFiles is Load reading the config and the files it names from files,
+// by the paths Load would open (Config.Files of the same config loaded from
+// disk), never from disk: how a config sent over the network is checked.
+func LoadFiles(path string, files map[string][]byte, lookup func(string) (string, bool)) (*Config, error) {
+	return loadWith(path, lookup, func(file string) ([]byte, error) {
+		data, ok := files[file]
+		if !ok {
+			return nil, &os.PathError{Op: "open", Path: file, Err: fs.ErrNotExist}
+		}
+		if len(data) > MaxFileSize {
+			return nil, &os.PathError{Op: "read", Path: file, Err: errTooLarge}
+		}
+		return data, nil
+	})
 }
 
 // loadWith is Load reading files with read.
