@@ -85,7 +85,7 @@ func newWhatifConfigs(t *testing.T) whatifConfigs {
 		same:    whatifDir(t, whatifConfig, whatifRules),
 		// The rule "paid" is dropped: notify is lost, archive stays (by
 		// the other rule).
-		dropped: whatifDir(t, whatifConfig, "rules:\n"+whatifRules[strings.Index(whatifRules, "  - name: every-order"):]),
+		dropped:  whatifDir(t, whatifConfig, "rules:\n"+whatifRules[strings.Index(whatifRules, "  - name: every-order"):]),
 		template: whatifDir(t, strings.Replace(whatifConfig, `status: "{{ body.data.status }}"`, `status: "{{ upper(body.data.status) }}"`, 1), whatifRules),
 		broken:   whatifDir(t, strings.Replace(whatifConfig, `{{ body.data.id }}"`, `{{ body.data.id + }}"`, 1), whatifRules),
 	}
