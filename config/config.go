@@ -69,6 +69,10 @@ type Config struct {
 	// the operator's log.
 	Warnings []string
 
+	// EnvNames are the environment variables the config names (${VAR}),
+	// set or not, sorted.
+	EnvNames []string
+
 	redactor *redact.Redactor
 }
 
@@ -152,12 +156,18 @@ func LoadFiles(path string, files map[string][]byte, lookup func(string) (string
 
 // loadWith is Load reading files with read.
 func loadWith(path string, lookup func(string) (string, bool), read func(string) ([]byte, error)) (*Config, error) {
-	l := &loader{lookup: lookup, read: read, dir: filepath.Dir(path), main: path,
+	names := map[string]bool{}
+	recorded := func(name string) (string, bool) {
+		names[name] = true
+		return lookup(name)
+	}
+	l := &loader{lookup: recorded, read: read, dir: filepath.Dir(path), main: path,
 		trees: map[string]ast.Node{}, ruleFiles: map[string]*ruleFile{}}
 	c := l.load(path)
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
+	c.EnvNames = slices.Sorted(maps.Keys(names))
 	return c, nil
 }
 

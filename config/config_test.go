@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -364,6 +365,9 @@ func TestLoadFiles(t *testing.T) {
 	}
 	if strings.Join(got.HookNames(), ",") != strings.Join(disk.HookNames(), ",") || len(got.Actions) != len(disk.Actions) {
 		t.Errorf("from files: hooks %v, %d actions; from disk: hooks %v, %d actions", got.HookNames(), len(got.Actions), disk.HookNames(), len(disk.Actions))
+	}
+	if want := []string{"CRM_TOKEN", "DEMO_ALLOW_NETWORKS", "DEMO_API_URL"}; !slices.Equal(got.EnvNames[:3], want) || !slices.Contains(got.EnvNames, "WS_HOOK_TOKEN") {
+		t.Errorf("EnvNames = %v, want every variable the config names, set or not", got.EnvNames)
 	}
 	if got.Redactor().String("Bearer crm-token-123456") == "Bearer crm-token-123456" {
 		t.Error("the config loaded from files does not mask its secret")

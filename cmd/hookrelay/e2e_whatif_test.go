@@ -420,6 +420,23 @@ func TestWhatifServer(t *testing.T) {
 			}
 		})
 
+		t.Run("only the variables the config in force names", func(t *testing.T) {
+			// PATH is set in the server's environment, but the config in
+			// force does not name it: to a candidate it is unset.
+			cfg := strings.Replace(whatifConfig, "X-Sent-At:", "X-Path: ${PATH:-unset}\n      X-Sent-At:", 1)
+			status, out := srv.api(t, writeKey, http.MethodPost, "/whatif", map[string]any{
+				"path": "c/hookrelay.yaml", "files": map[string]string{"c/hookrelay.yaml": cfg, "c/rules.yaml": whatifRules},
+				"from": time.Now().Add(-time.Hour).UTC(), "to": time.Now().UTC(),
+			})
+			raw, _ := json.Marshal(out)
+			if status != http.StatusOK || !strings.Contains(string(raw), `{"field":"header X-Path","to":"unset"}`) {
+				t.Errorf("%d %s, want header X-Path added as \"unset\" and nothing else", status, raw)
+			}
+			if p := os.Getenv("PATH"); len(p) > 6 && strings.Contains(string(raw), p) {
+				t.Errorf("the server's PATH is in the answer: %s", raw)
+			}
+		})
+
 		if after := snapshot(); !cmp.Equal(before, after) {
 			t.Errorf("whatif wrote to the store: %s", cmp.Diff(before, after))
 		}

@@ -79,8 +79,7 @@ or server error).`,
 			}
 
 			// The candidate is validated first, as validate does.
-			env := whatif.NewEnvRecorder(m.LookupEnv)
-			candidate, err := config.Load(cfgPath, env.Lookup)
+			candidate, err := config.Load(cfgPath, m.LookupEnv)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("candidate config: %w", err)}
 			}
@@ -88,7 +87,7 @@ or server error).`,
 			if useServer {
 				rep, err = m.whatifRemote(cmd.Context(), rf, candidate, w)
 			} else {
-				rep, err = m.whatifStore(cmd.Context(), storeURL, currentPath, candidate, env, w)
+				rep, err = m.whatifStore(cmd.Context(), storeURL, currentPath, candidate, w)
 			}
 			if err != nil {
 				var ee *exitError
@@ -162,8 +161,8 @@ func window(sinceSet bool, since time.Duration, from, to string, now time.Time) 
 
 // whatifStore compares on the store directly, against the config in force
 // that currentPath names.
-func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, candidate *config.Config, env *whatif.EnvRecorder, w whatif.Window) (*whatif.Report, error) {
-	current, err := config.Load(currentPath, env.Lookup)
+func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, candidate *config.Config, w whatif.Window) (*whatif.Report, error) {
+	current, err := config.Load(currentPath, m.LookupEnv)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("current config: %w", err)}
 	}
@@ -175,7 +174,7 @@ func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, ca
 		return nil, err
 	}
 	defer st.Close()
-	red := redact.Join(current.Redactor(), candidate.Redactor(), env.Redactor())
+	red := redact.Join(current.Redactor(), candidate.Redactor())
 	return whatif.Run(ctx, st, current, candidate, w, red)
 }
 

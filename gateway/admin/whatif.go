@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,7 +18,9 @@ import (
 // sent whole: Files holds the text of its main file (Path) and of every
 // rule and action file it names, by the paths it names them with; nothing
 // is read from the server's disk. ${VAR} in it is resolved with the
-// server's environment, as the config in force is.
+// server's environment, as the config in force is, but only for the
+// variables the config in force names: a candidate cannot read the rest
+// of the server's environment (any other is unset).
 type WhatIfRequest struct {
 	Path  string            `json:"path"`
 	Files map[string]string `json:"files"`
@@ -34,7 +37,7 @@ const maxWhatIfBody = 4 * config.MaxFileSize
 // whatIf runs a candidate config over stored events and answers a
 // whatif.Report. It sends nothing and stores nothing; it needs the write
 // scope all the same, because the candidate is evaluated with the server's
-// environment and its secrets.
+// environment, which the config in force draws its secrets from.
 func (a *API) whatIf(c *gin.Context) {
 	var req WhatIfRequest
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxWhatIfBody))
@@ -59,17 +62,21 @@ func (a *API) whatIf(c *gin.Context) {
 	for name, text := range req.Files {
 		files[name] = []byte(text)
 	}
-	env := whatif.NewEnvRecorder(a.o.LookupEnv)
-	candidate, err := config.LoadFiles(req.Path, files, env.Lookup)
 	current := a.o.Config()
-	red := redact.Join(current.Redactor(), env.Redactor())
+	lookup := func(name string) (string, bool) {
+		if a.o.LookupEnv == nil || !slices.Contains(current.EnvNames, name) {
+			return "", false
+		}
+		return a.o.LookupEnv(name)
+	}
+	candidate, err := config.LoadFiles(req.Path, files, lookup)
 	if err != nil {
 		// The errors quote the candidate's lines, which may now hold what
 		// its ${VAR} resolved to.
-		a.fail(c, &apiError{http.StatusBadRequest, "candidate config: " + red.String(err.Error())})
+		a.fail(c, &apiError{http.StatusBadRequest, "candidate config: " + current.Redactor().String(err.Error())})
 		return
 	}
-	red = redact.Join(red, candidate.Redactor())
+	red := redact.Join(current.Redactor(), candidate.Redactor())
 	rep, err := whatif.Run(c.Request.Context(), a.o.Store, current, candidate,
 		whatif.Window{From: req.From, To: req.To, Hook: req.Hook, Limit: req.Limit}, red)
 	if err != nil {
