@@ -366,6 +366,9 @@ func TestWhatifServer(t *testing.T) {
 			if status != http.StatusAccepted {
 				t.Fatalf("catch: %d %v", status, out)
 			}
+			// Events received in one millisecond have no order: "the
+			// newest" must be one event for --limit 1.
+			time.Sleep(2 * time.Millisecond)
 			if i%2 == 0 {
 				paid = append(paid, out["id"].(string))
 			} else {
