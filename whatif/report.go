@@ -105,7 +105,13 @@ func Run(ctx context.Context, src Source, current, candidate *config.Config, w W
 			return rep, nil
 		}
 		if rep.Totals.Events >= w.Limit {
-			rep.Truncated = true
+			// A full page may name a next one that turns out empty.
+			f.Cursor, f.Limit = next, 1
+			more, _, err := src.ListEvents(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			rep.Truncated = len(more) > 0
 			return rep, nil
 		}
 		f.Cursor = next

@@ -246,6 +246,13 @@ func TestRun(t *testing.T) {
 	if want := []time.Time{base.Add(5 * time.Minute), base.Add(4 * time.Minute), base.Add(3 * time.Minute)}; !cmp.Equal(at, want) {
 		t.Errorf("events at %v, want the newest first %v", at, want)
 	}
+	w.Limit = 5
+	if rep, err = Run(ctx, st, cur, cand, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Events != 5 || rep.Truncated {
+		t.Errorf("a limit of exactly the window's events: %+v truncated %v", rep.Totals, rep.Truncated)
+	}
 	w.Limit = 10
 	w.To = base.Add(time.Hour)
 	if rep, err = Run(ctx, st, cur, cand, w, nil); err != nil {
