@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -67,6 +68,10 @@ type Config struct {
 	// Warnings are problems that do not stop the config from loading, for
 	// the operator's log.
 	Warnings []string
+
+	// EnvNames are the environment variables the config names (${VAR}),
+	// set or not, sorted.
+	EnvNames []string
 
 	redactor *redact.Redactor
 }
@@ -133,14 +138,36 @@ func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	return loadWith(path, lookup, readFile)
 }
 
+// LoadFiles is Load reading the config and the files it names from files,
+// by the paths Load would open (Config.Files of the same config loaded from
+// disk), never from disk: how a config sent over the network is checked.
+func LoadFiles(path string, files map[string][]byte, lookup func(string) (string, bool)) (*Config, error) {
+	return loadWith(path, lookup, func(file string) ([]byte, error) {
+		data, ok := files[file]
+		if !ok {
+			return nil, &os.PathError{Op: "open", Path: file, Err: fs.ErrNotExist}
+		}
+		if len(data) > MaxFileSize {
+			return nil, &os.PathError{Op: "read", Path: file, Err: errTooLarge}
+		}
+		return data, nil
+	})
+}
+
 // loadWith is Load reading files with read.
 func loadWith(path string, lookup func(string) (string, bool), read func(string) ([]byte, error)) (*Config, error) {
-	l := &loader{lookup: lookup, read: read, dir: filepath.Dir(path), main: path,
+	names := map[string]bool{}
+	recorded := func(name string) (string, bool) {
+		names[name] = true
+		return lookup(name)
+	}
+	l := &loader{lookup: recorded, read: read, dir: filepath.Dir(path), main: path,
 		trees: map[string]ast.Node{}, ruleFiles: map[string]*ruleFile{}}
 	c := l.load(path)
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
+	c.EnvNames = slices.Sorted(maps.Keys(names))
 	return c, nil
 }
 

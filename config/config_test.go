@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,46 @@ func TestHookRateLimit(t *testing.T) {
 		if got := c.Hooks["shop"].RateLimit; got != tt.want {
 			t.Errorf("%s: RateLimit = %+v, want %+v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestLoadFiles: a config given as files loads as it does from disk, reads
+// nothing from disk, and a file it names but was not given is an error
+// placed where the config names it.
+func TestLoadFiles(t *testing.T) {
+	lookup := env(map[string]string{"CRM_TOKEN": "crm-token-123456"})
+	disk, err := Load("../testdata/demo/hookrelay.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range disk.Files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = b
+	}
+	got, err := LoadFiles(disk.Path, files, lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got.HookNames(), ",") != strings.Join(disk.HookNames(), ",") || len(got.Actions) != len(disk.Actions) {
+		t.Errorf("from files: hooks %v, %d actions; from disk: hooks %v, %d actions", got.HookNames(), len(got.Actions), disk.HookNames(), len(disk.Actions))
+	}
+	if want := []string{"CRM_TOKEN", "DEMO_ALLOW_NETWORKS", "DEMO_API_URL"}; !slices.Equal(got.EnvNames[:3], want) || !slices.Contains(got.EnvNames, "WS_HOOK_TOKEN") {
+		t.Errorf("EnvNames = %v, want every variable the config names, set or not", got.EnvNames)
+	}
+	if got.Redactor().String("Bearer crm-token-123456") == "Bearer crm-token-123456" {
+		t.Error("the config loaded from files does not mask its secret")
+	}
+
+	delete(files, "../testdata/demo/rules/ordercloud.yaml")
+	_, err = LoadFiles(disk.Path, files, lookup)
+	if err == nil || !strings.Contains(err.Error(), "../testdata/demo/hookrelay.yaml:") || !strings.Contains(err.Error(), "rules/ordercloud.yaml") {
+		t.Errorf("a rule file not given: %v, want an error placed in the config naming the file", err)
+	}
+	if _, err := LoadFiles("nowhere/hookrelay.yaml", nil, lookup); err == nil {
+		t.Error("no files at all: loaded")
 	}
 }

@@ -15,8 +15,17 @@ type Env struct {
 	Hook    string            `expr:"hook"`
 	Event   EventInfo         `expr:"event"`
 
-	raw    []byte  // the payload as it arrived, for actions that forward it
-	budget *budget // shared by the copies of one Env; nil: each run gets its own
+	raw    []byte    // the payload as it arrived, for actions that forward it
+	budget *budget   // shared by the copies of one Env; nil: each run gets its own
+	at     time.Time // what now() answers; zero: the clock
+}
+
+// At returns env with now() answering t instead of reading the clock: a
+// comparison of two renderings of one event must not see time pass
+// between them.
+func (e Env) At(t time.Time) Env {
+	e.at = t
+	return e
 }
 
 // Limit returns env with a fresh budget of l, which starts now: every

@@ -37,6 +37,7 @@ const (
 	matchesName = "guard matches"
 	sortByName  = "guard sortBy"
 	groupByName = "guard groupBy"
+	nowName     = "guard now"
 	guardPrefix = "guard "
 )
 
@@ -83,6 +84,7 @@ var guardOptions = func() []expr.Option {
 		function(groupByName, guardGroupBy, passThrough),
 		function(addName, guardAdd, validateAdd),
 		function(matchesName, guardMatches, func([]reflect.Type) (reflect.Type, error) { return reflect.TypeOf(true), nil }),
+		nowFunction(),
 	}
 	for name, g := range guardedBuiltins {
 		orig := builtin.Builtins[builtin.Index[name]]
@@ -120,6 +122,32 @@ func function(name string, g guardFunc, validate func([]reflect.Type) (reflect.T
 		Validate: validate,
 	}
 	return func(c *conf.Config) { c.Functions[name] = fn }
+}
+
+// nowFunction is now() reading the Env's time (see Env.At) when it has
+// one, and the clock otherwise; expr's own now() decides the types.
+func nowFunction() expr.Option {
+	orig := builtin.Builtins[builtin.Index["now"]]
+	fn := &builtin.Function{
+		Name: nowName,
+		Func: func(args ...any) (any, error) {
+			at := args[0].(*Env).at
+			if at.IsZero() {
+				return invoke(orig, args[1:])
+			}
+			if len(args) == 2 {
+				if tz, ok := args[1].(*time.Location); ok {
+					return at.In(tz), nil
+				}
+			}
+			if len(args) != 1 {
+				return nil, fmt.Errorf("invalid number of arguments (expected 0, got %d)", len(args)-1)
+			}
+			return at, nil
+		},
+		Validate: func(args []reflect.Type) (reflect.Type, error) { return orig.Validate(args[1:]) },
+	}
+	return func(c *conf.Config) { c.Functions[fn.Name] = fn }
 }
 
 // passThrough types a guard that returns its second argument.
@@ -164,6 +192,8 @@ func (guard) Visit(node *ast.Node) {
 	case *ast.BuiltinNode:
 		if loops[n.Name] {
 			guardLoop(n)
+		} else if n.Name == "now" {
+			ast.Patch(node, guardCall(nowName, n.Arguments...))
 		} else if _, ok := guardedBuiltins[n.Name]; ok {
 			ast.Patch(node, guardCall(guardPrefix+n.Name, n.Arguments...))
 		}

@@ -2,11 +2,15 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 func TestTemplateRender(t *testing.T) {
@@ -179,5 +183,43 @@ func BenchmarkTemplateRenderString(b *testing.B) {
 		if _, err := tpl.RenderString(env); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTemplateNowAt: an Env given a time answers now() with it, in every
+// form now() takes; one without reads the clock.
+func TestTemplateNowAt(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+	env := NewEnv(store.Event{ID: "evt_1", Hook: "h", ReceivedAt: at}, nil)
+	for src, want := range map[string]string{
+		`{{ now().Format("2006-01-02T15:04:05Z07:00") }}`:                     "2026-11-20T09:30:00Z",
+		`{{ now(timezone("Europe/Paris")).Format("15:04") }}`:                 "10:30",
+		`{{ (now() - duration("1h")).Format("15:04") }}`:                      "08:30",
+		`{{ now() == event.received_at ? "same" : "other" }}`:                 "same",
+		`{{ string(now().Unix() - event.received_at.Unix()) }}`:               "0",
+		`{{ date("2026-11-20T09:30:00Z").Before(now()) ? "before" : "not" }}`: "not",
+	} {
+		tpl, err := CompileTemplate(src, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		got, err := tpl.RenderString(env.At(at))
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got != want {
+			t.Errorf("%s at %v = %q, want %q", src, at, got, want)
+		}
+	}
+	tpl, err := CompileTemplate(`{{ now().Year() }}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.RenderString(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint(time.Now().Year()); got != want {
+		t.Errorf("now().Year() without At = %s, want the clock's %s", got, want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/whatif"
 )
 
 // inbound is a payload as a sender would post it to a hook.
@@ -158,19 +159,19 @@ func (in *inbound) dryRun(out io.Writer) error {
 	}
 	tw.Flush()
 
-	_, matches, _ := h.Rules.Evaluate(env)
-	if len(matches) == 0 {
+	planned := whatif.Render(in.cfg, h, env.At(in.now))
+	if len(planned) == 0 {
 		fmt.Fprintln(out, "requests: none (the event would be stored as ignored)")
 	} else {
 		fmt.Fprintln(out, "requests:")
 	}
-	for _, mt := range matches {
-		fmt.Fprintf(out, "  %s (rule %s)\n", mt.Action, mt.Rule)
-		req, err := in.cfg.Actions[mt.Action].Render(env.Limit(in.cfg.Evaluation)) // each delivery has its own budget
-		if err != nil {
-			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(err.Error()))
+	for _, p := range planned {
+		fmt.Fprintf(out, "  %s (rule %s)\n", p.Action, p.Rule)
+		if p.Err != nil {
+			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(p.Err.Error()))
 			continue
 		}
+		req := p.Request
 		fmt.Fprintf(out, "    %s %s\n", safe(req.Method), safe(in.cfg.Redactor().URL(req.URL)))
 		red := in.cfg.Redactor().Header(req.Header)
 		red["Idempotency-Key"] = "<delivery id>"

@@ -82,7 +82,7 @@ func (m *Main) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(m.serveCommand(), m.validateCommand(), m.testCommand(), m.signCommand(),
-		m.keysCommand(), m.eventsCommand(), m.deliveriesCommand(), m.actionsCommand(), m.storeCommand(), m.echoCommand(), m.versionCommand())
+		m.keysCommand(), m.eventsCommand(), m.deliveriesCommand(), m.actionsCommand(), m.storeCommand(), m.whatifCommand(), m.echoCommand(), m.versionCommand())
 	return root
 }
 

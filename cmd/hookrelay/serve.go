@@ -168,6 +168,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		Ingress:    ingress,
 		Reload:     func(context.Context) (*config.Config, error) { return rl.Reload("admin API") },
 		ClearCache: client.ClearTokens,
+		LookupEnv:  m.LookupEnv,
 		Logger:     log,
 		Metrics:    mx,
 	})

@@ -37,6 +37,10 @@ var routes = []route{
 	{http.MethodPost, "/deliveries/retry", []string{ScopeWrite}, (*API).retryMany},
 	{http.MethodPost, "/deliveries/:id/retry", []string{ScopeWrite}, (*API).retryOne},
 
+	// A what-if run sends and stores nothing, but it evaluates a config
+	// with the server's environment: see whatIf.
+	{http.MethodPost, "/whatif", []string{ScopeWrite}, (*API).whatIf},
+
 	{http.MethodGet, "/actions", []string{ScopeRead}, (*API).listActions},
 	{http.MethodPost, "/actions/:name/pause", []string{ScopeWrite}, (*API).pauseAction},
 	{http.MethodPost, "/actions/:name/resume", []string{ScopeWrite}, (*API).resumeAction},

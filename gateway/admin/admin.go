@@ -39,6 +39,9 @@ type Options struct {
 	Reload func(ctx context.Context) (*config.Config, error)
 	// ClearCache drops cached OAuth2 tokens and other cached reads.
 	ClearCache func()
+	// LookupEnv resolves ${VAR} in candidate configs (POST /whatif) as the
+	// config in force was resolved; nil resolves nothing.
+	LookupEnv func(string) (string, bool)
 	// Now is the clock; time.Now when nil.
 	Now    func() time.Time
 	Logger *slog.Logger
