@@ -9,6 +9,7 @@ import (
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/parser/utils"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -154,7 +155,6 @@ func unchain(n ast.Node) ast.Node {
 // chain reads n as a field: a chain of constant members off body, headers
 // or query.
 func chain(n ast.Node) (field, bool) {
-	src := n.String()
 	var path []any
 	for {
 		switch x := unchain(n).(type) {
@@ -165,7 +165,7 @@ func chain(n ast.Node) (field, bool) {
 				return field{}, false
 			}
 			slices.Reverse(path)
-			return field{src: src, root: x.Value, path: path}, true
+			return field{src: fieldName(x.Value, path), root: x.Value, path: path}, true
 		case *ast.MemberNode:
 			if x.Method {
 				return field{}, false
@@ -189,6 +189,26 @@ func chain(n ast.Node) (field, bool) {
 			return field{}, false
 		}
 	}
+}
+
+// fieldName writes a field as plain member access, whether or not the
+// condition wrote it with ?. (every access into the payload is nil-safe
+// anyway): body.data.status, headers["x-kind"], body.items[0].
+func fieldName(root string, path []any) string {
+	b := []byte(root)
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if utils.IsValidIdentifier(p) {
+				b = append(append(b, '.'), p...)
+			} else {
+				b = append(strconv.AppendQuote(append(b, '['), p), ']')
+			}
+		case int:
+			b = append(strconv.AppendInt(append(b, '['), int64(p), 10), ']')
+		}
+	}
+	return string(b)
 }
 
 // constant reports whether n is a literal: what a field is compared with

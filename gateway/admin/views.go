@@ -24,6 +24,8 @@ type EventView struct {
 	Query          map[string]string `json:"query,omitempty"`
 	Payload        any               `json:"payload,omitempty"`
 	Deliveries     []DeliveryView    `json:"deliveries,omitempty"`
+	// Trace is why the event did what it did; only in an event's own view.
+	Trace *EventTraceView `json:"trace,omitempty"`
 }
 
 // DeliveryView is a delivery as the API shows it; AttemptLog only in its own view.
