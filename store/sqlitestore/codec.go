@@ -116,7 +116,7 @@ func (r eventRow) decode() (store.Event, error) {
 	return ev, nil
 }
 
-// encodeTrace is the trace column of an event: '' without a trace.
+// encodeTrace is the trace column of an event: ” without a trace.
 func encodeTrace(t *store.EventTrace) string {
 	if t == nil {
 		return ""
