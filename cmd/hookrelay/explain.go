@@ -39,6 +39,9 @@ func (m *Main) explainCommand(rf *remoteFlags) *cobra.Command {
 	}
 }
 
+// timeMS writes a time to the millisecond, as it is stored.
+const timeMS = "2006-01-02T15:04:05.000Z07:00"
+
 // writeExplanation prints e's trace; every value passes through safe.
 func writeExplanation(out io.Writer, e admin.EventView) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -48,7 +51,7 @@ func writeExplanation(out io.Writer, e admin.EventView) {
 	}
 	line("event\t%s", safe(e.ID))
 	line("hook\t%s", safe(e.Hook))
-	line("received\t%s", e.ReceivedAt.Format(time.RFC3339Nano))
+	line("received\t%s", e.ReceivedAt.Format(timeMS))
 	line("status\t%s", safe(e.Status))
 	t := e.Trace
 	if t == nil {
@@ -61,7 +64,7 @@ func writeExplanation(out io.Writer, e admin.EventView) {
 			s += fmt.Sprintf(", secret #%d matched", v.Secret)
 		}
 		if v.SignedAt != nil && v.SkewMS != nil {
-			s += fmt.Sprintf(", signed %s, received %s later", v.SignedAt.Format(time.RFC3339), time.Duration(*v.SkewMS)*time.Millisecond)
+			s += fmt.Sprintf(", signed %s, received %s later (skew)", v.SignedAt.Format(time.RFC3339), time.Duration(*v.SkewMS)*time.Millisecond)
 		}
 		line("verified\t%s", s)
 	} else {
@@ -81,7 +84,7 @@ func writeExplanation(out io.Writer, e admin.EventView) {
 	}
 	line("duplicates\t%s", dups)
 	for _, d := range t.Idempotency.Arrivals {
-		line("\t%s answered as a %s", d.At.Format(time.RFC3339Nano), safe(d.Answer))
+		line("\t%s answered as a %s", d.At.Format(timeMS), safe(d.Answer))
 	}
 	w.Flush()
 

@@ -252,13 +252,21 @@ var deadReasons = map[string]string{
 	store.ReasonGone:        "the receiver answered 410 Gone",
 }
 
+// timeMS is how explanations write a time: to the millisecond, as stored.
+const timeMS = "2006-01-02T15:04:05.000Z07:00"
+
 // explainAttempt says in one line why an attempt ended as it did.
 func explainAttempt(a AttemptTraceView) string {
 	cause := a.Error
 	if a.StatusCode != 0 {
-		cause = strconv.Itoa(a.StatusCode)
-		if a.Error != "" {
-			cause += " (" + a.Error + ")"
+		// The client's error repeats the status ("status 500"); only what
+		// it adds to it is worth saying.
+		code := strconv.Itoa(a.StatusCode)
+		more := strings.TrimPrefix(strings.TrimPrefix(a.Error, "status "+code), ": ")
+		more = strings.TrimPrefix(more, ", ")
+		cause = code
+		if more != "" {
+			cause += " (" + more + ")"
 		}
 	}
 	head := fmt.Sprintf("attempt %d", a.N)
@@ -271,7 +279,7 @@ func explainAttempt(a AttemptTraceView) string {
 	case string(store.DeliveryRetrying):
 		s := fmt.Sprintf("%s retried because of %s", head, cause)
 		if a.NextAttemptAt != nil {
-			s += ", next try due " + a.NextAttemptAt.Format(time.RFC3339Nano)
+			s += ", next try due " + a.NextAttemptAt.Format(timeMS)
 			if a.Reason == store.ReasonRetryAfter {
 				s += " (as the receiver's Retry-After asked)"
 			}
