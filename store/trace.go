@@ -67,8 +67,50 @@ type FieldTrace struct {
 	Error  string // why it could not be read
 	// Wanted lists what the condition compares the field with, each an
 	// operator and a constant as written: `== "ACTIVE"`, `in ["A", "B"]`,
-	// `contains "vip"` (for "vip" in field).
+	// `contains "vip"` (for "vip" in field). The rules that trace an
+	// event share it with their compiled condition: it is not to be
+	// changed.
 	Wanted []string
+}
+
+// Explain says in words what the field was and what the condition wanted
+// of it: body.data.status was "CANCELLED", wanted "ACTIVE".
+func (f FieldTrace) Explain() string {
+	var b strings.Builder
+	b.WriteString(f.Field)
+	switch {
+	case f.Error != "":
+		b.WriteString(" ")
+		b.WriteString(f.Error)
+	case f.Absent:
+		b.WriteString(" was absent")
+	default:
+		b.WriteString(" was ")
+		b.WriteString(f.Value)
+	}
+	for i, w := range f.Wanted {
+		if i == 0 {
+			b.WriteString(", wanted ")
+		} else {
+			b.WriteString(" or ")
+		}
+		b.WriteString(wanted(w))
+	}
+	return b.String()
+}
+
+// wanted reads a comparison as the field's wanted value: == "A" is "A",
+// in [...] is one of [...].
+func wanted(w string) string {
+	for _, p := range []struct{ op, say string }{
+		{"== ", ""}, {"!= ", "not "}, {"not in ", "none of "}, {"in ", "one of "},
+		{"not contains ", "without "}, {"contains ", "containing "},
+	} {
+		if rest, ok := strings.CutPrefix(w, p.op); ok {
+			return p.say + rest
+		}
+	}
+	return w
 }
 
 // Duplicates are the later arrivals of an event answered as its

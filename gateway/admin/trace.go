@@ -145,23 +145,12 @@ func (a *API) eventTrace(ctx context.Context, e store.Event, ds []store.Delivery
 func newRuleTraceView(r store.RuleTrace, red *redact.Redactor) RuleTraceView {
 	v := RuleTraceView{Rule: r.Rule, Result: r.Result, Error: red.String(r.Error)}
 	for _, f := range r.Fields {
-		fv := FieldView{Field: red.String(f.Field), Value: f.Value, Absent: f.Absent, Error: red.String(f.Error), Wanted: f.Wanted}
 		// A field named like a credential (body.UserToken,
 		// headers["x-api-key"]) shows neither its value nor what the
 		// config compares it with.
-		if red.ReadsCredential(f.Field) {
-			if fv.Value != "" {
-				fv.Value = redact.Mask
-			}
-			if len(fv.Wanted) > 0 {
-				fv.Wanted = []string{redact.Mask}
-			}
-		} else {
-			fv.Value = red.String(fv.Value)
-			fv.Wanted = make([]string, len(f.Wanted))
-			for i, w := range f.Wanted {
-				fv.Wanted[i] = red.String(w)
-			}
+		fv := FieldView{Field: red.String(f.Field), Value: red.Read(f.Field, f.Value), Absent: f.Absent, Error: red.String(f.Error)}
+		for _, w := range f.Wanted {
+			fv.Wanted = append(fv.Wanted, red.Read(f.Field, w))
 		}
 		fv.Explanation = explainField(fv)
 		v.Fields = append(v.Fields, fv)
@@ -172,24 +161,7 @@ func newRuleTraceView(r store.RuleTrace, red *redact.Redactor) RuleTraceView {
 
 // explainField says what a field was and what the rule wanted of it.
 func explainField(f FieldView) string {
-	var b strings.Builder
-	b.WriteString(f.Field)
-	switch {
-	case f.Error != "":
-		fmt.Fprintf(&b, " %s", f.Error)
-	case f.Absent:
-		b.WriteString(" was absent")
-	default:
-		fmt.Fprintf(&b, " was %s", f.Value)
-	}
-	if len(f.Wanted) > 0 {
-		ws := make([]string, len(f.Wanted))
-		for i, w := range f.Wanted {
-			ws[i] = wanted(w)
-		}
-		fmt.Fprintf(&b, ", wanted %s", strings.Join(ws, " or "))
-	}
-	return b.String()
+	return store.FieldTrace{Field: f.Field, Value: f.Value, Absent: f.Absent, Error: f.Error, Wanted: f.Wanted}.Explain()
 }
 
 // explainRule says in one line what a rule made of the event.
@@ -210,19 +182,6 @@ func explainRule(r RuleTraceView) string {
 	return b.String()
 }
 
-// wanted reads a comparison as the field's wanted value: == "A" is "A",
-// in [...] is one of [...].
-func wanted(w string) string {
-	for _, p := range []struct{ op, say string }{
-		{"== ", ""}, {"!= ", "not "}, {"not in ", "none of "}, {"in ", "one of "},
-		{"not contains ", "without "}, {"contains ", "containing "},
-	} {
-		if rest, ok := strings.CutPrefix(w, p.op); ok {
-			return p.say + rest
-		}
-	}
-	return w
-}
 
 func newDeliveryTraceView(d store.Delivery, as []store.Attempt, red *redact.Redactor) DeliveryTraceView {
 	v := DeliveryTraceView{ID: d.ID, Rule: d.Rule, Action: d.Action, Status: string(d.Status),
