@@ -182,7 +182,6 @@ func explainRule(r RuleTraceView) string {
 	return b.String()
 }
 
-
 func newDeliveryTraceView(d store.Delivery, as []store.Attempt, red *redact.Redactor) DeliveryTraceView {
 	v := DeliveryTraceView{ID: d.ID, Rule: d.Rule, Action: d.Action, Status: string(d.Status),
 		Attempts: make([]AttemptTraceView, len(as))}
