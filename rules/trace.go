@@ -77,6 +77,9 @@ type fieldVisitor struct {
 	found []foundField
 	inner map[ast.Node]bool
 	at    map[ast.Node]int // a found chain's place in found
+	// compared holds, for each comparison with a constant, the field and
+	// the place in its wanted of what it recorded.
+	compared map[*ast.BinaryNode][2]int
 }
 
 func (v *fieldVisitor) Visit(node *ast.Node) {
@@ -97,8 +100,8 @@ func (v *fieldVisitor) Visit(node *ast.Node) {
 	case *ast.BinaryNode:
 		v.compare(x)
 	case *ast.UnaryNode:
-		// "x not in [...]" is not(x in [...]).
-		if b, ok := x.Node.(*ast.BinaryNode); ok && (x.Operator == "not" || x.Operator == "!") && b.Operator == "in" {
+		// "x not in [...]" is not(x in [...]); not(x == 1) wants x != 1.
+		if b, ok := x.Node.(*ast.BinaryNode); ok && (x.Operator == "not" || x.Operator == "!") {
 			v.negate(b)
 		}
 	}
@@ -110,37 +113,42 @@ func (v *fieldVisitor) compare(b *ast.BinaryNode) {
 	switch b.Operator {
 	case "==", "!=", "<", ">", "<=", ">=":
 		if i, ok := v.at[b.Left]; ok && constant(b.Right) {
-			v.want(i, b.Operator+" "+b.Right.String())
+			v.want(b, i, b.Operator+" "+b.Right.String())
 		} else if i, ok := v.at[b.Right]; ok && constant(b.Left) {
 			op := b.Operator
 			if f, ok := flip[op]; ok {
 				op = f
 			}
-			v.want(i, op+" "+b.Left.String())
+			v.want(b, i, op+" "+b.Left.String())
+		}
+	case "matches", "startsWith", "endsWith", "contains":
+		if i, ok := v.at[b.Left]; ok && constant(b.Right) {
+			v.want(b, i, b.Operator+" "+b.Right.String())
 		}
 	case "in":
 		if i, ok := v.at[b.Left]; ok && constant(b.Right) {
-			v.want(i, "in "+b.Right.String())
+			v.want(b, i, "in "+b.Right.String())
 		} else if i, ok := v.at[b.Right]; ok && constant(b.Left) {
-			v.want(i, "contains "+b.Left.String())
+			v.want(b, i, "contains "+b.Left.String())
 		}
 	}
 }
 
-// negate turns the comparison compare recorded for b into its opposite.
+// negate turns the comparison compare recorded for b, if any, into its
+// opposite.
 func (v *fieldVisitor) negate(b *ast.BinaryNode) {
-	for _, side := range []ast.Node{b.Left, b.Right} {
-		i, ok := v.at[side]
-		if !ok || len(v.found[i].wanted) == 0 {
-			continue
-		}
-		w := &v.found[i].wanted[len(v.found[i].wanted)-1]
+	if at, ok := v.compared[b]; ok {
+		w := &v.found[at[0]].wanted[at[1]]
 		*w = "not " + *w
-		return
 	}
 }
 
-func (v *fieldVisitor) want(i int, w string) {
+// want records that the comparison b wants w of found field i.
+func (v *fieldVisitor) want(b *ast.BinaryNode, i int, w string) {
+	if v.compared == nil {
+		v.compared = map[*ast.BinaryNode][2]int{}
+	}
+	v.compared[b] = [2]int{i, len(v.found[i].wanted)}
 	v.found[i].wanted = append(v.found[i].wanted, w)
 }
 

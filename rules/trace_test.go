@@ -60,6 +60,15 @@ func TestTraceFields(t *testing.T) {
 		{"contains", `"gold" in body.data.tags`, store.RuleNotMatched, []store.FieldTrace{
 			{Field: "body.data.tags", Value: `["vip", "wine"]`, Wanted: []string{`contains "gold"`}},
 		}},
+		{"string operators", `body.data.status startsWith "CAN" && body.event matches "^CONTACT_" && not (body.event endsWith "_DELETED")`, store.RuleMatched, []store.FieldTrace{
+			{Field: "body.data.status", Value: `"CANCELLED"`, Wanted: []string{`startsWith "CAN"`}},
+			{Field: "body.event", Value: `"CONTACT_UPDATED"`, Wanted: []string{`matches "^CONTACT_"`, `not endsWith "_DELETED"`}},
+		}},
+		{"a negation flips only its own comparison", `!(body.event == "CONTACT_DELETED") && not (body.data.items[0].qty > body.data.items[1].qty)`, store.RuleMatched, []store.FieldTrace{
+			{Field: "body.event", Value: `"CONTACT_UPDATED"`, Wanted: []string{`not == "CONTACT_DELETED"`}},
+			{Field: "body.data.items[0].qty", Value: `1`},
+			{Field: "body.data.items[1].qty", Value: `5`},
+		}},
 		{"not equal", `body.data.status != "CANCELLED"`, store.RuleNotMatched, []store.FieldTrace{
 			{Field: "body.data.status", Value: `"CANCELLED"`, Wanted: []string{`!= "CANCELLED"`}},
 		}},

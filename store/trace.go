@@ -103,7 +103,8 @@ func (f FieldTrace) Explain() string {
 // in [...] is one of [...].
 func wanted(w string) string {
 	for _, p := range []struct{ op, say string }{
-		{"== ", ""}, {"!= ", "not "}, {"not in ", "none of "}, {"in ", "one of "},
+		{"== ", ""}, {"!= ", "not "}, {"not == ", "not "}, {"not != ", ""},
+		{"not in ", "none of "}, {"in ", "one of "},
 		{"not contains ", "without "}, {"contains ", "containing "},
 	} {
 		if rest, ok := strings.CutPrefix(w, p.op); ok {

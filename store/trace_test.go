@@ -88,3 +88,21 @@ func TestDuplicatesArrived(t *testing.T) {
 		t.Errorf("after %d arrivals: count %d, last %v", MaxDuplicateArrivals+2, d.Count, d.Last)
 	}
 }
+
+func TestFieldTraceExplain(t *testing.T) {
+	for _, c := range []struct {
+		f    FieldTrace
+		want string
+	}{
+		{FieldTrace{Field: "body.data.status", Value: `"CANCELLED"`, Wanted: []string{`== "ACTIVE"`}}, `body.data.status was "CANCELLED", wanted "ACTIVE"`},
+		{FieldTrace{Field: "body.a", Value: `1`, Wanted: []string{`!= 1`, `not == 2`, `not != 3`}}, `body.a was 1, wanted not 1 or not 2 or 3`},
+		{FieldTrace{Field: "body.k", Absent: true, Wanted: []string{`in ["x"]`, `not in ["y"]`}}, `body.k was absent, wanted one of ["x"] or none of ["y"]`},
+		{FieldTrace{Field: "body.tags", Value: `[]`, Wanted: []string{`contains "vip"`, `not contains "x"`, `> 2`}}, `body.tags was [], wanted containing "vip" or without "x" or > 2`},
+		{FieldTrace{Field: "body.n", Error: "not read: the evaluation budget was spent"}, `body.n not read: the evaluation budget was spent`},
+		{FieldTrace{Field: "body.n", Value: `null`}, `body.n was null`},
+	} {
+		if got := c.f.Explain(); got != c.want {
+			t.Errorf("Explain(%+v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+}
