@@ -235,7 +235,7 @@ func TestDashboard(t *testing.T) {
 			chromedp.Navigate(srv.url("/ui/deliveries/"+dead1.ID)),
 			chromedp.WaitVisible(chromedp.ID("retry")))
 		log := value(t, ctx, "read the attempt log", chromedp.Text(chromedp.CSS("main")))
-		for _, want := range []string{"Attempt 3", "500", "POST " + rc.URL + "/v1/orders"} {
+		for _, want := range []string{"Attempt 3", "500", "POST " + rc.URL + "/v1/orders", "Then retrying (retry), next try due", "Then dead (last-attempt)"} {
 			if !strings.Contains(log, want) {
 				t.Errorf("the attempt log does not show %q:\n%s", want, log)
 			}
