@@ -694,18 +694,25 @@ func (l *loader) exprError(file string, s scalar, what string, err error) {
 // payload the body hash is used too, and the failure is returned
 // alongside: refusing the event would lose it for senders that never retry.
 func (h *Hook) IdempotencyKey(header http.Header, env rules.Env, raw []byte) (string, error) {
-	var err error
+	k, _, err := h.KeyWithSource(header, env, raw)
+	return k, err
+}
+
+// KeyWithSource is IdempotencyKey that also says where the key came from:
+// store.KeyFromExpression, the field the scheme signs
+// (verify.Verifier.KeySource) or store.KeyFromBody.
+func (h *Hook) KeyWithSource(header http.Header, env rules.Env, raw []byte) (key, source string, err error) {
 	switch {
 	case h.Key != nil:
 		var k string
 		if k, err = h.Key.KeyString(env); err == nil {
-			return k, nil
+			return k, store.KeyFromExpression, nil
 		}
 	case h.Verifier != nil:
 		if k, ok := h.Verifier.SignedKey(header, raw); ok {
-			return k, nil
+			return k, h.Verifier.KeySource(header), nil
 		}
 	}
 	sum := sha256.Sum256(raw)
-	return "sha256:" + hex.EncodeToString(sum[:]), err
+	return "sha256:" + hex.EncodeToString(sum[:]), store.KeyFromBody, err
 }

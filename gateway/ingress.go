@@ -68,7 +68,8 @@ func (g *Gateway) catch(c *gin.Context) {
 		return
 	}
 	now := g.now().UTC()
-	if err := hook.Verifier.Verify(c.Request.Header, raw, now); err != nil {
+	proof, err := hook.Verifier.Check(c.Request.Header, raw, now)
+	if err != nil {
 		writeError(c, g.log, fail(http.StatusUnauthorized, "invalid signature", err))
 		return
 	}
@@ -96,7 +97,10 @@ func (g *Gateway) catch(c *gin.Context) {
 	// One budget for the key, the rules and the answer: a payload that
 	// makes them slow holds the request for at most its timeout.
 	env := rules.NewEnv(ev, body).Limit(cfg.Evaluation)
-	ev.IdempotencyKey = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
+	// The trace is what the steps below decided, kept with the event so
+	// that "why did it do that?" has an answer (GET /api/v1/events/{id}).
+	trace := &store.EventTrace{Verify: store.VerifyTrace{Scheme: hook.Verifier.Scheme(), Secret: proof.Secret, Signed: proof.Signed}}
+	ev.IdempotencyKey, trace.KeySource, trace.KeyError = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
 	if ev.IdempotencyKey != "" {
 		// Every arrival of a key gets an id in the key's shard, so that a
 		// partitioned store holds them where it holds the key.
@@ -104,7 +108,9 @@ func (g *Gateway) catch(c *gin.Context) {
 		env.Event.ID = ev.ID
 	}
 
-	matched, matches, errs := hook.Rules.Evaluate(env)
+	matched, matches, errs, rulesTrace := hook.Rules.Trace(env)
+	trace.Rules = rulesTrace
+	ev.Trace = trace
 	for _, e := range errs {
 		attrs := []any{"hook", hook.Name, "event_id", ev.ID, "error", e}
 		var re *rules.RuleError
@@ -236,15 +242,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return raw, nil
 }
 
-// key computes the idempotency key. A key expression that fails on this
-// payload falls back to the body hash: refusing the event would lose it for
-// senders that never retry.
-func (g *Gateway) key(ctx context.Context, hook *config.Hook, h http.Header, env rules.Env, raw []byte) string {
-	k, err := hook.IdempotencyKey(h, env, raw)
+// key computes the idempotency key and says where it came from. A key
+// expression that fails on this payload falls back to the body hash:
+// refusing the event would lose it for senders that never retry; its
+// error is the third result.
+func (g *Gateway) key(ctx context.Context, hook *config.Hook, h http.Header, env rules.Env, raw []byte) (key, source, failed string) {
+	k, source, err := hook.KeyWithSource(h, env, raw)
 	if err != nil {
 		g.log.WarnContext(ctx, "idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
+		failed = err.Error()
 	}
-	return k
+	return k, source, failed
 }
 
 func lowerHeaders(h http.Header) map[string]string {

@@ -62,3 +62,17 @@ func (r *Redactor) ReadsCredential(src string) bool {
 	}
 	return false
 }
+
+// Read masks text derived from what the expression src reads (a field's
+// value in a rule's trace, the constant a rule compares it with): wholly
+// when src names a credential, else by value and pattern. Empty text stays
+// empty.
+func (r *Redactor) Read(src, text string) string {
+	if text == "" {
+		return ""
+	}
+	if r.ReadsCredential(src) {
+		return Mask
+	}
+	return r.String(text)
+}

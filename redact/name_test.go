@@ -70,3 +70,18 @@ func TestReadsCredential(t *testing.T) {
 		}
 	}
 }
+
+func TestRead(t *testing.T) {
+	r := New([]string{"known-secret-value-42"}, nil)
+	for _, c := range []struct{ src, text, want string }{
+		{"body.UserToken", `"eyJhbGciOi.x.y"`, Mask},
+		{`headers["x-api-key"]`, `== "k-123"`, Mask},
+		{"body.data.status", `"CANCELLED"`, `"CANCELLED"`},
+		{"body.note", `"has known-secret-value-42 inside"`, `"has ` + Mask + ` inside"`},
+		{"body.UserToken", "", ""},
+	} {
+		if got := r.Read(c.src, c.text); got != c.want {
+			t.Errorf("Read(%q, %q) = %q, want %q", c.src, c.text, got, c.want)
+		}
+	}
+}

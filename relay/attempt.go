@@ -118,6 +118,7 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 		retry.Rand = r.o.Rand
 	}
 	out := retry.Outcome(n, res, start.Add(attempt.Duration))
+	attempt.Outcome, attempt.Reason, attempt.NextAttemptAt = out.Status, out.Reason, out.NextAttemptAt
 	v := neutral
 	switch {
 	case res.Err == nil:

@@ -65,28 +65,28 @@ func (p Retry) Wait(n int) (time.Duration, bool) {
 // Outcome is what follows attempt n, answered with res, at now.
 func (p Retry) Outcome(n int, res actions.Result, now time.Time) store.Outcome {
 	if res.Err == nil {
-		return store.Outcome{Status: store.DeliverySucceeded}
+		return store.Outcome{Status: store.DeliverySucceeded, Reason: store.ReasonSucceeded}
 	}
 	msg := res.Err.Error()
 	if errors.Is(res.Err, actions.ErrPermanent) {
-		return store.Outcome{Status: store.DeliveryDead, Error: msg}
+		return store.Outcome{Status: store.DeliveryDead, Error: msg, Reason: store.ReasonPermanent}
 	}
 	if res.StatusCode == http.StatusGone {
-		return store.Outcome{Status: store.DeliveryDead, Error: msg + " (410 Gone: the receiver says this endpoint no longer exists, so it is not retried)"}
+		return store.Outcome{Status: store.DeliveryDead, Error: msg + " (410 Gone: the receiver says this endpoint no longer exists, so it is not retried)", Reason: store.ReasonGone}
 	}
 	wait, ok := p.Wait(n)
 	if !ok {
-		return store.Outcome{Status: store.DeliveryDead, Error: fmt.Sprintf("%s (after %d attempts)", msg, n)}
+		return store.Outcome{Status: store.DeliveryDead, Error: fmt.Sprintf("%s (after %d attempts)", msg, n), Reason: store.ReasonLastAttempt}
 	}
-	next := now.Add(wait)
+	next, reason := now.Add(wait), store.ReasonRetry
 	var ra *actions.RetryAfterError
 	if errors.As(res.Err, &ra) && ra.At.After(now) {
-		next = ra.At
+		next, reason = ra.At, store.ReasonRetryAfter
 		if limit := now.Add(p.MaxRetryAfter); p.MaxRetryAfter > 0 && next.After(limit) {
 			next = limit
 		}
 	}
-	return store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: next, Error: msg}
+	return store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: next, Error: msg, Reason: reason}
 }
 
 // destinationFailed reports whether res says the destination itself is

@@ -30,6 +30,9 @@ func (e *ExprError) Error() string {
 type Program struct {
 	src  string
 	prog *vm.Program
+	// fields are those a condition reads, for its trace; none for other
+	// programs.
+	fields []field
 }
 
 // CompileCondition compiles a rule condition. Its result must be a boolean:
@@ -43,6 +46,7 @@ func CompileCondition(src string) (*Program, error) {
 	if t := p.prog.Node().Type(); t == nil || t.Kind() != reflect.Bool {
 		return nil, &ExprError{Line: 1, Column: 1, Msg: "a condition must be a boolean expression, but this one can be of any type (compare it, e.g. body.paid == true)"}
 	}
+	p.fields = fields(src)
 	return p, nil
 }
 

@@ -3,6 +3,8 @@ package rules
 import (
 	"errors"
 	"fmt"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // Rule sends an event to its actions when its condition holds.
@@ -37,12 +39,47 @@ func (s *Set) Match(env Env) ([]Match, []error) {
 // earlier one: "which rules fired" and "which deliveries to make" are two
 // different answers.
 func (s *Set) Evaluate(env Env) (matched []string, matches []Match, errs []error) {
+	return s.evaluate(env, nil)
+}
+
+// Trace is Evaluate that also returns the trace of every rule, in order:
+// matched, not matched or failed (with the error), and the value the event
+// has at each field its condition reads (see store.FieldTrace). Each
+// condition runs once, as in Evaluate; a field read by several rules is
+// read once.
+func (s *Set) Trace(env Env) (matched []string, matches []Match, errs []error, trace []store.RuleTrace) {
+	if s == nil {
+		return nil, nil, nil, nil
+	}
+	trace = make([]store.RuleTrace, 0, len(s.Rules))
+	matched, matches, errs = s.evaluate(env, &trace)
+	return matched, matches, errs, trace
+}
+
+func (s *Set) evaluate(env Env, trace *[]store.RuleTrace) (matched []string, matches []Match, errs []error) {
 	if s == nil {
 		return nil, nil, nil
 	}
 	var seen map[string]bool
+	var read []store.FieldTrace // the fields read so far, each once
 	for _, r := range s.Rules {
 		ok, err := r.Matches(env)
+		if trace != nil {
+			t := store.RuleTrace{Rule: r.Name, Result: store.RuleNotMatched}
+			switch {
+			case err != nil:
+				t.Result, t.Error = store.RuleError, errors.Unwrap(err).Error()
+			case ok:
+				t.Result = store.RuleMatched
+			}
+			if r.When != nil && len(r.When.fields) > 0 {
+				t.Fields = make([]store.FieldTrace, len(r.When.fields))
+				for i := range r.When.fields {
+					t.Fields[i], read = readOnce(&r.When.fields[i], env, read)
+				}
+			}
+			*trace = append(*trace, t)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -90,3 +127,15 @@ type RuleError struct {
 
 func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
 func (e *RuleError) Unwrap() error { return e.Err }
+
+// readOnce is f's trace, read from env unless an earlier rule read it.
+func readOnce(f *field, env Env, read []store.FieldTrace) (store.FieldTrace, []store.FieldTrace) {
+	for _, r := range read {
+		if r.Field == f.src {
+			r.Wanted = f.wanted
+			return r, read
+		}
+	}
+	t := f.read(env)
+	return t, append(read, t)
+}

@@ -40,6 +40,12 @@ type Event struct {
 	Body           []byte
 	Status         EventStatus
 	MatchedRules   []string
+	// Trace is why the event did what it did (see EventTrace); nil for an
+	// event stored without one.
+	Trace *EventTrace
+	// Duplicates are the later arrivals answered as its duplicates; the
+	// store records them, Accept ignores what the event holds.
+	Duplicates Duplicates
 }
 
 // Delivery is one action to perform for one event. Each matched action is
@@ -72,6 +78,12 @@ type Attempt struct {
 	StatusCode     int               // 0 when no response was received
 	Error          string
 	ResponseBody   string // first 4 KiB
+	// Outcome is what the attempt decided for its delivery (succeeded,
+	// retrying or dead), Reason why (one of the Reason constants), and
+	// NextAttemptAt when the delivery was due again after it (retrying).
+	Outcome       DeliveryStatus
+	Reason        string
+	NextAttemptAt time.Time
 	// Trace times the request's phases; nil when no request was sent.
 	Trace *Trace
 }
@@ -128,7 +140,18 @@ type Outcome struct {
 	Status        DeliveryStatus // DeliverySucceeded, DeliveryRetrying or DeliveryDead
 	NextAttemptAt time.Time      // with DeliveryRetrying
 	Error         string
+	Reason        string // why: one of the Reason constants
 }
+
+// Why an attempt ended as it did (Outcome.Reason, Attempt.Reason).
+const (
+	ReasonSucceeded   = "succeeded"    // a 2xx answer
+	ReasonRetry       = "retry"        // failed; the schedule has attempts left
+	ReasonRetryAfter  = "retry-after"  // failed; the receiver's Retry-After set the next time
+	ReasonLastAttempt = "last-attempt" // failed, and the schedule has no attempt left
+	ReasonPermanent   = "permanent"    // failed in a way no retry can mend (nothing could be sent)
+	ReasonGone        = "gone"         // 410 Gone: the receiver says the endpoint is no more
+)
 
 var (
 	// ErrNotFound: no event or delivery with that id.

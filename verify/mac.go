@@ -83,30 +83,38 @@ func (m *macVerifier) Scheme() string { return m.scheme }
 func (m *macVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
 func (m *macVerifier) String() string                               { return "verify.Verifier(" + m.scheme + ")" }
 
-func (m *macVerifier) Verify(h http.Header, body []byte, _ time.Time) error {
+func (m *macVerifier) Verify(h http.Header, body []byte, now time.Time) error {
+	_, err := m.Check(h, body, now)
+	return err
+}
+
+func (m *macVerifier) KeySource(http.Header) string { return "" }
+
+func (m *macVerifier) Check(h http.Header, body []byte, _ time.Time) (Proof, error) {
 	v, err := requireHeader(h, m.header)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	if m.prefix != "" {
 		rest, ok := strings.CutPrefix(v, m.prefix)
 		if !ok {
-			return failf("header %s does not start with %q", m.header, m.prefix)
+			return Proof{}, failf("header %s does not start with %q", m.header, m.prefix)
 		}
 		v = rest
 	}
 	sig, err := decodeMAC(m.enc, v, m.hash().Size())
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	expected := make([][]byte, len(m.keys))
 	for i, k := range m.keys {
 		expected[i] = computeMAC(m.hash, k, body)
 	}
-	if !anyEqual([][]byte{sig}, expected) {
-		return errMismatch
+	idx := matchIndex([][]byte{sig}, expected)
+	if idx == 0 {
+		return Proof{}, errMismatch
 	}
-	return nil
+	return Proof{Secret: idx}, nil
 }
 
 func (m *macVerifier) Sign(body []byte, now time.Time) http.Header {

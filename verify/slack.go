@@ -26,37 +26,47 @@ func (s *slackVerifier) Scheme() string { return SchemeSlack }
 // SignedKey: Slack signs the timestamp and the body, and signs a new timestamp on every retry of an
 // event, so the body alone is the key.
 func (s *slackVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
+func (s *slackVerifier) KeySource(http.Header) string                 { return "" }
 func (s *slackVerifier) String() string                               { return "verify.Verifier(slack)" }
 
 func (s *slackVerifier) Verify(h http.Header, body []byte, now time.Time) error {
+	_, err := s.Check(h, body, now)
+	return err
+}
+
+func (s *slackVerifier) Check(h http.Header, body []byte, now time.Time) (Proof, error) {
 	v, err := requireHeader(h, slackSignatureHeader)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	ts, err := requireHeader(h, slackTimestampHeader)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	unix, err := parseUnix(ts, slackTimestampHeader)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	rest, ok := strings.CutPrefix(v, slackVersion+"=")
 	if !ok {
-		return failf("header %s does not start with %q", slackSignatureHeader, slackVersion+"=")
+		return Proof{}, failf("header %s does not start with %q", slackSignatureHeader, slackVersion+"=")
 	}
 	sig, err := decodeMAC(encHex, rest, sha256.Size)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	expected := make([][]byte, len(s.keys))
 	for i, k := range s.keys {
 		expected[i] = s.mac(k, ts, body)
 	}
-	if !anyEqual([][]byte{sig}, expected) {
-		return errMismatch
+	idx := matchIndex([][]byte{sig}, expected)
+	if idx == 0 {
+		return Proof{}, errMismatch
 	}
-	return checkWindow(unix, now, s.tolerance)
+	if err := checkWindow(unix, now, s.tolerance); err != nil {
+		return Proof{}, err
+	}
+	return Proof{Secret: idx, Signed: time.Unix(unix, 0).UTC()}, nil
 }
 
 func (s *slackVerifier) mac(key []byte, ts string, body []byte) []byte {

@@ -65,28 +65,35 @@ func family(h http.Header) string {
 // SignedKey is the id the signature covers: the first <family>-id header of the family whose
 // signature verified, as Verify read it. An id header of the other family, or a second id
 // header, added to a signed request changes nothing.
+func (s *standardWebhooksVerifier) KeySource(h http.Header) string { return family(h) + "-id" }
+
 func (s *standardWebhooksVerifier) SignedKey(h http.Header, _ []byte) (string, bool) {
 	id, ok := headerValue(h, family(h)+"-id")
 	return id, ok && id != ""
 }
 
 func (s *standardWebhooksVerifier) Verify(h http.Header, body []byte, now time.Time) error {
+	_, err := s.Check(h, body, now)
+	return err
+}
+
+func (s *standardWebhooksVerifier) Check(h http.Header, body []byte, now time.Time) (Proof, error) {
 	family := family(h)
 	sigs, err := requireHeader(h, family+"-signature")
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	id, err := requireHeader(h, family+"-id")
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	ts, err := requireHeader(h, family+"-timestamp")
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	unix, err := parseUnix(ts, family+"-timestamp")
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	// The library only reports "no match"; decoding the v1 entries first says what is wrong
 	// with a list that holds no usable signature at all.
@@ -113,26 +120,29 @@ func (s *standardWebhooksVerifier) Verify(h http.Header, body []byte, now time.T
 		}
 	}
 	if v1 == 0 {
-		return failf("no v1 signature in header %s-signature", family)
+		return Proof{}, failf("no v1 signature in header %s-signature", family)
 	}
 	if usable == 0 {
-		return firstErr
+		return Proof{}, firstErr
 	}
 
 	canonical := http.Header{}
 	canonical.Set(standardwebhooks.HeaderWebhookID, id)
 	canonical.Set(standardwebhooks.HeaderWebhookTimestamp, ts)
 	canonical.Set(standardwebhooks.HeaderWebhookSignature, sigs)
-	match := false
-	for _, wh := range s.hooks { // no early exit: timing does not tell which secret matched
-		if wh.VerifyIgnoringTimestamp(body, canonical) == nil {
-			match = true
+	idx := 0
+	for i, wh := range s.hooks { // no early exit: timing does not tell which secret matched
+		if wh.VerifyIgnoringTimestamp(body, canonical) == nil && idx == 0 {
+			idx = i + 1
 		}
 	}
-	if !match {
-		return errMismatch
+	if idx == 0 {
+		return Proof{}, errMismatch
 	}
-	return checkWindow(unix, now, s.tolerance)
+	if err := checkWindow(unix, now, s.tolerance); err != nil {
+		return Proof{}, err
+	}
+	return Proof{Secret: idx, Signed: time.Unix(unix, 0).UTC()}, nil
 }
 
 func (s *standardWebhooksVerifier) Sign(body []byte, now time.Time) http.Header {

@@ -24,6 +24,8 @@ func (s *stripeVerifier) String() string { return "verify.Verifier(stripe)" }
 
 // SignedKey is the event's id, "evt_…", which is inside the signed body: a retry of the event
 // carries the same id while fields such as pending_webhooks may change.
+func (s *stripeVerifier) KeySource(http.Header) string { return "id in the signed body" }
+
 func (s *stripeVerifier) SignedKey(_ http.Header, body []byte) (string, bool) {
 	var ev map[string]json.RawMessage
 	if json.Unmarshal(body, &ev) != nil {
@@ -37,9 +39,14 @@ func (s *stripeVerifier) SignedKey(_ http.Header, body []byte) (string, bool) {
 }
 
 func (s *stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error {
+	_, err := s.Check(h, body, now)
+	return err
+}
+
+func (s *stripeVerifier) Check(h http.Header, body []byte, now time.Time) (Proof, error) {
 	v, err := requireHeader(h, stripeHeader)
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	var (
 		ts       string
@@ -51,12 +58,12 @@ func (s *stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error
 	for _, item := range strings.Split(v, ",") {
 		key, val, ok := strings.Cut(item, "=")
 		if !ok {
-			return failf("malformed %s header: entry without '='", stripeHeader)
+			return Proof{}, failf("malformed %s header: entry without '='", stripeHeader)
 		}
 		switch key {
 		case "t":
 			if haveTS {
-				return failf("malformed %s header: more than one timestamp", stripeHeader)
+				return Proof{}, failf("malformed %s header: more than one timestamp", stripeHeader)
 			}
 			ts, haveTS = val, true
 		case "v1":
@@ -72,26 +79,30 @@ func (s *stripeVerifier) Verify(h http.Header, body []byte, now time.Time) error
 		}
 	}
 	if !haveTS {
-		return failf("missing timestamp in %s header", stripeHeader)
+		return Proof{}, failf("missing timestamp in %s header", stripeHeader)
 	}
 	unix, err := parseUnix(ts, stripeHeader+" header")
 	if err != nil {
-		return err
+		return Proof{}, err
 	}
 	if v1 == 0 {
-		return failf("no v1 signature in %s header", stripeHeader)
+		return Proof{}, failf("no v1 signature in %s header", stripeHeader)
 	}
 	if len(sigs) == 0 {
-		return firstErr
+		return Proof{}, firstErr
 	}
 	expected := make([][]byte, len(s.keys))
 	for i, k := range s.keys {
 		expected[i] = computeMAC(sha256.New, k, []byte(ts), []byte("."), body)
 	}
-	if !anyEqual(sigs, expected) {
-		return errMismatch
+	idx := matchIndex(sigs, expected)
+	if idx == 0 {
+		return Proof{}, errMismatch
 	}
-	return checkWindow(unix, now, s.tolerance)
+	if err := checkWindow(unix, now, s.tolerance); err != nil {
+		return Proof{}, err
+	}
+	return Proof{Secret: idx, Signed: time.Unix(unix, 0).UTC()}, nil
 }
 
 func (s *stripeVerifier) Sign(body []byte, now time.Time) http.Header {

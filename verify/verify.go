@@ -79,6 +79,10 @@ type Verifier interface {
 	// ("missing header X-Hub-Signature-256", "signature mismatch", "timestamp too old") but NEVER
 	// contains the expected MAC or any part of a secret in any encoding.
 	Verify(h http.Header, body []byte, now time.Time) error
+	// Check is Verify that also tells what verified the request: which configured secret
+	// matched and, for a timestamped scheme, the instant that was signed. It compares as Verify
+	// does, every secret in constant time, so timing still says nothing about which matched.
+	Check(h http.Header, body []byte, now time.Time) (Proof, error)
 	// Sign returns the headers a real sender would add for body at now, using the first secret
 	// (nil for "none"). Used by tests, the `hookrelay sign` command and test pings.
 	Sign(body []byte, now time.Time) http.Header
@@ -90,6 +94,18 @@ type Verifier interface {
 	// body's hash, so that a signed body seen again is a duplicate whatever unsigned headers, such
 	// as a delivery id, came with it.
 	SignedKey(h http.Header, body []byte) (key string, ok bool)
+	// KeySource names where SignedKey reads the key of a request with headers h ("webhook-id",
+	// "svix-id", "id in the signed body"); "" for a scheme whose signature covers no id.
+	KeySource(h http.Header) string
+}
+
+// Proof is what verified a request.
+type Proof struct {
+	// Secret is the position (from 1) in the configured list of the secret whose signature
+	// matched; 0 for scheme none, which checks none.
+	Secret int
+	// Signed is the timestamp the signature covers; zero for a scheme that signs none.
+	Signed time.Time
 }
 
 // ErrSignature is wrapped by every error Verify returns.
@@ -274,17 +290,19 @@ func computeMAC(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
 	return m.Sum(nil)
 }
 
-// anyEqual reports whether any candidate equals any expected MAC. It compares every pair in
-// constant time and does not stop at the first match, so timing says nothing about which secret
-// or which of several signatures matched.
-func anyEqual(candidates, expected [][]byte) bool {
-	match := 0
-	for _, c := range candidates {
-		for _, e := range expected {
-			match |= subtle.ConstantTimeCompare(c, e)
+// matchIndex is the position (from 1) of the first expected MAC that equals a candidate, 0
+// when none does. It compares every pair in constant time and neither stops nor branches at a
+// match, so timing says nothing about which secret or which of several signatures matched.
+func matchIndex(candidates, expected [][]byte) int {
+	idx := 0
+	for i, e := range expected {
+		m := 0
+		for _, c := range candidates {
+			m |= subtle.ConstantTimeCompare(c, e)
 		}
+		idx = subtle.ConstantTimeSelect(m&subtle.ConstantTimeEq(int32(idx), 0), i+1, idx)
 	}
-	return match == 1
+	return idx
 }
 
 // headerValue returns the first value of the named header. It also finds keys that were not
@@ -370,8 +388,12 @@ func uuidString(id [16]byte) string {
 // noneVerifier accepts every request: the hook is protected by the secret token in its URL.
 type noneVerifier struct{}
 
-func (noneVerifier) Scheme() string                               { return SchemeNone }
-func (noneVerifier) Verify(http.Header, []byte, time.Time) error  { return nil }
+func (noneVerifier) Scheme() string                              { return SchemeNone }
+func (noneVerifier) Verify(http.Header, []byte, time.Time) error { return nil }
+func (noneVerifier) Check(http.Header, []byte, time.Time) (Proof, error) {
+	return Proof{}, nil
+}
+func (noneVerifier) KeySource(http.Header) string                 { return "" }
 func (noneVerifier) Sign([]byte, time.Time) http.Header           { return nil }
 func (noneVerifier) SignedKey(http.Header, []byte) (string, bool) { return "", false }
 func (noneVerifier) String() string                               { return "verify.Verifier(none)" }

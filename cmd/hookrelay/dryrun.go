@@ -10,8 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -112,10 +112,13 @@ func (m *Main) dryRun(in *inbound) error {
 func (in *inbound) dryRun(out io.Writer) error {
 	h := in.hook
 	fmt.Fprintf(out, "hook:     %s (verify: %s)\n", h.Name, h.Verifier.Scheme())
-	verifyErr := h.Verifier.Verify(in.header, in.body, in.now)
-	if verifyErr != nil {
+	proof, verifyErr := h.Verifier.Check(in.header, in.body, in.now)
+	switch {
+	case verifyErr != nil:
 		fmt.Fprintf(out, "verify:   FAIL: %v\n", verifyErr)
-	} else {
+	case proof.Secret > 0:
+		fmt.Fprintf(out, "verify:   pass (secret #%d)\n", proof.Secret)
+	default:
 		fmt.Fprintf(out, "verify:   pass\n")
 	}
 	body, err := rules.DecodeBodyWithin(in.body, in.header.Get("Content-Type"), rules.DefaultMaxDepth, in.cfg.Evaluation.MaxValues())
@@ -133,31 +136,45 @@ func (in *inbound) dryRun(out io.Writer) error {
 	}
 	ev := store.Event{ID: "evt_dry_run", Hook: h.Name, ReceivedAt: in.now, Headers: headers, Query: map[string]string{}, Body: in.body}
 	env := rules.NewEnv(ev, body).Limit(in.cfg.Evaluation)
-	key, keyErr := h.IdempotencyKey(in.header, env, in.body)
+	key, source, keyErr := h.KeyWithSource(in.header, env, in.body)
 	key = in.cfg.ShownKey(h.Name, key)
 	if keyErr != nil {
 		fmt.Fprintf(out, "key:      %s (the key expression failed: %s)\n", safe(key), safe(keyErr.Error()))
 	} else {
-		fmt.Fprintf(out, "key:      %s\n", safe(key))
+		fmt.Fprintf(out, "key:      %s (from %s)\n", safe(key), safe(source))
 	}
 
+	// One evaluation, as the gateway's: its trace says why each rule
+	// matched or not.
+	_, _, _, trace := h.Rules.Trace(env)
 	fmt.Fprintln(out, "rules:")
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	for _, r := range h.Rules.Rules {
-		ok, err := r.Matches(env)
-		switch {
-		case err != nil:
-			fmt.Fprintf(tw, "  %s\terror: %s\n", safe(r.Name), safe(err.Error()))
-		case ok:
-			fmt.Fprintf(tw, "  %s\tmatched\t→ %s\n", r.Name, strings.Join(r.Actions, ", "))
+	width := 0
+	for _, r := range trace {
+		width = max(width, utf8.RuneCountInString(safe(r.Rule)))
+	}
+	for i, r := range trace {
+		switch r.Result {
+		case store.RuleError:
+			fmt.Fprintf(out, "  %-*s  error: %s\n", width, safe(r.Rule), safe(r.Error))
+		case store.RuleMatched:
+			fmt.Fprintf(out, "  %-*s  matched  → %s\n", width, safe(r.Rule), strings.Join(h.Rules.Rules[i].Actions, ", "))
 		default:
-			fmt.Fprintf(tw, "  %s\tno\n", r.Name)
+			fmt.Fprintf(out, "  %-*s  no\n", width, safe(r.Rule))
+		}
+		for _, f := range r.Fields {
+			// As the admin API shows it: a credential's value never.
+			f.Value = in.cfg.Redactor().Read(f.Field, f.Value)
+			wanted := make([]string, len(f.Wanted)) // f.Wanted is the compiled rule's own
+			for i, w := range f.Wanted {
+				wanted[i] = in.cfg.Redactor().Read(f.Field, w)
+			}
+			f.Wanted = wanted
+			fmt.Fprintf(out, "    %s\n", safe(f.Explain()))
 		}
 	}
-	if len(h.Rules.Rules) == 0 {
-		fmt.Fprintln(tw, "  (none)")
+	if len(trace) == 0 {
+		fmt.Fprintln(out, "  (none)")
 	}
-	tw.Flush()
 
 	planned := whatif.Render(in.cfg, h, env.At(in.now))
 	if len(planned) == 0 {

@@ -210,6 +210,21 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("the event page does not show %q", want)
 			}
 		}
+		// The trace: the rule with the field it read, and why each attempt
+		// ended as it did.
+		rulesShown := value(t, ctx, "read the rule trace", chromedp.Text(chromedp.ID("trace-rules")))
+		for _, want := range []string{"orders", "matched", `body.kind was "order", wanted "order"`} {
+			if !strings.Contains(rulesShown, want) {
+				t.Errorf("the rule trace does not show %q:\n%s", want, rulesShown)
+			}
+		}
+		attemptsShown := value(t, ctx, "read the attempt trace", chromedp.Text(chromedp.ID("trace-attempts")))
+		for _, want := range []string{dead1.ID, "attempt 1 retried because of 500", "next try due", "attempt 3 failed for good because of 500",
+			"dead because the last attempt of the retry schedule failed"} {
+			if !strings.Contains(attemptsShown, want) {
+				t.Errorf("the attempt trace does not show %q:\n%s", want, attemptsShown)
+			}
+		}
 		if n := value(t, ctx, "look for Replay", chromedp.Evaluate[int](`document.querySelectorAll("#replay").length`)); n != 1 {
 			t.Errorf("an operator sees %d Replay buttons, want 1", n)
 		}
@@ -220,7 +235,7 @@ func TestDashboard(t *testing.T) {
 			chromedp.Navigate(srv.url("/ui/deliveries/"+dead1.ID)),
 			chromedp.WaitVisible(chromedp.ID("retry")))
 		log := value(t, ctx, "read the attempt log", chromedp.Text(chromedp.CSS("main")))
-		for _, want := range []string{"Attempt 3", "500", "POST " + rc.URL + "/v1/orders"} {
+		for _, want := range []string{"Attempt 3", "500", "POST " + rc.URL + "/v1/orders", "Then retrying (retry), next try due", "Then dead (last-attempt)"} {
 			if !strings.Contains(log, want) {
 				t.Errorf("the attempt log does not show %q:\n%s", want, log)
 			}

@@ -113,7 +113,7 @@ func addQuery(q url.Values, pairs ...string) url.Values {
 }
 
 func (m *Main) eventsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "events", Short: "List, show and replay events on a running server"}
+	cmd := &cobra.Command{Use: "events", Short: "List, show, explain and replay events on a running server"}
 	rf := m.remoteFlags(cmd)
 
 	var hook, status, since, until, cursor string
@@ -214,7 +214,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, replay)
+	cmd.AddCommand(list, show, m.explainCommand(rf), replay)
 	return cmd
 }
 

@@ -85,10 +85,15 @@ func (a *API) getEvent(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := newEventView(ev, true, a.o.Config())
+	cfg := a.o.Config()
+	v := newEventView(ev, true, cfg)
 	v.Deliveries = make([]DeliveryView, len(ds))
 	for i, d := range ds {
-		v.Deliveries[i] = newDeliveryView(d, a.red())
+		v.Deliveries[i] = newDeliveryView(d, cfg.Redactor())
+	}
+	if v.Trace, err = a.eventTrace(ctx, ev, ds, cfg); err != nil {
+		a.fail(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, v)
 }

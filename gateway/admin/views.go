@@ -24,6 +24,8 @@ type EventView struct {
 	Query          map[string]string `json:"query,omitempty"`
 	Payload        any               `json:"payload,omitempty"`
 	Deliveries     []DeliveryView    `json:"deliveries,omitempty"`
+	// Trace is why the event did what it did; only in an event's own view.
+	Trace *EventTraceView `json:"trace,omitempty"`
 }
 
 // DeliveryView is a delivery as the API shows it; AttemptLog only in its own view.
@@ -54,6 +56,12 @@ type AttemptView struct {
 	StatusCode     int               `json:"status_code"`
 	Error          string            `json:"error,omitempty"`
 	ResponseBody   string            `json:"response_body,omitempty"`
+	// Outcome is what the attempt decided for its delivery, Reason why and
+	// NextAttemptAt when it was due again (see docs/delivery-states.md);
+	// absent for attempts recorded before they were kept.
+	Outcome       string     `json:"outcome,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// Trace times the request's phases, which tells a slow receiver
 	// (first_byte_ms) from a slow lookup or network; absent when no
 	// request was sent.
@@ -169,6 +177,7 @@ func newAttemptView(a store.Attempt, red *redact.Redactor) AttemptView {
 		N: a.N, StartedAt: a.StartedAt.UTC(), DurationMS: a.Duration.Milliseconds(),
 		Method: a.Method, URL: red.URL(a.URL), RequestHeaders: red.Map(a.RequestHeaders),
 		StatusCode: a.StatusCode, Error: red.String(a.Error), ResponseBody: red.Form(a.ResponseBody),
+		Outcome: string(a.Outcome), Reason: a.Reason, NextAttemptAt: timePtr(a.NextAttemptAt),
 		Trace: newTraceView(a.Trace),
 	}
 }

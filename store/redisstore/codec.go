@@ -59,15 +59,18 @@ func parseJSON[T any](s string, v *T) error {
 // length is followed by z (compress.go); records, each "\n" followed by a
 // tag and a value, are what later changes add at the end: "D<delivery id>"
 // for each
-// of the event's deliveries, in the order stored, and "R<rule>" for each
-// matched rule. Scripts read the head and the records; only Go reads meta
-// and body.
+// of the event's deliveries, in the order stored, "R<rule>" for each
+// matched rule and "U<arrival number>|<received ms>" for each of the last
+// few duplicate arrivals (acceptScript). Scripts read the head and the
+// records; only Go reads meta and body.
 
-// eventMeta is the part of an event that scripts never read.
+// eventMeta is the part of an event that scripts never read. Its trace is
+// written as store.AppendTrace writes it, under "t".
 type eventMeta struct {
 	Key     string            `json:"k,omitempty"`
 	Headers map[string]string `json:"h,omitempty"`
 	Query   map[string]string `json:"q,omitempty"`
+	Trace   *store.EventTrace `json:"-"`
 }
 
 // statusLetter is the status's letter in an event's head and in the names
@@ -108,7 +111,7 @@ func encodeEvent(e store.Event, compress bool, dlvs ...string) (string, error) {
 	if err := checkName("hook", e.Hook); err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	meta, err := encodeMeta(eventMeta{Key: e.IdempotencyKey, Headers: e.Headers, Query: e.Query})
+	meta, err := encodeMeta(eventMeta{Key: e.IdempotencyKey, Headers: e.Headers, Query: e.Query, Trace: e.Trace})
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
@@ -163,9 +166,20 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 		}
 	}
 	if !valid {
-		return json.Marshal(m)
+		var t json.RawMessage
+		if m.Trace != nil {
+			t = store.AppendTrace(nil, m.Trace)
+		}
+		return json.Marshal(struct {
+			eventMeta
+			T json.RawMessage `json:"t,omitempty"`
+		}{m, t})
 	}
-	b := make([]byte, 0, 64+len(m.Key)+32*(len(m.Headers)+len(m.Query)))
+	size := 64 + len(m.Key) + 32*(len(m.Headers)+len(m.Query))
+	if m.Trace != nil {
+		size += 64 + 128*len(m.Trace.Rules)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, '{')
 	if m.Key != "" {
 		b = append(b, `"k":`...)
@@ -193,6 +207,13 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 			b = appendJSONString(b, f.m[k])
 		}
 		b = append(b, '}')
+	}
+	if m.Trace != nil {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `"t":`...)
+		b = store.AppendTrace(b, m.Trace)
 	}
 	return append(b, '}'), nil
 }
@@ -227,7 +248,8 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // decodeEvent reads the stored string v of event id, with its body unless
-// body is false. Its delivery ids come back too, in the order stored.
+// body is false. Its delivery ids come back too, in the order stored. Its
+// trace is left out: only decodeTrace reads it.
 func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
 	e := store.Event{ID: id}
 	bad := func(why string) (store.Event, []string, error) {
@@ -280,11 +302,41 @@ func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
 			if !slices.Contains(e.MatchedRules, r[1:]) {
 				e.MatchedRules = append(e.MatchedRules, r[1:])
 			}
+		case 'U':
+			n, at, ok := strings.Cut(r[1:], "|")
+			count, err1 := strconv.Atoi(n)
+			t, err2 := parseMS(at)
+			if !ok || err1 != nil || err2 != nil {
+				return bad("bad duplicate record")
+			}
+			e.Duplicates.Count = count
+			e.Duplicates.Last = append(e.Duplicates.Last, t)
 		default:
 			return bad("unknown record")
 		}
 	}
 	return e, dlvs, nil
+}
+
+// decodeTrace reads the trace from the stored string v of an event; nil
+// for an event stored without one.
+func decodeTrace(v string) (*store.EventTrace, error) {
+	head, rest, ok := strings.Cut(v, "\n")
+	parts := strings.SplitN(head, "|", 3)
+	if !ok || len(parts) < 2 {
+		return nil, fmt.Errorf("stored value: no head")
+	}
+	metaLen, err := strconv.Atoi(parts[1])
+	if err != nil || metaLen < 0 || metaLen > len(rest) {
+		return nil, fmt.Errorf("stored value: bad head")
+	}
+	var m struct {
+		T json.RawMessage `json:"t"`
+	}
+	if err := json.Unmarshal([]byte(rest[:metaLen]), &m); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	return store.ParseTrace(m.T)
 }
 
 // deliveryFields is the delivery hash, minus lease and token, as
@@ -354,6 +406,9 @@ type attemptRecord struct {
 	ResponseBody   string            `json:"resp,omitempty"`
 	ResponseBase64 string            `json:"resp_b64,omitempty"`
 	Trace          *traceRecord      `json:"trace,omitempty"`
+	Outcome        string            `json:"out,omitempty"`
+	Reason         string            `json:"why,omitempty"`
+	NextAttemptAt  int64             `json:"next,omitempty"` // unix ms
 }
 
 // traceRecord is an attempt's store.Trace, durations in nanoseconds.
@@ -376,6 +431,11 @@ func encodeAttempt(a store.Attempt) (string, error) {
 		RequestHeaders: a.RequestHeaders,
 		StatusCode:     a.StatusCode,
 		Error:          a.Error,
+		Outcome:        string(a.Outcome),
+		Reason:         a.Reason,
+	}
+	if !a.NextAttemptAt.IsZero() {
+		r.NextAttemptAt = a.NextAttemptAt.UnixMilli()
 	}
 	if t := a.Trace; t != nil {
 		r.Trace = &traceRecord{DNS: int64(t.DNS), Connect: int64(t.Connect), TLS: int64(t.TLS),
@@ -408,6 +468,11 @@ func decodeAttempt(s string) (store.Attempt, error) {
 		StatusCode:     r.StatusCode,
 		Error:          r.Error,
 		ResponseBody:   r.ResponseBody,
+		Outcome:        store.DeliveryStatus(r.Outcome),
+		Reason:         r.Reason,
+	}
+	if r.NextAttemptAt != 0 {
+		a.NextAttemptAt = time.UnixMilli(r.NextAttemptAt).UTC()
 	}
 	if t := r.Trace; t != nil {
 		a.Trace = &store.Trace{DNS: time.Duration(t.DNS), Connect: time.Duration(t.Connect), TLS: time.Duration(t.TLS),

@@ -115,3 +115,29 @@ func TestBodiesCompressed(t *testing.T) {
 		}
 	}
 }
+
+// An event's trace is kept in its meta, whether the meta is written by
+// hand or, for text that is not valid UTF-8, through encoding/json.
+func TestEventTraceInMeta(t *testing.T) {
+	tr := &store.EventTrace{Verify: store.VerifyTrace{Scheme: "github", Secret: 2}, KeySource: store.KeyFromBody,
+		Rules: []store.RuleTrace{{Rule: "r", Result: store.RuleMatched, Fields: []store.FieldTrace{{Field: "body.a", Value: "1"}}}}}
+	for name, header := range map[string]string{"valid": "text/plain", "not utf-8": "caf\xe9"} {
+		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventIgnored, ReceivedAt: time.UnixMilli(1700000000000),
+			Headers: map[string]string{"x-h": header}, Body: []byte(`{"a":1}`), Trace: tr}
+		v, err := encodeEvent(e, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeTrace(v)
+		if err != nil {
+			t.Fatalf("%s: decodeTrace: %v", name, err)
+		}
+		if diff := cmp.Diff(tr, got); diff != "" {
+			t.Errorf("%s: trace (-want +got):\n%s", name, diff)
+		}
+		back, _, err := decodeEvent("evt_1", v, true)
+		if err != nil || string(back.Body) != `{"a":1}` {
+			t.Errorf("%s: decodeEvent = %+v, %v", name, back, err)
+		}
+	}
+}

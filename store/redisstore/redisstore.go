@@ -297,6 +297,9 @@ func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: %w", err)
 	}
+	if e.Trace, err = decodeTrace(v); err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
+	}
 	return e, nil
 }
 

@@ -1,6 +1,12 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/store"
+)
 
 // Every state transition is one of these scripts, so that it is atomic and
 // takes one round trip. Times are unix milliseconds. Events are strings
@@ -87,14 +93,41 @@ end
 //	           its id, its due time, its action and f-3 field/value
 //	           arguments
 //
+// A duplicate's arrival is recorded on the original event, which shares
+// the idempotency key's partition, as a record "U<arrival number>|<received
+// at>"; only the last maxArrivals such records are kept.
+//
 // Returns {event id, 0} when stored, {original event id, 1} for a duplicate.
-var acceptScript = redis.NewScript(`
+var acceptScript = redis.NewScript(eventLua + `
+local maxArrivals = ` + strconv.Itoa(store.MaxDuplicateArrivals) + `
 if ARGV[3] ~= "0" then
 	local val = ARGV[1] .. "|" .. ARGV[3]
 	local held = redis.call("SET", KEYS[1], val, "NX", "GET", "PX", ARGV[4])
 	if held then
 		local id, exp = string.match(held, "^(.*)|(%d+)$")
 		if id and tonumber(exp) > tonumber(ARGV[2]) then
+			local okey = string.sub(KEYS[3], 1, #KEYS[3] - #ARGV[1]) .. id
+			local v = redis.call("GET", okey)
+			local _, _, _, r
+			if v then
+				_, _, _, r = evhead(v)
+			end
+			if r then
+				local keep, arrivals, n = {}, {}, 0
+				for rec, tag in string.gmatch(string.sub(v, r), "(\n(.)[^\n]*)") do
+					if tag == "U" then
+						arrivals[#arrivals + 1] = rec
+						n = tonumber(string.match(rec, "^\nU(%d+)|")) or n
+					else
+						keep[#keep + 1] = rec
+					end
+				end
+				for i = math.max(1, #arrivals - maxArrivals + 2), #arrivals do
+					keep[#keep + 1] = arrivals[i]
+				end
+				keep[#keep + 1] = "\nU" .. (n + 1) .. "|" .. ARGV[2]
+				redis.call("SET", okey, string.sub(v, 1, r - 1) .. table.concat(keep))
+			end
 			if ARGV[6] == "1" then
 				-- A write of its own, replicated after the original's, so
 				-- that the caller's WAIT covers the original too.

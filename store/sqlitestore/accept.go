@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -42,6 +43,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
+	trace := encodeTrace(ev.Trace)
 	received := millis(ev.ReceivedAt)
 	deliveries := make([]store.Delivery, len(a.Deliveries))
 	for i, d := range a.Deliveries {
@@ -53,8 +55,8 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 
 	var res store.Accepted
 	err = s.write(ctx, func(w *writeTx) error {
-		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.ID, ev.Hook, received, ev.IdempotencyKey, headers, query, encodeBody(ev.Body), string(ev.Status), rules); err != nil {
+		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.ID, ev.Hook, received, ev.IdempotencyKey, headers, query, encodeBody(ev.Body), string(ev.Status), rules, trace); err != nil {
 			return err
 		}
 		if checkKey {
@@ -69,12 +71,13 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 				RETURNING event_id`,
 				ev.Hook, ev.IdempotencyKey, ev.ID, millis(ev.ReceivedAt.Add(a.KeyTTL)), received).Scan(&taken)
 			if errors.Is(err, sql.ErrNoRows) {
-				dup := duplicateError{}
+				var original string
 				if err := w.queryRow(`SELECT event_id FROM idempotency_keys WHERE hook = ? AND key = ?`,
-					ev.Hook, ev.IdempotencyKey).Scan(&dup.original); err != nil {
+					ev.Hook, ev.IdempotencyKey).Scan(&original); err != nil {
 					return err
 				}
-				return dup
+				res = store.Accepted{EventID: original, Duplicate: true}
+				return duplicate(w, ev.ID, original, ev.ReceivedAt)
 			}
 			if err != nil {
 				return err
@@ -91,21 +94,34 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		res = store.Accepted{EventID: ev.ID}
 		return nil
 	})
-	var dup duplicateError
-	if errors.As(err, &dup) {
-		return store.Accepted{EventID: dup.original, Duplicate: true}, nil
-	}
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
 	return res, nil
 }
 
-// duplicateError ends an Accept of a duplicate, so that what it wrote
-// before it knew is rolled back.
-type duplicateError struct{ original string }
-
-func (e duplicateError) Error() string { return "duplicate of " + e.original }
+// duplicate undoes the insert of event id, a duplicate of original that
+// arrived at at, and records the arrival on original.
+func duplicate(w *writeTx, id, original string, at time.Time) error {
+	if _, err := w.exec(`DELETE FROM events WHERE id = ?`, id); err != nil {
+		return err
+	}
+	var d store.Duplicates
+	var arrivals string
+	err := w.queryRow(`SELECT duplicates, duplicate_arrivals FROM events WHERE id = ?`, original).Scan(&d.Count, &arrivals)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // a key whose event is gone: nothing to record it on
+	}
+	if err != nil {
+		return err
+	}
+	if d.Last, err = parseArrivals(arrivals); err != nil {
+		return fmt.Errorf("event %s duplicate arrivals: %w", original, err)
+	}
+	d = d.Arrived(at)
+	_, err = w.exec(`UPDATE events SET duplicates = ?, duplicate_arrivals = ? WHERE id = ?`, d.Count, encodeArrivals(d.Last), original)
+	return err
+}
 
 // insertDelivery stores d and queues it at its NextAttemptAt.
 func insertDelivery(w *writeTx, d store.Delivery) error {

@@ -36,7 +36,7 @@ func (f *filter) sql() string {
 }
 
 // eventListSelect reads what scanEvent reads, but no body.
-const eventListSelect = `id, hook, received_at, idempotency_key, headers, query, NULL, status, matched_rules, 0`
+const eventListSelect = `id, hook, received_at, idempotency_key, headers, query, NULL, status, matched_rules, '', 0, 0, ''`
 
 // ListEvents returns one page of the events matching f, newest first (by
 // id), without their bodies.

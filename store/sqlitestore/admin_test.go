@@ -12,6 +12,10 @@ import (
 
 // TestAdminMigrationKeepsData upgrades a file written before the admin
 // schema: its events and deliveries are listed, and keys can be added.
+// eventColumnsV1 are the columns of events in the files the first
+// migrations wrote, which the upgrade tests fill.
+const eventColumnsV1 = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules`
+
 func TestAdminMigrationKeepsData(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
@@ -21,7 +25,7 @@ func TestAdminMigrationKeepsData(t *testing.T) {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO events (` + eventColumns + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
+		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
 		{`INSERT INTO deliveries (` + deliveryColumns + `, lease_token, due_at)
 			VALUES (?, ?, 'orders', 'r', 'crm', 'pending', 0, ?, 0, '', ?, ?, '', ?)`, []any{dlv, evt, base.UnixMilli(), base.UnixMilli(), base.UnixMilli(), base.UnixMilli()}},
 	} {

@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -52,10 +54,13 @@ func encodeBody(b []byte) any {
 
 // eventColumns are written by Accept; eventSelect is what scanEvent reads.
 const (
-	eventColumns = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules`
+	eventColumns = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules, trace`
 	// The driver reads a zero-length blob as nil, so whether the body was
 	// empty or absent is asked separately.
-	eventSelect = eventColumns + `, body IS NOT NULL`
+	eventSelect = eventColumns + `, body IS NOT NULL, duplicates, duplicate_arrivals`
+	// eventLeaseSelect is eventSelect without the trace and duplicates,
+	// which a worker never reads.
+	eventLeaseSelect = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules, '', body IS NOT NULL, 0, ''`
 )
 
 func scanEvent(row rowScanner) (store.Event, error) {
@@ -73,6 +78,7 @@ type eventRow struct {
 	ev                    store.Event
 	receivedAt            int64
 	headers, query, rules string
+	trace, arrivals       string
 	status                string
 	hasBody               bool
 }
@@ -80,7 +86,7 @@ type eventRow struct {
 func scanEventRow(row rowScanner) (eventRow, error) {
 	var r eventRow
 	err := row.Scan(&r.ev.ID, &r.ev.Hook, &r.receivedAt, &r.ev.IdempotencyKey, &r.headers, &r.query,
-		&r.ev.Body, &r.status, &r.rules, &r.hasBody)
+		&r.ev.Body, &r.status, &r.rules, &r.trace, &r.hasBody, &r.ev.Duplicates.Count, &r.arrivals)
 	return r, err
 }
 
@@ -100,7 +106,46 @@ func (r eventRow) decode() (store.Event, error) {
 	if err := decodeJSON(r.rules, &ev.MatchedRules); err != nil {
 		return store.Event{}, fmt.Errorf("event %s matched rules: %w", ev.ID, err)
 	}
+	var err error
+	if ev.Trace, err = store.ParseTrace([]byte(r.trace)); err != nil {
+		return store.Event{}, fmt.Errorf("event %s: %w", ev.ID, err)
+	}
+	if ev.Duplicates.Last, err = parseArrivals(r.arrivals); err != nil {
+		return store.Event{}, fmt.Errorf("event %s duplicate arrivals: %w", ev.ID, err)
+	}
 	return ev, nil
+}
+
+// encodeTrace is the trace column of an event: ” without a trace.
+func encodeTrace(t *store.EventTrace) string {
+	if t == nil {
+		return ""
+	}
+	return string(store.AppendTrace(make([]byte, 0, 256), t))
+}
+
+// The duplicate_arrivals column holds unix milliseconds, space-separated.
+func encodeArrivals(ts []time.Time) string {
+	b := make([]byte, 0, 14*len(ts))
+	for i, t := range ts {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, t.UnixMilli(), 10)
+	}
+	return string(b)
+}
+
+func parseArrivals(s string) ([]time.Time, error) {
+	var out []time.Time
+	for _, f := range strings.Fields(s) {
+		ms, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, time.UnixMilli(ms).UTC())
+	}
+	return out, nil
 }
 
 // deliveryColumns and scanDelivery go together.
@@ -135,7 +180,8 @@ func scanDeliveryAnd(row rowScanner, d *store.Delivery, extra ...any) error {
 
 // attemptColumns and scanAttempt go together.
 const attemptColumns = `delivery_id, n, started_at, duration_ns, method, url, request_headers, status_code, error, response_body,
-	trace_dns_ns, trace_connect_ns, trace_tls_ns, trace_first_byte_ns, trace_total_ns, trace_reused`
+	trace_dns_ns, trace_connect_ns, trace_tls_ns, trace_first_byte_ns, trace_total_ns, trace_reused,
+	outcome, reason, next_attempt_at`
 
 // traceValues are the last six values of attemptColumns: all NULL for an
 // attempt without a trace.
@@ -154,9 +200,12 @@ func scanAttempt(row rowScanner) (store.Attempt, error) {
 		headers    string
 		tr         [5]sql.NullInt64
 		reused     sql.NullBool
+		outcome    string
+		next       int64
 	)
 	if err := row.Scan(&a.DeliveryID, &a.N, &startedAt, &durationNS, &a.Method, &a.URL, &headers,
-		&a.StatusCode, &a.Error, &a.ResponseBody, &tr[0], &tr[1], &tr[2], &tr[3], &tr[4], &reused); err != nil {
+		&a.StatusCode, &a.Error, &a.ResponseBody, &tr[0], &tr[1], &tr[2], &tr[3], &tr[4], &reused,
+		&outcome, &a.Reason, &next); err != nil {
 		return store.Attempt{}, err
 	}
 	if tr[4].Valid {
@@ -167,6 +216,8 @@ func scanAttempt(row rowScanner) (store.Attempt, error) {
 	}
 	a.StartedAt = fromMillis(startedAt)
 	a.Duration = time.Duration(durationNS)
+	a.Outcome = store.DeliveryStatus(outcome)
+	a.NextAttemptAt = fromMillis(next)
 	if err := decodeJSON(headers, &a.RequestHeaders); err != nil {
 		return store.Attempt{}, fmt.Errorf("attempt %s/%d headers: %w", a.DeliveryID, a.N, err)
 	}

@@ -212,7 +212,7 @@ func readEvents(w *writeTx, out []eventRow, leased []leasedRow) ([]eventRow, err
 	if err != nil {
 		return out, err
 	}
-	rows, err := w.query(`SELECT `+eventSelect+` FROM events WHERE id IN (SELECT value FROM json_each(?))`, list)
+	rows, err := w.query(`SELECT `+eventLeaseSelect+` FROM events WHERE id IN (SELECT value FROM json_each(?))`, list)
 	if err != nil {
 		return out, err
 	}
@@ -359,7 +359,8 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 			}
 			args := append([]any{id, a.N, millis(a.StartedAt), int64(a.Duration), a.Method, a.URL, it.headers,
 				a.StatusCode, a.Error, a.ResponseBody}, traceValues(a.Trace)...)
-			if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			args = append(args, string(a.Outcome), a.Reason, millis(a.NextAttemptAt))
+			if _, err := w.exec(`INSERT INTO attempts (`+attemptColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				args...); err != nil {
 				return fmt.Errorf("attempt of %s: %w", id, err)
 			}

@@ -22,7 +22,7 @@ func TestQueueMigrationKeepsDeliveries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
 	db, conn := openAtVersion(t, path, 2)
 	evt := store.NewID("evt", base)
-	if _, err := conn.ExecContext(ctx, `INSERT INTO events (`+eventColumns+`)
+	if _, err := conn.ExecContext(ctx, `INSERT INTO events (`+eventColumnsV1+`)
 		VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, evt, base.UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
