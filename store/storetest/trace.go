@@ -82,7 +82,7 @@ func testDuplicateArrivals(t *testing.T, s store.Store) {
 	e.MatchedRules = []string{"to-crm", "to-erp"}
 	d1 := newDelivery(e, "to-crm", "crm", base)
 	d2 := newDelivery(e, "to-erp", "erp", base)
-	d2.ID = store.NewID("dlv", base.Add(time.Millisecond))
+	d2.ID = deliveryID(e, base.Add(time.Millisecond))
 	mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d1, d2}, KeyTTL: time.Hour}, false)
 
 	got, err := s.Event(ctx, e.ID)
