@@ -114,3 +114,25 @@ func InShard(id string, shard int) string {
 	b[len(b)-1] = crockford[shard&31]
 	return string(b)
 }
+
+// LaneShard is the shard hint of an ordering lane of an action
+// (Delivery.Lane).
+func LaneShard(action, lane string) int { return KeyShard("\x00"+action, lane) }
+
+// EventShard is the shard hint an event's id must carry for a partitioned
+// store to keep it where it keeps what goes with it: that of the lane of
+// its first delivery in a lane, so that the deliveries of one lane meet in
+// one partition (and every arrival of the event, which matches the same
+// rules, goes there too); else that of its idempotency key; -1 when any
+// will do.
+func EventShard(hook, key string, ds []Delivery) int {
+	for _, d := range ds {
+		if d.Lane != "" {
+			return LaneShard(d.Action, d.Lane)
+		}
+	}
+	if key != "" {
+		return KeyShard(hook, key)
+	}
+	return -1
+}

@@ -64,6 +64,13 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Lane, when set, is the delivery's ordering lane within its action
+	// (the action's order_by value for its event): of the deliveries of
+	// one action and lane that are not final, only the first created is
+	// queued; the others wait, pending and not due, until every one
+	// before them has succeeded or died. A retrying delivery holds its
+	// own lane only.
+	Lane string
 }
 
 // Attempt is the record of one try at a delivery.
@@ -285,6 +292,16 @@ type QueueStats struct {
 	InFlight  int       // held by a lease that has not expired
 	Scheduled int       // waiting for a later attempt
 	OldestDue time.Time // the earliest due time among Due; zero when none
+
+	// Ordering lanes (Delivery.Lane): Lanes have deliveries not final;
+	// Waiting deliveries wait behind the first of their lane; a lane is
+	// blocked while its first delivery is retrying and others wait behind
+	// it. OldestLaneHead is when the oldest first delivery of a lane was
+	// created; zero when there is none.
+	Lanes          int
+	Waiting        int
+	BlockedLanes   int
+	OldestLaneHead time.Time
 }
 
 // Store is the contract both backends (redisstore, sqlitestore) fulfil and

@@ -355,6 +355,7 @@ func deliveryFields(d store.Delivery) []any {
 		"err", d.LastError,
 		"created", ms(d.CreatedAt),
 		"updated", ms(d.UpdatedAt),
+		"lane", d.Lane,
 	}
 }
 
@@ -367,6 +368,7 @@ func decodeDelivery(m map[string]string) (store.Delivery, error) {
 		Action:    m["action"],
 		Status:    store.DeliveryStatus(m["status"]),
 		LastError: m["err"],
+		Lane:      m["lane"],
 	}
 	var err error
 	if n := m["n"]; n != "" {
@@ -511,7 +513,7 @@ func fieldMap(v any) (map[string]string, error) {
 
 // deliveryListFields are the fields of a delivery hash that listings read:
 // every one but the lease token (and the id, which the index gives).
-var deliveryListFields = []string{"evt", "hook", "rule", "action", "status", "n", "due", "lease", "err", "created", "updated"}
+var deliveryListFields = []string{"evt", "hook", "rule", "action", "status", "n", "due", "lease", "err", "created", "updated", "lane"}
 
 // apiKeyFields is the API key hash as field/value arguments.
 func apiKeyFields(k store.APIKey) ([]any, error) {

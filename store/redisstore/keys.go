@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -43,6 +44,17 @@ func (k keys) leases(action string) string { return k.base + "lease:" + action }
 // queues is the set of actions that ever had queued deliveries, so that
 // QueueStats finds their queues without scanning the keyspace.
 func (k keys) queues() string { return k.base + "queues" }
+
+// lane is the sorted set of the deliveries of one action's lane that are
+// not final, scored by creation (enqueueLua).
+func (k keys) lane(action, lane string) string {
+	sum := sha1.Sum([]byte(lane))
+	return k.base + "lane:" + action + ":" + hex.EncodeToString(sum[:])
+}
+
+// lanes maps the SHA-1 of each lane of an action that has deliveries not
+// final to the id of its active delivery, the one queued or held.
+func (k keys) lanes(action string) string { return k.base + "lanes:" + action }
 
 // actionState is the hash holding one action's shared state (pause switch,
 // breaker); see codec.go.

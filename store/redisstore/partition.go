@@ -170,13 +170,14 @@ func parsePartitions(v string) (int, error) {
 	return n, nil
 }
 
-// checkPartition refuses an event whose idempotency key or deliveries a
-// partitioned store would keep in another partition than the event: ids
-// made by store.NewEventID and store.NewDeliveryID are where they belong.
+// checkPartition refuses an event whose idempotency key, lanes or
+// deliveries a partitioned store would keep in another partition than the
+// event: ids in store.EventShard, and deliveries' made by
+// store.NewDeliveryID, are where they belong.
 func (s *Store) checkPartition(e store.Event, ds []store.Delivery) error {
 	p := s.partOf(e.ID)
-	if e.IdempotencyKey != "" && store.KeyShard(e.Hook, e.IdempotencyKey)%len(s.parts) != p {
-		return fmt.Errorf("event id %s is not in the shard of its idempotency key: want one that store.NewEventID makes", e.ID)
+	if want := store.EventShard(e.Hook, e.IdempotencyKey, ds); want >= 0 && want%len(s.parts) != p {
+		return fmt.Errorf("event id %s is not in the shard of its first delivery's lane, or of its idempotency key: want one in store.EventShard", e.ID)
 	}
 	return checkDeliveryParts(s, p, e.ID, ds)
 }

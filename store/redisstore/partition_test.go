@@ -119,7 +119,7 @@ func TestPartitionedAcceptRefusesStrayIDs(t *testing.T) {
 	e := store.Event{ID: store.NewEventID("h", "k", now), Hook: "h", ReceivedAt: now, IdempotencyKey: "k"}
 	stray := e
 	stray.ID = store.InShard(e.ID, (store.Shard(e.ID)+1)%store.Shards)
-	if _, err := s.Accept(t.Context(), store.Accept{Event: stray, KeyTTL: time.Hour}); err == nil || !strings.Contains(err.Error(), "not in the shard of its idempotency key") {
+	if _, err := s.Accept(t.Context(), store.Accept{Event: stray, KeyTTL: time.Hour}); err == nil || !strings.Contains(err.Error(), "or of its idempotency key") {
 		t.Errorf("Accept of an event outside its key's shard = %v, want it refused", err)
 	}
 	d := store.Delivery{ID: store.InShard(store.NewID("dlv", now), (store.Shard(e.ID)+1)%store.Shards), Hook: "h", Rule: "r", Action: "a", NextAttemptAt: now}

@@ -171,7 +171,7 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 		p := s.partOf(id)
 		c := open[p]
 		if c == nil {
-			c = &finishCall{scriptCall: scriptCall{args: []any{s.parts[p].base}}}
+			c = &finishCall{scriptCall: scriptCall{args: []any{s.parts[p].base, s.k.wake()}}}
 			open[p] = c
 			calls = append(calls, c)
 		}
@@ -335,11 +335,11 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 		}
 		for _, r := range res {
 			row, ok := r.([]any)
-			if !ok || len(row) != 5 {
+			if !ok || len(row) != 9 {
 				return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
 			}
 			action, _ := row[0].(string)
-			var n [4]int64
+			var n [8]int64
 			for i := range n {
 				if n[i], ok = row[i+1].(int64); !ok {
 					return nil, fmt.Errorf("redisstore: queue stats: unexpected reply %v", r)
@@ -358,6 +358,14 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 			if n[3] != 0 {
 				if t := time.UnixMilli(n[3]).UTC(); qs.OldestDue.IsZero() || t.Before(qs.OldestDue) {
 					qs.OldestDue = t
+				}
+			}
+			qs.Lanes += int(n[4])
+			qs.Waiting += int(n[5])
+			qs.BlockedLanes += int(n[6])
+			if n[7] != 0 {
+				if t := time.UnixMilli(n[7]).UTC(); qs.OldestLaneHead.IsZero() || t.Before(qs.OldestLaneHead) {
+					qs.OldestLaneHead = t
 				}
 			}
 		}

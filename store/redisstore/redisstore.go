@@ -231,7 +231,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 		// judged by the stored end, this only lets Redis free the key.
 		keep = (a.KeyTTL + keySlack).Milliseconds()
 	}
-	keys := make([]string, 0, 5+3*len(ds))
+	keys := make([]string, 0, 5+5*len(ds))
 	keys = append(keys, k.idempotency(e.Hook, e.IdempotencyKey), k.queues(), k.event(e.ID),
 		k.eventIndex(e.Hook, e.Status), k.indexes())
 	names := indexNames(ds, eventIndexName(e.Hook, e.Status))
@@ -263,10 +263,15 @@ func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]stri
 	for i, d := range ds {
 		df := deliveryFields(d)
 		if i == 0 {
-			args = append(args, 3+len(df))
+			args = append(args, 5+len(df))
 		}
-		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), k.queue(d.Action))
-		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action)
+		q := k.queue(d.Action)
+		lane, lanes := q, q
+		if d.Lane != "" {
+			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
+		}
+		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), q, lane, lanes)
+		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action, d.Lane, d.CreatedAt.UnixMilli())
 		args = append(args, df...)
 	}
 	return keys, args

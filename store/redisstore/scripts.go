@@ -47,24 +47,74 @@ end
 `
 
 // enqueueLua stores, queues and indexes the deliveries whose arguments
-// start at ARGV[at] (f, then per delivery its id, due time, action and f-3
-// field/value arguments). The script that includes it sets at and the KEYS
-// positions queues (the set of queued actions) and first (where each
-// delivery's hash, listing index and action queue start, three by three).
-// It leaves n, the number of deliveries stored.
+// start at ARGV[at] (f, then per delivery its id, due time, action, lane
+// ("" for none), created time and f-5 field/value arguments). The script
+// that includes it sets at and the KEYS positions queues (the set of
+// queued actions) and first (where each delivery's hash, listing index,
+// action queue, lane and its action's lanes start, five by five; a
+// delivery in no lane names its queue for the last two). It leaves n, the
+// number of deliveries stored.
+//
+// A delivery in a lane joins the lane, a sorted set of the ids of its
+// deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
+// creation; it is queued only when the lane has no active delivery, the
+// one queued or held, which the action's lanes hash names
+// (<base>lanes:<action>: sha1 of the lane → the active delivery's id).
 const enqueueLua = `
 local f = tonumber(ARGV[at])
 at = at + 1
 local n = 0
 while at <= #ARGV do
 	local id = ARGV[at]
-	local k = first + 3 * n
+	local k = first + 5 * n
 	n = n + 1
-	redis.call("HSET", KEYS[k], unpack(ARGV, at + 3, at + f - 1))
+	redis.call("HSET", KEYS[k], unpack(ARGV, at + 5, at + f - 1))
 	redis.call("ZADD", KEYS[k + 1], 0, id)
-	redis.call("ZADD", KEYS[k + 2], ARGV[at + 1], id)
+	local queue = true
+	local lane = ARGV[at + 3]
+	if lane ~= "" then
+		local lh = redis.sha1hex(lane)
+		redis.call("ZADD", KEYS[k + 3], ARGV[at + 4], id)
+		local active = redis.call("HGET", KEYS[k + 4], lh)
+		if active and active ~= id then
+			queue = false
+		else
+			redis.call("HSET", KEYS[k + 4], lh, id)
+		end
+	end
+	if queue then
+		redis.call("ZADD", KEYS[k + 2], ARGV[at + 1], id)
+	end
 	redis.call("SADD", KEYS[queues], ARGV[at + 2])
 	at = at + f
+end
+`
+
+// laneLua holds laneNext, which a script calls when the delivery id of
+// action, in lane (its stored lane field), became final: it leaves the
+// lane, and when it was the lane's active delivery, the first one waiting
+// becomes active and is queued at its due time. It returns 1 when it
+// queued one. The including script sets base first.
+const laneLua = `
+local function laneNext(base, action, lane, id)
+	if not lane or lane == "" then
+		return 0
+	end
+	local lh = redis.sha1hex(lane)
+	local lkey, hkey = base .. "lane:" .. action .. ":" .. lh, base .. "lanes:" .. action
+	redis.call("ZREM", lkey, id)
+	if redis.call("HGET", hkey, lh) ~= id then
+		return 0
+	end
+	local head = redis.call("ZRANGE", lkey, 0, 0)[1]
+	if not head then
+		redis.call("HDEL", hkey, lh)
+		return 0
+	end
+	redis.call("HSET", hkey, lh, head)
+	local due = redis.call("HGET", base .. "dlv:" .. head, "due")
+	redis.call("ZADD", base .. "q:" .. action, tonumber(due) or 0, head)
+	return 1
 end
 `
 
@@ -79,8 +129,9 @@ end
 //	KEYS[4]    the event's index      <base>ix:e:<status letter>:<hook>
 //	KEYS[5]    listing indexes        <base>ix
 //	KEYS[6..]  per delivery: its hash <base>dlv:<id>, its index
-//	           <base>ix:d:<hook>|<action> and its action's queue
-//	           <base>q:<action>
+//	           <base>ix:d:<hook>|<action>, its action's queue
+//	           <base>q:<action>, its lane <base>lane:<action>:<sha1> and
+//	           its action's lanes <base>lanes:<action> (see enqueueLua)
 //	ARGV[1]    event id
 //	ARGV[2]    received at
 //	ARGV[3]    key window ends at; "0" to skip the idempotency check
@@ -90,8 +141,8 @@ end
 //	           writes too (see the script)
 //	ARGV[7]    m: number of index names that follow (members of KEYS[5])
 //	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time, its action and f-3 field/value
-//	           arguments
+//	           its id, its due time, its action, its lane, its creation
+//	           and f-5 field/value arguments
 //
 // A duplicate's arrival is recorded on the original event, which shares
 // the idempotency key's partition, as a record "U<arrival number>|<received
@@ -446,6 +497,8 @@ return out
 //	KEYS       per attempt, two by two: the delivery hash <base>dlv:<id>
 //	           and its attempts list <base>dlv:<id>:attempts
 //	ARGV[1]    key base          <prefix>:{p}:
+//	ARGV[2]    wake channel, for the deliveries a final outcome lets go
+//	           in their lanes (laneLua)
 //	then       per attempt, seven by seven: the delivery id, the lease
 //	           token, the attempt (JSON), the new status (succeeded,
 //	           retrying or dead), the next attempt at (retrying), the last
@@ -454,16 +507,17 @@ return out
 // Returns, per attempt, 1 when applied, 0 when the lease was lost (the
 // attempt is still recorded), -1 when there is no such delivery (nothing is
 // recorded).
-var finishScript = redis.NewScript(`
+var finishScript = redis.NewScript(laneLua + `
 local base = ARGV[1]
 local dead = base .. "ix:dead"
 local out = {}
+local woken = 0
 for i = 1, #KEYS / 2 do
 	local dkey, akey = KEYS[2 * i - 1], KEYS[2 * i]
-	local at = 2 + 7 * (i - 1)
+	local at = 3 + 7 * (i - 1)
 	local id, token, attempt, status = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
 	local nextAt, err, updated = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
-	local d = redis.call("HMGET", dkey, "status", "token", "action", "n")
+	local d = redis.call("HMGET", dkey, "status", "token", "action", "n", "lane")
 	if not d[1] then
 		out[i] = -1
 	else
@@ -492,9 +546,15 @@ for i = 1, #KEYS / 2 do
 			elseif d[1] == "dead" then
 				redis.call("ZREM", dead, id)
 			end
+			if status ~= "retrying" then
+				woken = woken + laneNext(base, action, d[5], id)
+			end
 			out[i] = 1
 		end
 	end
+end
+if woken > 0 then
+	redis.call("PUBLISH", ARGV[2], woken)
 end
 return out
 `)
@@ -595,7 +655,8 @@ return 1
 //	ARGV[2]  key base        <prefix>:{p}:
 //
 // Returns per action with deliveries {action, due, in flight, scheduled,
-// oldest due or 0}.
+// oldest due or 0, lanes, deliveries waiting in them, lanes blocked, the
+// oldest first delivery of a lane's creation or 0}.
 var queueStatsScript = redis.NewScript(`
 local now, after = ARGV[1], "(" .. ARGV[1]
 local out = {}
@@ -618,7 +679,29 @@ for _, a in ipairs(redis.call("SMEMBERS", KEYS[1])) do
 				oldest = t
 			end
 		end
-		out[#out + 1] = {a, qdue + ldue, held, later, oldest or 0}
+		-- The action's lanes: how many, the deliveries waiting in them,
+		-- those blocked by an active delivery that is retrying, and the
+		-- creation of the oldest first delivery.
+		local lanes, waiting, blocked, head = 0, 0, 0, nil
+		local hkey = ARGV[2] .. "lanes:" .. a
+		local active = redis.call("HGETALL", hkey)
+		for j = 1, #active, 2 do
+			local lkey = ARGV[2] .. "lane:" .. a .. ":" .. active[j]
+			local n = redis.call("ZCARD", lkey)
+			if n == 0 then
+				redis.call("HDEL", hkey, active[j])
+			else
+				lanes, waiting = lanes + 1, waiting + n - 1
+				local first = tonumber(redis.call("ZRANGE", lkey, 0, 0, "WITHSCORES")[2])
+				if not head or first < head then
+					head = first
+				end
+				if n > 1 and redis.call("HGET", ARGV[2] .. "dlv:" .. active[j + 1], "status") == "retrying" then
+					blocked = blocked + 1
+				end
+			end
+		end
+		out[#out + 1] = {a, qdue + ldue, held, later, oldest or 0, lanes, waiting, blocked, head or 0}
 	end
 end
 return out
@@ -912,7 +995,7 @@ end
 // Returns the delivery's field/value list, or -1 when there is no such
 // delivery, 0 when it succeeded, -2 when it is leased past ARGV[2].
 var retryScript = redis.NewScript(`
-local d = redis.call("HMGET", KEYS[1], "status", "lease", "action")
+local d = redis.call("HMGET", KEYS[1], "status", "lease", "action", "lane", "created")
 if not d[1] then
 	return -1
 end
@@ -926,7 +1009,25 @@ local id, base, action = ARGV[1], ARGV[4], d[3] or ""
 redis.call("HSET", KEYS[1], "status", "pending", "due", ARGV[2], "updated", ARGV[2])
 redis.call("HDEL", KEYS[1], "token", "lease")
 redis.call("ZREM", base .. "lease:" .. action, id)
-redis.call("ZADD", base .. "q:" .. action, ARGV[2], id)
+-- In a lane, it goes back in at its place and waits while another
+-- delivery of the lane is active.
+local queue = true
+if d[4] and d[4] ~= "" then
+	local lh = redis.sha1hex(d[4])
+	local hkey = base .. "lanes:" .. action
+	redis.call("ZADD", base .. "lane:" .. action .. ":" .. lh, "NX", tonumber(d[5]) or ARGV[2], id)
+	local active = redis.call("HGET", hkey, lh)
+	if active and active ~= id then
+		queue = false
+	else
+		redis.call("HSET", hkey, lh, id)
+	end
+end
+if queue then
+	redis.call("ZADD", base .. "q:" .. action, ARGV[2], id)
+else
+	redis.call("ZREM", base .. "q:" .. action, id)
+end
 redis.call("SADD", KEYS[3], action)
 if d[1] == "dead" then
 	redis.call("ZREM", KEYS[2], id)
@@ -946,16 +1047,16 @@ return out
 //	KEYS[1]    queued actions   <base>queues
 //	KEYS[2]    event            <base>evt:<id>
 //	KEYS[3]    listing indexes  <base>ix
-//	KEYS[4..]  per delivery: its hash, its index and its action's queue,
-//	           as for acceptScript
+//	KEYS[4..]  per delivery: its hash, its index, its action's queue, its
+//	           lane and its action's lanes, as for acceptScript
 //	ARGV[1]    event id
 //	ARGV[2]    wake channel
 //	ARGV[3]    key base         <prefix>:{p}:
 //	ARGV[4]    r: number of rules that follow; ARGV[5..4+r] the rules
 //	then       m: number of index names that follow (members of KEYS[3])
 //	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time, its action and f-3 field/value
-//	           arguments
+//	           its id, its due time, its action, its lane, its creation
+//	           and f-5 field/value arguments
 //
 // Returns the number of deliveries stored, -1 when there is no such event,
 // or {i} when the i-th delivery (from 0) exists already.
@@ -964,9 +1065,9 @@ local v = redis.call("GET", KEYS[2])
 if not v then
 	return -1
 end
-for k = 4, #KEYS, 3 do
+for k = 4, #KEYS, 5 do
 	if redis.call("EXISTS", KEYS[k]) == 1 then
-		return {(k - 4) / 3}
+		return {(k - 4) / 5}
 	end
 end
 local s, _, hook, r = evhead(v)

@@ -123,11 +123,51 @@ func duplicate(w *writeTx, id, original string, at time.Time) error {
 	return err
 }
 
-// insertDelivery stores d and queues it at its NextAttemptAt.
+// insertDelivery stores d and queues it at its NextAttemptAt, unless its
+// lane has a delivery queued or held already: it then waits behind it.
 func insertDelivery(w *writeTx, d store.Delivery) error {
+	var lane, due any = nil, millis(d.NextAttemptAt)
+	if d.Lane != "" {
+		lane = d.Lane
+		busy, err := laneBusy(w, d.Action, d.Lane, d.ID)
+		if err != nil {
+			return err
+		}
+		if busy {
+			due = nil
+		}
+	}
 	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
 		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
-		millis(d.NextAttemptAt), millis(d.LeasedUntil), d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), millis(d.NextAttemptAt))
+		millis(d.NextAttemptAt), millis(d.LeasedUntil), d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), lane, due)
 	return err
+}
+
+// laneBusy reports whether a delivery of the action's lane other than id
+// is queued or held.
+func laneBusy(w *writeTx, action, lane, id string) (bool, error) {
+	var busy bool
+	err := w.queryRow(`SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_lane
+		WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') AND due_at IS NOT NULL AND id != ?)`,
+		action, lane, id).Scan(&busy)
+	return busy, err
+}
+
+// promote queues the first waiting delivery of the action's lane, unless
+// one is queued or held: called when one of the lane's deliveries became
+// final. It reports whether it queued one.
+func promote(w *writeTx, action, lane string) (bool, error) {
+	if busy, err := laneBusy(w, action, lane, ""); err != nil || busy {
+		return false, err
+	}
+	res, err := w.exec(`UPDATE deliveries SET due_at = next_attempt_at
+		WHERE id = (SELECT id FROM deliveries INDEXED BY deliveries_lane
+			WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') ORDER BY created_at, id LIMIT 1)
+		AND due_at IS NULL`, action, lane)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }

@@ -164,9 +164,42 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (_ []store.QueueS
 			return nil, fmt.Errorf("sqlitestore: queue stats of %s: %w", a, err)
 		}
 		qs.Scheduled = later - qs.InFlight
+		if err := laneStats(ctx, tx, &qs); err != nil {
+			return nil, fmt.Errorf("queue stats of %s: %w", a, err)
+		}
 		if qs.Due+qs.InFlight+qs.Scheduled > 0 {
 			out = append(out, qs)
 		}
 	}
 	return out, nil
+}
+
+// laneStats counts the action's ordering lanes, the deliveries waiting in
+// them and the lanes blocked by a first delivery that is retrying, and
+// finds the oldest first delivery, from the lanes index.
+func laneStats(ctx context.Context, tx *sql.Tx, qs *store.QueueStats) error {
+	// The bare status is that of the row with the least created_at.
+	rows, err := tx.QueryContext(ctx, `SELECT MIN(created_at), status, COUNT(*) FROM deliveries INDEXED BY deliveries_lane
+		WHERE action = ? AND lane IS NOT NULL AND status IN ('pending', 'retrying') GROUP BY lane`, qs.Action)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var head int64
+		var status string
+		var n int
+		if err := rows.Scan(&head, &status, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		qs.Lanes++
+		qs.Waiting += n - 1
+		if status == string(store.DeliveryRetrying) && n > 1 {
+			qs.BlockedLanes++
+		}
+		if t := fromMillis(head); qs.OldestLaneHead.IsZero() || t.Before(qs.OldestLaneHead) {
+			qs.OldestLaneHead = t
+		}
+	}
+	return errors.Join(rows.Err(), rows.Close())
 }

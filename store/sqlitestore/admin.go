@@ -176,9 +176,26 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 		if leased > atMS {
 			return fmt.Errorf("a worker holds it: %w", store.ErrConflict)
 		}
+		// In a lane, it waits while another delivery of the lane is
+		// queued or held.
+		var action string
+		var lane sql.NullString
+		if err := w.queryRow(`SELECT action, lane FROM deliveries WHERE id = ?`, id).Scan(&action, &lane); err != nil {
+			return err
+		}
+		var due any = atMS
+		if lane.Valid {
+			busy, err := laneBusy(w, action, lane.String, id)
+			if err != nil {
+				return err
+			}
+			if busy {
+				due = nil
+			}
+		}
 		d, err = scanDelivery(w.queryRow(`UPDATE deliveries SET status = ?, next_attempt_at = ?, due_at = ?,
 			leased_until = 0, lease_token = '', updated_at = ? WHERE id = ? RETURNING `+deliveryColumns,
-			string(store.DeliveryPending), atMS, atMS, atMS, id))
+			string(store.DeliveryPending), atMS, due, atMS, id))
 		if err != nil {
 			return err
 		}

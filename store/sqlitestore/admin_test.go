@@ -16,6 +16,10 @@ import (
 // migrations wrote, which the upgrade tests fill.
 const eventColumnsV1 = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules`
 
+// deliveryColumnsV1 are the columns of the deliveries of the first schema
+// (lease_token and due_at aside).
+const deliveryColumnsV1 = `id, event_id, hook, rule, action, status, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at`
+
 func TestAdminMigrationKeepsData(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
@@ -26,7 +30,7 @@ func TestAdminMigrationKeepsData(t *testing.T) {
 		args []any
 	}{
 		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
-		{`INSERT INTO deliveries (` + deliveryColumns + `, lease_token, due_at)
+		{`INSERT INTO deliveries (` + deliveryColumnsV1 + `, lease_token, due_at)
 			VALUES (?, ?, 'orders', 'r', 'crm', 'pending', 0, ?, 0, '', ?, ?, '', ?)`, []any{dlv, evt, base.UnixMilli(), base.UnixMilli(), base.UnixMilli(), base.UnixMilli()}},
 	} {
 		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {

@@ -149,7 +149,7 @@ func parseArrivals(s string) ([]time.Time, error) {
 }
 
 // deliveryColumns and scanDelivery go together.
-const deliveryColumns = `id, event_id, hook, rule, action, status, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at`
+const deliveryColumns = `id, event_id, hook, rule, action, status, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at, lane`
 
 func scanDelivery(row rowScanner) (store.Delivery, error) {
 	var d store.Delivery
@@ -163,9 +163,10 @@ func scanDeliveryAnd(row rowScanner, d *store.Delivery, extra ...any) error {
 	var (
 		status                             string
 		next, leased, createdAt, updatedAt int64
+		lane                               sql.NullString
 	)
 	dest := append([]any{&d.ID, &d.EventID, &d.Hook, &d.Rule, &d.Action, &status, &d.Attempts,
-		&next, &leased, &d.LastError, &createdAt, &updatedAt}, extra...)
+		&next, &leased, &d.LastError, &createdAt, &updatedAt, &lane}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		*d = store.Delivery{}
 		return err
@@ -175,6 +176,7 @@ func scanDeliveryAnd(row rowScanner, d *store.Delivery, extra ...any) error {
 	d.LeasedUntil = fromMillis(leased)
 	d.CreatedAt = fromMillis(createdAt)
 	d.UpdatedAt = fromMillis(updatedAt)
+	d.Lane = lane.String
 	return nil
 }
 

@@ -44,7 +44,7 @@ func TestQueueMigrationKeepsDeliveries(t *testing.T) {
 	ids := map[string]string{}
 	for name, r := range rows {
 		ids[name] = "dlv_" + name
-		if _, err := conn.ExecContext(ctx, `INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
+		if _, err := conn.ExecContext(ctx, `INSERT INTO deliveries (`+deliveryColumnsV1+`, lease_token, due_at)
 			VALUES (?, ?, 'orders', 'r', ?, ?, 1, ?, ?, '', ?, ?, ?, ?)`,
 			ids[name], evt, r.action, r.status, millis(r.next), millis(r.leased), ms0(base), ms0(base), r.token, r.due); err != nil {
 			t.Fatal(err)

@@ -72,6 +72,7 @@ func RunAdmin(t *testing.T, open func(t *testing.T) interface {
 		{"RetryStates", testRetryStates},
 		{"AddDeliveries", testAddDeliveries},
 		{"AddDeliveriesRejects", testAddDeliveriesRejects},
+		{"RetryInLaneWaitsItsTurn", testRetryInLane},
 		{"Keys", testKeys},
 		{"KeyStamps", testKeyStamps},
 	}

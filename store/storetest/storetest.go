@@ -95,7 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UnknownIDs", testUnknownIDs},
 		{"Ping", testPing},
 	}
-	for _, tt := range append(append(append(tests, queueTests...), identityTests...), traceTests...) {
+	for _, tt := range append(append(append(append(tests, queueTests...), identityTests...), traceTests...), laneTests...) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.run(t, open(t))

@@ -1,0 +1,171 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Ordering lanes (store.Delivery.Lane): of the deliveries of one action and
+// lane that are not final, one at a time is queued, in the order they were
+// created; a retrying one holds its own lane only.
+
+var laneTests = []struct {
+	name string
+	run  func(t *testing.T, s store.Store)
+}{
+	{"LanesLeaseOneAtATimeInOrder", testLanesInOrder},
+	{"LanesRetryingHoldsOnlyItsLane", testLanesRetryHolds},
+}
+
+// acceptInLane accepts an event on hook "orders" received at at with one
+// delivery of action in lane, its id in the lane's shard as the gateway
+// makes it.
+func acceptInLane(t *testing.T, s store.Store, key, action, lane string, at time.Time) store.Delivery {
+	t.Helper()
+	e := newEvent("orders", key, at)
+	d := newDelivery(e, "rule", action, at)
+	d.Lane = lane
+	e.ID = store.InShard(e.ID, store.EventShard(e.Hook, e.IdempotencyKey, []store.Delivery{d}))
+	d.ID, d.EventID = deliveryID(e, at), e.ID
+	e.MatchedRules = []string{"rule"}
+	mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
+	return d
+}
+
+func laneStats(t *testing.T, s store.Store, now time.Time, action string) store.QueueStats {
+	t.Helper()
+	stats, err := s.QueueStats(t.Context(), now)
+	if err != nil {
+		t.Fatalf("QueueStats: %v", err)
+	}
+	for _, qs := range stats {
+		if qs.Action == action {
+			return qs
+		}
+	}
+	return store.QueueStats{Action: action}
+}
+
+func testLanesInOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	o1 := []store.Delivery{
+		acceptInLane(t, s, "k1", "crm", "order-1", base),
+		acceptInLane(t, s, "k2", "crm", "order-1", base.Add(time.Millisecond)),
+		acceptInLane(t, s, "k3", "crm", "order-1", base.Add(2*time.Millisecond)),
+	}
+	o2 := acceptInLane(t, s, "k4", "crm", "order-2", base.Add(3*time.Millisecond))
+	free := acceptFor(t, s, "k5", "crm", base.Add(4*time.Millisecond))[0]
+	other := acceptInLane(t, s, "k6", "erp", "order-1", base.Add(5*time.Millisecond))
+
+	if got := mustDelivery(t, s, o1[1].ID); got.Lane != "order-1" {
+		t.Errorf("Delivery(%s).Lane = %q, want order-1", o1[1].ID, got.Lane)
+	}
+	qs := laneStats(t, s, base.Add(time.Second), "crm")
+	if qs.Lanes != 2 || qs.Waiting != 2 || qs.BlockedLanes != 0 || !cmp.Equal(qs.OldestLaneHead, base, cmpOpts) || qs.Due != 3 {
+		t.Errorf("QueueStats(crm) = %+v, want 2 lanes, 2 waiting, none blocked, the oldest head at %v, 3 due", qs, base)
+	}
+
+	// The first of each lane, the delivery in no lane, and the other
+	// action's lane of the same name: the rest of order-1 waits.
+	now := base.Add(time.Second)
+	ls := mustLease(t, s, now, 10, time.Minute)
+	want := cmpSorted([]string{o1[0].ID, o2.ID, free.ID, other.ID})
+	if diff := cmp.Diff(want, sortedIDs(ls)); diff != "" {
+		t.Fatalf("first lease (-want +got):\n%s", diff)
+	}
+	wantNothingDue(t, s, now)
+
+	wakeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := s.Wake(wakeCtx)
+	// Each final outcome lets the next of its lane go, in order, whether
+	// it succeeded or died, and wakes the relays.
+	i := slices.IndexFunc(ls, func(l store.Lease) bool { return l.Delivery.ID == o1[0].ID })
+	head := ls[i]
+	for n, outcome := range []store.DeliveryStatus{store.DeliverySucceeded, store.DeliveryDead} {
+		if err := finishOne(ctx, s, head, attemptOf(head, now, 200, ""), store.Outcome{Status: outcome}); err != nil {
+			t.Fatalf("Finish %s as %s: %v", head.Delivery.ID, outcome, err)
+		}
+		wantWake(t, wake, "the head of a lane finished")
+		now = now.Add(time.Second)
+		head = mustLeaseOne(t, s, now, time.Minute, o1[n+1].ID)
+	}
+	if err := finishOne(ctx, s, head, attemptOf(head, now, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	wantNothingDue(t, s, now)
+	if qs := laneStats(t, s, now, "crm"); qs.Lanes != 1 || qs.Waiting != 0 {
+		t.Errorf("QueueStats(crm) once order-1 is done = %+v, want order-2's lane alone, nothing waiting", qs)
+	}
+}
+
+func testLanesRetryHolds(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := acceptInLane(t, s, "k1", "crm", "order-1", base)
+	second := acceptInLane(t, s, "k2", "crm", "order-1", base.Add(time.Millisecond))
+	otherLane := acceptInLane(t, s, "k3", "crm", "order-2", base.Add(2*time.Millisecond))
+	now := base.Add(time.Second)
+	ls := mustLease(t, s, now, 10, time.Minute, "crm")
+	if diff := cmp.Diff(cmpSorted([]string{first.ID, otherLane.ID}), sortedIDs(ls)); diff != "" {
+		t.Fatalf("first lease (-want +got):\n%s", diff)
+	}
+	retryAt := now.Add(time.Minute)
+	i := slices.IndexFunc(ls, func(l store.Lease) bool { return l.Delivery.ID == first.ID })
+	if err := finishOne(ctx, s, ls[i], attemptOf(ls[i], now, 503, ""), store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: retryAt, Error: "HTTP 503"}); err != nil {
+		t.Fatal(err)
+	}
+	// Its lane is blocked until it is retried; the other lane is not.
+	qs := laneStats(t, s, now, "crm")
+	if qs.BlockedLanes != 1 || qs.Waiting != 1 || !cmp.Equal(qs.OldestLaneHead, base, cmpOpts) {
+		t.Errorf("QueueStats(crm) while order-1's head retries = %+v, want 1 blocked lane, 1 waiting, the oldest head at %v", qs, base)
+	}
+	j := 1 - i
+	if err := finishOne(ctx, s, ls[j], attemptOf(ls[j], now, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	wantNothingDue(t, s, retryAt.Add(-time.Millisecond))
+	retried := mustLeaseOne(t, s, retryAt, time.Minute, first.ID)
+	if err := finishOne(ctx, s, retried, attemptOf(retried, retryAt, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	mustLeaseOne(t, s, retryAt, time.Minute, second.ID)
+}
+
+// testRetryInLane: a dead delivery of a lane retried by hand goes back to
+// its place in the lane and waits while another delivery of the lane is
+// active; alone in its lane, it is queued at once.
+func testRetryInLane(t *testing.T, s adminStore) {
+	ctx := t.Context()
+	first := acceptInLane(t, s, "k1", "crm", "order-1", base)
+	second := acceptInLane(t, s, "k2", "crm", "order-1", base.Add(time.Millisecond))
+	now := base.Add(time.Second)
+	l := mustLeaseOne(t, s, now, time.Minute, first.ID)
+	if err := finishOne(ctx, s, l, attemptOf(l, now, 410, ""), store.Outcome{Status: store.DeliveryDead, Error: "HTTP 410"}); err != nil {
+		t.Fatal(err)
+	}
+	active := mustLeaseOne(t, s, now, time.Minute, second.ID)
+	if _, err := s.RetryDelivery(ctx, first.ID, now); err != nil {
+		t.Fatalf("RetryDelivery: %v", err)
+	}
+	if got := mustDelivery(t, s, first.ID); got.Status != store.DeliveryPending {
+		t.Errorf("retried delivery is %s, want pending", got.Status)
+	}
+	wantNothingDue(t, s, now)
+	if err := finishOne(ctx, s, active, attemptOf(active, now, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	l = mustLeaseOne(t, s, now, time.Minute, first.ID)
+	if err := finishOne(ctx, s, l, attemptOf(l, now, 410, ""), store.Outcome{Status: store.DeliveryDead, Error: "HTTP 410"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RetryDelivery(ctx, first.ID, now); err != nil {
+		t.Fatalf("RetryDelivery: %v", err)
+	}
+	mustLeaseOne(t, s, now, time.Minute, first.ID)
+}
