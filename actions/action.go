@@ -123,6 +123,11 @@ type Action struct {
 	Concurrency int
 	Rate        store.Rate
 	Breaker     Breaker
+	// OrderBy, when set, is the expression (order_by:) whose value for an
+	// event is the ordering lane of the event's delivery of this action
+	// (store.Delivery.Lane): deliveries with the same value are attempted
+	// one at a time, in the order their events arrived.
+	OrderBy *rules.Program
 
 	scheme, host string          // the URL's literal origin
 	origin       int             // length of "scheme://host[:port]" at the start of path
@@ -138,6 +143,16 @@ type Action struct {
 type namedTemplate struct {
 	name string
 	tpl  *rules.Template
+}
+
+// Lane is the ordering lane of an event's delivery of the action: its
+// order_by value for the event; "" without order_by. An error (the value
+// is absent or empty) leaves the delivery in no lane.
+func (a *Action) Lane(env rules.Env) (string, error) {
+	if a == nil || a.OrderBy == nil {
+		return "", nil
+	}
+	return a.OrderBy.KeyString(env)
 }
 
 // MaxAttempts is how many attempts a delivery of this action gets.

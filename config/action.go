@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/hookrelay/hookrelay/actions"
+	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -138,6 +139,17 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 		}
 		l.errorf(file, a.URL.pos, "action %q: %v", name, err)
 		return nil
+	}
+	if a.OrderBy.Set {
+		if !l.exprText(file, &a.OrderBy, what("order_by")) {
+			return nil
+		}
+		p, err := rules.CompileValue(a.OrderBy.Value)
+		if err != nil {
+			l.exprError(file, a.OrderBy, what("order_by"), err)
+			return nil
+		}
+		act.OrderBy = p
 	}
 	return act
 }

@@ -68,6 +68,7 @@ type rawAction struct {
 	Concurrency scalar      `yaml:"concurrency"`
 	Rate        scalar      `yaml:"rate"`
 	Breaker     *rawBreaker `yaml:"breaker"`
+	OrderBy     scalar      `yaml:"order_by"`
 
 	file string // where it was defined
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
@@ -101,29 +102,13 @@ func (g *Gateway) catch(c *gin.Context) {
 	// that "why did it do that?" has an answer (GET /api/v1/events/{id}).
 	trace := &store.EventTrace{Verify: store.VerifyTrace{Scheme: hook.Verifier.Scheme(), Secret: proof.Secret, Signed: proof.Signed}}
 	ev.IdempotencyKey, trace.KeySource, trace.KeyError = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
-	if ev.IdempotencyKey != "" {
-		// Every arrival of a key gets an id in the key's shard, so that a
-		// partitioned store holds them where it holds the key.
-		ev.ID = store.InShard(ev.ID, store.KeyShard(hook.Name, ev.IdempotencyKey))
-		env.Event.ID = ev.ID
-	}
 
 	matched, matches, errs, rulesTrace := hook.Rules.Trace(env)
 	trace.Rules = rulesTrace
 	ev.Trace = trace
-	for _, e := range errs {
-		attrs := []any{"hook", hook.Name, "event_id", ev.ID, "error", e}
-		var re *rules.RuleError
-		if errors.As(e, &re) {
-			attrs = append(attrs, "rule", re.Rule)
-		}
-		g.log.WarnContext(c.Request.Context(), "rule failed to evaluate", attrs...)
-	}
 	deliveries := make([]store.Delivery, 0, len(matches))
 	for _, m := range matches {
 		deliveries = append(deliveries, store.Delivery{
-			ID:            store.NewDeliveryID(ev.ID, now),
-			EventID:       ev.ID,
 			Hook:          hook.Name,
 			Rule:          m.Rule,
 			Action:        m.Action,
@@ -131,7 +116,25 @@ func (g *Gateway) catch(c *gin.Context) {
 			NextAttemptAt: now,
 			CreatedAt:     now,
 			UpdatedAt:     now,
+			Lane:          g.lane(c.Request.Context(), cfg.Actions[m.Action], env),
 		})
+	}
+	// Every arrival of the event gets an id in one shard, so that a
+	// partitioned store keeps it with its idempotency key and its lanes.
+	if shard := store.EventShard(hook.Name, ev.IdempotencyKey, deliveries); shard >= 0 {
+		ev.ID = store.InShard(ev.ID, shard)
+		env.Event.ID = ev.ID
+	}
+	for i := range deliveries {
+		deliveries[i].ID, deliveries[i].EventID = store.NewDeliveryID(ev.ID, now), ev.ID
+	}
+	for _, e := range errs {
+		attrs := []any{"hook", hook.Name, "event_id", ev.ID, "error", e}
+		var re *rules.RuleError
+		if errors.As(e, &re) {
+			attrs = append(attrs, "rule", re.Rule)
+		}
+		g.log.WarnContext(c.Request.Context(), "rule failed to evaluate", attrs...)
 	}
 	ev.MatchedRules = matched
 	ev.Status = store.EventIgnored
@@ -253,6 +256,17 @@ func (g *Gateway) key(ctx context.Context, hook *config.Hook, h http.Header, env
 		failed = err.Error()
 	}
 	return k, source, failed
+}
+
+// lane is the ordering lane of the event's delivery of act: none when the
+// order_by value cannot be had (the delivery is then not held back).
+func (g *Gateway) lane(ctx context.Context, act *actions.Action, env rules.Env) string {
+	lane, err := act.Lane(env)
+	if err != nil {
+		g.log.WarnContext(ctx, "order_by has no value for this event: its delivery is not ordered", "action", act.Name, "event_id", env.Event.ID, "error", err)
+		return ""
+	}
+	return lane
 }
 
 func lowerHeaders(h http.Header) map[string]string {

@@ -38,6 +38,12 @@ var (
 		"The circuit breaker of each action: 1 for the state it is in (closed, open, half-open), 0 for the others.", []string{"action", "state"}, nil)
 	pausedDesc = prometheus.NewDesc(namespace+"_action_paused",
 		"Whether an operator paused the action (1) or not (0).", []string{"action"}, nil)
+	lanesWaitingDesc = prometheus.NewDesc(namespace+"_deliveries_waiting_in_lane",
+		"Deliveries of an ordered action (order_by) waiting behind the first of their lane, by action.", []string{"action"}, nil)
+	lanesBlockedDesc = prometheus.NewDesc(namespace+"_lanes_blocked",
+		"Ordering lanes whose first delivery is retrying while others wait behind it, by action.", []string{"action"}, nil)
+	laneHeadDesc = prometheus.NewDesc(namespace+"_lane_oldest_head_age_seconds",
+		"How long ago the oldest first delivery of an ordering lane was created, by action; 0 when no lane has one.", []string{"action"}, nil)
 )
 
 // queueCollector reads the queue and the action states at scrape time. One
@@ -60,7 +66,8 @@ func newQueueCollector(o Options, storeErr func(string)) *queueCollector {
 }
 
 func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dueDesc, retryingDesc, leasedDesc, oldestDesc, breakerDesc, pausedDesc} {
+	for _, d := range []*prometheus.Desc{dueDesc, retryingDesc, leasedDesc, oldestDesc, breakerDesc, pausedDesc,
+		lanesWaitingDesc, lanesBlockedDesc, laneHeadDesc} {
 		ch <- d
 	}
 }
@@ -87,6 +94,13 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(retryingDesc, prometheus.GaugeValue, float64(s.Scheduled), a)
 		ch <- prometheus.MustNewConstMetric(leasedDesc, prometheus.GaugeValue, float64(s.InFlight), a)
 		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest, a)
+		head := 0.0
+		if !s.OldestLaneHead.IsZero() {
+			head = max(q.now.Sub(s.OldestLaneHead).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(lanesWaitingDesc, prometheus.GaugeValue, float64(s.Waiting), a)
+		ch <- prometheus.MustNewConstMetric(lanesBlockedDesc, prometheus.GaugeValue, float64(s.BlockedLanes), a)
+		ch <- prometheus.MustNewConstMetric(laneHeadDesc, prometheus.GaugeValue, head, a)
 		st := q.states[a]
 		state := st.Breaker
 		if state == "" {

@@ -118,7 +118,8 @@ func (a *API) replay(c *gin.Context) {
 		a.fail(c, &apiError{http.StatusConflict, "stored payload cannot be decoded: " + err.Error()})
 		return
 	}
-	matched, matches, errs := hook.Rules.Evaluate(rules.NewEnv(ev, body).Limit(limits))
+	env := rules.NewEnv(ev, body).Limit(limits)
+	matched, matches, errs := hook.Rules.Evaluate(env)
 	for _, e := range errs {
 		a.log.WarnContext(c.Request.Context(), "rule failed to evaluate on replay", "hook", ev.Hook, "event_id", ev.ID, "error", e)
 	}
@@ -126,8 +127,11 @@ func (a *API) replay(c *gin.Context) {
 	var ds []store.Delivery
 	ids := []string{}
 	for _, m := range matches {
+		// As at arrival; a value that cannot be had leaves it unordered.
+		lane, _ := a.o.Config().Actions[m.Action].Lane(env)
 		d := store.Delivery{
 			ID: store.NewDeliveryID(ev.ID, now), EventID: ev.ID, Hook: ev.Hook, Rule: m.Rule, Action: m.Action,
+			Lane:   lane,
 			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
 		}
 		ds = append(ds, d)

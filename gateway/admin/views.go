@@ -30,19 +30,22 @@ type EventView struct {
 
 // DeliveryView is a delivery as the API shows it; AttemptLog only in its own view.
 type DeliveryView struct {
-	ID            string        `json:"id"`
-	EventID       string        `json:"event_id"`
-	Hook          string        `json:"hook"`
-	Rule          string        `json:"rule"`
-	Action        string        `json:"action"`
-	Status        string        `json:"status"`
-	Attempts      int           `json:"attempts"`
-	NextAttemptAt *time.Time    `json:"next_attempt_at"`
-	LeasedUntil   *time.Time    `json:"leased_until,omitempty"`
-	LastError     string        `json:"last_error"`
-	CreatedAt     time.Time     `json:"created_at"`
-	UpdatedAt     time.Time     `json:"updated_at"`
-	AttemptLog    []AttemptView `json:"attempt_log,omitempty"`
+	ID            string     `json:"id"`
+	EventID       string     `json:"event_id"`
+	Hook          string     `json:"hook"`
+	Rule          string     `json:"rule"`
+	Action        string     `json:"action"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	LeasedUntil   *time.Time `json:"leased_until,omitempty"`
+	LastError     string     `json:"last_error"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	// Lane is the delivery's ordering lane (its action's order_by value);
+	// absent when it has none.
+	Lane       string        `json:"lane,omitempty"`
+	AttemptLog []AttemptView `json:"attempt_log,omitempty"`
 }
 
 // AttemptView is one attempt of a delivery.
@@ -116,6 +119,19 @@ type ActionView struct {
 	// OldestDueAgeSeconds is how long the oldest due delivery has waited:
 	// the figure to alert on when an action falls behind.
 	OldestDueAgeSeconds float64 `json:"oldest_due_age_seconds"`
+	// OrderBy is the action's order_by expression; null when its
+	// deliveries are not ordered.
+	OrderBy *string `json:"order_by"`
+	// Lanes counts the ordering lanes with deliveries not final, Waiting
+	// the deliveries that wait behind the first of their lane, and
+	// BlockedLanes the lanes whose first delivery is retrying while others
+	// wait behind it.
+	Lanes        int `json:"lanes"`
+	Waiting      int `json:"waiting"`
+	BlockedLanes int `json:"blocked_lanes"`
+	// OldestLaneHeadAgeSeconds is how long ago the oldest first delivery
+	// of a lane was created: a lane that stops moving makes it grow.
+	OldestLaneHeadAgeSeconds float64 `json:"oldest_lane_head_age_seconds"`
 }
 
 // BreakerView is an action's circuit breaker.
@@ -164,7 +180,7 @@ func newDeliveryView(d store.Delivery, red *redact.Redactor) DeliveryView {
 		ID: d.ID, EventID: d.EventID, Hook: d.Hook, Rule: d.Rule, Action: d.Action,
 		Status: string(d.Status), Attempts: d.Attempts, LastError: red.String(d.LastError),
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
-		LeasedUntil: timePtr(d.LeasedUntil),
+		LeasedUntil: timePtr(d.LeasedUntil), Lane: red.String(d.Lane),
 	}
 	if d.Status == store.DeliveryPending || d.Status == store.DeliveryRetrying {
 		v.NextAttemptAt = timePtr(d.NextAttemptAt)
@@ -212,6 +228,10 @@ func newActionView(name string, act *actions.Action, st store.ActionState, qs st
 			LastError: red.String(st.LastError),
 		},
 		InFlight: qs.InFlight, Due: qs.Due, Scheduled: qs.Scheduled, OldestDueAt: timePtr(qs.OldestDue),
+		Lanes: qs.Lanes, Waiting: qs.Waiting, BlockedLanes: qs.BlockedLanes,
+	}
+	if !qs.OldestLaneHead.IsZero() && now.After(qs.OldestLaneHead) {
+		v.OldestLaneHeadAgeSeconds = math.Round(now.Sub(qs.OldestLaneHead).Seconds()*1000) / 1000
 	}
 	if v.Breaker.State == "" {
 		v.Breaker.State = string(store.BreakerClosed)
@@ -222,6 +242,10 @@ func newActionView(name string, act *actions.Action, st store.ActionState, qs st
 			n = actions.DefaultConcurrency
 		}
 		v.Concurrency = &n
+		if act.OrderBy != nil {
+			src := act.OrderBy.Source()
+			v.OrderBy = &src
+		}
 		if !act.Rate.IsZero() {
 			r := act.Rate.String()
 			v.Rate = &r
