@@ -184,6 +184,13 @@ func (in *inbound) dryRun(out io.Writer) error {
 	}
 	for _, p := range planned {
 		fmt.Fprintf(out, "  %s (rule %s)\n", p.Action, p.Rule)
+		if act := in.cfg.Actions[p.Action]; act != nil && act.OrderBy != nil {
+			if lane, err := act.Lane(env); err != nil {
+				fmt.Fprintf(out, "    lane: none, delivered unordered (order_by %s: %s)\n", safe(act.OrderBy.Source()), safe(err.Error()))
+			} else {
+				fmt.Fprintf(out, "    lane: %s (order_by %s)\n", safe(in.cfg.Redactor().String(lane)), safe(act.OrderBy.Source()))
+			}
+		}
 		if p.Err != nil {
 			fmt.Fprintf(out, "    cannot be rendered, the delivery would be dead: %s\n", safe(p.Err.Error()))
 			continue

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +193,39 @@ func testOrderingLanes(t *testing.T, storeURL string, processes int) {
 			t.Errorf("key %d, which never failed, was done %v after the first retry of another key: held back by a lane not its own",
 				k, at.Sub(firstRetry).Round(time.Millisecond))
 		}
+	}
+}
+
+// TestDryRunShowsLane: hookrelay test names the lane an ordered action's
+// delivery would wait in, and says when the value is missing; a bad
+// order_by stops the config with its place.
+func TestDryRunShowsLane(t *testing.T) {
+	cfg := relayConfig(t, `
+  - name: all
+    when: "true"
+    actions: [ordered]
+`, `
+  ordered:
+    url: https://api.example.com/orders
+    order_by: body.object.id
+`)
+	dir := t.TempDir()
+	with, without := filepath.Join(dir, "with.json"), filepath.Join(dir, "without.json")
+	writeFile(t, with, `{"object":{"id":"ord_42"}}`)
+	writeFile(t, without, `{"object":{}}`)
+	code, out, errOut := run(t, nil, "test", "--config", cfg, "--hook", "in", "--payload", with)
+	if code != 0 || !strings.Contains(out, "lane: ord_42 (order_by body.object.id)") {
+		t.Errorf("test with an order id: exit %d, stdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "test", "--config", cfg, "--hook", "in", "--payload", without)
+	if code != 0 || !strings.Contains(out, "lane: none, delivered unordered") {
+		t.Errorf("test without an order id: exit %d, stdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+
+	bad := strings.Replace(readFile(t, cfg), "order_by: body.object.id", "order_by: body.object.(", 1)
+	writeFile(t, cfg, bad)
+	code, _, errOut = run(t, nil, "validate", "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, `action "ordered": order_by`) || !strings.Contains(errOut, "hookrelay.yaml:") {
+		t.Errorf("validate with a bad order_by: exit %d, stderr %q; want the place and the field", code, errOut)
 	}
 }
