@@ -139,7 +139,7 @@ func (d Duplicates) Arrived(at time.Time) Duplicates {
 // much as the rest of the event's encoding. ParseTrace reads it back.
 func AppendTrace(b []byte, t *EventTrace) []byte {
 	b = append(b, `{"v":{"s":`...)
-	b = appendString(b, t.Verify.Scheme)
+	b = AppendJSONString(b, t.Verify.Scheme)
 	if t.Verify.Secret != 0 {
 		b = append(b, `,"n":`...)
 		b = strconv.AppendInt(b, int64(t.Verify.Secret), 10)
@@ -151,11 +151,11 @@ func AppendTrace(b []byte, t *EventTrace) []byte {
 	b = append(b, '}')
 	if t.KeySource != "" {
 		b = append(b, `,"k":`...)
-		b = appendString(b, t.KeySource)
+		b = AppendJSONString(b, t.KeySource)
 	}
 	if t.KeyError != "" {
 		b = append(b, `,"ke":`...)
-		b = appendString(b, t.KeyError)
+		b = AppendJSONString(b, t.KeyError)
 	}
 	if len(t.Rules) > 0 {
 		b = append(b, `,"r":[`...)
@@ -164,12 +164,12 @@ func AppendTrace(b []byte, t *EventTrace) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"n":`...)
-			b = appendString(b, r.Rule)
+			b = AppendJSONString(b, r.Rule)
 			b = append(b, `,"o":`...)
-			b = appendString(b, r.Result)
+			b = AppendJSONString(b, r.Result)
 			if r.Error != "" {
 				b = append(b, `,"e":`...)
-				b = appendString(b, r.Error)
+				b = AppendJSONString(b, r.Error)
 			}
 			if len(r.Fields) > 0 {
 				b = append(b, `,"f":[`...)
@@ -190,17 +190,17 @@ func AppendTrace(b []byte, t *EventTrace) []byte {
 
 func appendField(b []byte, f FieldTrace) []byte {
 	b = append(b, `{"p":`...)
-	b = appendString(b, f.Field)
+	b = AppendJSONString(b, f.Field)
 	if f.Value != "" {
 		b = append(b, `,"v":`...)
-		b = appendString(b, f.Value)
+		b = AppendJSONString(b, f.Value)
 	}
 	if f.Absent {
 		b = append(b, `,"a":true`...)
 	}
 	if f.Error != "" {
 		b = append(b, `,"e":`...)
-		b = appendString(b, f.Error)
+		b = AppendJSONString(b, f.Error)
 	}
 	if len(f.Wanted) > 0 {
 		b = append(b, `,"w":[`...)
@@ -208,16 +208,16 @@ func appendField(b []byte, f FieldTrace) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, w)
+			b = AppendJSONString(b, w)
 		}
 		b = append(b, ']')
 	}
 	return append(b, '}')
 }
 
-// appendString appends s as a JSON string; what is not valid UTF-8 is
+// AppendJSONString appends s as a JSON string; what is not valid UTF-8 is
 // replaced, as encoding/json does.
-func appendString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")

@@ -183,7 +183,7 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 	b = append(b, '{')
 	if m.Key != "" {
 		b = append(b, `"k":`...)
-		b = appendJSONString(b, m.Key)
+		b = store.AppendJSONString(b, m.Key)
 	}
 	for _, f := range []struct {
 		name string
@@ -202,9 +202,9 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = store.AppendJSONString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, f.m[k])
+			b = store.AppendJSONString(b, f.m[k])
 		}
 		b = append(b, '}')
 	}
@@ -216,35 +216,6 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 		b = store.AppendTrace(b, m.Trace)
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s, valid UTF-8, as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // decodeEvent reads the stored string v of event id, with its body unless
