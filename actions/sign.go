@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -246,6 +247,17 @@ func (a *Action) Signing() string {
 		return ""
 	}
 	return a.sign.describe()
+}
+
+// SameSigning reports whether a and b sign alike: the same scheme,
+// settings and secrets in the same order. Signing cannot tell a rotated
+// secret from the one it replaced; this can, without showing either.
+func (a *Action) SameSigning(b *Action) bool {
+	x, y := a.sign, b.sign
+	if x == nil || y == nil {
+		return x == y
+	}
+	return x.describe() == y.describe() && slices.Equal(x.secrets, y.secrets)
 }
 
 // SignedHeaders are the headers Client.Do adds at each attempt to sign the

@@ -139,8 +139,12 @@ func changes(a, b Planned, red *redact.Redactor) []Change {
 		out = append(out, shown("url", quote(red.URL(ra.URL)), quote(red.URL(rb.URL)), ra.URL, rb.URL))
 	}
 	out = append(out, headerChanges(ra.Header, rb.Header, red)...)
-	if a.Signing != b.Signing {
+	switch {
+	case a.Signing != b.Signing:
 		out = append(out, shown("sign", optString(a.Signing, a.Signing != "", red), optString(b.Signing, b.Signing != "", red), a.Signing, b.Signing))
+	case a.action != nil && b.action != nil && !a.action.SameSigning(b.action):
+		// Only a secret changed: the descriptions read the same.
+		out = append(out, Change{Field: "sign", From: quote(red.String(a.Signing)), To: quote(red.String(b.Signing)), SecretDiffers: true})
 	}
 	out = append(out, bodyChanges(ra, rb, red)...)
 	return out

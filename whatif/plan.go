@@ -22,6 +22,8 @@ type Planned struct {
 	// Signing is how the request would be signed at send time
 	// (actions.Action.Signing), "" when it is not; never a secret.
 	Signing string
+
+	action *actions.Action // the config's action, to compare secrets
 }
 
 // Render evaluates hook's rules on env as the gateway does and renders
@@ -37,7 +39,7 @@ func Render(cfg *config.Config, hook *config.Hook, env rules.Env) []Planned {
 		p := Planned{Rule: m.Rule, Action: m.Action}
 		if a, ok := cfg.Actions[m.Action]; ok {
 			p.Request, p.Err = a.Render(env.Limit(cfg.Evaluation))
-			p.Signing = a.Signing()
+			p.Signing, p.action = a.Signing(), a
 		} else {
 			p.Err = fmt.Errorf("no action %q", m.Action)
 		}
