@@ -47,8 +47,15 @@ type Spec struct {
 	// then be nil.
 	BodyRaw bool
 	Auth    *AuthSpec
-	Timeout time.Duration   // one attempt, token fetch included; default 10s
-	Retry   []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
+	// Sign signs every request at each attempt; nil sends it unsigned.
+	Sign *SignSpec
+	// ForwardHeaders are inbound headers of the event passed on as they
+	// came (names case-insensitive; absent ones skipped). Hop-by-hop and
+	// credential headers are refused. A header of Headers with the same
+	// name wins.
+	ForwardHeaders []string
+	Timeout        time.Duration   // one attempt, token fetch included; default 10s
+	Retry          []time.Duration // waits between attempts; nil means DefaultRetry, empty means one attempt
 
 	// Concurrency caps the attempts in flight at once across every
 	// process on the store; 0 means DefaultConcurrency.
@@ -138,6 +145,8 @@ type Action struct {
 	bodyRaw      bool            // send the event's raw body
 	bearer       *rules.Template
 	oauth2       *clientcredentials.Config
+	sign         *signer  // nil: requests are not signed
+	forward      []string // inbound headers passed on, canonical
 }
 
 type namedTemplate struct {
@@ -204,6 +213,11 @@ func Compile(name string, s Spec) (*Action, error) {
 	if err := a.compileURL(s.URL); err != nil {
 		return nil, err
 	}
+	sg, err := compileSign(s.Sign)
+	if err != nil {
+		return nil, err
+	}
+	a.sign = sg
 
 	names := slices.Sorted(maps.Keys(s.Headers))
 	for _, k := range names {
@@ -223,6 +237,9 @@ func Compile(name string, s Spec) (*Action, error) {
 				return nil, &FieldError{Field: field, Err: fmt.Errorf("header %s is given twice", canon)}
 			}
 		}
+		if a.sign != nil && slices.Contains(a.sign.headers(), canon) {
+			return nil, &FieldError{Field: field, Err: fmt.Errorf("%s is set by sign: at each attempt: remove one of the two", canon)}
+		}
 		tpl, err := compileTemplate(field, s.Headers[k], nil)
 		if err != nil {
 			return nil, err
@@ -233,6 +250,10 @@ func Compile(name string, s Spec) (*Action, error) {
 		a.headers = append(a.headers, namedTemplate{canon, tpl})
 	}
 	sort.Slice(a.headers, func(i, j int) bool { return a.headers[i].name < a.headers[j].name })
+
+	if err := a.compileForward(s.ForwardHeaders); err != nil {
+		return nil, err
+	}
 
 	for _, k := range slices.Sorted(maps.Keys(s.Query)) {
 		tpl, err := compileTemplate("query."+k, s.Query[k], nil)

@@ -143,6 +143,9 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	if a.oauth2 != nil {
 		secrets = append(secrets, a.oauth2.ClientSecret)
 	}
+	if a.sign != nil {
+		secrets = append(secrets, a.sign.secrets...)
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := c.now()
@@ -163,6 +166,22 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	}
 	if c.ua != "" {
 		req.Header.Set("User-Agent", c.ua)
+	}
+	if a.sign != nil {
+		// Signed last, over the exact bytes sent, at this attempt's time;
+		// the id is the delivery's, the same on every attempt.
+		id := idempotencyKey
+		if id == "" {
+			id = newMessageID()
+		}
+		macs, err := a.sign.sign(req.Header, id, req.Body, c.now())
+		if err != nil {
+			res.Err = &attemptError{msg: clean("sign: " + err.Error()), cause: ErrPermanent}
+			return res
+		}
+		// The MACs are kept out of the record too, whatever the header's
+		// name: whoever holds one could replay the request.
+		secrets = append(secrets, macs...)
 	}
 	// A JWT past its exp could only be refused: nothing is sent. Only the
 	// rendered token is judged; an OAuth2 token is the token endpoint's.

@@ -39,9 +39,10 @@ func (e *renderError) Is(target error) bool { return target == ErrPermanent }
 
 func permanent(field string, err error) error { return &renderError{field: field, err: err} }
 
-// Render renders the action for env. OAuth2 tokens, the Idempotency-Key
-// and the User-Agent are added by Client.Do, not here. Errors wrap
-// ErrPermanent. An action with BodyRaw sends env.RawBody() as it is.
+// Render renders the action for env. OAuth2 tokens, the Idempotency-Key,
+// the User-Agent and the signature headers (SignedHeaders) are added by
+// Client.Do at each attempt, not here. Errors wrap ErrPermanent. An action
+// with BodyRaw sends env.RawBody() as it is.
 func (a *Action) Render(env rules.Env) (*Request, error) {
 	req, _, err := a.render(env)
 	return req, err
@@ -55,6 +56,17 @@ func (a *Action) render(env rules.Env) (*Request, []string, error) {
 		return nil, nil, err
 	}
 	req := &Request{Method: a.Method, URL: u, Header: http.Header{}}
+	// Forwarded headers first: a header the action renders itself wins.
+	for _, name := range a.forward {
+		v, ok := env.Headers[strings.ToLower(name)]
+		if !ok {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, nil, permanent("forward_headers", fmt.Errorf("the inbound %s contains a control character", name))
+		}
+		req.Header.Set(name, v)
+	}
 	for _, h := range a.headers {
 		v, err := h.tpl.RenderString(env)
 		if err != nil {

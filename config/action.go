@@ -102,6 +102,9 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 			}
 		}
 	}
+	if !l.signSpec(file, name, a, &spec, leaves) {
+		return nil
+	}
 	if a.Timeout.Set {
 		d, err := time.ParseDuration(a.Timeout.Value)
 		if err != nil || d <= 0 {
@@ -129,7 +132,11 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 			if !ok {
 				s = a.URL
 			}
-			what := fmt.Sprintf("action %q: %s", name, fe.Field)
+			field := signField(a, fe.Field)
+			if strings.HasPrefix(field, "forward_headers.") {
+				field = "forward_headers"
+			}
+			what := fmt.Sprintf("action %q: %s", name, field)
 			if fe.Err == nil {
 				l.errorf(file, s.pos, "%s: invalid", what)
 			} else {

@@ -383,6 +383,7 @@ func (l *loader) load(path string) *Config {
 			l.secrets.hook(name, h, hook)
 		}
 	}
+	l.checkForwarded(all, raw.Hooks)
 	c.Retention = l.compileRetention(path, raw.Retention, c.Hooks, raw.Hooks)
 	switch d := raw.Durability; {
 	case !d.Set || d.Value == "default":

@@ -65,6 +65,9 @@ type rawAction struct {
 	Timeout scalar            `yaml:"timeout"`
 	Retry   anyNode           `yaml:"retry"`
 
+	Sign           *rawSign `yaml:"sign"`            // see sign.go
+	ForwardHeaders []scalar `yaml:"forward_headers"` // see sign.go
+
 	Concurrency scalar      `yaml:"concurrency"`
 	Rate        scalar      `yaml:"rate"`
 	Breaker     *rawBreaker `yaml:"breaker"`

@@ -97,6 +97,19 @@ func (s *secretSet) action(name string, a *rawAction) {
 			}
 		}
 	}
+	if sg := a.Sign; sg != nil {
+		for _, v := range sg.secrets {
+			s.add(where+" sign secret", v.Value)
+			s.add(where+" sign secret", v.env...)
+			// A Standard Webhooks secret is whsec_ and the key in base64.
+			if k, ok := strings.CutPrefix(v.Value, "whsec_"); ok {
+				s.add(where+" sign secret", k)
+			}
+		}
+		if strings.EqualFold(sg.Scheme.Value, "hmac") && sg.Header.Value != "" {
+			s.names = append(s.names, sg.Header.Value)
+		}
+	}
 	if au := a.Auth; au != nil {
 		s.add(where+" auth.bearer", au.Bearer.env...)
 		if au.Bearer.Set && literal(au.Bearer.Value) {

@@ -47,6 +47,12 @@ actions:
       signature: ${QUERY_SIG}
     auth:
       bearer: "${ACTION_BEARER}"
+  signed:
+    url: https://api.example.com/s
+    sign: {scheme: standard-webhooks, secrets: ["${SIGN_NEW}", "${SIGN_OLD}"]}
+  mac-signed:
+    url: https://api.example.com/m
+    sign: {scheme: hmac, header: X-Out-Mac, secret: "${SIGN_MAC}"}
   o:
     url: https://api.example.com/y
     auth:
@@ -61,6 +67,8 @@ actions:
 		"URL_TOKEN": "url-token-value-0004", "HDR_VALUE": "header-value-05",
 		"URL_QUERY": "url-query-token-07", "ACTION_KEY": "action-key-08", "QUERY_SIG": "query-sig-09",
 		"ACTION_BEARER": "action-bearer-10", "OAUTH_SECRET": "oauth-secret-11", "PARAM_KEY": "param-key-12",
+		"SIGN_NEW": "whsec_c2lnbi1uZXcta2V5LWJ5dGVzLTEzLXh4eHg=", "SIGN_OLD": "whsec_c2lnbi1vbGQta2V5LWJ5dGVzLTE0LXh4eHg=",
+		"SIGN_MAC": "sign-mac-secret-15",
 	}
 	vars := map[string]string{"SHORT": "abc", "AUDIENCE": "https://api.example.com"}
 	for k, v := range secrets {
@@ -71,7 +79,8 @@ actions:
 		t.Fatal(err)
 	}
 	red := cfg.Redactor()
-	all := []string{"literal-token-value-1", "c3RkLWtleS1ieXRlcy0wMw==", base64.StdEncoding.EncodeToString([]byte("relay:basic-password-02"))}
+	all := []string{"literal-token-value-1", "c3RkLWtleS1ieXRlcy0wMw==",
+		"c2lnbi1uZXcta2V5LWJ5dGVzLTEzLXh4eHg=", "c2lnbi1vbGQta2V5LWJ5dGVzLTE0LXh4eHg=", base64.StdEncoding.EncodeToString([]byte("relay:basic-password-02"))}
 	for _, v := range secrets {
 		all = append(all, v, url.QueryEscape(v), base64.StdEncoding.EncodeToString([]byte(v)))
 	}
@@ -84,7 +93,7 @@ actions:
 	if got := red.String("https://api.example.com"); got != "https://api.example.com" {
 		t.Errorf("a value that is no secret was masked: %q", got)
 	}
-	for _, name := range []string{"X-Custom-Mac", "x-relay-key"} {
+	for _, name := range []string{"X-Custom-Mac", "x-relay-key", "X-Out-Mac"} {
 		if !red.Name(name) {
 			t.Errorf("%s is not sensitive in this config", name)
 		}

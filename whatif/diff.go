@@ -24,7 +24,8 @@ import (
 type Change struct {
 	// Field is "method", "url", "header <Name>", "body" (a body that is not
 	// JSON), "body.<path>" (a JSON body's field, such as body.data.status
-	// or body.items[2]) or "render" (the error that keeps the action from
+	// or body.items[2]), "sign" (how the request is signed: the scheme and
+	// the number of secrets, never a secret) or "render" (the error that keeps the action from
 	// being rendered at all).
 	Field string          `json:"field"`
 	From  json.RawMessage `json:"from,omitempty"`
@@ -138,6 +139,13 @@ func changes(a, b Planned, red *redact.Redactor) []Change {
 		out = append(out, shown("url", quote(red.URL(ra.URL)), quote(red.URL(rb.URL)), ra.URL, rb.URL))
 	}
 	out = append(out, headerChanges(ra.Header, rb.Header, red)...)
+	switch {
+	case a.Signing != b.Signing:
+		out = append(out, shown("sign", optString(a.Signing, a.Signing != "", red), optString(b.Signing, b.Signing != "", red), a.Signing, b.Signing))
+	case a.action != nil && b.action != nil && !a.action.SameSigning(b.action):
+		// Only a secret changed: the descriptions read the same.
+		out = append(out, Change{Field: "sign", From: quote(red.String(a.Signing)), To: quote(red.String(b.Signing)), SecretDiffers: true})
+	}
 	out = append(out, bodyChanges(ra, rb, red)...)
 	return out
 }

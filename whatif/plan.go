@@ -19,13 +19,19 @@ type Planned struct {
 	// Err: the action cannot be rendered for this event, so the delivery
 	// would be dead at its first attempt.
 	Err error
+	// Signing is how the request would be signed at send time
+	// (actions.Action.Signing), "" when it is not; never a secret.
+	Signing string
+
+	action *actions.Action // the config's action, to compare secrets
 }
 
 // Render evaluates hook's rules on env as the gateway does and renders
 // every matched action as the relay would, each with a budget of its own.
 // Rules that fail to evaluate count as not matched, as they do at arrival.
-// OAuth2 tokens, the Idempotency-Key and the User-Agent are added when a
-// request is sent, not here.
+// OAuth2 tokens, the Idempotency-Key, the User-Agent and the signature
+// are added when a request is sent, not here: Signing says how it would be
+// signed.
 func Render(cfg *config.Config, hook *config.Hook, env rules.Env) []Planned {
 	_, matches, _ := hook.Rules.Evaluate(env)
 	out := make([]Planned, 0, len(matches))
@@ -33,6 +39,7 @@ func Render(cfg *config.Config, hook *config.Hook, env rules.Env) []Planned {
 		p := Planned{Rule: m.Rule, Action: m.Action}
 		if a, ok := cfg.Actions[m.Action]; ok {
 			p.Request, p.Err = a.Render(env.Limit(cfg.Evaluation))
+			p.Signing, p.action = a.Signing(), a
 		} else {
 			p.Err = fmt.Errorf("no action %q", m.Action)
 		}

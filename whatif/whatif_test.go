@@ -272,3 +272,50 @@ func TestRun(t *testing.T) {
 		t.Error("an empty window ran")
 	}
 }
+
+// A change of how an action signs is reported by its description; a
+// rotated secret, which reads the same, as a secret that differs.
+func TestCompareSigning(t *testing.T) {
+	const signed = "\n  signed:\n    url: http://127.0.0.1:9/v1/signed\n    sign: {scheme: standard-webhooks, secrets: [\"${SIGN_A}\", \"${SIGN_B:-}\"]}\n"
+	rules := strings.Replace(baseRules, "actions: [archive]", "actions: [archive, signed]", 1)
+	keys := map[string]string{
+		"SIGN_A": "whsec_" + "c2lnbmluZy1rZXktYS0wMTIzNDU2Nzg5YWJjZGVm", "SIGN_B": "whsec_" + "c2lnbmluZy1rZXktYi0wMTIzNDU2Nzg5YWJjZGVm",
+		"SIGN_C": "whsec_" + "c2lnbmluZy1rZXktYy0wMTIzNDU2Nzg5YWJjZGVm", "CRM_TOKEN": token["CRM_TOKEN"],
+	}
+	with := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range keys {
+			out[k] = v
+		}
+		for k, v := range m {
+			if v == "" {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	cur := load(t, baseConfig+signed, rules, keys)
+	ev := event("evt_1", "open", time.Now())
+	if got := Compare(cur, load(t, baseConfig+signed, rules, keys), ev, nil); got.Differs() {
+		t.Errorf("the same signing differs: %+v", got)
+	}
+	red := cur.Redactor()
+	dropped := Compare(cur, load(t, baseConfig+signed, rules, with(map[string]string{"SIGN_B": ""})), ev, red)
+	want := []Change{{Field: "sign", From: json.RawMessage(`"standard-webhooks, 2 secrets"`), To: json.RawMessage(`"standard-webhooks, 1 secret"`)}}
+	if len(dropped.Changed) != 1 || !cmp.Equal(dropped.Changed[0].Changes, want) {
+		t.Errorf("old secret dropped: %+v, want %+v", dropped.Changed, want)
+	}
+	rotated := Compare(cur, load(t, baseConfig+signed, rules, with(map[string]string{"SIGN_B": keys["SIGN_C"]})), ev, red)
+	want = []Change{{Field: "sign", From: json.RawMessage(`"standard-webhooks, 2 secrets"`), To: json.RawMessage(`"standard-webhooks, 2 secrets"`), SecretDiffers: true}}
+	if len(rotated.Changed) != 1 || !cmp.Equal(rotated.Changed[0].Changes, want) {
+		t.Errorf("secret rotated: %+v, want %+v", rotated.Changed, want)
+	}
+	raw, _ := json.Marshal([]Event{dropped, rotated})
+	for _, k := range []string{"SIGN_A", "SIGN_B", "SIGN_C"} {
+		if strings.Contains(string(raw), strings.TrimPrefix(keys[k], "whsec_")) {
+			t.Errorf("the comparison shows %s: %s", k, raw)
+		}
+	}
+}

@@ -207,6 +207,21 @@ func (in *inbound) dryRun(out io.Writer) error {
 		for _, k := range names {
 			fmt.Fprintf(out, "    %s: %s\n", safe(k), safe(red[k]))
 		}
+		if a := in.cfg.Actions[p.Action]; a != nil && a.Signing() != "" {
+			// The signature exists only at send time: it covers the
+			// attempt's time and the delivery id, which a dry run has not.
+			for _, k := range a.SignedHeaders() {
+				switch strings.ToLower(k) {
+				case "webhook-id":
+					fmt.Fprintf(out, "    %s: <delivery id, the same on every attempt>\n", k)
+				case "webhook-timestamp":
+					fmt.Fprintf(out, "    %s: <time of each attempt>\n", k)
+				default:
+					fmt.Fprintf(out, "    %s (computed at each attempt over the body below)\n", k)
+				}
+			}
+			fmt.Fprintf(out, "    signed:   %s\n", safe(a.Signing()))
+		}
 		if len(req.Body) > 0 {
 			var pretty bytes.Buffer
 			if json.Indent(&pretty, req.Body, "    ", "  ") == nil {
