@@ -402,9 +402,9 @@ func TestKeyRotation(t *testing.T) {
 			name, ring string
 			want       []string
 		}{
-			{"no key", "", []string{"sealed with key k2", "set " + envEncryptionKey}},
-			{"another key", newKeyEntry(t, "k3"), []string{"sealed with key k2, which " + envEncryptionKey + " does not hold (it holds k3)"}},
-			{"wrong material", newKeyEntry(t, "k2"), []string{"sealed with key k2, but it does not open under that key", "not the one the store's events were sealed with"}},
+			{"no key", "", []string{"event " + third + " is sealed with key k2, and no key is set: set " + envEncryptionKey}},
+			{"another key", newKeyEntry(t, "k3"), []string{"event " + third + " is sealed with key k2, which " + envEncryptionKey + " does not hold (it holds k3)"}},
+			{"wrong material", newKeyEntry(t, "k2"), []string{"event " + third + " is sealed with key k2, but it does not open", "is not the one it was sealed with"}},
 			{"malformed", "k2:not-a-key", []string{envEncryptionKey + ": entry 1 (k2): the key is"}},
 		} {
 			code, out := serveFails(t, url, envEncryptionKey+"="+c.ring)

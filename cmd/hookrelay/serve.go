@@ -100,7 +100,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}
 	red.SetRedactor(cfg.Redactor())
 	logWarnings(log, cfg)
-	keys, err := m.encryptionKeys(f.keyFile)
+	keys, source, err := m.encryptionKeyRing(f.keyFile)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -110,7 +110,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}
 	defer st.Close()
 	log.Info("store opened", "store", where)
-	if err := checkSealed(ctx, st, keys); err != nil {
+	if err := checkSealed(ctx, st, keys, source); err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	if keys == nil {

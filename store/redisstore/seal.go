@@ -55,7 +55,7 @@ func openMeta(keys *seal.Keys, id, meta string) ([]byte, error) {
 	if !strings.HasPrefix(meta, "{") && seal.IsSealed([]byte(meta)) {
 		b, err := keys.Open(nil, []byte(meta), sealAD(id, "meta"))
 		if err != nil {
-			return nil, fmt.Errorf("event %s meta: %w", id, err)
+			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "meta", Err: err}
 		}
 		return b, nil
 	}
@@ -69,7 +69,7 @@ func openBody(keys *seal.Keys, id, stored, flag string) ([]byte, error) {
 	if flag == "s" || flag == "x" {
 		var err error
 		if b, err = keys.Open(nil, b, sealAD(id, "body")); err != nil {
-			return nil, fmt.Errorf("event %s body: %w", id, err)
+			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
 		}
 		if b == nil {
 			b = []byte{}
@@ -106,7 +106,7 @@ func resealed(keys *seal.Keys, id string, p eventParts) (string, error) {
 	packed := p.flag == "z" || p.flag == "x"
 	if p.flag == "s" || p.flag == "x" {
 		if body, err = keys.Open(nil, body, sealAD(id, "body")); err != nil {
-			return "", fmt.Errorf("event %s body: %w", id, err)
+			return "", &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
 		}
 	}
 	meta, body, flag := sealEvent(keys, id, meta, body, packed)

@@ -40,6 +40,16 @@ var ErrOpen = errors.New("it does not open under that key: the key differs from 
 // ErrMalformed is the error of a value that is not a sealed value.
 var ErrMalformed = errors.New("not a sealed value")
 
+// OpenError is the error of a value that does not open under the key it
+// names; it is ErrOpen.
+type OpenError struct {
+	ID string // the key id the value names
+}
+
+func (e *OpenError) Error() string { return fmt.Sprintf("sealed with key %s, but %v", e.ID, ErrOpen) }
+
+func (e *OpenError) Unwrap() error { return ErrOpen }
+
 // UnknownKeyError is the error of a value sealed with a key the ring does
 // not hold.
 type UnknownKeyError struct {
@@ -53,6 +63,21 @@ func (e *UnknownKeyError) Error() string {
 	}
 	return fmt.Sprintf("sealed with key %s, which the keys given (%s) do not hold", e.ID, strings.Join(e.Known, ", "))
 }
+
+// RecordError is the error of a sealed part of a stored record that does
+// not open: it names the record, so that an operator can find it.
+type RecordError struct {
+	Kind string // what the record is: "event"
+	ID   string // the record's id
+	Part string // the part that does not open: "body", "headers"…
+	Err  error  // an *UnknownKeyError, ErrOpen or ErrMalformed
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("%s %s %s: %v", e.Kind, e.ID, e.Part, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // KeyError is the error of a key ring description that cannot be used.
 // It names the entry by position and id, never its key.
@@ -249,7 +274,8 @@ func split(b []byte) (string, int, error) {
 
 // Open appends to dst the value that b seals, given the ad it was sealed
 // with. A value sealed with a key the ring does not hold is an
-// *UnknownKeyError; one that does not open under its key, ErrOpen.
+// *UnknownKeyError; one that does not open under its key, an *OpenError
+// (ErrOpen).
 func (k *Keys) Open(dst, b, ad []byte) ([]byte, error) {
 	id, head, err := split(b)
 	if err != nil {
@@ -261,7 +287,7 @@ func (k *Keys) Open(dst, b, ad []byte) ([]byte, error) {
 	nonce := b[head : head+nonceSize]
 	out, err := k.aeads[id].Open(dst, nonce, b[head+nonceSize:], authData(b[:head], ad))
 	if err != nil {
-		return nil, fmt.Errorf("sealed with key %s, but %w", id, ErrOpen)
+		return nil, &OpenError{ID: id}
 	}
 	return out, nil
 }

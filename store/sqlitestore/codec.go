@@ -98,7 +98,7 @@ func scanEventRow(row rowScanner) (eventRow, error) {
 func (r eventRow) decode(keys *seal.Keys) (store.Event, error) {
 	if r.sealKey != "" {
 		if err := r.open(keys); err != nil {
-			return store.Event{}, fmt.Errorf("event %s %w", r.ev.ID, err)
+			return store.Event{}, err
 		}
 	}
 	ev := r.ev

@@ -60,11 +60,11 @@ func sealText(keys *seal.Keys, id, column, text string) string {
 func openText(keys *seal.Keys, id, column, text string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(text)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", column, seal.ErrMalformed)
+		return "", &seal.RecordError{Kind: "event", ID: id, Part: column, Err: seal.ErrMalformed}
 	}
 	plain, err := keys.Open(nil, b, sealAD(id, column))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", column, err)
+		return "", &seal.RecordError{Kind: "event", ID: id, Part: column, Err: err}
 	}
 	return string(plain), nil
 }
@@ -90,7 +90,7 @@ func (r *eventRow) open(keys *seal.Keys) error {
 	body := r.ev.Body
 	if body != nil {
 		if body, err = keys.Open(nil, body, sealAD(id, "body")); err != nil {
-			return fmt.Errorf("body: %w", err)
+			return &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
 		}
 		if body == nil {
 			body = []byte{}
@@ -143,7 +143,7 @@ func (s *Store) Reseal(ctx context.Context, after string, n int) (store.Resealed
 				// Those under the current key are opened too, so that a
 				// wrong key under the current id is told, not passed over.
 				if err := r.open(s.keys); err != nil {
-					return fmt.Errorf("event %s %w", r.ev.ID, err)
+					return err
 				}
 			}
 			if from == s.keys.Current() {
