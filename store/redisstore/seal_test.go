@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/storetest"
 )
@@ -83,4 +84,28 @@ func DumpKeys(t *testing.T, c redis.Cmdable, prefix string) []byte {
 		b.WriteString("\n" + c.Dump(ctx, k).Val() + "\n")
 	}
 	return []byte(b.String())
+}
+
+// The whole suite again on stores that seal: sealing changes nothing a
+// caller sees, and the scripts read sealed events as they read others.
+func TestConformanceSealed(t *testing.T) {
+	open := func(t *testing.T) *Store {
+		s := New(redistest.Client(t), redistest.Prefix(t), WithKeys(storetest.SealKeys(t)))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunAdmin(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+	} {
+		return open(t)
+	})
+	storetest.RunRetention(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+		store.Pruner
+	} {
+		return open(t)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/storetest"
 )
@@ -64,4 +65,36 @@ func rawFiles(t *testing.T, path string) []byte {
 		all = append(all, b...)
 	}
 	return all
+}
+
+// The whole suite again on stores that seal: sealing changes nothing a
+// caller sees.
+func TestConformanceSealed(t *testing.T) {
+	type full interface {
+		store.Store
+		store.Admin
+		store.Pruner
+	}
+	open := func(t *testing.T) full {
+		s, err := Open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"), WithKeys(storetest.SealKeys(t)))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunAdmin(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+	} {
+		return open(t)
+	})
+	storetest.RunRetention(t, func(t *testing.T) interface {
+		store.Store
+		store.Admin
+		store.Pruner
+	} {
+		return open(t)
+	})
 }

@@ -240,3 +240,18 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	readAll(s, "the right key after the wrong ones")
 	s.Close()
 }
+
+// SealKeys is a key ring of one fresh key, for running the other suites
+// on a store that seals.
+func SealKeys(t testing.TB) *seal.Keys {
+	t.Helper()
+	b := make([]byte, seal.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	k, err := seal.ParseKeys("suite:" + base64.StdEncoding.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
