@@ -260,7 +260,6 @@ func appendJSONString(b []byte, s string) []byte {
 
 // eventParts are the parts of an event's stored string, as stored.
 type eventParts struct {
-	head       string // up to the first newline
 	status     byte
 	received   int64
 	hook       string
@@ -279,7 +278,7 @@ func splitEvent(id, v string) (eventParts, error) {
 	if !ok || len(head) < 2 {
 		return bad("no head")
 	}
-	p.head, p.status = head, head[0]
+	p.status = head[0]
 	parts := strings.SplitN(head[1:], "|", 4)
 	if len(parts) != 4 {
 		return bad("short head")
