@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"github.com/hookrelay/hookrelay/gateway"
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store/redisstore"
+	"github.com/hookrelay/hookrelay/store/seal"
+	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
 // ingestConfig is the benchmark's hook: a signed 1 KiB JSON webhook, its
@@ -135,6 +138,27 @@ func BenchmarkIngest(b *testing.B) {
 	})
 	b.Run("redis", func(b *testing.B) {
 		s := redisstore.New(redistest.Client(b), redistest.Prefix(b))
+		b.Cleanup(func() { _ = s.Close() })
+		g := gateway.New(s, ingestConfigFile(b), gateway.Options{})
+		run(b, g.Handler(), http.StatusAccepted)
+	})
+	// The same, each event sealed at rest (store/seal): compare with the
+	// store's unsealed run.
+	keys, err := seal.ParseKeys("bench:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, seal.KeySize)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sqlite-sealed", func(b *testing.B) {
+		st, err := sqlitestore.Open(b.Context(), filepath.Join(b.TempDir(), "gw.db"), sqlitestore.WithKeys(keys))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		g := gateway.New(st, ingestConfigFile(b), gateway.Options{})
+		run(b, g.Handler(), http.StatusAccepted)
+	})
+	b.Run("redis-sealed", func(b *testing.B) {
+		s := redisstore.New(redistest.Client(b), redistest.Prefix(b), redisstore.WithKeys(keys))
 		b.Cleanup(func() { _ = s.Close() })
 		g := gateway.New(s, ingestConfigFile(b), gateway.Options{})
 		run(b, g.Handler(), http.StatusAccepted)

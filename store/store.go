@@ -486,3 +486,22 @@ func Prunable(p Prune, s EventStatus, received time.Time, ds []DeliveryStatus) b
 	}
 	return received.Before(p.CompletedBefore)
 }
+
+// Resealer seals stored events anew under the store's current key (package
+// seal), for a key rotation: events stored in clear, or sealed with an
+// older key, are rewritten; those already under the current key are left
+// as they are. An event sealed with a key the store was not given stops
+// the batch with an error naming it, and nothing of the batch is
+// rewritten with a guess.
+type Resealer interface {
+	// Reseal examines up to n events whose ids follow after ("" for the
+	// first), in id order.
+	Reseal(ctx context.Context, after string, n int) (Resealed, error)
+}
+
+// Resealed is what one Reseal call did.
+type Resealed struct {
+	Examined int    // events read
+	Resealed int    // of them, rewritten under the current key
+	Next     string // the id to go on after; "" once every event was examined
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,8 @@ type serveFlags struct {
 	adminListen string
 	// acceptReset accepts, at start, that the store lost its data.
 	acceptReset bool
+	// keyFile names the file holding the keys that seal stored events.
+	keyFile string
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -77,6 +80,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.DurationVar(&f.watch, "watch", env.duration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
 	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
+	fl.StringVar(&f.keyFile, "encryption-key-file", m.env(envEncryptionKeyFile, ""), "file holding the keys that seal stored event payloads, as "+envEncryptionKey+" holds them (env "+envEncryptionKeyFile+")")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
 	return cmd
 }
@@ -96,12 +100,24 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}
 	red.SetRedactor(cfg.Redactor())
 	logWarnings(log, cfg)
-	st, where, err := openStore(ctx, f.store)
+	keys, source, err := m.encryptionKeyRing(f.keyFile)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	st, where, err := openSealedStore(ctx, f.store, keys)
 	if err != nil {
 		return &exitError{code: 1, err: plainDiskFull(err)}
 	}
 	defer st.Close()
 	log.Info("store opened", "store", where)
+	if err := checkSealed(ctx, st, keys, source); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if keys == nil {
+		log.Warn(unsealedNotice)
+	} else {
+		log.Info("event payloads are sealed at rest", "sealing", keys.Current(), "opening", strings.Join(keys.IDs(), ","))
+	}
 	rd, err := readiness(ctx, st, log, f.acceptReset)
 	if err != nil {
 		return &exitError{code: 1, err: plainDiskFull(err)}

@@ -11,12 +11,13 @@ import (
 
 // storeCommand groups the operations on the store itself.
 func (m *Main) storeCommand() *cobra.Command {
-	var storeURL string
+	var storeURL, keyFile string
 	cmd := &cobra.Command{
 		Use:   "store",
 		Short: "Operate on the store directly (--store)",
 	}
 	cmd.PersistentFlags().StringVar(&storeURL, "store", m.env("HOOKRELAY_STORE", ""), "store URL, as for serve (env HOOKRELAY_STORE)")
+	cmd.PersistentFlags().StringVar(&keyFile, "encryption-key-file", m.env(envEncryptionKeyFile, ""), "file holding the keys that seal stored event payloads, as for serve (env "+envEncryptionKeyFile+")")
 	resetAck := &cobra.Command{
 		Use:   "reset-ack",
 		Short: "Accept that the store lost its data, so that every process is ready again within seconds",
@@ -49,6 +50,77 @@ records the acceptance; every process adopts it at its next check.`,
 			})
 		},
 	}
-	cmd.AddCommand(resetAck)
+	cmd.AddCommand(resetAck, m.rotateKeyCommand(&storeURL, &keyFile))
 	return cmd
+}
+
+// rotateKeyCommand seals every stored event under the current key.
+func (m *Main) rotateKeyCommand(storeURL, keyFile *string) *cobra.Command {
+	var (
+		batch int
+		from  string
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Seal every stored event under the current encryption key, batch by batch",
+		Long: `Seal every stored event under the current encryption key: the first key of
+` + envEncryptionKey + ` (or of the key file). Events stored in clear, or sealed
+with an older key of the ring, are rewritten; those already under the
+current key are skipped, so the command can be run again, or resumed with
+--from, at any time. It reads the events in id order, batch by batch, and
+prints its progress after each batch. An event sealed with a key the ring
+does not hold stops it with an error naming the key, before anything of
+that batch is rewritten. Serving processes may run meanwhile: start them
+with the new ring first, so that what they write is under the current key.`,
+		Example: `  export ` + envEncryptionKey + `="k2:$(openssl rand -base64 32),k1:<the previous key>"
+  hookrelay store rotate-key --store sqlite:///var/lib/hookrelay/hookrelay.db`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch < 1 {
+				return &exitError{code: 2, err: fmt.Errorf("--batch %d: want at least 1", batch)}
+			}
+			keys, err := m.encryptionKeys(*keyFile)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if keys == nil {
+				return &exitError{code: 2, err: fmt.Errorf("rotate-key seals with the first key of %s or of the key file (--encryption-key-file, %s); neither is set", envEncryptionKey, envEncryptionKeyFile)}
+			}
+			ctx := cmd.Context()
+			st, where, err := openSealedStore(ctx, *storeURL, keys)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			fmt.Fprintf(m.Stdout, "sealing the events of %s under key %s\n", where, keys.Current())
+			var examined, resealed int
+			after := from
+			for {
+				r, err := st.Reseal(ctx, after, batch)
+				if err != nil {
+					return fmt.Errorf("%w\nthe events before it are done: go on with --from %s once the keys are right", err, orStart(after))
+				}
+				examined += r.Examined
+				resealed += r.Resealed
+				if r.Next == "" {
+					break
+				}
+				fmt.Fprintf(m.Stdout, "%d events examined, %d sealed anew, up to %s\n", examined, resealed, r.Next)
+				after = r.Next
+			}
+			fmt.Fprintf(m.Stdout, "done: %d events examined, %d sealed anew under %s, %d already were\n", examined, resealed, keys.Current(), examined-resealed)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&batch, "batch", 500, "events read and sealed per batch")
+	cmd.Flags().StringVar(&from, "from", "", "go on after this event id, as a progress line printed it")
+	return cmd
+}
+
+// orStart is id, or "" quoted for the start.
+func orStart(id string) string {
+	if id == "" {
+		return `""`
+	}
+	return id
 }

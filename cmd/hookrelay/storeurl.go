@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/redisstore"
+	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
@@ -21,6 +22,7 @@ type backend interface {
 	store.Store
 	store.Admin
 	store.Pruner
+	store.Resealer
 }
 
 // openStore opens the store a URL names: redis://host:port/db (or rediss://)
@@ -29,8 +31,14 @@ type backend interface {
 // sqlite://relative.db for the embedded store, and the embedded default
 // when raw is empty.
 func openStore(ctx context.Context, raw string) (backend, string, error) {
+	return openSealedStore(ctx, raw, nil)
+}
+
+// openSealedStore is openStore for a store that seals the events it writes
+// with keys and opens those sealed with any of them; keys may be nil.
+func openSealedStore(ctx context.Context, raw string, keys *seal.Keys) (backend, string, error) {
 	if raw == "" {
-		s, err := sqlitestore.Open(ctx, defaultStorePath)
+		s, err := sqlitestore.Open(ctx, defaultStorePath, sqlitestore.WithKeys(keys))
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
 		}
@@ -44,7 +52,7 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
-		s, err := redisstore.Open(ctx, raw)
+		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(keys))
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
 		}
@@ -54,7 +62,7 @@ func openStore(ctx context.Context, raw string) (backend, string, error) {
 		if path == "" {
 			return nil, "", fmt.Errorf("store URL %q names no file: use sqlite:///abs/path.db or sqlite://relative.db", raw)
 		}
-		s, err := sqlitestore.Open(ctx, path)
+		s, err := sqlitestore.Open(ctx, path, sqlitestore.WithKeys(keys))
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
 		}

@@ -169,7 +169,11 @@ func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, ca
 	if err := storeExists(storeURL); err != nil {
 		return nil, err
 	}
-	st, _, err := openStore(ctx, storeURL)
+	keys, err := m.encryptionKeys(m.env(envEncryptionKeyFile, ""))
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	st, _, err := openSealedStore(ctx, storeURL, keys)
 	if err != nil {
 		return nil, err
 	}

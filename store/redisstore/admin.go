@@ -55,7 +55,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 		if !ok {
 			return nil, "", fmt.Errorf("redisstore: list events: unexpected record %T", r.rec)
 		}
-		e, _, err := decodeEvent(r.id, v, false)
+		e, _, err := decodeEvent(s.keys, r.id, v, false)
 		if err != nil {
 			return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 // Times are stored as unix milliseconds; the zero time as "".
@@ -52,11 +53,15 @@ func parseJSON[T any](s string, v *T) error {
 // An event is stored as one string, so that it costs Redis one key and one
 // allocation, whatever its headers:
 //
-//	<status letter><received ms>|<meta length>|<body length>[z]|<hook>\n<meta>\n<body><records>
+//	<status letter><received ms>|<meta length>|<body length>[z|s|x]|<hook>\n<meta>\n<body><records>
 //
 // The status letter is a (accepted) or i (ignored); meta is the JSON of
-// eventMeta; the body is kept as it came, or compressed with zstd when the
-// length is followed by z (compress.go); records, each "\n" followed by a
+// eventMeta, or that JSON sealed (package seal) when the store has keys;
+// the body is kept as it came, or compressed with zstd when the length is
+// followed by z (compress.go), sealed when it is followed by s, and
+// compressed then sealed when by x. Meta and body are sealed each on its
+// own, bound to the event's id, and name the key that sealed them; the
+// head and records stay in clear for the scripts. Records, each "\n" followed by a
 // tag and a value, are what later changes add at the end: "D<delivery id>"
 // for each
 // of the event's deliveries, in the order stored, "R<rule>" for each
@@ -104,7 +109,8 @@ func checkName(what, name string) error {
 // encodeEvent is the stored string of e, with its rules and then the
 // deliveries named by dlvs as records, its body compressed if compress
 // and worth it.
-func encodeEvent(e store.Event, compress bool, dlvs ...string) (string, error) {
+// With keys, meta and body are sealed with their current key.
+func encodeEvent(e store.Event, compress bool, keys *seal.Keys, dlvs ...string) (string, error) {
 	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
 		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
 	}
@@ -119,6 +125,13 @@ func encodeEvent(e store.Event, compress bool, dlvs ...string) (string, error) {
 	if compress {
 		body, packed = compressBody(e.Body)
 	}
+	flag := ""
+	if packed {
+		flag = "z"
+	}
+	if keys != nil {
+		meta, body, flag = sealEvent(keys, e.ID, meta, body, packed)
+	}
 	var b strings.Builder
 	b.Grow(48 + len(e.Hook) + len(meta) + len(body) + 16*len(e.MatchedRules) + 32*len(dlvs))
 	b.WriteString(statusLetter(e.Status))
@@ -127,9 +140,7 @@ func encodeEvent(e store.Event, compress bool, dlvs ...string) (string, error) {
 	b.WriteString(strconv.Itoa(len(meta)))
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(len(body)))
-	if packed {
-		b.WriteByte('z')
-	}
+	b.WriteString(flag)
 	b.WriteByte('|')
 	b.WriteString(e.Hook)
 	b.WriteByte('\n')
@@ -218,51 +229,82 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// decodeEvent reads the stored string v of event id, with its body unless
-// body is false. Its delivery ids come back too, in the order stored. Its
-// trace is left out: only decodeTrace reads it.
-func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
-	e := store.Event{ID: id}
-	bad := func(why string) (store.Event, []string, error) {
-		return e, nil, fmt.Errorf("event %s: stored value: %s", id, why)
+// eventParts are the parts of an event's stored string, as stored.
+type eventParts struct {
+	status     byte
+	received   int64
+	hook       string
+	meta, body string
+	flag       string // what follows the body length: "", "z", "s" or "x"
+	records    int    // where the records start in the string
+}
+
+// splitEvent cuts the stored string v of event id into its parts.
+func splitEvent(id, v string) (eventParts, error) {
+	var p eventParts
+	bad := func(why string) (eventParts, error) {
+		return p, fmt.Errorf("event %s: stored value: %s", id, why)
 	}
 	head, rest, ok := strings.Cut(v, "\n")
 	if !ok || len(head) < 2 {
 		return bad("no head")
 	}
-	var known bool
-	if e.Status, known = letterStatus(head[0]); !known {
-		return bad("unknown status")
-	}
+	p.status = head[0]
 	parts := strings.SplitN(head[1:], "|", 4)
 	if len(parts) != 4 {
 		return bad("short head")
 	}
+	bodyField := parts[2]
+	if n := len(bodyField); n > 0 && strings.IndexByte("zsx", bodyField[n-1]) >= 0 {
+		bodyField, p.flag = bodyField[:n-1], bodyField[n-1:]
+	}
 	recv, err1 := strconv.ParseInt(parts[0], 10, 64)
 	metaLen, err2 := strconv.Atoi(parts[1])
-	bodyField, packed := strings.CutSuffix(parts[2], "z")
 	bodyLen, err3 := strconv.Atoi(bodyField)
 	if err1 != nil || err2 != nil || err3 != nil || metaLen < 0 || bodyLen < 0 || metaLen+1+bodyLen > len(rest) {
 		return bad("bad head")
 	}
-	e.ReceivedAt = time.UnixMilli(recv).UTC()
-	e.Hook = parts[3]
+	p.received, p.hook = recv, parts[3]
+	p.meta, p.body = rest[:metaLen], rest[metaLen+1:metaLen+1+bodyLen]
+	p.records = len(head) + 1 + metaLen + 1 + bodyLen
+	return p, nil
+}
+
+// decodeEvent reads the stored string v of event id, with its body unless
+// body is false, opening what is sealed with keys. Its delivery ids come
+// back too, in the order stored. Its trace is left out: only decodeTrace
+// reads it.
+func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []string, error) {
+	e := store.Event{ID: id}
+	bad := func(why string) (store.Event, []string, error) {
+		return e, nil, fmt.Errorf("event %s: stored value: %s", id, why)
+	}
+	p, err := splitEvent(id, v)
+	if err != nil {
+		return e, nil, err
+	}
+	var known bool
+	if e.Status, known = letterStatus(p.status); !known {
+		return bad("unknown status")
+	}
+	e.ReceivedAt = time.UnixMilli(p.received).UTC()
+	e.Hook = p.hook
+	metaJSON, err := openMeta(keys, id, p.meta)
+	if err != nil {
+		return e, nil, err
+	}
 	var meta eventMeta
-	if err := json.Unmarshal([]byte(rest[:metaLen]), &meta); err != nil {
+	if err := json.Unmarshal(metaJSON, &meta); err != nil {
 		return e, nil, fmt.Errorf("event %s: meta: %w", id, err)
 	}
 	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
 	if body {
-		e.Body = []byte(rest[metaLen+1 : metaLen+1+bodyLen])
-		if packed {
-			var err error
-			if e.Body, err = decompressBody(e.Body); err != nil {
-				return e, nil, fmt.Errorf("event %s: body: %w", id, err)
-			}
+		if e.Body, err = openBody(keys, id, p.body, p.flag); err != nil {
+			return e, nil, err
 		}
 	}
 	var dlvs []string
-	for _, r := range strings.Split(rest[metaLen+1+bodyLen:], "\n")[1:] {
+	for _, r := range strings.Split(v[p.records:], "\n")[1:] {
 		if r == "" {
 			return bad("empty record")
 		}
@@ -289,23 +331,22 @@ func decodeEvent(id, v string, body bool) (store.Event, []string, error) {
 	return e, dlvs, nil
 }
 
-// decodeTrace reads the trace from the stored string v of an event; nil
+// decodeTrace reads the trace from the stored string v of event id; nil
 // for an event stored without one.
-func decodeTrace(v string) (*store.EventTrace, error) {
-	head, rest, ok := strings.Cut(v, "\n")
-	parts := strings.SplitN(head, "|", 3)
-	if !ok || len(parts) < 2 {
-		return nil, fmt.Errorf("stored value: no head")
+func decodeTrace(keys *seal.Keys, id, v string) (*store.EventTrace, error) {
+	p, err := splitEvent(id, v)
+	if err != nil {
+		return nil, err
 	}
-	metaLen, err := strconv.Atoi(parts[1])
-	if err != nil || metaLen < 0 || metaLen > len(rest) {
-		return nil, fmt.Errorf("stored value: bad head")
+	metaJSON, err := openMeta(keys, id, p.meta)
+	if err != nil {
+		return nil, err
 	}
 	var m struct {
 		T json.RawMessage `json:"t"`
 	}
-	if err := json.Unmarshal([]byte(rest[:metaLen]), &m); err != nil {
-		return nil, fmt.Errorf("meta: %w", err)
+	if err := json.Unmarshal(metaJSON, &m); err != nil {
+		return nil, fmt.Errorf("event %s: meta: %w", id, err)
 	}
 	return store.ParseTrace(m.T)
 }

@@ -124,18 +124,18 @@ func TestEventTraceInMeta(t *testing.T) {
 	for name, header := range map[string]string{"valid": "text/plain", "not utf-8": "caf\xe9"} {
 		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventIgnored, ReceivedAt: time.UnixMilli(1700000000000),
 			Headers: map[string]string{"x-h": header}, Body: []byte(`{"a":1}`), Trace: tr}
-		v, err := encodeEvent(e, false)
+		v, err := encodeEvent(e, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeTrace(v)
+		got, err := decodeTrace(nil, "evt_1", v)
 		if err != nil {
 			t.Fatalf("%s: decodeTrace: %v", name, err)
 		}
 		if diff := cmp.Diff(tr, got); diff != "" {
 			t.Errorf("%s: trace (-want +got):\n%s", name, diff)
 		}
-		back, _, err := decodeEvent("evt_1", v, true)
+		back, _, err := decodeEvent(nil, "evt_1", v, true)
 		if err != nil || string(back.Body) != `{"a":1}` {
 			t.Errorf("%s: decodeEvent = %+v, %v", name, back, err)
 		}

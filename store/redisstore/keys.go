@@ -169,3 +169,7 @@ func (k keys) apiKeys() string { return k.base + "keys" }
 func validPrefix(prefix string) bool {
 	return prefix != "" && !strings.ContainsAny(prefix, "{}")
 }
+
+// index is the listing index that indexes names (eventIndexName,
+// deliveryIndexName).
+func (k keys) index(name string) string { return k.base + "ix:" + name }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 // Lease serves every quota of r in one script: per action, the gate of
@@ -51,7 +52,7 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 		b.NextDue = time.UnixMilli(next).UTC()
 	}
 	for i := 2; i+1 < len(res); i += 2 {
-		l, err := decodeLease(res[i], res[i+1])
+		l, err := decodeLease(s.keys, res[i], res[i+1])
 		if err != nil {
 			// The leases decoded so far are held: handing them back lets
 			// the caller release them rather than wait for their end.
@@ -69,7 +70,7 @@ func leaseEnd(now time.Time, ttl time.Duration) int64 {
 	return max(now.Add(ttl).UnixMilli(), now.UnixMilli()+1)
 }
 
-func decodeLease(delivery, event any) (store.Lease, error) {
+func decodeLease(keys *seal.Keys, delivery, event any) (store.Lease, error) {
 	dm, err := fieldMap(delivery)
 	if err != nil {
 		return store.Lease{}, err
@@ -82,7 +83,7 @@ func decodeLease(delivery, event any) (store.Lease, error) {
 	if v == "" {
 		return store.Lease{}, fmt.Errorf("delivery %s: event %s: %w", d.ID, d.EventID, store.ErrNotFound)
 	}
-	e, _, err := decodeEvent(d.EventID, v, true)
+	e, _, err := decodeEvent(keys, d.EventID, v, true)
 	if err != nil {
 		return store.Lease{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 // DefaultPrefix heads every key when no prefix is named.
@@ -59,6 +60,9 @@ type Store struct {
 
 	// plainBodies stores event bodies as they came, not compressed.
 	plainBodies bool
+	// keys seal the events written and open those read; nil: written in
+	// clear (seal.go).
+	keys *seal.Keys
 }
 
 var (
@@ -74,7 +78,7 @@ var (
 // number of partitions of a new store (partition.go). Other query
 // parameters are go-redis client options (redis.ParseURL,
 // redis.ParseClusterURL).
-func Open(ctx context.Context, rawURL string) (*Store, error) {
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Parse errors quote the URL, password included.
@@ -114,7 +118,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	s := New(c, prefix)
+	s := New(c, prefix, opts...)
 	s.owned = true
 	s.plainBodies = !compress
 	if err := s.ping(ctx); err != nil {
@@ -170,11 +174,14 @@ func newClient(u *url.URL) (redis.UniversalClient, string, error) {
 // (DefaultPrefix when empty). The prefix must not hold { or }: keys carry
 // a hash tag so that a Redis Cluster keeps each script's keys in one slot.
 // Close stops the store's goroutines but leaves client open.
-func New(client redis.UniversalClient, prefix string) *Store {
+func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	s := &Store{c: client, prefix: prefix, wakers: map[*waker]struct{}{}, scanBudget: defaultScanBudget}
+	for _, o := range opts {
+		o(s)
+	}
 	s.setPartitions(1)
 	s.startCommitters()
 	return s
@@ -219,7 +226,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 			return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 		}
 	}
-	value, err := encodeEvent(e, !s.plainBodies, ids...)
+	value, err := encodeEvent(e, !s.plainBodies, s.keys, ids...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
@@ -298,12 +305,12 @@ func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
 	}
-	e, _, err := decodeEvent(id, v, true)
+	e, _, err := decodeEvent(s.keys, id, v, true)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: %w", err)
 	}
-	if e.Trace, err = decodeTrace(v); err != nil {
-		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
+	if e.Trace, err = decodeTrace(s.keys, id, v); err != nil {
+		return store.Event{}, fmt.Errorf("redisstore: %w", err)
 	}
 	return e, nil
 }

@@ -43,7 +43,8 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
-	trace := encodeTrace(ev.Trace)
+	// Sealed here too (seal.go), outside the writer.
+	cols := sealColumns(s.keys, ev.ID, headers, query, encodeTrace(ev.Trace), ev.Body)
 	received := millis(ev.ReceivedAt)
 	deliveries := make([]store.Delivery, len(a.Deliveries))
 	for i, d := range a.Deliveries {
@@ -55,8 +56,8 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 
 	var res store.Accepted
 	err = s.write(ctx, func(w *writeTx) error {
-		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.ID, ev.Hook, received, ev.IdempotencyKey, headers, query, encodeBody(ev.Body), string(ev.Status), rules, trace); err != nil {
+		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`, seal_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.ID, ev.Hook, received, ev.IdempotencyKey, cols.headers, cols.query, cols.body, string(ev.Status), rules, cols.trace, cols.key); err != nil {
 			return err
 		}
 		if checkKey {

@@ -36,7 +36,7 @@ func (f *filter) sql() string {
 }
 
 // eventListSelect reads what scanEvent reads, but no body.
-const eventListSelect = `id, hook, received_at, idempotency_key, headers, query, NULL, status, matched_rules, '', 0, 0, ''`
+const eventListSelect = `id, hook, received_at, idempotency_key, headers, query, NULL, status, matched_rules, '', 0, 0, '', seal_key`
 
 // ListEvents returns one page of the events matching f, newest first (by
 // id), without their bodies.
@@ -46,7 +46,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	}
 	limit := store.PageLimit(f.Limit)
 	query, args := eventsQuery(f, limit)
-	evs, next, err := listPage(ctx, s.rdb, query, args, limit, scanEvent, func(e store.Event) string { return e.ID })
+	evs, next, err := listPage(ctx, s.rdb, query, args, limit, s.scanEvent, func(e store.Event) string { return e.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 // millis stores a time as unix milliseconds; the zero time is 0.
@@ -57,18 +58,20 @@ const (
 	eventColumns = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules, trace`
 	// The driver reads a zero-length blob as nil, so whether the body was
 	// empty or absent is asked separately.
-	eventSelect = eventColumns + `, body IS NOT NULL, duplicates, duplicate_arrivals`
+	eventSelect = eventColumns + `, body IS NOT NULL, duplicates, duplicate_arrivals, seal_key`
 	// eventLeaseSelect is eventSelect without the trace and duplicates,
 	// which a worker never reads.
-	eventLeaseSelect = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules, '', body IS NOT NULL, 0, ''`
+	eventLeaseSelect = `id, hook, received_at, idempotency_key, headers, query, body, status, matched_rules, '', body IS NOT NULL, 0, '', seal_key`
 )
 
-func scanEvent(row rowScanner) (store.Event, error) {
+// scanEvent reads a row of eventSelect (or a select of the same columns),
+// opening what is sealed.
+func (s *Store) scanEvent(row rowScanner) (store.Event, error) {
 	r, err := scanEventRow(row)
 	if err != nil {
 		return store.Event{}, err
 	}
-	return r.decode()
+	return r.decode(s.keys)
 }
 
 // eventRow is an event as read, its JSON columns not yet decoded: Lease
@@ -81,16 +84,23 @@ type eventRow struct {
 	trace, arrivals       string
 	status                string
 	hasBody               bool
+	sealKey               string // '' when stored in clear
 }
 
 func scanEventRow(row rowScanner) (eventRow, error) {
 	var r eventRow
 	err := row.Scan(&r.ev.ID, &r.ev.Hook, &r.receivedAt, &r.ev.IdempotencyKey, &r.headers, &r.query,
-		&r.ev.Body, &r.status, &r.rules, &r.trace, &r.hasBody, &r.ev.Duplicates.Count, &r.arrivals)
+		&r.ev.Body, &r.status, &r.rules, &r.trace, &r.hasBody, &r.ev.Duplicates.Count, &r.arrivals, &r.sealKey)
 	return r, err
 }
 
-func (r eventRow) decode() (store.Event, error) {
+// decode decodes the row's columns, opening the sealed ones with keys.
+func (r eventRow) decode(keys *seal.Keys) (store.Event, error) {
+	if r.sealKey != "" {
+		if err := r.open(keys); err != nil {
+			return store.Event{}, err
+		}
+	}
 	ev := r.ev
 	ev.ReceivedAt = fromMillis(r.receivedAt)
 	ev.Status = store.EventStatus(r.status)

@@ -119,7 +119,7 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	// JSON is decoded here, not in the writer: its time is the shared one.
 	byID := make(map[string]store.Event, len(events))
 	for _, e := range events {
-		ev, err := e.decode()
+		ev, err := e.decode(s.keys)
 		if err != nil {
 			return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
 		}

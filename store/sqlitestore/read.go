@@ -14,7 +14,7 @@ import (
 
 // Event returns the event with that id, or store.ErrNotFound.
 func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
-	ev, err := scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventSelect+` FROM events WHERE id = ?`, id))
+	ev, err := s.scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventSelect+` FROM events WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -55,21 +56,32 @@ type Store struct {
 	wakers     map[chan struct{}]func() bool // channel → stop of its context.AfterFunc
 	wakeClosed bool
 
+	// keys seal the events written and open those read; nil: written in
+	// clear (seal.go).
+	keys *seal.Keys
+
 	// onCommit, when set, is called by the writer after each commit with the
 	// number of requests it held. Tests use it to see batches form.
 	onCommit func(requests int)
 }
 
-// option adjusts a Store before its goroutines start.
-type option func(*Store)
+// Option adjusts a Store before its goroutines start.
+type Option func(*Store)
+
+// WithKeys seals the events the store writes with keys' current key and
+// opens those sealed with any of them (seal.go). Without it, events are
+// written in clear and sealed ones cannot be read.
+func WithKeys(keys *seal.Keys) Option {
+	return func(s *Store) { s.keys = keys }
+}
 
 // Open opens (creating if missing, with parent directories) the SQLite file
 // at path and migrates it.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path)
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	return open(ctx, path, opts...)
 }
 
-func open(ctx context.Context, path string, opts ...option) (*Store, error) {
+func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlitestore: empty path")
 	}
@@ -150,6 +162,14 @@ func open(ctx context.Context, path string, opts ...option) (*Store, error) {
 	}
 	if err := incrementalVacuum(ctx, s.wconn, func() error { return migrate(ctx, s.wconn, ms) }); err != nil {
 		return fail(err)
+	}
+	if s.keys != nil {
+		// What a store that seals deletes or rewrites (an event sealed
+		// anew, a pruned one) is zeroed in the file, not left behind in
+		// free space for a copy of the file to show.
+		if _, err := s.wconn.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+			return fail(err)
+		}
 	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, true))

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
+)
+
+// sealedToken is an elevated OrderCloud UserToken that must never be
+// readable from the store's files, keys or traffic.
+const sealedToken = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiQnV5ZXJBZG1pbiJ9.SEALED-at-rest-q7Zx91Lm"
+
+// newKeyEntry is a key ring entry "id:<32 random bytes in base64>".
+func newKeyEntry(t *testing.T, id string) string {
+	t.Helper()
+	b := make([]byte, seal.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return id + ":" + base64.StdEncoding.EncodeToString(b)
+}
+
+// sendSealed posts a signed OrderCloud event carrying sealedToken (the
+// LogID made unique by n) in its body and in a header, and returns its id.
+func sendSealed(t *testing.T, srv *server, n int) string {
+	t.Helper()
+	body := bytes.Replace(payload(t, "ordercloud-buyer-user-created.json"), []byte(`"UserToken": "`), []byte(`"UserToken": "`+sealedToken+`", "Was": "`), 1)
+	body = bytes.Replace(body, []byte(`"LogID": "`), []byte(fmt.Sprintf(`"LogID": "sealed-%d-`, n)), 1)
+	h := ocSign(body)
+	h.Set("X-Oc-Usertoken", sealedToken)
+	status, out := srv.post(t, http.MethodPost, "/hooks/catch/ordercloud", body, h)
+	id, _ := out["id"].(string)
+	if status != http.StatusAccepted || !strings.HasPrefix(id, "evt_") {
+		t.Fatalf("POST = %d %v, want 202 with an id", status, out)
+	}
+	return id
+}
+
+// readSealed reads the events with keys and checks that each holds the
+// token in its body and header.
+func readSealed(t *testing.T, url string, keys *seal.Keys, ids ...string) {
+	t.Helper()
+	st, _, err := openSealedStore(context.Background(), url, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, id := range ids {
+		e, err := st.Event(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Event(%s): %v", id, err)
+		}
+		if !bytes.Contains(e.Body, []byte(sealedToken)) || e.Headers["x-oc-usertoken"] != sealedToken {
+			t.Fatalf("event %s read back without its token: headers %v", id, e.Headers)
+		}
+	}
+}
+
+// rawStore is every byte a copy of the store would show: the SQLite file
+// with its -wal and -shm, or every key under the Redis prefix by type and
+// as DUMP serialises it. Read with no process on the store.
+func rawStore(t *testing.T, url string) []byte {
+	t.Helper()
+	if path, ok := strings.CutPrefix(url, "sqlite://"); ok {
+		var all []byte
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			b, err := os.ReadFile(p)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	}
+	_, prefix, _ := strings.Cut(url, "prefix=")
+	c := redistest.Client(t)
+	ctx := context.Background()
+	var b bytes.Buffer
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		b.WriteString(k + "\n")
+		switch c.Type(ctx, k).Val() {
+		case "string":
+			b.WriteString(c.Get(ctx, k).Val())
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				b.WriteString(f + "=" + v + "\n")
+			}
+		case "list":
+			b.WriteString(strings.Join(c.LRange(ctx, k, 0, -1).Val(), "\n"))
+		case "set":
+			b.WriteString(strings.Join(c.SMembers(ctx, k).Val(), "\n"))
+		case "zset":
+			b.WriteString(strings.Join(c.ZRange(ctx, k, 0, -1).Val(), "\n"))
+		}
+		b.WriteString("\n" + c.Dump(ctx, k).Val() + "\n")
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// storedEvents is each stored event as stored (its row's columns, its
+// string), by id.
+func storedEvents(t *testing.T, url string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if path, ok := strings.CutPrefix(url, "sqlite://"); ok {
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT id, seal_key || '|' || headers || '|' || query || '|' || quote(body) || '|' || trace FROM events`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, v string
+			if err := rows.Scan(&id, &v); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if len(out) == 0 {
+			t.Fatal("no stored events found")
+		}
+		return out
+	}
+	_, prefix, _ := strings.Cut(url, "prefix=")
+	c := redistest.Client(t)
+	iter := c.Scan(context.Background(), 0, prefix+":*:evt:*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		_, id, _ := strings.Cut(iter.Val(), ":evt:")
+		out[id] = c.Get(context.Background(), iter.Val()).Val()
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("no stored events found")
+	}
+	return out
+}
+
+// monitor captures what the test Redis server is sent (MONITOR) until
+// the returned function is called, which returns the capture.
+func monitor(t *testing.T) func() string {
+	t.Helper()
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", opt.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.Password != "" {
+		fmt.Fprintf(conn, "AUTH %s\r\n", opt.Password)
+	}
+	fmt.Fprintf(conn, "MONITOR\r\n")
+	var (
+		mu  sync.Mutex
+		out strings.Builder
+	)
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		once := sync.OnceFunc(func() { close(started) })
+		for sc.Scan() {
+			if sc.Text() == "+OK" {
+				once()
+			}
+			mu.Lock()
+			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+		once()
+	}()
+	<-started
+	return func() string {
+		// Let the last commands reach the capture.
+		time.Sleep(200 * time.Millisecond)
+		conn.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return out.String()
+	}
+}
+
+// TestSealedAtRest: a signed OrderCloud webhook carrying an elevated
+// UserToken in its body and a header, taken and delivered by a real server
+// with a key, leaves no readable token in a copy of the SQLite files, in
+// any Redis key, nor in the commands Redis was sent.
+func TestSealedAtRest(t *testing.T) {
+	onEachStore(t, func(t *testing.T, b storeBackend) {
+		rc := newReceiver(t)
+		url := b.url(t)
+		k1 := newKeyEntry(t, "k1")
+		var capture func() string
+		if b.name == "redis" {
+			capture = monitor(t)
+		}
+		srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k1}})
+		id := sendSealed(t, srv, 1)
+		// The relay used the token: it is really there, sealed.
+		r := rc.waitFor(t, "/v1/buyers/buyer-northwest/users/user-4471", 1)[0]
+		if got := r.Header.Get("Authorization"); got != "Bearer "+sealedToken {
+			t.Fatalf("the action was sent with Authorization %q, want the payload's token", got)
+		}
+		st := openSealedTestStore(t, url, k1)
+		waitDelivery(t, st, id, store.DeliverySucceeded)
+		if err := srv.stop(t); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		if n := strings.Count(srv.output(), "event payloads are sealed at rest"); n != 1 {
+			t.Errorf("the log says %d times that payloads are sealed, want once", n)
+		}
+		if strings.Contains(srv.output(), unsealedNotice) {
+			t.Error("a server with a key logged that payloads are stored unencrypted")
+		}
+		if capture != nil {
+			traffic := capture()
+			if !strings.Contains(traffic, id) {
+				t.Fatalf("the MONITOR capture does not show the event %s being stored:\n%.2000s", id, traffic)
+			}
+			if strings.Contains(traffic, sealedToken) {
+				t.Error("the token crossed to Redis in clear (MONITOR)")
+			}
+		}
+		st.Close()
+		raw := rawStore(t, url)
+		if !bytes.Contains(raw, []byte(id)) {
+			t.Fatalf("the raw store does not hold event %s: it is not the store the server used", id)
+		}
+		if bytes.Contains(raw, []byte(sealedToken)) {
+			t.Error("the token is readable in the raw store")
+		}
+		readSealed(t, url, mustParseKeys(t, k1), id)
+	})
+}
+
+func mustParseKeys(t *testing.T, s string) *seal.Keys {
+	t.Helper()
+	k, err := seal.ParseKeys(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// openSealedTestStore opens the store the server uses with the key ring
+// ring, to inspect it.
+func openSealedTestStore(t *testing.T, url, ring string) store.Store {
+	t.Helper()
+	st, _, err := openSealedStore(context.Background(), url, mustParseKeys(t, ring))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestUnsealedByDefault: without a key, events are stored as they were
+// before keys existed, and the log says so once.
+func TestUnsealedByDefault(t *testing.T) {
+	onEachStore(t, func(t *testing.T, b storeBackend) {
+		rc := newReceiver(t)
+		url := b.url(t)
+		srv := start(t, serverOpts{store: url, api: rc.URL})
+		id := sendSealed(t, srv, 1)
+		rc.waitFor(t, "/v1/buyers/buyer-northwest/users/user-4471", 1)
+		if err := srv.stop(t); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		if n := strings.Count(srv.output(), unsealedNotice); n != 1 {
+			t.Errorf("the log says %d times %q, want once", n, unsealedNotice)
+		}
+		if !bytes.Contains(rawStore(t, url), []byte(sealedToken)) {
+			t.Error("without a key the token is not stored in clear: the store changed its format")
+		}
+		readSealed(t, url, nil, id)
+	})
+}
+
+// serveFails runs serve in process with env over the demo's environment,
+// expects it to stop before it listens, and returns its exit code and
+// what it printed.
+func serveFails(t *testing.T, url string, env ...string) (int, string) {
+	t.Helper()
+	vars := demoEnv()
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	var out, errOut bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errOut, LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := m.Run(ctx, []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--listen", "127.0.0.1:0", "--store", url})
+	if ctx.Err() != nil {
+		t.Fatalf("serve did not stop by itself: it started\n%s", errOut.String())
+	}
+	return code, errOut.String()
+}
+
+// demoEnv is the environment the demo config needs.
+func demoEnv() map[string]string {
+	return map[string]string{
+		"DEMO_API_URL": "http://127.0.0.1:9", "OCW_WEBHOOK_SECRET": ocwSecret, "OC_HASH_KEY": ocHashKey,
+		"WS_HOOK_TOKEN": wsToken, "CRM_TOKEN": crmToken, "DEMO_RETRY": "50ms", "GITHUB_WEBHOOK_SECRET": githubSecret,
+		"STRIPE_WEBHOOK_SECRET": stripeSecret, "SHOPIFY_API_SECRET": shopifySecret, "SLACK_SIGNING_SECRET": slackSecret,
+		"STANDARD_WEBHOOK_SECRET": standardSecret, "DEMO_ALLOW_NETWORKS": "127.0.0.0/8",
+	}
+}
+
+// rotateKey runs `hookrelay store rotate-key` in process with the ring.
+func rotateKey(t *testing.T, url, ring string, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := map[string]string{envEncryptionKey: ring}
+	m := &Main{Stdout: &out, Stderr: &errOut, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	if code := m.Run(context.Background(), append([]string{"store", "rotate-key", "--store", url}, args...)); code != 0 {
+		t.Fatalf("rotate-key exited %d:\n%s%s", code, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// TestKeyRotation: events written under k1 are read after a restart with
+// "k2,k1"; rotate-key moves them all under k2, after which k2 alone reads
+// everything. A missing or wrong key stops startup with a clear message
+// and loses nothing: the right key reads everything afterwards.
+func TestKeyRotation(t *testing.T) {
+	onEachStore(t, func(t *testing.T, b storeBackend) {
+		rc := newReceiver(t)
+		url := b.url(t)
+		k1, k2 := newKeyEntry(t, "k1"), newKeyEntry(t, "k2")
+		run := func(ring string, n int) string {
+			t.Helper()
+			srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + ring}})
+			id := sendSealed(t, srv, n)
+			if err := srv.stop(t); err != nil {
+				t.Fatalf("serve: %v", err)
+			}
+			return id
+		}
+		// One event before any key, one under k1.
+		clear := run("", 0)
+		first := run(k1, 1)
+		readSealed(t, url, mustParseKeys(t, k1), clear, first)
+
+		second := run(k2+","+k1, 2)
+		readSealed(t, url, mustParseKeys(t, k2+","+k1), clear, first, second)
+
+		out := rotateKey(t, url, k2+","+k1, "--batch", "1")
+		if !strings.Contains(out, "done: 3 events examined, 2 sealed anew under k2, 1 already were") {
+			t.Fatalf("rotate-key printed:\n%s", out)
+		}
+		if !strings.Contains(out, "1 events examined") || !strings.Contains(out, "up to "+clear) {
+			t.Errorf("rotate-key reported no progress per batch:\n%s", out)
+		}
+		if out := rotateKey(t, url, k2); !strings.Contains(out, "done: 3 events examined, 0 sealed anew") {
+			t.Fatalf("a second rotate-key printed:\n%s", out)
+		}
+		third := run(k2, 3)
+		readSealed(t, url, mustParseKeys(t, k2), clear, first, second, third)
+		if bytes.Contains(rawStore(t, url), []byte(sealedToken)) {
+			t.Error("after rotate-key the token of the event stored in clear is still readable in the raw store")
+		}
+
+		// Wrong keys: serve stops at start, saying why.
+		before := storedEvents(t, url)
+		for _, c := range []struct {
+			name, ring string
+			want       []string
+		}{
+			{"no key", "", []string{"event " + third + " is sealed with key k2, and no key is set: set " + envEncryptionKey}},
+			{"another key", newKeyEntry(t, "k3"), []string{"event " + third + " is sealed with key k2, which " + envEncryptionKey + " does not hold (it holds k3)"}},
+			{"wrong material", newKeyEntry(t, "k2"), []string{"event " + third + " is sealed with key k2, but it does not open", "is not the one it was sealed with"}},
+			{"malformed", "k2:not-a-key", []string{envEncryptionKey + ": entry 1 (k2): the key is"}},
+		} {
+			code, out := serveFails(t, url, envEncryptionKey+"="+c.ring)
+			if code == 0 {
+				t.Fatalf("%s: serve exited 0", c.name)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%s: serve printed %q, want it to say %q", c.name, out, w)
+				}
+			}
+			if strings.Contains(out, strings.SplitN(k2, ":", 2)[1]) {
+				t.Errorf("%s: serve printed the key", c.name)
+			}
+		}
+		if diff := cmp.Diff(before, storedEvents(t, url)); diff != "" {
+			t.Errorf("the refused starts changed the stored events (-before +after):\n%s", diff)
+		}
+		readSealed(t, url, mustParseKeys(t, k2), clear, first, second, third)
+		srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
+		if err := srv.stop(t); err != nil {
+			t.Fatalf("serve with the right key: %v", err)
+		}
+	})
+}

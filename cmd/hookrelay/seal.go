@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
+)
+
+// The keys that seal stored events (store/seal): a key ring written as
+// seal.ParseKeys reads it, in the environment or in a file.
+const (
+	envEncryptionKey     = "HOOKRELAY_ENCRYPTION_KEY"
+	envEncryptionKeyFile = "HOOKRELAY_ENCRYPTION_KEY_FILE"
+)
+
+// unsealedNotice is logged once at start by a process that stores events
+// in clear.
+const unsealedNotice = "event payloads are stored unencrypted: set " + envEncryptionKey + " to seal them"
+
+// encryptionKeys reads the key ring from HOOKRELAY_ENCRYPTION_KEY or from
+// the file named by file (--encryption-key-file, HOOKRELAY_ENCRYPTION_KEY_FILE);
+// nil when neither is set. Both at once, or a ring that does not parse, is
+// an error naming where it came from, never quoting a key.
+func (m *Main) encryptionKeys(file string) (*seal.Keys, error) {
+	k, _, err := m.encryptionKeyRing(file)
+	return k, err
+}
+
+// encryptionKeyRing is encryptionKeys with where the ring came from, for
+// messages: the variable's name or the file's.
+func (m *Main) encryptionKeyRing(file string) (*seal.Keys, string, error) {
+	inline := m.env(envEncryptionKey, "")
+	switch {
+	case inline != "" && file != "":
+		return nil, "", fmt.Errorf("%s and a key file (--encryption-key-file or %s) are both set: set one", envEncryptionKey, envEncryptionKeyFile)
+	case inline != "":
+		k, err := seal.ParseKeys(inline)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w (format: %s)", envEncryptionKey, err, seal.Format)
+		}
+		return k, envEncryptionKey, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, "", fmt.Errorf("encryption key file: %w", err)
+		}
+		k, err := seal.ParseKeys(string(b))
+		if err != nil {
+			return nil, "", fmt.Errorf("encryption key file %s: %w (format: %s, one key a line or comma-separated)", file, err, seal.Format)
+		}
+		return k, "the key file " + file, nil
+	}
+	return nil, "", nil
+}
+
+// checkSealed reads the store's newest event, so that a process whose keys
+// cannot open what the store holds stops at start, before it serves
+// anything, rather than failing on every read. It changes nothing.
+// source names where keys came from.
+func checkSealed(ctx context.Context, st backend, keys *seal.Keys, source string) error {
+	evs, _, err := st.ListEvents(ctx, store.EventFilter{Limit: 1})
+	if err == nil && len(evs) == 1 {
+		_, err = st.Event(ctx, evs[0].ID)
+	}
+	if err == nil {
+		return nil
+	}
+	var (
+		re *seal.RecordError
+		uk *seal.UnknownKeyError
+		oe *seal.OpenError
+	)
+	if !errors.As(err, &re) {
+		return fmt.Errorf("read the newest event: %w", err)
+	}
+	switch {
+	case errors.As(err, &uk) && keys == nil:
+		return fmt.Errorf("%s %s is sealed with key %s, and no key is set: set %s (or %s) to the key ring that holds it; nothing was changed",
+			re.Kind, re.ID, uk.ID, envEncryptionKey, envEncryptionKeyFile)
+	case errors.As(err, &uk):
+		return fmt.Errorf("%s %s is sealed with key %s, which %s does not hold (it holds %s): add it after the current key, as in %q; nothing was changed",
+			re.Kind, re.ID, uk.ID, source, strings.Join(keys.IDs(), ", "), keys.Current()+":…,"+uk.ID+":…")
+	case errors.As(err, &oe):
+		return fmt.Errorf("%s %s is sealed with key %s, but it does not open under the key %s holds under that id: that key is not the one it was sealed with; give the right key; nothing was changed",
+			re.Kind, re.ID, oe.ID, source)
+	}
+	return fmt.Errorf("read the newest event: %w", err)
+}

@@ -1,0 +1,257 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
+)
+
+// What the suite holds a backend to about sealing at rest (package seal):
+//
+//   - With keys, an event's headers, query, body and trace are stored
+//     sealed: the raw storage never holds them in clear. They read back
+//     as accepted, through Event, ListEvents and Lease.
+//   - Events stored in clear, or under a key the ring still holds, read
+//     back after the ring changes; Reseal rewrites them under the current
+//     key, batch by batch, and skips those already under it.
+//   - An event sealed with a key the ring lacks, or with other key
+//     material under the same id, fails to read with an error naming the
+//     key (*seal.UnknownKeyError, seal.ErrOpen), and Reseal fails likewise
+//     and rewrites nothing: the right keys read everything afterwards.
+
+// SealedStore is a store that seals events at rest.
+type SealedStore interface {
+	store.Store
+	store.Admin
+	store.Resealer
+}
+
+// SealedBackend is one stored data set, opened as often as a test needs.
+type SealedBackend struct {
+	// Open opens the data set with keys (nil: none). The test closes it.
+	Open func(keys *seal.Keys) SealedStore
+	// Raw is every byte the data set holds, as a copy of its files or a
+	// dump of its keys would show them, read while no store is open.
+	Raw func() []byte
+	// Stored is each event's stored form by id (its row's columns, its
+	// string), read while no store is open.
+	Stored func() map[string]string
+}
+
+// RunSealing runs the sealing tests. backend returns a new, empty data set
+// for the test it is given.
+func RunSealing(t *testing.T, backend func(t *testing.T) SealedBackend) {
+	t.Run("RotateAndReseal", func(t *testing.T) {
+		t.Parallel()
+		testRotateAndReseal(t, backend(t))
+	})
+}
+
+// sealToken is a bearer token that must never be found in raw storage;
+// each event carries it followed by its number.
+const sealToken = "eyJhbGciOiJIUzI1NiJ9.sealtest-Zq81xW.signature-7Hq2-"
+
+func testKey(t *testing.T, id string) string {
+	t.Helper()
+	b := make([]byte, seal.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return id + ":" + base64.StdEncoding.EncodeToString(b)
+}
+
+func parseTestKeys(t *testing.T, s string) *seal.Keys {
+	t.Helper()
+	k, err := seal.ParseKeys(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sealedEvent is an OrderCloud-style event carrying its token (tokenOf) in
+// its body, a header, the query and the trace, its body long enough to be
+// compressed.
+func sealedEvent(n int, at time.Time) store.Event {
+	sealToken := tokenOf(n)
+	e := newEvent("ordercloud", fmt.Sprintf("key-%d", n), at)
+	e.Headers = map[string]string{"authorization": "Bearer " + sealToken, "content-type": "application/json"}
+	e.Query = map[string]string{"access_token": sealToken}
+	e.Body = []byte(fmt.Sprintf(`{"Route":"v1/buyers/{buyerID}/users","Verb":"POST","LogID":"log-%d","UserToken":%q,"Request":{"Body":{"Notes":%q}}}`,
+		n, sealToken, bytes.Repeat([]byte("a long note that compresses well "), 20)))
+	e.Trace = &store.EventTrace{Verify: store.VerifyTrace{Scheme: "ordercloud"}, KeySource: store.KeyFromBody,
+		Rules: []store.RuleTrace{{Rule: "r", Result: store.RuleMatched, Fields: []store.FieldTrace{{Field: "body.UserToken", Value: `"` + sealToken + `"`}}}}}
+	return e
+}
+
+func tokenOf(n int) string { return fmt.Sprintf("%s%d", sealToken, n) }
+
+func testRotateAndReseal(t *testing.T, b SealedBackend) {
+	ctx := t.Context()
+	k1, k2 := testKey(t, "k1"), testKey(t, "k2")
+	var events []store.Event
+	accept := func(s SealedStore, n int) {
+		e := sealedEvent(n, base.Add(time.Duration(n)*time.Second))
+		d := newDelivery(e, "rule", "action", e.ReceivedAt)
+		e.MatchedRules = []string{"rule"}
+		mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
+		e.Status = store.EventAccepted
+		events = append(events, e)
+	}
+	ignore := cmpopts.IgnoreFields(store.Event{}, "Duplicates")
+	readAll := func(s SealedStore, when string) {
+		t.Helper()
+		for _, e := range events {
+			got, err := s.Event(ctx, e.ID)
+			if err != nil {
+				t.Fatalf("%s: Event(%s): %v", when, e.ID, err)
+			}
+			if diff := cmp.Diff(e, got, cmpOpts, ignore); diff != "" {
+				t.Fatalf("%s: event %s (-accepted +read):\n%s", when, e.ID, diff)
+			}
+		}
+		list, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 100})
+		if err != nil || len(list) != len(events) {
+			t.Fatalf("%s: ListEvents = %d events, %v; want %d", when, len(list), err, len(events))
+		}
+		for _, e := range list {
+			if !strings.HasPrefix(e.Headers["authorization"], "Bearer "+sealToken) || !strings.HasPrefix(e.Query["access_token"], sealToken) {
+				t.Fatalf("%s: listed event %s headers %v query %v", when, e.ID, e.Headers, e.Query)
+			}
+		}
+	}
+	reseal := func(s SealedStore, batch int) (examined, resealed int) {
+		t.Helper()
+		after := ""
+		for calls := 0; ; calls++ {
+			r, err := s.Reseal(ctx, after, batch)
+			if err != nil {
+				t.Fatalf("Reseal(%q, %d): %v", after, batch, err)
+			}
+			examined += r.Examined
+			resealed += r.Resealed
+			if r.Next == "" {
+				return examined, resealed
+			}
+			if r.Next <= after || calls > 100 {
+				t.Fatalf("Reseal(%q) goes on after %q", after, r.Next)
+			}
+			after = r.Next
+		}
+	}
+
+	// One event stored before any key was set, two under k1.
+	s := b.Open(nil)
+	accept(s, 0)
+	s.Close()
+	if !bytes.Contains(b.Raw(), []byte(tokenOf(0))) {
+		t.Fatal("the event stored without keys is not in the raw storage in clear: the raw dump misses it")
+	}
+	s = b.Open(parseTestKeys(t, k1))
+	readAll(s, "clear event, opened with k1")
+	accept(s, 1)
+	accept(s, 2)
+	// What a worker leases is opened too.
+	ls := lease(t, s, base.Add(time.Minute), 10, time.Minute).Leases
+	if len(ls) != 3 {
+		t.Fatalf("leased %d, want 3", len(ls))
+	}
+	for _, l := range ls {
+		if !bytes.Contains(l.Event.Body, []byte(sealToken)) || !strings.HasPrefix(l.Event.Headers["authorization"], "Bearer "+sealToken) {
+			t.Fatalf("leased event %s: body %q headers %v", l.Event.ID, l.Event.Body, l.Event.Headers)
+		}
+	}
+	if err := s.Release(ctx, base.Add(time.Minute), ls); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	raw := b.Raw()
+	for n := 1; n <= 2; n++ {
+		if bytes.Contains(raw, []byte(tokenOf(n))) {
+			t.Fatalf("the raw storage holds the token of sealed event %d in clear", n)
+		}
+	}
+
+	// Rotation: k2 seals, k1 still opens.
+	s = b.Open(parseTestKeys(t, k2+","+k1))
+	readAll(s, "opened with k2,k1")
+	accept(s, 3)
+	if ex, re := reseal(s, 2); ex != len(events) || re != 3 {
+		t.Fatalf("reseal examined %d, resealed %d; want %d and 3 (the clear one and two under k1)", ex, re, len(events))
+	}
+	if ex, re := reseal(s, 3); ex != len(events) || re != 0 {
+		t.Fatalf("second reseal examined %d, resealed %d; want %d and 0", ex, re, len(events))
+	}
+	s.Close()
+	if bytes.Contains(b.Raw(), []byte(sealToken)) {
+		t.Fatal("after the reseal the raw storage still holds the token in clear")
+	}
+
+	// k2 alone reads everything.
+	s = b.Open(parseTestKeys(t, k2))
+	readAll(s, "opened with k2 only")
+	s.Close()
+
+	// Without the key, or with other material under its id: reads fail
+	// naming the key, and the reseal writes nothing.
+	before := b.Stored()
+	if len(before) != len(events) {
+		t.Fatalf("Stored holds %d events, want %d", len(before), len(events))
+	}
+	for _, c := range []struct {
+		name string
+		keys *seal.Keys
+		is   func(error) bool
+	}{
+		{"no keys", nil, func(err error) bool { var uk *seal.UnknownKeyError; return errors.As(err, &uk) && uk.ID == "k2" }},
+		{"another key", parseTestKeys(t, testKey(t, "k3")), func(err error) bool { var uk *seal.UnknownKeyError; return errors.As(err, &uk) && uk.ID == "k2" }},
+		{"wrong k2", parseTestKeys(t, testKey(t, "k2")), func(err error) bool { return errors.Is(err, seal.ErrOpen) }},
+	} {
+		s = b.Open(c.keys)
+		_, err := s.Event(ctx, events[1].ID)
+		if err == nil || !c.is(err) {
+			t.Errorf("%s: Event error %v, want one naming k2", c.name, err)
+		}
+		if _, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 10}); err == nil || !c.is(err) {
+			t.Errorf("%s: ListEvents error %v, want one naming k2", c.name, err)
+		}
+		if c.keys != nil {
+			if _, err := s.Reseal(ctx, "", 10); err == nil || !c.is(err) {
+				t.Errorf("%s: Reseal error %v, want one naming k2", c.name, err)
+			}
+		}
+		s.Close()
+		if diff := cmp.Diff(before, b.Stored()); diff != "" {
+			t.Fatalf("%s: the stored events changed (-before +after):\n%s", c.name, diff)
+		}
+	}
+	s = b.Open(parseTestKeys(t, k2))
+	readAll(s, "the right key after the wrong ones")
+	s.Close()
+}
+
+// SealKeys is a key ring of one fresh key, for running the other suites
+// on a store that seals.
+func SealKeys(t testing.TB) *seal.Keys {
+	t.Helper()
+	b := make([]byte, seal.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	k, err := seal.ParseKeys("suite:" + base64.StdEncoding.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
