@@ -253,6 +253,9 @@ func (b *bench) storeURL(store, tag string) string {
 	case "redis":
 		return fmt.Sprintf("redis://%s/0?prefix=bench-%s", b.redis.Options().Addr, tag)
 	case "cluster":
+		if b.o.Partitions > 0 {
+			return fmt.Sprintf("%s&prefix=bench-%s&partitions=%d", b.cluster, tag, b.o.Partitions)
+		}
 		return b.cluster + "&prefix=bench-" + tag
 	}
 	return "sqlite://" + filepath.Join(b.tmp, "data", tag+".db")

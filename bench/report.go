@@ -304,6 +304,7 @@ func (o options) command(out string) string {
 	add(o.Timeout != d.Timeout, "timeout", o.Timeout)
 	add(strings.Join(o.Stores, ",") != strings.Join(d.Stores, ","), "stores", strings.Join(o.Stores, ","))
 	add(strings.Join(o.Phases, ",") != strings.Join(d.Phases, ","), "phases", strings.Join(o.Phases, ","))
+	add(o.Partitions != d.Partitions, "cluster-partitions", o.Partitions)
 	if out != "" {
 		args = append(args, "-out "+out)
 	}

@@ -236,6 +236,21 @@ func TestPartitionedCapAcrossProcesses(t *testing.T) {
 		t.Fatalf("two processes leased %d and %d with a cap of 3, want 3 in all", len(first), len(second))
 	}
 	held := append(first, second...)
+	// The cap set holds the live leases' tokens, and nothing else: no
+	// placeholder outlives the lease call that placed it.
+	members, err := redistest.Client(t).ZRange(t.Context(), a.k.capSet("crm"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([]string, len(held))
+	for i, l := range held {
+		tokens[i] = l.Token
+	}
+	slices.Sort(members)
+	slices.Sort(tokens)
+	if !slices.Equal(members, tokens) {
+		t.Errorf("cap set = %v, want the live leases' tokens %v", members, tokens)
+	}
 	if more := lease(b, now.Add(time.Second)); len(more) != 0 {
 		t.Fatalf("leased %d more while 3 are live", len(more))
 	}

@@ -28,13 +28,17 @@ type scriptCall struct {
 	cmd  *redis.Cmd
 }
 
-// runAll runs sc once per call in one pipeline, sent by hash; a call that
-// finds the script missing (a master replaced or its cache flushed) is run
-// again on its own, which loads it.
-func (s *Store) runAll(ctx context.Context, sc *redis.Script, calls []*scriptCall) {
+// runAll runs sc once per call in one pipeline, sent by hash, with the
+// commands also adds, if any; a call that finds the script missing (a
+// master replaced or its cache flushed) is run again on its own, which
+// loads it.
+func (s *Store) runAll(ctx context.Context, sc *redis.Script, calls []*scriptCall, also ...func(redis.Pipeliner)) {
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range calls {
 			c.cmd = sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		for _, f := range also {
+			f(p)
 		}
 		return nil
 	})
@@ -45,13 +49,19 @@ func (s *Store) runAll(ctx context.Context, sc *redis.Script, calls []*scriptCal
 	}
 }
 
+// leaseShare is how many deliveries of an action a partitioned Lease asks
+// each partition for in its first round, at least: fewer scripts for a
+// small lease, each taking several deliveries.
+const leaseShare = 8
+
 // quotaGrant is what gateScript allowed one quota.
 type quotaGrant struct {
 	allowed int    // deliveries the action may take, over all partitions
 	gate    string // leaseScript's gate
 	version string // the state's version after a probe's move, "0" without one
-	placed  int    // placeholders held in the cap set
-	tokens  []string
+	capped  bool   // gateScript holds a placeholder per allowed delivery
+	unused  []any  // placeholders no lease took
+	tokens  []any  // leases taken under names of their own
 }
 
 func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
@@ -84,10 +94,13 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		g.allowed = int(n)
 		g.gate = fmt.Sprint(row[1])
 		g.version = fmt.Sprint(row[2])
-		if r.Actions[i].Max > 0 {
-			g.placed = g.allowed
-		}
+		g.capped = r.Actions[i].Max > 0
 	}
+	// The first round's leases are named as gateScript named the
+	// placeholders it counted, head.."g"..quota.."."..n: a partition asked
+	// for s deliveries of a quota from offset o takes the names o+1 to
+	// o+s, so when every share is taken the cap sets need nothing more.
+	ghead := head + "g"
 
 	// First every partition gets an even share of each action's
 	// allowance, the remainder going round from a turn that moves with
@@ -99,20 +112,34 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	var b store.LeaseBatch
 	var firstErr error
 	got := make([]int, len(r.Actions))
-	leaseCall := func(i int, tag string, want func(a int) int) *scriptCall {
+	// leaseCall asks partition i for want(a) of each quota a; offset(a)
+	// is the quota's token offset (-1: names of the call's own, under
+	// tag).
+	leaseCall := func(i int, tag string, want, offset func(a int) int) *scriptCall {
 		k := s.parts[i]
 		c := &scriptCall{
 			keys: make([]string, 0, 3*len(r.Actions)),
-			args: make([]any, 0, 4+4*len(r.Actions)),
+			args: make([]any, 0, 4+5*len(r.Actions)),
 		}
-		c.args = append(c.args, now, until, k.base, head+tag+strconv.Itoa(i)+".")
+		h := ghead
+		if tag != "" {
+			h = head + tag + strconv.Itoa(i) + "."
+		}
+		c.args = append(c.args, now, until, k.base, h)
 		for a, q := range r.Actions {
 			c.keys = append(c.keys, k.queue(q.Action), k.leases(q.Action), k.queue(q.Action))
-			c.args = append(c.args, want(a), 0, 0, grants[a].gate)
+			off := any("")
+			if o := offset(a); o >= 0 {
+				off = o
+			}
+			c.args = append(c.args, want(a), 0, 0, grants[a].gate, off)
 		}
 		return c
 	}
-	read := func(i int, c *scriptCall) {
+	// read takes a partition's answer; own says the leases carry names of
+	// the call's own, which the cap sets must learn.
+	read := func(i int, c *scriptCall, own bool) []int {
+		took := make([]int, len(r.Actions))
 		res, err := c.cmd.Slice()
 		var per []any
 		if err == nil {
@@ -126,7 +153,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 				firstErr = err
 			}
 			nexts[i] = nil
-			return
+			return took
 		}
 		nexts[i] = make([]int64, len(per))
 		for a, v := range per {
@@ -144,29 +171,101 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 			for a, q := range r.Actions {
 				if q.Action == l.Delivery.Action {
 					got[a]++
-					grants[a].tokens = append(grants[a].tokens, l.Token)
+					took[a]++
+					if own {
+						grants[a].tokens = append(grants[a].tokens, l.Token)
+					}
 					break
 				}
 			}
 		}
+		return took
 	}
-	calls := make([]*scriptCall, P)
-	for i := range P {
-		calls[i] = leaseCall(i, "", func(a int) int {
-			n := grants[a].allowed
-			share := n / P
-			if (i-turn+P)%P < n%P {
-				share++
+	// share is partition j's (of `of`) share of n, the remainder going to
+	// the first ones.
+	share := func(n, j, of int) int {
+		if n <= 0 {
+			return 0
+		}
+		sh := n / of
+		if j < n%of {
+			sh++
+		}
+		return sh
+	}
+	order := make([]int, P)
+	most := 0
+	for j := range P {
+		order[j] = (turn + j) % P
+	}
+	for _, g := range grants {
+		most = max(most, g.allowed)
+	}
+	// Only as many partitions as get leaseShare deliveries each are asked
+	// first, from the turn on: a lease costs a few scripts, not one per
+	// partition, and the turn takes every partition in its turn. With
+	// nothing to take (every action gated), all are asked, for when to
+	// look again.
+	first := P
+	if most > 0 {
+		first = min(P, (most+leaseShare-1)/leaseShare)
+	}
+	run := func(tag string, parts []int, want func(j int, a int) int) {
+		calls := make([]*scriptCall, len(parts))
+		for j, i := range parts {
+			calls[j] = leaseCall(i, tag, func(a int) int { return want(j, a) }, func(int) int { return -1 })
+		}
+		s.runAll(ctx, leaseScript, calls)
+		for j, c := range calls {
+			read(parts[j], c, true)
+		}
+	}
+	// The first round, under the placeholders' names.
+	offsets := make([][]int, first)
+	calls := make([]*scriptCall, first)
+	for j := range first {
+		offsets[j] = make([]int, len(r.Actions))
+		for a := range r.Actions {
+			if j > 0 {
+				offsets[j][a] = offsets[j-1][a] + share(grants[a].allowed, j-1, first)
 			}
-			return share
-		})
+		}
+		calls[j] = leaseCall(order[j], "", func(a int) int { return share(grants[a].allowed, j, first) },
+			func(a int) int { return offsets[j][a] })
 	}
 	s.runAll(ctx, leaseScript, calls)
-	for i, c := range calls {
-		read(i, c)
+	for j, c := range calls {
+		took := read(order[j], c, false)
+		for a := range r.Actions {
+			if !grants[a].capped {
+				continue
+			}
+			for n := offsets[j][a] + took[a] + 1; n <= offsets[j][a]+share(grants[a].allowed, j, first); n++ {
+				grants[a].unused = append(grants[a].unused, ghead+strconv.Itoa(a+1)+"."+strconv.Itoa(n))
+			}
+		}
 	}
-	for k := range P {
-		i := (turn + k) % P
+	short := func() bool {
+		for a := range r.Actions {
+			if got[a] < grants[a].allowed {
+				return true
+			}
+		}
+		return false
+	}
+	if short() && first < P {
+		// The others, asked for what is missing.
+		rest := order[first:]
+		deficit := make([]int, len(r.Actions))
+		for a := range r.Actions {
+			deficit[a] = grants[a].allowed - got[a]
+		}
+		run("s", rest, func(j, a int) int { return share(deficit[a], j, len(rest)) })
+	}
+	for _, i := range order {
+		if !short() {
+			break
+		}
 		want := func(a int) int {
 			if nexts[i] == nil || nexts[i][a] == 0 || nexts[i][a] > now {
 				return 0
@@ -180,16 +279,26 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		if !more {
 			continue
 		}
-		c := leaseCall(i, "r", want)
+		c := leaseCall(i, "r", want, func(int) int { return -1 })
 		s.runAll(ctx, leaseScript, []*scriptCall{c})
-		read(i, c)
+		read(i, c, true)
 	}
 
-	if err := s.settle(ctx, r, until, head+"g", grants); err != nil && firstErr == nil {
+	if err := s.settle(ctx, r, until, grants, got); err != nil && firstErr == nil {
 		firstErr = err
 	}
 	// An action is due again when its earliest partition is, and no
-	// earlier than the end of a probe just leased.
+	// earlier than the end of a probe just leased; when some partitions
+	// were not asked, something may be due there now.
+	asked := 0
+	for _, n := range nexts {
+		if n != nil {
+			asked++
+		}
+	}
+	if asked < P && firstErr == nil {
+		b.NextDue = r.Now
+	}
 	for a, q := range r.Actions {
 		var t int64
 		for i := range P {
@@ -216,26 +325,34 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 }
 
 // settle runs settleScript when a quota needs it: one whose cap set holds
-// placeholders, or one moved to half-open for a probe. The placeholders
-// are numbered by the quota's position in the gate call, which the script
-// reads from its own KEYS: every quota is sent.
-func (s *Store) settle(ctx context.Context, r store.LeaseRequest, until int64, head string, grants []quotaGrant) error {
+// placeholders no lease took, or leases named otherwise, and one moved to
+// half-open for a probe that found nothing due. Every quota is sent, in
+// the gate call's order.
+func (s *Store) settle(ctx context.Context, r store.LeaseRequest, until int64, grants []quotaGrant, got []int) error {
 	need := false
-	for _, g := range grants {
-		need = need || g.placed > 0 || g.version != "0"
+	for a, g := range grants {
+		need = need || (g.capped && (len(g.unused) > 0 || len(g.tokens) > 0)) || (g.version != "0" && got[a] == 0)
 	}
 	if !need {
 		return nil
 	}
 	keys := make([]string, 0, 2*len(grants))
-	args := []any{until, head}
+	args := []any{until}
 	for a, g := range grants {
 		q := r.Actions[a]
 		keys = append(keys, s.k.actionState(q.Action), s.k.capSet(q.Action))
-		args = append(args, g.placed, g.version, len(g.tokens))
-		for _, t := range g.tokens {
-			args = append(args, t)
+		probed := 0
+		if got[a] > 0 {
+			probed = 1
 		}
+		unused, tokens := g.unused, g.tokens
+		if !g.capped {
+			unused, tokens = nil, nil
+		}
+		args = append(args, g.version, probed, len(unused))
+		args = append(args, unused...)
+		args = append(args, len(tokens))
+		args = append(args, tokens...)
 	}
 	return settleScript.Run(ctx, s.c, keys, args...).Err()
 }
@@ -317,31 +434,27 @@ func (s *Store) renewParts(ctx context.Context, until int64, ls []store.Lease) (
 
 func (s *Store) releaseParts(ctx context.Context, now time.Time, ls []store.Lease) error {
 	_, calls := s.leaseCalls(ls, func(k keys) []any { return []any{now.UnixMilli(), k.base, s.k.wake()} })
-	s.runAll(ctx, releaseScript, callList(calls))
+	s.runAll(ctx, releaseScript, callList(calls), s.uncap(ctx, ls))
 	for _, c := range calls {
 		if err := c.cmd.Err(); err != nil {
 			return fmt.Errorf("redisstore: release: %w", err)
 		}
 	}
-	return s.uncap(ctx, ls)
+	return nil
 }
 
-// uncap takes ended leases out of their actions' cap sets.
-func (s *Store) uncap(ctx context.Context, ls []store.Lease) error {
-	tokens := map[string][]any{}
-	for _, l := range ls {
-		if l.Token != "" {
-			tokens[l.Delivery.Action] = append(tokens[l.Delivery.Action], l.Token)
+// uncap returns the commands that take ended leases out of their
+// actions' cap sets, for a pipeline.
+func (s *Store) uncap(ctx context.Context, ls []store.Lease) func(redis.Pipeliner) {
+	return func(p redis.Pipeliner) {
+		tokens := map[string][]any{}
+		for _, l := range ls {
+			if l.Token != "" {
+				tokens[l.Delivery.Action] = append(tokens[l.Delivery.Action], l.Token)
+			}
 		}
-	}
-	if len(tokens) == 0 {
-		return nil
-	}
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for action, ts := range tokens {
 			p.ZRem(ctx, s.k.capSet(action), ts...)
 		}
-		return nil
-	})
-	return err
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,11 +32,11 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	}
 	now := r.Now.UnixMilli()
 	keys := make([]string, 0, 3*len(r.Actions))
-	args := make([]any, 0, 4+4*len(r.Actions))
+	args := make([]any, 0, 4+5*len(r.Actions))
 	args = append(args, now, leaseEnd(r.Now, r.TTL), s.k.base, newTokenHead())
 	for _, q := range r.Actions {
 		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
-		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "")
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "", "")
 	}
 	res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
@@ -219,7 +218,15 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 	for i, c := range calls {
 		list[i] = &c.scriptCall
 	}
-	s.runAll(ctx, finishScript, list)
+	// The leases end here, whatever their outcome: their places in the
+	// cap sets are given up in the same round trip.
+	ended := make([]store.Lease, 0, len(fs))
+	for _, c := range calls {
+		for _, i := range c.items {
+			ended = append(ended, fs[i].Lease)
+		}
+	}
+	s.runAll(ctx, finishScript, list, s.uncap(ctx, ended))
 	var failed error
 	applied := 0
 	for _, c := range calls {
@@ -236,14 +243,6 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 		// Nothing was recorded: the caller may send the batch again.
 		return nil, failed
 	}
-	ls := make([]store.Lease, 0, len(fs))
-	for i, f := range fs {
-		if errs[i] == nil || errors.Is(errs[i], store.ErrLeaseLost) {
-			ls = append(ls, f.Lease)
-		}
-	}
-	// Should this fail, the cap sets let go of the leases when they end.
-	_ = s.uncap(ctx, ls)
 	return errs, nil
 }
 

@@ -213,13 +213,16 @@ local queues, first = 2, 6
 //	ARGV[2]    lease ends at, > now
 //	ARGV[3]    key base               <prefix>:{p}:
 //	ARGV[4]    token head: the i-th lease of this call gets head..i
-//	then       per quota, four by four: how many deliveries to take at
+//	then       per quota, five by five: how many deliveries to take at
 //	           most, when a probe would end, the most live leases the
-//	           action may have (0: no cap), and the gate: "" to apply the
+//	           action may have (0: no cap), the gate: "" to apply the
 //	           stored state's, or the gate gateScript applied already in
 //	           another slot ("p" paused, "0" open, or the time until
 //	           which the action is blocked; the state key is then not
-//	           read, and the quota's want is final)
+//	           read, and the quota's want is final), and the token
+//	           offset: "" to number the leases head..i across the call,
+//	           or n to name the quota's k-th lease head..q.."."..(n+k),
+//	           q the quota's place, as gateScript names its placeholders
 //
 // Returns {next due, per quota next due, delivery, event, delivery, event,
 // …}: next due is the earliest time at which one of the actions not paused
@@ -232,6 +235,10 @@ var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local nexts = {}
 local out, seq, nextDue = {0, nexts}, 0, nil
+-- A quota with a token offset names its leases head..quota.."."..n from
+-- the offset on, the names gateScript counted in the cap set; others are
+-- numbered head..seq across the call.
+local qi, qoff, qn = 0, nil, 0
 
 local function take(key, lkey, from_queue, want)
 	local got = 0
@@ -254,9 +261,15 @@ local function take(key, lkey, from_queue, want)
 				end
 			end
 			if status == "pending" or status == "retrying" then
-				seq = seq + 1
 				got = got + 1
-				local token = head .. seq
+				local token
+				if qoff then
+					qn = qn + 1
+					token = head .. qi .. "." .. (qoff + qn)
+				else
+					seq = seq + 1
+					token = head .. seq
+				end
 				redis.call("HSET", dkey, "token", token, "lease", untl)
 				-- Later fields win when the reply is read: these replace
 				-- the token and lease of a lease that ended.
@@ -291,7 +304,8 @@ end
 for i = 1, #KEYS / 3 do
 	nexts[i] = 0
 	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-	local want, cap, gate = tonumber(ARGV[1 + 4 * i]), tonumber(ARGV[3 + 4 * i]), ARGV[4 + 4 * i]
+	local want, cap, gate = tonumber(ARGV[5 * i]), tonumber(ARGV[2 + 5 * i]), ARGV[3 + 5 * i]
+	qi, qoff, qn = i, tonumber(ARGV[4 + 5 * i]), 0
 	if cap > 0 and want > 0 then
 		-- Live leases are those that end after now, held by any process.
 		want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
@@ -330,8 +344,8 @@ for i = 1, #KEYS / 3 do
 				got = got + take(qkey, lkey, true, want - got)
 			end
 			if probe and got > 0 then
-				blocked = tonumber(ARGV[2 + 4 * i])
-				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[2 + 4 * i], "changed", ARGV[1])
+				blocked = tonumber(ARGV[1 + 5 * i])
+				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[1 + 5 * i], "changed", ARGV[1])
 				redis.call("HINCRBY", akey, "version", 1)
 			end
 			t, l = first(qkey), first(lkey)
@@ -419,44 +433,43 @@ end
 return out
 `)
 
-// settleScript ends a partitioned Lease (see gateScript): per quota it
-// drops the placeholders gateScript added and holds the tokens of the
-// leases taken instead, and moves an action that gateScript moved to
-// half-open back to where it was when no delivery was leased for its
-// probe, unless its state changed since.
+// settleScript ends a partitioned Lease (see gateScript) when it must:
+// per quota it drops the placeholders that no lease took, holds the tokens
+// of leases taken under other names, and moves an action that gateScript
+// moved to half-open back to where it was when no delivery was leased for
+// its probe, unless its state changed since.
 //
 //	KEYS       per quota, two by two, as gateScript's
 //	ARGV[1]    lease ends at
-//	ARGV[2]    placeholder head, as gateScript's
-//	then       per quota: placeholders added, the version gateScript set
-//	           (0: none), n, then n tokens taken
+//	then       per quota: the version gateScript set (0: none), whether a
+//	           probe was leased (1 or 0), n, n placeholders to drop, m, m
+//	           tokens to hold
 var settleScript = redis.NewScript(`
-local at = 3
+local at = 2
 for i = 1, #KEYS / 2 do
 	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
-	local placed, version, n = tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 2])
-	if placed > 0 then
-		local gone = {}
-		for j = 1, placed do
-			gone[j] = ARGV[2] .. i .. "." .. j
-		end
-		redis.call("ZREM", ckey, unpack(gone))
-	end
+	local version, probed, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
 	if n > 0 then
+		redis.call("ZREM", ckey, unpack(ARGV, at + 3, at + 2 + n))
+	end
+	at = at + 3 + n
+	local m = tonumber(ARGV[at])
+	if m > 0 then
 		local held = {}
-		for j = 1, n do
+		for j = 1, m do
 			held[#held + 1] = ARGV[1]
-			held[#held + 1] = ARGV[at + 2 + j]
+			held[#held + 1] = ARGV[at + j]
 		end
 		redis.call("ZADD", ckey, unpack(held))
-	elseif version ~= "0" then
+	end
+	at = at + 1 + m
+	if version ~= "0" and probed == "0" then
 		local s = redis.call("HMGET", akey, "version", "probe_from")
 		if s[1] == version and s[2] then
 			redis.call("HSET", akey, "blocked", s[2], "breaker", "open")
 			redis.call("HINCRBY", akey, "version", 1)
 		end
 	end
-	at = at + 3 + n
 end
 return 1
 `)
