@@ -9,20 +9,19 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-// partitionTag is the hash tag every key carries, so that all the keys one
-// script touches live in one Redis Cluster slot.
-const partitionTag = "{p}"
-
-// keys builds every key and channel name the store uses. The Lua scripts
-// derive per-record keys from base (ARGV "key base") with the same layout:
-// base.."evt:"..id, base.."dlv:"..id, base.."q:"..action,
+// keys builds every key and channel name of one partition of the store
+// (partition.go): each key carries the partition's hash tag, so that all
+// the keys one script touches live in one Redis Cluster slot. The Lua
+// scripts derive per-record keys from base (ARGV "key base") with the same
+// layout: base.."evt:"..id, base.."dlv:"..id, base.."q:"..action,
 // base.."lease:"..action, base.."act:"..action and base.."ix:"..name.
 type keys struct {
-	base string // "<prefix>:{p}:"
+	base string // "<prefix>:{p}:" for partition 0
 }
 
+// newKeys returns the keys of partition 0 of the store under prefix.
 func newKeys(prefix string) keys {
-	return keys{base: prefix + ":" + partitionTag + ":"}
+	return keys{base: prefix + ":" + partitionTags(1)[0] + ":"}
 }
 
 // legacyDue is the single due-time index of earlier versions, a sorted set
