@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"text/tabwriter"
 	"time"
 
@@ -21,12 +19,7 @@ func (m *Main) explainCommand(rf *remoteFlags) *cobra.Command {
 		Short: "Explain why an event did what it did: verification, key, every rule, every attempt",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := rf.client()
-			if err != nil {
-				return err
-			}
-			var e admin.EventView
-			raw, err := c.call(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, nil, &e)
+			e, raw, err := rf.event(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -162,12 +162,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show an event with its payload and deliveries", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := rf.client()
-			if err != nil {
-				return err
-			}
-			var e admin.EventView
-			raw, err := c.call(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(args[0]), nil, nil, &e)
+			e, raw, err := rf.event(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -329,4 +324,15 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// event reads one event from the server, as a view and as sent.
+func (rf *remoteFlags) event(cmd *cobra.Command, id string) (admin.EventView, []byte, error) {
+	var e admin.EventView
+	c, err := rf.client()
+	if err != nil {
+		return e, nil, err
+	}
+	raw, err := c.call(cmd.Context(), http.MethodGet, "/events/"+url.PathEscape(id), nil, nil, &e)
+	return e, raw, err
 }
