@@ -316,6 +316,22 @@ func appendValue(b []byte, v any, limit int) []byte {
 	return b
 }
 
+// appendObject appends m as appendJSON does, its keys sorted.
+func appendObject[V any](b []byte, m map[string]V, stop int) []byte {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendQuote(b, k)
+		b = append(b, ": "...)
+		if b = appendJSON(b, m[k], stop); len(b) > stop {
+			return b
+		}
+	}
+	return append(b, '}')
+}
+
 // appendJSON appends v as JSON, stopping early once b is longer than stop.
 func appendJSON(b []byte, v any, stop int) []byte {
 	if len(b) > stop {
@@ -346,32 +362,9 @@ func appendJSON(b []byte, v any, stop int) []byte {
 		}
 		return append(b, ']')
 	case map[string]any:
-		b = append(b, '{')
-		for i, k := range slices.Sorted(maps.Keys(x)) {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = strconv.AppendQuote(b, k)
-			b = append(b, ": "...)
-			if b = appendJSON(b, x[k], stop); len(b) > stop {
-				return b
-			}
-		}
-		return append(b, '}')
+		return appendObject(b, x, stop)
 	case map[string]string:
-		b = append(b, '{')
-		for i, k := range slices.Sorted(maps.Keys(x)) {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = strconv.AppendQuote(b, k)
-			b = append(b, ": "...)
-			b = strconv.AppendQuote(b, x[k])
-			if len(b) > stop {
-				return b
-			}
-		}
-		return append(b, '}')
+		return appendObject(b, x, stop)
 	}
 	j, err := marshalJSON(v)
 	if err != nil {

@@ -163,11 +163,7 @@ func (s *Store) page(ctx context.Context, from, cursor, since, until string, lim
 		}
 		calls[i] = &scriptCall{keys: []string{k.indexes(), k.queues()}, args: args}
 	}
-	if s.partitioned() {
-		s.runAll(ctx, pageScript, calls)
-	} else {
-		calls[0].cmd = pageScript.Run(ctx, s.c, calls[0].keys, calls[0].args...)
-	}
+	s.runAll(ctx, pageScript, calls)
 	var recs []listed
 	// bound is the highest next of a partition that stopped early: below
 	// it, that partition's records are not known yet, so the merged page

@@ -135,18 +135,7 @@ func encodeEvent(e store.Event, compress bool, keys *seal.Keys, dlvs ...string) 
 	var b strings.Builder
 	b.Grow(48 + len(e.Hook) + len(meta) + len(body) + 16*len(e.MatchedRules) + 32*len(dlvs))
 	b.WriteString(statusLetter(e.Status))
-	b.WriteString(strconv.FormatInt(e.ReceivedAt.UnixMilli(), 10))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(len(meta)))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(len(body)))
-	b.WriteString(flag)
-	b.WriteByte('|')
-	b.WriteString(e.Hook)
-	b.WriteByte('\n')
-	b.Write(meta)
-	b.WriteByte('\n')
-	b.Write(body)
+	writeEventParts(&b, e.ReceivedAt.UnixMilli(), e.Hook, meta, body, flag)
 	for _, r := range e.MatchedRules {
 		if err := checkName("rule", r); err != nil {
 			return "", fmt.Errorf("event %s: %w", e.ID, err)
@@ -227,6 +216,24 @@ func encodeMeta(m eventMeta) ([]byte, error) {
 		b = store.AppendTrace(b, m.Trace)
 	}
 	return append(b, '}'), nil
+}
+
+// writeEventParts writes what follows an event's status letter in its
+// stored string, up to its records: the receipt, the lengths of meta and
+// body with the body's flag, the hook, then meta and body.
+func writeEventParts(b *strings.Builder, received int64, hook string, meta, body []byte, flag string) {
+	b.WriteString(strconv.FormatInt(received, 10))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(meta)))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteString(flag)
+	b.WriteByte('|')
+	b.WriteString(hook)
+	b.WriteByte('\n')
+	b.Write(meta)
+	b.WriteByte('\n')
+	b.Write(body)
 }
 
 // eventParts are the parts of an event's stored string, as stored.

@@ -31,8 +31,14 @@ type scriptCall struct {
 // runAll runs sc once per call in one pipeline, sent by hash, with the
 // commands also adds, if any; a call that finds the script missing (a
 // master replaced or its cache flushed) is run again on its own, which
-// loads it.
+// loads it. A lone call is sent as it is, without a pipeline.
 func (s *Store) runAll(ctx context.Context, sc *redis.Script, calls []*scriptCall, also ...func(redis.Pipeliner)) {
+	if len(calls) == 1 && len(also) == 0 {
+		// One call needs no pipeline: Run loads a missing script itself.
+		c := calls[0]
+		c.cmd = sc.Run(ctx, s.c, c.keys, c.args...)
+		return
+	}
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range calls {
 			c.cmd = sc.EvalSha(ctx, p, c.keys, c.args...)

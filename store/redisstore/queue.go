@@ -321,11 +321,7 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 	for i, k := range s.parts {
 		calls[i] = &scriptCall{keys: []string{k.queues()}, args: []any{now.UnixMilli(), k.base}}
 	}
-	if s.partitioned() {
-		s.runAll(ctx, queueStatsScript, calls)
-	} else {
-		calls[0].cmd = queueStatsScript.Run(ctx, s.c, calls[0].keys, calls[0].args...)
-	}
+	s.runAll(ctx, queueStatsScript, calls)
 	byAction := map[string]int{}
 	var out []store.QueueStats
 	for _, c := range calls {

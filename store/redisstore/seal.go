@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -112,18 +111,7 @@ func resealed(keys *seal.Keys, id string, p eventParts) (string, error) {
 	meta, body, flag := sealEvent(keys, id, meta, body, packed)
 	var b strings.Builder
 	b.Grow(48 + len(p.hook) + len(meta) + len(body))
-	b.WriteString(strconv.FormatInt(p.received, 10))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(len(meta)))
-	b.WriteByte('|')
-	b.WriteString(strconv.Itoa(len(body)))
-	b.WriteString(flag)
-	b.WriteByte('|')
-	b.WriteString(p.hook)
-	b.WriteByte('\n')
-	b.Write(meta)
-	b.WriteByte('\n')
-	b.Write(body)
+	writeEventParts(&b, p.received, p.hook, meta, body, flag)
 	return b.String(), nil
 }
 
