@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,12 +104,20 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 	}
 	b.logf("building hookrelay and the baseline in %s", b.tmp)
-	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(b.tmp, "bin")+string(filepath.Separator), "./cmd/hookrelay", "./bench/baseline")
+	pkgs := []string{"./cmd/hookrelay", "./bench/baseline"}
+	b.bin.hookrelay = filepath.Join(b.tmp, "bin", "hookrelay")
+	if b.o.Hookrelay != "" {
+		pkgs = pkgs[1:]
+		if b.bin.hookrelay, err = filepath.Abs(b.o.Hookrelay); err != nil {
+			return err
+		}
+		b.rep.Machine.Commit = "binary " + b.o.Hookrelay
+	}
+	build := exec.CommandContext(ctx, "go", append([]string{"build", "-o", filepath.Join(b.tmp, "bin") + string(filepath.Separator)}, pkgs...)...)
 	build.Dir = b.root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
-	b.bin.hookrelay = filepath.Join(b.tmp, "bin", "hookrelay")
 	b.bin.baseline = filepath.Join(b.tmp, "bin", "baseline")
 
 	for _, name := range []string{"bench.yaml", "rules.yaml"} {
@@ -396,6 +405,12 @@ func (b *bench) intake(ctx context.Context) error {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Warmup), 0, b.pay, tag+"-warmup", want, nil)
 			accepted += lr.OK
 		}
+		// The CPU time each process spends per request answered, over the
+		// measured rounds only.
+		serverCPU0, serverErr := s.p.cpuTime()
+		selfCPU0 := selfCPU()
+		redisCPU0 := b.redisCPU(ctx, t.store)
+		var measured int64
 		for i := range b.o.Rounds {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Duration), 0, b.pay, fmt.Sprintf("%s-%d", tag, i), want, nil)
 			if ctx.Err() != nil {
@@ -404,6 +419,7 @@ func (b *bench) intake(ctx context.Context) error {
 			}
 			r.Rounds = append(r.Rounds, lr.rate())
 			accepted += lr.OK
+			measured += lr.OK
 			r.Failed += lr.Errors
 			for _, n := range lr.Codes {
 				r.Failed += n
@@ -416,6 +432,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c.CloseIdleConnections()
 		r.Median = median(r.Rounds)
+		r.CPU = b.requestCPU(ctx, s, t.store, serverCPU0, serverErr, selfCPU0, redisCPU0, measured)
 		b.noteRedisLoad(ctx, "intake", t.store, cpu, accepted)
 		b.stop(s)
 		if t.store != "" {
@@ -424,6 +441,33 @@ func (b *bench) intake(ctx context.Context) error {
 		b.rep.Intake = append(b.rep.Intake, r)
 	}
 	return nil
+}
+
+// requestCPU is the CPU time each process spent per request since the
+// readings given (serverCPU0, selfCPU0, redisCPU0) for measured requests; nil
+// when it cannot be read.
+func (b *bench) requestCPU(ctx context.Context, s *server, store string, serverCPU0 time.Duration, serverErr error,
+	selfCPU0 time.Duration, redisCPU0 map[string]float64, measured int64) *requestCPU {
+	serverCPU1, err := s.p.cpuTime()
+	if err = errors.Join(serverErr, err); err != nil {
+		b.rep.note("%s: CPU time unreadable: %v", s.label, err)
+		return nil
+	}
+	if measured == 0 {
+		return nil
+	}
+	per := func(d time.Duration) time.Duration { return d / time.Duration(measured) }
+	c := &requestCPU{Sender: per(selfCPU() - selfCPU0), Server: per(serverCPU1 - serverCPU0)}
+	if redisCPU0 != nil {
+		if after := b.redisCPU(ctx, store); after != nil {
+			sum := 0.0
+			for addr, x := range after {
+				sum += x - redisCPU0[addr]
+			}
+			c.Redis = per(time.Duration(sum * float64(time.Second)))
+		}
+	}
+	return c
 }
 
 // drain accepts a backlog with the relay off, then restarts hookrelay on the

@@ -37,6 +37,7 @@ func main() {
 	flag.DurationVar(&o.Settle, "settle", o.Settle, "wait after the last expected delivery, so that late duplicates are counted")
 	flag.DurationVar(&o.Timeout, "timeout", o.Timeout, "the longest a backlog may take to be accepted or to be delivered")
 	flag.IntVar(&o.Partitions, "cluster-partitions", o.Partitions, "partitions of the stores on the Redis Cluster (0: the store's default)")
+	flag.StringVar(&o.Hookrelay, "hookrelay", "", "a hookrelay binary to measure instead of building one from this tree (e.g. one built from another commit, to compare the two)")
 	stores := flag.String("stores", strings.Join(o.Stores, ","), "stores to run hookrelay on: sqlite, redis and cluster (a local Redis Cluster it starts, with scripts/redis-cluster.sh)")
 	phases := flag.String("phases", strings.Join(o.Phases, ","), "measurements to run: intake (with the baseline the ratios need), drain, latency, isolation")
 	out := flag.String("out", "", "also write the report to this file (e.g. docs/performance.md)")
@@ -90,6 +91,9 @@ type options struct {
 	// Partitions is the partitions= of the stores made on the Redis
 	// Cluster; 0 leaves the store's default.
 	Partitions int
+	// Hookrelay is a hookrelay binary to measure instead of one built
+	// from the tree, e.g. one built from another commit.
+	Hookrelay string
 }
 
 func defaultOptions() options {

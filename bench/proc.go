@@ -213,3 +213,43 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 	}
 	return fmt.Errorf("%s not ready at %s after %v:\n%s", p.name, url, timeout, p.tail(20))
 }
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+// It must be read before the process exits.
+func (p *proc) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: the fields that
+	// count start after its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("no command name in /proc/<pid>/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("too few fields in /proc/<pid>/stat")
+	}
+	// utime and stime are fields 14 and 15 of the line, 12 and 13 after
+	// the name, in clock ticks of 1/100 s on Linux.
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// selfCPU is the CPU time (user and system) the benchmark itself has used:
+// its sender, and its receiver when the relay is on.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

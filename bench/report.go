@@ -37,7 +37,18 @@ type intakeResult struct {
 	Rounds []float64
 	Median float64
 	Failed int64 // requests not answered as wanted
+	CPU    *requestCPU
 }
+
+// requestCPU is the CPU time that each process spent per request answered
+// as wanted, over an intake's measured rounds.
+type requestCPU struct {
+	Sender time.Duration // the benchmark: sender, and receiver with the relay on
+	Server time.Duration // hookrelay or the baseline
+	Redis  time.Duration // the Redis servers that hold the store, summed
+}
+
+func (c requestCPU) total() time.Duration { return c.Sender + c.Server + c.Redis }
 
 type drainResult struct {
 	Store     string
@@ -119,7 +130,9 @@ func (r *report) Markdown() string {
 	}
 	p("| Go | %s |\n", m.Go)
 	p("| Redis | %s |\n", m.Redis)
-	if m.Commit != "" {
+	if bin, ok := strings.CutPrefix(m.Commit, "binary "); ok {
+		p("| hookrelay | the binary %s |\n", bin)
+	} else if m.Commit != "" {
 		p("| hookrelay | commit %s |\n", m.Commit)
 	}
 	p("| date | %s |\n\n", m.Date)
@@ -151,6 +164,27 @@ func (r *report) Markdown() string {
 				rounds[k] = num(x)
 			}
 			p("| %s | %s | %s | %s |\n", label, num(i.Median), r.ratio(i.Median), strings.Join(rounds, " · "))
+		}
+		p("\n")
+		p("### Where the CPU goes\n\n")
+		p("CPU time (user and system) per request answered, over the measured rounds: the\n")
+		p("benchmark process (the sender, and the receiver with the relay on), the server\n")
+		p("under test (`/proc/<pid>/stat`) and Redis (`INFO cpu`, summed over the masters).\n")
+		p("With every core busy, the request rate is about the cores divided by the total.\n\n")
+		p("| server | sender | server | Redis | total |\n|---|---:|---:|---:|---:|\n")
+		for _, i := range r.Intake {
+			if i.CPU == nil {
+				continue
+			}
+			label := i.Label
+			if i.Store != "" {
+				label = "hookrelay " + label
+			}
+			redis := "–"
+			if i.Store == "redis" || i.Store == "cluster" {
+				redis = micros(i.CPU.Redis)
+			}
+			p("| %s | %s | %s | %s | %s |\n", label, micros(i.CPU.Sender), micros(i.CPU.Server), redis, micros(i.CPU.total()))
 		}
 		p("\n")
 	}
@@ -358,4 +392,9 @@ func size(n int) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// micros writes a CPU time per request in microseconds.
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -234,7 +235,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, fail(http.StatusRequestEntityTooLarge, "payload too large", nil)
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var raw []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		// The length is known (and within the limit): one buffer of that
+		// size, where io.ReadAll would grow one several times. The server
+		// ends the body after n bytes.
+		raw = make([]byte, n)
+		_, err = io.ReadFull(body, raw)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) && n > 0 {
+			err = fmt.Errorf("body ended before its Content-Length of %d bytes: %w", n, err)
+		}
+	} else {
+		raw, err = io.ReadAll(body)
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 )
 
 // Group commit: concurrent Accepts are sent to Redis together, as one
-// pipeline of accept scripts, so that under load a round trip and its
-// syscalls carry many events instead of one. Each script stays atomic on
-// its own; the interface stays one call per event.
+// accept script per partition of the batch (one call in all on a single
+// Redis), so that under load a round trip, its syscalls and a script call
+// carry many events instead of one, and the events' writes to the same
+// listing index or queue become one command. The interface stays one call
+// per event.
 
 const (
 	// committers is how many pipelines may be in flight at once.
@@ -29,6 +32,7 @@ var errClosed = errors.New("redisstore: store is closed")
 // acceptCall is one Accept waiting for its batch.
 type acceptCall struct {
 	id         string
+	part       int // the event's partition: its keys' slot
 	deliveries int // how many deliveries it queues
 	replicas   int // how many replicas must hold it (store.Accept.WaitReplicas)
 	keys       []string
@@ -121,16 +125,24 @@ func (s *Store) runBatch(batch []*acceptCall) {
 // runOn runs a batch through client, a master's own client when the batch
 // waits for replicas on a Redis Cluster.
 func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch []*acceptCall) {
-	cmds := make([]*redis.Cmd, len(batch))
+	groups := byPartition(batch)
+	type call struct {
+		args []any // the whole EVALSHA command
+		cmd  *redis.Cmd
+	}
+	calls := make([]call, len(groups))
 	wake, replicas := 0, 0
-	for _, c := range batch {
-		wake += c.deliveries
-		replicas = max(replicas, c.replicas)
+	for i, g := range groups {
+		calls[i].args = evalShaArgs(acceptScript, g)
+		for _, c := range g {
+			wake += c.deliveries
+			replicas = max(replicas, c.replicas)
+		}
 	}
 	var waited *redis.Cmd
 	_, _ = client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range batch {
-			cmds[i] = acceptScript.EvalSha(ctx, p, c.keys, c.args...)
+		for i := range calls {
+			calls[i].cmd = p.Do(ctx, calls[i].args...)
 		}
 		if wake > 0 {
 			// A wake-up is a hint: one that finds a duplicate's
@@ -142,22 +154,23 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		}
 		return nil
 	})
-	type result struct {
-		res []any
-		err error
-	}
-	results := make([]result, len(batch))
+	results := make([][]any, len(groups))
+	errs := make([]error, len(groups))
 	reloaded, failed := false, false
-	for i, c := range batch {
-		r := &results[i]
-		r.res, r.err = cmds[i].Slice()
-		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
-			// The script cache was flushed: Run loads it again, and the
+	for i, c := range calls {
+		results[i], errs[i] = c.cmd.Slice()
+		if errs[i] != nil && redis.HasErrorPrefix(errs[i], "NOSCRIPT") {
+			// The script cache was flushed: it is loaded again, and the
 			// wake-up and WAIT above came before these writes.
-			r.res, r.err = acceptScript.Run(ctx, client, c.keys, c.args...).Slice()
+			if errs[i] = acceptScript.Load(ctx, client).Err(); errs[i] == nil {
+				results[i], errs[i] = client.Do(ctx, c.args...).Slice()
+			}
 			reloaded = true
 		}
-		failed = failed || r.err != nil
+		if errs[i] == nil && len(results[i]) != 2*len(groups[i]) {
+			errs[i] = fmt.Errorf("unexpected reply of %d values for %d events", len(results[i]), len(groups[i]))
+		}
+		failed = failed || errs[i] != nil
 	}
 	if reloaded {
 		if wake > 0 {
@@ -176,13 +189,66 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 	if replicas > 0 {
 		notReplicated = replicated(waited, replicas)
 	}
-	for i, c := range batch {
-		r := results[i]
-		if r.err == nil && notReplicated != nil && c.replicas > 0 {
-			r.err = notReplicated
+	for i, g := range groups {
+		for j, c := range g {
+			var res []any
+			err := errs[i]
+			if err == nil {
+				res = results[i][2*j : 2*j+2]
+				if notReplicated != nil && c.replicas > 0 {
+					err = notReplicated
+				}
+			}
+			c.finish(res, err)
 		}
-		c.finish(r.res, r.err)
 	}
+}
+
+// byPartition splits a batch into the calls of each partition, in the
+// order the partitions first come, each call keeping the batch's order.
+func byPartition(batch []*acceptCall) [][]*acceptCall {
+	if len(batch) > 0 && !slices.ContainsFunc(batch, func(c *acceptCall) bool { return c.part != batch[0].part }) {
+		return [][]*acceptCall{batch}
+	}
+	var groups [][]*acceptCall
+	at := map[int]int{}
+	for _, c := range batch {
+		i, ok := at[c.part]
+		if !ok {
+			i = len(groups)
+			at[c.part] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	return groups
+}
+
+// evalShaArgs is the EVALSHA command of sc, an accept script, for calls:
+// its keys, then the number of events, each one's numbers of keys and
+// arguments, then their arguments one event after the other (acceptScript).
+// It is sent as it is, without the copy that Script.EvalSha would make.
+func evalShaArgs(sc *redis.Script, calls []*acceptCall) []any {
+	nk, na := 0, 1+2*len(calls)
+	for _, c := range calls {
+		nk += len(c.keys)
+		na += len(c.args)
+	}
+	cmd := make([]any, 0, 3+nk+na)
+	cmd = append(cmd, "evalsha", sc.Hash(), nk)
+	for _, c := range calls {
+		for _, k := range c.keys {
+			cmd = append(cmd, k)
+		}
+	}
+	cmd = append(cmd, len(calls))
+	for _, c := range calls {
+		cmd = append(cmd, len(c.keys), len(c.args))
+	}
+	for _, c := range calls {
+		cmd = append(cmd, c.args...)
+	}
+	return cmd
 }
 
 // replicated reads the answer to WAIT for replicas: nil when enough of them

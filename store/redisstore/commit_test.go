@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -62,6 +63,107 @@ func TestOpenLoadsScripts(t *testing.T) {
 	for i, ok := range got {
 		if !ok {
 			t.Errorf("script %d is not loaded after Open", i)
+		}
+	}
+}
+
+// TestBatchSharesWrites runs one batch whose events meet each other: a
+// duplicate of an event earlier in the batch, a second delivery of the
+// same lane, an ignored event of another hook and a delivery of another
+// action. The script gathers their index and queue writes; each event
+// must still come out as it would alone.
+func TestBatchSharesWrites(t *testing.T) {
+	c := redistest.Client(t)
+	s := New(c, redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	accept := func(hook, key string, i int, action, lane string) store.Accept {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		e := store.Event{ID: store.NewID("evt", at), Hook: hook, ReceivedAt: at, IdempotencyKey: key, Body: []byte(`{}`)}
+		a := store.Accept{Event: e, KeyTTL: time.Hour}
+		if action != "" {
+			e.MatchedRules = []string{"r"}
+			a.Event = e
+			a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: hook, Rule: "r", Action: action,
+				Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at, Lane: lane}}
+		}
+		return a
+	}
+	accepts := []store.Accept{
+		accept("h", "k1", 1, "a", "L"),
+		accept("h", "k1", 2, "a", ""),  // the first one's duplicate
+		accept("g", "", 3, "", ""),     // ignored
+		accept("h", "k4", 4, "a", "L"), // waits behind the first one
+		accept("h", "k5", 5, "b", ""),
+	}
+	var batch []*acceptCall
+	for _, a := range accepts {
+		keys, args, err := s.acceptArgs(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
+	}
+	s.runBatch(batch)
+	want := []store.Accepted{
+		{EventID: accepts[0].Event.ID},
+		{EventID: accepts[0].Event.ID, Duplicate: true},
+		{EventID: accepts[2].Event.ID},
+		{EventID: accepts[3].Event.ID},
+		{EventID: accepts[4].Event.ID},
+	}
+	for i, call := range batch {
+		<-call.done
+		if call.err != nil || call.res != want[i] {
+			t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want[i])
+		}
+	}
+	if _, err := s.Event(ctx, accepts[1].Event.ID); err == nil {
+		t.Errorf("the duplicate %s was stored", accepts[1].Event.ID)
+	}
+	if e, err := s.Event(ctx, accepts[0].Event.ID); err != nil || e.Duplicates.Count != 1 {
+		t.Errorf("original: %d duplicates, %v; want 1", e.Duplicates.Count, err)
+	}
+	list := func(hook string, status store.EventStatus) []string {
+		es, _, err := s.ListEvents(ctx, store.EventFilter{Hook: hook, Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range es {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	if got, want := list("h", store.EventAccepted), []string{accepts[4].Event.ID, accepts[3].Event.ID, accepts[0].Event.ID}; !slices.Equal(got, want) {
+		t.Errorf("accepted events of h: %v, want %v", got, want)
+	}
+	if got, want := list("g", store.EventIgnored), []string{accepts[2].Event.ID}; !slices.Equal(got, want) {
+		t.Errorf("ignored events of g: %v, want %v", got, want)
+	}
+	b, err := s.Lease(ctx, store.LeaseRequest{Now: now.Add(time.Second), TTL: time.Minute,
+		Actions: []store.ActionQuota{{Action: "a", N: 10}, {Action: "b", N: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leased []string
+	for _, l := range b.Leases {
+		leased = append(leased, l.Delivery.ID)
+	}
+	slices.Sort(leased)
+	wantLeased := []string{accepts[0].Deliveries[0].ID, accepts[4].Deliveries[0].ID}
+	slices.Sort(wantLeased)
+	if !slices.Equal(leased, wantLeased) {
+		t.Errorf("leased %v, want %v (the second of lane L waits)", leased, wantLeased)
+	}
+	stats, err := s.QueueStats(ctx, now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stats {
+		if st.Action == "a" && (st.Lanes != 1 || st.Waiting != 1) {
+			t.Errorf("action a: %d lanes, %d waiting; want 1 and 1", st.Lanes, st.Waiting)
 		}
 	}
 }

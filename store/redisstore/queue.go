@@ -16,6 +16,12 @@ import (
 // Lease serves every quota of r in one script: per action, the gate of
 // its stored state, then leases that ended unrenewed, then due deliveries,
 // earliest first.
+//
+// A script that runs longer than the client's read timeout is sent again
+// by the client, which retries reads that time out: the second run finds
+// the deliveries the first one leased held, and they wait for the end of
+// those leases, then go to the next Lease. Delayed by one lease, never
+// lost; the relay's quotas keep a script far below the timeout.
 func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
 	r, err := store.CheckLeaseRequest(r)
 	if err != nil {

@@ -195,7 +195,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, err
 	}
-	return s.submit(ctx, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
+	return s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
 		keys: keys, args: args, done: make(chan struct{})})
 }
 

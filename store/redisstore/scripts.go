@@ -46,47 +46,63 @@ local function evdlvs(v, r)
 end
 `
 
-// enqueueLua stores, queues and indexes the deliveries whose arguments
-// start at ARGV[at] (f, then per delivery its id, due time, action, lane
-// ("" for none), created time and f-5 field/value arguments). The script
-// that includes it sets at and the KEYS positions queues (the set of
-// queued actions) and first (where each delivery's hash, listing index,
-// action queue, lane and its action's lanes start, five by five; a
-// delivery in no lane names its queue for the last two). It leaves n, the
-// number of deliveries stored.
+// enqueueLua holds enqueue, which stores, queues and indexes the
+// deliveries whose arguments are ARGV[at..last] (f, then per delivery its
+// id, due time, action, lane ("" for none), created time and f-5
+// field/value arguments). KEYS[queues] is the set of queued actions, and
+// the deliveries' keys start at KEYS[first]: each delivery's hash, listing
+// index, action queue, lane and its action's lanes, five by five; a
+// delivery in no lane names its queue for the last two. The sorted-set
+// and set members it adds go through zadd(key, score, member) and
+// sadd(key, member), which may write at once (zaddNow, saddNow) or gather
+// the writes of a whole batch (acceptScript). It returns the number of
+// deliveries stored.
 //
 // A delivery in a lane joins the lane, a sorted set of the ids of its
 // deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
 // creation; it is queued only when the lane has no active delivery, the
 // one queued or held, which the action's lanes hash names
 // (<base>lanes:<action>: sha1 of the lane → the active delivery's id).
+// The lane's own writes are never gathered: the next delivery of the same
+// lane, in the same batch, reads them.
 const enqueueLua = `
-local f = tonumber(ARGV[at])
-at = at + 1
-local n = 0
-while at <= #ARGV do
-	local id = ARGV[at]
-	local k = first + 5 * n
-	n = n + 1
-	redis.call("HSET", KEYS[k], unpack(ARGV, at + 5, at + f - 1))
-	redis.call("ZADD", KEYS[k + 1], 0, id)
-	local queue = true
-	local lane = ARGV[at + 3]
-	if lane ~= "" then
-		local lh = redis.sha1hex(lane)
-		redis.call("ZADD", KEYS[k + 3], ARGV[at + 4], id)
-		local active = redis.call("HGET", KEYS[k + 4], lh)
-		if active and active ~= id then
-			queue = false
-		else
-			redis.call("HSET", KEYS[k + 4], lh, id)
+local function zaddNow(key, score, member)
+	redis.call("ZADD", key, score, member)
+end
+
+local function saddNow(key, member)
+	redis.call("SADD", key, member)
+end
+
+local function enqueue(at, last, queues, first, zadd, sadd)
+	local f = tonumber(ARGV[at])
+	at = at + 1
+	local n = 0
+	while at <= last do
+		local id = ARGV[at]
+		local k = first + 5 * n
+		n = n + 1
+		redis.call("HSET", KEYS[k], unpack(ARGV, at + 5, at + f - 1))
+		zadd(KEYS[k + 1], 0, id)
+		local queue = true
+		local lane = ARGV[at + 3]
+		if lane ~= "" then
+			local lh = redis.sha1hex(lane)
+			redis.call("ZADD", KEYS[k + 3], ARGV[at + 4], id)
+			local active = redis.call("HGET", KEYS[k + 4], lh)
+			if active and active ~= id then
+				queue = false
+			else
+				redis.call("HSET", KEYS[k + 4], lh, id)
+			end
 		end
+		if queue then
+			zadd(KEYS[k + 2], ARGV[at + 1], id)
+		end
+		sadd(KEYS[queues], ARGV[at + 2])
+		at = at + f
 	end
-	if queue then
-		redis.call("ZADD", KEYS[k + 2], ARGV[at + 1], id)
-	end
-	redis.call("SADD", KEYS[queues], ARGV[at + 2])
-	at = at + f
+	return n
 end
 `
 
@@ -118,28 +134,45 @@ local function laneNext(base, action, lane, id)
 end
 `
 
-// acceptScript checks the idempotency key, stores the event, its
-// deliveries, queues them and indexes both for listing: a few commands per
-// event, whatever the listings' filters. The relays are woken by the
-// caller, once per batch of scripts (commit.go).
+// acceptScript accepts a batch of events, in order, each as one accept:
+// it checks the event's idempotency key, stores the event and its
+// deliveries, queues them and indexes both for listing. Events stay
+// separate (a duplicate later in the batch meets its original earlier in
+// it); what they share is the batch's writes to the same sorted sets and
+// sets, gathered and sent as one ZADD or SADD per key at the end, so that
+// a batch of one hook's events costs three commands per event (SET NX GET,
+// SET, HSET) and a handful per batch. All keys of a call must be in one
+// slot: on a Redis Cluster a call holds one partition's events. The relays
+// are woken by the caller, once per batch (commit.go).
 //
-//	KEYS[1]    idempotency key        <base>idem:<hook>:<sha256 of key>
-//	KEYS[2]    queued actions         <base>queues
-//	KEYS[3]    event                  <base>evt:<id>
-//	KEYS[4]    the event's index      <base>ix:e:<status letter>:<hook>
-//	KEYS[5]    listing indexes        <base>ix
-//	KEYS[6..]  per delivery: its hash <base>dlv:<id>, its index
+//	ARGV[1]    n: the number of events
+//	ARGV[2..]  per event, two by two: how many keys and how many
+//	           arguments it has; its keys follow those of the events
+//	           before it in KEYS, its arguments those of the events
+//	           before it in ARGV, after these counts
+//
+// Each event's keys, from its first:
+//
+//	1          idempotency key        <base>idem:<hook>:<sha256 of key>
+//	2          queued actions         <base>queues
+//	3          event                  <base>evt:<id>
+//	4          the event's index      <base>ix:e:<status letter>:<hook>
+//	5          listing indexes        <base>ix
+//	6..        per delivery: its hash <base>dlv:<id>, its index
 //	           <base>ix:d:<hook>|<action>, its action's queue
 //	           <base>q:<action>, its lane <base>lane:<action>:<sha1> and
 //	           its action's lanes <base>lanes:<action> (see enqueueLua)
-//	ARGV[1]    event id
-//	ARGV[2]    received at
-//	ARGV[3]    key window ends at; "0" to skip the idempotency check
-//	ARGV[4]    how long Redis keeps the idempotency key (ms)
-//	ARGV[5]    the event's stored string, its deliveries' records included
-//	ARGV[6]    "1" when the caller waits for replicas: a duplicate then
+//
+// and its arguments, from its first:
+//
+//	1          event id
+//	2          received at
+//	3          key window ends at; "0" to skip the idempotency check
+//	4          how long Redis keeps the idempotency key (ms)
+//	5          the event's stored string, its deliveries' records included
+//	6          "1" when the caller waits for replicas: a duplicate then
 //	           writes too (see the script)
-//	ARGV[7]    m: number of index names that follow (members of KEYS[5])
+//	7          m: number of index names that follow (members of key 5)
 //	then       f: number of arguments per delivery, and per delivery
 //	           its id, its due time, its action, its lane, its creation
 //	           and f-5 field/value arguments
@@ -148,54 +181,117 @@ end
 // the idempotency key's partition, as a record "U<arrival number>|<received
 // at>"; only the last maxArrivals such records are kept.
 //
-// Returns {event id, 0} when stored, {original event id, 1} for a duplicate.
-var acceptScript = redis.NewScript(eventLua + `
+// Returns, per event, {event id, 0} when stored, {original event id, 1}
+// for a duplicate, all in one flat list.
+var acceptScript = redis.NewScript(eventLua + enqueueLua + `
 local maxArrivals = ` + strconv.Itoa(store.MaxDuplicateArrivals) + `
-if ARGV[3] ~= "0" then
-	local val = ARGV[1] .. "|" .. ARGV[3]
-	local held = redis.call("SET", KEYS[1], val, "NX", "GET", "PX", ARGV[4])
-	if held then
-		local id, exp = string.match(held, "^(.*)|(%d+)$")
-		if id and tonumber(exp) > tonumber(ARGV[2]) then
-			local okey = string.sub(KEYS[3], 1, #KEYS[3] - #ARGV[1]) .. id
-			local v = redis.call("GET", okey)
-			local _, _, _, r
-			if v then
-				_, _, _, r = evhead(v)
-			end
-			if r then
-				local keep, arrivals, n = {}, {}, 0
-				for rec, tag in string.gmatch(string.sub(v, r), "(\n(.)[^\n]*)") do
-					if tag == "U" then
-						arrivals[#arrivals + 1] = rec
-						n = tonumber(string.match(rec, "^\nU(%d+)|")) or n
-					else
-						keep[#keep + 1] = rec
-					end
-				end
-				for i = math.max(1, #arrivals - maxArrivals + 2), #arrivals do
-					keep[#keep + 1] = arrivals[i]
-				end
-				keep[#keep + 1] = "\nU" .. (n + 1) .. "|" .. ARGV[2]
-				redis.call("SET", okey, string.sub(v, 1, r - 1) .. table.concat(keep))
-			end
-			if ARGV[6] == "1" then
-				-- A write of its own, replicated after the original's, so
-				-- that the caller's WAIT covers the original too.
-				redis.call("PEXPIRE", KEYS[1], ARGV[4])
-			end
-			return {id, 1}
-		end
-		redis.call("SET", KEYS[1], val, "PX", ARGV[4])
+-- The batch's gathered writes: per key, in the order first met, the
+-- sorted set's score/member pairs and the set's members (each once).
+local zkeys, zpairs, skeys, smembers = {}, {}, {}, {}
+local function zadd(key, score, member)
+	local t = zpairs[key]
+	if not t then
+		t = {}
+		zpairs[key] = t
+		zkeys[#zkeys + 1] = key
+	end
+	t[#t + 1] = score
+	t[#t + 1] = member
+end
+local function sadd(key, member)
+	local t = smembers[key]
+	if not t then
+		t = {seen = {}}
+		smembers[key] = t
+		skeys[#skeys + 1] = key
+	end
+	if not t.seen[member] then
+		t.seen[member] = true
+		t[#t + 1] = member
 	end
 end
-redis.call("SET", KEYS[3], ARGV[5])
-redis.call("ZADD", KEYS[4], 0, ARGV[1])
-local m = tonumber(ARGV[7])
-redis.call("SADD", KEYS[5], unpack(ARGV, 8, 7 + m))
-local at = 8 + m
-local queues, first = 2, 6
-` + enqueueLua + `return {ARGV[1], 0}
+
+-- accept1 accepts the event whose keys follow KEYS[kb] and whose last
+-- argument is ARGV[last], its first ARGV[ab + 1].
+local function accept1(kb, ab, last)
+	local function K(i) return KEYS[kb + i] end
+	local function A(i) return ARGV[ab + i] end
+	local id = A(1)
+	if A(3) ~= "0" then
+		local val = id .. "|" .. A(3)
+		local held = redis.call("SET", K(1), val, "NX", "GET", "PX", A(4))
+		if held then
+			local oid, exp = string.match(held, "^(.*)|(%d+)$")
+			if oid and tonumber(exp) > tonumber(A(2)) then
+				local okey = string.sub(K(3), 1, #K(3) - #id) .. oid
+				local v = redis.call("GET", okey)
+				local _, _, _, r
+				if v then
+					_, _, _, r = evhead(v)
+				end
+				if r then
+					local keep, arrivals, n = {}, {}, 0
+					for rec, tag in string.gmatch(string.sub(v, r), "(\n(.)[^\n]*)") do
+						if tag == "U" then
+							arrivals[#arrivals + 1] = rec
+							n = tonumber(string.match(rec, "^\nU(%d+)|")) or n
+						else
+							keep[#keep + 1] = rec
+						end
+					end
+					for i = math.max(1, #arrivals - maxArrivals + 2), #arrivals do
+						keep[#keep + 1] = arrivals[i]
+					end
+					keep[#keep + 1] = "\nU" .. (n + 1) .. "|" .. A(2)
+					redis.call("SET", okey, string.sub(v, 1, r - 1) .. table.concat(keep))
+				end
+				if A(6) == "1" then
+					-- A write of its own, replicated after the original's, so
+					-- that the caller's WAIT covers the original too.
+					redis.call("PEXPIRE", K(1), A(4))
+				end
+				return oid, 1
+			end
+			redis.call("SET", K(1), val, "PX", A(4))
+		end
+	end
+	redis.call("SET", K(3), A(5))
+	zadd(K(4), 0, id)
+	local m = tonumber(A(7))
+	for i = 8, 7 + m do
+		sadd(K(5), A(i))
+	end
+	if ab + 8 + m <= last then
+		enqueue(ab + 8 + m, last, kb + 2, kb + 6, zadd, sadd)
+	end
+	return id, 0
+end
+
+local n = tonumber(ARGV[1])
+local out = {}
+local kb, ab = 0, 1 + 2 * n
+for i = 1, n do
+	local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+	local id, dup = accept1(kb, ab, ab + na)
+	out[#out + 1] = id
+	out[#out + 1] = dup
+	kb, ab = kb + nk, ab + na
+end
+-- Rounds of at most 1000 pairs or members keep unpack below Lua's stack
+-- limit.
+for _, key in ipairs(zkeys) do
+	local t = zpairs[key]
+	for j = 1, #t, 2000 do
+		redis.call("ZADD", key, unpack(t, j, math.min(j + 1999, #t)))
+	end
+end
+for _, key in ipairs(skeys) do
+	local t = smembers[key]
+	for j = 1, #t, 1000 do
+		redis.call("SADD", key, unpack(t, j, math.min(j + 999, #t)))
+	end
+end
+return out
 `)
 
 // leaseScript serves every quota of a lease request. Per action it applies
@@ -1073,7 +1169,7 @@ return out
 //
 // Returns the number of deliveries stored, -1 when there is no such event,
 // or {i} when the i-th delivery (from 0) exists already.
-var addDeliveriesScript = redis.NewScript(eventLua + `
+var addDeliveriesScript = redis.NewScript(eventLua + enqueueLua + `
 local v = redis.call("GET", KEYS[2])
 if not v then
 	return -1
@@ -1118,8 +1214,8 @@ if s and s ~= "a" then
 	redis.call("ZADD", ARGV[3] .. "ix:e:a:" .. hook, 0, ARGV[1])
 	redis.call("SADD", KEYS[3], "e:a:" .. hook)
 end
-local queues, first = 1, 4
-` + enqueueLua + `redis.call("PUBLISH", ARGV[2], n)
+local n = enqueue(at, #ARGV, 1, 4, zaddNow, saddNow)
+redis.call("PUBLISH", ARGV[2], n)
 return n
 `)
 

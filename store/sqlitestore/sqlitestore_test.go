@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -373,8 +374,9 @@ func TestLoadMigrations(t *testing.T) {
 
 // TestGroupCommit holds the writer inside a transaction while many Accepts
 // queue up, then checks that they all commit in the next single transaction
-// and that the one failing among them does not undo the others. synctest
-// makes "every caller is waiting" observable without sleeping.
+// and that the two failing among them do not undo the others: one fails at
+// its first statement, the other at its last, and nothing of it stays.
+// synctest makes "every caller is waiting" observable without sleeping.
 func TestGroupCommit(t *testing.T) {
 	const callers = 100 // fewer than maxBatch, so they fit one batch
 	dir := t.TempDir()
@@ -407,15 +409,20 @@ func TestGroupCommit(t *testing.T) {
 		synctest.Wait() // the writer is inside the holding op
 
 		errs := make([]error, callers)
+		late := testEvent("orders", fmt.Sprintf("key-%d", callers/4), callers/4+1, base, "crm", "erp")
+		late.Deliveries[1].ID = taken.Deliveries[0].ID // stored already: its event and key were written before it
 		var wg sync.WaitGroup
 		for i := range callers {
 			wg.Go(func() {
 				a := testEvent("orders", fmt.Sprintf("key-%d", i), i+1, base, "crm", "erp")
-				if i == callers/2 {
+				switch i {
+				case callers / 2:
 					a.Event.ID = taken.Event.ID // primary key conflict
 					for j := range a.Deliveries {
 						a.Deliveries[j].EventID = taken.Event.ID
 					}
+				case callers / 4:
+					a = late
 				}
 				_, errs[i] = s.Accept(ctx, a)
 			})
@@ -428,9 +435,9 @@ func TestGroupCommit(t *testing.T) {
 		}
 
 		for i, err := range errs {
-			if i == callers/2 {
+			if i == callers/2 || i == callers/4 {
 				if err == nil {
-					t.Errorf("Accept %d reusing event id %s succeeded", i, taken.Event.ID)
+					t.Errorf("Accept %d reusing an id succeeded", i)
 				}
 				continue
 			}
@@ -444,8 +451,16 @@ func TestGroupCommit(t *testing.T) {
 		if diff := cmp.Diff([]int{1, 1, callers}, got); diff != "" {
 			t.Errorf("requests per commit (-want +got):\n%s", diff)
 		}
+		if _, err := s.Event(ctx, late.Event.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the event of the Accept that failed at its last statement: %v, want %v", err, store.ErrNotFound)
+		}
+		// Its key was given back with it: the sender's retry is stored.
+		retry := testEvent("orders", late.Event.IdempotencyKey, callers+1, base, "crm")
+		if got := mustAccept(t, s, retry); got.Duplicate || got.EventID != retry.Event.ID {
+			t.Errorf("retry of the failed Accept: %+v, want event %s stored", got, retry.Event.ID)
+		}
 		b := mustLease(t, s, base, 1000, time.Minute, "crm", "erp")
-		if want := 1 + 2*(callers-1); len(b.Leases) != want {
+		if want := 1 + 2*(callers-2) + 1; len(b.Leases) != want {
 			t.Errorf("leased %d deliveries, want %d", len(b.Leases), want)
 		}
 	})

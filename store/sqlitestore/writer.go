@@ -7,8 +7,9 @@ import (
 )
 
 // writeOp runs inside the writer's transaction. Returning an error rolls back
-// the op's own changes only (a savepoint) and is handed to its caller; the
-// rest of the batch still commits.
+// the op's own changes only and is handed to its caller; the rest of the
+// batch still commits. An op may run more than once before its batch
+// commits (see commit): it must set every result it hands back afresh.
 type writeOp func(w *writeTx) error
 
 // request is one caller's write waiting for the writer.
@@ -133,10 +134,16 @@ func (s *Store) runWriter() {
 	}
 }
 
-// commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction, each request
-// inside its own savepoint, and answers every request. Wake channels fire
-// before callers are answered, so a caller whose Accept returned knows its
-// signal has been sent.
+// commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction and
+// answers every request. Wake channels fire before callers are answered, so
+// a caller whose Accept returned knows its signal has been sent.
+//
+// A request's error undoes its own changes only. The batch first runs
+// without savepoints, which would cost two statements per request: when
+// every request succeeds, as nearly all do, nothing needs undoing. When one
+// fails, the transaction is rolled back and the batch runs again with each
+// request inside a savepoint of its own, rolled back on its error (a
+// request alone needs none: the rollback of the transaction is its own).
 func (s *Store) commit(w *writeTx, batch []*request) {
 	live := batch[:0]
 	for _, r := range batch {
@@ -149,46 +156,14 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-	failAll := func(err error) {
-		// Fails harmlessly when SQLite has already rolled back.
-		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+	results, wake, err := s.run(w, live, false)
+	if errors.Is(err, errRequestFailed) {
+		results, wake, err = s.run(w, live, true)
+	}
+	if err != nil {
 		for _, r := range live {
 			r.done <- err
 		}
-	}
-
-	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
-		failAll(err)
-		return
-	}
-	wake := false
-	results := make([]error, len(live))
-	for i, r := range live {
-		if _, err := w.exec("SAVEPOINT request"); err != nil {
-			failAll(err)
-			return
-		}
-		w.wake = false
-		err := r.op(w)
-		if err != nil {
-			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
-				// The transaction itself is gone (SQLite rolls back on some
-				// I/O and full-disk errors): nothing of the batch survives.
-				failAll(errors.Join(err, rbErr))
-				return
-			}
-		}
-		if _, err := w.exec("RELEASE request"); err != nil {
-			failAll(err)
-			return
-		}
-		results[i] = err
-		if err == nil && w.wake {
-			wake = true
-		}
-	}
-	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
-		failAll(err)
 		return
 	}
 	if s.onCommit != nil {
@@ -200,4 +175,62 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	for i, r := range live {
 		r.done <- results[i]
 	}
+}
+
+// errRequestFailed says that a request of a batch run without savepoints
+// failed, and the batch was rolled back.
+var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
+
+// run runs the requests in one transaction, each inside a savepoint of its
+// own when savepoints is set, and commits it. It returns each request's
+// result, and whether one of them enqueued deliveries; an error when
+// nothing was committed: errRequestFailed when, without savepoints, one of
+// several requests failed.
+func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, error) {
+	rollback := func(err error) ([]error, bool, error) {
+		// Fails harmlessly when SQLite has already rolled back.
+		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+		return nil, false, err
+	}
+	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		return rollback(err)
+	}
+	wake := false
+	results := make([]error, len(live))
+	for i, r := range live {
+		if savepoints {
+			if _, err := w.exec("SAVEPOINT request"); err != nil {
+				return rollback(err)
+			}
+		}
+		w.wake = false
+		err := r.op(w)
+		switch {
+		case err != nil && len(live) == 1:
+			// The transaction holds this request only.
+			rollback(nil)
+			return []error{err}, false, nil
+		case err != nil && !savepoints:
+			return rollback(errRequestFailed)
+		case err != nil:
+			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
+				// The transaction itself is gone (SQLite rolls back on some
+				// I/O and full-disk errors): nothing of the batch survives.
+				return rollback(errors.Join(err, rbErr))
+			}
+		}
+		if savepoints {
+			if _, err := w.exec("RELEASE request"); err != nil {
+				return rollback(err)
+			}
+		}
+		results[i] = err
+		if err == nil && w.wake {
+			wake = true
+		}
+	}
+	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+		return rollback(err)
+	}
+	return results, wake, nil
 }
