@@ -146,6 +146,15 @@ func TestSmoke(t *testing.T) {
 		if i.Median <= 0 || len(i.Rounds) != o.Rounds {
 			t.Errorf("intake %s: median %v from %d rounds", i.Label, i.Median, len(i.Rounds))
 		}
+		// Every process works for every request; Redis only for hookrelay
+		// on Redis. Tiny rounds read the servers' CPU in ticks of 10 ms,
+		// so only zero is out of bounds.
+		switch c := i.CPU; {
+		case c == nil:
+			t.Errorf("intake %s: no CPU time per request", i.Label)
+		case c.Sender <= 0 || c.Server <= 0 || (c.Redis > 0) != (i.Store == "redis"):
+			t.Errorf("intake %s: CPU per request %+v", i.Label, *c)
+		}
 	}
 	if len(rep.Drain) != 2 {
 		t.Fatalf("%d drain results, want 2", len(rep.Drain))
@@ -184,7 +193,7 @@ func TestSmoke(t *testing.T) {
 	}
 
 	doc := rep.Document("docs/performance.md")
-	for _, want := range []string{"## Machine", "## Intake", "## Relay drain", "## Latency", "## Isolation", "## Peak memory",
+	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## Peak memory",
 		"## How to reproduce", "-out docs/performance.md"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)

@@ -206,7 +206,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	public := http.NewServeMux()
 	public.Handle("/", ingress)
 	srv := gateway.NewServer(public, gateway.ServerOptions{Logger: log})
-	var adminSrv *http.Server
+	var adminSrv *gateway.Server
 	if adminLn != nil {
 		adminSrv = gateway.NewServer(ops, gateway.ServerOptions{Logger: log})
 	} else {
