@@ -12,10 +12,13 @@
 // receipt, lengths, hook), its headers and idempotency key as JSON, its body
 // (compressed with zstd when that pays, compress.go), then records naming its
 // deliveries and matched rules. A delivery is a small hash, its attempts a
-// list. An accept is one script of a few commands: the idempotency key is
-// taken with SET NX GET, the event and its deliveries written, and each
-// record indexed once. Concurrent Accepts share pipelines, which end with one
-// wake-up for the relays and, with durability: wait, one WAIT (commit.go).
+// list. An accept is a few commands: the idempotency key is taken with SET
+// NX GET, the event and its deliveries written, and each record indexed
+// once. Concurrent Accepts are sent together as one script per partition
+// (one in all on a single server), which accepts them in order and writes
+// their index and queue entries as one command per key; the pipeline ends
+// with one wake-up for the relays and, with durability: wait, one WAIT
+// (commit.go).
 //
 // Each action has its own queue, a sorted set of delivery ids scored by due
 // time, and its own lease set scored by lease end: a delivery whose worker
