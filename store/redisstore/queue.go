@@ -18,10 +18,9 @@ import (
 // earliest first.
 //
 // A script that runs longer than the client's read timeout is sent again
-// by the client, which retries reads that time out: the second run finds
-// the deliveries the first one leased held, and they wait for the end of
-// those leases, then go to the next Lease. Delayed by one lease, never
-// lost; the relay's quotas keep a script far below the timeout.
+// by the client, which retries reads that time out: the second run hands
+// back the leases of the first (leaseScript), which would otherwise be held
+// unseen until they end.
 func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
 	r, err := store.CheckLeaseRequest(r)
 	if err != nil {
@@ -36,32 +35,50 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	if s.partitioned() {
 		return s.leaseParts(ctx, r)
 	}
-	now := r.Now.UnixMilli()
-	keys := make([]string, 0, 3*len(r.Actions))
-	args := make([]any, 0, 4+5*len(r.Actions))
-	args = append(args, now, leaseEnd(r.Now, r.TTL), s.k.base, newTokenHead())
-	for _, q := range r.Actions {
-		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
-		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "", "")
-	}
+	keys, args := s.leaseCall(r, newTokenHead())
 	res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
 	}
-	next, ok := res[0].(int64)
-	if !ok || len(res)%2 != 0 {
-		return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: unexpected reply %v", res)
+	b, err := s.decodeLeases(res)
+	if err != nil {
+		return b, fmt.Errorf("redisstore: lease: %w", err)
 	}
-	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(res)/2)}
+	return b, nil
+}
+
+// leaseCall is the keys and arguments of the lease script for r on a store
+// of one partition, its leases named after head.
+func (s *Store) leaseCall(r store.LeaseRequest, head string) ([]string, []any) {
+	keys := make([]string, 0, 3*len(r.Actions))
+	args := make([]any, 0, 4+5*len(r.Actions))
+	args = append(args, r.Now.UnixMilli(), leaseEnd(r.Now, r.TTL), s.k.base, head)
+	for _, q := range r.Actions {
+		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "", "")
+	}
+	return keys, args
+}
+
+// decodeLeases reads the lease script's reply. On an error, the leases
+// decoded so far come with it: they are held, and handing them back lets
+// the caller release them rather than wait for their end.
+func (s *Store) decodeLeases(res []any) (store.LeaseBatch, error) {
+	if len(res) < 2 || len(res)%2 != 0 {
+		return store.LeaseBatch{}, fmt.Errorf("unexpected reply %v", res)
+	}
+	next, ok := res[0].(int64)
+	if !ok {
+		return store.LeaseBatch{}, fmt.Errorf("unexpected reply %v", res)
+	}
+	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(res)/2-1)}
 	if next != 0 {
 		b.NextDue = time.UnixMilli(next).UTC()
 	}
 	for i := 2; i+1 < len(res); i += 2 {
 		l, err := decodeLease(s.keys, res[i], res[i+1])
 		if err != nil {
-			// The leases decoded so far are held: handing them back lets
-			// the caller release them rather than wait for their end.
-			return b, fmt.Errorf("redisstore: lease: %w", err)
+			return b, err
 		}
 		b.Leases = append(b.Leases, l)
 	}

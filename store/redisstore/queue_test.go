@@ -662,10 +662,8 @@ func TestRetryRequeues(t *testing.T) {
 // the script takes.
 func TestLeaseLargeQuota(t *testing.T) {
 	// One script leases all 2,500: on a loaded machine it may run longer
-	// than the client's usual read timeout, after which the client would
-	// send it again, and the second run would find every delivery held by
-	// the first (see the note on Lease). The test is of the script, so its
-	// client waits.
+	// than the client's usual read timeout, and every retry as long. The
+	// test is of the script, so its client waits.
 	o := *redistest.Client(t).Options()
 	o.ReadTimeout = time.Minute
 	c := redis.NewClient(&o)
@@ -688,5 +686,77 @@ func TestLeaseLargeQuota(t *testing.T) {
 	}
 	if n, _ := s.c.ZCard(t.Context(), s.k.leases("crm")).Result(); n != int64(len(dues)) {
 		t.Errorf("lease set holds %d, want %d", n, len(dues))
+	}
+}
+
+// TestLeaseRetriedHandsBackItsLeases: the client sends a lease script again
+// when its reply does not come in time. The second run of the same call
+// hands back the first run's leases, with their tokens, instead of leasing
+// nothing while they are held unseen until they end.
+func TestLeaseRetriedHandsBackItsLeases(t *testing.T) {
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	ds := acceptFor(t, s, "crm", base, base, base)
+	acceptFor(t, s, "erp", base)
+	r := store.LeaseRequest{Now: base, TTL: time.Minute, Actions: []store.ActionQuota{{Action: "crm", N: 10}, {Action: "erp", N: 10}}}
+	keys, args := s.leaseCall(r, newTokenHead())
+	run := func() store.LeaseBatch {
+		t.Helper()
+		res, err := leaseScript.Run(ctx, s.c, keys, args...).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.decodeLeases(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tokens := func(b store.LeaseBatch) map[string]string {
+		m := map[string]string{}
+		for _, l := range b.Leases {
+			m[l.Delivery.ID] = l.Token
+		}
+		return m
+	}
+	first := run()
+	if len(first.Leases) != len(ds)+1 {
+		t.Fatalf("first run leased %d, want %d", len(first.Leases), len(ds)+1)
+	}
+	again := run()
+	if diff := cmp.Diff(tokens(first), tokens(again)); diff != "" {
+		t.Errorf("the second run's leases differ from the first's (-first +again):\n%s", diff)
+	}
+	if !again.NextDue.Equal(base) {
+		t.Errorf("second run: next due %v, want now (%v), so that the relay asks again", again.NextDue, base)
+	}
+	for _, l := range again.Leases {
+		if len(l.Event.Body) == 0 || l.Until.IsZero() {
+			t.Errorf("lease of %s handed back without its event or end: %+v", l.Delivery.ID, l)
+		}
+	}
+	// Another call finds them held.
+	if b := lease(t, s, r); len(b.Leases) != 0 {
+		t.Errorf("a new call leased %d, want 0: the first run's leases hold", len(b.Leases))
+	}
+	// The leases handed back are the ones that hold: they finish.
+	var fs []store.Finish
+	for _, l := range again.Leases {
+		fs = append(fs, store.Finish{Lease: l, Attempt: store.Attempt{DeliveryID: l.Delivery.ID, N: 1, StartedAt: base, StatusCode: 200},
+			Outcome: store.Outcome{Status: store.DeliverySucceeded}})
+	}
+	errs, err := s.Finish(ctx, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("finish %s: %v", fs[i].Lease.Delivery.ID, err)
+		}
+	}
+	// Once they finished, a third run of the call hands back nothing.
+	if b := run(); len(b.Leases) != 0 {
+		t.Errorf("a run after the leases finished handed back %d", len(b.Leases))
 	}
 }

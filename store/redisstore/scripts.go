@@ -277,20 +277,18 @@ for i = 1, n do
 	out[#out + 1] = dup
 	kb, ab = kb + nk, ab + na
 end
--- Rounds of at most 1000 pairs or members keep unpack below Lua's stack
--- limit.
-for _, key in ipairs(zkeys) do
-	local t = zpairs[key]
-	for j = 1, #t, 2000 do
-		redis.call("ZADD", key, unpack(t, j, math.min(j + 1999, #t)))
+-- Rounds of at most 2000 values (1000 pairs or 2000 members) keep unpack
+-- below Lua's stack limit.
+local function flush(cmd, keys, values)
+	for _, key in ipairs(keys) do
+		local t = values[key]
+		for j = 1, #t, 2000 do
+			redis.call(cmd, key, unpack(t, j, math.min(j + 1999, #t)))
+		end
 	end
 end
-for _, key in ipairs(skeys) do
-	local t = smembers[key]
-	for j = 1, #t, 1000 do
-		redis.call("SADD", key, unpack(t, j, math.min(j + 999, #t)))
-	end
-end
+flush("ZADD", zkeys, zpairs)
+flush("SADD", skeys, smembers)
 return out
 `)
 
@@ -327,10 +325,49 @@ return out
 // Each delivery is its field/value list, which ends with its new token and
 // lease (they win over any read before them) and its id; each event is its
 // stored string, "" when missing.
+//
+// A call that leased anything notes the ids under its token head
+// (<base>lcall:<head>) until its leases end. The client sends a script
+// again when its reply did not come in time: a second run of the same call
+// finds the note and hands back the first run's leases that its head still
+// holds, with now as next due, instead of leasing anew and leaving those
+// held, unseen, until they end.
 var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local nexts = {}
 local out, seq, nextDue = {0, nexts}, 0, nil
+local callKey, granted = base .. "lcall:" .. head, {}
+
+-- fields2 returns the values of fields a and b in the field/value list d.
+local function fields2(d, a, b)
+	local x, y
+	for j = 1, #d, 2 do
+		if d[j] == a then
+			x = d[j + 1]
+		elseif d[j] == b then
+			y = d[j + 1]
+		end
+	end
+	return x, y
+end
+
+local prior = redis.call("GET", callKey)
+if prior then
+	for i = 1, #KEYS / 3 do
+		nexts[i] = now
+	end
+	out[1] = now
+	for id in string.gmatch(prior, "[^ ]+") do
+		local d = redis.call("HGETALL", base .. "dlv:" .. id)
+		local token, evt = fields2(d, "token", "evt")
+		if token and string.sub(token, 1, #head) == head then
+			d[#d + 1], d[#d + 2] = "id", id
+			out[#out + 1] = d
+			out[#out + 1] = redis.call("GET", base .. "evt:" .. (evt or "")) or ""
+		end
+	end
+	return out
+end
 -- A quota with a token offset names its leases head..quota.."."..n from
 -- the offset on, the names gateScript counted in the cap set; others are
 -- numbered head..seq across the call.
@@ -348,14 +385,7 @@ local function take(key, lkey, from_queue, want)
 		for _, id in ipairs(ids) do
 			local dkey = base .. "dlv:" .. id
 			local d = redis.call("HGETALL", dkey)
-			local status, evt
-			for j = 1, #d, 2 do
-				if d[j] == "status" then
-					status = d[j + 1]
-				elseif d[j] == "evt" then
-					evt = d[j + 1]
-				end
-			end
+			local status, evt = fields2(d, "status", "evt")
 			if status == "pending" or status == "retrying" then
 				got = got + 1
 				local token
@@ -375,6 +405,7 @@ local function take(key, lkey, from_queue, want)
 				out[#out + 1] = redis.call("GET", base .. "evt:" .. (evt or "")) or ""
 				leased[#leased + 1] = untl
 				leased[#leased + 1] = id
+				granted[#granted + 1] = id
 			else
 				redis.call("ZREM", key, id)
 			end
@@ -462,6 +493,9 @@ for i = 1, #KEYS / 3 do
 end
 if nextDue then
 	out[1] = nextDue
+end
+if #granted > 0 then
+	redis.call("SET", callKey, table.concat(granted, " "), "PX", math.max(tonumber(untl) - now, 1))
 end
 return out
 `)
