@@ -326,18 +326,15 @@ return out
 // lease (they win over any read before them) and its id; each event is its
 // stored string, "" when missing.
 //
-// A call that leased anything notes the ids under its token head
-// (<base>lcall:<head>) until its leases end. The client sends a script
-// again when its reply did not come in time: a second run of the same call
-// finds the note and hands back the first run's leases that its head still
-// holds, with now as next due, instead of leasing anew and leaving those
-// held, unseen, until they end.
+// The client sends a script again when its reply did not come in time. A
+// second run of the same call finds the first run's leases in the lease
+// sets at their end (ARGV[2]), their tokens starting with the call's head,
+// and hands them back, with now as next due, instead of leasing anew and
+// leaving those held, unseen, until they end.
 var leaseScript = redis.NewScript(`
 local now, untl, base, head = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local nexts = {}
 local out, seq, nextDue = {0, nexts}, 0, nil
-local callKey, granted = base .. "lcall:" .. head, {}
-
 -- fields2 returns the values of fields a and b in the field/value list d.
 local function fields2(d, a, b)
 	local x, y
@@ -351,21 +348,27 @@ local function fields2(d, a, b)
 	return x, y
 end
 
-local prior = redis.call("GET", callKey)
-if prior then
-	for i = 1, #KEYS / 3 do
-		nexts[i] = now
-	end
-	out[1] = now
-	for id in string.gmatch(prior, "[^ ]+") do
+-- A second run of this call? Its leases end at untl and their tokens
+-- start with head.
+local again = false
+for i = 1, #KEYS / 3 do
+	nexts[i] = 0
+	for _, id in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3 * i - 1], untl, untl)) do
 		local d = redis.call("HGETALL", base .. "dlv:" .. id)
 		local token, evt = fields2(d, "token", "evt")
 		if token and string.sub(token, 1, #head) == head then
+			again = true
 			d[#d + 1], d[#d + 2] = "id", id
 			out[#out + 1] = d
 			out[#out + 1] = redis.call("GET", base .. "evt:" .. (evt or "")) or ""
 		end
 	end
+end
+if again then
+	for i = 1, #KEYS / 3 do
+		nexts[i] = now
+	end
+	out[1] = now
 	return out
 end
 -- A quota with a token offset names its leases head..quota.."."..n from
@@ -405,7 +408,6 @@ local function take(key, lkey, from_queue, want)
 				out[#out + 1] = redis.call("GET", base .. "evt:" .. (evt or "")) or ""
 				leased[#leased + 1] = untl
 				leased[#leased + 1] = id
-				granted[#granted + 1] = id
 			else
 				redis.call("ZREM", key, id)
 			end
@@ -493,9 +495,6 @@ for i = 1, #KEYS / 3 do
 end
 if nextDue then
 	out[1] = nextDue
-end
-if #granted > 0 then
-	redis.call("SET", callKey, table.concat(granted, " "), "PX", math.max(tonumber(untl) - now, 1))
 end
 return out
 `)
