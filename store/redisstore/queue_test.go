@@ -438,13 +438,25 @@ func TestFinishBatch(t *testing.T) {
 			t.Errorf("delivery %d: %s, in the dead index = %v", i, w.status, inDead)
 		}
 	}
-	// A success already recorded is not applied twice.
+	// A success already recorded is not applied twice. The same finish
+	// sent again (as the client does when its answer is late) is answered
+	// as the first was and recorded once; another attempt's success is
+	// recorded, and finds the lease lost.
 	errs, err = s.Finish(ctx, []store.Finish{{Lease: ls[0], Attempt: at, Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+	if err != nil || errs[0] != nil {
+		t.Errorf("the same success again = %v, %v; want it answered as the first", errs, err)
+	}
+	later := at
+	later.StartedAt = at.StartedAt.Add(time.Second)
+	errs, err = s.Finish(ctx, []store.Finish{{Lease: ls[0], Attempt: later, Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
 	if err != nil || !errors.Is(errs[0], store.ErrLeaseLost) {
-		t.Errorf("second success = %v, %v; want ErrLeaseLost", errs, err)
+		t.Errorf("a second success = %v, %v; want ErrLeaseLost", errs, err)
 	}
 	if d, _ := s.Delivery(ctx, ds[0].ID); d.Attempts != 1 {
 		t.Errorf("a second success counted: %d attempts", d.Attempts)
+	}
+	if as, err := s.Attempts(ctx, ds[0].ID); err != nil || len(as) != 2 {
+		t.Errorf("%d attempts recorded (%v), want 2: the first once, and the later one", len(as), err)
 	}
 }
 

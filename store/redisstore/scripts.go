@@ -648,7 +648,10 @@ return out
 //
 // Returns, per attempt, 1 when applied, 0 when the lease was lost (the
 // attempt is still recorded), -1 when there is no such delivery (nothing is
-// recorded).
+// recorded). An attempt that is the last recorded already was recorded by
+// an earlier run of the same call, which the client sent again: it is not
+// recorded twice, and counts as applied when the delivery shows its
+// outcome.
 var finishScript = redis.NewScript(laneLua + `
 local base = ARGV[1]
 local dead = base .. "ix:dead"
@@ -659,9 +662,18 @@ for i = 1, #KEYS / 2 do
 	local at = 3 + 7 * (i - 1)
 	local id, token, attempt, status = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
 	local nextAt, err, updated = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
-	local d = redis.call("HMGET", dkey, "status", "token", "action", "n", "lane")
+	local d = redis.call("HMGET", dkey, "status", "token", "action", "n", "lane", "updated")
 	if not d[1] then
 		out[i] = -1
+	elseif redis.call("LINDEX", akey, -1) == attempt then
+		-- A second run of this finish: the client sends a script again
+		-- when its reply did not come in time. The attempt is recorded
+		-- already, and its outcome applied if the delivery shows it.
+		if d[1] == status and d[6] == updated then
+			out[i] = 1
+		else
+			out[i] = 0
+		end
 	else
 		redis.call("RPUSH", akey, attempt)
 		local held = (d[1] == "pending" or d[1] == "retrying") and token ~= "" and d[2] == token
