@@ -24,6 +24,11 @@ func (e *TokenExpiredError) Error() string {
 // Is makes an expired token match ErrPermanent.
 func (e *TokenExpiredError) Is(target error) bool { return target == ErrPermanent }
 
+// CheckBearer is what an attempt checks before it sends a request with
+// header h at now: a *TokenExpiredError when its bearer token is a JWT
+// that has expired, else nil. A dry run shows the same verdict.
+func CheckBearer(h http.Header, now time.Time) error { return checkBearer(h, now) }
+
 // checkBearer returns a *TokenExpiredError when the request's
 // "Authorization: Bearer" token is a JWT whose exp is not after now
 // (RFC 7519 §4.1.4: the token is accepted only before exp). A token that

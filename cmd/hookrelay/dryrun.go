@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
@@ -196,6 +197,9 @@ func (in *inbound) dryRun(out io.Writer) error {
 			continue
 		}
 		req := p.Request
+		if err := actions.CheckBearer(req.Header, in.now); err != nil {
+			fmt.Fprintf(out, "    would not be sent, the delivery would be dead: %s\n", safe(err.Error()))
+		}
 		fmt.Fprintf(out, "    %s %s\n", safe(req.Method), safe(in.cfg.Redactor().URL(req.URL)))
 		red := in.cfg.Redactor().Header(req.Header)
 		red["Idempotency-Key"] = "<delivery id>"

@@ -264,3 +264,34 @@ func TestOAuth2UnauthorizedIsSentAgainOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestDryRunSaysTokenExpired: hookrelay test says that a request whose
+// bearer token has expired would not be sent, as an attempt would find,
+// and shows it as usual when the token is still good.
+func TestDryRunSaysTokenExpired(t *testing.T) {
+	cfg := relayConfig(t, `
+  - name: all
+    when: "true"
+    actions: [callback]
+`, `
+  callback:
+    url: https://api.example.com/users
+    method: PATCH
+    auth:
+      bearer: "{{ body.UserToken }}"
+`)
+	dir := t.TempDir()
+	expired, good := filepath.Join(dir, "expired.json"), filepath.Join(dir, "good.json")
+	exp := time.Now().Add(-time.Hour).UTC()
+	writeFile(t, expired, `{"UserToken":"`+expiringJWT(exp)+`"}`)
+	writeFile(t, good, `{"UserToken":"`+expiringJWT(time.Now().Add(time.Hour))+`"}`)
+	code, out, errOut := run(t, nil, "test", "--config", cfg, "--hook", "in", "--payload", expired)
+	want := "would not be sent, the delivery would be dead: token expired at " + exp.Truncate(time.Second).Format(time.RFC3339)
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("test with an expired token: exit %d, want %q in stdout:\n%s\nstderr: %s", code, want, out, errOut)
+	}
+	code, out, errOut = run(t, nil, "test", "--config", cfg, "--hook", "in", "--payload", good)
+	if code != 0 || strings.Contains(out, "would not be sent") || !strings.Contains(out, "PATCH https://api.example.com/users") {
+		t.Errorf("test with a good token: exit %d, stdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+}
