@@ -772,3 +772,43 @@ func TestLeaseRetriedHandsBackItsLeases(t *testing.T) {
 		t.Errorf("a run after the leases finished handed back %d", len(b.Leases))
 	}
 }
+
+// TestGateRetriedAllowsTheSame: a gate script sent again by the client
+// allows what its first run allowed, holding no second set of places in
+// the action's cap.
+func TestGateRetriedAllowsTheSame(t *testing.T) {
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	now := base.UnixMilli()
+	until := leaseEnd(base, time.Minute)
+	gate := func(head string, want int) int64 {
+		t.Helper()
+		res, err := gateScript.Run(ctx, s.c, []string{s.k.actionState("crm"), s.k.capSet("crm")},
+			now, until, head, want, base.Add(time.Minute).UnixMilli(), 8).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, _ := res[0].([]any)
+		n, _ := row[0].(int64)
+		return n
+	}
+	held := func() int64 {
+		t.Helper()
+		n, err := s.c.ZCard(ctx, s.k.capSet("crm")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	head := newTokenHead() + "g"
+	if got := gate(head, 5); got != 5 || held() != 5 {
+		t.Fatalf("first run: allowed %d, %d places held; want 5 and 5", got, held())
+	}
+	if got := gate(head, 5); got != 5 || held() != 5 {
+		t.Errorf("second run of the same call: allowed %d, %d places held; want 5 and 5", got, held())
+	}
+	if got := gate(newTokenHead()+"g", 5); got != 3 || held() != 8 {
+		t.Errorf("another call: allowed %d, %d places held; want 3 (the cap of 8) and 8", got, held())
+	}
+}

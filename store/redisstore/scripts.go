@@ -522,6 +522,8 @@ return out
 // and, when the action was moved to half-open for a probe (its gate is
 // then "0": the probe may be taken), the state's new version (else 0), so
 // that settleScript can move it back when no delivery was due after all.
+// A second run of the same call, which the client sends when the reply is
+// late, finds the first run's placeholders and allows what they count.
 var gateScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local out = {}
@@ -540,14 +542,27 @@ for i = 1, #KEYS / 2 do
 	end
 	if cap > 0 and want > 0 then
 		redis.call("ZREMRANGEBYSCORE", ckey, "-inf", now)
-		want = math.min(want, cap - redis.call("ZCARD", ckey))
-		if want > 0 then
-			local held = {}
-			for j = 1, want do
-				held[#held + 1] = ARGV[2]
-				held[#held + 1] = ARGV[3] .. i .. "." .. j
+		-- A second run of this call (the client sends a script again
+		-- when its reply did not come in time) finds its placeholders
+		-- at their lease end, and allows what they count.
+		local prefix, mine = ARGV[3] .. i .. ".", 0
+		for _, m in ipairs(redis.call("ZRANGEBYSCORE", ckey, ARGV[2], ARGV[2])) do
+			if string.sub(m, 1, #prefix) == prefix then
+				mine = mine + 1
 			end
-			redis.call("ZADD", ckey, unpack(held))
+		end
+		if mine > 0 then
+			want = math.min(want, mine)
+		else
+			want = math.min(want, cap - redis.call("ZCARD", ckey))
+			if want > 0 then
+				local held = {}
+				for j = 1, want do
+					held[#held + 1] = ARGV[2]
+					held[#held + 1] = ARGV[3] .. i .. "." .. j
+				end
+				redis.call("ZADD", ckey, unpack(held))
+			end
 		end
 	end
 	if want < 0 then
