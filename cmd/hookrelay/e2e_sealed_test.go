@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/seal"
+	"github.com/hookrelay/hookrelay/store/storetest"
 )
 
 // sealedToken is an elevated OrderCloud UserToken that must never be
@@ -80,44 +80,10 @@ func readSealed(t *testing.T, url string, keys *seal.Keys, ids ...string) {
 func rawStore(t *testing.T, url string) []byte {
 	t.Helper()
 	if path, ok := strings.CutPrefix(url, "sqlite://"); ok {
-		var all []byte
-		for _, p := range []string{path, path + "-wal", path + "-shm"} {
-			b, err := os.ReadFile(p)
-			if err != nil && !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
-			all = append(all, b...)
-		}
-		return all
+		return storetest.RawFiles(t, path)
 	}
 	_, prefix, _ := strings.Cut(url, "prefix=")
-	c := redistest.Client(t)
-	ctx := context.Background()
-	var b bytes.Buffer
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		b.WriteString(k + "\n")
-		switch c.Type(ctx, k).Val() {
-		case "string":
-			b.WriteString(c.Get(ctx, k).Val())
-		case "hash":
-			for f, v := range c.HGetAll(ctx, k).Val() {
-				b.WriteString(f + "=" + v + "\n")
-			}
-		case "list":
-			b.WriteString(strings.Join(c.LRange(ctx, k, 0, -1).Val(), "\n"))
-		case "set":
-			b.WriteString(strings.Join(c.SMembers(ctx, k).Val(), "\n"))
-		case "zset":
-			b.WriteString(strings.Join(c.ZRange(ctx, k, 0, -1).Val(), "\n"))
-		}
-		b.WriteString("\n" + c.Dump(ctx, k).Val() + "\n")
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return redistest.Dump(t, redistest.Client(t), prefix)
 }
 
 // storedEvents is each stored event as stored (its row's columns, its

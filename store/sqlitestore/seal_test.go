@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"database/sql"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -23,7 +22,7 @@ func TestSealingConformance(t *testing.T) {
 				t.Cleanup(func() { s.Close() })
 				return s
 			},
-			Raw: func() []byte { return rawFiles(t, path) },
+			Raw: func() []byte { return storetest.RawFiles(t, path) },
 			Stored: func() map[string]string {
 				db, err := sql.Open("sqlite", dsn(path, true))
 				if err != nil {
@@ -50,21 +49,6 @@ func TestSealingConformance(t *testing.T) {
 			},
 		}
 	})
-}
-
-// rawFiles is every byte of the database file at path and of its -wal and
-// -shm files, those that exist.
-func rawFiles(t *testing.T, path string) []byte {
-	t.Helper()
-	var all []byte
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		b, err := os.ReadFile(p)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		all = append(all, b...)
-	}
-	return all
 }
 
 // The whole suite again on stores that seal: sealing changes nothing a

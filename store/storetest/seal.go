@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,20 @@ func SealKeys(t testing.TB) *seal.Keys {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// RawFiles is every byte of the SQLite database at path and of its -wal
+// and -shm files, those that exist: what a copy of the embedded store
+// would hold, for a backend's Raw.
+func RawFiles(t testing.TB, path string) []byte {
+	t.Helper()
+	var all []byte
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		b, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return all
 }
