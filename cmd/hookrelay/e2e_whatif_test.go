@@ -119,15 +119,10 @@ func storeSnapshot(t *testing.T, backend, storeURL string) func() map[string]int
 		c := redistest.Client(t)
 		return func() map[string]int64 {
 			t.Helper()
-			ctx := context.Background()
 			snap := map[string]int64{}
-			iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
+			for _, k := range redistest.Keys(t, c, prefix) {
 				snap["keys"]++
-				snap[iter.Val()] = 1
-			}
-			if err := iter.Err(); err != nil {
-				t.Fatal(err)
+				snap[k] = 1
 			}
 			return snap
 		}
