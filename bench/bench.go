@@ -408,9 +408,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		// The CPU time each process spends per request answered, over the
 		// measured rounds only.
-		serverCPU0, serverErr := s.p.cpuTime()
-		selfCPU0 := selfCPU()
-		redisCPU0 := b.redisCPU(ctx, t.store)
+		cpu0 := b.readCPU(ctx, s, t.store)
 		var measured int64
 		for i := range b.o.Rounds {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Duration), 0, b.pay, fmt.Sprintf("%s-%d", tag, i), want, nil)
@@ -433,7 +431,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c.CloseIdleConnections()
 		r.Median = median(r.Rounds)
-		r.CPU = b.requestCPU(ctx, s, t.store, serverCPU0, serverErr, selfCPU0, redisCPU0, measured)
+		r.CPU = b.perRequest(s, cpu0, b.readCPU(ctx, s, t.store), measured)
 		b.noteRedisLoad(ctx, "intake", t.store, cpu, accepted)
 		b.stop(s)
 		if t.store != "" {
@@ -444,13 +442,26 @@ func (b *bench) intake(ctx context.Context) error {
 	return nil
 }
 
-// requestCPU is the CPU time each process spent per request since the
-// readings given (serverCPU0, selfCPU0, redisCPU0) for measured requests; nil
-// when it cannot be read.
-func (b *bench) requestCPU(ctx context.Context, s *server, store string, serverCPU0 time.Duration, serverErr error,
-	selfCPU0 time.Duration, redisCPU0 map[string]float64, measured int64) *requestCPU {
-	serverCPU1, err := s.p.cpuTime()
-	if err = errors.Join(serverErr, err); err != nil {
+// cpuReading is the CPU time the processes of an intake have used so far:
+// the server under test (err when unreadable), the benchmark itself and
+// the store's Redis servers (nil for SQLite), in seconds per address.
+type cpuReading struct {
+	server time.Duration
+	err    error
+	self   time.Duration
+	redis  map[string]float64
+}
+
+func (b *bench) readCPU(ctx context.Context, s *server, store string) cpuReading {
+	server, err := s.p.cpuTime()
+	return cpuReading{server: server, err: err, self: selfCPU(), redis: b.redisCPU(ctx, store)}
+}
+
+// perRequest is the CPU time each process spent per request from the
+// reading before to the one after, over measured requests; nil when it
+// cannot be told.
+func (b *bench) perRequest(s *server, before, after cpuReading, measured int64) *requestCPU {
+	if err := errors.Join(before.err, after.err); err != nil {
 		b.rep.note("%s: CPU time unreadable: %v", s.label, err)
 		return nil
 	}
@@ -458,15 +469,13 @@ func (b *bench) requestCPU(ctx context.Context, s *server, store string, serverC
 		return nil
 	}
 	per := func(d time.Duration) time.Duration { return d / time.Duration(measured) }
-	c := &requestCPU{Sender: per(selfCPU() - selfCPU0), Server: per(serverCPU1 - serverCPU0)}
-	if redisCPU0 != nil {
-		if after := b.redisCPU(ctx, store); after != nil {
-			sum := 0.0
-			for addr, x := range after {
-				sum += x - redisCPU0[addr]
-			}
-			c.Redis = per(time.Duration(sum * float64(time.Second)))
+	c := &requestCPU{Sender: per(after.self - before.self), Server: per(after.server - before.server)}
+	if before.redis != nil && after.redis != nil {
+		sum := 0.0
+		for addr, x := range after.redis {
+			sum += x - before.redis[addr]
 		}
+		c.Redis = per(time.Duration(sum * float64(time.Second)))
 	}
 	return c
 }
