@@ -133,7 +133,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 	calls := make([]call, len(groups))
 	wake, replicas := 0, 0
 	for i, g := range groups {
-		calls[i].args = evalShaArgs(acceptScript, g)
+		calls[i].args = acceptCommand(g)
 		for _, c := range g {
 			wake += c.deliveries
 			replicas = max(replicas, c.replicas)
@@ -224,18 +224,18 @@ func byPartition(batch []*acceptCall) [][]*acceptCall {
 	return groups
 }
 
-// evalShaArgs is the EVALSHA command of sc, an accept script, for calls:
+// acceptCommand is the EVALSHA command of acceptScript for calls:
 // its keys, then the number of events, each one's numbers of keys and
 // arguments, then their arguments one event after the other (acceptScript).
 // It is sent as it is, without the copy that Script.EvalSha would make.
-func evalShaArgs(sc *redis.Script, calls []*acceptCall) []any {
+func acceptCommand(calls []*acceptCall) []any {
 	nk, na := 0, 1+2*len(calls)
 	for _, c := range calls {
 		nk += len(c.keys)
 		na += len(c.args)
 	}
 	cmd := make([]any, 0, 3+nk+na)
-	cmd = append(cmd, "evalsha", sc.Hash(), nk)
+	cmd = append(cmd, "evalsha", acceptScript.Hash(), nk)
 	for _, c := range calls {
 		for _, k := range c.keys {
 			cmd = append(cmd, k)

@@ -214,16 +214,14 @@ end
 -- accept1 accepts the event whose keys follow KEYS[kb] and whose last
 -- argument is ARGV[last], its first ARGV[ab + 1].
 local function accept1(kb, ab, last)
-	local function K(i) return KEYS[kb + i] end
-	local function A(i) return ARGV[ab + i] end
-	local id = A(1)
-	if A(3) ~= "0" then
-		local val = id .. "|" .. A(3)
-		local held = redis.call("SET", K(1), val, "NX", "GET", "PX", A(4))
+	local id = ARGV[ab + 1]
+	if ARGV[ab + 3] ~= "0" then
+		local val = id .. "|" .. ARGV[ab + 3]
+		local held = redis.call("SET", KEYS[kb + 1], val, "NX", "GET", "PX", ARGV[ab + 4])
 		if held then
 			local oid, exp = string.match(held, "^(.*)|(%d+)$")
-			if oid and tonumber(exp) > tonumber(A(2)) then
-				local okey = string.sub(K(3), 1, #K(3) - #id) .. oid
+			if oid and tonumber(exp) > tonumber(ARGV[ab + 2]) then
+				local okey = string.sub(KEYS[kb + 3], 1, #KEYS[kb + 3] - #id) .. oid
 				local v = redis.call("GET", okey)
 				local _, _, _, r
 				if v then
@@ -242,24 +240,24 @@ local function accept1(kb, ab, last)
 					for i = math.max(1, #arrivals - maxArrivals + 2), #arrivals do
 						keep[#keep + 1] = arrivals[i]
 					end
-					keep[#keep + 1] = "\nU" .. (n + 1) .. "|" .. A(2)
+					keep[#keep + 1] = "\nU" .. (n + 1) .. "|" .. ARGV[ab + 2]
 					redis.call("SET", okey, string.sub(v, 1, r - 1) .. table.concat(keep))
 				end
-				if A(6) == "1" then
+				if ARGV[ab + 6] == "1" then
 					-- A write of its own, replicated after the original's, so
 					-- that the caller's WAIT covers the original too.
-					redis.call("PEXPIRE", K(1), A(4))
+					redis.call("PEXPIRE", KEYS[kb + 1], ARGV[ab + 4])
 				end
 				return oid, 1
 			end
-			redis.call("SET", K(1), val, "PX", A(4))
+			redis.call("SET", KEYS[kb + 1], val, "PX", ARGV[ab + 4])
 		end
 	end
-	redis.call("SET", K(3), A(5))
-	zadd(K(4), 0, id)
-	local m = tonumber(A(7))
+	redis.call("SET", KEYS[kb + 3], ARGV[ab + 5])
+	zadd(KEYS[kb + 4], 0, id)
+	local m = tonumber(ARGV[ab + 7])
 	for i = 8, 7 + m do
-		sadd(K(5), A(i))
+		sadd(KEYS[kb + 5], ARGV[ab + i])
 	end
 	if ab + 8 + m <= last then
 		enqueue(ab + 8 + m, last, kb + 2, kb + 6, zadd, sadd)
