@@ -374,19 +374,11 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 			qs.Due += int(n[0])
 			qs.InFlight += int(n[1])
 			qs.Scheduled += int(n[2])
-			if n[3] != 0 {
-				if t := time.UnixMilli(n[3]).UTC(); qs.OldestDue.IsZero() || t.Before(qs.OldestDue) {
-					qs.OldestDue = t
-				}
-			}
+			keepEarliest(&qs.OldestDue, n[3])
 			qs.Lanes += int(n[4])
 			qs.Waiting += int(n[5])
 			qs.BlockedLanes += int(n[6])
-			if n[7] != 0 {
-				if t := time.UnixMilli(n[7]).UTC(); qs.OldestLaneHead.IsZero() || t.Before(qs.OldestLaneHead) {
-					qs.OldestLaneHead = t
-				}
-			}
+			keepEarliest(&qs.OldestLaneHead, n[7])
 		}
 	}
 	if out == nil {
@@ -394,4 +386,15 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) ([]store.QueueSta
 	}
 	slices.SortFunc(out, func(a, b store.QueueStats) int { return strings.Compare(a.Action, b.Action) })
 	return out, nil
+}
+
+// keepEarliest sets *t to the time ms (unix milliseconds; 0: none) when *t
+// is zero or later.
+func keepEarliest(t *time.Time, ms int64) {
+	if ms == 0 {
+		return
+	}
+	if at := time.UnixMilli(ms).UTC(); t.IsZero() || at.Before(*t) {
+		*t = at
+	}
 }
