@@ -56,7 +56,8 @@ end
 // and set members it adds go through zadd(key, score, member) and
 // sadd(key, member), which may write at once (zaddNow, saddNow) or gather
 // the writes of a whole batch (acceptScript). It returns the number of
-// deliveries stored.
+// deliveries stored. Scores go to Redis as strings: a Lua number would be
+// formatted by Lua and parsed again by the command, on every member.
 //
 // A delivery in a lane joins the lane, a sorted set of the ids of its
 // deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
@@ -83,7 +84,7 @@ local function enqueue(at, last, queues, first, zadd, sadd)
 		local k = first + 5 * n
 		n = n + 1
 		redis.call("HSET", KEYS[k], unpack(ARGV, at + 5, at + f - 1))
-		zadd(KEYS[k + 1], 0, id)
+		zadd(KEYS[k + 1], "0", id)
 		local queue = true
 		local lane = ARGV[at + 3]
 		if lane ~= "" then
@@ -254,7 +255,7 @@ local function accept1(kb, ab, last)
 		end
 	end
 	redis.call("SET", KEYS[kb + 3], ARGV[ab + 5])
-	zadd(KEYS[kb + 4], 0, id)
+	zadd(KEYS[kb + 4], "0", id)
 	local m = tonumber(ARGV[ab + 7])
 	for i = 8, 7 + m do
 		sadd(KEYS[kb + 5], ARGV[ab + i])
