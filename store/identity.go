@@ -33,5 +33,19 @@ type Identity struct {
 	Previous string
 }
 
+// UnexpectedIdentityError: the store holds another identity than the one
+// the process was told to expect (ReadinessOptions.Expect). The store is
+// not the one meant, or an operator accepted a loss since, which wrote a
+// new identity.
+type UnexpectedIdentityError struct {
+	Want string
+	Got  Identity
+}
+
+func (e *UnexpectedIdentityError) Error() string {
+	return "the store's identity is " + e.Got.ID + " (" + string(e.Got.State) + " since " +
+		e.Got.CreatedAt.UTC().Format(time.RFC3339) + "), not the expected " + e.Want
+}
+
 // ErrDiskFull: the store's file system has no room left for a write.
 var ErrDiskFull = errors.New("disk full")

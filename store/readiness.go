@@ -31,6 +31,14 @@ type ReadinessOptions struct {
 	// store lost its data (the count Losses returns goes up by one), for
 	// a metric.
 	OnLoss func()
+	// Expect, when set, is the identity the store must hold at Init: the
+	// one an operator pinned. A store without an identity then lost its
+	// data while no process watched it (a Redis restarted empty, a file
+	// replaced by an empty one), and is marked lost instead of taken for
+	// a new store; a store with another identity is refused
+	// (UnexpectedIdentityError), unless it is the mark of the expected
+	// one's loss.
+	Expect string
 }
 
 // Readiness tells whether one serving process may be trusted with events:
@@ -46,6 +54,7 @@ type Readiness struct {
 	now        func() time.Time
 	watchEvery time.Duration
 	onLoss     func()
+	expect     string
 
 	mu    sync.Mutex
 	known Identity // the identity last seen; ID empty before Init
@@ -58,7 +67,7 @@ type Readiness struct {
 
 // NewReadiness returns the readiness of s. Call Init before Ready or Run.
 func NewReadiness(s IdentityStore, o ReadinessOptions) *Readiness {
-	r := &Readiness{s: s, log: o.Logger, now: o.Now, watchEvery: o.WatchEvery, onLoss: o.OnLoss}
+	r := &Readiness{s: s, log: o.Logger, now: o.Now, watchEvery: o.WatchEvery, onLoss: o.OnLoss, expect: o.Expect}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -72,9 +81,11 @@ func NewReadiness(s IdentityStore, o ReadinessOptions) *Readiness {
 }
 
 // Init reads the store's identity at start. A store without one (a new
-// store, or one written by a version without identities) gets one. A store
-// that another process found to have lost its data leaves this one not
-// ready too; with accept, the loss is accepted instead (AcceptReset).
+// store, or one written by a version without identities) gets one, unless
+// an identity is expected (ReadinessOptions.Expect): the store then lost
+// its data, and is marked so. A store that another process found to have
+// lost its data leaves this one not ready too; with accept, the loss is
+// accepted instead (AcceptReset), whatever identity was expected.
 func (r *Readiness) Init(ctx context.Context, accept bool) error {
 	if accept {
 		id, prev, err := AcceptReset(ctx, r.s, r.now())
@@ -90,6 +101,23 @@ func (r *Readiness) Init(ctx context.Context, accept bool) error {
 	}
 	for range 3 {
 		id, err := r.s.Identity(ctx)
+		if errors.Is(err, ErrNotFound) && r.expect != "" {
+			lost := Identity{ID: NewID("sid", r.now()), CreatedAt: r.now().UTC(), State: IdentityLost, Previous: r.expect}
+			err = r.s.PutIdentity(ctx, "", lost)
+			if errors.Is(err, ErrConflict) {
+				continue // another process wrote one first: read it
+			}
+			if err != nil {
+				return fmt.Errorf("write the store identity: %w", err)
+			}
+			r.log.Error("store lost its data: it holds no identity, where "+r.expect+" was expected; events acknowledged before may be lost (a Redis restarted without persistence or flushed, or a file replaced, while no process ran?); this process is not ready until an operator runs `hookrelay store reset-ack`",
+				"expected_identity", r.expect)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.known = lost
+			r.markLost(lost)
+			return nil
+		}
 		if errors.Is(err, ErrNotFound) {
 			id = Identity{ID: NewID("sid", r.now()), CreatedAt: r.now().UTC(), State: IdentityNew}
 			err = r.s.PutIdentity(ctx, "", id)
@@ -103,6 +131,9 @@ func (r *Readiness) Init(ctx context.Context, accept bool) error {
 		} else if err != nil {
 			return fmt.Errorf("read the store identity: %w", err)
 		}
+		if r.expect != "" && id.ID != r.expect && (id.State != IdentityLost || id.Previous != r.expect) {
+			return &UnexpectedIdentityError{Want: r.expect, Got: id}
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.known = id
@@ -114,6 +145,14 @@ func (r *Readiness) Init(ctx context.Context, accept bool) error {
 		return nil
 	}
 	return errors.New("read the store identity: it kept changing while being read")
+}
+
+// Identity is the store identity the process knows: the one read at Init,
+// or the last one adopted since.
+func (r *Readiness) Identity() Identity {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.known
 }
 
 // AcceptReset writes a new identity that records an operator's

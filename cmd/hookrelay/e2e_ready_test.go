@@ -121,6 +121,72 @@ func TestReadyAcceptStoreResetAtStart(t *testing.T) {
 	}
 }
 
+// TestReadyExpectStore: a Redis emptied while no process ran (FLUSHALL
+// between two runs) is taken for a new store, unless serve is started
+// with --expect-store naming the identity `hookrelay store identity`
+// printed: the server then says the store lost its data and stays not
+// ready until `store reset-ack`; after it, a start with the old identity
+// is refused, naming the new one.
+func TestReadyExpectStore(t *testing.T) {
+	t.Parallel()
+	url := redistest.Server(t)
+	rc := newReceiver(t)
+	a := start(t, serverOpts{store: url, api: rc.URL})
+	waitReadyz(t, a, http.StatusOK, "ready")
+	pinned := strings.TrimSpace(cli(t, nil, "store", "identity", "--store", url))
+	if !strings.HasPrefix(pinned, "sid_") || strings.Contains(pinned, "\n") {
+		t.Fatalf("store identity printed %q, want one id", pinned)
+	}
+	a.waitLog(t, "store identity: start with --expect-store "+pinned, 1)
+	if got := ingestWS(t, a); got != http.StatusAccepted {
+		t.Fatalf("ingest = %d, want 202", got)
+	}
+	if err := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same store, pinned: ready.
+	b := start(t, serverOpts{store: url, api: rc.URL, args: []string{"--expect-store", pinned}})
+	waitReadyz(t, b, http.StatusOK, "ready")
+	if err := b.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	flushAll(t, url)
+	c := start(t, serverOpts{store: url, api: rc.URL, extra: []string{"HOOKRELAY_EXPECT_STORE=" + pinned}})
+	waitReadyz(t, c, http.StatusServiceUnavailable, "store lost its data")
+	c.waitLog(t, "where "+pinned+" was expected", 1)
+	if !strings.Contains(c.output(), "level=ERROR msg=\"store lost its data: it holds no identity") {
+		t.Errorf("the loss is not logged as an ERROR:\n%s", c.output())
+	}
+	// A process without the pin, started now, is not ready either.
+	d := start(t, serverOpts{store: url, api: rc.URL})
+	waitReadyz(t, d, http.StatusServiceUnavailable, "store lost its data")
+
+	if out := cli(t, nil, "store", "reset-ack", "--store", url); !strings.Contains(out, "accepted the loss") {
+		t.Errorf("store reset-ack printed %q", out)
+	}
+	for _, s := range []*server{c, d} {
+		waitReadyz(t, s, http.StatusOK, "ready")
+	}
+	reset := strings.TrimSpace(cli(t, nil, "store", "identity", "--store", url))
+	if reset == pinned {
+		t.Fatalf("store identity after reset-ack is still %s", pinned)
+	}
+	code, out := serveFailsWith(t, url, []string{"--expect-store", pinned})
+	if code == 0 {
+		t.Fatal("serve with the identity from before the reset exited 0")
+	}
+	for _, want := range []string{"the store's identity is " + reset, "not the expected " + pinned, "start with --expect-store " + reset} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve with the old identity printed %q, want it to say %q", out, want)
+		}
+	}
+	if after := strings.TrimSpace(cli(t, nil, "store", "identity", "--store", url)); after != reset {
+		t.Errorf("the refused start changed the store's identity from %s to %s", reset, after)
+	}
+}
+
 func flushAll(t *testing.T, url string) {
 	t.Helper()
 	opt, err := redis.ParseURL(url)

@@ -282,6 +282,12 @@ func TestUnsealedByDefault(t *testing.T) {
 // what it printed.
 func serveFails(t *testing.T, url string, env ...string) (int, string) {
 	t.Helper()
+	return serveFailsWith(t, url, nil, env...)
+}
+
+// serveFailsWith is serveFails with more serve flags.
+func serveFailsWith(t *testing.T, url string, args []string, env ...string) (int, string) {
+	t.Helper()
 	vars := demoEnv()
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -291,7 +297,7 @@ func serveFails(t *testing.T, url string, env ...string) (int, string) {
 	m := &Main{Stdout: &out, Stderr: &errOut, LookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code := m.Run(ctx, []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--listen", "127.0.0.1:0", "--store", url})
+	code := m.Run(ctx, append([]string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--listen", "127.0.0.1:0", "--store", url}, args...))
 	if ctx.Err() != nil {
 		t.Fatalf("serve did not stop by itself: it started\n%s", errOut.String())
 	}

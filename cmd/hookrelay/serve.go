@@ -53,6 +53,8 @@ type serveFlags struct {
 	acceptReset bool
 	// keyFile names the file holding the keys that seal stored events.
 	keyFile string
+	// expect is the store identity the store must hold at start.
+	expect string
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -80,6 +82,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.DurationVar(&f.watch, "watch", env.duration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
 	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
+	fl.StringVar(&f.expect, "expect-store", m.env("HOOKRELAY_EXPECT_STORE", ""), "the store identity the store must hold at start (hookrelay store identity prints it): a store that holds none lost its data while no process ran, and stays not ready until \"hookrelay store reset-ack\"; one that holds another is refused (env HOOKRELAY_EXPECT_STORE)")
 	fl.StringVar(&f.keyFile, "encryption-key-file", m.env(envEncryptionKeyFile, ""), "file holding the keys that seal stored event payloads, as "+envEncryptionKey+" holds them (env "+envEncryptionKeyFile+")")
 	fl.StringVar(&f.logLevel, "log-level", m.env("HOOKRELAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HOOKRELAY_LOG_LEVEL)")
 	return cmd
@@ -118,7 +121,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	} else {
 		log.Info("event payloads are sealed at rest", "sealing", keys.Current(), "opening", strings.Join(keys.IDs(), ","))
 	}
-	rd, err := readiness(ctx, st, log, f.acceptReset)
+	rd, err := readiness(ctx, st, log, f.acceptReset, f.expect)
 	if err != nil {
 		return &exitError{code: 1, err: plainDiskFull(err)}
 	}

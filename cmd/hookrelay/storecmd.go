@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,7 +51,42 @@ records the acceptance; every process adopts it at its next check.`,
 			})
 		},
 	}
-	cmd.AddCommand(resetAck, m.rotateKeyCommand(&storeURL, &keyFile))
+	identity := &cobra.Command{
+		Use:   "identity",
+		Short: "Print the store's identity, for serve --expect-store",
+		Long: `Print the store's identity: a random id the first serve writes into the
+store, and a reset-ack replaces. A store that loses its data loses it too.
+
+Running processes notice that within seconds. A process that starts on a
+store emptied while none ran would take it for a new one: start serve with
+--expect-store (or HOOKRELAY_EXPECT_STORE) set to this id, and it marks such
+a store lost and stays not ready until an operator runs reset-ack. After a
+reset-ack, set it to the new id.
+
+The id alone is printed on standard output; its state and age on standard
+error.`,
+		Example: `  export HOOKRELAY_EXPECT_STORE=$(hookrelay store identity --store redis://127.0.0.1:6379/0)`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return m.withStore(cmd.Context(), storeURL, func(st backend) error {
+				id, err := st.Identity(cmd.Context())
+				if errors.Is(err, store.ErrNotFound) {
+					return errors.New("the store holds no identity: the first serve on it writes one")
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(m.Stdout, id.ID)
+				fmt.Fprintf(m.Stderr, "%s since %s", id.State, id.CreatedAt.UTC().Format(time.RFC3339))
+				if id.Previous != "" {
+					fmt.Fprintf(m.Stderr, ", after %s", id.Previous)
+				}
+				fmt.Fprintln(m.Stderr)
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(resetAck, identity, m.rotateKeyCommand(&storeURL, &keyFile))
 	return cmd
 }
 
