@@ -34,11 +34,12 @@ const (
 	ResultClientError = "client_error" // another 4xx
 	ResultServerError = "server_error" // a 5xx
 	ResultAbandoned   = "abandoned"    // stopped at shutdown or when the lease was lost; not recorded
+	ResultUnreadable  = "unreadable"   // the stored event could not be read (store.Lease.Err); nothing was sent
 )
 
 // Results lists every result, so that a counter can start at zero for each.
 var Results = []string{ResultSuccess, ResultDead, ResultTimeout, ResultNetwork, ResultRedirect,
-	ResultThrottled, ResultClientError, ResultServerError, ResultAbandoned}
+	ResultThrottled, ResultClientError, ResultServerError, ResultAbandoned, ResultUnreadable}
 
 // result names the result of an attempt whose outcome is out.
 func result(out store.Outcome, res actions.Result) string {
@@ -79,7 +80,9 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 	limits := r.o.Limits()
 
 	var res actions.Result
-	if act == nil {
+	if l.Err != nil {
+		res.Err = unreadable(l.Err)
+	} else if act == nil {
 		res.Err = &permanentError{fmt.Sprintf("action %q is not in the config any more", d.Action)}
 	} else if body, err := r.decode(act, l.Event, limits); err != nil {
 		res.Err = &permanentError{fmt.Sprintf("stored payload cannot be decoded: %v", err)}
@@ -121,18 +124,36 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 	attempt.Outcome, attempt.Reason, attempt.NextAttemptAt = out.Status, out.Reason, out.NextAttemptAt
 	v := neutral
 	switch {
+	case l.Err != nil:
+		// Nothing was sent: not the destination's doing.
 	case res.Err == nil:
 		v = healthy
 	case destinationFailed(res):
 		v = failing
+	}
+	rs := result(out, res)
+	if l.Err != nil && out.Status != store.DeliveryDead {
+		rs = ResultUnreadable
 	}
 	return finishItem{
 		f:       store.Finish{Lease: l, Attempt: attempt, Outcome: out},
 		act:     act,
 		verdict: v,
 		status:  res.StatusCode,
-		result:  result(out, res),
+		result:  rs,
 	}, true
+}
+
+// unreadable is the error of an attempt whose event the store could not
+// read (store.Lease.Err), made without sending anything. An event that is
+// gone can never be sent: the delivery is dead. One sealed with a key this
+// process lacks is retried on the action's schedule: the key may come back
+// to the ring, or another process that holds it may take the next try.
+func unreadable(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &permanentError{fmt.Sprintf("the event cannot be sent, it is gone from the store: %v", err)}
+	}
+	return fmt.Errorf("the stored event cannot be read by this process, nothing was sent: %w", err)
 }
 
 // decode parses the stored payload for an action that reads it; a plain

@@ -30,7 +30,13 @@ func setup(t *testing.T, url string, o relay.Options) (store.Store, *relay.Relay
 // indented by four spaces).
 func setupWith(t *testing.T, url, extra string, o relay.Options) (store.Store, *relay.Relay) {
 	t.Helper()
-	dir := t.TempDir()
+	return setupIn(t, t.TempDir(), url, extra, o)
+}
+
+// setupIn is setupWith on the store file relay.db of dir, opened with
+// opts.
+func setupIn(t *testing.T, dir, url, extra string, o relay.Options, opts ...sqlitestore.Option) (store.Store, *relay.Relay) {
+	t.Helper()
 	cfgFile := dir + "/hookrelay.yaml"
 	yaml := `hooks:
   h:
@@ -48,7 +54,7 @@ actions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlitestore.Open(context.Background(), dir+"/relay.db")
+	st, err := sqlitestore.Open(context.Background(), dir+"/relay.db", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

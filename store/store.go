@@ -140,6 +140,13 @@ type Lease struct {
 	Event    Event
 	Token    string
 	Until    time.Time
+	// Err, when set, says why the delivery's event could not be read: it
+	// is gone (ErrNotFound), or sealed with a key the store does not hold
+	// (package seal). The delivery is leased all the same, with Event
+	// holding only its ID, so that one unreadable event does not fail the
+	// deliveries leased with it: the worker records a failed attempt with
+	// the reason, or releases it, as for any other lease.
+	Err error
 }
 
 // Outcome is what a worker decided after an attempt.
@@ -220,6 +227,7 @@ type Queue interface {
 	// whose state is paused leases nothing; one whose BlockedUntil is set
 	// leases nothing before it and at most one delivery (a probe) from it
 	// on, moving BlockedUntil to Now+Probe and its breaker to half-open.
+	// A delivery whose event cannot be read comes back with Lease.Err.
 	Lease(ctx context.Context, r LeaseRequest) (LeaseBatch, error)
 	// Renew extends each lease that still holds to now+ttl and returns the
 	// new ends, in order; a zero time marks a lease that was lost.

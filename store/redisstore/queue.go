@@ -92,24 +92,34 @@ func leaseEnd(now time.Time, ttl time.Duration) int64 {
 	return max(now.Add(ttl).UnixMilli(), now.UnixMilli()+1)
 }
 
+// decodeLease reads one leased delivery and its event. A delivery whose
+// fields or event cannot be read (the event gone, or sealed with a key the
+// store lacks) is a lease all the same, with Err (store.Lease): only a
+// reply without the lease's id and token is an error.
 func decodeLease(keys *seal.Keys, delivery, event any) (store.Lease, error) {
 	dm, err := fieldMap(delivery)
 	if err != nil {
 		return store.Lease{}, err
 	}
+	if dm["id"] == "" || dm["token"] == "" {
+		return store.Lease{}, fmt.Errorf("a leased delivery without its id or token: %v", delivery)
+	}
 	d, err := decodeDelivery(dm)
+	l := store.Lease{Delivery: d, Event: store.Event{ID: d.EventID}, Token: dm["token"], Until: d.LeasedUntil, Err: err}
 	if err != nil {
-		return store.Lease{}, err
+		return l, nil
 	}
 	v, _ := event.(string)
 	if v == "" {
-		return store.Lease{}, fmt.Errorf("delivery %s: event %s: %w", d.ID, d.EventID, store.ErrNotFound)
+		l.Err = fmt.Errorf("delivery %s: event %s: %w", d.ID, d.EventID, store.ErrNotFound)
+		return l, nil
 	}
-	e, _, err := decodeEvent(keys, d.EventID, v, true)
-	if err != nil {
-		return store.Lease{}, err
+	if e, _, err := decodeEvent(keys, d.EventID, v, true); err != nil {
+		l.Err = err
+	} else {
+		l.Event = e
 	}
-	return store.Lease{Delivery: d, Event: e, Token: dm["token"], Until: d.LeasedUntil}, nil
+	return l, nil
 }
 
 // newTokenHead returns the head of the lease tokens of one Lease call,

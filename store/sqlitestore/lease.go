@@ -117,21 +117,27 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	}
 
 	// JSON is decoded here, not in the writer: its time is the shared one.
+	// An event that does not decode fails only its own deliveries' leases
+	// (store.Lease.Err).
 	byID := make(map[string]store.Event, len(events))
+	failed := map[string]error{}
 	for _, e := range events {
 		ev, err := e.decode(s.keys)
 		if err != nil {
-			return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: %w", err)
+			failed[e.ev.ID] = err
+			continue
 		}
 		byID[ev.ID] = ev
 	}
 	b := store.LeaseBatch{Leases: make([]store.Lease, 0, len(leased)), NextDue: fromMillis(next)}
 	for _, l := range leased {
-		ev, ok := byID[l.d.EventID]
-		if !ok {
-			return store.LeaseBatch{}, fmt.Errorf("sqlitestore: lease: event %s of delivery %s: %w", l.d.EventID, l.d.ID, store.ErrNotFound)
+		ls := store.Lease{Delivery: l.d, Event: store.Event{ID: l.d.EventID}, Token: l.token, Until: l.d.LeasedUntil}
+		if ev, ok := byID[l.d.EventID]; ok {
+			ls.Event = ev
+		} else if ls.Err = failed[l.d.EventID]; ls.Err == nil {
+			ls.Err = fmt.Errorf("event %s of delivery %s: %w", l.d.EventID, l.d.ID, store.ErrNotFound)
 		}
-		b.Leases = append(b.Leases, store.Lease{Delivery: l.d, Event: ev, Token: l.token, Until: l.d.LeasedUntil})
+		b.Leases = append(b.Leases, ls)
 	}
 	return b, nil
 }

@@ -57,6 +57,84 @@ func RunSealing(t *testing.T, backend func(t *testing.T) SealedBackend) {
 		t.Parallel()
 		testRotateAndReseal(t, backend(t))
 	})
+	t.Run("UnreadableLeases", func(t *testing.T) {
+		t.Parallel()
+		testUnreadableLeases(t, backend(t))
+	})
+}
+
+// testUnreadableLeases: a delivery whose event the store cannot open (here
+// sealed with a key its ring lacks) is leased with the others, Err naming
+// the key, so that it holds up neither the deliveries of its action nor
+// those of another leased in the same call; finished as a failed attempt,
+// it falls due again.
+func testUnreadableLeases(t *testing.T, b SealedBackend) {
+	ctx := t.Context()
+	accept := func(s SealedStore, n int, action string) store.Delivery {
+		e := sealedEvent(n, base.Add(time.Duration(n)*time.Second))
+		d := newDelivery(e, "rule", action, e.ReceivedAt)
+		e.MatchedRules = []string{"rule"}
+		mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
+		return d
+	}
+	s := b.Open(parseTestKeys(t, testKey(t, "k1")))
+	lost := accept(s, 1, "action")
+	s.Close()
+	s = b.Open(parseTestKeys(t, testKey(t, "k2")))
+	defer s.Close()
+	same, other := accept(s, 2, "action"), accept(s, 3, "other")
+
+	now := base.Add(time.Minute)
+	ls := lease(t, s, now, 10, time.Minute, "action", "other").Leases
+	if len(ls) != 3 {
+		t.Fatalf("leased %v, want %s, %s and %s", leasedIDs(ls), lost.ID, same.ID, other.ID)
+	}
+	var unreadable store.Lease
+	var readable []store.Lease
+	for _, l := range ls {
+		switch l.Delivery.ID {
+		case lost.ID:
+			var uk *seal.UnknownKeyError
+			if !errors.As(l.Err, &uk) || uk.ID != "k1" {
+				t.Errorf("lease of %s: Err %v, want one naming k1", lost.ID, l.Err)
+			}
+			if l.Token == "" || l.Until.IsZero() || l.Delivery.EventID != lost.EventID || l.Delivery.Action != "action" || l.Event.ID != lost.EventID {
+				t.Errorf("unreadable lease = %+v, want its delivery, token, end and event id", l)
+			}
+			if l.Event.Body != nil || l.Event.Headers != nil {
+				t.Errorf("unreadable lease carries event content: %+v", l.Event)
+			}
+			unreadable = l
+		case same.ID, other.ID:
+			if l.Err != nil || !bytes.Contains(l.Event.Body, []byte(sealToken)) {
+				t.Errorf("lease of %s: Err %v, body %q; want its event read", l.Delivery.ID, l.Err, l.Event.Body)
+			}
+			readable = append(readable, l)
+		default:
+			t.Fatalf("leased %s, which was not accepted here", l.Delivery.ID)
+		}
+	}
+
+	ok := store.Outcome{Status: store.DeliverySucceeded, Reason: store.ReasonSucceeded}
+	for _, l := range readable {
+		a := store.Attempt{DeliveryID: l.Delivery.ID, N: 1, StartedAt: now, StatusCode: 200, Outcome: ok.Status, Reason: ok.Reason}
+		if err := finishOne(ctx, s, l, a, ok); err != nil {
+			t.Fatalf("finish of %s: %v", l.Delivery.ID, err)
+		}
+	}
+	next := now.Add(2 * time.Minute)
+	o := store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: next, Error: "unreadable", Reason: store.ReasonRetry}
+	a := store.Attempt{DeliveryID: lost.ID, N: 1, StartedAt: now, Error: "unreadable", Outcome: o.Status, Reason: o.Reason, NextAttemptAt: next}
+	if err := finishOne(ctx, s, unreadable, a, o); err != nil {
+		t.Fatalf("finish of the unreadable lease: %v", err)
+	}
+	if d := mustDelivery(t, s, lost.ID); d.Status != store.DeliveryRetrying || d.Attempts != 1 {
+		t.Errorf("after its failed attempt the delivery is %s with %d attempts, want retrying with 1", d.Status, d.Attempts)
+	}
+	again := lease(t, s, next, 10, time.Minute, "action").Leases
+	if len(again) != 1 || again[0].Delivery.ID != lost.ID || again[0].Err == nil {
+		t.Errorf("at its next try leased %v, want %s again, unreadable", leasedIDs(again), lost.ID)
+	}
 }
 
 // sealToken is a bearer token that must never be found in raw storage;
