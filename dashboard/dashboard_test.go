@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway/admin"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
@@ -22,6 +26,7 @@ import (
 type testDashboard struct {
 	*httptest.Server
 	st   *sqlitestore.Store
+	path string            // the store's file
 	keys map[string]string // secret by name
 	ids  map[string]string // key id by name
 }
@@ -29,13 +34,14 @@ type testDashboard struct {
 func newTestDashboard(t *testing.T) *testDashboard {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "dashboard.db"))
+	path := filepath.Join(t.TempDir(), "dashboard.db")
+	st, err := sqlitestore.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	api := admin.New(admin.Options{Store: st, Config: func() *config.Config { return &config.Config{} }, Ingress: http.NotFoundHandler()})
-	td := &testDashboard{st: st, keys: map[string]string{}, ids: map[string]string{}}
+	td := &testDashboard{st: st, path: path, keys: map[string]string{}, ids: map[string]string{}}
 	for name, scopes := range map[string][]string{"full": admin.AllScopes, "reader": {admin.ScopeRead}, "hooks": {admin.ScopeWebhooks}} {
 		k, secret, err := admin.NewKey(name, scopes, time.Now().UTC())
 		if err != nil {
@@ -244,6 +250,51 @@ func TestSignOut(t *testing.T) {
 	}
 	if a := td.do(t, http.MethodGet, "/ui/", nil, "Cookie", cookie); a.status != http.StatusSeeOther {
 		t.Errorf("the old cookie after sign-out: %d, want 303 to sign in", a.status)
+	}
+}
+
+// An event sealed with a key the process lacks is listed in the activity
+// log with why its payload is not shown, beside the others, and its page
+// says which key it needs.
+func TestUnreadableEventListed(t *testing.T) {
+	td := newTestDashboard(t)
+	ctx := context.Background()
+	b := make([]byte, seal.KeySize)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.ParseKeys("k1:" + base64.StdEncoding.EncodeToString(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := sqlitestore.Open(ctx, td.path, sqlitestore.WithKeys(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accept := func(s store.Store, key string) string {
+		now := time.Now()
+		e := store.Event{ID: store.NewEventID("h", key, now), Hook: "h", ReceivedAt: now, IdempotencyKey: key,
+			Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{"n":1}`)}
+		if _, err := s.Accept(ctx, store.Accept{Event: e, KeyTTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		return e.ID
+	}
+	unreadable := accept(sealed, "a")
+	sealed.Close()
+	readable := accept(td.st, "b")
+
+	cookie, _ := td.signIn(t, "reader")
+	a := td.do(t, http.MethodGet, "/ui/", nil, "Cookie", cookie)
+	if a.status != http.StatusOK || !strings.Contains(a.body, readable) || !strings.Contains(a.body, unreadable) {
+		t.Fatalf("GET /ui/: %d, want both events listed:\n%s", a.status, a.body)
+	}
+	if !strings.Contains(a.body, `<small class="error">event `+unreadable+` headers: sealed with key k1, and no keys are given</small>`) {
+		t.Errorf("the activity log does not say why %s is shown without its payload:\n%s", unreadable, a.body)
+	}
+	a = td.do(t, http.MethodGet, "/ui/events/"+unreadable, nil, "Cookie", cookie)
+	if a.status != http.StatusInternalServerError || !strings.Contains(a.body, "sealed with key k1") {
+		t.Errorf("GET the unreadable event's page: %d, want 500 naming k1:\n%s", a.status, a.body)
 	}
 }
 

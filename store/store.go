@@ -46,6 +46,12 @@ type Event struct {
 	// Duplicates are the later arrivals answered as its duplicates; the
 	// store records them, Accept ignores what the event holds.
 	Duplicates Duplicates
+	// Err is set by ListEvents, never by Event, on an event whose sealed
+	// parts the store's keys cannot open (*seal.RecordError): it is listed
+	// with what is kept in clear (its ID, Hook, ReceivedAt, Status,
+	// MatchedRules and Duplicates) and nothing else, so that one such
+	// event does not hide the others.
+	Err error
 }
 
 // Delivery is one action to perform for one event. Each matched action is

@@ -402,3 +402,87 @@ func TestKeyRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestSealedUnreadable: a process whose key ring lacks the key of an older
+// event (its newest is readable, so it starts) delivers the others: the
+// older event's delivery fails without a request, counted as unreadable,
+// and is dead after its schedule; the event is listed by the API and the
+// CLI with why its payload is not shown, and reading it says which key it
+// needs instead of "store unavailable".
+func TestSealedUnreadable(t *testing.T) {
+	onEachStore(t, func(t *testing.T, b storeBackend) {
+		rc := newReceiver(t)
+		url := b.url(t)
+		k1, k2 := newKeyEntry(t, "k1"), newKeyEntry(t, "k2")
+		// Stored by processes that deliver nothing (--workers 0): the
+		// first under k1, the second under k2 with k1 still in the ring.
+		srv := start(t, serverOpts{store: url, api: rc.URL, args: []string{"--workers", "0"}, extra: []string{envEncryptionKey + "=" + k1}})
+		old := sendSealed(t, srv, 1)
+		if err := srv.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		srv = start(t, serverOpts{store: url, api: rc.URL, args: []string{"--workers", "0"}, extra: []string{envEncryptionKey + "=" + k2 + "," + k1}})
+		newer := sendSealed(t, srv, 2)
+		if err := srv.stop(t); err != nil {
+			t.Fatal(err)
+		}
+
+		// k2 alone: the newest event opens, so serve starts.
+		srv = start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
+		st := openSealedTestStore(t, url, k2+","+k1)
+		waitDelivery(t, st, newer, store.DeliverySucceeded)
+		ds := waitDeliveries(t, st, old, "dead", func(ds []store.Delivery) bool {
+			return len(ds) > 0 && ds[0].Status == store.DeliveryDead
+		})
+		as, err := st.Attempts(context.Background(), ds[0].ID)
+		if err != nil || len(as) == 0 {
+			t.Fatalf("attempts of %s: %v, %v", ds[0].ID, as, err)
+		}
+		for _, a := range as {
+			if !strings.Contains(a.Error, "nothing was sent") || !strings.Contains(a.Error, "sealed with key k1") || a.StatusCode != 0 {
+				t.Errorf("attempt %d: %+v; want the reason naming k1, and no request", a.N, a)
+			}
+		}
+		if got := rc.on("/v1/buyers/buyer-northwest/users/user-4471"); len(got) != 1 {
+			t.Errorf("the receiver got %d requests, want the readable event's one", len(got))
+		}
+		fams, _ := scrape(t, srv.addr)
+		if v := metricValue(fams, "hookrelay_delivery_attempts_total", "result", "unreadable"); v < 1 {
+			t.Errorf(`hookrelay_delivery_attempts_total{result="unreadable"} = %v, want at least 1`, v)
+		}
+
+		key := createKey(t, url, "reader", "read")
+		status, page := srv.api(t, key, http.MethodGet, "/events", nil)
+		data, _ := page["data"].([]any)
+		if status != http.StatusOK || len(data) != 2 {
+			t.Fatalf("GET /events = %d with %d events, want 200 with 2: %v", status, len(data), page)
+		}
+		for _, item := range data {
+			e, _ := item.(map[string]any)
+			msg, _ := e["error"].(string)
+			switch e["id"] {
+			case old:
+				if !strings.Contains(msg, "sealed with key k1") || e["hook"] != "ordercloud" {
+					t.Errorf("listed unreadable event: %v; want its hook and an error naming k1", e)
+				}
+			case newer:
+				if msg != "" {
+					t.Errorf("listed readable event with error %q", msg)
+				}
+			default:
+				t.Errorf("listed %v", e["id"])
+			}
+		}
+		status, got := srv.api(t, key, http.MethodGet, "/events/"+old, nil)
+		if msg, _ := got["error"].(string); status != http.StatusInternalServerError || !strings.Contains(msg, "sealed with key k1") {
+			t.Errorf("GET the unreadable event = %d %v, want 500 naming k1", status, got)
+		}
+		out := cli(t, []string{"HOOKRELAY_API_KEY=" + key}, "events", "list", "--server", "http://"+srv.addr)
+		if !strings.Contains(out, "! "+old+": ") || !strings.Contains(out, newer) {
+			t.Errorf("events list printed:\n%s\nwant both events and a note on %s", out, old)
+		}
+		if bytes.Contains([]byte(out+fmt.Sprint(page)), []byte(sealedToken)) {
+			t.Error("the token was shown")
+		}
+	})
+}

@@ -141,10 +141,17 @@ func (m *Main) eventsCommand() *cobra.Command {
 				return m.printJSON(raw)
 			}
 			t := newTable(m.Stdout, "ID", "HOOK", "STATUS", "RECEIVED", "RULES")
+			var unreadable []admin.EventView
 			for _, e := range page.Data {
 				t.row(e.ID, e.Hook, e.Status, e.ReceivedAt.Format(time.RFC3339), dash(strings.Join(e.MatchedRules, ",")))
+				if e.Error != "" {
+					unreadable = append(unreadable, e)
+				}
 			}
 			t.flush()
+			for _, e := range unreadable {
+				fmt.Fprintf(m.Stdout, "! %s: %s\n", safe(e.ID), safe(e.Error))
+			}
 			if page.Next != "" {
 				fmt.Fprintf(m.Stdout, "more: --cursor %s\n", safe(page.Next))
 			}

@@ -26,6 +26,9 @@ type EventView struct {
 	Deliveries     []DeliveryView    `json:"deliveries,omitempty"`
 	// Trace is why the event did what it did; only in an event's own view.
 	Trace *EventTraceView `json:"trace,omitempty"`
+	// Error, in a listing, says why the event is listed without its
+	// payload: it is sealed with a key this process cannot open.
+	Error string `json:"error,omitempty"`
 }
 
 // DeliveryView is a delivery as the API shows it; AttemptLog only in its own view.
@@ -163,6 +166,9 @@ func newEventView(e store.Event, full bool, cfg *config.Config) EventView {
 	}
 	if v.MatchedRules == nil {
 		v.MatchedRules = []string{}
+	}
+	if e.Err != nil {
+		v.Error = red.String(e.Err.Error())
 	}
 	if full {
 		v.Headers = lowerKeys(red.Map(e.Headers))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 const (
@@ -56,6 +57,11 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 			return nil, "", fmt.Errorf("redisstore: list events: unexpected record %T", r.rec)
 		}
 		e, _, err := decodeEvent(s.keys, r.id, v, false)
+		var re *seal.RecordError
+		if errors.As(err, &re) {
+			// Listed with what is kept in clear (store.Event.Err).
+			e.Err, err = err, nil
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("redisstore: list events: %w", err)
 		}

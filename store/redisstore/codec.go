@@ -280,7 +280,8 @@ func splitEvent(id, v string) (eventParts, error) {
 // decodeEvent reads the stored string v of event id, with its body unless
 // body is false, opening what is sealed with keys. Its delivery ids come
 // back too, in the order stored. Its trace is left out: only decodeTrace
-// reads it.
+// reads it. When what is sealed does not open, the event comes back with
+// what is kept in clear, and the error (*seal.RecordError).
 func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []string, error) {
 	e := store.Event{ID: id}
 	bad := func(why string) (store.Event, []string, error) {
@@ -296,20 +297,6 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 	}
 	e.ReceivedAt = time.UnixMilli(p.received).UTC()
 	e.Hook = p.hook
-	metaJSON, err := openMeta(keys, id, p.meta)
-	if err != nil {
-		return e, nil, err
-	}
-	var meta eventMeta
-	if err := json.Unmarshal(metaJSON, &meta); err != nil {
-		return e, nil, fmt.Errorf("event %s: meta: %w", id, err)
-	}
-	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
-	if body {
-		if e.Body, err = openBody(keys, id, p.body, p.flag); err != nil {
-			return e, nil, err
-		}
-	}
 	var dlvs []string
 	for _, r := range strings.Split(v[p.records:], "\n")[1:] {
 		if r == "" {
@@ -333,6 +320,22 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 			e.Duplicates.Last = append(e.Duplicates.Last, t)
 		default:
 			return bad("unknown record")
+		}
+	}
+	// The parts that may be sealed come last: when they do not open, the
+	// event read so far is what is kept in clear.
+	metaJSON, err := openMeta(keys, id, p.meta)
+	if err != nil {
+		return e, dlvs, err
+	}
+	var meta eventMeta
+	if err := json.Unmarshal(metaJSON, &meta); err != nil {
+		return e, nil, fmt.Errorf("event %s: meta: %w", id, err)
+	}
+	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
+	if body {
+		if e.Body, err = openBody(keys, id, p.body, p.flag); err != nil {
+			return e, dlvs, err
 		}
 	}
 	return e, dlvs, nil

@@ -46,7 +46,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 	}
 	limit := store.PageLimit(f.Limit)
 	query, args := eventsQuery(f, limit)
-	evs, next, err := listPage(ctx, s.rdb, query, args, limit, s.scanEvent, func(e store.Event) string { return e.ID })
+	evs, next, err := listPage(ctx, s.rdb, query, args, limit, s.scanListed, func(e store.Event) string { return e.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlitestore: list events: %w", err)
 	}

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,6 +75,21 @@ func (s *Store) scanEvent(row rowScanner) (store.Event, error) {
 	return r.decode(s.keys)
 }
 
+// scanListed is scanEvent for listings: an event whose sealed columns do
+// not open is listed with what is kept in clear and Err.
+func (s *Store) scanListed(row rowScanner) (store.Event, error) {
+	r, err := scanEventRow(row)
+	if err != nil {
+		return store.Event{}, err
+	}
+	ev, err := r.decode(s.keys)
+	var re *seal.RecordError
+	if errors.As(err, &re) {
+		ev.Err, err = err, nil
+	}
+	return ev, err
+}
+
 // eventRow is an event as read, its JSON columns not yet decoded: Lease
 // reads events inside the writer's transaction and decodes them once the
 // writer has moved on.
@@ -95,15 +111,26 @@ func scanEventRow(row rowScanner) (eventRow, error) {
 }
 
 // decode decodes the row's columns, opening the sealed ones with keys.
+// When they do not open, it returns the columns kept in clear with the
+// error (*seal.RecordError).
 func (r eventRow) decode(keys *seal.Keys) (store.Event, error) {
-	if r.sealKey != "" {
-		if err := r.open(keys); err != nil {
-			return store.Event{}, err
-		}
-	}
 	ev := r.ev
+	ev.Headers, ev.Query, ev.Body = nil, nil, nil
 	ev.ReceivedAt = fromMillis(r.receivedAt)
 	ev.Status = store.EventStatus(r.status)
+	if err := decodeJSON(r.rules, &ev.MatchedRules); err != nil {
+		return store.Event{}, fmt.Errorf("event %s matched rules: %w", ev.ID, err)
+	}
+	var err error
+	if ev.Duplicates.Last, err = parseArrivals(r.arrivals); err != nil {
+		return store.Event{}, fmt.Errorf("event %s duplicate arrivals: %w", ev.ID, err)
+	}
+	if r.sealKey != "" {
+		if err := r.open(keys); err != nil {
+			return ev, err
+		}
+	}
+	ev.Body = r.ev.Body
 	if r.hasBody && ev.Body == nil {
 		ev.Body = []byte{}
 	}
@@ -113,15 +140,8 @@ func (r eventRow) decode(keys *seal.Keys) (store.Event, error) {
 	if err := decodeJSON(r.query, &ev.Query); err != nil {
 		return store.Event{}, fmt.Errorf("event %s query: %w", ev.ID, err)
 	}
-	if err := decodeJSON(r.rules, &ev.MatchedRules); err != nil {
-		return store.Event{}, fmt.Errorf("event %s matched rules: %w", ev.ID, err)
-	}
-	var err error
 	if ev.Trace, err = store.ParseTrace([]byte(r.trace)); err != nil {
 		return store.Event{}, fmt.Errorf("event %s: %w", ev.ID, err)
-	}
-	if ev.Duplicates.Last, err = parseArrivals(r.arrivals); err != nil {
-		return store.Event{}, fmt.Errorf("event %s duplicate arrivals: %w", ev.ID, err)
 	}
 	return ev, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ import (
 //     material under the same id, fails to read with an error naming the
 //     key (*seal.UnknownKeyError, seal.ErrOpen), and Reseal fails likewise
 //     and rewrites nothing: the right keys read everything afterwards.
+//     ListEvents lists it with what is kept in clear and that error
+//     (store.Event.Err); Lease leases its deliveries with it
+//     (store.Lease.Err), beside the others.
 
 // SealedStore is a store that seals events at rest.
 type SealedStore interface {
@@ -302,8 +306,24 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 		if err == nil || !c.is(err) {
 			t.Errorf("%s: Event error %v, want one naming k2", c.name, err)
 		}
-		if _, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 10}); err == nil || !c.is(err) {
-			t.Errorf("%s: ListEvents error %v, want one naming k2", c.name, err)
+		// Listed all the same, with what is kept in clear and the error.
+		list, _, err := s.ListEvents(ctx, store.EventFilter{Limit: 10})
+		if err != nil || len(list) != len(events) {
+			t.Errorf("%s: ListEvents = %d events, %v; want the %d stored", c.name, len(list), err, len(events))
+		}
+		for _, got := range list {
+			i := slices.IndexFunc(events, func(e store.Event) bool { return e.ID == got.ID })
+			if i < 0 {
+				t.Fatalf("%s: listed %s, which was not accepted", c.name, got.ID)
+			}
+			want := store.Event{ID: got.ID, Hook: events[i].Hook, ReceivedAt: events[i].ReceivedAt, Status: events[i].Status,
+				MatchedRules: events[i].MatchedRules, Duplicates: got.Duplicates}
+			if diff := cmp.Diff(want, got, cmpOpts, cmpopts.IgnoreFields(store.Event{}, "Err", "IdempotencyKey")); diff != "" {
+				t.Errorf("%s: listed unreadable event (-clear parts +listed):\n%s", c.name, diff)
+			}
+			if got.Err == nil || !c.is(got.Err) {
+				t.Errorf("%s: listed event %s Err %v, want one naming k2", c.name, got.ID, got.Err)
+			}
 		}
 		if c.keys != nil {
 			if _, err := s.Reseal(ctx, "", 10); err == nil || !c.is(err) {
