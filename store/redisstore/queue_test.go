@@ -812,3 +812,48 @@ func TestGateRetriedAllowsTheSame(t *testing.T) {
 		t.Errorf("another call: allowed %d, %d places held; want 3 (the cap of 8) and 8", got, held())
 	}
 }
+
+// TestGateRetriedGrantsItsProbe: a second run of a gate call that granted
+// a breaker's probe (the client sends a script again when its reply is
+// late) grants the same probe, with the state's version for settleScript,
+// instead of finding the action half-open and granting nothing; another
+// call still gets no probe.
+func TestGateRetriedGrantsItsProbe(t *testing.T) {
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.PutActionState(ctx, store.ActionState{Action: "crm", Breaker: store.BreakerOpen, BlockedUntil: base, Opens: 1}); err != nil {
+		t.Fatal(err)
+	}
+	now := base.Add(time.Second)
+	until := leaseEnd(now, time.Minute)
+	probeEnd := now.Add(30 * time.Second).UnixMilli()
+	gate := func(head string) (allowed int64, gate string, version int64) {
+		t.Helper()
+		res, err := gateScript.Run(ctx, s.c, []string{s.k.actionState("crm"), s.k.capSet("crm")},
+			now.UnixMilli(), until, head, 5, probeEnd, 8).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, _ := res[0].([]any)
+		allowed, _ = row[0].(int64)
+		gate, _ = row[1].(string)
+		version, _ = row[2].(int64)
+		return allowed, gate, version
+	}
+	head := newTokenHead() + "g"
+	n, g, v := gate(head)
+	if n != 1 || g != "0" || v == 0 {
+		t.Fatalf("first run: allowed %d, gate %q, version %d; want the probe: 1, \"0\" and the new version", n, g, v)
+	}
+	if n2, g2, v2 := gate(head); n2 != 1 || g2 != "0" || v2 != v {
+		t.Errorf("second run of the same call: allowed %d, gate %q, version %d; want 1, \"0\" and %d", n2, g2, v2, v)
+	}
+	st, err := s.ActionStates(ctx)
+	if err != nil || len(st) != 1 || st[0].Breaker != store.BreakerHalfOpen || st[0].Version != v {
+		t.Errorf("state after both runs = %+v, %v; want half-open at version %d", st, err, v)
+	}
+	if n3, g3, _ := gate(newTokenHead() + "g"); n3 != 0 || g3 == "0" {
+		t.Errorf("another call: allowed %d, gate %q; want no probe while one is out", n3, g3)
+	}
+}

@@ -522,18 +522,23 @@ return out
 // then "0": the probe may be taken), the state's new version (else 0), so
 // that settleScript can move it back when no delivery was due after all.
 // A second run of the same call, which the client sends when the reply is
-// late, finds the first run's placeholders and allows what they count.
+// late, finds the first run's placeholders and allows what they count, and
+// the probe the first run granted, which the state names by the call's
+// placeholder head (probe_by), and grants it again.
 var gateScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS / 2 do
 	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
 	local want, probeEnd, cap = tonumber(ARGV[1 + 3 * i]), ARGV[2 + 3 * i], tonumber(ARGV[3 + 3 * i])
-	local s = redis.call("HMGET", akey, "paused", "blocked")
-	local gate, version = "0", 0
+	local s = redis.call("HMGET", akey, "paused", "blocked", "probe_by", "version")
+	local gate, version, again = "0", 0, false
 	local blocked = tonumber(s[2])
 	if s[1] == "1" then
 		want, gate = 0, "p"
+	elseif blocked and now < blocked and s[2] == probeEnd and s[3] == ARGV[3] then
+		-- The probe this call granted in its first run.
+		want, again = math.min(1, want), true
 	elseif blocked and now < blocked then
 		want, gate = 0, s[2]
 	elseif blocked then
@@ -567,8 +572,10 @@ for i = 1, #KEYS / 2 do
 	if want < 0 then
 		want = 0
 	end
-	if blocked and now >= blocked and want > 0 then
-		redis.call("HSET", akey, "breaker", "half-open", "blocked", probeEnd, "changed", ARGV[1], "probe_from", s[2])
+	if again and want > 0 then
+		version = tonumber(s[4]) or 0
+	elseif blocked and now >= blocked and want > 0 then
+		redis.call("HSET", akey, "breaker", "half-open", "blocked", probeEnd, "changed", ARGV[1], "probe_from", s[2], "probe_by", ARGV[3])
 		version = redis.call("HINCRBY", akey, "version", 1)
 	end
 	out[i] = {want, gate, version}
