@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -121,7 +123,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	s := New(c, prefix, opts...)
 	s.owned = true
 	s.plainBodies = !compress
-	if err := s.ping(ctx); err != nil {
+	if err := s.firstPing(ctx, u.Scheme); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
 	}
@@ -168,6 +170,75 @@ func newClient(u *url.URL) (redis.UniversalClient, string, error) {
 	cc := redis.NewClusterClient(opt)
 	cc.AddHook(failoverHook{cc})
 	return cc, "Redis Cluster seeds " + strings.Join(opt.Addrs, ", "), nil
+}
+
+// errPlainRedis: a rediss:// URL names a server without TLS.
+var errPlainRedis = errors.New("the server answers Redis without TLS")
+
+// firstPing is the first ping of a store opened from a URL of scheme. A
+// TLS handshake with a server without TLS waits for every dial's timeout;
+// meanwhile the server is asked without TLS (speaksPlainRedis), and a
+// plain Redis ends the wait at once with an error that says what to fix.
+func (s *Store) firstPing(ctx context.Context, scheme string) error {
+	if !strings.HasPrefix(scheme, "rediss") {
+		return s.ping(ctx)
+	}
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	addr := firstAddr(s.c)
+	go func() {
+		if speaksPlainRedis(pctx, addr) {
+			cancel(errPlainRedis)
+		}
+	}()
+	err := s.ping(pctx)
+	if err != nil && errors.Is(context.Cause(pctx), errPlainRedis) {
+		return fmt.Errorf("the server answers Redis without TLS, and the URL asks for TLS (%s://): use %s:// for it, or turn TLS on in it",
+			scheme, strings.Replace(scheme, "rediss", "redis", 1))
+	}
+	return err
+}
+
+// firstAddr is the address of client's server, or its first seed.
+func firstAddr(c redis.UniversalClient) string {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().Addr
+	case *redis.ClusterClient:
+		if addrs := c.Options().Addrs; len(addrs) > 0 {
+			return addrs[0]
+		}
+	}
+	return ""
+}
+
+// speaksPlainRedis reports whether the server at addr answers a PING sent
+// without TLS. Asked of a rediss:// server, it tells a server that has no
+// TLS, whose handshake would only wait for its timeouts and end in a
+// "context deadline exceeded", from one that has: a TLS server answers the
+// plain text with an alert record, or nothing.
+func speaksPlainRedis(ctx context.Context, addr string) bool {
+	if addr == "" {
+		return false
+	}
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return false
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return false
+	}
+	// A RESP answer: +PONG, or an error such as -NOAUTH.
+	return b[0] == '+' || b[0] == '-'
 }
 
 // New returns a store of one partition on client with keys under prefix
