@@ -245,10 +245,11 @@ type Queue interface {
 	// The answer holds one error per item: nil, ErrLeaseLost (the attempt
 	// is recorded, nothing else changes) or ErrNotFound (nothing recorded).
 	// The second result is an error of the store itself: then nothing is
-	// known of any item. A store whose client may send a call again when
-	// its answer is late (Redis) recognises an attempt it recorded last:
-	// it is not recorded twice, and is answered nil when the delivery
-	// shows its outcome.
+	// known of any item. The same Finish sent again (a client sends a call
+	// again when its answer is late; a caller retries after a store error
+	// that came after the commit) finds its attempt recorded last: it is
+	// not recorded twice, and is answered nil when the delivery shows its
+	// outcome, ErrLeaseLost otherwise.
 	Finish(ctx context.Context, fs []Finish) ([]error, error)
 	// Release gives leases back without counting an attempt: each delivery
 	// still held by its lease is due again at now. Used at shutdown so that

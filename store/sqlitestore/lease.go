@@ -296,6 +296,27 @@ func (s *Store) Release(ctx context.Context, now time.Time, ls []store.Lease) er
 	return nil
 }
 
+// recordedLast reports whether a is the last attempt recorded for the
+// delivery id: a Finish sent again (store.Queue.Finish), which is not
+// recorded twice.
+func recordedLast(w *writeTx, id string, a store.Attempt) (bool, error) {
+	var (
+		n, code          int
+		started, dur     int64
+		errText, outcome string
+	)
+	err := w.queryRow(`SELECT n, started_at, duration_ns, status_code, error, outcome FROM attempts
+		WHERE delivery_id = ? ORDER BY n DESC, seq DESC LIMIT 1`, id).Scan(&n, &started, &dur, &code, &errText, &outcome)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return n == a.N && started == millis(a.StartedAt) && dur == int64(a.Duration) && code == a.StatusCode &&
+		errText == a.Error && outcome == string(a.Outcome), nil
+}
+
 // finishItem is a checked Finish, encoded for the writer.
 type finishItem struct {
 	i       int // its place in the caller's slice
@@ -361,12 +382,26 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 				w.wake = w.wake || promoted
 			}
 			if !applied {
-				var found bool
-				if err := w.queryRow(deliveryExists, id).Scan(&found); err != nil {
+				var status string
+				var updated int64
+				err := w.queryRow(`SELECT status, updated_at FROM deliveries WHERE id = ?`, id).Scan(&status, &updated)
+				if errors.Is(err, sql.ErrNoRows) {
+					errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrNotFound)
+					continue
+				}
+				if err != nil {
 					return fmt.Errorf("%s: %w", id, err)
 				}
-				if !found {
-					errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrNotFound)
+				again, err := recordedLast(w, id, a)
+				if err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				if again {
+					// The same finish sent again: recorded already, and
+					// answered as the first was when the delivery shows it.
+					if status != string(o.Status) || updated != it.ended {
+						errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrLeaseLost)
+					}
 					continue
 				}
 				errs[it.i] = fmt.Errorf("sqlitestore: finish %s: %w", id, store.ErrLeaseLost)

@@ -27,6 +27,7 @@ var queueTests = []struct {
 	{"RenewKeepsTheLease", testRenew},
 	{"FinishBatch", testFinishBatch},
 	{"SuccessAfterLostLeaseCounts", testLostLeaseSuccess},
+	{"FinishSentAgain", testFinishSentAgain},
 	{"ReleaseMakesDueAtOnce", testRelease},
 	{"ActionStateCompareAndSet", testActionStateCAS},
 	{"PauseGatesLease", testPauseGate},
@@ -247,6 +248,52 @@ func testFinishBatch(t *testing.T, s store.Store) {
 		t.Errorf("Finish of nothing = %v, %v; want nothing", errs, err)
 	}
 	wantNextDue(t, s, retry.NextAttemptAt)
+}
+
+// testFinishSentAgain: the same Finish sent a second time (a client that
+// sends a call again when its answer is late, a caller that retries) is
+// answered as the first was and recorded once, for a retry as for a
+// success; another attempt's outcome still finds the lease lost, and is
+// recorded.
+func testFinishSentAgain(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const ttl = 30 * time.Second
+	d := acceptFor(t, s, "key-1", "action", base)[0]
+	l := mustLeaseOne(t, s, base, ttl, d.ID)
+	next := base.Add(time.Minute)
+	retry := store.Outcome{Status: store.DeliveryRetrying, NextAttemptAt: next, Error: "HTTP 503", Reason: store.ReasonRetry}
+	a := attemptOf(l, base, 503, "HTTP 503")
+	for i := range 2 {
+		if err := finishOne(ctx, s, l, a, retry); err != nil {
+			t.Fatalf("Finish (retrying), sent %d times: %v, want it answered as the first", i+1, err)
+		}
+	}
+	if got := mustDelivery(t, s, d.ID); got.Attempts != 1 || got.Status != store.DeliveryRetrying || !got.NextAttemptAt.Equal(next) {
+		t.Errorf("after the same retry sent twice: %+v, want retrying at %v after 1 attempt", got, next)
+	}
+	if as := mustAttempts(t, s, d.ID); len(as) != 1 {
+		t.Errorf("the same attempt sent twice is recorded %d times, want once", len(as))
+	}
+
+	l = mustLeaseOne(t, s, next, ttl, d.ID)
+	ok := store.Outcome{Status: store.DeliverySucceeded, Reason: store.ReasonSucceeded}
+	a = attemptOf(l, next, 200, "")
+	for i := range 2 {
+		if err := finishOne(ctx, s, l, a, ok); err != nil {
+			t.Fatalf("Finish (succeeded), sent %d times: %v, want it answered as the first", i+1, err)
+		}
+	}
+	other := a
+	other.StartedAt = next.Add(time.Second)
+	if err := finishOne(ctx, s, l, other, ok); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Finish of another attempt: %v, want ErrLeaseLost", err)
+	}
+	if got := mustDelivery(t, s, d.ID); got.Attempts != 2 || got.Status != store.DeliverySucceeded {
+		t.Errorf("after the success sent twice and another: %+v, want succeeded after 2 attempts", got)
+	}
+	if as := mustAttempts(t, s, d.ID); len(as) != 3 {
+		t.Errorf("%d attempts recorded, want 3: the retry and the success once each, and the other", len(as))
+	}
 }
 
 func testLostLeaseSuccess(t *testing.T, s store.Store) {
