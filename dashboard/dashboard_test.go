@@ -2,8 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +15,8 @@ import (
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway/admin"
 	"github.com/hookrelay/hookrelay/store"
-	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
+	"github.com/hookrelay/hookrelay/store/storetest"
 )
 
 // testDashboard serves the dashboard over the real admin API on a real
@@ -259,15 +257,7 @@ func TestSignOut(t *testing.T) {
 func TestUnreadableEventListed(t *testing.T) {
 	td := newTestDashboard(t)
 	ctx := context.Background()
-	b := make([]byte, seal.KeySize)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.ParseKeys("k1:" + base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := sqlitestore.Open(ctx, td.path, sqlitestore.WithKeys(keys))
+	sealed, err := sqlitestore.Open(ctx, td.path, sqlitestore.WithKeys(storetest.KeyRing(t, "k1")))
 	if err != nil {
 		t.Fatal(err)
 	}

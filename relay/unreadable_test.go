@@ -2,8 +2,6 @@ package relay_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,22 +11,9 @@ import (
 
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
-	"github.com/hookrelay/hookrelay/store/seal"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
+	"github.com/hookrelay/hookrelay/store/storetest"
 )
-
-func newRing(t *testing.T, id string) *seal.Keys {
-	t.Helper()
-	b := make([]byte, seal.KeySize)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.ParseKeys(id + ":" + base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // An event the store cannot open (sealed with a key this process's ring
 // lacks) fails its own delivery's attempts without a request: the other
@@ -48,7 +33,7 @@ func TestRelayUnreadableEvent(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	before, err := sqlitestore.Open(context.Background(), dir+"/relay.db", sqlitestore.WithKeys(newRing(t, "k1")))
+	before, err := sqlitestore.Open(context.Background(), dir+"/relay.db", sqlitestore.WithKeys(storetest.KeyRing(t, "k1")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +43,7 @@ func TestRelayUnreadableEvent(t *testing.T) {
 	}
 
 	st, r := setupIn(t, dir, srv.URL, "    breaker: {failures: 1}\n",
-		relay.Options{MaxInFlight: 4, OrphanScan: 50 * time.Millisecond}, sqlitestore.WithKeys(newRing(t, "k2")))
+		relay.Options{MaxInFlight: 4, OrphanScan: 50 * time.Millisecond}, sqlitestore.WithKeys(storetest.KeyRing(t, "k2")))
 	ok := []string{enqueue(t, st, "ok-1", "call"), enqueue(t, st, "ok-2", "call")}
 	run(t, r)
 	for _, id := range ok {

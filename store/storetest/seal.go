@@ -344,11 +344,17 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 // on a store that seals.
 func SealKeys(t testing.TB) *seal.Keys {
 	t.Helper()
+	return KeyRing(t, "suite")
+}
+
+// KeyRing is a key ring of one fresh key under id.
+func KeyRing(t testing.TB, id string) *seal.Keys {
+	t.Helper()
 	b := make([]byte, seal.KeySize)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	k, err := seal.ParseKeys("suite:" + base64.StdEncoding.EncodeToString(b))
+	k, err := seal.ParseKeys(id + ":" + base64.StdEncoding.EncodeToString(b))
 	if err != nil {
 		t.Fatal(err)
 	}
