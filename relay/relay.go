@@ -242,6 +242,13 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	if err != nil {
 		r.storeError("lease")
 		r.log.Error("lease failed", "error", err)
+		if len(b.Leases) > 0 {
+			// What was leased before the failure is handed back with it:
+			// given back, due now, rather than held until the leases end.
+			if err := r.q.Release(context.WithoutCancel(ctx), now, b.Leases); err != nil {
+				r.log.Error("giving back deliveries leased by a failed lease call failed: they fall due when their leases end", "error", err)
+			}
+		}
 		return false, time.Time{}, err
 	}
 	if ctx.Err() != nil && len(b.Leases) > 0 {

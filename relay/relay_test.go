@@ -37,6 +37,12 @@ func setupWith(t *testing.T, url, extra string, o relay.Options) (store.Store, *
 // opts.
 func setupIn(t *testing.T, dir, url, extra string, o relay.Options, opts ...sqlitestore.Option) (store.Store, *relay.Relay) {
 	t.Helper()
+	return setupOn(t, dir, url, extra, o, func(st store.Store) relay.Queue { return st }, opts...)
+}
+
+// setupOn is setupIn with the relay's queue made from the store by queue.
+func setupOn(t *testing.T, dir, url, extra string, o relay.Options, queue func(store.Store) relay.Queue, opts ...sqlitestore.Option) (store.Store, *relay.Relay) {
+	t.Helper()
 	cfgFile := dir + "/hookrelay.yaml"
 	yaml := `hooks:
   h:
@@ -61,7 +67,7 @@ actions:
 	t.Cleanup(func() { st.Close() })
 	// The client keeps the relay's clock, as in serve.
 	client := actions.NewClient(actions.ClientOptions{UserAgent: "hookrelay/test", Now: o.Now})
-	return st, relay.New(st, client, func() map[string]*actions.Action { return cfg.Actions }, o)
+	return st, relay.New(queue(st), client, func() map[string]*actions.Action { return cfg.Actions }, o)
 }
 
 func enqueue(t *testing.T, st store.Store, id, action string) string {

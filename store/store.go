@@ -233,7 +233,10 @@ type Queue interface {
 	// whose state is paused leases nothing; one whose BlockedUntil is set
 	// leases nothing before it and at most one delivery (a probe) from it
 	// on, moving BlockedUntil to Now+Probe and its breaker to half-open.
-	// A delivery whose event cannot be read comes back with Lease.Err.
+	// A delivery whose event cannot be read comes back with Lease.Err. A
+	// call that fails part-way (one partition of several) may return the
+	// leases it took with its error: they are held, and the caller gives
+	// them back (Release).
 	Lease(ctx context.Context, r LeaseRequest) (LeaseBatch, error)
 	// Renew extends each lease that still holds to now+ttl and returns the
 	// new ends, in order; a zero time marks a lease that was lost.

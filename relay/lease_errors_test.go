@@ -2,10 +2,12 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +78,39 @@ func TestRelayUnreadableEvent(t *testing.T) {
 	defer mu.Unlock()
 	if len(paths) != 2 || !strings.HasPrefix(paths[0], "/call/ok-") || !strings.HasPrefix(paths[1], "/call/ok-") {
 		t.Errorf("the receiver got %v, want the two readable deliveries only", paths)
+	}
+}
+
+// failingLease is a store whose first Lease call fails after taking its
+// leases, as a partitioned store's call does when one partition fails:
+// the leases come back with the error.
+type failingLease struct {
+	store.Store
+	failed atomic.Bool
+}
+
+func (f *failingLease) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	b, err := f.Store.Lease(ctx, r)
+	if err == nil && len(b.Leases) > 0 && f.failed.CompareAndSwap(false, true) {
+		return b, errors.New("one partition did not answer")
+	}
+	return b, err
+}
+
+// The leases a failed Lease call hands back with its error are given back
+// at once: delivered on the next call, not after the lease (an hour here)
+// ends.
+func TestRelayReleasesLeasesOfAFailedCall(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	var q *failingLease
+	st, r := setupOn(t, t.TempDir(), srv.URL, "", relay.Options{Lease: time.Hour, OrphanScan: 50 * time.Millisecond},
+		func(st store.Store) relay.Queue { q = &failingLease{Store: st}; return q })
+	id := enqueue(t, st, "a", "call")
+	run(t, r)
+	waitStatus(t, st, id, store.DeliverySucceeded)
+	if !q.failed.Load() || got.Load() != 1 {
+		t.Errorf("failed call %v, %d requests; want the failure, then one request", q.failed.Load(), got.Load())
 	}
 }
