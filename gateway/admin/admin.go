@@ -84,29 +84,25 @@ func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, msg
 
 // fail writes err as {"error": …} with the status it maps to.
 func (a *API) fail(c *gin.Context, err error) {
-	var ae *apiError
+	var (
+		ae *apiError
+		re *seal.RecordError
+	)
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, store.ErrNotFound):
 		ae = &apiError{http.StatusNotFound, "not found"}
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{http.StatusConflict, err.Error()}
-	case errors.As(err, new(*seal.RecordError)):
+	case errors.As(err, &re):
 		// Stored, but sealed with a key this process's ring cannot open:
 		// the message names the record and the key id, never a key.
-		ae = &apiError{http.StatusInternalServerError, "cannot be read with this process's encryption keys: " + a.red().String(sealError(err).Error())}
+		ae = &apiError{http.StatusInternalServerError, "cannot be read with this process's encryption keys: " + a.red().String(re.Error())}
 	default:
 		a.log.ErrorContext(c.Request.Context(), "admin request failed", "method", c.Request.Method, "path", c.FullPath(), "error", err)
 		ae = &apiError{http.StatusServiceUnavailable, "store unavailable"}
 	}
 	c.AbortWithStatusJSON(ae.status, gin.H{"error": ae.msg})
-}
-
-// sealError is the *seal.RecordError in err's chain.
-func sealError(err error) *seal.RecordError {
-	var re *seal.RecordError
-	errors.As(err, &re)
-	return re
 }
 
 // red is the Redactor of the config in force: every answer passes

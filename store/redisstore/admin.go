@@ -57,8 +57,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 			return nil, "", fmt.Errorf("redisstore: list events: unexpected record %T", r.rec)
 		}
 		e, _, err := decodeEvent(s.keys, r.id, v, false)
-		var re *seal.RecordError
-		if errors.As(err, &re) {
+		if seal.Unopened(err) {
 			// Listed with what is kept in clear (store.Event.Err).
 			e.Err, err = err, nil
 		}

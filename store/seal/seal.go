@@ -79,6 +79,13 @@ func (e *RecordError) Error() string {
 
 func (e *RecordError) Unwrap() error { return e.Err }
 
+// Unopened reports whether err is, or wraps, a *RecordError: a sealed part
+// of a stored record did not open.
+func Unopened(err error) bool {
+	var re *RecordError
+	return errors.As(err, &re)
+}
+
 // KeyError is the error of a key ring description that cannot be used.
 // It names the entry by position and id, never its key.
 type KeyError struct {

@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -83,8 +82,7 @@ func (s *Store) scanListed(row rowScanner) (store.Event, error) {
 		return store.Event{}, err
 	}
 	ev, err := r.decode(s.keys)
-	var re *seal.RecordError
-	if errors.As(err, &re) {
+	if seal.Unopened(err) {
 		ev.Err, err = err, nil
 	}
 	return ev, err
