@@ -48,6 +48,8 @@ func result(out store.Outcome, res actions.Result) string {
 		return ResultSuccess
 	case out.Status == store.DeliveryDead:
 		return ResultDead
+	case errors.Is(res.Err, errUnreadable):
+		return ResultUnreadable
 	case res.StatusCode == http.StatusTooManyRequests:
 		return ResultThrottled
 	case res.StatusCode >= 500:
@@ -131,16 +133,12 @@ func (r *Relay) perform(ctx context.Context, l store.Lease, act *actions.Action)
 	case destinationFailed(res):
 		v = failing
 	}
-	rs := result(out, res)
-	if l.Err != nil && out.Status != store.DeliveryDead {
-		rs = ResultUnreadable
-	}
 	return finishItem{
 		f:       store.Finish{Lease: l, Attempt: attempt, Outcome: out},
 		act:     act,
 		verdict: v,
 		status:  res.StatusCode,
-		result:  rs,
+		result:  result(out, res),
 	}, true
 }
 
@@ -153,8 +151,12 @@ func unreadable(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return &permanentError{fmt.Sprintf("the event cannot be sent, it is gone from the store: %v", err)}
 	}
-	return fmt.Errorf("the stored event cannot be read by this process, nothing was sent: %w", err)
+	return fmt.Errorf("%w: %w", errUnreadable, err)
 }
+
+// errUnreadable heads the error of an attempt whose event this process
+// could not read (unreadable): its result is ResultUnreadable.
+var errUnreadable = errors.New("the stored event cannot be read by this process, nothing was sent")
 
 // decode parses the stored payload for an action that reads it; a plain
 // forward of the raw body skips the work.
