@@ -101,33 +101,21 @@ func (r *Readiness) Init(ctx context.Context, accept bool) error {
 	}
 	for range 3 {
 		id, err := r.s.Identity(ctx)
-		if errors.Is(err, ErrNotFound) && r.expect != "" {
-			lost := Identity{ID: NewID("sid", r.now()), CreatedAt: r.now().UTC(), State: IdentityLost, Previous: r.expect}
-			err = r.s.PutIdentity(ctx, "", lost)
+		wrote := false
+		if errors.Is(err, ErrNotFound) {
+			// A new store, unless one was expected: then an emptied one.
+			id = Identity{ID: NewID("sid", r.now()), CreatedAt: r.now().UTC(), State: IdentityNew}
+			if r.expect != "" {
+				id.State, id.Previous = IdentityLost, r.expect
+			}
+			err = r.s.PutIdentity(ctx, "", id)
 			if errors.Is(err, ErrConflict) {
 				continue // another process wrote one first: read it
 			}
 			if err != nil {
 				return fmt.Errorf("write the store identity: %w", err)
 			}
-			r.log.Error("store lost its data: it holds no identity, where "+r.expect+" was expected; events acknowledged before may be lost (a Redis restarted without persistence or flushed, or a file replaced, while no process ran?); this process is not ready until an operator runs `hookrelay store reset-ack`",
-				"expected_identity", r.expect)
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.known = lost
-			r.markLost(lost)
-			return nil
-		}
-		if errors.Is(err, ErrNotFound) {
-			id = Identity{ID: NewID("sid", r.now()), CreatedAt: r.now().UTC(), State: IdentityNew}
-			err = r.s.PutIdentity(ctx, "", id)
-			if errors.Is(err, ErrConflict) {
-				continue // another process wrote the first one: read it
-			}
-			if err != nil {
-				return fmt.Errorf("write the store identity: %w", err)
-			}
-			r.log.Info("store identity written: the store is new", "identity", id.ID)
+			wrote = true
 		} else if err != nil {
 			return fmt.Errorf("read the store identity: %w", err)
 		}
@@ -137,7 +125,14 @@ func (r *Readiness) Init(ctx context.Context, accept bool) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.known = id
-		if id.State == IdentityLost {
+		switch {
+		case wrote && id.State == IdentityNew:
+			r.log.Info("store identity written: the store is new", "identity", id.ID)
+		case wrote:
+			r.log.Error("store lost its data: it holds no identity, where "+r.expect+" was expected; events acknowledged before may be lost (a Redis restarted without persistence or flushed, or a file replaced, while no process ran?); this process is not ready until an operator runs `hookrelay store reset-ack`",
+				"expected_identity", r.expect)
+			r.markLost(id)
+		case id.State == IdentityLost:
 			r.log.Error("store lost its data: another process found its identity gone; events acknowledged before may be lost; this process is not ready until an operator runs `hookrelay store reset-ack`",
 				"lost_identity", id.Previous, "noticed_at", id.CreatedAt.UTC().Format(time.RFC3339))
 			r.markLost(id)
