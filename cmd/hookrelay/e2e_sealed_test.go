@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,16 +25,6 @@ import (
 // sealedToken is an elevated OrderCloud UserToken that must never be
 // readable from the store's files, keys or traffic.
 const sealedToken = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiQnV5ZXJBZG1pbiJ9.SEALED-at-rest-q7Zx91Lm"
-
-// newKeyEntry is a key ring entry "id:<32 random bytes in base64>".
-func newKeyEntry(t *testing.T, id string) string {
-	t.Helper()
-	b := make([]byte, seal.KeySize)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return id + ":" + base64.StdEncoding.EncodeToString(b)
-}
 
 // sendSealed posts a signed OrderCloud event carrying sealedToken (the
 // LogID made unique by n) in its body and in a header, and returns its id.
@@ -190,7 +178,7 @@ func TestSealedAtRest(t *testing.T) {
 	onEachStore(t, func(t *testing.T, b storeBackend) {
 		rc := newReceiver(t)
 		url := b.url(t)
-		k1 := newKeyEntry(t, "k1")
+		k1 := storetest.KeyEntry(t, "k1")
 		var capture func() string
 		if b.name == "redis" {
 			capture = monitor(t)
@@ -230,24 +218,15 @@ func TestSealedAtRest(t *testing.T) {
 		if bytes.Contains(raw, []byte(sealedToken)) {
 			t.Error("the token is readable in the raw store")
 		}
-		readSealed(t, url, mustParseKeys(t, k1), id)
+		readSealed(t, url, storetest.ParseKeys(t, k1), id)
 	})
-}
-
-func mustParseKeys(t *testing.T, s string) *seal.Keys {
-	t.Helper()
-	k, err := seal.ParseKeys(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // openSealedTestStore opens the store the server uses with the key ring
 // ring, to inspect it.
 func openSealedTestStore(t *testing.T, url, ring string) store.Store {
 	t.Helper()
-	st, _, err := openSealedStore(context.Background(), url, mustParseKeys(t, ring))
+	st, _, err := openSealedStore(context.Background(), url, storetest.ParseKeys(t, ring))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +313,7 @@ func TestKeyRotation(t *testing.T) {
 	onEachStore(t, func(t *testing.T, b storeBackend) {
 		rc := newReceiver(t)
 		url := b.url(t)
-		k1, k2 := newKeyEntry(t, "k1"), newKeyEntry(t, "k2")
+		k1, k2 := storetest.KeyEntry(t, "k1"), storetest.KeyEntry(t, "k2")
 		run := func(ring string, n int) string {
 			t.Helper()
 			srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + ring}})
@@ -347,10 +326,10 @@ func TestKeyRotation(t *testing.T) {
 		// One event before any key, one under k1.
 		clear := run("", 0)
 		first := run(k1, 1)
-		readSealed(t, url, mustParseKeys(t, k1), clear, first)
+		readSealed(t, url, storetest.ParseKeys(t, k1), clear, first)
 
 		second := run(k2+","+k1, 2)
-		readSealed(t, url, mustParseKeys(t, k2+","+k1), clear, first, second)
+		readSealed(t, url, storetest.ParseKeys(t, k2+","+k1), clear, first, second)
 
 		out := rotateKey(t, url, k2+","+k1, "--batch", "1")
 		if !strings.Contains(out, "done: 3 events examined, 2 sealed anew under k2, 1 already were") {
@@ -363,7 +342,7 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("a second rotate-key printed:\n%s", out)
 		}
 		third := run(k2, 3)
-		readSealed(t, url, mustParseKeys(t, k2), clear, first, second, third)
+		readSealed(t, url, storetest.ParseKeys(t, k2), clear, first, second, third)
 		if bytes.Contains(rawStore(t, url), []byte(sealedToken)) {
 			t.Error("after rotate-key the token of the event stored in clear is still readable in the raw store")
 		}
@@ -375,8 +354,8 @@ func TestKeyRotation(t *testing.T) {
 			want       []string
 		}{
 			{"no key", "", []string{"event " + third + " is sealed with key k2, and no key is set: set " + envEncryptionKey}},
-			{"another key", newKeyEntry(t, "k3"), []string{"event " + third + " is sealed with key k2, which " + envEncryptionKey + " does not hold (it holds k3)"}},
-			{"wrong material", newKeyEntry(t, "k2"), []string{"event " + third + " is sealed with key k2, but it does not open", "is not the one it was sealed with"}},
+			{"another key", storetest.KeyEntry(t, "k3"), []string{"event " + third + " is sealed with key k2, which " + envEncryptionKey + " does not hold (it holds k3)"}},
+			{"wrong material", storetest.KeyEntry(t, "k2"), []string{"event " + third + " is sealed with key k2, but it does not open", "is not the one it was sealed with"}},
 			{"malformed", "k2:not-a-key", []string{envEncryptionKey + ": entry 1 (k2): the key is"}},
 		} {
 			code, out := serveFails(t, url, envEncryptionKey+"="+c.ring)
@@ -395,7 +374,7 @@ func TestKeyRotation(t *testing.T) {
 		if diff := cmp.Diff(before, storedEvents(t, url)); diff != "" {
 			t.Errorf("the refused starts changed the stored events (-before +after):\n%s", diff)
 		}
-		readSealed(t, url, mustParseKeys(t, k2), clear, first, second, third)
+		readSealed(t, url, storetest.ParseKeys(t, k2), clear, first, second, third)
 		srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
 		if err := srv.stop(t); err != nil {
 			t.Fatalf("serve with the right key: %v", err)
@@ -413,7 +392,7 @@ func TestSealedUnreadable(t *testing.T) {
 	onEachStore(t, func(t *testing.T, b storeBackend) {
 		rc := newReceiver(t)
 		url := b.url(t)
-		k1, k2 := newKeyEntry(t, "k1"), newKeyEntry(t, "k2")
+		k1, k2 := storetest.KeyEntry(t, "k1"), storetest.KeyEntry(t, "k2")
 		// Stored by processes that deliver nothing (--workers 0): the
 		// first under k1, the second under k2 with k1 still in the ring.
 		srv := start(t, serverOpts{store: url, api: rc.URL, args: []string{"--workers", "0"}, extra: []string{envEncryptionKey + "=" + k1}})

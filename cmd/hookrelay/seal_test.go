@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/store/storetest"
 )
 
 func TestEncryptionKeys(t *testing.T) {
-	k1, k2 := newKeyEntry(t, "k1"), newKeyEntry(t, "k2")
+	k1, k2 := storetest.KeyEntry(t, "k1"), storetest.KeyEntry(t, "k2")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "keys")
 	if err := os.WriteFile(file, []byte(k2+"\n"+k1+"\n"), 0o600); err != nil {

@@ -81,10 +81,10 @@ func testUnreadableLeases(t *testing.T, b SealedBackend) {
 		mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
 		return d
 	}
-	s := b.Open(parseTestKeys(t, testKey(t, "k1")))
+	s := b.Open(ParseKeys(t, KeyEntry(t, "k1")))
 	lost := accept(s, 1, "action")
 	s.Close()
-	s = b.Open(parseTestKeys(t, testKey(t, "k2")))
+	s = b.Open(ParseKeys(t, KeyEntry(t, "k2")))
 	defer s.Close()
 	same, other := accept(s, 2, "action"), accept(s, 3, "other")
 
@@ -145,7 +145,9 @@ func testUnreadableLeases(t *testing.T, b SealedBackend) {
 // each event carries it followed by its number.
 const sealToken = "eyJhbGciOiJIUzI1NiJ9.sealtest-Zq81xW.signature-7Hq2-"
 
-func testKey(t *testing.T, id string) string {
+// KeyEntry is a key ring entry "id:<base64 of a fresh key>", as
+// HOOKRELAY_ENCRYPTION_KEY holds one.
+func KeyEntry(t testing.TB, id string) string {
 	t.Helper()
 	b := make([]byte, seal.KeySize)
 	if _, err := rand.Read(b); err != nil {
@@ -154,9 +156,10 @@ func testKey(t *testing.T, id string) string {
 	return id + ":" + base64.StdEncoding.EncodeToString(b)
 }
 
-func parseTestKeys(t *testing.T, s string) *seal.Keys {
+// ParseKeys is seal.ParseKeys of ring, which must parse.
+func ParseKeys(t testing.TB, ring string) *seal.Keys {
 	t.Helper()
-	k, err := seal.ParseKeys(s)
+	k, err := seal.ParseKeys(ring)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +185,7 @@ func tokenOf(n int) string { return fmt.Sprintf("%s%d", sealToken, n) }
 
 func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	ctx := t.Context()
-	k1, k2 := testKey(t, "k1"), testKey(t, "k2")
+	k1, k2 := KeyEntry(t, "k1"), KeyEntry(t, "k2")
 	var events []store.Event
 	accept := func(s SealedStore, n int) {
 		e := sealedEvent(n, base.Add(time.Duration(n)*time.Second))
@@ -241,7 +244,7 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	if !bytes.Contains(b.Raw(), []byte(tokenOf(0))) {
 		t.Fatal("the event stored without keys is not in the raw storage in clear: the raw dump misses it")
 	}
-	s = b.Open(parseTestKeys(t, k1))
+	s = b.Open(ParseKeys(t, k1))
 	readAll(s, "clear event, opened with k1")
 	accept(s, 1)
 	accept(s, 2)
@@ -267,7 +270,7 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	}
 
 	// Rotation: k2 seals, k1 still opens.
-	s = b.Open(parseTestKeys(t, k2+","+k1))
+	s = b.Open(ParseKeys(t, k2+","+k1))
 	readAll(s, "opened with k2,k1")
 	accept(s, 3)
 	if ex, re := reseal(s, 2); ex != len(events) || re != 3 {
@@ -282,7 +285,7 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	}
 
 	// k2 alone reads everything.
-	s = b.Open(parseTestKeys(t, k2))
+	s = b.Open(ParseKeys(t, k2))
 	readAll(s, "opened with k2 only")
 	s.Close()
 
@@ -298,8 +301,8 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 		is   func(error) bool
 	}{
 		{"no keys", nil, func(err error) bool { var uk *seal.UnknownKeyError; return errors.As(err, &uk) && uk.ID == "k2" }},
-		{"another key", parseTestKeys(t, testKey(t, "k3")), func(err error) bool { var uk *seal.UnknownKeyError; return errors.As(err, &uk) && uk.ID == "k2" }},
-		{"wrong k2", parseTestKeys(t, testKey(t, "k2")), func(err error) bool { return errors.Is(err, seal.ErrOpen) }},
+		{"another key", ParseKeys(t, KeyEntry(t, "k3")), func(err error) bool { var uk *seal.UnknownKeyError; return errors.As(err, &uk) && uk.ID == "k2" }},
+		{"wrong k2", ParseKeys(t, KeyEntry(t, "k2")), func(err error) bool { return errors.Is(err, seal.ErrOpen) }},
 	} {
 		s = b.Open(c.keys)
 		_, err := s.Event(ctx, events[1].ID)
@@ -335,7 +338,7 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 			t.Fatalf("%s: the stored events changed (-before +after):\n%s", c.name, diff)
 		}
 	}
-	s = b.Open(parseTestKeys(t, k2))
+	s = b.Open(ParseKeys(t, k2))
 	readAll(s, "the right key after the wrong ones")
 	s.Close()
 }
@@ -350,15 +353,7 @@ func SealKeys(t testing.TB) *seal.Keys {
 // KeyRing is a key ring of one fresh key under id.
 func KeyRing(t testing.TB, id string) *seal.Keys {
 	t.Helper()
-	b := make([]byte, seal.KeySize)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.ParseKeys(id + ":" + base64.StdEncoding.EncodeToString(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return ParseKeys(t, KeyEntry(t, id))
 }
 
 // RawFiles is every byte of the SQLite database at path and of its -wal
