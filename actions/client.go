@@ -185,7 +185,7 @@ func (c *Client) Do(ctx context.Context, a *Action, env rules.Env, idempotencyKe
 	}
 	// A JWT past its exp could only be refused: nothing is sent. Only the
 	// rendered token is judged; an OAuth2 token is the token endpoint's.
-	if err := checkBearer(req.Header, c.now()); err != nil {
+	if err := CheckBearer(req.Header, c.now()); err != nil {
 		res.RequestHeaders = shownHeaders(req.Header, clean)
 		res.Err = err
 		return res

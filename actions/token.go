@@ -24,16 +24,12 @@ func (e *TokenExpiredError) Error() string {
 // Is makes an expired token match ErrPermanent.
 func (e *TokenExpiredError) Is(target error) bool { return target == ErrPermanent }
 
-// CheckBearer is what an attempt checks before it sends a request with
-// header h at now: a *TokenExpiredError when its bearer token is a JWT
-// that has expired, else nil. A dry run shows the same verdict.
-func CheckBearer(h http.Header, now time.Time) error { return checkBearer(h, now) }
-
-// checkBearer returns a *TokenExpiredError when the request's
+// CheckBearer returns a *TokenExpiredError when the request's
 // "Authorization: Bearer" token is a JWT whose exp is not after now
 // (RFC 7519 §4.1.4: the token is accepted only before exp). A token that
-// is not a JWT, or has no exp, passes.
-func checkBearer(h http.Header, now time.Time) error {
+// is not a JWT, or has no exp, passes. An attempt checks it before it
+// sends a request, and a dry run shows the same verdict.
+func CheckBearer(h http.Header, now time.Time) error {
 	scheme, tok, ok := strings.Cut(h.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil
