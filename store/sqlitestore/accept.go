@@ -13,9 +13,10 @@ import (
 // Accept checks the idempotency key, stores the event and enqueues its
 // deliveries in one transaction. It sets the event's Status: accepted with
 // deliveries, ignored without. A key counts as present while its expiry is
-// after the event's ReceivedAt; an expired key is replaced by the new event.
+// after the event's ReceivedAt; an expired key is taken by the new event.
 // An event without a key, or with a KeyTTL <= 0, is never a duplicate and
-// leaves no key behind.
+// takes no key. The key is kept with the event that took it
+// (key_expires_at), and goes when that event is pruned.
 func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
 	ev := a.Event
 	if ev.ID == "" {
@@ -54,35 +55,38 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 		deliveries[i] = store.Enqueued(d, ev.ID, ev.Hook, ev.ReceivedAt)
 	}
 
+	var keyExpires int64 // 0: the event takes no key
+	if checkKey {
+		keyExpires = millis(ev.ReceivedAt.Add(a.KeyTTL))
+	}
 	var res store.Accepted
 	err = s.write(ctx, func(w *writeTx) error {
-		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`, seal_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.ID, ev.Hook, received, ev.IdempotencyKey, cols.headers, cols.query, cols.body, string(ev.Status), rules, cols.trace, cols.key); err != nil {
-			return err
-		}
 		if checkKey {
-			// One statement takes the key unless a window of it is open:
-			// a row comes back when it was taken, none for a duplicate,
-			// the rare case that reads the event it duplicates and undoes
-			// the insert above.
-			var taken string
-			err := w.queryRow(`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (hook, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-				WHERE idempotency_keys.expires_at <= ?
-				RETURNING event_id`,
-				ev.Hook, ev.IdempotencyKey, ev.ID, millis(ev.ReceivedAt.Add(a.KeyTTL)), received).Scan(&taken)
-			if errors.Is(err, sql.ErrNoRows) {
-				var original string
-				if err := w.queryRow(`SELECT event_id FROM idempotency_keys WHERE hook = ? AND key = ?`,
-					ev.Hook, ev.IdempotencyKey).Scan(&original); err != nil {
-					return err
-				}
-				res = store.Accepted{EventID: original, Duplicate: true}
-				return duplicate(w, ev.ID, original, ev.ReceivedAt)
-			}
-			if err != nil {
+			// The key's holder is the newest event of the hook that took
+			// it; its window, while open at this event's receipt, makes
+			// this one a duplicate, stored nowhere but as an arrival on it.
+			var holder string
+			var until int64
+			err := w.queryRow(`SELECT id, key_expires_at FROM events
+				WHERE hook = ? AND idempotency_key = ? AND key_expires_at > 0
+				ORDER BY id DESC LIMIT 1`, ev.Hook, ev.IdempotencyKey).Scan(&holder, &until)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
 				return err
+			case holder == ev.ID:
+				// This very accept, committed before: its caller gave up
+				// waiting for the answer and asks again.
+				res = store.Accepted{EventID: ev.ID}
+				return nil
+			case until > received:
+				res = store.Accepted{EventID: holder, Duplicate: true}
+				return arrived(w, holder, ev.ReceivedAt)
 			}
+		}
+		if _, err := w.exec(`INSERT INTO events (`+eventColumns+`, seal_key, key_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.ID, ev.Hook, received, ev.IdempotencyKey, cols.headers, cols.query, cols.body, string(ev.Status), rules, cols.trace, cols.key, keyExpires); err != nil {
+			return err
 		}
 		for _, d := range deliveries {
 			if err := insertDelivery(w, d); err != nil {
@@ -101,18 +105,11 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	return res, nil
 }
 
-// duplicate undoes the insert of event id, a duplicate of original that
-// arrived at at, and records the arrival on original.
-func duplicate(w *writeTx, id, original string, at time.Time) error {
-	if _, err := w.exec(`DELETE FROM events WHERE id = ?`, id); err != nil {
-		return err
-	}
+// arrived records on original the arrival, at at, of a duplicate of it.
+func arrived(w *writeTx, original string, at time.Time) error {
 	var d store.Duplicates
 	var arrivals string
 	err := w.queryRow(`SELECT duplicates, duplicate_arrivals FROM events WHERE id = ?`, original).Scan(&d.Count, &arrivals)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // a key whose event is gone: nothing to record it on
-	}
 	if err != nil {
 		return err
 	}

@@ -159,3 +159,65 @@ func openAtVersion(t *testing.T, path string, n int) (*sql.DB, *sql.Conn) {
 	}
 	return db, conn
 }
+
+// TestKeyMigrationKeepsWindows upgrades a file whose idempotency keys were
+// rows of their own: each key's window moves onto the event that held it,
+// so an open one still answers duplicates, and an ended one does not.
+func TestKeyMigrationKeepsWindows(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	db, conn := openAtVersion(t, path, 11)
+	open, ended, keyless := store.NewID("evt", base), store.NewID("evt", base.Add(time.Millisecond)), store.NewID("evt", base.Add(2*time.Millisecond))
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'open', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{open, base.UnixMilli()}},
+		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'ended', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{ended, base.UnixMilli() + 1}},
+		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'none', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{keyless, base.UnixMilli() + 2}},
+		{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'open', ?, ?)`, []any{open, base.Add(time.Hour).UnixMilli()}},
+		{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'ended', ?, ?)`, []any{ended, base.Add(time.Minute).UnixMilli()}},
+	} {
+		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := mustOpen(t, path)
+	defer mustClose(t, s)
+	if got := keyWindow(t, s, open); got != base.Add(time.Hour).UnixMilli() {
+		t.Errorf("window of the open key after the upgrade = %d, want %d", got, base.Add(time.Hour).UnixMilli())
+	}
+	if got := keyWindow(t, s, keyless); got != 0 {
+		t.Errorf("window of an event that held no key = %d, want 0", got)
+	}
+	at := base.Add(30 * time.Minute)
+	for _, tt := range []struct {
+		key  string
+		want string // the event it duplicates; "" for a new one
+	}{
+		{"open", open},
+		{"ended", ""},
+		{"none", ""},
+	} {
+		a := testEvent("orders", tt.key, 0, at)
+		at = at.Add(time.Millisecond)
+		got := mustAccept(t, s, a)
+		if tt.want != "" && (!got.Duplicate || got.EventID != tt.want) {
+			t.Errorf("Accept with key %q after the upgrade = %+v, want a duplicate of %s", tt.key, got, tt.want)
+		}
+		if tt.want == "" && got.Duplicate {
+			t.Errorf("Accept with key %q after the upgrade = %+v, want a new event", tt.key, got)
+		}
+	}
+	var tables int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 'idempotency_keys'`).Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("idempotency_keys tables after the upgrade = %d, %v; want none", tables, err)
+	}
+}

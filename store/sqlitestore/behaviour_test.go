@@ -125,67 +125,75 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 }
 
-func TestSweep(t *testing.T) {
+// TestKeyKeptWithItsEvent: an event's idempotency key is kept on its row,
+// judged against each later arrival's receipt, and goes with the event.
+func TestKeyKeptWithItsEvent(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-
-	n, err := s.Sweep(ctx, base)
-	if err != nil || n != 0 {
-		t.Fatalf("Sweep of an empty store = %d, %v; want 0", n, err)
+	first := testEvent("orders", "k", 0, base)
+	first.KeyTTL = time.Hour
+	mustAccept(t, s, first)
+	if got := keyWindow(t, s, first.Event.ID); got != base.Add(time.Hour).UnixMilli() {
+		t.Errorf("key_expires_at of the event that took the key = %d, want %d", got, base.Add(time.Hour).UnixMilli())
 	}
 
-	// More keys than one sweep chunk, accepted concurrently (a few batches).
-	const expiring = 2100
-	var wg sync.WaitGroup
-	errs := make(chan error, expiring)
-	for i := range expiring {
-		wg.Go(func() {
-			a := testEvent("orders", fmt.Sprintf("k%d", i), i, base)
-			a.KeyTTL = time.Hour
-			if _, err := s.Accept(ctx, a); err != nil {
-				errs <- err
-			}
-		})
+	// A clock gone backwards still finds the window open at its receipt:
+	// windows are judged by receipt times, not by when a sweep ran.
+	early := testEvent("orders", "k", 1, base.Add(-time.Minute))
+	early.KeyTTL = time.Hour
+	if got := mustAccept(t, s, early); !got.Duplicate || got.EventID != first.Event.ID {
+		t.Errorf("Accept received before the holder = %+v, want a duplicate of %s", got, first.Event.ID)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+
+	// The caller of the first Accept asks again (its answer was lost): it
+	// is told its event is stored, not that it duplicates itself.
+	if got := mustAccept(t, s, first); got.Duplicate || got.EventID != first.Event.ID {
+		t.Errorf("the same Accept again = %+v, want %s stored", got, first.Event.ID)
+	}
+
+	// After the window, the next arrival takes the key, with a window of
+	// its own; the old holder keeps its row, and the key is the new one's.
+	second := testEvent("orders", "k", 2, base.Add(time.Hour))
+	second.KeyTTL = 2 * time.Hour
+	mustAccept(t, s, second)
+	third := testEvent("orders", "k", 3, base.Add(2*time.Hour))
+	third.KeyTTL = time.Hour
+	if got := mustAccept(t, s, third); !got.Duplicate || got.EventID != second.Event.ID {
+		t.Errorf("Accept in the second window = %+v, want a duplicate of %s", got, second.Event.ID)
+	}
+	e, err := s.Event(ctx, first.Event.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	lasting := testEvent("orders", "lasting", expiring, base)
-	lasting.KeyTTL = 2 * time.Hour
-	mustAccept(t, s, lasting)
-
-	tests := []struct {
-		name string
-		now  time.Time
-		want int
-	}{
-		{"nothing expired yet", base.Add(time.Hour - time.Millisecond), 0},
-		{"expiry is inclusive", base.Add(time.Hour), expiring},
-		{"already swept", base.Add(time.Hour + time.Minute), 0},
-		{"the last one", base.Add(2 * time.Hour), 1},
-	}
-	for _, tt := range tests {
-		n, err := s.Sweep(ctx, tt.now)
-		if err != nil {
-			t.Fatalf("%s: Sweep: %v", tt.name, err)
-		}
-		if n != tt.want {
-			t.Errorf("%s: Sweep(%v) = %d, want %d", tt.name, tt.now, n, tt.want)
-		}
+	if e.Duplicates.Count != 1 {
+		t.Errorf("duplicates recorded on the first holder = %d, want 1 (the early arrival)", e.Duplicates.Count)
 	}
 
-	// The key is really gone: an event with it, received before the old
-	// expiry (a clock going backwards), is new again.
-	again := testEvent("orders", "k1", expiring+1, base.Add(time.Minute))
+	// Pruned, the holder takes its key with it (its window was open).
+	now := base.Add(2*time.Hour + time.Minute)
+	pruned, err := s.Prune(ctx, store.Prune{Now: now, CompletedBefore: now, FailedBefore: now, Owner: "test", LeaseUntil: now.Add(time.Minute), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned.Events != 2 {
+		t.Fatalf("Prune = %+v, want both events pruned", pruned)
+	}
+	again := testEvent("orders", "k", 4, now)
+	again.KeyTTL = time.Hour
 	if got := mustAccept(t, s, again); got.Duplicate {
-		t.Errorf("Accept with a swept key = %+v, want a new event", got)
+		t.Errorf("Accept with the key of a pruned event = %+v, want a new event", got)
 	}
-	// Events themselves are not swept.
-	if _, err := s.Event(ctx, lasting.Event.ID); err != nil {
-		t.Errorf("Event after Sweep: %v", err)
+}
+
+// keyWindow reads the end of the key window stored on event id; 0 when it
+// took no key.
+func keyWindow(t *testing.T, s *Store, id string) int64 {
+	t.Helper()
+	var until int64
+	if err := s.rdb.QueryRowContext(t.Context(), `SELECT key_expires_at FROM events WHERE id = ?`, id).Scan(&until); err != nil {
+		t.Fatal(err)
 	}
+	return until
 }
 
 func TestAcceptRejects(t *testing.T) {
@@ -273,8 +281,9 @@ func TestAcceptWithoutKeyWindow(t *testing.T) {
 			}
 		}
 	}
-	if n, err := s.Sweep(t.Context(), base.Add(1000*time.Hour)); err != nil || n != 0 {
-		t.Errorf("Sweep = %d, %v; want no keys kept", n, err)
+	var kept int
+	if err := s.rdb.QueryRowContext(t.Context(), `SELECT count(*) FROM events WHERE key_expires_at > 0`).Scan(&kept); err != nil || kept != 0 {
+		t.Errorf("events that took a key = %d, %v; want none", kept, err)
 	}
 }
 
@@ -451,7 +460,6 @@ func TestClose(t *testing.T) {
 		{"Release", func() error { return s.Release(ctx, base, []store.Lease{{Token: "t"}}) }},
 		{"PutActionState", func() error { _, err := s.PutActionState(ctx, store.ActionState{Action: "crm"}); return err }},
 		{"Ping", func() error { return s.Ping(ctx) }},
-		{"Sweep", func() error { _, err := s.Sweep(ctx, base); return err }},
 	}
 	for _, w := range writes {
 		if err := w.call(); !errors.Is(err, ErrClosed) {

@@ -3,13 +3,15 @@
 // so that `hookrelay serve` needs nothing else installed. The file runs in WAL
 // mode with synchronous=FULL, so an acknowledged event survives a crash or a
 // power cut; one writer goroutine owns the only write connection and commits
-// concurrent writes together (group commit), each in a savepoint of its own
-// so that one failing write does not undo the others, while reads use a pool
-// of read-only connections. The schema comes from numbered SQL files embedded
-// in the binary, tracked by PRAGMA user_version. A file serves one process:
-// Wake is an in-process broadcast. Listings page by id over indexes on
-// hook, action and status; admin API keys are read from the file on every
-// call, never cached.
+// concurrent writes together (group commit), so that one fsync serves many
+// (a batch in which a write fails runs again with a savepoint per write, so
+// that it does not undo the others), while reads use a pool of read-only
+// connections. An idempotency key is kept on the event that took it, with
+// the end of its window, and goes when the event is pruned. The schema
+// comes from numbered SQL files embedded in the binary, tracked by PRAGMA
+// user_version. A file serves one process: Wake is an in-process
+// broadcast. Listings page by id over indexes on hook, action and status;
+// admin API keys are read from the file on every call, never cached.
 //
 // The queue is one index over (action, due time): each action's deliveries
 // are a range of it, so a lease takes an action's earliest due deliveries

@@ -136,9 +136,6 @@ func deleteEvent(w *writeTx, id string, res *store.Pruned) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.exec(`DELETE FROM idempotency_keys WHERE event_id = ?`, id); err != nil {
-		return err
-	}
 	if _, err := w.exec(`DELETE FROM events WHERE id = ?`, id); err != nil {
 		return err
 	}

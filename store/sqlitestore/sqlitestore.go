@@ -28,9 +28,6 @@ const (
 	// maxBatch bounds how many queued writes share one transaction, so that
 	// one commit never holds callers for long.
 	maxBatch = 128
-	// sweepEvery is how often Open's background sweep removes expired
-	// idempotency keys.
-	sweepEvery = time.Minute
 	// busyTimeout is how long a connection waits for a lock held by another
 	// connection or process before giving up with SQLITE_BUSY.
 	busyTimeout = 10 * time.Second
@@ -48,7 +45,6 @@ type Store struct {
 	reqs       chan *request
 	closing    chan struct{}
 	writerDone chan struct{}
-	sweepDone  chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
 
@@ -119,7 +115,6 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		reqs:       make(chan *request),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
-		sweepDone:  make(chan struct{}),
 		wakers:     make(map[chan struct{}]func() bool),
 	}
 	for _, o := range opts {
@@ -184,7 +179,6 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 
 	go s.runWriter()
-	go s.runSweep()
 	return s, nil
 }
 
@@ -262,13 +256,12 @@ func dsn(path string, readOnly bool) string {
 	return path + "?" + q.Encode()
 }
 
-// Close stops the background sweep and the writer (writes already handed to
+// Close stops the writer (writes already handed to
 // it are committed and answered first), ends every Wake channel and closes
 // the database.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
-		<-s.sweepDone
 		<-s.writerDone
 
 		s.wakeMu.Lock()
@@ -322,60 +315,6 @@ func (s *Store) wake() {
 		select {
 		case ch <- struct{}{}:
 		default: // a signal is already pending; one is enough
-		}
-	}
-}
-
-// Sweep deletes idempotency keys expired at now and reports how many. It
-// deletes in chunks, each its own write, so that accepts are not held up
-// behind a large sweep.
-func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
-	const chunk = 1000
-	total := 0
-	for {
-		var n int64
-		err := s.write(ctx, func(w *writeTx) error {
-			res, err := w.exec(`DELETE FROM idempotency_keys WHERE (hook, key) IN
-				(SELECT hook, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`,
-				millis(now), chunk)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, fmt.Errorf("sqlitestore: sweep: %w", err)
-		}
-		total += int(n)
-		if n < chunk {
-			return total, nil
-		}
-	}
-}
-
-// runSweep sweeps expired idempotency keys every minute until Close. A failed
-// sweep is simply tried again at the next tick: expired keys already count as
-// absent, so leaving them a little longer only costs space.
-func (s *Store) runSweep() {
-	defer close(s.sweepDone)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case now := <-t.C:
-			_, _ = s.Sweep(ctx, now)
 		}
 	}
 }
