@@ -364,21 +364,28 @@ func decodeTrace(keys *seal.Keys, id, v string) (*store.EventTrace, error) {
 // deliveryFields is the delivery hash, minus lease and token, as
 // field/value arguments. Its id is in its key, not in the hash: scripts
 // that return a delivery add it as field "id" (deliveries stored by
-// earlier versions hold it too).
+// earlier versions hold it too). Fields at their zero value (no attempts,
+// no error, no lane, updated when created) are left out: every accept
+// writes a delivery hash, and each field is two arguments of the accept
+// script and an entry in Redis's memory; scripts and decodeDelivery read
+// a missing field as its zero value.
 func deliveryFields(d store.Delivery) []any {
-	return []any{
-		"evt", d.EventID,
-		"hook", d.Hook,
-		"rule", d.Rule,
-		"action", d.Action,
-		"status", string(d.Status),
-		"n", d.Attempts,
-		"due", ms(d.NextAttemptAt),
-		"err", d.LastError,
-		"created", ms(d.CreatedAt),
-		"updated", ms(d.UpdatedAt),
-		"lane", d.Lane,
+	f := make([]any, 0, 22)
+	f = append(f, "evt", d.EventID, "hook", d.Hook, "rule", d.Rule, "action", d.Action,
+		"status", string(d.Status), "due", ms(d.NextAttemptAt), "created", ms(d.CreatedAt))
+	if d.Attempts != 0 {
+		f = append(f, "n", d.Attempts)
 	}
+	if d.LastError != "" {
+		f = append(f, "err", d.LastError)
+	}
+	if !d.UpdatedAt.Equal(d.CreatedAt) {
+		f = append(f, "updated", ms(d.UpdatedAt))
+	}
+	if d.Lane != "" {
+		f = append(f, "lane", d.Lane)
+	}
+	return f
 }
 
 func decodeDelivery(m map[string]string) (store.Delivery, error) {
@@ -410,6 +417,10 @@ func decodeDelivery(m map[string]string) (store.Delivery, error) {
 		if *f.to, err = parseMS(m[f.name]); err != nil {
 			return d, fmt.Errorf("delivery %s: field %s: %w", d.ID, f.name, err)
 		}
+	}
+	if m["updated"] == "" {
+		// Not written until the delivery changes (deliveryFields).
+		d.UpdatedAt = d.CreatedAt
 	}
 	return d, nil
 }
