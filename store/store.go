@@ -217,7 +217,9 @@ type LeaseBatch struct {
 	NextDue time.Time
 }
 
-// Finish is one finished attempt to record.
+// Finish is one finished attempt to record. Lease is the lease as Lease
+// returned it: a store may read the delivery's action and lane from it,
+// which never change.
 type Finish struct {
 	Lease   Lease
 	Attempt Attempt

@@ -361,21 +361,23 @@ func (s *Store) Finish(ctx context.Context, fs []store.Finish) ([]error, error) 
 		for _, it := range items {
 			errs[it.i] = nil
 			id, o, a := it.f.Lease.Delivery.ID, it.f.Outcome, it.f.Attempt
-			var action string
-			var lane sql.NullString
-			err := w.queryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+			action, lane := it.f.Lease.Delivery.Action, it.f.Lease.Delivery.Lane
+			res, err := w.exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
 				leased_until = 0, lease_token = '', last_error = ?, updated_at = ?, due_at = ?
-				WHERE id = ? AND ((`+holds+`) OR (? = 'succeeded' AND status != 'succeeded'))
-				RETURNING action, lane`,
+				WHERE id = ? AND ((`+holds+`) OR (? = 'succeeded' AND status != 'succeeded'))`,
 				string(o.Status), it.next, o.Error, it.ended, it.due,
-				id, it.f.Lease.Token, string(o.Status)).Scan(&action, &lane)
-			applied := err == nil
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				id, it.f.Lease.Token, string(o.Status))
+			if err != nil {
 				return fmt.Errorf("%s: %w", id, err)
 			}
-			if applied && lane.Valid && o.Status != store.DeliveryRetrying {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+			applied := n == 1
+			if applied && lane != "" && o.Status != store.DeliveryRetrying {
 				// Final: the next delivery of its lane may go.
-				promoted, err := promote(w, action, lane.String)
+				promoted, err := promote(w, action, lane)
 				if err != nil {
 					return fmt.Errorf("lane of %s: %w", id, err)
 				}
