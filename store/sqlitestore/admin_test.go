@@ -23,26 +23,12 @@ const deliveryColumnsV1 = `id, event_id, hook, rule, action, status, attempts, n
 func TestAdminMigrationKeepsData(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
-	db, conn := openAtVersion(t, path, 1)
 	evt, dlv := store.NewID("evt", base), store.NewID("dlv", base)
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
-		{`INSERT INTO deliveries (` + deliveryColumnsV1 + `, lease_token, due_at)
+	fileAtVersion(t, path, 1,
+		stmt{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
+		stmt{`INSERT INTO deliveries (` + deliveryColumnsV1 + `, lease_token, due_at)
 			VALUES (?, ?, 'orders', 'r', 'crm', 'pending', 0, ?, 0, '', ?, ?, '', ?)`, []any{dlv, evt, base.UnixMilli(), base.UnixMilli(), base.UnixMilli(), base.UnixMilli()}},
-	} {
-		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := conn.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	)
 
 	s := mustOpen(t, path)
 	defer mustClose(t, s)
@@ -137,6 +123,30 @@ func TestListUsesIndexes(t *testing.T) {
 	}
 }
 
+// stmt is a statement and its arguments.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// fileAtVersion writes a database file at path as an older hookrelay left
+// it, with the first n migrations, runs stmts on it and closes it.
+func fileAtVersion(t *testing.T, path string, n int, stmts ...stmt) {
+	t.Helper()
+	db, conn := openAtVersion(t, path, n)
+	for _, q := range stmts {
+		if _, err := conn.ExecContext(t.Context(), q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // openAtVersion creates a database file at path with the first n
 // migrations only, as an older hookrelay left it, and returns its
 // connection for the test to fill; the test closes both.
@@ -166,28 +176,14 @@ func openAtVersion(t *testing.T, path string, n int) (*sql.DB, *sql.Conn) {
 func TestKeyMigrationKeepsWindows(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "hookrelay.db")
-	db, conn := openAtVersion(t, path, 11)
 	open, ended, keyless := store.NewID("evt", base), store.NewID("evt", base.Add(time.Millisecond)), store.NewID("evt", base.Add(2*time.Millisecond))
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'open', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{open, base.UnixMilli()}},
-		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'ended', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{ended, base.UnixMilli() + 1}},
-		{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'none', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{keyless, base.UnixMilli() + 2}},
-		{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'open', ?, ?)`, []any{open, base.Add(time.Hour).UnixMilli()}},
-		{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'ended', ?, ?)`, []any{ended, base.Add(time.Minute).UnixMilli()}},
-	} {
-		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := conn.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	fileAtVersion(t, path, 11,
+		stmt{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'open', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{open, base.UnixMilli()}},
+		stmt{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'ended', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{ended, base.UnixMilli() + 1}},
+		stmt{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, 'none', '{}', '{}', x'7b7d', 'ignored', '[]')`, []any{keyless, base.UnixMilli() + 2}},
+		stmt{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'open', ?, ?)`, []any{open, base.Add(time.Hour).UnixMilli()}},
+		stmt{`INSERT INTO idempotency_keys (hook, key, event_id, expires_at) VALUES ('orders', 'ended', ?, ?)`, []any{ended, base.Add(time.Minute).UnixMilli()}},
+	)
 
 	s := mustOpen(t, path)
 	defer mustClose(t, s)
