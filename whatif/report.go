@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/redact"
 	"github.com/hookrelay/hookrelay/store"
@@ -82,13 +84,13 @@ func Run(ctx context.Context, src Source, current, candidate *config.Config, w W
 		if err != nil {
 			return nil, err
 		}
-		for _, listed := range evs {
-			ev, err := src.Event(ctx, listed.ID)
-			if errors.Is(err, store.ErrNotFound) {
+		whole, err := readEvents(ctx, src, evs)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range whole {
+			if ev.ID == "" {
 				continue // pruned meanwhile
-			}
-			if err != nil {
-				return nil, err
 			}
 			rep.Totals.Events++
 			e := Compare(current, candidate, ev, red)
@@ -116,6 +118,29 @@ func Run(ctx context.Context, src Source, current, candidate *config.Config, w W
 		}
 		f.Cursor = next
 	}
+}
+
+// readers is how many events of a page Run reads at once: each read is a
+// round trip to Redis, or a query on SQLite's pool of readers.
+const readers = 16
+
+// readEvents reads each listed event whole, in order, readers at a time.
+// An event gone since it was listed (pruned) comes back empty.
+func readEvents(ctx context.Context, src Source, listed []store.Event) ([]store.Event, error) {
+	out := make([]store.Event, len(listed))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readers)
+	for i, l := range listed {
+		g.Go(func() error {
+			ev, err := src.Event(gctx, l.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			out[i] = ev
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // WriteText writes the report for a terminal: one block per event that

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,5 +318,81 @@ func TestCompareSigning(t *testing.T) {
 		if strings.Contains(string(raw), strings.TrimPrefix(keys[k], "whsec_")) {
 			t.Errorf("the comparison shows %s: %s", k, raw)
 		}
+	}
+}
+
+// slowSource reads a store's events as a remote one would, a little slowly,
+// and counts how many reads run at once; the event gone is reported gone,
+// as one pruned between the listing and its read.
+type slowSource struct {
+	Source
+	gone     string
+	mu       sync.Mutex
+	inflight int
+	most     int
+}
+
+func (s *slowSource) Event(ctx context.Context, id string) (store.Event, error) {
+	s.mu.Lock()
+	s.inflight++
+	s.most = max(s.most, s.inflight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight--
+		s.mu.Unlock()
+	}()
+	time.Sleep(2 * time.Millisecond)
+	if id == s.gone {
+		return store.Event{}, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	return s.Source.Event(ctx, id)
+}
+
+// TestRunReadsAPageAtOnce: the events of a page are read several at a
+// time, and compared and reported in the listing's order, newest first; one
+// gone meanwhile is skipped.
+func TestRunReadsAPageAtOnce(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "hookrelay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := range 40 {
+		at := base.Add(time.Duration(i) * time.Second)
+		ev := event(store.NewID("evt", at), "paid", at)
+		if _, err := st.Accept(ctx, store.Accept{Event: ev}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	src := &slowSource{Source: st, gone: ids[30]}
+	cur := load(t, baseConfig, baseRules, token)
+	cand := load(t, baseConfig, strings.Replace(baseRules, "[notify, archive]", "[archive]", 1), token)
+	rep, err := Run(ctx, src, cur, cand, Window{From: base, To: base.Add(time.Hour), Limit: 100}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals != (Totals{Events: 39, Differing: 39, Lost: 39}) {
+		t.Errorf("totals %+v, want 39 events compared (one gone), each losing a delivery", rep.Totals)
+	}
+	var got []string
+	for _, e := range rep.Events {
+		got = append(got, e.ID)
+	}
+	var want []string
+	for i := len(ids) - 1; i >= 0; i-- {
+		if i != 30 {
+			want = append(want, ids[i])
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events reported (-want +got), newest first:\n%s", diff)
+	}
+	if src.most < 2 {
+		t.Errorf("at most %d read at once, want a page's events read together", src.most)
 	}
 }
