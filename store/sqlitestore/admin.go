@@ -65,17 +65,23 @@ func eventsQuery(f store.EventFilter, limit int) (string, []any) {
 	}
 	// An event's id carries its receipt (store.CheckEventID), so a window
 	// is a range of ids too: the primary key walks to it directly instead
-	// of reading every newer event.
+	// of reading every newer event. The range ends at the lower of the
+	// window's end and the cursor, as one bound: given two, SQLite ends
+	// the walk at one of them and filters by the other, which read every
+	// event between them for the pages deep in a window.
 	if !f.Since.IsZero() {
 		q.add("received_at >= ?", f.Since.UnixMilli())
 		q.add("id >= ?", store.IDsBefore("evt", f.Since))
 	}
+	before := f.Cursor
 	if !f.Until.IsZero() {
 		q.add("received_at < ?", f.Until.UnixMilli())
-		q.add("id < ?", store.IDsBefore("evt", f.Until))
+		if end := store.IDsBefore("evt", f.Until); before == "" || end < before {
+			before = end
+		}
 	}
-	if f.Cursor != "" {
-		q.add("id < ?", f.Cursor)
+	if before != "" {
+		q.add("id < ?", before)
 	}
 	return `SELECT ` + eventListSelect + ` FROM events` + q.sql() + ` ORDER BY id DESC LIMIT ?`, append(q.args, limit+1)
 }

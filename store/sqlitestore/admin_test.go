@@ -217,3 +217,39 @@ func TestKeyMigrationKeepsWindows(t *testing.T) {
 		t.Errorf("idempotency_keys tables after the upgrade = %d, %v; want none", tables, err)
 	}
 }
+
+// TestEventsQueryEndsAtOneBound: a page deep in a window ends its walk of
+// the ids at the lower of the window's end and the cursor, given to SQLite
+// as one bound (with two, it walked to one and filtered by the other:
+// 25 ms a page at a million events, against 1.4 ms).
+func TestEventsQueryEndsAtOneBound(t *testing.T) {
+	since, until := base, base.Add(time.Hour)
+	end := store.IDsBefore("evt", until)
+	early, late := store.IDsBefore("evt", base.Add(time.Minute)), store.IDsBefore("evt", base.Add(2*time.Hour))
+	tests := []struct {
+		name   string
+		cursor string
+		want   string
+	}{
+		{"no cursor", "", end},
+		{"cursor inside the window", early, early},
+		{"cursor after the window", late, end},
+	}
+	for _, tt := range tests {
+		query, args := eventsQuery(store.EventFilter{Since: since, Until: until, Cursor: tt.cursor}, 50)
+		if n := strings.Count(query, "id < ?"); n != 1 {
+			t.Errorf("%s: %d upper bounds on the id in %q, want 1", tt.name, n, query)
+			continue
+		}
+		var bounds []string
+		for _, a := range args {
+			if s, ok := a.(string); ok && strings.HasPrefix(s, "evt_") {
+				bounds = append(bounds, s)
+			}
+		}
+		// The lower bound (since) comes first, the upper one after it.
+		if len(bounds) != 2 || bounds[1] != tt.want {
+			t.Errorf("%s: id bounds %v, want the upper one %s", tt.name, bounds, tt.want)
+		}
+	}
+}
