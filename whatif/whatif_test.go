@@ -209,15 +209,22 @@ func TestDiffBodyPaths(t *testing.T) {
 	}
 }
 
+// openStore opens a store on a new SQLite file, closed when t ends.
+func openStore(t *testing.T) *sqlitestore.Store {
+	t.Helper()
+	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // TestRun reads a real store: the window, the hook, the limit, newest
 // first, and nothing written.
 func TestRun(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "hookrelay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	for i := range 7 {
 		ev := event(store.NewID("evt", base.Add(time.Duration(i)*time.Minute)), "paid", base.Add(time.Duration(i)*time.Minute))
@@ -354,11 +361,7 @@ func (s *slowSource) Event(ctx context.Context, id string) (store.Event, error) 
 // gone meanwhile is skipped.
 func TestRunReadsAPageAtOnce(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "hookrelay.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	base := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	var ids []string
 	for i := range 40 {
