@@ -77,11 +77,7 @@ func (s *Store) scanEvent(row rowScanner) (store.Event, error) {
 // scanListed is scanEvent for listings: an event whose sealed columns do
 // not open is listed with what is kept in clear and Err.
 func (s *Store) scanListed(row rowScanner) (store.Event, error) {
-	r, err := scanEventRow(row)
-	if err != nil {
-		return store.Event{}, err
-	}
-	ev, err := r.decode(s.keys)
+	ev, err := s.scanEvent(row)
 	if seal.Unopened(err) {
 		ev.Err, err = err, nil
 	}
