@@ -272,7 +272,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 		return fail(err)
 	}
 	keys = append(keys, k.queues(), k.event(eventID), k.indexes())
-	args := make([]any, 0, 6+len(rules)+len(ds)*24)
+	args := make([]any, 0, 6+len(rules)+len(ds)*8)
 	args = append(args, eventID, s.k.wake(), k.base, len(rules))
 	for _, r := range rules {
 		if err := checkName("rule", r); err != nil {

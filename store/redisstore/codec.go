@@ -361,33 +361,11 @@ func decodeTrace(keys *seal.Keys, id, v string) (*store.EventTrace, error) {
 	return store.ParseTrace(m.T)
 }
 
-// deliveryFields is the delivery hash, minus lease and token, as
-// field/value arguments. Its id is in its key, not in the hash: scripts
-// that return a delivery add it as field "id" (deliveries stored by
-// earlier versions hold it too). Fields at their zero value (no attempts,
-// no error, no lane, updated when created) are left out: every accept
-// writes a delivery hash, and each field is two arguments of the accept
-// script and an entry in Redis's memory; scripts and decodeDelivery read
-// a missing field as its zero value.
-func deliveryFields(d store.Delivery) []any {
-	f := make([]any, 0, 22)
-	f = append(f, "evt", d.EventID, "hook", d.Hook, "rule", d.Rule, "action", d.Action,
-		"status", string(d.Status), "due", ms(d.NextAttemptAt), "created", ms(d.CreatedAt))
-	if d.Attempts != 0 {
-		f = append(f, "n", d.Attempts)
-	}
-	if d.LastError != "" {
-		f = append(f, "err", d.LastError)
-	}
-	if !d.UpdatedAt.Equal(d.CreatedAt) {
-		f = append(f, "updated", ms(d.UpdatedAt))
-	}
-	if d.Lane != "" {
-		f = append(f, "lane", d.Lane)
-	}
-	return f
-}
-
+// decodeDelivery reads a delivery hash, its id added as field "id" (its id
+// is in its key; scripts that return a delivery add it, and deliveries
+// stored by earlier versions hold it too). A field left out reads as its
+// zero value: a new delivery's hash has no attempts, error, lane or time
+// of its last change until they are set (enqueueLua).
 func decodeDelivery(m map[string]string) (store.Delivery, error) {
 	d := store.Delivery{
 		ID:        m["id"],
@@ -419,7 +397,7 @@ func decodeDelivery(m map[string]string) (store.Delivery, error) {
 		}
 	}
 	if m["updated"] == "" {
-		// Not written until the delivery changes (deliveryFields).
+		// Not written until the delivery changes (enqueueLua).
 		d.UpdatedAt = d.CreatedAt
 	}
 	return d, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,47 @@ func TestEventTraceInMeta(t *testing.T) {
 		back, _, err := decodeEvent(nil, "evt_1", v, true)
 		if err != nil || string(back.Body) != `{"a":1}` {
 			t.Errorf("%s: decodeEvent = %+v, %v", name, back, err)
+		}
+	}
+}
+
+// TestNewDeliveryHash: a new delivery's hash holds its fields and leaves
+// out those still at their zero value, whether it came with its event
+// (Accept) or later (AddDeliveries), in a lane or not, next to one that is
+// or is not.
+func TestNewDeliveryHash(t *testing.T) {
+	ctx := t.Context()
+	s := New(redistest.Client(t), redistest.Prefix(t))
+	defer s.Close()
+	at := base
+	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	e := store.Event{ID: store.NewID("evt", at), Hook: "orders", ReceivedAt: at, Body: []byte(`{}`), MatchedRules: []string{"r1", "r2"}}
+	free := store.Delivery{ID: store.NewDeliveryID(e.ID, at), Rule: "r1", Action: "crm", NextAttemptAt: at.Add(time.Second)}
+	laned := store.Delivery{ID: store.NewDeliveryID(e.ID, at), Rule: "r2", Action: "erp", Lane: "order-7"}
+	if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{free, laned}}); err != nil {
+		t.Fatal(err)
+	}
+	later := at.Add(time.Minute)
+	added := store.Delivery{ID: store.NewDeliveryID(e.ID, later), Hook: "orders", Rule: "replay", Action: "crm",
+		Lane: "order-8", CreatedAt: at, UpdatedAt: later, NextAttemptAt: later, LastError: "replayed by hand"}
+	if err := s.AddDeliveries(ctx, e.ID, []string{"replay"}, []store.Delivery{added}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		free.ID: {"evt": e.ID, "hook": "orders", "rule": "r1", "action": "crm", "status": "pending",
+			"due": ms(at.Add(time.Second)), "created": ms(at)},
+		laned.ID: {"evt": e.ID, "hook": "orders", "rule": "r2", "action": "erp", "status": "pending",
+			"due": ms(at), "created": ms(at), "lane": "order-7"},
+		added.ID: {"evt": e.ID, "hook": "orders", "rule": "replay", "action": "crm", "status": "pending",
+			"due": ms(later), "created": ms(at), "updated": ms(later), "err": "replayed by hand", "lane": "order-8"},
+	}
+	for id, fields := range want {
+		got, err := s.c.HGetAll(ctx, s.k.delivery(id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(fields, got); diff != "" {
+			t.Errorf("delivery %s's hash (-want +got):\n%s", id, diff)
 		}
 	}
 }

@@ -195,3 +195,12 @@ func TestUpgradeFromEventHashes(t *testing.T) {
 		}
 	}
 }
+
+// deliveryFields is d's hash, minus lease and token, as field/value
+// arguments, as earlier versions wrote it: every field, at its zero value
+// too.
+func deliveryFields(d store.Delivery) []any {
+	return []any{"evt", d.EventID, "hook", d.Hook, "rule", d.Rule, "action", d.Action,
+		"status", string(d.Status), "due", ms(d.NextAttemptAt), "created", ms(d.CreatedAt),
+		"n", d.Attempts, "err", d.LastError, "updated", ms(d.UpdatedAt), "lane", d.Lane}
+}

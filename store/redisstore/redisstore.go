@@ -313,7 +313,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	keys = append(keys, k.idempotency(e.Hook, e.IdempotencyKey), k.queues(), k.event(e.ID),
 		k.eventIndex(e.Hook, e.Status), k.indexes())
 	names := indexNames(ds, eventIndexName(e.Hook, e.Status))
-	args := make([]any, 0, 8+len(names)+len(ds)*24)
+	args := make([]any, 0, 7+len(names)+len(ds)*8)
 	waits := "0"
 	if a.WaitReplicas > 0 {
 		waits = "1"
@@ -336,21 +336,31 @@ func indexNames(ds []store.Delivery, names ...any) []any {
 }
 
 // enqueueArgs appends the keys (of partition k) and arguments enqueueLua
-// reads for the deliveries ds, already normalised by store.Enqueued.
+// reads for the deliveries ds, already normalised by store.Enqueued: new,
+// pending, never attempted.
 func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]string, []any) {
-	for i, d := range ds {
-		df := deliveryFields(d)
-		if i == 0 {
-			args = append(args, 5+len(df))
-		}
+	for _, d := range ds {
 		q := k.queue(d.Action)
 		lane, lanes := q, q
 		if d.Lane != "" {
 			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
 		}
 		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), q, lane, lanes)
-		args = append(args, d.ID, d.NextAttemptAt.UnixMilli(), d.Action, d.Lane, d.CreatedAt.UnixMilli())
-		args = append(args, df...)
+		updated := !d.UpdatedAt.Equal(d.CreatedAt)
+		extra := 0
+		if d.LastError != "" {
+			extra += 2
+		}
+		if updated {
+			extra += 2
+		}
+		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, extra)
+		if d.LastError != "" {
+			args = append(args, "err", d.LastError)
+		}
+		if updated {
+			args = append(args, "updated", ms(d.UpdatedAt))
+		}
 	}
 	return keys, args
 }

@@ -47,17 +47,23 @@ end
 `
 
 // enqueueLua holds enqueue, which stores, queues and indexes the
-// deliveries whose arguments are ARGV[at..last] (f, then per delivery its
-// id, due time, action, lane ("" for none), created time and f-5
-// field/value arguments). KEYS[queues] is the set of queued actions, and
-// the deliveries' keys start at KEYS[first]: each delivery's hash, listing
-// index, action queue, lane and its action's lanes, five by five; a
-// delivery in no lane names its queue for the last two. The sorted-set
-// and set members it adds go through zadd(key, score, member) and
-// sadd(key, member), which may write at once (zaddNow, saddNow) or gather
-// the writes of a whole batch (acceptScript). It returns the number of
-// deliveries stored. Scores go to Redis as strings: a Lua number would be
-// formatted by Lua and parsed again by the command, on every member.
+// deliveries of event evt whose arguments are ARGV[at..last]: per delivery
+// its id, due time, action, lane ("" for none), creation, hook, rule, x,
+// then x field/value arguments of the fields a new delivery may have set
+// besides (err, updated). Its hash gets these fields, with status
+// "pending"; a field left out reads as zero or empty. KEYS[queues] is the
+// set of queued actions, and the deliveries' keys start at KEYS[first]:
+// each delivery's hash, listing index, action queue, lane and its action's
+// lanes, five by five; a delivery in no lane names its queue for the last
+// two. The sorted-set and set members it adds go through zadd(key, score,
+// member) and sadd(key, member), which may write at once (zaddNow,
+// saddNow) or gather the writes of a whole batch (acceptScript). It
+// returns the number of deliveries stored. Scores go to Redis as strings:
+// a Lua number would be formatted by Lua and parsed again by the command,
+// on every member. Deliveries take eight arguments and their extra fields
+// each, so that the field names, the status and what other arguments
+// carry already (the event, the due time, the action, the lane, the
+// creation) are not sent again for every delivery.
 //
 // A delivery in a lane joins the lane, a sorted set of the ids of its
 // deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
@@ -75,21 +81,25 @@ local function saddNow(key, member)
 	redis.call("SADD", key, member)
 end
 
-local function enqueue(at, last, queues, first, zadd, sadd)
-	local f = tonumber(ARGV[at])
-	at = at + 1
+local function enqueue(at, last, evt, queues, first, zadd, sadd)
 	local n = 0
 	while at <= last do
-		local id = ARGV[at]
+		local id, due, action, lane, created = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+		local x = tonumber(ARGV[at + 7])
 		local k = first + 5 * n
 		n = n + 1
-		redis.call("HSET", KEYS[k], unpack(ARGV, at + 5, at + f - 1))
+		if lane == "" then
+			redis.call("HSET", KEYS[k], "evt", evt, "hook", ARGV[at + 5], "rule", ARGV[at + 6], "action", action,
+				"status", "pending", "due", due, "created", created, unpack(ARGV, at + 8, at + 7 + x))
+		else
+			redis.call("HSET", KEYS[k], "evt", evt, "hook", ARGV[at + 5], "rule", ARGV[at + 6], "action", action,
+				"status", "pending", "due", due, "created", created, "lane", lane, unpack(ARGV, at + 8, at + 7 + x))
+		end
 		zadd(KEYS[k + 1], "0", id)
 		local queue = true
-		local lane = ARGV[at + 3]
 		if lane ~= "" then
 			local lh = redis.sha1hex(lane)
-			redis.call("ZADD", KEYS[k + 3], ARGV[at + 4], id)
+			redis.call("ZADD", KEYS[k + 3], created, id)
 			local active = redis.call("HGET", KEYS[k + 4], lh)
 			if active and active ~= id then
 				queue = false
@@ -98,10 +108,10 @@ local function enqueue(at, last, queues, first, zadd, sadd)
 			end
 		end
 		if queue then
-			zadd(KEYS[k + 2], ARGV[at + 1], id)
+			zadd(KEYS[k + 2], due, id)
 		end
-		sadd(KEYS[queues], ARGV[at + 2])
-		at = at + f
+		sadd(KEYS[queues], action)
+		at = at + 8 + x
 	end
 	return n
 end
@@ -174,9 +184,7 @@ end
 //	6          "1" when the caller waits for replicas: a duplicate then
 //	           writes too (see the script)
 //	7          m: number of index names that follow (members of key 5)
-//	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time, its action, its lane, its creation
-//	           and f-5 field/value arguments
+//	then       its deliveries' arguments (see enqueueLua)
 //
 // A duplicate's arrival is recorded on the original event, which shares
 // the idempotency key's partition, as a record "U<arrival number>|<received
@@ -260,9 +268,7 @@ local function accept1(kb, ab, last)
 	for i = 8, 7 + m do
 		sadd(KEYS[kb + 5], ARGV[ab + i])
 	end
-	if ab + 8 + m <= last then
-		enqueue(ab + 8 + m, last, kb + 2, kb + 6, zadd, sadd)
-	end
+	enqueue(ab + 8 + m, last, id, kb + 2, kb + 6, zadd, sadd)
 	return id, 0
 end
 
@@ -1229,9 +1235,7 @@ return out
 //	ARGV[3]    key base         <prefix>:{p}:
 //	ARGV[4]    r: number of rules that follow; ARGV[5..4+r] the rules
 //	then       m: number of index names that follow (members of KEYS[3])
-//	then       f: number of arguments per delivery, and per delivery
-//	           its id, its due time, its action, its lane, its creation
-//	           and f-5 field/value arguments
+//	then       the deliveries' arguments (see enqueueLua)
 //
 // Returns the number of deliveries stored, -1 when there is no such event,
 // or {i} when the i-th delivery (from 0) exists already.
@@ -1265,9 +1269,10 @@ if m > 0 then
 	redis.call("SADD", KEYS[3], unpack(ARGV, at + 1, at + m))
 end
 at = at + 1 + m
-local f = tonumber(ARGV[at])
-for i = at + 1, #ARGV, f do
+local i = at
+while i <= #ARGV do
 	add[#add + 1] = "\nD" .. ARGV[i]
+	i = i + 8 + tonumber(ARGV[i + 7])
 end
 -- One SET of the whole string rather than APPEND and SETRANGE: APPEND
 -- would leave the string with room to grow, twice its size.
@@ -1280,7 +1285,7 @@ if s and s ~= "a" then
 	redis.call("ZADD", ARGV[3] .. "ix:e:a:" .. hook, 0, ARGV[1])
 	redis.call("SADD", KEYS[3], "e:a:" .. hook)
 end
-local n = enqueue(at, #ARGV, 1, 4, zaddNow, saddNow)
+local n = enqueue(at, #ARGV, ARGV[1], 1, 4, zaddNow, saddNow)
 redis.call("PUBLISH", ARGV[2], n)
 return n
 `)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ var laneTests = []struct {
 }{
 	{"LanesLeaseOneAtATimeInOrder", testLanesInOrder},
 	{"LanesRetryingHoldsOnlyItsLane", testLanesRetryHolds},
+	{"LanesMixedInOneEvent", testLanesMixedInOneEvent},
 }
 
 // acceptInLane accepts an event on hook "orders" received at at with one
@@ -36,6 +38,45 @@ func acceptInLane(t *testing.T, s store.Store, key, action, lane string, at time
 	e.MatchedRules = []string{"rule"}
 	mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
 	return d
+}
+
+// testLanesMixedInOneEvent accepts events whose deliveries are some in a
+// lane and some in none, in either order, with and without the other
+// optional fields, and reads each delivery back as it was given.
+func testLanesMixedInOneEvent(t *testing.T, s store.Store) {
+	at := base
+	actions := []string{"crm", "erp", "other"}
+	var want []store.Delivery
+	for i, lanes := range [][]string{{"", "order-1"}, {"order-2", ""}, {"", "order-3", ""}, {"order-4", "", "order-5"}} {
+		e := newEvent("orders", fmt.Sprintf("mixed-%d", i), at)
+		ds := make([]store.Delivery, len(lanes))
+		for j, lane := range lanes {
+			ds[j] = newDelivery(e, fmt.Sprintf("rule-%d", j), actions[j], at.Add(time.Duration(j)*time.Second))
+			ds[j].Lane = lane
+			e.MatchedRules = append(e.MatchedRules, ds[j].Rule)
+		}
+		e.ID = store.InShard(e.ID, store.EventShard(e.Hook, e.IdempotencyKey, ds))
+		for j := range ds {
+			ds[j].ID, ds[j].EventID = deliveryID(e, at), e.ID
+		}
+		mustAccept(t, s, store.Accept{Event: e, Deliveries: ds, KeyTTL: time.Hour}, false)
+		want = append(want, ds...)
+		at = at.Add(time.Millisecond)
+	}
+	for _, d := range want {
+		if diff := cmp.Diff(d, mustDelivery(t, s, d.ID), cmpOpts); diff != "" {
+			t.Errorf("Delivery(%s) in lane %q (-want +got):\n%s", d.ID, d.Lane, diff)
+		}
+	}
+	// Every delivery is the first of its lane, or in none: all are due.
+	ls := mustLease(t, s, at.Add(time.Minute), 100, time.Minute, actions...)
+	wantIDs := make([]string, len(want))
+	for i, d := range want {
+		wantIDs[i] = d.ID
+	}
+	if diff := cmp.Diff(cmpSorted(wantIDs), sortedIDs(ls)); diff != "" {
+		t.Errorf("lease (-want +got):\n%s", diff)
+	}
 }
 
 func laneStats(t *testing.T, s store.Store, now time.Time, action string) store.QueueStats {
