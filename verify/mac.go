@@ -19,7 +19,7 @@ type macVerifier struct {
 	prefix   string
 	hash     func() hash.Hash
 	enc      encoding
-	keys     [][]byte
+	keys     macKeys
 	idHeader string // header carrying the sender's delivery id, set by Sign; "" when none
 }
 
@@ -55,7 +55,7 @@ func newGenericHMAC(c Config, keys [][]byte) (Verifier, error) {
 		}
 	}
 	return &macVerifier{
-		scheme: SchemeHMAC, header: http.CanonicalHeaderKey(c.Header), prefix: c.Prefix, hash: h, enc: enc, keys: keys,
+		scheme: SchemeHMAC, header: http.CanonicalHeaderKey(c.Header), prefix: c.Prefix, hash: h, enc: enc, keys: newMACKeys(h, keys),
 	}, nil
 }
 
@@ -106,11 +106,7 @@ func (m *macVerifier) Check(h http.Header, body []byte, _ time.Time) (Proof, err
 	if err != nil {
 		return Proof{}, err
 	}
-	expected := make([][]byte, len(m.keys))
-	for i, k := range m.keys {
-		expected[i] = computeMAC(m.hash, k, body)
-	}
-	idx := matchIndex([][]byte{sig}, expected)
+	idx := matchIndex([][]byte{sig}, m.keys.sums(body))
 	if idx == 0 {
 		return Proof{}, errMismatch
 	}
@@ -119,7 +115,7 @@ func (m *macVerifier) Check(h http.Header, body []byte, _ time.Time) (Proof, err
 
 func (m *macVerifier) Sign(body []byte, now time.Time) http.Header {
 	h := http.Header{}
-	h.Set(m.header, m.prefix+m.enc.encode(computeMAC(m.hash, m.keys[0], body)))
+	h.Set(m.header, m.prefix+m.enc.encode(m.keys.sum(0, body)))
 	if m.idHeader != "" {
 		h.Set(m.idHeader, uuidString(deliveryID(body, now)))
 	}

@@ -17,7 +17,7 @@ const (
 // slackVerifier checks `X-Slack-Signature: v0=<hex>`, an HMAC-SHA256 of
 // "v0:<X-Slack-Request-Timestamp>:<body>".
 type slackVerifier struct {
-	keys      [][]byte
+	keys      macKeys
 	tolerance time.Duration
 }
 
@@ -55,11 +55,7 @@ func (s *slackVerifier) Check(h http.Header, body []byte, now time.Time) (Proof,
 	if err != nil {
 		return Proof{}, err
 	}
-	expected := make([][]byte, len(s.keys))
-	for i, k := range s.keys {
-		expected[i] = s.mac(k, ts, body)
-	}
-	idx := matchIndex([][]byte{sig}, expected)
+	idx := matchIndex([][]byte{sig}, s.keys.sums([]byte(slackVersion+":"+ts+":"), body))
 	if idx == 0 {
 		return Proof{}, errMismatch
 	}
@@ -69,14 +65,10 @@ func (s *slackVerifier) Check(h http.Header, body []byte, now time.Time) (Proof,
 	return Proof{Secret: idx, Signed: time.Unix(unix, 0).UTC()}, nil
 }
 
-func (s *slackVerifier) mac(key []byte, ts string, body []byte) []byte {
-	return computeMAC(sha256.New, key, []byte(slackVersion+":"+ts+":"), body)
-}
-
 func (s *slackVerifier) Sign(body []byte, now time.Time) http.Header {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := http.Header{}
 	h.Set(slackTimestampHeader, ts)
-	h.Set(slackSignatureHeader, slackVersion+"="+encHex.encode(s.mac(s.keys[0], ts, body)))
+	h.Set(slackSignatureHeader, slackVersion+"="+encHex.encode(s.keys.sum(0, []byte(slackVersion+":"+ts+":"), body)))
 	return h
 }

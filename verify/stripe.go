@@ -15,7 +15,7 @@ const stripeHeader = "Stripe-Signature"
 // "<t>.<body>". Stripe sends several v1 entries while the endpoint secret is being rolled, and
 // entries of other schemes (v0 and future ones), which are ignored.
 type stripeVerifier struct {
-	keys      [][]byte
+	keys      macKeys
 	tolerance time.Duration
 }
 
@@ -91,11 +91,7 @@ func (s *stripeVerifier) Check(h http.Header, body []byte, now time.Time) (Proof
 	if len(sigs) == 0 {
 		return Proof{}, firstErr
 	}
-	expected := make([][]byte, len(s.keys))
-	for i, k := range s.keys {
-		expected[i] = computeMAC(sha256.New, k, []byte(ts), []byte("."), body)
-	}
-	idx := matchIndex(sigs, expected)
+	idx := matchIndex(sigs, s.keys.sums([]byte(ts), []byte("."), body))
 	if idx == 0 {
 		return Proof{}, errMismatch
 	}
@@ -107,7 +103,7 @@ func (s *stripeVerifier) Check(h http.Header, body []byte, now time.Time) (Proof
 
 func (s *stripeVerifier) Sign(body []byte, now time.Time) http.Header {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	mac := computeMAC(sha256.New, s.keys[0], []byte(ts), []byte("."), body)
+	mac := s.keys.sum(0, []byte(ts), []byte("."), body)
 	h := http.Header{}
 	h.Set(stripeHeader, "t="+ts+",v1="+encHex.encode(mac))
 	return h

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -193,23 +194,23 @@ func New(c Config) (Verifier, error) {
 	case SchemeHMAC:
 		return newGenericHMAC(c, keys)
 	case SchemeOnCloudWine:
-		return &macVerifier{scheme: c.Scheme, header: "X-OnCloudWine-Signature", hash: sha256.New, enc: encHex, keys: keys}, nil
+		return &macVerifier{scheme: c.Scheme, header: "X-OnCloudWine-Signature", hash: sha256.New, enc: encHex, keys: newMACKeys(sha256.New, keys)}, nil
 	case SchemeOrderCloud:
-		return &macVerifier{scheme: c.Scheme, header: "X-oc-hash", hash: sha256.New, enc: encBase64, keys: keys}, nil
+		return &macVerifier{scheme: c.Scheme, header: "X-oc-hash", hash: sha256.New, enc: encBase64, keys: newMACKeys(sha256.New, keys)}, nil
 	case SchemeGitHub:
 		return &macVerifier{
-			scheme: c.Scheme, header: "X-Hub-Signature-256", prefix: "sha256=", hash: sha256.New, enc: encHex, keys: keys,
+			scheme: c.Scheme, header: "X-Hub-Signature-256", prefix: "sha256=", hash: sha256.New, enc: encHex, keys: newMACKeys(sha256.New, keys),
 			idHeader: "X-GitHub-Delivery",
 		}, nil
 	case SchemeShopify:
 		return &macVerifier{
-			scheme: c.Scheme, header: "X-Shopify-Hmac-Sha256", hash: sha256.New, enc: encBase64, keys: keys,
+			scheme: c.Scheme, header: "X-Shopify-Hmac-Sha256", hash: sha256.New, enc: encBase64, keys: newMACKeys(sha256.New, keys),
 			idHeader: "X-Shopify-Webhook-Id",
 		}, nil
 	case SchemeStripe:
-		return &stripeVerifier{keys: keys, tolerance: tol}, nil
+		return &stripeVerifier{keys: newMACKeys(sha256.New, keys), tolerance: tol}, nil
 	case SchemeSlack:
-		return &slackVerifier{keys: keys, tolerance: tol}, nil
+		return &slackVerifier{keys: newMACKeys(sha256.New, keys), tolerance: tol}, nil
 	}
 	return nil, configErr("scheme", "unknown scheme %q", c.Scheme) // unreachable: every known scheme is handled above
 }
@@ -282,12 +283,39 @@ func decodeMAC(e encoding, s string, size int) ([]byte, error) {
 	return b, nil
 }
 
-func computeMAC(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
-	m := hmac.New(h, key)
+// macKeys are a verifier's secrets, each keying HMACs of one hash.
+// Keying an HMAC hashes two blocks and allocates its state; every request
+// would pay that for every secret, so each secret keeps a pool of keyed
+// HMACs that are reset for the next request instead.
+type macKeys []*sync.Pool
+
+func newMACKeys(h func() hash.Hash, secrets [][]byte) macKeys {
+	keys := make(macKeys, len(secrets))
+	for i, secret := range secrets {
+		keys[i] = &sync.Pool{New: func() any { return hmac.New(h, secret) }}
+	}
+	return keys
+}
+
+// sum is the HMAC of parts, one after the other, under the i-th secret.
+func (k macKeys) sum(i int, parts ...[]byte) []byte {
+	m := k[i].Get().(hash.Hash)
+	m.Reset()
 	for _, p := range parts {
 		m.Write(p)
 	}
-	return m.Sum(nil)
+	out := m.Sum(nil)
+	k[i].Put(m)
+	return out
+}
+
+// sums is the HMAC of parts under each secret, in their order.
+func (k macKeys) sums(parts ...[]byte) [][]byte {
+	out := make([][]byte, len(k))
+	for i := range k {
+		out[i] = k.sum(i, parts...)
+	}
+	return out
 }
 
 // matchIndex is the position (from 1) of the first expected MAC that equals a candidate, 0

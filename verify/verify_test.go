@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,6 +125,44 @@ func TestRotation(t *testing.T) {
 			if err := signer(t, f, oldS).Verify(signedDuring, body, testNow); err == nil {
 				t.Errorf("Sign used a secret other than the first")
 			}
+		})
+	}
+}
+
+// TestReusedMACsKeepNothingBetweenRequests checks verifiers that keep keyed
+// HMACs between requests: many goroutines verify different bodies signed
+// with either of two secrets, one at a time and at once, so that an HMAC
+// handed back with the state of another body, or another secret, or shared
+// by two requests, shows as a refusal, a wrong secret or a race.
+func TestReusedMACsKeepNothingBetweenRequests(t *testing.T) {
+	for _, f := range fixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			v, err := verify.New(f.cfg(f.secrets[0], f.secrets[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			signers := []verify.Verifier{signer(t, f, f.secrets[0]), signer(t, f, f.secrets[1])}
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 50 {
+						body := []byte(fmt.Sprintf(`{"id":"evt_%d_%d","pad":"%s"}`, g, i, strings.Repeat("x", g*i)))
+						secret := (g + i) % 2
+						h := signers[secret].Sign(body, testNow)
+						proof, err := v.Check(h, body, testNow)
+						if err != nil || proof.Secret != secret+1 {
+							t.Errorf("body %d/%d signed with secret %d: proof %+v, %v", g, i, secret+1, proof, err)
+							return
+						}
+						tampered := append(slices.Clone(body[:len(body)-1]), '!')
+						if err := v.Verify(h, tampered, testNow); !errors.Is(err, verify.ErrSignature) {
+							t.Errorf("body %d/%d altered: Verify = %v, want a refusal", g, i, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
 		})
 	}
 }
