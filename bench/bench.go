@@ -397,7 +397,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c := newClient(b.o.Conns)
 		r := intakeResult{Label: t.label, Store: t.store}
-		var cpu map[string]float64
+		var cpu *redisReading
 		if t.workers == 0 {
 			cpu = b.redisCPU(ctx, t.store)
 		}
@@ -449,7 +449,7 @@ type cpuReading struct {
 	server time.Duration
 	err    error
 	self   time.Duration
-	redis  map[string]float64
+	redis  *redisReading
 }
 
 func (b *bench) readCPU(ctx context.Context, s *server, store string) cpuReading {
@@ -472,8 +472,8 @@ func (b *bench) perRequest(s *server, before, after cpuReading, measured int64) 
 	c := &requestCPU{Sender: per(after.self - before.self), Server: per(after.server - before.server)}
 	if before.redis != nil && after.redis != nil {
 		sum := 0.0
-		for addr, x := range after.redis {
-			sum += x - before.redis[addr]
+		for addr, x := range after.redis.CPU {
+			sum += x - before.redis.CPU[addr]
 		}
 		c.Redis = per(time.Duration(sum * float64(time.Second)))
 	}

@@ -156,6 +156,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("intake %s: CPU per request %+v", i.Label, *c)
 		}
 	}
+	// Redis ran the accept script for every event of the intake, in
+	// batches of one event or more.
+	var intakeLoad *redisLoad
+	for i, l := range rep.Redis {
+		if l.Phase == "intake" {
+			intakeLoad = &rep.Redis[i]
+		}
+	}
+	switch l := intakeLoad; {
+	case l == nil:
+		t.Error("no Redis load for the intake")
+	case l.Events <= 0 || l.Scripts.Calls <= 0 || l.Scripts.Calls > l.Events || l.scriptPerEvent() <= 0:
+		t.Errorf("intake Redis load: %d events, scripts %+v (%.1f µs per event, of %.1f µs of CPU)", l.Events, l.Scripts, l.scriptPerEvent(), l.perEvent())
+	}
 	if len(rep.Drain) != 2 {
 		t.Fatalf("%d drain results, want 2", len(rep.Drain))
 	}
@@ -200,6 +214,20 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	t.Logf("report:\n%s", rep.Markdown())
+}
+
+func TestParseRedisInfo(t *testing.T) {
+	info := "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\nused_cpu_sys_children:9.000000\r\n\r\n" +
+		"# Commandstats\r\ncmdstat_evalsha:calls=1106,usec=416236,usec_per_call=376.34,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_eval:calls=4,usec=100,usec_per_call=25.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_get:calls=7,usec=9,usec_per_call=1.29,rejected_calls=0,failed_calls=0\r\n"
+	cpu, scripts := parseRedisInfo(info)
+	if cpu != 3.75 {
+		t.Errorf("CPU %v s, want 3.75 (user and system, not the children's)", cpu)
+	}
+	if want := (scriptStat{Calls: 1110, Usec: 416336}); scripts != want {
+		t.Errorf("scripts %+v, want %+v (EVALSHA and EVAL only)", scripts, want)
+	}
 }
 
 func TestPayloadIsSignedJSONOfTheSize(t *testing.T) {

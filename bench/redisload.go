@@ -18,6 +18,30 @@ type redisLoad struct {
 	Store  string
 	Events int64              // events accepted or delivered in the phase
 	CPU    map[string]float64 // seconds, per server address
+	// Scripts is the time the servers spent running scripts (EVALSHA and
+	// EVAL in INFO commandstats), summed: with the relay off, that is the
+	// accept script.
+	Scripts scriptStat
+}
+
+// scriptStat is what INFO commandstats says of EVALSHA and EVAL together.
+type scriptStat struct {
+	Calls int64
+	Usec  int64
+}
+
+func (s scriptStat) minus(o scriptStat) scriptStat {
+	return scriptStat{Calls: s.Calls - o.Calls, Usec: s.Usec - o.Usec}
+}
+
+// scriptPerEvent is the time the scripts took per event, in microseconds.
+func (l redisLoad) scriptPerEvent() float64 {
+	return float64(l.Scripts.Usec) / float64(max(l.Events, 1))
+}
+
+// eventsPerCall is how many events a script call carried on average.
+func (l redisLoad) eventsPerCall() float64 {
+	return float64(l.Events) / float64(max(l.Scripts.Calls, 1))
 }
 
 // perEvent is the servers' CPU time per event, in microseconds.
@@ -49,27 +73,28 @@ func (l redisLoad) shares() string {
 	return strings.Join(parts, " · ")
 }
 
-// redisCPU reads the CPU time (user and system, seconds) that each Redis
-// server of store has used: the one server, or every master of the
-// cluster; nil for SQLite.
-func (b *bench) redisCPU(ctx context.Context, store string) map[string]float64 {
-	out := map[string]float64{}
+// redisReading is what the Redis servers of a store have used so far: the
+// CPU time (user and system, seconds) of each, and their scripts' time.
+type redisReading struct {
+	CPU     map[string]float64
+	Scripts scriptStat
+}
+
+// redisCPU reads what each Redis server of store has used: the one
+// server, or every master of the cluster; nil for SQLite.
+func (b *bench) redisCPU(ctx context.Context, store string) *redisReading {
+	out := &redisReading{CPU: map[string]float64{}}
 	var mu sync.Mutex
 	read := func(ctx context.Context, c *redis.Client) error {
-		info, err := c.Info(ctx, "cpu").Result()
+		info, err := c.Info(ctx, "cpu", "commandstats").Result()
 		if err != nil {
 			return err
 		}
-		s := 0.0
-		for _, line := range strings.Split(info, "\n") {
-			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-			if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-				x, _ := strconv.ParseFloat(v, 64)
-				s += x
-			}
-		}
+		cpu, scripts := parseRedisInfo(info)
 		mu.Lock()
-		out[c.Options().Addr] = s
+		out.CPU[c.Options().Addr] = cpu
+		out.Scripts.Calls += scripts.Calls
+		out.Scripts.Usec += scripts.Usec
 		mu.Unlock()
 		return nil
 	}
@@ -89,9 +114,38 @@ func (b *bench) redisCPU(ctx context.Context, store string) map[string]float64 {
 	return out
 }
 
+// parseRedisInfo reads, from the text of INFO cpu and commandstats, the
+// CPU time used (user and system, seconds) and the calls and time of
+// EVALSHA and EVAL together.
+func parseRedisInfo(info string) (cpu float64, scripts scriptStat) {
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			x, _ := strconv.ParseFloat(v, 64)
+			cpu += x
+		case "cmdstat_evalsha", "cmdstat_eval":
+			for _, kv := range strings.Split(v, ",") {
+				name, val, _ := strings.Cut(kv, "=")
+				n, _ := strconv.ParseInt(val, 10, 64)
+				switch name {
+				case "calls":
+					scripts.Calls += n
+				case "usec":
+					scripts.Usec += n
+				}
+			}
+		}
+	}
+	return cpu, scripts
+}
+
 // noteRedisLoad records what the Redis servers of store spent between
 // before and now for events events.
-func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before map[string]float64, events int64) {
+func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before *redisReading, events int64) {
 	if before == nil {
 		return
 	}
@@ -99,10 +153,12 @@ func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before m
 	if after == nil {
 		return
 	}
-	l := redisLoad{Phase: phase, Store: storeNames[store], Events: events, CPU: map[string]float64{}}
-	for addr, s := range after {
-		l.CPU[addr] = s - before[addr]
+	l := redisLoad{Phase: phase, Store: storeNames[store], Events: events, CPU: map[string]float64{},
+		Scripts: after.Scripts.minus(before.Scripts)}
+	for addr, s := range after.CPU {
+		l.CPU[addr] = s - before.CPU[addr]
 	}
-	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s", phase+" "+l.Store, l.perEvent(), l.shares())
+	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s; scripts %.1f µs per event, %.1f events per call",
+		phase+" "+l.Store, l.perEvent(), l.shares(), l.scriptPerEvent(), l.eventsPerCall())
 	b.rep.Redis = append(b.rep.Redis, l)
 }

@@ -212,10 +212,15 @@ func (r *report) Markdown() string {
 		p("CPU time (user and system) that Redis spent per event, from `INFO cpu` before and after\n")
 		p("intake with the relay off (every round and the warm-up) and the drain, summed over\n")
 		p("the servers that hold the store: the one server, or the cluster's three masters, whose\n")
-		p("shares of it show how the load spreads (their replicas, not counted, spend more).\n\n")
-		p("| phase | store | events | Redis CPU per event | share per server |\n|---|---|---:|---:|---|\n")
+		p("shares of it show how the load spreads (their replicas, not counted, spend more).\n")
+		p("*Scripts* is the part of it spent running scripts (`INFO commandstats`, `EVALSHA`\n")
+		p("and `EVAL`) per event, and *events per call* how many events a call carried: at intake\n")
+		p("with the relay off, the accept script and its batches; in the drain, leases and finishes.\n")
+		p("The rest is Redis reading the calls and writing the replies.\n\n")
+		p("| phase | store | events | Redis CPU per event | scripts per event | events per call | share per server |\n|---|---|---:|---:|---:|---:|---|\n")
 		for _, l := range r.Redis {
-			p("| %s | %s | %s | %.1f µs | %s |\n", l.Phase, l.Store, num(float64(l.Events)), l.perEvent(), l.shares())
+			p("| %s | %s | %s | %.1f µs | %.1f µs | %.1f | %s |\n", l.Phase, l.Store, num(float64(l.Events)), l.perEvent(),
+				l.scriptPerEvent(), l.eventsPerCall(), l.shares())
 		}
 		p("\n")
 	}
