@@ -39,7 +39,8 @@ func (l redisLoad) scriptPerEvent() float64 {
 	return float64(l.Scripts.Usec) / float64(max(l.Events, 1))
 }
 
-// eventsPerCall is how many events a script call carried on average.
+// eventsPerCall is how many events (in the drain, deliveries) a script
+// call carried on average.
 func (l redisLoad) eventsPerCall() float64 {
 	return float64(l.Events) / float64(max(l.Scripts.Calls, 1))
 }
@@ -158,7 +159,7 @@ func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before *
 	for addr, s := range after.CPU {
 		l.CPU[addr] = s - before.CPU[addr]
 	}
-	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s; scripts %.1f µs per event, %.1f events per call",
+	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s; scripts %.1f µs per event, %.1f per call",
 		phase+" "+l.Store, l.perEvent(), l.shares(), l.scriptPerEvent(), l.eventsPerCall())
 	b.rep.Redis = append(b.rep.Redis, l)
 }

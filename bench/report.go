@@ -213,11 +213,12 @@ func (r *report) Markdown() string {
 		p("intake with the relay off (every round and the warm-up) and the drain, summed over\n")
 		p("the servers that hold the store: the one server, or the cluster's three masters, whose\n")
 		p("shares of it show how the load spreads (their replicas, not counted, spend more).\n")
-		p("*Scripts* is the part of it spent running scripts (`INFO commandstats`, `EVALSHA`\n")
-		p("and `EVAL`) per event, and *events per call* how many events a call carried: at intake\n")
-		p("with the relay off, the accept script and its batches; in the drain, leases and finishes.\n")
-		p("The rest is Redis reading the calls and writing the replies.\n\n")
-		p("| phase | store | events | Redis CPU per event | scripts per event | events per call | share per server |\n|---|---|---:|---:|---:|---:|---|\n")
+		p("*Scripts* is the time Redis spent running scripts (`INFO commandstats`, `EVALSHA` and\n")
+		p("`EVAL`) per event: at intake with the relay off, the accept script; in the drain, the\n")
+		p("relay's leases and finishes. Redis times a command by the clock, so with every core\n")
+		p("busy it includes the time Redis waited for one, and it can exceed the CPU time. *Per\n")
+		p("call* is the events (in the drain, deliveries) that one script call carried on average.\n\n")
+		p("| phase | store | events | Redis CPU per event | scripts per event | per call | share per server |\n|---|---|---:|---:|---:|---:|---|\n")
 		for _, l := range r.Redis {
 			p("| %s | %s | %s | %.1f µs | %.1f µs | %.1f | %s |\n", l.Phase, l.Store, num(float64(l.Events)), l.perEvent(),
 				l.scriptPerEvent(), l.eventsPerCall(), l.shares())
