@@ -728,6 +728,10 @@ func testAddDeliveries(t *testing.T, s adminStore) {
 	d1.ID = deliveryID(e, replayAt)
 	d1.CreatedAt, d1.UpdatedAt = replayAt, replayAt
 	d1.Status, d1.Attempts, d1.LeasedUntil = store.DeliveryDead, 3, replayAt.Add(time.Minute)
+	// A last error and a change after its creation are kept, on one
+	// delivery of the two: stores that write deliveries' optional fields
+	// only when set must keep each delivery's own.
+	d1.LastError, d1.UpdatedAt = "replayed by hand", replayAt.Add(time.Minute)
 	d2 := store.Delivery{ID: deliveryID(e, replayAt), EventID: "evt_other", Rule: "r2", Action: "erp", NextAttemptAt: replayAt.Add(time.Second)}
 	want1, want2 := d1, d2
 	want1.Status, want1.Attempts, want1.LeasedUntil = store.DeliveryPending, 0, time.Time{}
