@@ -346,21 +346,16 @@ func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]stri
 			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
 		}
 		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), q, lane, lanes)
-		updated := !d.UpdatedAt.Equal(d.CreatedAt)
-		extra := 0
-		if d.LastError != "" {
-			extra += 2
-		}
-		if updated {
-			extra += 2
-		}
-		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, extra)
+		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, 0)
+		// The count of extra arguments is set from what follows it.
+		count := len(args) - 1
 		if d.LastError != "" {
 			args = append(args, "err", d.LastError)
 		}
-		if updated {
+		if !d.UpdatedAt.Equal(d.CreatedAt) {
 			args = append(args, "updated", ms(d.UpdatedAt))
 		}
+		args[count] = len(args) - count - 1
 	}
 	return keys, args
 }
