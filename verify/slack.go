@@ -55,7 +55,7 @@ func (s *slackVerifier) Check(h http.Header, body []byte, now time.Time) (Proof,
 	if err != nil {
 		return Proof{}, err
 	}
-	idx := matchIndex([][]byte{sig}, s.keys.sums([]byte(slackVersion+":"+ts+":"), body))
+	idx := matchIndex([][]byte{sig}, s.keys.sums(slackBase(ts), body))
 	if idx == 0 {
 		return Proof{}, errMismatch
 	}
@@ -69,6 +69,10 @@ func (s *slackVerifier) Sign(body []byte, now time.Time) http.Header {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h := http.Header{}
 	h.Set(slackTimestampHeader, ts)
-	h.Set(slackSignatureHeader, slackVersion+"="+encHex.encode(s.keys.sum(0, []byte(slackVersion+":"+ts+":"), body)))
+	h.Set(slackSignatureHeader, slackVersion+"="+encHex.encode(s.keys.sum(0, slackBase(ts), body)))
 	return h
 }
+
+// slackBase is what Slack signs before the body: the version and the
+// timestamp.
+func slackBase(ts string) []byte { return []byte(slackVersion + ":" + ts + ":") }
