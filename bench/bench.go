@@ -399,7 +399,7 @@ func (b *bench) intake(ctx context.Context) error {
 		r := intakeResult{Label: t.label, Store: t.store}
 		var cpu *redisReading
 		if t.workers == 0 {
-			cpu = b.redisCPU(ctx, t.store)
+			cpu = b.redisUsage(ctx, t.store)
 		}
 		var accepted int64
 		if b.o.Warmup > 0 {
@@ -454,7 +454,7 @@ type cpuReading struct {
 
 func (b *bench) readCPU(ctx context.Context, s *server, store string) cpuReading {
 	server, err := s.p.cpuTime()
-	return cpuReading{server: server, err: err, self: selfCPU(), redis: b.redisCPU(ctx, store)}
+	return cpuReading{server: server, err: err, self: selfCPU(), redis: b.redisUsage(ctx, store)}
 }
 
 // perRequest is the CPU time each process spent per request from the
@@ -512,7 +512,7 @@ func (b *bench) drain(ctx context.Context) error {
 
 		rec := b.recv.reset()
 		b.recv.expect(rec, ids)
-		cpu := b.redisCPU(ctx, st)
+		cpu := b.redisUsage(ctx, st)
 		start := time.Now()
 		s, err = b.startHookrelay(ctx, "hookrelay "+name+", relay on (drain)", url, relayOn)
 		if err != nil {

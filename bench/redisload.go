@@ -81,9 +81,9 @@ type redisReading struct {
 	Scripts scriptStat
 }
 
-// redisCPU reads what each Redis server of store has used: the one
+// redisUsage reads what each Redis server of store has used: the one
 // server, or every master of the cluster; nil for SQLite.
-func (b *bench) redisCPU(ctx context.Context, store string) *redisReading {
+func (b *bench) redisUsage(ctx context.Context, store string) *redisReading {
 	out := &redisReading{CPU: map[string]float64{}}
 	var mu sync.Mutex
 	read := func(ctx context.Context, c *redis.Client) error {
@@ -150,7 +150,7 @@ func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before *
 	if before == nil {
 		return
 	}
-	after := b.redisCPU(ctx, store)
+	after := b.redisUsage(ctx, store)
 	if after == nil {
 		return
 	}
