@@ -324,12 +324,16 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 	}
 	// The parts that may be sealed come last: when they do not open, the
 	// event read so far is what is kept in clear.
-	metaJSON, err := openMeta(keys, id, p.meta)
-	if err != nil {
-		return e, dlvs, err
+	metaJSON := p.meta
+	if sealed(p.meta) {
+		b, err := openMeta(keys, id, p.meta)
+		if err != nil {
+			return e, dlvs, err
+		}
+		metaJSON = string(b)
 	}
-	var meta eventMeta
-	if err := json.Unmarshal(metaJSON, &meta); err != nil {
+	meta, err := decodeMeta(metaJSON)
+	if err != nil {
 		return e, nil, fmt.Errorf("event %s: meta: %w", id, err)
 	}
 	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query

@@ -47,6 +47,87 @@ func FuzzEncodeMeta(f *testing.F) {
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("encodeMeta %q reads back differently from encoding/json's %q (-want +got):\n%s", b, std, diff)
 		}
+		// What encodeMeta writes is read without encoding/json, and as
+		// encoding/json reads it.
+		fast, ok := readMeta(string(b))
+		if !ok {
+			t.Fatalf("readMeta left %q, written by encodeMeta, to encoding/json", b)
+		}
+		if diff := cmp.Diff(got, fast); diff != "" {
+			t.Errorf("readMeta %q (-encoding/json +readMeta):\n%s", b, diff)
+		}
+	})
+}
+
+// FuzzDecodeMeta: decodeMeta reads any input as encoding/json reads it
+// into an eventMeta, and fails where encoding/json fails.
+func FuzzDecodeMeta(f *testing.F) {
+	tr := &store.EventTrace{Verify: store.VerifyTrace{Scheme: "hmac", Secret: 1}, KeySource: store.KeyFromExpression,
+		Rules: []store.RuleTrace{{Rule: "r", Result: store.RuleMatched, Fields: []store.FieldTrace{
+			{Field: `headers["x-kind"]`, Value: `{"a":[1,-2.5e3,true,null,"\u00e9"]}`, Wanted: []string{`== "A"`}}}}}}
+	for _, m := range []eventMeta{
+		{},
+		{Key: "k1", Headers: map[string]string{"content-type": "application/json", "x-q": `say "hi"\`}, Query: map[string]string{"a": "<b>"}, Trace: tr},
+		{Headers: map[string]string{"x": "caf\xe9"}, Trace: tr},
+		{Query: map[string]string{}, Headers: map[string]string{"ünï": "\u2028\t"}},
+	} {
+		b, err := encodeMeta(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	for _, s := range []string{
+		`{"k":"a","k":"b"}`, `{"h":{"a":"1"},"h":{"b":"2"}}`, `{"h":{"a":"1","a":"2"}}`, `{"h":null}`, `{"k":null}`,
+		`{ "k":"a"}`, `{"K":"a"}`, `{"\u006b":"a"}`, `{"x":1,"k":"a"}`, `{"h":{"a":1}}`, `{"k":"a"}x`, `{"k":"a"`,
+		`{"t":[1,,2]}`, `{"t":01}`, `{"t":-}`, `{"t":1.}`, `{"t":1e}`, `{"t":tru}`, `{"t":"\x"}`, `{"t":"\ud800"}`,
+		`{"t":{"a":[{"b":{}}],"c":[]}}`, `{"t":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`,
+		"{\"k\":\"a\x01\"}", "{\"k\":\"\xff\"}", `{}`, `[]`, ``, `null`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want eventMeta
+		wantErr := json.Unmarshal([]byte(s), &want)
+		got, err := decodeMeta(s)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("decodeMeta(%q): error %v, encoding/json's %v", s, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("decodeMeta(%q) (-encoding/json +decodeMeta):\n%s", s, diff)
+		}
+	})
+}
+
+// BenchmarkDecodeMeta: the meta of an event as the relay reads it for each
+// delivery, by decodeMeta and by encoding/json.
+func BenchmarkDecodeMeta(b *testing.B) {
+	tr := &store.EventTrace{Verify: store.VerifyTrace{Scheme: "hmac", Secret: 1}, KeySource: store.KeyFromExpression,
+		Rules: []store.RuleTrace{{Rule: "route", Result: store.RuleMatched, Fields: []store.FieldTrace{{Field: "body.route", Value: `"fast"`, Wanted: []string{`== "fast"`}}}}}}
+	meta, err := encodeMeta(eventMeta{Key: "0a1b2c3d4e5f", Trace: tr, Headers: map[string]string{
+		"accept-encoding": "gzip", "content-length": "1024", "content-type": "application/json", "user-agent": "Go-http-client/1.1",
+		"x-signature": "5d41402abc4b2a76b9719d911017c592aaf0e0b3b6e5c4a2e1d0f9e8d7c6b5a4", "x-request-id": "req_01HZX3K9"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stored := string(meta)
+	b.Run("decodeMeta", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decodeMeta(stored); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			var m eventMeta
+			if err := json.Unmarshal(meta, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }
 

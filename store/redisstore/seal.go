@@ -49,9 +49,15 @@ func sealEvent(keys *seal.Keys, id string, meta, body []byte, packed bool) ([]by
 	return meta, body, flag
 }
 
+// sealed reports whether an event's stored meta is sealed: JSON, as it
+// is in clear, starts with '{'.
+func sealed(meta string) bool {
+	return !strings.HasPrefix(meta, "{") && seal.IsSealed([]byte(meta))
+}
+
 // openMeta is the meta JSON of event id as stored, opened if sealed.
 func openMeta(keys *seal.Keys, id, meta string) ([]byte, error) {
-	if !strings.HasPrefix(meta, "{") && seal.IsSealed([]byte(meta)) {
+	if sealed(meta) {
 		b, err := keys.Open(nil, []byte(meta), sealAD(id, "meta"))
 		if err != nil {
 			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "meta", Err: err}
