@@ -27,6 +27,14 @@ var configFiles embed.FS
 // storeNames are the stores hookrelay is measured on, as the report names them.
 var storeNames = map[string]string{"sqlite": "SQLite", "redis": "Redis", "cluster": "Redis Cluster"}
 
+// The naive Redis gateway (bench/naive) is measured beside the baseline
+// when hookrelay is measured on Redis; its intake result's Store is
+// naiveStore.
+const (
+	naiveStore = "naive"
+	naiveLabel = "naive Redis gateway"
+)
+
 const (
 	hookPath = "/hooks/catch/bench"
 	// grace is hookrelay's --grace: a stop waits this long for attempts in flight.
@@ -42,7 +50,7 @@ type bench struct {
 	progress io.Writer
 	tmp      string
 	root     string // the module's folder
-	bin      struct{ hookrelay, baseline string }
+	bin      struct{ hookrelay, baseline, naive string }
 	config   string
 	env      []string
 	pay      payloads
@@ -103,8 +111,8 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	b.logf("building hookrelay and the baseline in %s", b.tmp)
-	pkgs := []string{"./cmd/hookrelay", "./bench/baseline"}
+	b.logf("building hookrelay and the baselines in %s", b.tmp)
+	pkgs := []string{"./cmd/hookrelay", "./bench/baseline", "./bench/naive"}
 	b.bin.hookrelay = filepath.Join(b.tmp, "bin", "hookrelay")
 	if b.o.Hookrelay != "" {
 		pkgs = pkgs[1:]
@@ -119,6 +127,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	b.bin.baseline = filepath.Join(b.tmp, "bin", "baseline")
+	b.bin.naive = filepath.Join(b.tmp, "bin", "naive")
 
 	for _, name := range []string{"bench.yaml", "rules.yaml"} {
 		data, err := configFiles.ReadFile("testdata/" + name)
@@ -325,6 +334,23 @@ func (b *bench) startBaseline(ctx context.Context) (*server, error) {
 	}
 	const label = "baseline (bare Gin)"
 	p, err := b.kids.start(label, b.logPath("baseline"), b.env, b.bin.baseline, "--listen", addr)
+	return b.started(ctx, label, addr, p, err)
+}
+
+// startNaive starts the naive Redis gateway (bench/naive) on the
+// benchmark's redis-server, its keys under prefix.
+func (b *bench) startNaive(ctx context.Context, prefix string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.kids.start(naiveLabel, b.logPath("naive"), b.env, b.bin.naive,
+		"--listen", addr, "--redis", b.redis.Options().Addr, "--prefix", prefix)
+	return b.started(ctx, naiveLabel, addr, p, err)
+}
+
+// started waits until the yardstick p, started on addr, answers /healthz.
+func (b *bench) started(ctx context.Context, label, addr string, p *proc, err error) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +399,9 @@ func (b *bench) intake(ctx context.Context) error {
 		workers      int
 	}
 	targets := []target{{label: "baseline (bare Gin)"}}
+	if slices.Contains(b.o.Stores, "redis") {
+		targets = append(targets, target{naiveLabel, naiveStore, 0})
+	}
 	for _, st := range b.o.Stores {
 		targets = append(targets,
 			target{storeNames[st] + ", relay off", st, 0},
@@ -382,9 +411,12 @@ func (b *bench) intake(ctx context.Context) error {
 		var s *server
 		var err error
 		tag := "intake-" + slug(t.label)
-		if t.store == "" {
+		switch t.store {
+		case "":
 			s, err = b.startBaseline(ctx)
-		} else {
+		case naiveStore:
+			s, err = b.startNaive(ctx, "bench-"+tag)
+		default:
 			s, err = b.startHookrelay(ctx, "hookrelay "+t.label+" (intake)", b.storeURL(t.store, tag), t.workers)
 		}
 		if err != nil {
@@ -397,8 +429,14 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c := newClient(b.o.Conns)
 		r := intakeResult{Label: t.label, Store: t.store}
+		// The naive gateway keeps its keys and stream in the Redis of the
+		// Redis store, whose CPU time is read for it.
+		redisStore := t.store
+		if t.store == naiveStore {
+			redisStore = "redis"
+		}
 		var cpu *redisReading
-		if t.workers == 0 {
+		if t.workers == 0 && t.store != naiveStore {
 			cpu = b.redisUsage(ctx, t.store)
 		}
 		var accepted int64
@@ -408,7 +446,7 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		// The CPU time each process spends per request answered, over the
 		// measured rounds only.
-		cpu0 := b.readCPU(ctx, s, t.store)
+		cpu0 := b.readCPU(ctx, s, redisStore)
 		var measured int64
 		for i := range b.o.Rounds {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Duration), 0, b.pay, fmt.Sprintf("%s-%d", tag, i), want, nil)
@@ -431,11 +469,11 @@ func (b *bench) intake(ctx context.Context) error {
 		}
 		c.CloseIdleConnections()
 		r.Median = median(r.Rounds)
-		r.CPU = b.perRequest(s, cpu0, b.readCPU(ctx, s, t.store), measured)
+		r.CPU = b.perRequest(s, cpu0, b.readCPU(ctx, s, redisStore), measured)
 		b.noteRedisLoad(ctx, "intake", t.store, cpu, accepted)
 		b.stop(s)
-		if t.store != "" {
-			b.dropStore(ctx, t.store, tag)
+		if redisStore != "" {
+			b.dropStore(ctx, redisStore, tag)
 		}
 		b.rep.Intake = append(b.rep.Intake, r)
 	}

@@ -139,8 +139,11 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("temporary folder %s still there (%v)", dir, err)
 	}
 
-	if len(rep.Intake) != 5 {
-		t.Fatalf("%d intake results, want 5 (baseline, two stores × relay off and on)", len(rep.Intake))
+	if len(rep.Intake) != 6 {
+		t.Fatalf("%d intake results, want 6 (baseline, naive Redis gateway, two stores × relay off and on)", len(rep.Intake))
+	}
+	if !rep.has(naiveStore) || !strings.Contains(rep.Markdown(), "| "+naiveLabel+" |") {
+		t.Errorf("the naive Redis gateway was not measured, or not reported:\n%s", rep.Markdown())
 	}
 	for _, i := range rep.Intake {
 		if i.Median <= 0 || len(i.Rounds) != o.Rounds {
@@ -152,7 +155,7 @@ func TestSmoke(t *testing.T) {
 		switch c := i.CPU; {
 		case c == nil:
 			t.Errorf("intake %s: no CPU time per request", i.Label)
-		case c.Sender <= 0 || c.Server <= 0 || (c.Redis > 0) != (i.Store == "redis"):
+		case c.Sender <= 0 || c.Server <= 0 || (c.Redis > 0) != (i.Store == "redis" || i.Store == naiveStore):
 			t.Errorf("intake %s: CPU per request %+v", i.Label, *c)
 		}
 	}
@@ -313,7 +316,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 func (w *logWriter) tmpDir() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, after, ok := strings.Cut(w.sb.String(), "building hookrelay and the baseline in ")
+	_, after, ok := strings.Cut(w.sb.String(), "building hookrelay and the baselines in ")
 	if !ok {
 		return ""
 	}

@@ -33,7 +33,7 @@ type machine struct {
 
 type intakeResult struct {
 	Label  string
-	Store  string // "" for the baseline
+	Store  string // "" for the baseline, naiveStore for the naive Redis gateway
 	Rounds []float64
 	Median float64
 	Failed int64 // requests not answered as wanted
@@ -107,6 +107,24 @@ func (r *report) baseline() float64 {
 	return 0
 }
 
+// has reports whether an intake was measured on store.
+func (r *report) has(store string) bool {
+	for _, i := range r.Intake {
+		if i.Store == store {
+			return true
+		}
+	}
+	return false
+}
+
+// label names the server of an intake as the tables do.
+func (i intakeResult) label() string {
+	if i.Store == "" || i.Store == naiveStore {
+		return i.Label
+	}
+	return "hookrelay " + i.Label
+}
+
 func (r *report) ratio(x float64) string {
 	base := r.baseline()
 	if base == 0 {
@@ -152,13 +170,17 @@ func (r *report) Markdown() string {
 		p("signed with HMAC-SHA256; %s after %v of warm-up. The\n", rounds, o.Warmup)
 		p("baseline is a bare Gin server that reads the body and answers 200. hookrelay\n")
 		p("verifies the signature, evaluates the rules and stores the event and its delivery\n")
-		p("before it answers; with the relay on, the same process also delivers every event.\n\n")
+		p("before it answers; with the relay on, the same process also delivers every event.\n")
+		if r.has(naiveStore) {
+			p("The naive Redis gateway (`bench/naive`, on the Redis that hookrelay uses) is about\n")
+			p("the least a gateway that keeps webhooks in Redis can do: Gin, the HMAC check, the\n")
+			p("body's id read with `encoding/json`, and one pipeline per request of `SET NX` for\n")
+			p("the key and `XADD` of the body to a stream; no rules, deliveries or trace.\n")
+		}
+		p("\n")
 		p("| server | req/s | vs baseline | rounds |\n|---|---:|---:|---|\n")
 		for _, i := range r.Intake {
-			label := i.Label
-			if i.Store != "" {
-				label = "hookrelay " + label
-			}
+			label := i.label()
 			rounds := make([]string, len(i.Rounds))
 			for k, x := range i.Rounds {
 				rounds[k] = num(x)
@@ -176,12 +198,9 @@ func (r *report) Markdown() string {
 			if i.CPU == nil {
 				continue
 			}
-			label := i.Label
-			if i.Store != "" {
-				label = "hookrelay " + label
-			}
+			label := i.label()
 			redis := "–"
-			if i.Store == "redis" || i.Store == "cluster" {
+			if i.Store == "redis" || i.Store == "cluster" || i.Store == naiveStore {
 				redis = micros(i.CPU.Redis)
 			}
 			p("| %s | %s | %s | %s | %s |\n", label, micros(i.CPU.Sender), micros(i.CPU.Server), redis, micros(i.CPU.total()))
@@ -313,8 +332,9 @@ func (r *report) Document(out string) string {
 	b.WriteString("From the root of a clone, with Go and `redis-server` on the PATH (nothing else may\n")
 	b.WriteString("be running on the machine if the figures are to be compared):\n\n")
 	fmt.Fprintf(&b, "```sh\n%s\n```\n\n", r.Options.command(out))
-	b.WriteString("It builds hookrelay, starts the baseline, hookrelay on SQLite and on a `redis-server`\n")
-	b.WriteString("of its own (`--save \"\" --appendonly no`) on free ports of 127.0.0.1, prints this report\n")
+	b.WriteString("It builds hookrelay and the two yardsticks, starts the baseline, the naive Redis gateway,\n")
+	b.WriteString("hookrelay on SQLite and on a `redis-server` of its own (`--save \"\" --appendonly no`) on\n")
+	b.WriteString("free ports of 127.0.0.1, prints this report\n")
 	b.WriteString("and writes it to the file named by `-out`. `go run ./bench -h` lists the settings;\n")
 	b.WriteString("a quick look takes a minute:\n\n")
 	b.WriteString("```sh\ngo run ./bench -duration 2s -rounds 1 -backlog 2000 -latency-for 5s\n```\n")
