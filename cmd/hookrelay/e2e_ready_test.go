@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,5 +306,39 @@ func fillDisk(t *testing.T, path string) {
 		if _, err := f.Write(chunk[:1]); err != nil {
 			break
 		}
+	}
+}
+
+// TestReadyDurabilityWait: with durability: wait, a process on a Redis
+// without a replica is not ready, saying why, and its intake answers 503;
+// once a replica of that Redis has synced it is ready and accepts events.
+func TestReadyDurabilityWait(t *testing.T) {
+	t.Parallel()
+	master := redistest.Server(t)
+	dir := copyDemo(t)
+	cfg := filepath.Join(dir, "hookrelay.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfg, "durability: wait\n"+string(b))
+	rc := newReceiver(t)
+	s := start(t, serverOpts{store: master, api: rc.URL, config: cfg})
+	u, err := neturl.Parse(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := waitReadyz(t, s, http.StatusServiceUnavailable, "durability: wait")
+	if !strings.Contains(body, u.Host+" has 0 replica(s) online, 1 needed") {
+		t.Errorf("/readyz without a replica says %s; want it to name %s", body, u.Host)
+	}
+	if got := ingestWS(t, s); got != http.StatusServiceUnavailable {
+		t.Errorf("ingest without a replica = %d, want 503", got)
+	}
+
+	redistest.Server(t, "--replicaof", u.Hostname(), u.Port())
+	waitReadyz(t, s, http.StatusOK, "ready")
+	if got := ingestWS(t, s); got != http.StatusAccepted {
+		t.Errorf("ingest with a replica online = %d, want 202", got)
 	}
 }

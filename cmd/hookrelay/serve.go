@@ -157,6 +157,21 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		// Hooks' rate_limit: holds across every process on the Redis
 		// store; on the embedded store, per process.
 		gwo.Limiter = rs.Limiter()
+		gwo.Ready = func(ctx context.Context) error {
+			if err := rd.Ready(ctx); err != nil {
+				return err
+			}
+			// Under durability: wait a master without a replica online
+			// answers every accept of its partitions 503 (a new cluster's
+			// replicas take a moment to sync; a failed-over master has
+			// none until one joins it).
+			if n := gw.Config().WaitReplicas; n > 0 {
+				if err := rs.ReplicasOnline(ctx, n); err != nil {
+					return fmt.Errorf("durability: wait, and a master of the store has no replica online to hold events: they are answered 503 meanwhile: %w", err)
+				}
+			}
+			return nil
+		}
 	}
 	gw = gateway.New(st, cfg, gwo)
 	// One clock for the relay and its client: a bearer token's exp is

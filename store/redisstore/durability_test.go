@@ -1,7 +1,10 @@
 package redisstore_test
 
 import (
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store/redisstore"
@@ -34,5 +37,44 @@ func TestDurability(t *testing.T) {
 				t.Errorf("Durability = %+v (persists %t), want %+v (%t)", d, d.Persists(), tt.want, tt.persists)
 			}
 		})
+	}
+}
+
+// TestReplicasOnline: a master without a replica is short of one, named in
+// the error; once a replica of it has synced it is not; it is still short
+// of two.
+func TestReplicasOnline(t *testing.T) {
+	masterURL := redistest.Server(t)
+	s, err := redisstore.Open(t.Context(), masterURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := url.Parse(masterURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplicasOnline(t.Context(), 0); err != nil {
+		t.Errorf("ReplicasOnline(0) = %v, want nil", err)
+	}
+	err = s.ReplicasOnline(t.Context(), 1)
+	if err == nil || !strings.Contains(err.Error(), u.Host+" has 0 replica(s) online, 1 needed") {
+		t.Fatalf("ReplicasOnline(1) without a replica = %v, want one naming %s", err, u.Host)
+	}
+
+	redistest.Server(t, "--replicaof", u.Hostname(), u.Port())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = s.ReplicasOnline(t.Context(), 1)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ReplicasOnline(1) 10s after a replica started: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := s.ReplicasOnline(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "has 1 replica(s) online, 2 needed") {
+		t.Errorf("ReplicasOnline(2) with one replica = %v", err)
 	}
 }

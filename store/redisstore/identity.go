@@ -136,3 +136,48 @@ func durabilityOf(ctx context.Context, c redis.Cmdable) (Durability, error) {
 	}
 	return d, nil
 }
+
+// ReplicasOnline reports whether every master that holds the store has at
+// least n replicas online: connected and past their first sync, the only
+// ones Redis's WAIT counts. Under durability: wait an accept is answered
+// 503 until a replica holds it, so a master short of replicas refuses
+// every event of its partitions; the error names the first such master.
+func (s *Store) ReplicasOnline(ctx context.Context, n int) error {
+	nodes, err := s.masters(ctx)
+	if err != nil {
+		return fmt.Errorf("redisstore: the store's masters: %w", err)
+	}
+	for _, c := range nodes {
+		addr := "Redis"
+		if o, ok := c.(interface{ Options() *redis.Options }); ok {
+			addr = o.Options().Addr
+		}
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return fmt.Errorf("redisstore: INFO replication of %s: %w", addr, err)
+		}
+		if got := onlineReplicas(info); got < n {
+			return fmt.Errorf("redisstore: %s has %d replica(s) online, %d needed", addr, got, n)
+		}
+	}
+	return nil
+}
+
+// onlineReplicas counts the replicas that INFO replication of a master
+// lists as online ("slave0:ip=…,port=…,state=online,…").
+func onlineReplicas(info string) int {
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		num, isReplica := strings.CutPrefix(k, "slave")
+		if !ok || !isReplica || num == "" || strings.Trim(num, "0123456789") != "" {
+			continue
+		}
+		for _, f := range strings.Split(v, ",") {
+			if f == "state=online" {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -204,3 +204,21 @@ func deliveryFields(d store.Delivery) []any {
 		"status", string(d.Status), "due", ms(d.NextAttemptAt), "created", ms(d.CreatedAt),
 		"n", d.Attempts, "err", d.LastError, "updated", ms(d.UpdatedAt), "lane", d.Lane}
 }
+
+// TestOnlineReplicas counts the replicas INFO replication lists as
+// online, and nothing else that starts with "slave".
+func TestOnlineReplicas(t *testing.T) {
+	master := "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n" +
+		"slave0:ip=127.0.0.1,port=30004,state=online,offset=1234,lag=0\r\n" +
+		"slave1:ip=127.0.0.1,port=30005,state=wait_bgsave,offset=0,lag=0\r\n" +
+		"slave2:ip=127.0.0.1,port=30006,state=online,offset=1234,lag=1\r\n" +
+		"master_failover_state:no-failover\r\nmaster_repl_offset:1234\r\n"
+	if n := onlineReplicas(master); n != 2 {
+		t.Errorf("onlineReplicas(master) = %d, want 2", n)
+	}
+	replica := "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nslave_repl_offset:1234\r\nslave_read_only:1\r\n" +
+		"slave_priority:100\r\nconnected_slaves:0\r\n"
+	if n := onlineReplicas(replica); n != 0 {
+		t.Errorf("onlineReplicas(replica) = %d, want 0", n)
+	}
+}
