@@ -14,19 +14,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/bench/yardstick"
 )
 
 func main() {
@@ -49,8 +47,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
+	r := yardstick.New()
 	r.POST("/hooks/catch/:hook", func(c *gin.Context) {
 		body, err := io.ReadAll(io.LimitReader(c.Request.Body, 1<<20))
 		if err != nil {
@@ -87,23 +84,5 @@ func main() {
 			c.Status(http.StatusAccepted)
 		}
 	})
-	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "naive:", err)
-		os.Exit(1)
-	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		<-sig
-		srv.Close()
-	}()
-	fmt.Fprintln(os.Stderr, "naive listening on", ln.Addr())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "naive:", err)
-		os.Exit(1)
-	}
+	yardstick.Serve("naive", *listen, r)
 }
