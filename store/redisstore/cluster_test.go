@@ -202,17 +202,7 @@ func clusterKeys(t *testing.T, pattern string) int {
 // has two.
 func TestClusterReplicasOnline(t *testing.T) {
 	s := openCluster(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := s.ReplicasOnline(t.Context(), 1)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ReplicasOnline(1) on the test cluster: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitReplicas(t, s, 1)
 	if err := s.ReplicasOnline(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "has 1 replica(s) online, 2 needed") {
 		t.Errorf("ReplicasOnline(2) on a cluster of one replica per master = %v", err)
 	}

@@ -63,18 +63,25 @@ func TestReplicasOnline(t *testing.T) {
 	}
 
 	redistest.Server(t, "--replicaof", u.Hostname(), u.Port())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err = s.ReplicasOnline(t.Context(), 1)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ReplicasOnline(1) 10s after a replica started: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReplicas(t, s, 1)
 	if err := s.ReplicasOnline(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "has 1 replica(s) online, 2 needed") {
 		t.Errorf("ReplicasOnline(2) with one replica = %v", err)
+	}
+}
+
+// waitReplicas waits up to 10 s for every master of s to have n replicas
+// online, and fails the test if they do not.
+func waitReplicas(t *testing.T, s *redisstore.Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.ReplicasOnline(t.Context(), n)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ReplicasOnline(%d) after 10s: %v", n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
