@@ -324,13 +324,9 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 	}
 	// The parts that may be sealed come last: when they do not open, the
 	// event read so far is what is kept in clear.
-	metaJSON := p.meta
-	if sealed(p.meta) {
-		b, err := openMeta(keys, id, p.meta)
-		if err != nil {
-			return e, dlvs, err
-		}
-		metaJSON = string(b)
+	metaJSON, err := openMeta(keys, id, p.meta)
+	if err != nil {
+		return e, dlvs, err
 	}
 	meta, err := decodeMeta(metaJSON)
 	if err != nil {
@@ -359,7 +355,7 @@ func decodeTrace(keys *seal.Keys, id, v string) (*store.EventTrace, error) {
 	var m struct {
 		T json.RawMessage `json:"t"`
 	}
-	if err := json.Unmarshal(metaJSON, &m); err != nil {
+	if err := json.Unmarshal([]byte(metaJSON), &m); err != nil {
 		return nil, fmt.Errorf("event %s: meta: %w", id, err)
 	}
 	return store.ParseTrace(m.T)

@@ -49,22 +49,17 @@ func sealEvent(keys *seal.Keys, id string, meta, body []byte, packed bool) ([]by
 	return meta, body, flag
 }
 
-// sealed reports whether an event's stored meta is sealed: JSON, as it
-// is in clear, starts with '{'.
-func sealed(meta string) bool {
-	return !strings.HasPrefix(meta, "{") && seal.IsSealed([]byte(meta))
-}
-
-// openMeta is the meta JSON of event id as stored, opened if sealed.
-func openMeta(keys *seal.Keys, id, meta string) ([]byte, error) {
-	if sealed(meta) {
+// openMeta is the meta JSON of event id as stored, opened if sealed. JSON
+// in clear starts with '{', and comes back as it is, uncopied.
+func openMeta(keys *seal.Keys, id, meta string) (string, error) {
+	if !strings.HasPrefix(meta, "{") && seal.IsSealed([]byte(meta)) {
 		b, err := keys.Open(nil, []byte(meta), sealAD(id, "meta"))
 		if err != nil {
-			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "meta", Err: err}
+			return "", &seal.RecordError{Kind: "event", ID: id, Part: "meta", Err: err}
 		}
-		return b, nil
+		return string(b), nil
 	}
-	return []byte(meta), nil
+	return meta, nil
 }
 
 // openBody is the body of event id as it came: opened if sealed,
@@ -103,10 +98,11 @@ func (p eventParts) underKey(key string) bool {
 // its meta and body sealed anew with keys' current key. The status letter
 // is left out: resealScript keeps the one stored.
 func resealed(keys *seal.Keys, id string, p eventParts) (string, error) {
-	meta, err := openMeta(keys, id, p.meta)
+	clear, err := openMeta(keys, id, p.meta)
 	if err != nil {
 		return "", err
 	}
+	meta := []byte(clear)
 	body := []byte(p.body)
 	packed := p.flag == "z" || p.flag == "x"
 	if p.flag == "s" || p.flag == "x" {
