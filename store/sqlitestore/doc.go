@@ -1,11 +1,15 @@
 // Package sqlitestore is hookrelay's embedded store, the default one: the
 // store.Store contract kept in one SQLite file (modernc.org/sqlite, pure Go),
 // so that `hookrelay serve` needs nothing else installed. The file runs in WAL
-// mode with synchronous=FULL, so an acknowledged event survives a crash or a
-// power cut; one writer goroutine owns the only write connection and commits
-// concurrent writes together (group commit), so that one fsync serves many
-// (a batch in which a write fails runs again with a savepoint per write, so
-// that it does not undo the others), while reads use a pool of read-only
+// mode, and no write is answered before the WAL holding it is flushed to
+// the disk, so an acknowledged event survives a crash or a power cut. One
+// writer goroutine owns the only write connection and commits concurrent
+// writes together (group commit; a batch in which a write fails runs again
+// with a savepoint per write, so that it does not undo the others); a
+// syncer goroutine beside it flushes the WAL once for every batch committed
+// since its last flush and answers their callers, so the writer never waits
+// for the disk (synchronous=NORMAL, with the flush FULL would make inside
+// each commit made by the store instead). Reads use a pool of read-only
 // connections. An idempotency key is kept on the event that took it, with
 // the end of its window, and goes when the event is pruned. The schema
 // comes from numbered SQL files embedded in the binary, tracked by PRAGMA

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 )
 
 // writeOp runs inside the writer's transaction. Returning an error rolls back
@@ -102,8 +103,8 @@ func (s *Store) write(ctx context.Context, op writeOp) error {
 // runWriter is the only goroutine that writes. It takes one request, adds
 // whatever other requests are already waiting (callers block on the
 // unbuffered channel while a commit is in progress, so under load the next
-// batch is ready when the last one ends), and commits them together: one
-// fsync for the lot.
+// batch is ready when the last one ends), and commits them together; the
+// syncer then flushes the WAL once for every batch committed meanwhile.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt)}
@@ -134,9 +135,11 @@ func (s *Store) runWriter() {
 	}
 }
 
-// commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction and
-// answers every request. Wake channels fire before callers are answered, so
-// a caller whose Accept returned knows its signal has been sent.
+// commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction and hands
+// it to the syncer, which answers every request once the WAL is on the disk
+// (sync.go); a batch of which nothing was committed is answered at once.
+// Wake channels fire at the commit, before callers are answered, so a
+// caller whose Accept returned knows its signal has been sent.
 //
 // A request's error undoes its own changes only. The batch first runs
 // without savepoints, which would cost two statements per request: when
@@ -156,6 +159,12 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	if len(live) == 0 {
 		return
 	}
+	if err := s.wal.err(); err != nil {
+		for _, r := range live {
+			r.done <- err
+		}
+		return
+	}
 	results, wake, err := s.run(w, live, false)
 	if errors.Is(err, errRequestFailed) {
 		results, wake, err = s.run(w, live, true)
@@ -172,9 +181,14 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	if wake {
 		s.wake()
 	}
-	for i, r := range live {
-		r.done <- results[i]
+	if !slices.ContainsFunc(results, func(err error) bool { return err == nil }) {
+		// Every request failed and was undone: nothing to flush.
+		for i, r := range live {
+			r.done <- results[i]
+		}
+		return
 	}
+	s.synced <- synced{reqs: slices.Clone(live), results: results}
 }
 
 // errRequestFailed says that a request of a batch run without savepoints

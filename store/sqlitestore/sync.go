@@ -1,0 +1,120 @@
+package sqlitestore
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// The write-ahead log is flushed to the disk by the syncer, not by the
+// commit. The write connection runs with synchronous=NORMAL: a commit
+// writes its frames to the WAL (from then on they survive a crash of the
+// process) without waiting for the disk. The writer hands each committed
+// batch to the syncer and goes on with the next one; the syncer flushes
+// the WAL (the sync synchronous=FULL makes inside every commit) and only
+// then answers the batch's callers. Every caller is still answered after
+// its write is on the disk, as with FULL, but the writer's transactions no
+// longer wait for the disk, and one flush covers every batch committed
+// while the one before it ran.
+//
+// Every write waits for the flush, leases too: a lease is committed after
+// the accept that enqueued its delivery, and the WAL is flushed in the
+// order it was written, so a delivery is never sent before its event is on
+// the disk (a power cut cannot lose an event that was already delivered,
+// whose sender, never answered, would send it again).
+//
+// SQLite itself still flushes the WAL before each checkpoint copies it
+// into the database file, the database file after each checkpoint, and
+// the WAL's header when the log starts over: NORMAL leaves the file
+// consistent at any crash, and the syncer's flush makes what was answered
+// durable.
+
+// synced is a committed batch whose callers wait for the WAL's flush.
+type synced struct {
+	reqs    []*request
+	results []error
+}
+
+// walSyncer flushes the WAL file that SQLite writes, through a descriptor
+// of its own: a flush on Linux covers the file, whichever descriptor wrote
+// it. SQLite keeps the file (and its inode) while the store's write
+// connection is open; it truncates it in place at most.
+type walSyncer struct {
+	f *os.File
+
+	mu     sync.Mutex
+	failed error // the first flush that failed: nothing is flushed after it
+}
+
+func openWAL(dbPath string) (*walSyncer, error) {
+	f, err := os.OpenFile(dbPath+"-wal", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the write-ahead log to flush it: %w", err)
+	}
+	return &walSyncer{f: f}, nil
+}
+
+// sync flushes the WAL. After a flush has failed, the kernel may have
+// dropped the pages it could not write, and a later flush could report
+// success for data that never reached the disk: sync then fails for good,
+// and the store takes no more writes until the process opens it anew.
+func (w *walSyncer) sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return w.failed
+	}
+	if err := w.f.Sync(); err != nil {
+		w.failed = fmt.Errorf("sqlitestore: the write-ahead log could not be flushed to the disk, so writes since the last flush may not survive a power loss; the store takes no more writes until hookrelay is restarted: %w", err)
+		return w.failed
+	}
+	return nil
+}
+
+// err is the failure that stopped the syncer, or nil.
+func (w *walSyncer) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
+}
+
+func (w *walSyncer) close() error { return w.f.Close() }
+
+// runSyncer answers the callers of committed batches once the WAL is on
+// the disk: it takes a batch, every other batch already waiting, flushes
+// once for them all, and answers each caller with its own result (or with
+// the flush's failure). It ends when the writer has ended and closed
+// s.synced.
+func (s *Store) runSyncer() {
+	defer close(s.syncerDone)
+	var pending []synced
+	for b := range s.synced {
+		pending = append(pending[:0], b)
+	more:
+		for {
+			select {
+			case b, ok := <-s.synced:
+				if !ok {
+					break more
+				}
+				pending = append(pending, b)
+			default:
+				break more
+			}
+		}
+		err := s.syncWAL()
+		if s.onSync != nil {
+			s.onSync(len(pending), err)
+		}
+		for _, b := range pending {
+			for i, r := range b.reqs {
+				if err != nil {
+					r.done <- err
+				} else {
+					r.done <- b.results[i]
+				}
+			}
+		}
+		clear(pending)
+	}
+}

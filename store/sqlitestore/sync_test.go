@@ -1,0 +1,189 @@
+package sqlitestore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestAnsweredAfterTheFlush holds the syncer's first flush of the WAL and
+// checks that the writer is not held with it: the write waiting for the
+// flush is committed (a reader sees it), further writes commit behind it,
+// and none of them is answered until the flush is done, which then answers
+// them all.
+func TestAnsweredAfterTheFlush(t *testing.T) {
+	hold := make(chan struct{})
+	entered := make(chan struct{})
+	var (
+		first   sync.Once
+		commits atomic.Int64
+		mu      sync.Mutex
+		covered []int // batches per flush
+	)
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"), func(s *Store) {
+		s.syncWAL = func() error {
+			first.Do(func() {
+				close(entered)
+				<-hold
+			})
+			return s.wal.sync()
+		}
+		s.onCommit = func(int) { commits.Add(1) }
+		s.onSync = func(batches int, err error) {
+			mu.Lock()
+			covered = append(covered, batches)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	release := sync.OnceFunc(func() { close(hold) })
+	defer release() // before Close, which waits for the syncer
+
+	const later = 5
+	accepts := make([]chan error, 1+later)
+	evs := make([]string, 1+later)
+	start := func(i int) {
+		a := testEvent("orders", fmt.Sprintf("key-%d", i), i, base.Add(time.Duration(i)*time.Millisecond), "crm")
+		evs[i] = a.Event.ID
+		accepts[i] = make(chan error, 1)
+		go func() {
+			_, err := s.Accept(t.Context(), a)
+			accepts[i] <- err
+		}()
+	}
+	start(0)
+	<-entered // the first batch is committed and its flush held
+	if _, err := s.Event(t.Context(), evs[0]); err != nil {
+		t.Fatalf("the event whose flush is held is not committed: %v", err)
+	}
+	// One at a time, so that each is a batch of its own: the writer
+	// commits them while the first flush is still held.
+	for i := 1; i <= later; i++ {
+		start(i)
+		deadline := time.Now().Add(10 * time.Second)
+		for commits.Load() < int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer committed %d batches while a flush was held, want %d: it waits for the flush", commits.Load(), i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i, ch := range accepts {
+		select {
+		case err := <-ch:
+			t.Fatalf("Accept %d answered (%v) before the WAL was flushed", i, err)
+		default:
+		}
+	}
+	release()
+	for i, ch := range accepts {
+		if err := <-ch; err != nil {
+			t.Fatalf("Accept %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(covered) == 0 || covered[0] != 1 {
+		t.Fatalf("flushes covered %v batches, want the first to cover the one batch committed before it", covered)
+	}
+	total := 0
+	for _, n := range covered {
+		total += n
+	}
+	if total != 1+later || len(covered) >= 1+later {
+		t.Fatalf("flushes covered %v batches: want %d batches in all, the %d committed during the held flush sharing fewer flushes", covered, 1+later, later)
+	}
+}
+
+// TestFailedFlushStopsWrites makes a flush of the WAL fail: the writes it
+// covered are answered with the failure, and every later write is refused
+// without running, since a later flush could succeed without the pages the
+// failed one lost.
+func TestFailedFlushStopsWrites(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	mustAccept(t, s, testEvent("orders", "before", 1, base, "crm"))
+
+	// A descriptor that cannot be flushed in place of the WAL's.
+	dead, err := os.Create(filepath.Join(t.TempDir(), "dead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.wal.mu.Lock()
+	wal := s.wal.f
+	s.wal.f = dead
+	s.wal.mu.Unlock()
+	t.Cleanup(func() {
+		s.wal.mu.Lock()
+		s.wal.f = wal
+		s.wal.mu.Unlock()
+	})
+
+	a := testEvent("orders", "during", 2, base.Add(time.Second), "crm")
+	if _, err := s.Accept(ctx, a); err == nil || !strings.Contains(err.Error(), "could not be flushed") {
+		t.Fatalf("Accept whose flush failed: %v, want the flush's failure", err)
+	}
+	var ran atomic.Bool
+	err = s.write(ctx, func(*writeTx) error { ran.Store(true); return nil })
+	if err == nil || !strings.Contains(err.Error(), "no more writes") {
+		t.Fatalf("a write after the failed flush: %v, want it refused", err)
+	}
+	if ran.Load() {
+		t.Fatal("a write after the failed flush ran")
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("Ping succeeded after a failed flush: the store reports it can take writes")
+	}
+}
+
+// TestFlushesTheWAL checks that the file the syncer flushes is the WAL
+// SQLite writes, still after checkpoints have copied it into the database
+// and the log has started over, and after the store is opened again.
+func TestFlushesTheWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	for round := range 2 {
+		s := mustOpen(t, path)
+		// A checkpoint every 100 pages; an event of 4,000 bytes fills one
+		// page or more, so the log starts over several times.
+		if err := s.write(t.Context(), func(w *writeTx) error {
+			_, err := w.conn.ExecContext(bg, "PRAGMA wal_autocheckpoint = 100")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		const events = 500
+		pad := strings.Repeat("x", 4000)
+		for i := range events {
+			n := round*events + i
+			a := testEvent("orders", fmt.Sprintf("key-%d", n), n, base.Add(time.Duration(n)*time.Millisecond), "crm")
+			a.Event.Body = []byte(`{"pad":"` + pad + `"}`)
+			mustAccept(t, s, a)
+		}
+		onDisk, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		flushed, err := s.wal.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(onDisk, flushed) {
+			t.Fatalf("round %d: the syncer flushes another file than %s-wal", round, path)
+		}
+		if onDisk.Size() > events*4096/2 {
+			t.Fatalf("round %d: the WAL holds %d bytes: it never started over, so this did not test a checkpoint", round, onDisk.Size())
+		}
+		mustClose(t, s)
+	}
+}
