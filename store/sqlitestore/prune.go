@@ -35,6 +35,7 @@ func (s *Store) Prune(ctx context.Context, p store.Prune) (store.Pruned, error) 
 		// list only once it is released.
 		err := s.write(ctx, func(w *writeTx) error {
 			_, err := w.exec("PRAGMA incremental_vacuum")
+			w.pages = true
 			return err
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 )
 
@@ -30,9 +31,13 @@ import (
 // durable.
 
 // synced is a committed batch whose callers wait for the WAL's flush.
+// A batch that changed nothing (a lease that found nothing due) needs no
+// flush of its own, but is answered after the flush of the batches
+// committed before it, whose writes it may have read.
 type synced struct {
 	reqs    []*request
 	results []error
+	changed bool
 }
 
 // walSyncer flushes the WAL file that SQLite writes, through a descriptor
@@ -82,9 +87,10 @@ func (w *walSyncer) close() error { return w.f.Close() }
 
 // runSyncer answers the callers of committed batches once the WAL is on
 // the disk: it takes a batch, every other batch already waiting, flushes
-// once for them all, and answers each caller with its own result (or with
-// the flush's failure). It ends when the writer has ended and closed
-// s.synced.
+// once for them all (not at all when none of them changed anything: the
+// flush before covered what they read), and answers each caller with its
+// own result (or with the flush's failure). It ends when the writer has
+// ended and closed s.synced.
 func (s *Store) runSyncer() {
 	defer close(s.syncerDone)
 	var pending []synced
@@ -102,9 +108,14 @@ func (s *Store) runSyncer() {
 				break more
 			}
 		}
-		err := s.syncWAL()
-		if s.onSync != nil {
-			s.onSync(len(pending), err)
+		// Without a flush of their own, they are answered with the failure
+		// of the one before, if it failed.
+		err := s.wal.err()
+		if slices.ContainsFunc(pending, func(b synced) bool { return b.changed }) {
+			err = s.syncWAL()
+			if s.onSync != nil {
+				s.onSync(len(pending), err)
+			}
 		}
 		for _, b := range pending {
 			for i, r := range b.reqs {

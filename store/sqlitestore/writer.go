@@ -29,6 +29,12 @@ type writeTx struct {
 	// wake is set by an op that enqueued deliveries; Wake channels fire
 	// once the batch has committed.
 	wake bool
+	// pages is set by an op that changes the file without changing rows
+	// (an incremental vacuum), so that its batch is flushed although
+	// total_changes() did not move.
+	pages bool
+	// changes is total_changes() after the last commit.
+	changes int64
 }
 
 // bg is the context of every statement the writer runs. Callers' contexts
@@ -165,9 +171,9 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 		}
 		return
 	}
-	results, wake, err := s.run(w, live, false)
+	results, wake, changed, err := s.run(w, live, false)
 	if errors.Is(err, errRequestFailed) {
-		results, wake, err = s.run(w, live, true)
+		results, wake, changed, err = s.run(w, live, true)
 	}
 	if err != nil {
 		for _, r := range live {
@@ -181,14 +187,9 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	if wake {
 		s.wake()
 	}
-	if !slices.ContainsFunc(results, func(err error) bool { return err == nil }) {
-		// Every request failed and was undone: nothing to flush.
-		for i, r := range live {
-			r.done <- results[i]
-		}
-		return
-	}
-	s.synced <- synced{reqs: slices.Clone(live), results: results}
+	// Even a batch that changed nothing waits for the flush of the
+	// batches before it, which it may have read.
+	s.synced <- synced{reqs: slices.Clone(live), results: results, changed: changed}
 }
 
 // errRequestFailed says that a request of a batch run without savepoints
@@ -197,19 +198,21 @@ var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
 
 // run runs the requests in one transaction, each inside a savepoint of its
 // own when savepoints is set, and commits it. It returns each request's
-// result, and whether one of them enqueued deliveries; an error when
-// nothing was committed: errRequestFailed when, without savepoints, one of
-// several requests failed.
-func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, error) {
-	rollback := func(err error) ([]error, bool, error) {
+// result, whether one of them enqueued deliveries and whether the
+// transaction changed the file (so that the WAL needs a flush); an error
+// when nothing was committed: errRequestFailed when, without savepoints,
+// one of several requests failed.
+func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, bool, error) {
+	rollback := func(err error) ([]error, bool, bool, error) {
 		// Fails harmlessly when SQLite has already rolled back.
 		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 		return rollback(err)
 	}
 	wake := false
+	w.pages = false
 	results := make([]error, len(live))
 	for i, r := range live {
 		if savepoints {
@@ -223,7 +226,7 @@ func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool
 		case err != nil && len(live) == 1:
 			// The transaction holds this request only.
 			rollback(nil)
-			return []error{err}, false, nil
+			return []error{err}, false, false, nil
 		case err != nil && !savepoints:
 			return rollback(errRequestFailed)
 		case err != nil:
@@ -246,5 +249,13 @@ func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool
 	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
 		return rollback(err)
 	}
-	return results, wake, nil
+	// Rows undone by a savepoint count too: a flush too many, never one
+	// too few.
+	changed := true
+	var n int64
+	if err := w.queryRow("SELECT total_changes()").Scan(&n); err == nil {
+		changed = n != w.changes || w.pages
+		w.changes = n
+	}
+	return results, wake, changed, nil
 }
