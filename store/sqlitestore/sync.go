@@ -22,7 +22,10 @@ import (
 // the accept that enqueued its delivery, and the WAL is flushed in the
 // order it was written, so a delivery is never sent before its event is on
 // the disk (a power cut cannot lose an event that was already delivered,
-// whose sender, never answered, would send it again).
+// whose sender, never answered, would send it again). Reads on the read
+// pool are not held back: for as long as a flush takes, a listing may show
+// an event whose sender has not been answered yet, and which a power cut
+// in that moment would take back, with the sender's answer.
 //
 // SQLite itself still flushes the WAL before each checkpoint copies it
 // into the database file, the database file after each checkpoint, and
