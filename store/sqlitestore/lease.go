@@ -21,20 +21,22 @@ const holds = `lease_token = ? AND lease_token != '' AND status IN ('pending', '
 // The statements that read an action's queue, all ranges of the index
 // deliveries_action_due (TestQueueUsesActionIndex checks the plans).
 const (
-	// leasePick lists the ids of the n earliest due deliveries of an action.
-	leasePick = `SELECT id, due_at FROM deliveries
-		WHERE action = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?`
+	// leasePick walks an action's queue, earliest due first: the caller
+	// reads the deliveries it leases and then the one after them, whose due
+	// time is the next one (Lease). It has no LIMIT: a bound LIMIT makes
+	// SQLite plan the statement again whenever its value changes, and a
+	// lease's count changes from one call to the next; the caller stops
+	// reading instead. Every row also carries the number of the action's
+	// live leases, whoever holds them, when ?3 is set: they count against
+	// its concurrency (store.ActionQuota.Max).
+	leasePick = `SELECT id, due_at, CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
+			WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END
+		FROM deliveries WHERE action = ?1 AND due_at IS NOT NULL ORDER BY due_at, id`
 	// leaseUpdate leases every delivery of an action up to the last one
 	// leasePick listed, in (due_at, id) order: the same ones.
 	leaseUpdate = `UPDATE deliveries SET lease_token = ? || rowid, leased_until = ?, due_at = ?
 		WHERE action = ? AND due_at IS NOT NULL AND (due_at, id) <= (?, ?)
 		RETURNING ` + deliveryColumns + `, lease_token`
-	// liveLeases counts an action's leases that end after now, whoever
-	// holds them.
-	liveLeases = `SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
-		WHERE action = ? AND leased_until > 0 AND leased_until > ?`
-	// nextDue is the earliest due time in an action's queue.
-	nextDue = `SELECT MIN(due_at) FROM deliveries WHERE action = ? AND due_at IS NOT NULL`
 )
 
 // Lease claims, action by action, the earliest due deliveries (pending or
@@ -50,7 +52,6 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 	if len(r.Actions) == 0 {
 		return store.LeaseBatch{}, nil
 	}
-	nowMS := millis(r.Now)
 	untilMS := millis(r.Now.Add(r.TTL))
 	// One random prefix per call keeps every token fresh; the row id after
 	// it tells apart the leases of one call without a statement per row.
@@ -67,38 +68,28 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 			if err != nil {
 				return fmt.Errorf("state of %s: %w", q.Action, err)
 			}
-			n := q.N
-			if q.Max > 0 {
-				var live int
-				if err := w.queryRow(liveLeases, q.Action, nowMS).Scan(&live); err != nil {
-					return fmt.Errorf("live leases of %s: %w", q.Action, err)
-				}
-				n = min(n, q.Max-live)
-			}
-			allowed, probe := store.Gate(st, r.Now, n)
-			if allowed > 0 {
-				n := len(leased)
-				if leased, err = leaseAction(w, leased, q.Action, prefix, nowMS, untilMS, allowed); err != nil {
-					return fmt.Errorf("action %s: %w", q.Action, err)
-				}
-				if probe && len(leased) > n {
-					st = store.Probing(st, r.Now, q.Probe)
-					if err := writeActionState(w, st); err != nil {
-						return fmt.Errorf("state of %s: %w", q.Action, err)
-					}
-				}
-			}
 			if st.Paused {
 				continue
 			}
-			var due sql.NullInt64
-			if err := w.queryRow(nextDue, q.Action).Scan(&due); err != nil {
-				return fmt.Errorf("next due of %s: %w", q.Action, err)
+			n := len(leased)
+			var (
+				probe bool
+				due   int64
+			)
+			leased, due, probe, err = leaseAction(w, leased, q, st, r.Now, prefix, untilMS)
+			if err != nil {
+				return fmt.Errorf("action %s: %w", q.Action, err)
 			}
-			if !due.Valid {
+			if probe && len(leased) > n {
+				st = store.Probing(st, r.Now, q.Probe)
+				if err := writeActionState(w, st); err != nil {
+					return fmt.Errorf("state of %s: %w", q.Action, err)
+				}
+			}
+			if due == 0 {
 				continue
 			}
-			at := max(due.Int64, millis(st.BlockedUntil))
+			at := max(due, millis(st.BlockedUntil))
 			if next == 0 || at < next {
 				next = at
 			}
@@ -148,59 +139,88 @@ type leasedRow struct {
 	token string
 }
 
-// leaseAction leases up to n due deliveries of action, appends them to out
-// in due order and returns it. The ids are picked first from the action's
-// index (the order UPDATE … RETURNING does not keep), then all of them are
-// updated by one statement over the same index range.
-func leaseAction(w *writeTx, out []leasedRow, action, prefix string, nowMS, untilMS int64, n int) ([]leasedRow, error) {
-	rows, err := w.query(leasePick, action, nowMS, n)
+// leaseAction leases the due deliveries of q's action that its state st
+// lets through at now (store.Gate), appends them to out in due order and
+// returns it, with the earliest due time left in the action's queue
+// afterwards (0 when it is empty) and whether one was leased as a breaker
+// probe. The ids are picked first from the action's index (the order
+// UPDATE … RETURNING does not keep), then all of them are updated by one
+// statement over the same index range.
+func leaseAction(w *writeTx, out []leasedRow, q store.ActionQuota, st store.ActionState, now time.Time,
+	prefix string, untilMS int64) (_ []leasedRow, next int64, probe bool, err error) {
+	nowMS := millis(now)
+	rows, err := w.query(leasePick, q.Action, nowMS, q.Max > 0)
 	if err != nil {
-		return out, err
+		return out, 0, false, err
 	}
-	pos := make(map[string]int, n)
-	var lastID string
-	var lastDue int64
+	var (
+		pos     map[string]int
+		allowed = -1 // known from the first row
+		lastID  string
+		lastDue int64
+	)
 	for rows.Next() {
-		if err := rows.Scan(&lastID, &lastDue); err != nil {
+		var (
+			id        string
+			due, live int64
+		)
+		if err := rows.Scan(&id, &due, &live); err != nil {
 			rows.Close()
-			return out, err
+			return out, 0, false, err
 		}
-		pos[lastID] = len(out) + len(pos)
+		if allowed < 0 {
+			n := q.N
+			if q.Max > 0 {
+				n = min(n, q.Max-int(live))
+			}
+			allowed, probe = store.Gate(st, now, n)
+			pos = make(map[string]int, allowed)
+		}
+		if len(pos) == allowed || due > nowMS {
+			next = due
+			break
+		}
+		pos[id] = len(out) + len(pos)
+		lastID, lastDue = id, due
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return out, err
+		return out, 0, false, err
 	}
 	if len(pos) == 0 {
-		return out, nil
+		return out, next, probe, nil
+	}
+	// The leased deliveries fall due again when their leases end.
+	if next == 0 || untilMS < next {
+		next = untilMS
 	}
 	first := len(out)
 	out = append(out, make([]leasedRow, len(pos))...)
-	rows, err = w.query(leaseUpdate, prefix, untilMS, untilMS, action, lastDue, lastID)
+	rows, err = w.query(leaseUpdate, prefix, untilMS, untilMS, q.Action, lastDue, lastID)
 	if err != nil {
-		return out[:first], err
+		return out[:first], 0, false, err
 	}
 	got := 0
 	for rows.Next() {
 		var l leasedRow
 		if err := scanDeliveryAnd(rows, &l.d, &l.token); err != nil {
 			rows.Close()
-			return out[:first], err
+			return out[:first], 0, false, err
 		}
 		i, ok := pos[l.d.ID]
 		if !ok {
 			rows.Close()
-			return out[:first], fmt.Errorf("delivery %s was leased but not picked", l.d.ID)
+			return out[:first], 0, false, fmt.Errorf("delivery %s was leased but not picked", l.d.ID)
 		}
 		out[i] = l
 		got++
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return out[:first], err
+		return out[:first], 0, false, err
 	}
 	if got != len(pos) {
-		return out[:first], fmt.Errorf("%d deliveries picked, %d leased", len(pos), got)
+		return out[:first], 0, false, fmt.Errorf("%d deliveries picked, %d leased", len(pos), got)
 	}
-	return out, nil
+	return out, next, probe, nil
 }
 
 // readEvents appends the events of the leased deliveries to out, read by one

@@ -258,13 +258,13 @@ func TestQueueUsesActionIndex(t *testing.T) {
 		query    string
 		args     []any
 		covering bool
+		counts   string // an index the statement's count of live leases reads, covering too
 	}{
-		{"lease pick", leasePick, []any{"crm", now, 10}, true},
-		{"lease update", leaseUpdate, []any{"p", now, now, "crm", now, "dlv_x"}, false},
-		{"next due", nextDue, []any{"crm"}, true},
-		{"queued actions", queuedActions, nil, true},
-		{"due stats", dueStats, []any{"crm", now}, true},
-		{"later stats", laterStats, []any{now, "crm", now}, true},
+		{"lease pick", leasePick, []any{"crm", now, true}, true, "deliveries_action_held"},
+		{"lease update", leaseUpdate, []any{"p", now, now, "crm", now, "dlv_x"}, false, ""},
+		{"queued actions", queuedActions, nil, true, ""},
+		{"due stats", dueStats, []any{"crm", now}, true, ""},
+		{"later stats", laterStats, []any{now, "crm", now}, true, ""},
 	}
 	for _, tt := range tests {
 		plan := queryPlan(t, s, tt.query, tt.args...)
@@ -274,6 +274,9 @@ func TestQueueUsesActionIndex(t *testing.T) {
 		}
 		if tt.covering {
 			for _, step := range strings.Split(plan, "; ") {
+				if tt.counts != "" && strings.Contains(step, "COVERING INDEX "+tt.counts) {
+					continue
+				}
 				if strings.Contains(step, "deliveries") && !strings.Contains(step, "COVERING INDEX deliveries_action_due") {
 					t.Errorf("%s: step %q reads the table, want the index alone", tt.name, step)
 				}

@@ -208,7 +208,8 @@ func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool
 		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
 		return nil, false, false, err
 	}
-	if _, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+	// BEGIN and COMMIT are prepared once, as every statement the ops run.
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return rollback(err)
 	}
 	wake := false
@@ -246,7 +247,7 @@ func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool
 			wake = true
 		}
 	}
-	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+	if _, err := w.exec("COMMIT"); err != nil {
 		return rollback(err)
 	}
 	// Rows undone by a savepoint count too: a flush too many, never one

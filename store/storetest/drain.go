@@ -80,7 +80,9 @@ func drainLane(s store.Store, b *testing.B, action string, batch int, done func(
 
 // BenchDrain measures how many deliveries per second go through Lease and
 // Finish, with the queues filled beforehand ("backlog") and with the
-// gateway's Accepts arriving meanwhile ("with-accepts"). open must return
+// gateway's Accepts arriving meanwhile ("with-accepts"), and the store's
+// work per event when each event is accepted, leased and finished before
+// the next ("one-at-a-time"). open must return
 // a new, empty store for the benchmark it is given and arrange for it to be
 // closed.
 func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
@@ -127,6 +129,43 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 			accepted.Store(true)
 		}()
 		drainLanes(b, s, batch, start, accepted.Load)
+	})
+	// At moderate load the relay leases each event as it arrives, alone,
+	// with as much room as its attempts in flight leave: a count that
+	// changes from one lease to the next.
+	b.Run("one-at-a-time", func(b *testing.B) {
+		s := open(b)
+		ctx := b.Context()
+		b.ResetTimer()
+		self0, selfOK := ProcessCPU()
+		for i := range int64(b.N) {
+			now := time.Now()
+			if err := benchAccept(s, b, i, now); err != nil {
+				b.Fatal(err)
+			}
+			action := drainActions[i%int64(len(drainActions))]
+			lb, err := s.Lease(ctx, store.LeaseRequest{Now: now, TTL: time.Minute,
+				Actions: []store.ActionQuota{{Action: action, N: batch - int(i%batch), Max: batch}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(lb.Leases) != 1 || lb.Leases[0].Err != nil {
+				b.Fatalf("event %d: leased %+v, want its one delivery", i, lb.Leases)
+			}
+			errs, err := s.Finish(ctx, []store.Finish{{Lease: lb.Leases[0],
+				Attempt: store.Attempt{N: 1, StartedAt: now, Duration: time.Millisecond, Method: "POST",
+					URL: "https://receiver.example/hook", StatusCode: 200},
+				Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+			if err == nil {
+				err = errs[0]
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if self1, _ := ProcessCPU(); selfOK {
+			b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
+		}
 	})
 }
 
