@@ -9,7 +9,9 @@
 // syncer goroutine beside it flushes the WAL once for every batch committed
 // since its last flush and answers their callers, so the writer never waits
 // for the disk (synchronous=NORMAL, with the flush FULL would make inside
-// each commit made by the store instead). Reads use a pool of read-only
+// each commit made by the store instead). While a flush runs, the writer
+// keeps its transaction open and runs the writes that arrive in it, and
+// commits when the flush ends: one commit per flush. Reads use a pool of read-only
 // connections. An idempotency key is kept on the event that took it, with
 // the end of its window, and goes when the event is pruned. The schema
 // comes from numbered SQL files embedded in the binary, tracked by PRAGMA

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -55,8 +56,13 @@ type Store struct {
 	syncWAL    func() error // wal.sync; tests hold it or fail it
 	synced     chan synced
 	syncerDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	// unflushed counts the batches handed to the syncer that changed the
+	// file and are not flushed yet; the syncer signals flushed after each
+	// flush. While some are, the writer keeps its transaction open.
+	unflushed atomic.Int64
+	flushed   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 
 	wakeMu     sync.Mutex
 	wakers     map[chan struct{}]func() bool // channel → stop of its context.AfterFunc
@@ -130,6 +136,7 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writerDone: make(chan struct{}),
 		synced:     make(chan synced, syncQueue),
 		syncerDone: make(chan struct{}),
+		flushed:    make(chan struct{}, 1),
 		wakers:     make(map[chan struct{}]func() bool),
 	}
 	for _, o := range opts {

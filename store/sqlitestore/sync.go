@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 )
 
@@ -15,8 +14,10 @@ import (
 // the WAL (the sync synchronous=FULL makes inside every commit) and only
 // then answers the batch's callers. Every caller is still answered after
 // its write is on the disk, as with FULL, but the writer's transactions no
-// longer wait for the disk, and one flush covers every batch committed
-// while the one before it ran.
+// longer wait for the disk. While a flush runs, the writer keeps its next
+// transaction open and runs in it the writes that arrive (up to maxBatch),
+// and commits it when the flush ends (writer.go): one commit per flush,
+// whose pages are written to the WAL once for all of them.
 //
 // Every write waits for the flush, leases too: a lease is committed after
 // the accept that enqueued its delivery, and the WAL is flushed in the
@@ -114,8 +115,13 @@ func (s *Store) runSyncer() {
 		// Without a flush of their own, they are answered with the failure
 		// of the one before, if it failed.
 		err := s.wal.err()
-		if slices.ContainsFunc(pending, func(b synced) bool { return b.changed }) {
+		if changed := countChanged(pending); changed > 0 {
 			err = s.syncWAL()
+			s.unflushed.Add(-int64(changed))
+			select {
+			case s.flushed <- struct{}{}:
+			default: // the writer has a signal it has not taken yet
+			}
 			if s.onSync != nil {
 				s.onSync(len(pending), err)
 			}
@@ -131,4 +137,15 @@ func (s *Store) runSyncer() {
 		}
 		clear(pending)
 	}
+}
+
+// countChanged is how many of bs changed the file.
+func countChanged(bs []synced) int {
+	n := 0
+	for _, b := range bs {
+		if b.changed {
+			n++
+		}
+	}
+	return n
 }

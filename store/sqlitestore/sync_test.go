@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,42 +12,70 @@ import (
 	"time"
 )
 
-// TestAnsweredAfterTheFlush holds the syncer's first flush of the WAL and
-// checks that the writer is not held with it: the write waiting for the
-// flush is committed (a reader sees it), further writes commit behind it,
-// and none of them is answered until the flush is done, which then answers
-// them all.
-func TestAnsweredAfterTheFlush(t *testing.T) {
+// heldFlush opens a store whose first flush of the WAL waits for release
+// (entered is closed when it does), counting the requests of each commit
+// and the batches each flush covered.
+type heldFlush struct {
+	s        *Store
+	entered  chan struct{}
+	release  func()
+	mu       sync.Mutex
+	commits  []int // requests per commit
+	covered  []int // batches per flush
+	nCommits atomic.Int64
+}
+
+func openHeldFlush(t *testing.T) *heldFlush {
+	t.Helper()
+	h := &heldFlush{entered: make(chan struct{})}
 	hold := make(chan struct{})
-	entered := make(chan struct{})
-	var (
-		first   sync.Once
-		commits atomic.Int64
-		mu      sync.Mutex
-		covered []int // batches per flush
-	)
+	var first sync.Once
 	s, err := open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"), func(s *Store) {
 		s.syncWAL = func() error {
 			first.Do(func() {
-				close(entered)
+				close(h.entered)
 				<-hold
 			})
 			return s.wal.sync()
 		}
-		s.onCommit = func(int) { commits.Add(1) }
+		s.onCommit = func(n int) {
+			h.mu.Lock()
+			h.commits = append(h.commits, n)
+			h.mu.Unlock()
+			h.nCommits.Add(1)
+		}
 		s.onSync = func(batches int, err error) {
-			mu.Lock()
-			covered = append(covered, batches)
-			mu.Unlock()
+			h.mu.Lock()
+			h.covered = append(h.covered, batches)
+			h.mu.Unlock()
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mustClose(t, s)
-	release := sync.OnceFunc(func() { close(hold) })
-	defer release() // before Close, which waits for the syncer
+	h.s = s
+	h.release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(func() {
+		h.release() // before Close, which waits for the syncer
+		mustClose(t, s)
+	})
+	return h
+}
 
+func (h *heldFlush) counts() (commits, covered []int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.commits), slices.Clone(h.covered)
+}
+
+// TestAnsweredAfterTheFlush holds the syncer's first flush of the WAL and
+// checks what the writer does meanwhile: the write waiting for the flush
+// is committed (a reader sees it); the writes that arrive while it is held
+// run at once, in one open transaction, which commits when the flush ends
+// (one commit per flush); none of them is answered before its flush.
+func TestAnsweredAfterTheFlush(t *testing.T) {
+	h := openHeldFlush(t)
+	s := h.s
 	const later = 5
 	accepts := make([]chan error, 1+later)
 	evs := make([]string, 1+later)
@@ -60,33 +89,36 @@ func TestAnsweredAfterTheFlush(t *testing.T) {
 		}()
 	}
 	start(0)
-	<-entered // the first batch is committed and its flush held
+	<-h.entered // the first batch is committed and its flush held
 	if _, err := s.Event(t.Context(), evs[0]); err != nil {
 		t.Fatalf("the event whose flush is held is not committed: %v", err)
 	}
-	// One at a time, so that each is a batch of its own: the writer
-	// commits them while the first flush is still held.
+	// Each accept is followed by a write that says when it runs: the
+	// writer runs them while the flush is held, without committing them.
+	ran := make(chan int, 2*later)
+	marks := make(chan error, later)
 	for i := 1; i <= later; i++ {
 		start(i)
-		deadline := time.Now().Add(10 * time.Second)
-		for commits.Load() < int64(i+1) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the writer committed %d batches while a flush was held, want %d: it waits for the flush", commits.Load(), i+1)
-			}
-			time.Sleep(time.Millisecond)
+		go func() {
+			marks <- s.write(t.Context(), func(*writeTx) error {
+				ran <- i
+				return nil
+			})
+		}()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("write %d did not run while a flush was held: the writer waits for the flush", i)
 		}
 	}
-	// A write that changes nothing needs no flush of its own, but it may
-	// have read the writes whose flush is held: it waits for that flush.
+	if n := h.nCommits.Load(); n != 1 {
+		t.Fatalf("%d commits while a flush was held, want 1: the writes that arrive meanwhile wait for it in one open transaction", n)
+	}
+	// A write that changes nothing may have read the writes whose flush
+	// is held: it waits for that flush too.
 	pinged := make(chan error, 1)
 	go func() { pinged <- s.Ping(t.Context()) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for commits.Load() < 2+later {
-		if time.Now().After(deadline) {
-			t.Fatal("the empty write was not committed while a flush was held")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	time.Sleep(20 * time.Millisecond)
 	for i, ch := range accepts {
 		select {
 		case err := <-ch:
@@ -99,7 +131,7 @@ func TestAnsweredAfterTheFlush(t *testing.T) {
 		t.Fatalf("a write that changed nothing was answered (%v) before the flush of the writes before it", err)
 	default:
 	}
-	release()
+	h.release()
 	if err := <-pinged; err != nil {
 		t.Fatal(err)
 	}
@@ -107,18 +139,71 @@ func TestAnsweredAfterTheFlush(t *testing.T) {
 		if err := <-ch; err != nil {
 			t.Fatalf("Accept %d: %v", i, err)
 		}
+		if _, err := s.Event(t.Context(), evs[i]); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(covered) == 0 || covered[0] != 1 {
-		t.Fatalf("flushes covered %v batches, want the first to cover the one batch committed before it", covered)
+	for range later {
+		if err := <-marks; err != nil {
+			t.Fatal(err)
+		}
 	}
-	total := 0
-	for _, n := range covered {
-		total += n
+	commits, covered := h.counts()
+	if want := []int{1, 2*later + 1}; !slices.Equal(commits, want) {
+		t.Fatalf("commits held %v requests, want %v: the first accept, then everything that arrived during its flush", commits, want)
 	}
-	if total < 1+later || total > 2+later || len(covered) >= 1+later {
-		t.Fatalf("flushes covered %v batches: want the %d that wrote (and perhaps the empty one), those committed during the held flush sharing fewer flushes", covered, 1+later)
+	if want := []int{1, 1}; !slices.Equal(covered, want) {
+		t.Fatalf("flushes covered %v batches, want %v", covered, want)
+	}
+}
+
+// TestOpenTransactionBounded: while a flush is held, the writes that
+// arrive share a transaction of at most maxBatch requests, which commits
+// without waiting for the flush; the rest wait in the next one.
+func TestOpenTransactionBounded(t *testing.T) {
+	h := openHeldFlush(t)
+	s := h.s
+	accept := func(i int, errs chan<- error) {
+		_, err := s.Accept(t.Context(), testEvent("orders", fmt.Sprintf("key-%d", i), i, base.Add(time.Duration(i)*time.Millisecond), "crm"))
+		errs <- err
+	}
+	first := make(chan error, 1)
+	go accept(0, first)
+	<-h.entered
+	const n = maxBatch + 10
+	errs := make(chan error, n)
+	for i := 1; i <= n; i++ {
+		go accept(i, errs)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.nCommits.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no transaction committed while a flush was held with more than maxBatch writes waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // a commit too many would show now
+	if commits, _ := h.counts(); !slices.Equal(commits, []int{1, maxBatch}) {
+		t.Fatalf("commits held %v requests while a flush was held, want [1 %d]", commits, maxBatch)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("an accept was answered (%v) before its flush", err)
+	case err := <-first:
+		t.Fatalf("the first accept was answered (%v) before its flush", err)
+	default:
+	}
+	h.release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if commits, _ := h.counts(); !slices.Equal(commits, []int{1, maxBatch, n - maxBatch}) {
+		t.Fatalf("commits held %v requests, want [1 %d %d]", commits, maxBatch, n-maxBatch)
 	}
 }
 

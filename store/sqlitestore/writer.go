@@ -110,7 +110,7 @@ func (s *Store) write(ctx context.Context, op writeOp) error {
 // whatever other requests are already waiting (callers block on the
 // unbuffered channel while a commit is in progress, so under load the next
 // batch is ready when the last one ends), and commits them together; the
-// syncer then flushes the WAL once for every batch committed meanwhile.
+// syncer then flushes the WAL for them (sync.go).
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt)}
@@ -128,17 +128,31 @@ func (s *Store) runWriter() {
 		case r := <-s.reqs:
 			batch = append(batch, r)
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.commit(w, batch)
+		s.commit(w, s.fill(batch, maxBatch))
 	}
+}
+
+// fill adds to batch the requests already waiting, up to n in all.
+func (s *Store) fill(batch []*request, n int) []*request {
+	for len(batch) < n {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// txn is the writer's open transaction and the requests run in it.
+type txn struct {
+	live    []*request
+	results []error
+	wake    bool
+	// savepoints: each request runs inside a savepoint of its own, since
+	// one request of this transaction has failed.
+	savepoints bool
 }
 
 // commit runs batch in one BEGIN IMMEDIATE … COMMIT transaction and hands
@@ -147,108 +161,65 @@ func (s *Store) runWriter() {
 // Wake channels fire at the commit, before callers are answered, so a
 // caller whose Accept returned knows its signal has been sent.
 //
-// A request's error undoes its own changes only. The batch first runs
-// without savepoints, which would cost two statements per request: when
-// every request succeeds, as nearly all do, nothing needs undoing. When one
-// fails, the transaction is rolled back and the batch runs again with each
-// request inside a savepoint of its own, rolled back on its error (a
-// request alone needs none: the rollback of the transaction is its own).
+// While the WAL is being flushed for batches committed before, the
+// transaction stays open and the requests that arrive meanwhile run in it,
+// up to maxBatch in all: they could not be answered before the next flush
+// anyway, and one commit for them all writes each page they share once,
+// where a commit each would write it again every time. The writer keeps
+// running their statements while the disk flushes, and commits when the
+// flush ends: one commit per flush, whatever the rate.
+//
+// A request's error undoes its own changes only. The transaction first
+// runs without savepoints, which would cost two statements per request:
+// when every request succeeds, as nearly all do, nothing needs undoing.
+// When one fails, the transaction is rolled back and runs again from its
+// first request with each request inside a savepoint of its own, rolled
+// back on its error.
 func (s *Store) commit(w *writeTx, batch []*request) {
-	live := batch[:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err // the caller has gone; do not write on its behalf
-			continue
+	var (
+		t    txn
+		took []*request // every request handed to the transaction
+	)
+	fail := func(err error) {
+		// Fails harmlessly when SQLite has already rolled back.
+		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
+		for _, r := range took {
+			r.done <- err
 		}
-		live = append(live, r)
 	}
+	live := s.admit(batch)
 	if len(live) == 0 {
 		return
 	}
-	if err := s.wal.err(); err != nil {
-		for _, r := range live {
-			r.done <- err
-		}
-		return
-	}
-	results, wake, changed, err := s.run(w, live, false)
-	if errors.Is(err, errRequestFailed) {
-		results, wake, changed, err = s.run(w, live, true)
-	}
-	if err != nil {
-		for _, r := range live {
-			r.done <- err
-		}
-		return
-	}
-	if s.onCommit != nil {
-		s.onCommit(len(live))
-	}
-	if wake {
-		s.wake()
-	}
-	// Even a batch that changed nothing waits for the flush of the
-	// batches before it, which it may have read.
-	s.synced <- synced{reqs: slices.Clone(live), results: results, changed: changed}
-}
-
-// errRequestFailed says that a request of a batch run without savepoints
-// failed, and the batch was rolled back.
-var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
-
-// run runs the requests in one transaction, each inside a savepoint of its
-// own when savepoints is set, and commits it. It returns each request's
-// result, whether one of them enqueued deliveries and whether the
-// transaction changed the file (so that the WAL needs a flush); an error
-// when nothing was committed: errRequestFailed when, without savepoints,
-// one of several requests failed.
-func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, bool, error) {
-	rollback := func(err error) ([]error, bool, bool, error) {
-		// Fails harmlessly when SQLite has already rolled back.
-		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
-		return nil, false, false, err
-	}
-	// BEGIN and COMMIT are prepared once, as every statement the ops run.
-	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
-		return rollback(err)
-	}
-	wake := false
+	took = append(took, live...)
 	w.pages = false
-	results := make([]error, len(live))
-	for i, r := range live {
-		if savepoints {
-			if _, err := w.exec("SAVEPOINT request"); err != nil {
-				return rollback(err)
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		fail(err)
+		return
+	}
+	if err := s.apply(w, &t, live); err != nil {
+		fail(err)
+		return
+	}
+wait:
+	for len(t.live) < maxBatch && s.unflushed.Load() > 0 {
+		select {
+		case r := <-s.reqs:
+			more := s.admit(s.fill(append(batch[:0], r), maxBatch-len(t.live)))
+			took = append(took, more...)
+			if err := s.apply(w, &t, more); err != nil {
+				fail(err)
+				return
 			}
-		}
-		w.wake = false
-		err := r.op(w)
-		switch {
-		case err != nil && len(live) == 1:
-			// The transaction holds this request only.
-			rollback(nil)
-			return []error{err}, false, false, nil
-		case err != nil && !savepoints:
-			return rollback(errRequestFailed)
-		case err != nil:
-			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
-				// The transaction itself is gone (SQLite rolls back on some
-				// I/O and full-disk errors): nothing of the batch survives.
-				return rollback(errors.Join(err, rbErr))
-			}
-		}
-		if savepoints {
-			if _, err := w.exec("RELEASE request"); err != nil {
-				return rollback(err)
-			}
-		}
-		results[i] = err
-		if err == nil && w.wake {
-			wake = true
+		case <-s.flushed:
+		case <-s.closing:
+			// Commit what has run; Close waits for its flush.
+			break wait
 		}
 	}
 	if _, err := w.exec("COMMIT"); err != nil {
-		return rollback(err)
+		fail(err)
+		return
 	}
 	// Rows undone by a savepoint count too: a flush too many, never one
 	// too few.
@@ -258,5 +229,104 @@ func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool
 		changed = n != w.changes || w.pages
 		w.changes = n
 	}
-	return results, wake, changed, nil
+	if s.onCommit != nil {
+		s.onCommit(len(t.live))
+	}
+	if t.wake {
+		s.wake()
+	}
+	// Even a batch that changed nothing waits for the flush of the
+	// batches before it, which it may have read.
+	if changed {
+		s.unflushed.Add(1)
+	}
+	s.synced <- synced{reqs: t.live, results: t.results, changed: changed}
+}
+
+// admit keeps the requests of batch whose callers still wait, answering the
+// others, and every one of them when the WAL could not be flushed.
+func (s *Store) admit(batch []*request) []*request {
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // the caller has gone; do not write on its behalf
+			continue
+		}
+		live = append(live, r)
+	}
+	if err := s.wal.err(); err != nil {
+		for _, r := range live {
+			r.done <- err
+		}
+		return nil
+	}
+	return live
+}
+
+// errRequestFailed says that a request run without savepoints failed: the
+// transaction must run again with them.
+var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
+
+// apply runs rs in the open transaction t. When one fails without
+// savepoints, it rolls the transaction back and runs every request of t
+// again, rs included, each in a savepoint. An error means the transaction
+// is lost: nothing of it can commit.
+func (s *Store) apply(w *writeTx, t *txn, rs []*request) error {
+	results, wake, err := s.run(w, rs, t.savepoints)
+	if errors.Is(err, errRequestFailed) {
+		if _, err := w.conn.ExecContext(bg, "ROLLBACK"); err != nil {
+			return err
+		}
+		w.pages = false
+		if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+			return err
+		}
+		rs = append(slices.Clone(t.live), rs...)
+		*t = txn{savepoints: true}
+		results, wake, err = s.run(w, rs, true)
+	}
+	if err != nil {
+		return err
+	}
+	t.live = append(t.live, rs...)
+	t.results = append(t.results, results...)
+	t.wake = t.wake || wake
+	return nil
+}
+
+// run runs the requests in the open transaction, each inside a savepoint
+// of its own when savepoints is set. It returns each request's result and
+// whether one of them enqueued deliveries; errRequestFailed when, without
+// savepoints, one of them failed; another error when the transaction
+// itself is gone (SQLite rolls back on some I/O and full-disk errors).
+func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, error) {
+	wake := false
+	results := make([]error, len(live))
+	for i, r := range live {
+		if savepoints {
+			if _, err := w.exec("SAVEPOINT request"); err != nil {
+				return nil, false, err
+			}
+		}
+		w.wake = false
+		err := r.op(w)
+		switch {
+		case err != nil && !savepoints:
+			return nil, false, errRequestFailed
+		case err != nil:
+			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
+				return nil, false, errors.Join(err, rbErr)
+			}
+		}
+		if savepoints {
+			if _, err := w.exec("RELEASE request"); err != nil {
+				return nil, false, err
+			}
+		}
+		results[i] = err
+		if err == nil && w.wake {
+			wake = true
+		}
+	}
+	return results, wake, nil
 }
