@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -340,5 +341,80 @@ func TestNoFlushForNothing(t *testing.T) {
 	}
 	if n := flushes.Load(); n != 9 {
 		t.Fatalf("%d flushes after a prune, want 9: one for its deletions, one for its vacuum", n)
+	}
+}
+
+// TestFailureInOpenTransaction: a write that fails in a transaction held
+// open for a flush undoes only itself; the writes that ran in it before,
+// rolled back with the transaction, run again and are stored.
+func TestFailureInOpenTransaction(t *testing.T) {
+	h := openHeldFlush(t)
+	s := h.s
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Accept(t.Context(), testEvent("orders", "first", 0, base, "crm"))
+		first <- err
+	}()
+	<-h.entered
+	// An accept runs in the open transaction, then a write fails in it.
+	a := testEvent("orders", "before-the-failure", 1, base.Add(time.Millisecond), "crm")
+	accepted := make(chan error, 1)
+	go func() {
+		_, err := s.Accept(t.Context(), a)
+		accepted <- err
+	}()
+	// Writes that look for the accept's event run in the open transaction
+	// (their callers wait for the flush, not this test): once one sees it,
+	// the accept has run there.
+	seen := make(chan int, 100)
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; n != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the accept did not run while the flush was held")
+		}
+		go func() {
+			_ = s.write(t.Context(), func(w *writeTx) error {
+				var n int
+				err := w.queryRow(`SELECT COUNT(*) FROM events WHERE id = ?`, a.Event.ID).Scan(&n)
+				select {
+				case seen <- n:
+				default: // run again after the failure below, read by no one
+				}
+				return err
+			})
+		}()
+		n = <-seen
+		time.Sleep(time.Millisecond)
+	}
+	boom := errors.New("boom")
+	failed := make(chan error, 1)
+	go func() {
+		failed <- s.write(t.Context(), func(w *writeTx) error {
+			if _, err := w.exec(`UPDATE events SET status = 'failed' WHERE id = ?`, a.Event.ID); err != nil {
+				return err
+			}
+			return boom
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if n := h.nCommits.Load(); n != 1 {
+		t.Fatalf("%d commits while the flush was held, want 1", n)
+	}
+	h.release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatalf("the accept before the failure: %v", err)
+	}
+	if err := <-failed; !errors.Is(err, boom) {
+		t.Fatalf("the failing write: %v, want its own error", err)
+	}
+	ev, err := s.Event(t.Context(), a.Event.ID)
+	if err != nil {
+		t.Fatalf("the accept before the failure is not stored: %v", err)
+	}
+	if ev.Status == "failed" {
+		t.Fatal("the failing write's change was kept")
 	}
 }

@@ -145,10 +145,10 @@ func (s *Store) fill(batch []*request, n int) []*request {
 	return batch
 }
 
-// txn is the writer's open transaction and the requests run in it.
+// txn is the writer's open transaction and the requests handed to it.
 type txn struct {
 	live    []*request
-	results []error
+	results []error // of live, once they have run
 	wake    bool
 	// savepoints: each request runs inside a savepoint of its own, since
 	// one request of this transaction has failed.
@@ -176,14 +176,11 @@ type txn struct {
 // first request with each request inside a savepoint of its own, rolled
 // back on its error.
 func (s *Store) commit(w *writeTx, batch []*request) {
-	var (
-		t    txn
-		took []*request // every request handed to the transaction
-	)
+	var t txn
 	fail := func(err error) {
 		// Fails harmlessly when SQLite has already rolled back.
 		_, _ = w.conn.ExecContext(bg, "ROLLBACK")
-		for _, r := range took {
+		for _, r := range t.live {
 			r.done <- err
 		}
 	}
@@ -191,9 +188,8 @@ func (s *Store) commit(w *writeTx, batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-	took = append(took, live...)
-	w.pages = false
-	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+	t.live = slices.Clone(live)
+	if err := begin(w); err != nil {
 		fail(err)
 		return
 	}
@@ -206,7 +202,7 @@ wait:
 		select {
 		case r := <-s.reqs:
 			more := s.admit(s.fill(append(batch[:0], r), maxBatch-len(t.live)))
-			took = append(took, more...)
+			t.live = append(t.live, more...)
 			if err := s.apply(w, &t, more); err != nil {
 				fail(err)
 				return
@@ -244,9 +240,10 @@ wait:
 }
 
 // admit keeps the requests of batch whose callers still wait, answering the
-// others, and every one of them when the WAL could not be flushed.
+// others, and every one of them when the WAL could not be flushed. It
+// filters batch in place.
 func (s *Store) admit(batch []*request) []*request {
-	live := make([]*request, 0, len(batch))
+	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- err // the caller has gone; do not write on its behalf
@@ -267,28 +264,32 @@ func (s *Store) admit(batch []*request) []*request {
 // transaction must run again with them.
 var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
 
-// apply runs rs in the open transaction t. When one fails without
-// savepoints, it rolls the transaction back and runs every request of t
-// again, rs included, each in a savepoint. An error means the transaction
-// is lost: nothing of it can commit.
+// begin opens the writer's transaction.
+func begin(w *writeTx) error {
+	w.pages = false
+	_, err := w.exec("BEGIN IMMEDIATE")
+	return err
+}
+
+// apply runs rs, the last requests of t.live, in the open transaction t.
+// When one fails without savepoints, it rolls the transaction back and
+// runs every request of t again, each in a savepoint. An error means the
+// transaction is lost: nothing of it can commit.
 func (s *Store) apply(w *writeTx, t *txn, rs []*request) error {
 	results, wake, err := s.run(w, rs, t.savepoints)
 	if errors.Is(err, errRequestFailed) {
 		if _, err := w.conn.ExecContext(bg, "ROLLBACK"); err != nil {
 			return err
 		}
-		w.pages = false
-		if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		if err := begin(w); err != nil {
 			return err
 		}
-		rs = append(slices.Clone(t.live), rs...)
-		*t = txn{savepoints: true}
-		results, wake, err = s.run(w, rs, true)
+		t.results, t.wake, t.savepoints = t.results[:0], false, true
+		results, wake, err = s.run(w, t.live, true)
 	}
 	if err != nil {
 		return err
 	}
-	t.live = append(t.live, rs...)
 	t.results = append(t.results, results...)
 	t.wake = t.wake || wake
 	return nil
