@@ -54,6 +54,7 @@ type Store struct {
 	// to the syncer on synced, which answers them after the flush (sync.go).
 	wal        *walSyncer
 	syncWAL    func() error // wal.sync; tests hold it or fail it
+	writeback  func() error // wal.startWriteback, after each commit that changed the file
 	synced     chan synced
 	syncerDone chan struct{}
 	// unflushed counts the batches handed to the syncer that changed the
@@ -202,6 +203,9 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	if s.syncWAL == nil {
 		s.syncWAL = s.wal.sync
+	}
+	if s.writeback == nil {
+		s.writeback = s.wal.startWriteback
 	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(path, true))

@@ -1,9 +1,11 @@
 package sqlitestore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // The write-ahead log is flushed to the disk by the syncer, not by the
@@ -17,7 +19,11 @@ import (
 // longer wait for the disk. While a flush runs, the writer keeps its next
 // transaction open and runs in it the writes that arrive (up to maxBatch),
 // and commits it when the flush ends (writer.go): one commit per flush,
-// whose pages are written to the WAL once for all of them.
+// whose pages are written to the WAL once for all of them. After each
+// commit that changed the file, the writer asks the kernel to start
+// writing the WAL's new pages to the disk (writeback_linux.go), so that
+// they are on their way while the syncer is woken, and its flush finds
+// less left to do.
 //
 // Every write waits for the flush, leases too: a lease is committed after
 // the accept that enqueued its delivery, and the WAL is flushed in the
@@ -49,7 +55,8 @@ type synced struct {
 // it. SQLite keeps the file (and its inode) while the store's write
 // connection is open; it truncates it in place at most.
 type walSyncer struct {
-	f *os.File
+	f   *os.File
+	raw syscall.RawConn // f's descriptor, for startWriteback
 
 	mu     sync.Mutex
 	failed error // the first flush that failed: nothing is flushed after it
@@ -60,7 +67,11 @@ func openWAL(dbPath string) (*walSyncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the write-ahead log to flush it: %w", err)
 	}
-	return &walSyncer{f: f}, nil
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open the write-ahead log to flush it: %w", err), f.Close())
+	}
+	return &walSyncer{f: f, raw: raw}, nil
 }
 
 // sync flushes the WAL. After a flush has failed, the kernel may have

@@ -296,19 +296,33 @@ func TestFlushesTheWAL(t *testing.T) {
 // TestNoFlushForNothing checks that writes that change nothing (a lease
 // that finds nothing due, a ping) cost no flush of the WAL, and that
 // writes that change rows, or the file without rows (the vacuum after a
-// prune), each get one.
+// prune), each get one; the writer starts the writeback of the pages of
+// each of the latter, and of nothing else, before its callers are
+// answered.
 func TestNoFlushForNothing(t *testing.T) {
-	var flushes atomic.Int64
+	var flushes, writebacks atomic.Int64
 	s, err := open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"), func(s *Store) {
 		s.onSync = func(int, error) { flushes.Add(1) }
+		s.writeback = func() error {
+			writebacks.Add(1)
+			return s.wal.startWriteback()
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mustClose(t, s)
+	t.Cleanup(func() {
+		if w, f := writebacks.Load(), flushes.Load(); w != f {
+			t.Errorf("%d writebacks started for %d flushes, want one each", w, f)
+		}
+	})
 	ctx := t.Context()
 	for i := range 3 {
 		mustAccept(t, s, testEvent("orders", fmt.Sprintf("key-%d", i), i, base.Add(time.Duration(i)*time.Second), "crm"))
+		if w := writebacks.Load(); w != int64(i+1) {
+			t.Fatalf("%d writebacks started when accept %d was answered, want %d", w, i+1, i+1)
+		}
 	}
 	if n := flushes.Load(); n != 3 {
 		t.Fatalf("%d flushes for 3 accepts one after the other, want 3", n)
@@ -416,5 +430,34 @@ func TestFailureInOpenTransaction(t *testing.T) {
 	}
 	if ev.Status == "failed" {
 		t.Fatal("the failing write's change was kept")
+	}
+}
+
+// TestWritebackIsAHint: a writeback that fails changes nothing: the write
+// is flushed and answered as ever, and is there when the file is opened
+// again.
+func TestWritebackIsAHint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	var flushes atomic.Int64
+	s, err := open(t.Context(), path, func(s *Store) {
+		s.writeback = func() error { return errors.New("no writeback here") }
+		s.onSync = func(_ int, err error) {
+			if err == nil {
+				flushes.Add(1)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustAccept(t, s, testEvent("orders", "k", 1, base, "crm"))
+	if n := flushes.Load(); n != 1 {
+		t.Fatalf("%d flushes for an accept whose writeback failed, want 1", n)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, path)
+	defer mustClose(t, s)
+	if _, err := s.Event(t.Context(), res.EventID); err != nil {
+		t.Fatalf("the accept whose writeback failed is not in the file opened again: %v", err)
 	}
 }

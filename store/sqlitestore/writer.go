@@ -234,6 +234,9 @@ wait:
 	// Even a batch that changed nothing waits for the flush of the
 	// batches before it, which it may have read.
 	if changed {
+		// A hint only: the flush makes the batch durable, and reports
+		// what this could not do.
+		_ = s.writeback()
 		s.unflushed.Add(1)
 	}
 	s.synced <- synced{reqs: t.live, results: t.results, changed: changed}
