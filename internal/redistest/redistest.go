@@ -147,6 +147,36 @@ func CPU(t testing.TB) float64 {
 	return total
 }
 
+// ScriptTime returns the time, in microseconds, that the test server has
+// spent running scripts (EVALSHA and EVAL, INFO commandstats) since its
+// statistics were last reset. Redis times a command by the clock, so the
+// time includes any the server waited for a core. The server is shared, so
+// a difference counts other clients' scripts too.
+func ScriptTime(t testing.TB) float64 {
+	t.Helper()
+	info, err := Client(t).Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval") {
+			continue
+		}
+		for _, field := range strings.Split(stats, ",") {
+			if v, ok := strings.CutPrefix(field, "usec="); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("INFO commandstats: %s: %v", line, err)
+				}
+				total += f
+			}
+		}
+	}
+	return total
+}
+
 // Memory returns the memory the test server uses for data, in bytes (INFO
 // memory's used_memory). The server is shared, so a difference counts
 // whatever else it stored meanwhile too.

@@ -50,8 +50,13 @@ func TestRetentionConformance(t *testing.T) {
 	})
 }
 
+// BenchmarkAccept reports, besides the rate, Redis's CPU time per event
+// (INFO cpu) and the time Redis spent running scripts per event (INFO
+// commandstats): the accept script, timed by Redis's clock.
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, openBench, &storetest.ServerCPU{Metric: "redis-µs/event", Seconds: func(b *testing.B) float64 { return redistest.CPU(b) }})
+	storetest.Bench(b, openBench,
+		storetest.ServerCounter{Metric: "redis-µs/event", Read: func(b *testing.B) float64 { return redistest.CPU(b) * 1e6 }},
+		storetest.ServerCounter{Metric: "script-µs/event", Read: func(b *testing.B) float64 { return redistest.ScriptTime(b) }})
 }
 
 // BenchmarkMemory reports what a stored event costs Redis's memory

@@ -22,7 +22,7 @@ func TestAdminConformance(t *testing.T) {
 }
 
 func BenchmarkAccept(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) }, nil)
+	storetest.Bench(b, func(b *testing.B) store.Store { return openTemp(b) })
 }
 
 // BenchmarkDrain: Lease and Finish, through the one writer.

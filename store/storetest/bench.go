@@ -12,13 +12,13 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-// ServerCPU reads the CPU time, in seconds, that a backend's server has
-// used so far (Redis: INFO cpu), so that a benchmark can report what one
-// operation costs the server. Metric names the per-event figure, e.g.
-// "redis-µs/event".
-type ServerCPU struct {
-	Metric  string
-	Seconds func(b *testing.B) float64
+// ServerCounter reads a cumulative figure of a backend's server (Redis:
+// INFO cpu, INFO commandstats) in the unit of Metric, so that a benchmark
+// can report what one event added to it: Metric names the per-event
+// figure, e.g. "redis-µs/event".
+type ServerCounter struct {
+	Metric string
+	Read   func(b *testing.B) float64
 }
 
 // benchBody is a ~1 KiB JSON event body, the size of a typical provider
@@ -33,9 +33,9 @@ var benchBody = []byte(`{"event":"CONTACT_CREATED","timestamp":"2030-03-14T15:09
 // it is given. It reports this process's CPU time per event too
 // ("cpu-µs/event": the callers' and the store's work in the process),
 // which a machine shared with others disturbs less than the rate does.
-// With cpu, it also reports the server's CPU time per event (which
-// includes whatever else the server did meanwhile).
-func Bench(b *testing.B, open func(b *testing.B) store.Store, cpu *ServerCPU) {
+// Each counter is reported per event too (a counter of a shared server
+// counts whatever else it did meanwhile).
+func Bench(b *testing.B, open func(b *testing.B) store.Store, counters ...ServerCounter) {
 	headers := map[string]string{"content-type": "application/json", "x-oncloudwine-signature": "5d41402abc4b2a76b9719d911017c592"}
 	for _, callers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
@@ -46,9 +46,9 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, cpu *ServerCPU) {
 				errOnce  sync.Once
 				firstErr error
 			)
-			var cpu0 float64
-			if cpu != nil {
-				cpu0 = cpu.Seconds(b)
+			before := make([]float64, len(counters))
+			for i, c := range counters {
+				before[i] = c.Read(b)
 			}
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -94,8 +94,8 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, cpu *ServerCPU) {
 			if selfOK {
 				b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
 			}
-			if cpu != nil {
-				b.ReportMetric((cpu.Seconds(b)-cpu0)/float64(b.N)*1e6, cpu.Metric)
+			for i, c := range counters {
+				b.ReportMetric((c.Read(b)-before[i])/float64(b.N), c.Metric)
 			}
 		})
 	}
