@@ -124,27 +124,48 @@ func connect(t testing.TB) (*redis.Client, string) {
 	return c, u
 }
 
+// info returns the fields of a section of the test server's INFO, name to
+// value.
+func info(t testing.TB, section string) map[string]string {
+	t.Helper()
+	text, err := Client(t).Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("INFO %s: %v", section, err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			fields[k] = v
+		}
+	}
+	return fields
+}
+
+// number parses the value of INFO field name of section, which fields
+// holds; a missing field reads as 0 when optional.
+func number(t testing.TB, section string, fields map[string]string, name string, optional bool) float64 {
+	t.Helper()
+	v, ok := fields[name]
+	if !ok {
+		if !optional {
+			t.Fatalf("INFO %s has no %s", section, name)
+		}
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		t.Fatalf("INFO %s: %s:%s: %v", section, name, v, err)
+	}
+	return f
+}
+
 // CPU returns the CPU time, system and user, that the test server has used
 // since it started, in seconds (INFO cpu). The server is shared, so a
 // difference counts whatever else it did meanwhile too.
 func CPU(t testing.TB) float64 {
 	t.Helper()
-	info, err := Client(t).Info(context.Background(), "cpu").Result()
-	if err != nil {
-		t.Fatalf("INFO cpu: %v", err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("INFO cpu: %s: %v", line, err)
-			}
-			total += f
-		}
-	}
-	return total
+	fields := info(t, "cpu")
+	return number(t, "cpu", fields, "used_cpu_sys", false) + number(t, "cpu", fields, "used_cpu_user", false)
 }
 
 // ScriptTime returns the time, in microseconds, that the test server has
@@ -154,25 +175,18 @@ func CPU(t testing.TB) float64 {
 // a difference counts other clients' scripts too.
 func ScriptTime(t testing.TB) float64 {
 	t.Helper()
-	info, err := Client(t).Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatalf("INFO commandstats: %v", err)
-	}
+	stats := info(t, "commandstats")
 	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval") {
-			continue
-		}
-		for _, field := range strings.Split(stats, ",") {
-			if v, ok := strings.CutPrefix(field, "usec="); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					t.Fatalf("INFO commandstats: %s: %v", line, err)
-				}
-				total += f
+	for _, name := range []string{"cmdstat_evalsha", "cmdstat_eval"} {
+		// calls=3,usec=120,usec_per_call=40.00,…; a command never called
+		// since the reset has no line.
+		usec := map[string]string{}
+		for _, field := range strings.Split(stats[name], ",") {
+			if k, v, ok := strings.Cut(field, "="); ok {
+				usec[k] = v
 			}
 		}
+		total += number(t, "commandstats "+name, usec, "usec", true)
 	}
 	return total
 }
@@ -182,21 +196,7 @@ func ScriptTime(t testing.TB) float64 {
 // whatever else it stored meanwhile too.
 func Memory(t testing.TB) int64 {
 	t.Helper()
-	info, err := Client(t).Info(context.Background(), "memory").Result()
-	if err != nil {
-		t.Fatalf("INFO memory: %v", err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatalf("INFO memory: %s: %v", line, err)
-			}
-			return n
-		}
-	}
-	t.Fatal("INFO memory has no used_memory")
-	return 0
+	return int64(number(t, "memory", info(t, "memory"), "used_memory", false))
 }
 
 // WithPrefix is the store URL rawURL (redis:// or redis+cluster://) with

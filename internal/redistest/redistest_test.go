@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -56,5 +57,25 @@ func TestServer(t *testing.T) {
 	}
 	if n, err := c.DBSize(t.Context()).Result(); err != nil || n != 0 {
 		t.Errorf("DBSIZE after FLUSHALL = %d, %v", n, err)
+	}
+}
+
+// TestServerCounters reads the counters the benchmarks report per event:
+// a script that runs for a while adds to the scripts' time, and the CPU
+// time and memory are read as numbers.
+func TestServerCounters(t *testing.T) {
+	if cpu := CPU(t); cpu <= 0 {
+		t.Fatalf("CPU() = %v, want the server's CPU time so far", cpu)
+	}
+	if m := Memory(t); m <= 0 {
+		t.Fatalf("Memory() = %d, want the server's memory in use", m)
+	}
+	before := ScriptTime(t)
+	// About a millisecond of Lua, timed by Redis whatever else runs.
+	if err := Client(t).Eval(context.Background(), "local x = 0 for i = 1, 300000 do x = x + i end return x", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if after := ScriptTime(t); after <= before {
+		t.Fatalf("ScriptTime() went from %v to %v µs across a script of about a millisecond", before, after)
 	}
 }
