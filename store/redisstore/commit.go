@@ -227,12 +227,23 @@ func byPartition(batch []*acceptCall) [][]*acceptCall {
 // acceptCommand is the EVALSHA command of acceptScript for calls:
 // its keys, then the number of events, each one's numbers of keys and
 // arguments, then their arguments one event after the other (acceptScript).
-// It is sent as it is, without the copy that Script.EvalSha would make.
+// The names of the listing indexes that the events' arguments carry (see
+// acceptArgs) go once for the call, with its first event: a batch of one
+// hook's events names the same two or three indexes in every event. It is
+// sent as it is, without the copy that Script.EvalSha would make.
 func acceptCommand(calls []*acceptCall) []any {
-	nk, na := 0, 1+2*len(calls)
+	var names []any
+	for _, c := range calls {
+		for _, n := range eventNames(c.args) {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	nk, na := 0, 1+2*len(calls)+len(names)
 	for _, c := range calls {
 		nk += len(c.keys)
-		na += len(c.args)
+		na += len(c.args) - len(eventNames(c.args))
 	}
 	cmd := make([]any, 0, 3+nk+na)
 	cmd = append(cmd, "evalsha", acceptScript.Hash(), nk)
@@ -242,13 +253,30 @@ func acceptCommand(calls []*acceptCall) []any {
 		}
 	}
 	cmd = append(cmd, len(calls))
+	own := names
 	for _, c := range calls {
-		cmd = append(cmd, len(c.keys), len(c.args))
+		cmd = append(cmd, len(c.keys), len(c.args)-len(eventNames(c.args))+len(own))
+		own = nil
 	}
+	own = names
 	for _, c := range calls {
-		cmd = append(cmd, c.args...)
+		n := len(eventNames(c.args))
+		cmd = append(cmd, c.args[:namesAt]...)
+		cmd = append(cmd, len(own))
+		cmd = append(cmd, own...)
+		cmd = append(cmd, c.args[namesAt+1+n:]...)
+		own = nil
 	}
 	return cmd
+}
+
+// namesAt is where an event's arguments (acceptArgs) hold the number of
+// listing index names that follow it.
+const namesAt = 6
+
+// eventNames are the listing index names among an event's arguments.
+func eventNames(args []any) []any {
+	return args[namesAt+1 : namesAt+1+args[namesAt].(int)]
 }
 
 // replicated reads the answer to WAIT for replicas: nil when enough of them

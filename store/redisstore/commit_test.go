@@ -167,3 +167,72 @@ func TestBatchSharesWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchIndexNamesAfterADuplicate runs a batch whose first event, which
+// carries the listing index names of the whole call, is a duplicate: the
+// events after it, of another hook and another action, must still be
+// listed without a filter, which reads the indexes by those names.
+func TestBatchIndexNamesAfterADuplicate(t *testing.T) {
+	c := redistest.Client(t)
+	s := New(c, redistest.Prefix(t))
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	accept := func(hook, key string, i int, action string) store.Accept {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		e := store.Event{ID: store.NewID("evt", at), Hook: hook, ReceivedAt: at, IdempotencyKey: key, Body: []byte(`{}`)}
+		a := store.Accept{Event: e, KeyTTL: time.Hour}
+		if action != "" {
+			a.Event.MatchedRules = []string{"r"}
+			a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: hook, Rule: "r", Action: action,
+				Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at}}
+		}
+		return a
+	}
+	first := accept("h", "k1", 1, "a")
+	if _, err := s.Accept(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	accepts := []store.Accept{
+		accept("h", "k1", 2, "a"), // the first one's duplicate
+		accept("g", "k3", 3, ""),  // ignored, of another hook
+		accept("h", "k4", 4, "b"), // another action
+	}
+	var batch []*acceptCall
+	for _, a := range accepts {
+		keys, args, err := s.acceptArgs(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
+	}
+	s.runBatch(batch)
+	for i, call := range batch {
+		<-call.done
+		if call.err != nil || call.res.Duplicate != (i == 0) {
+			t.Fatalf("event %d: %+v, %v", i, call.res, call.err)
+		}
+	}
+	es, _, err := s.ListEvents(ctx, store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range es {
+		events = append(events, e.ID)
+	}
+	if want := []string{accepts[2].Event.ID, accepts[1].Event.ID, first.Event.ID}; !slices.Equal(events, want) {
+		t.Errorf("events listed: %v, want %v", events, want)
+	}
+	ds, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deliveries []string
+	for _, d := range ds {
+		deliveries = append(deliveries, d.ID)
+	}
+	if want := []string{accepts[2].Deliveries[0].ID, first.Deliveries[0].ID}; !slices.Equal(deliveries, want) {
+		t.Errorf("deliveries listed: %v, want %v", deliveries, want)
+	}
+}

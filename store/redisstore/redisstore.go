@@ -318,6 +318,8 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	if a.WaitReplicas > 0 {
 		waits = "1"
 	}
+	// The count of names at namesAt: acceptCommand gathers the names of
+	// a call's events.
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
 	keys, args = enqueueArgs(k, keys, args, ds)

@@ -183,7 +183,10 @@ end
 //	5          the event's stored string, its deliveries' records included
 //	6          "1" when the caller waits for replicas: a duplicate then
 //	           writes too (see the script)
-//	7          m: number of index names that follow (members of key 5)
+//	7          m: number of index names that follow (members of key 5),
+//	           registered whatever becomes of the event: the caller sends
+//	           those of every event of the call with its first event,
+//	           and none with the others (acceptCommand)
 //	then       its deliveries' arguments (see enqueueLua)
 //
 // A duplicate's arrival is recorded on the original event, which shares
@@ -224,6 +227,10 @@ end
 -- argument is ARGV[last], its first ARGV[ab + 1].
 local function accept1(kb, ab, last)
 	local id = ARGV[ab + 1]
+	local m = tonumber(ARGV[ab + 7])
+	for i = 8, 7 + m do
+		sadd(KEYS[kb + 5], ARGV[ab + i])
+	end
 	if ARGV[ab + 3] ~= "0" then
 		local val = id .. "|" .. ARGV[ab + 3]
 		local held = redis.call("SET", KEYS[kb + 1], val, "NX", "GET", "PX", ARGV[ab + 4])
@@ -264,10 +271,6 @@ local function accept1(kb, ab, last)
 	end
 	redis.call("SET", KEYS[kb + 3], ARGV[ab + 5])
 	zadd(KEYS[kb + 4], "0", id)
-	local m = tonumber(ARGV[ab + 7])
-	for i = 8, 7 + m do
-		sadd(KEYS[kb + 5], ARGV[ab + i])
-	end
 	enqueue(ab + 8 + m, last, id, kb + 2, kb + 6, zadd, sadd)
 	return id, 0
 end
