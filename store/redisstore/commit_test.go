@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"testing"
@@ -78,34 +79,14 @@ func TestBatchSharesWrites(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	now := time.Now().Truncate(time.Millisecond)
-	accept := func(hook, key string, i int, action, lane string) store.Accept {
-		at := now.Add(time.Duration(i) * time.Millisecond)
-		e := store.Event{ID: store.NewID("evt", at), Hook: hook, ReceivedAt: at, IdempotencyKey: key, Body: []byte(`{}`)}
-		a := store.Accept{Event: e, KeyTTL: time.Hour}
-		if action != "" {
-			e.MatchedRules = []string{"r"}
-			a.Event = e
-			a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: hook, Rule: "r", Action: action,
-				Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at, Lane: lane}}
-		}
-		return a
-	}
 	accepts := []store.Accept{
-		accept("h", "k1", 1, "a", "L"),
-		accept("h", "k1", 2, "a", ""),  // the first one's duplicate
-		accept("g", "", 3, "", ""),     // ignored
-		accept("h", "k4", 4, "a", "L"), // waits behind the first one
-		accept("h", "k5", 5, "b", ""),
+		batchAccept(now, "h", "k1", 1, "a", "L"),
+		batchAccept(now, "h", "k1", 2, "a", ""),  // the first one's duplicate
+		batchAccept(now, "g", "", 3, "", ""),     // ignored
+		batchAccept(now, "h", "k4", 4, "a", "L"), // waits behind the first one
+		batchAccept(now, "h", "k5", 5, "b", ""),
 	}
-	var batch []*acceptCall
-	for _, a := range accepts {
-		keys, args, err := s.acceptArgs(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
-	}
-	s.runBatch(batch)
+	batch := runAccepts(t, s, accepts)
 	want := []store.Accepted{
 		{EventID: accepts[0].Event.ID},
 		{EventID: accepts[0].Event.ID, Duplicate: true},
@@ -114,7 +95,6 @@ func TestBatchSharesWrites(t *testing.T) {
 		{EventID: accepts[4].Event.ID},
 	}
 	for i, call := range batch {
-		<-call.done
 		if call.err != nil || call.res != want[i] {
 			t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want[i])
 		}
@@ -178,26 +158,60 @@ func TestBatchIndexNamesAfterADuplicate(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	now := time.Now().Truncate(time.Millisecond)
-	accept := func(hook, key string, i int, action string) store.Accept {
-		at := now.Add(time.Duration(i) * time.Millisecond)
-		e := store.Event{ID: store.NewID("evt", at), Hook: hook, ReceivedAt: at, IdempotencyKey: key, Body: []byte(`{}`)}
-		a := store.Accept{Event: e, KeyTTL: time.Hour}
-		if action != "" {
-			a.Event.MatchedRules = []string{"r"}
-			a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: hook, Rule: "r", Action: action,
-				Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at}}
-		}
-		return a
-	}
-	first := accept("h", "k1", 1, "a")
+	first := batchAccept(now, "h", "k1", 1, "a", "")
 	if _, err := s.Accept(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	accepts := []store.Accept{
-		accept("h", "k1", 2, "a"), // the first one's duplicate
-		accept("g", "k3", 3, ""),  // ignored, of another hook
-		accept("h", "k4", 4, "b"), // another action
+		batchAccept(now, "h", "k1", 2, "a", ""), // the first one's duplicate
+		batchAccept(now, "g", "k3", 3, "", ""),  // ignored, of another hook
+		batchAccept(now, "h", "k4", 4, "b", ""), // another action
 	}
+	for i, call := range runAccepts(t, s, accepts) {
+		if call.err != nil || call.res.Duplicate != (i == 0) {
+			t.Fatalf("event %d: %+v, %v", i, call.res, call.err)
+		}
+	}
+	es, _, err := s.ListEvents(ctx, store.EventFilter{})
+	ds, _, err2 := s.ListDeliveries(ctx, store.DeliveryFilter{})
+	if err := errors.Join(err, err2); err != nil {
+		t.Fatal(err)
+	}
+	events := slices.Collect(func(yield func(string) bool) {
+		for _, e := range es {
+			yield(e.ID)
+		}
+	})
+	if want := []string{accepts[2].Event.ID, accepts[1].Event.ID, first.Event.ID}; !slices.Equal(events, want) {
+		t.Errorf("events listed: %v, want %v", events, want)
+	}
+	deliveries := slices.Collect(func(yield func(string) bool) {
+		for _, d := range ds {
+			yield(d.ID)
+		}
+	})
+	if want := []string{accepts[2].Deliveries[0].ID, first.Deliveries[0].ID}; !slices.Equal(deliveries, want) {
+		t.Errorf("deliveries listed: %v, want %v", deliveries, want)
+	}
+}
+
+// batchAccept is an accept of hook's event received i ms after now, with
+// its idempotency key and, when action is set, one delivery of it in lane.
+func batchAccept(now time.Time, hook, key string, i int, action, lane string) store.Accept {
+	at := now.Add(time.Duration(i) * time.Millisecond)
+	e := store.Event{ID: store.NewID("evt", at), Hook: hook, ReceivedAt: at, IdempotencyKey: key, Body: []byte(`{}`)}
+	a := store.Accept{Event: e, KeyTTL: time.Hour}
+	if action != "" {
+		a.Event.MatchedRules = []string{"r"}
+		a.Deliveries = []store.Delivery{{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: hook, Rule: "r", Action: action,
+			Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at, Lane: lane}}
+	}
+	return a
+}
+
+// runAccepts runs accepts as one batch and returns its calls, answered.
+func runAccepts(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
+	t.Helper()
 	var batch []*acceptCall
 	for _, a := range accepts {
 		keys, args, err := s.acceptArgs(a)
@@ -207,32 +221,8 @@ func TestBatchIndexNamesAfterADuplicate(t *testing.T) {
 		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
 	}
 	s.runBatch(batch)
-	for i, call := range batch {
+	for _, call := range batch {
 		<-call.done
-		if call.err != nil || call.res.Duplicate != (i == 0) {
-			t.Fatalf("event %d: %+v, %v", i, call.res, call.err)
-		}
 	}
-	es, _, err := s.ListEvents(ctx, store.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []string
-	for _, e := range es {
-		events = append(events, e.ID)
-	}
-	if want := []string{accepts[2].Event.ID, accepts[1].Event.ID, first.Event.ID}; !slices.Equal(events, want) {
-		t.Errorf("events listed: %v, want %v", events, want)
-	}
-	ds, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var deliveries []string
-	for _, d := range ds {
-		deliveries = append(deliveries, d.ID)
-	}
-	if want := []string{accepts[2].Deliveries[0].ID, first.Deliveries[0].ID}; !slices.Equal(deliveries, want) {
-		t.Errorf("deliveries listed: %v, want %v", deliveries, want)
-	}
+	return batch
 }
