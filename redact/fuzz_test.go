@@ -56,15 +56,30 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 
-		placed := place(secret, name, credName, credValue, enc, where)
-		views := [][]string{
-			strs(red.Payload([]byte(placed.body), placed.contentType)),
-			strs(red.Map(map[string]string{name: placed.text, credName: credValue, "x-" + name: secret})),
-			{red.URL("https://a.example/p?" + placed.query)},
-			{red.String(placed.text)},
-			{red.Form(placed.text)},
+		views := func(credValue string) [][]string {
+			placed := place(secret, name, credName, credValue, enc, where)
+			return [][]string{
+				strs(red.Payload([]byte(placed.body), placed.contentType)),
+				strs(red.Map(map[string]string{name: placed.text, credName: credValue, "x-" + name: secret})),
+				{red.URL("https://a.example/p?" + placed.query)},
+				{red.String(placed.text)},
+				{red.Form(placed.text)},
+			}
 		}
-		for i, v := range views {
+		// Nor when the views shape it themselves: a form of a field "00000"
+		// shows "00000=" whatever the credential holds. The same views with
+		// another value under the credential's name tell.
+		if credValue != "" {
+			for _, v := range views(other(credValue))[:2] {
+				for _, shown := range v {
+					if strings.Contains(shown, credValue) {
+						credValue = ""
+					}
+				}
+			}
+		}
+		placed := place(secret, name, credName, credValue, enc, where)
+		for i, v := range views(credValue) {
 			for _, shown := range v {
 				if strings.Contains(shown, secret) {
 					t.Fatalf("view %d shows the secret %q in %q\n(placed: %+v)", i, secret, shown, placed)
@@ -75,6 +90,19 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// other is a value of v's length that differs from it in every byte.
+func other(v string) string {
+	b := []byte(v)
+	for i := range b {
+		if b[i] == 'Q' {
+			b[i] = 'Z'
+		} else {
+			b[i] = 'Q'
+		}
+	}
+	return string(b)
 }
 
 // strs is every string a view holds: keys and values, at any depth.
