@@ -253,19 +253,22 @@ func acceptCommand(calls []*acceptCall) []any {
 		}
 	}
 	cmd = append(cmd, len(calls))
-	own := names
-	for _, c := range calls {
-		cmd = append(cmd, len(c.keys), len(c.args)-len(eventNames(c.args))+len(own))
-		own = nil
+	for i, c := range calls {
+		n := len(c.args) - len(eventNames(c.args))
+		if i == 0 {
+			n += len(names)
+		}
+		cmd = append(cmd, len(c.keys), n)
 	}
-	own = names
-	for _, c := range calls {
-		n := len(eventNames(c.args))
+	for i, c := range calls {
 		cmd = append(cmd, c.args[:namesAt]...)
-		cmd = append(cmd, len(own))
-		cmd = append(cmd, own...)
-		cmd = append(cmd, c.args[namesAt+1+n:]...)
-		own = nil
+		if i == 0 {
+			cmd = append(cmd, len(names))
+			cmd = append(cmd, names...)
+		} else {
+			cmd = append(cmd, 0)
+		}
+		cmd = append(cmd, c.args[namesAt+1+len(eventNames(c.args)):]...)
 	}
 	return cmd
 }
