@@ -49,7 +49,7 @@ settled() {
   [[ "$info" == *cluster_state:ok* ]] || return 1
   (($(redis-cli -p "$1" cluster nodes | awk '$3 ~ /slave/' | wc -l) == nodes / 2)) || return 1
   info=$(redis-cli -p "$1" info replication | tr -d '\r')
-  [[ "$info" != *role:master* || "$info" == *connected_slaves:1* ]]
+  [[ "$info" != *role:master* || "$info" == *slave0:*state=online* ]]
 }
 
 stop() {
@@ -88,7 +88,7 @@ start() {
     mkdir -p "$dir/$p"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$p" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 --cluster-port $((p - 10000)) \
-      --save "" --appendonly no --dir "$dir/$p" --logfile "$dir/$p/redis.log" --pidfile "$dir/$p/redis.pid" 9>&-
+      --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir/$p" --logfile "$dir/$p/redis.log" --pidfile "$dir/$p/redis.pid" 9>&-
     addrs+=("127.0.0.1:$p")
   done
   for p in $(ports_of "$base"); do
@@ -99,7 +99,7 @@ start() {
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
     { echo "redis-cli --cluster create failed:" >&2; cat "$dir/create.log" >&2; false; }
   # Every node must see every slot served and every replica in place, and
-  # each master its replica connected, before a client is told to go.
+  # each master its replica online (synced), before a client is told to go.
   for p in $(ports_of "$base"); do
     for _ in $(seq 100); do settled "$p" && break; sleep 0.1; done
     settled "$p" || { echo "node $p: not settled after 10s:" >&2; redis-cli -p "$p" cluster info >&2; false; }

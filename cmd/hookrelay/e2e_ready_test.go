@@ -336,7 +336,9 @@ func TestReadyDurabilityWait(t *testing.T) {
 		t.Errorf("ingest without a replica = %d, want 503", got)
 	}
 
-	redistest.Server(t, "--replicaof", u.Hostname(), u.Port())
+	// The bound is hookrelay's, from the moment Redis lists the replica
+	// online.
+	redistest.Replica(t, master)
 	waitReadyz(t, s, http.StatusOK, "ready")
 	if got := ingestWS(t, s); got != http.StatusAccepted {
 		t.Errorf("ingest with a replica online = %d, want 202", got)

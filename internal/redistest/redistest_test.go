@@ -60,6 +60,33 @@ func TestServer(t *testing.T) {
 	}
 }
 
+// TestReplica: the replica Replica returns has synced: it holds what the
+// master held before it started, and the master lists it online.
+func TestReplica(t *testing.T) {
+	m := Server(t)
+	mopt, err := redis.ParseURL(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := redis.NewClient(mopt)
+	defer master.Close()
+	if err := master.Set(t.Context(), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ropt, err := redis.ParseURL(Replica(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := redis.NewClient(ropt)
+	defer replica.Close()
+	if got, err := replica.Get(t.Context(), "k").Result(); err != nil || got != "v" {
+		t.Errorf("GET k on the replica = %q, %v; want the master's \"v\"", got, err)
+	}
+	if role, err := replica.Do(t.Context(), "ROLE").Slice(); err != nil || len(role) == 0 || role[0] != "slave" {
+		t.Errorf("ROLE of the replica = %v, %v", role, err)
+	}
+}
+
 // TestServerCounters reads the counters the benchmarks report per event:
 // a script that runs for a while adds to the scripts' time, and the CPU
 // time and memory are read as numbers.

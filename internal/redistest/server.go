@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 )
 
 // Server starts a redis-server of the test's own on a free loopback port,
-// with no persistence, stopped when the test ends, and returns its URL. A
+// with no persistence, stopped when the test ends, and returns its URL. It
+// syncs a replica at once (Redis's default waits 5 s for more replicas to
+// join a diskless sync). A
 // test that must do what would disturb other tests (FLUSHALL, a restart)
 // uses it. Without redis-server on PATH the test is skipped, unless
 // CI=true: then it fails.
@@ -39,7 +42,8 @@ func Server(t testing.TB, args ...string) string {
 		l.Close()
 		var out bytes.Buffer
 		cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
+			"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
+			"--dir", t.TempDir()}, args...)...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -78,4 +82,33 @@ func Server(t testing.TB, args ...string) string {
 	}
 	t.Fatalf("redis-server did not start:\n%s", last)
 	return ""
+}
+
+// Replica starts a redis-server of the test's own replicating the one at
+// masterURL and returns its URL once the master lists it online; it fails
+// the test if that takes more than 30 s.
+func Replica(t testing.TB, masterURL string) string {
+	t.Helper()
+	opt, err := redis.ParseURL(masterURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, err := net.SplitHostPort(opt.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Server(t, "--replicaof", host, port)
+	master := redis.NewClient(opt)
+	defer master.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := master.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "state=online") {
+			return u
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica of %s is not online after 30s: %v\n%s", opt.Addr, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

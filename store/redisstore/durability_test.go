@@ -62,7 +62,7 @@ func TestReplicasOnline(t *testing.T) {
 		t.Fatalf("ReplicasOnline(1) without a replica = %v, want one naming %s", err, u.Host)
 	}
 
-	redistest.Server(t, "--replicaof", u.Hostname(), u.Port())
+	redistest.Replica(t, masterURL)
 	waitReplicas(t, s, 1)
 	if err := s.ReplicasOnline(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "has 1 replica(s) online, 2 needed") {
 		t.Errorf("ReplicasOnline(2) with one replica = %v", err)
