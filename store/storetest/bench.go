@@ -46,10 +46,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, counters ...Server
 				errOnce  sync.Once
 				firstErr error
 			)
-			before := make([]float64, len(counters))
-			for i, c := range counters {
-				before[i] = c.Read(b)
-			}
+			before := readCounters(b, counters)
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			start := time.Now()
@@ -94,9 +91,24 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, counters ...Server
 			if selfOK {
 				b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
 			}
-			for i, c := range counters {
-				b.ReportMetric((c.Read(b)-before[i])/float64(b.N), c.Metric)
-			}
+			reportCounters(b, counters, before)
 		})
+	}
+}
+
+// readCounters reads every counter, for reportCounters.
+func readCounters(b *testing.B, counters []ServerCounter) []float64 {
+	before := make([]float64, len(counters))
+	for i, c := range counters {
+		before[i] = c.Read(b)
+	}
+	return before
+}
+
+// reportCounters reports what each counter added since before, per one of
+// the b.N operations, under its Metric.
+func reportCounters(b *testing.B, counters []ServerCounter, before []float64) {
+	for i, c := range counters {
+		b.ReportMetric((c.Read(b)-before[i])/float64(b.N), c.Metric)
 	}
 }

@@ -84,8 +84,9 @@ func drainLane(s store.Store, b *testing.B, action string, batch int, done func(
 // work per event when each event is accepted, leased and finished before
 // the next ("one-at-a-time"). open must return
 // a new, empty store for the benchmark it is given and arrange for it to be
-// closed.
-func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
+// closed. Each counter is reported per delivery: in "backlog" what Lease
+// and Finish alone added to it, in "one-at-a-time" the Accept too.
+func BenchDrain(b *testing.B, open func(b *testing.B) store.Store, counters ...ServerCounter) {
 	const batch = 64
 	b.Run("backlog", func(b *testing.B) {
 		s := open(b)
@@ -102,8 +103,10 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 			})
 		}
 		wg.Wait()
+		before := readCounters(b, counters)
 		b.ResetTimer()
 		drainLanes(b, s, batch, time.Now(), func() bool { return true })
+		reportCounters(b, counters, before)
 	})
 	b.Run("with-accepts", func(b *testing.B) {
 		s := open(b)
@@ -136,6 +139,7 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("one-at-a-time", func(b *testing.B) {
 		s := open(b)
 		ctx := b.Context()
+		before := readCounters(b, counters)
 		b.ResetTimer()
 		self0, selfOK := ProcessCPU()
 		for i := range int64(b.N) {
@@ -163,9 +167,12 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store) {
 				b.Fatal(err)
 			}
 		}
-		if self1, _ := ProcessCPU(); selfOK {
+		self1, _ := ProcessCPU()
+		b.StopTimer()
+		if selfOK {
 			b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
 		}
+		reportCounters(b, counters, before)
 	})
 }
 
