@@ -26,6 +26,12 @@ func NewHandler(inner slog.Handler) *Handler {
 // handler and every one derived from it with WithAttrs or WithGroup.
 func (h *Handler) SetRedactor(r *Redactor) { h.r.Store(r) }
 
+// Add makes the handler mask what r masks besides everything it masked
+// before: at a reload, the secrets a config no longer holds stay masked in
+// the log, as work in flight or a sender that still uses one may quote
+// it. Calls to Add must not run concurrently.
+func (h *Handler) Add(r *Redactor) { h.r.Store(Join(h.r.Load(), r)) }
+
 // Enabled implements slog.Handler.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 

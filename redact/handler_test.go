@@ -58,6 +58,31 @@ func TestHandlerMasksEveryPart(t *testing.T) {
 	}
 }
 
+// TestHandlerAddKeepsOldSecrets: after reloads that dropped them, the
+// secrets of every earlier config stay masked, with the new ones.
+func TestHandlerAddKeepsOldSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	h := NewHandler(slog.NewTextHandler(&buf, nil))
+	secrets := []string{"first-config-secret", "second-config-secret", "third-config-secret"}
+	h.SetRedactor(New(secrets[:1], []string{"x-first-mac"}))
+	h.Add(New(secrets[1:2], nil))
+	h.Add(New(secrets[2:], nil))
+	log := slog.New(h)
+	for _, s := range secrets {
+		log.Info("quoted "+s, "v", s)
+	}
+	log.Info("header", "x-first-mac", "a-mac-value-12345")
+	out := buf.String()
+	for _, s := range append(secrets, "a-mac-value-12345") {
+		if strings.Contains(out, s) {
+			t.Errorf("the log shows %q after the reloads:\n%s", s, out)
+		}
+	}
+	if n := strings.Count(out, Mask); n < 7 {
+		t.Errorf("%d masks in the log, want at least 7:\n%s", n, out)
+	}
+}
+
 // BenchmarkHandler is the cost the redacting handler adds to the log line
 // written for every accepted event.
 func BenchmarkHandler(b *testing.B) {

@@ -185,10 +185,10 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
 	})
 	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
-		// The log masks the new config's secrets from now on; the old
-		// ones stay masked too, as they may still be quoted by work in
-		// flight.
-		red.SetRedactor(redact.Join(c.Redactor(), gw.Config().Redactor()))
+		// The log masks the new config's secrets from now on; those of
+		// every config before stay masked too, as work in flight or a
+		// sender that still uses one may quote them.
+		red.Add(c.Redactor())
 		logWarnings(log, c)
 		gw.SetConfig(c)
 		client.ClearTokens()
