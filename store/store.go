@@ -520,6 +520,9 @@ type Resealer interface {
 	// Reseal examines up to n events whose ids follow after ("" for the
 	// first), in id order.
 	Reseal(ctx context.Context, after string, n int) (Resealed, error)
+	// OldestEventID is the id of the first stored event in id order (the
+	// oldest), "" when the store holds none.
+	OldestEventID(ctx context.Context) (string, error)
 }
 
 // Resealed is what one Reseal call did.

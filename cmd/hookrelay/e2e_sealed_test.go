@@ -341,7 +341,14 @@ func TestKeyRotation(t *testing.T) {
 		if out := rotateKey(t, url, k2); !strings.Contains(out, "done: 3 events examined, 0 sealed anew") {
 			t.Fatalf("a second rotate-key printed:\n%s", out)
 		}
-		third := run(k2, 3)
+		srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
+		third := sendSealed(t, srv, 3)
+		if err := srv.stop(t); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		if out := srv.output(); strings.Contains(out, "the oldest event") {
+			t.Errorf("after rotate-key, serve with k2 alone warned about the oldest event:\n%s", out)
+		}
 		readSealed(t, url, storetest.ParseKeys(t, k2), clear, first, second, third)
 		if bytes.Contains(rawStore(t, url), []byte(sealedToken)) {
 			t.Error("after rotate-key the token of the event stored in clear is still readable in the raw store")
@@ -375,7 +382,7 @@ func TestKeyRotation(t *testing.T) {
 			t.Errorf("the refused starts changed the stored events (-before +after):\n%s", diff)
 		}
 		readSealed(t, url, storetest.ParseKeys(t, k2), clear, first, second, third)
-		srv := start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
+		srv = start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
 		if err := srv.stop(t); err != nil {
 			t.Fatalf("serve with the right key: %v", err)
 		}
@@ -406,8 +413,10 @@ func TestSealedUnreadable(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		// k2 alone: the newest event opens, so serve starts.
+		// k2 alone: the newest event opens, so serve starts, and warns
+		// that the oldest does not.
 		srv = start(t, serverOpts{store: url, api: rc.URL, extra: []string{envEncryptionKey + "=" + k2}})
+		srv.waitLog(t, "level=WARN msg=\"the oldest event, "+old+", is sealed with key k1, which "+envEncryptionKey+" does not hold (it holds k2)", 1)
 		st := openSealedTestStore(t, url, k2+","+k1)
 		waitDelivery(t, st, newer, store.DeliverySucceeded)
 		ds := waitDeliveries(t, st, old, "dead", func(ds []store.Delivery) bool {

@@ -62,21 +62,65 @@ func (m *Main) encryptionKeyRing(file string) (*seal.Keys, string, error) {
 // cannot open what the store holds stops at start, before it serves
 // anything, rather than failing on every read. It changes nothing.
 // source names where keys came from.
-func checkSealed(ctx context.Context, st backend, keys *seal.Keys, source string) error {
+//
+// It then reads the oldest event: one sealed with a key the ring lacks
+// does not stop the start (a key left out on purpose leaves the events it
+// sealed unreadable), but is told in warn, as a key forgotten after a
+// rotation would be, before resealing moved its events.
+func checkSealed(ctx context.Context, st backend, keys *seal.Keys, source string) (warn string, err error) {
 	evs, _, err := st.ListEvents(ctx, store.EventFilter{Limit: 1})
 	if err == nil && len(evs) == 1 {
 		_, err = st.Event(ctx, evs[0].ID)
 	}
-	if err == nil {
-		return nil
+	if err != nil {
+		return "", sealError("the newest event", err, keys, source)
 	}
+	if len(evs) == 0 {
+		return "", nil
+	}
+	oldest, err := st.OldestEventID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the oldest event: %w", err)
+	}
+	if oldest == "" || oldest == evs[0].ID {
+		return "", nil
+	}
+	_, err = st.Event(ctx, oldest)
+	var (
+		re *seal.RecordError
+		uk *seal.UnknownKeyError
+		oe *seal.OpenError
+	)
+	const unread = "its payload cannot be read, nor those of the other events sealed with it, and their deliveries fail without a request"
+	switch {
+	case err == nil || errors.Is(err, store.ErrNotFound):
+		// Pruned since it was found: nothing to say.
+		return "", nil
+	case !errors.As(err, &re):
+		return "", fmt.Errorf("read the oldest event: %w", err)
+	case errors.As(err, &uk) && keys == nil:
+		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, and no key is set: %s; set %s (or %s) to a key ring that holds it to read them",
+			re.Kind, re.ID, uk.ID, unread, envEncryptionKey, envEncryptionKeyFile), nil
+	case errors.As(err, &uk):
+		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, which %s does not hold (it holds %s): %s; add the key after the current one, as in %q, to read them, or leave it out only to keep them unreadable",
+			re.Kind, re.ID, uk.ID, source, strings.Join(keys.IDs(), ", "), unread, keys.Current()+":…,"+uk.ID+":…"), nil
+	case errors.As(err, &oe):
+		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, but it does not open under the key %s holds under that id: %s; give the key it was sealed with",
+			re.Kind, re.ID, oe.ID, source, unread), nil
+	}
+	return fmt.Sprintf("the oldest %s, %s, cannot be read: %v", re.Kind, re.ID, err), nil
+}
+
+// sealError says why which (an event of the store) could not be read, and
+// what to do when keys are the reason.
+func sealError(which string, err error, keys *seal.Keys, source string) error {
 	var (
 		re *seal.RecordError
 		uk *seal.UnknownKeyError
 		oe *seal.OpenError
 	)
 	if !errors.As(err, &re) {
-		return fmt.Errorf("read the newest event: %w", err)
+		return fmt.Errorf("read %s: %w", which, err)
 	}
 	switch {
 	case errors.As(err, &uk) && keys == nil:
@@ -89,5 +133,5 @@ func checkSealed(ctx context.Context, st backend, keys *seal.Keys, source string
 		return fmt.Errorf("%s %s is sealed with key %s, but it does not open under the key %s holds under that id: that key is not the one it was sealed with; give the right key; nothing was changed",
 			re.Kind, re.ID, oe.ID, source)
 	}
-	return fmt.Errorf("read the newest event: %w", err)
+	return fmt.Errorf("read %s: %w", which, err)
 }

@@ -113,8 +113,12 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	}
 	defer st.Close()
 	log.Info("store opened", "store", where)
-	if err := checkSealed(ctx, st, keys, source); err != nil {
+	warn, err := checkSealed(ctx, st, keys, source)
+	if err != nil {
 		return &exitError{code: 1, err: err}
+	}
+	if warn != "" {
+		log.Warn(warn)
 	}
 	if keys == nil {
 		log.Warn(unsealedNotice)

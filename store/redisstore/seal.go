@@ -218,6 +218,19 @@ func (s *Store) Reseal(ctx context.Context, after string, n int) (store.Resealed
 	return res, nil
 }
 
+// OldestEventID is the first event id of every partition's events
+// indexes.
+func (s *Store) OldestEventID(ctx context.Context) (string, error) {
+	if err := s.upgraded(ctx); err != nil {
+		return "", err
+	}
+	ids, err := s.eventIDsAfter(ctx, "", 1)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}
+
 // eventIDsAfter returns the first n event ids after after ("" for the
 // first), in id order, from every partition's events indexes.
 func (s *Store) eventIDsAfter(ctx context.Context, after string, n int) ([]string, error) {

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -98,6 +99,19 @@ func (r *eventRow) open(keys *seal.Keys) error {
 	}
 	r.headers, r.query, r.trace, r.ev.Body = headers, query, trace, body
 	return nil
+}
+
+// OldestEventID reads the first event id of the events table.
+func (s *Store) OldestEventID(ctx context.Context) (string, error) {
+	var id string
+	err := s.rdb.QueryRowContext(ctx, `SELECT id FROM events ORDER BY id LIMIT 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlitestore: oldest event: %w", err)
+	}
+	return id, nil
 }
 
 // Reseal seals anew under the store's current key the events after the

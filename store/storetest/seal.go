@@ -237,9 +237,18 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 		}
 	}
 
+	oldest := func(s SealedStore, want string) {
+		t.Helper()
+		if got, err := s.OldestEventID(ctx); err != nil || got != want {
+			t.Fatalf("OldestEventID = %q, %v; want %q", got, err, want)
+		}
+	}
+
 	// One event stored before any key was set, two under k1.
 	s := b.Open(nil)
+	oldest(s, "")
 	accept(s, 0)
+	oldest(s, events[0].ID)
 	s.Close()
 	if !bytes.Contains(b.Raw(), []byte(tokenOf(0))) {
 		t.Fatal("the event stored without keys is not in the raw storage in clear: the raw dump misses it")
@@ -248,6 +257,7 @@ func testRotateAndReseal(t *testing.T, b SealedBackend) {
 	readAll(s, "clear event, opened with k1")
 	accept(s, 1)
 	accept(s, 2)
+	oldest(s, events[0].ID)
 	// What a worker leases is opened too.
 	ls := lease(t, s, base.Add(time.Minute), 10, time.Minute).Leases
 	if len(ls) != 3 {
