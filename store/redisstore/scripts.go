@@ -443,60 +443,64 @@ for i = 1, #KEYS / 3 do
 	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
 	local want, cap, gate = tonumber(ARGV[5 * i]), tonumber(ARGV[2 + 5 * i]), ARGV[3 + 5 * i]
 	qi, qoff, qn = i, tonumber(ARGV[4 + 5 * i]), 0
-	if cap > 0 and want > 0 then
-		-- Live leases are those that end after now, held by any process.
-		want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
-	end
-	local s
-	if gate == "" then
-		s = redis.call("HMGET", akey, "paused", "blocked")
-	elseif gate == "p" then
-		s = {"1"}
-	else
-		s = {"0", false}
-	end
-	if s[1] ~= "1" then
-		local blocked = tonumber(s[2])
-		local probe = false
-		if gate ~= "" then
-			blocked = tonumber(gate)
-			if blocked == 0 then
-				blocked = nil
-			end
-		elseif blocked then
-			if now < blocked then
-				want = 0
-			else
-				want, probe = math.min(1, want), true
-			end
-		end
-		-- An idle action costs a look at the head of each set.
+	-- An idle action, nothing queued and nothing held (Redis keeps no
+	-- empty set), costs one command: it has nothing to lease, to gate or
+	-- to report.
+	if redis.call("EXISTS", qkey, lkey) > 0 then
 		local t, l = first(qkey), first(lkey)
-		if want > 0 and ((l and l <= now) or (t and t <= now)) then
-			local got = 0
-			if l and l <= now then
-				got = take(lkey, lkey, false, want)
-			end
-			if t and t <= now then
-				got = got + take(qkey, lkey, true, want - got)
-			end
-			if probe and got > 0 then
-				blocked = tonumber(ARGV[1 + 5 * i])
-				redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[1 + 5 * i], "changed", ARGV[1])
-				redis.call("HINCRBY", akey, "version", 1)
-			end
-			t, l = first(qkey), first(lkey)
+		if cap > 0 and want > 0 then
+			-- Live leases are those that end after now, held by any process.
+			want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
 		end
-		if not t or (l and l < t) then
-			t = l
+		local s
+		if gate == "" then
+			s = redis.call("HMGET", akey, "paused", "blocked")
+		elseif gate == "p" then
+			s = {"1"}
+		else
+			s = {"0", false}
 		end
-		if t then
-			if blocked and blocked > now and blocked > t then
-				t = blocked
+		if s[1] ~= "1" then
+			local blocked = tonumber(s[2])
+			local probe = false
+			if gate ~= "" then
+				blocked = tonumber(gate)
+				if blocked == 0 then
+					blocked = nil
+				end
+			elseif blocked then
+				if now < blocked then
+					want = 0
+				else
+					want, probe = math.min(1, want), true
+				end
 			end
-			nexts[i] = t
-			if not nextDue or t < nextDue then
-				nextDue = t
+			if want > 0 and ((l and l <= now) or (t and t <= now)) then
+				local got = 0
+				if l and l <= now then
+					got = take(lkey, lkey, false, want)
+				end
+				if t and t <= now then
+					got = got + take(qkey, lkey, true, want - got)
+				end
+				if probe and got > 0 then
+					blocked = tonumber(ARGV[1 + 5 * i])
+					redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[1 + 5 * i], "changed", ARGV[1])
+					redis.call("HINCRBY", akey, "version", 1)
+				end
+				t, l = first(qkey), first(lkey)
+			end
+			if not t or (l and l < t) then
+				t = l
+			end
+			if t then
+				if blocked and blocked > now and blocked > t then
+					t = blocked
+				end
+				nexts[i] = t
+				if not nextDue or t < nextDue then
+					nextDue = t
+				end
 			end
 		end
 	end

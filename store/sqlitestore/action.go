@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,14 +29,27 @@ func scanActionState(row rowScanner) (store.ActionState, error) {
 	return st, nil
 }
 
-// readActionState is the stored state of action, or the zero state (with
-// its name) when none is stored.
-func readActionState(w *writeTx, action string) (store.ActionState, error) {
-	st, err := scanActionState(w.queryRow(`SELECT `+actionStateColumns+` FROM action_states WHERE action = ?`, action))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ActionState{Action: action}, nil
+// readActionStates is the stored state of each of actions, in one query:
+// an action without a stored state has none in the map.
+func readActionStates(w *writeTx, actions []string) (map[string]store.ActionState, error) {
+	names, err := json.Marshal(actions)
+	if err != nil {
+		return nil, err
 	}
-	return st, err
+	rows, err := w.query(`SELECT `+actionStateColumns+` FROM action_states
+		WHERE action IN (SELECT value FROM json_each(?))`, string(names))
+	if err != nil {
+		return nil, err
+	}
+	sts, err := scanAll(rows, scanActionState)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.ActionState, len(sts))
+	for _, st := range sts {
+		out[st.Action] = st
+	}
+	return out, nil
 }
 
 // writeActionState stores st as it is, Version included.

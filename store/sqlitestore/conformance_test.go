@@ -30,6 +30,10 @@ func BenchmarkDrain(b *testing.B) {
 	storetest.BenchDrain(b, func(b *testing.B) store.Store { return openTemp(b) })
 }
 
+func BenchmarkIdleActions(b *testing.B) {
+	storetest.BenchIdleActions(b, func(b *testing.B) store.Store { return openTemp(b) })
+}
+
 // openTemp opens a store on a fresh file of its own, closed when tb ends.
 func openTemp(tb testing.TB) *Store {
 	tb.Helper()

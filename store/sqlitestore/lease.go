@@ -61,12 +61,22 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 		events []eventRow
 		next   int64 // 0: nothing queued
 	)
+	names := make([]string, len(r.Actions))
+	for i, q := range r.Actions {
+		names[i] = q.Action
+	}
 	err = s.write(ctx, func(w *writeTx) error {
 		leased, events, next = leased[:0], events[:0], 0
+		// One query for every action's state: a relay asks for each action
+		// of its config, most of them idle at any moment.
+		states, err := readActionStates(w, names)
+		if err != nil {
+			return fmt.Errorf("action states: %w", err)
+		}
 		for _, q := range r.Actions {
-			st, err := readActionState(w, q.Action)
-			if err != nil {
-				return fmt.Errorf("state of %s: %w", q.Action, err)
+			st, ok := states[q.Action]
+			if !ok {
+				st = store.ActionState{Action: q.Action}
 			}
 			if st.Paused {
 				continue

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,4 +198,63 @@ func drainLanes(b *testing.B, s store.Store, batch int, start time.Time, done fu
 		b.Fatalf("finished %d deliveries, want %d", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+}
+
+// BenchIdleActions measures what the configured actions that have nothing
+// due add to each lease: one action has a delivery due at each lease, and
+// 0, 9 or 49 others with nothing queued are asked along with it, as a
+// relay asks every action of its config. Each iteration accepts the
+// delivery, leases it and finishes it; only the Lease is timed, reported
+// as "lease-µs/call", and each counter is read around it alone.
+func BenchIdleActions(b *testing.B, open func(b *testing.B) store.Store, counters ...ServerCounter) {
+	for _, idle := range []int{0, 9, 49} {
+		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
+			s := open(b)
+			ctx := b.Context()
+			qs := []store.ActionQuota{{Action: "busy", N: 16, Max: 64}}
+			for i := range idle {
+				qs = append(qs, store.ActionQuota{Action: "idle-" + strconv.Itoa(i), N: 16, Max: 64})
+			}
+			var took time.Duration
+			added := make([]float64, len(counters))
+			b.ResetTimer()
+			for i := range int64(b.N) {
+				now := time.Now()
+				key := "idle-" + strconv.FormatInt(i, 10)
+				e := store.Event{ID: store.NewEventID("bench", key, now), Hook: "bench", ReceivedAt: now, IdempotencyKey: key}
+				d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "busy",
+					Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+				if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+				before := readCounters(b, counters)
+				t0 := time.Now()
+				lb, err := s.Lease(ctx, store.LeaseRequest{Now: now, TTL: time.Minute, Actions: qs})
+				took += time.Since(t0)
+				for j, c := range counters {
+					added[j] += c.Read(b) - before[j]
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(lb.Leases) != 1 || lb.Leases[0].Delivery.ID != d.ID {
+					b.Fatalf("lease %d: got %d leases, want the one delivery due", i, len(lb.Leases))
+				}
+				errs, err := s.Finish(ctx, []store.Finish{{Lease: lb.Leases[0],
+					Attempt: store.Attempt{N: 1, StartedAt: now, Duration: time.Millisecond, Method: "POST", URL: "https://receiver.example/hook", StatusCode: 200},
+					Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+				if err == nil {
+					err = errs[0]
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(took.Microseconds())/float64(b.N), "lease-µs/call")
+			for j, c := range counters {
+				b.ReportMetric(added[j]/float64(b.N), strings.Replace(c.Metric, "/event", "/call", 1))
+			}
+		})
+	}
 }

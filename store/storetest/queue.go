@@ -109,6 +109,16 @@ func testLeasePerAction(t *testing.T, s store.Store) {
 	if !b.NextDue.IsZero() {
 		t.Errorf("Lease asking for nothing: NextDue %v, want zero", b.NextDue)
 	}
+	// Actions that never had a delivery, asked beside the others as a
+	// relay asks every action of its config, lease nothing and move
+	// nothing: the next of slow comes, and NextDue is its next one's due.
+	b = lease(t, s, now, 1, time.Minute, "idle-1", "slow", "idle-2")
+	if diff := cmp.Diff(idsOf(slow[8:9]), leasedIDs(b.Leases)); diff != "" {
+		t.Errorf("Lease of slow among idle actions (-want +got):\n%s", diff)
+	}
+	if !cmp.Equal(dues[9], b.NextDue, cmpOpts) {
+		t.Errorf("Lease of slow among idle actions: NextDue %v, want the due of its next delivery %v", b.NextDue, dues[9])
+	}
 }
 
 func testLeaseBadRequest(t *testing.T, s store.Store) {
