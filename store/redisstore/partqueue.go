@@ -70,7 +70,59 @@ type quotaGrant struct {
 	tokens  []any  // leases taken under names of their own
 }
 
+// busyCheck is how many actions a partitioned Lease must ask for before
+// it first looks, in every partition, which of them have anything queued
+// or held (busyScript): an idle action costs the gate and settle scripts
+// far more than that look, but a look costs a round trip.
+const busyCheck = 4
+
+// busyActions is the quotas of r whose actions have anything queued or
+// held in some partition.
+func (s *Store) busyActions(ctx context.Context, qs []store.ActionQuota) ([]store.ActionQuota, error) {
+	calls := make([]*scriptCall, len(s.parts))
+	for i, k := range s.parts {
+		c := &scriptCall{keys: make([]string, 0, 2*len(qs))}
+		for _, q := range qs {
+			c.keys = append(c.keys, k.queue(q.Action), k.leases(q.Action))
+		}
+		calls[i] = c
+	}
+	s.runAll(ctx, busyScript, calls)
+	busy := make([]bool, len(qs))
+	for _, c := range calls {
+		flags, err := c.cmd.Int64Slice()
+		if err != nil {
+			return nil, err
+		}
+		if len(flags) != len(qs) {
+			return nil, fmt.Errorf("unexpected busy reply %v", flags)
+		}
+		for a, f := range flags {
+			busy[a] = busy[a] || f == 1
+		}
+	}
+	out := make([]store.ActionQuota, 0, len(qs))
+	for a, q := range qs {
+		if busy[a] {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
 func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	if len(r.Actions) >= busyCheck {
+		// An action with nothing queued or held anywhere has nothing to
+		// lease, to gate or to report (NextDue).
+		qs, err := s.busyActions(ctx, r.Actions)
+		if err != nil {
+			return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		if len(qs) == 0 {
+			return store.LeaseBatch{}, nil
+		}
+		r.Actions = qs
+	}
 	now := r.Now.UnixMilli()
 	until := leaseEnd(r.Now, r.TTL)
 	head := newTokenHead()

@@ -511,6 +511,22 @@ end
 return out
 `)
 
+// busyScript tells, in one partition, which actions have anything queued
+// or held: those whose queue or lease set exists (Redis keeps no empty
+// set).
+//
+//	KEYS       per action, two by two: its queue <base>q:<action> and its
+//	           lease set <base>lease:<action>
+//
+// Returns per action 1 when either set exists, else 0.
+var busyScript = redis.NewScript(`
+local out = {}
+for i = 1, #KEYS / 2 do
+	out[i] = math.min(redis.call("EXISTS", KEYS[2 * i - 1], KEYS[2 * i]), 1)
+end
+return out
+`)
+
 // gateScript applies, on a partitioned store, what leaseScript applies
 // itself on a store of one partition: per action, the gate of its stored
 // state (a probe moves the state to half-open at once) and the cap on its

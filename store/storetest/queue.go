@@ -112,12 +112,19 @@ func testLeasePerAction(t *testing.T, s store.Store) {
 	// Actions that never had a delivery, asked beside the others as a
 	// relay asks every action of its config, lease nothing and move
 	// nothing: the next of slow comes, and NextDue is its next one's due.
-	b = lease(t, s, now, 1, time.Minute, "idle-1", "slow", "idle-2")
+	b = lease(t, s, now, 1, time.Minute, "idle-1", "slow", "idle-2", "idle-3")
 	if diff := cmp.Diff(idsOf(slow[8:9]), leasedIDs(b.Leases)); diff != "" {
 		t.Errorf("Lease of slow among idle actions (-want +got):\n%s", diff)
 	}
 	if !cmp.Equal(dues[9], b.NextDue, cmpOpts) {
 		t.Errorf("Lease of slow among idle actions: NextDue %v, want the due of its next delivery %v", b.NextDue, dues[9])
+	}
+	// An action whose only delivery is held, its lease ended, is not
+	// idle: the delivery is leased again.
+	later := now.Add(2 * time.Minute)
+	b = lease(t, s, later, 1, time.Minute, "idle-1", "idle-2", "fast", "idle-3")
+	if diff := cmp.Diff(idsOf(fast), leasedIDs(b.Leases)); diff != "" {
+		t.Errorf("Lease of fast, its lease ended, among idle actions (-want +got):\n%s", diff)
 	}
 }
 
