@@ -86,52 +86,53 @@ func checkSealed(ctx context.Context, st backend, keys *seal.Keys, source string
 		return "", nil
 	}
 	_, err = st.Event(ctx, oldest)
-	var (
-		re *seal.RecordError
-		uk *seal.UnknownKeyError
-		oe *seal.OpenError
-	)
-	const unread = "its payload cannot be read, nor those of the other events sealed with it, and their deliveries fail without a request"
-	switch {
-	case err == nil || errors.Is(err, store.ErrNotFound):
-		// Pruned since it was found: nothing to say.
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		// Readable, or pruned since it was found: nothing to say.
 		return "", nil
-	case !errors.As(err, &re):
-		return "", fmt.Errorf("read the oldest event: %w", err)
-	case errors.As(err, &uk) && keys == nil:
-		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, and no key is set: %s; set %s (or %s) to a key ring that holds it to read them",
-			re.Kind, re.ID, uk.ID, unread, envEncryptionKey, envEncryptionKeyFile), nil
-	case errors.As(err, &uk):
-		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, which %s does not hold (it holds %s): %s; add the key after the current one, as in %q, to read them, or leave it out only to keep them unreadable",
-			re.Kind, re.ID, uk.ID, source, strings.Join(keys.IDs(), ", "), unread, keys.Current()+":…,"+uk.ID+":…"), nil
-	case errors.As(err, &oe):
-		return fmt.Sprintf("the oldest %s, %s, is sealed with key %s, but it does not open under the key %s holds under that id: %s; give the key it was sealed with",
-			re.Kind, re.ID, oe.ID, source, unread), nil
 	}
-	return fmt.Sprintf("the oldest %s, %s, cannot be read: %v", re.Kind, re.ID, err), nil
+	re, cause, remedy := sealCause(err, keys, source)
+	switch {
+	case re == nil:
+		return "", fmt.Errorf("read the oldest event: %w", err)
+	case cause == "":
+		return fmt.Sprintf("the oldest %s, %s, cannot be read: %v", re.Kind, re.ID, err), nil
+	}
+	return fmt.Sprintf("the oldest %s, %s, %s: its payload cannot be read, nor those of the other events sealed with it, and their deliveries fail without a request; %s, or leave the key out only to keep them unreadable",
+		re.Kind, re.ID, cause, remedy), nil
 }
 
 // sealError says why which (an event of the store) could not be read, and
 // what to do when keys are the reason.
 func sealError(which string, err error, keys *seal.Keys, source string) error {
+	re, cause, remedy := sealCause(err, keys, source)
+	if cause == "" {
+		return fmt.Errorf("read %s: %w", which, err)
+	}
+	return fmt.Errorf("%s %s %s: %s; nothing was changed", re.Kind, re.ID, cause, remedy)
+}
+
+// sealCause tells, when keys are why err keeps a stored record from being
+// read, which record, what is wrong ("is sealed with key k1, which … does
+// not hold (it holds k2)") and what reads it again. re is nil when err is
+// not about a sealed record; cause is empty when keys are not the reason.
+func sealCause(err error, keys *seal.Keys, source string) (re *seal.RecordError, cause, remedy string) {
 	var (
-		re *seal.RecordError
 		uk *seal.UnknownKeyError
 		oe *seal.OpenError
 	)
 	if !errors.As(err, &re) {
-		return fmt.Errorf("read %s: %w", which, err)
+		return nil, "", ""
 	}
 	switch {
 	case errors.As(err, &uk) && keys == nil:
-		return fmt.Errorf("%s %s is sealed with key %s, and no key is set: set %s (or %s) to the key ring that holds it; nothing was changed",
-			re.Kind, re.ID, uk.ID, envEncryptionKey, envEncryptionKeyFile)
+		return re, "is sealed with key " + uk.ID + ", and no key is set",
+			fmt.Sprintf("set %s (or %s) to the key ring that holds it", envEncryptionKey, envEncryptionKeyFile)
 	case errors.As(err, &uk):
-		return fmt.Errorf("%s %s is sealed with key %s, which %s does not hold (it holds %s): add it after the current key, as in %q; nothing was changed",
-			re.Kind, re.ID, uk.ID, source, strings.Join(keys.IDs(), ", "), keys.Current()+":…,"+uk.ID+":…")
+		return re, fmt.Sprintf("is sealed with key %s, which %s does not hold (it holds %s)", uk.ID, source, strings.Join(keys.IDs(), ", ")),
+			fmt.Sprintf("add it after the current key, as in %q", keys.Current()+":…,"+uk.ID+":…")
 	case errors.As(err, &oe):
-		return fmt.Errorf("%s %s is sealed with key %s, but it does not open under the key %s holds under that id: that key is not the one it was sealed with; give the right key; nothing was changed",
-			re.Kind, re.ID, oe.ID, source)
+		return re, fmt.Sprintf("is sealed with key %s, but it does not open under the key %s holds under that id", oe.ID, source),
+			"that key is not the one it was sealed with; give the right key"
 	}
-	return fmt.Errorf("read %s: %w", which, err)
+	return re, "", ""
 }
