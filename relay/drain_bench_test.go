@@ -66,10 +66,7 @@ func BenchmarkDrain(b *testing.B) {
 			}
 			defer st.Close()
 			fill(b, st, b.N)
-			before := make([]float64, len(counters))
-			for i, c := range counters {
-				before[i] = c.Read(b)
-			}
+			before := storetest.ReadCounters(b, counters)
 			client := actions.NewClient(actions.ClientOptions{UserAgent: "bench"})
 			o.Logger = discard()
 			r := relay.New(st, client, func() map[string]*actions.Action { return cfg.Actions }, o)
@@ -92,9 +89,7 @@ func BenchmarkDrain(b *testing.B) {
 				// The relay, the store's client side and the receiver.
 				b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/delivery")
 			}
-			for i, c := range counters {
-				b.ReportMetric((c.Read(b)-before[i])/float64(b.N), c.Metric)
-			}
+			storetest.ReportCounters(b, counters, before)
 		})
 	}
 }

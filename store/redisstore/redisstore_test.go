@@ -82,7 +82,7 @@ func BenchmarkDrain(b *testing.B) {
 // each Lease, in Redis's script time per call too (INFO cpu would count
 // the INFO calls that read the counters around each Lease).
 func BenchmarkIdleActions(b *testing.B) {
-	storetest.BenchIdleActions(b, openBench, serverCounters[1])
+	storetest.BenchIdleActions(b, openBench, storetest.ServerCounter{Metric: "script-µs/call", Read: serverCounters[1].Read})
 }
 
 // BenchmarkListing1M times the admin listings' pages at a million stored

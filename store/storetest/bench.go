@@ -46,7 +46,7 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, counters ...Server
 				errOnce  sync.Once
 				firstErr error
 			)
-			before := readCounters(b, counters)
+			before := ReadCounters(b, counters)
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			start := time.Now()
@@ -91,13 +91,14 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store, counters ...Server
 			if selfOK {
 				b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
 			}
-			reportCounters(b, counters, before)
+			ReportCounters(b, counters, before)
 		})
 	}
 }
 
-// readCounters reads every counter, for reportCounters.
-func readCounters(b *testing.B, counters []ServerCounter) []float64 {
+// ReadCounters reads every counter, for ReportCounters: a benchmark of
+// its own reads them before its timed part.
+func ReadCounters(b *testing.B, counters []ServerCounter) []float64 {
 	before := make([]float64, len(counters))
 	for i, c := range counters {
 		before[i] = c.Read(b)
@@ -105,9 +106,9 @@ func readCounters(b *testing.B, counters []ServerCounter) []float64 {
 	return before
 }
 
-// reportCounters reports what each counter added since before, per one of
+// ReportCounters reports what each counter added since before, per one of
 // the b.N operations, under its Metric.
-func reportCounters(b *testing.B, counters []ServerCounter, before []float64) {
+func ReportCounters(b *testing.B, counters []ServerCounter, before []float64) {
 	for i, c := range counters {
 		b.ReportMetric((c.Read(b)-before[i])/float64(b.N), c.Metric)
 	}

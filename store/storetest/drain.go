@@ -3,7 +3,6 @@ package storetest
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,10 +104,10 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store, counters ...S
 			})
 		}
 		wg.Wait()
-		before := readCounters(b, counters)
+		before := ReadCounters(b, counters)
 		b.ResetTimer()
 		drainLanes(b, s, batch, time.Now(), func() bool { return true })
-		reportCounters(b, counters, before)
+		ReportCounters(b, counters, before)
 	})
 	b.Run("with-accepts", func(b *testing.B) {
 		s := open(b)
@@ -141,7 +140,7 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store, counters ...S
 	b.Run("one-at-a-time", func(b *testing.B) {
 		s := open(b)
 		ctx := b.Context()
-		before := readCounters(b, counters)
+		before := ReadCounters(b, counters)
 		b.ResetTimer()
 		self0, selfOK := ProcessCPU()
 		for i := range int64(b.N) {
@@ -174,7 +173,7 @@ func BenchDrain(b *testing.B, open func(b *testing.B) store.Store, counters ...S
 		if selfOK {
 			b.ReportMetric(float64((self1-self0).Microseconds())/float64(b.N), "cpu-µs/event")
 		}
-		reportCounters(b, counters, before)
+		ReportCounters(b, counters, before)
 	})
 }
 
@@ -205,7 +204,8 @@ func drainLanes(b *testing.B, s store.Store, batch int, start time.Time, done fu
 // 0, 9 or 49 others with nothing queued are asked along with it, as a
 // relay asks every action of its config. Each iteration accepts the
 // delivery, leases it and finishes it; only the Lease is timed, reported
-// as "lease-µs/call", and each counter is read around it alone.
+// as "lease-µs/call", and each counter is read around it alone and
+// reported per call under its Metric.
 func BenchIdleActions(b *testing.B, open func(b *testing.B) store.Store, counters ...ServerCounter) {
 	for _, idle := range []int{0, 9, 49} {
 		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
@@ -227,7 +227,7 @@ func BenchIdleActions(b *testing.B, open func(b *testing.B) store.Store, counter
 				if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {
 					b.Fatal(err)
 				}
-				before := readCounters(b, counters)
+				before := ReadCounters(b, counters)
 				t0 := time.Now()
 				lb, err := s.Lease(ctx, store.LeaseRequest{Now: now, TTL: time.Minute, Actions: qs})
 				took += time.Since(t0)
@@ -253,7 +253,7 @@ func BenchIdleActions(b *testing.B, open func(b *testing.B) store.Store, counter
 			b.StopTimer()
 			b.ReportMetric(float64(took.Microseconds())/float64(b.N), "lease-µs/call")
 			for j, c := range counters {
-				b.ReportMetric(added[j]/float64(b.N), strings.Replace(c.Metric, "/event", "/call", 1))
+				b.ReportMetric(added[j]/float64(b.N), c.Metric)
 			}
 		})
 	}
