@@ -690,6 +690,10 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	stats := b.recv.snapshot(rec)
 	hangs := b.recv.hangs.Load()
 	b.recv.releaseHanging()
+	disk, err := scrapeWrites(ctx, s.url)
+	if err != nil {
+		b.rep.problem("%s %s: the store's write times: %v", phase, name, err)
+	}
 	b.stop(s)
 	b.dropStore(ctx, st, tag)
 	if ctx.Err() != nil {
@@ -724,6 +728,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 		P99:       percentile(lat, 0.99),
 		Max:       percentile(lat, 1),
 		AnswerP99: rr.answerP99,
+		Disk:      disk,
 	}
 	b.logf("%-9s %-28s p50 %v p99 %v, %d of %d delivered, %d duplicate keys", phase, name,
 		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Delivered, r.Fast, r.DupKeys)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,6 +196,12 @@ func TestSmoke(t *testing.T) {
 			if l.Lost != 0 || l.DupKeys != 0 || l.DupEvents != 0 {
 				t.Errorf("%s %s: %d lost, %d duplicate keys, %d duplicate events", name, l.Store, l.Lost, l.DupKeys, l.DupEvents)
 			}
+			// SQLite's server gives its flushes and commits, every accept
+			// having waited for one; Redis's none.
+			if f, c := l.Disk["flush"], l.Disk["commit"]; l.Store == "SQLite" && (f.Count == 0 || c.Count == 0 || f.Sum <= 0) ||
+				l.Store != "SQLite" && len(l.Disk) != 0 {
+				t.Errorf("%s %s: the store's write times %+v", name, l.Store, l.Disk)
+			}
 			if name == "isolation" && (l.Slow == 0 || l.Hangs == 0) {
 				t.Errorf("isolation %s: %d events routed to the hanging action, %d attempts reached it", l.Store, l.Slow, l.Hangs)
 			}
@@ -210,7 +217,7 @@ func TestSmoke(t *testing.T) {
 	}
 
 	doc := rep.Document("docs/performance.md")
-	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## Peak memory",
+	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## Waits on the disk", "## Peak memory",
 		"## How to reproduce", "-out docs/performance.md"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)
@@ -329,4 +336,29 @@ func (w *logWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.sb.String()
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	// 100 flushes: 90 at most 1 ms, 9 more at most 10 ms, one over 5 s.
+	h := histogram{Count: 100, Sum: 6, Bounds: []float64{.001, .01, .1, 5, math.Inf(1)}, Counts: []uint64{90, 99, 99, 99, 100}}
+	for _, c := range []struct {
+		got, want string
+	}{
+		{h.quantile(.5), "≤ 1.00 ms"},
+		{h.quantile(.9), "≤ 1.00 ms"},
+		{h.quantile(.95), "≤ 10.0 ms"},
+		{h.quantile(.99), "≤ 10.0 ms"},
+		{h.slowest(), "> 5.00 s"},
+		{histogram{}.quantile(.99), "–"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if n := h.over(.01); n != 1 {
+		t.Errorf("%d over 10 ms, want 1", n)
+	}
+	if n := h.over(.001); n != 10 {
+		t.Errorf("%d over 1 ms, want 10", n)
+	}
 }

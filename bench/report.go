@@ -79,6 +79,7 @@ type latencyResult struct {
 	P50, P99  time.Duration
 	Max       time.Duration
 	AnswerP99 time.Duration
+	Disk      diskWaits // what the store waited on the disk (SQLite); empty on Redis
 }
 
 type memResult struct {
@@ -262,6 +263,18 @@ func (r *report) Markdown() string {
 		p("retried, breaker kept closed). The latency is that of the other action's events;\n")
 		p("the ratio compares its p99 with the latency run's on the same store.\n\n")
 		latencyTable(&b, r.Isolation, r.Latency)
+	}
+
+	if runs := r.diskRuns(); len(runs) > 0 {
+		p("## Waits on the disk\n\n")
+		p("What the embedded store waited on the disk in the runs above, from the server's own\n")
+		p("`hookrelay_store_write_duration_seconds`, read before it stopped: the flushes of the\n")
+		p("write-ahead log, which every write waits for before it is answered, and the writer's\n")
+		p("commits (its pages written to the log, and a checkpoint when one is due). Durations\n")
+		p("are the bounds of the histogram's buckets. Where the 202 answer p99 is far above the\n")
+		p("flushes' p99 and few flushes are slow, the time went elsewhere; where many flushes\n")
+		p("are slow, the disk held the answers back.\n\n")
+		diskTable(&b, runs)
 	}
 
 	if len(r.Memory) > 0 {

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 const namespace = "hookrelay"
@@ -28,6 +30,9 @@ type Options struct {
 	Now func() time.Time
 	// Version is exposed as hookrelay_build_info{version}.
 	Version string
+	// Writes, when set, is read at scrape time for how long the store's
+	// writes waited on the disk (hookrelay_store_write_duration_seconds).
+	Writes store.WriteTimer
 	// IdentityLosses, when set, counts the times this process found that
 	// the store lost its data (hookrelay_store_identity_lost_total).
 	IdentityLosses func() int64
@@ -131,6 +136,9 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
+	}
+	if o.Writes != nil {
+		m.reg.MustRegister(writesCollector{o.Writes})
 	}
 	if o.IdentityLosses != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

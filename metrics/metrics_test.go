@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/store"
@@ -98,5 +99,42 @@ func TestQueueGaugesStoreDown(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(m.Registry(), "hookrelay_store_errors_total"); err != nil || n != 1 {
 		t.Errorf("store error series: %d, %v; want 1", n, err)
+	}
+}
+
+// timedWrites is a store.WriteTimer of known durations.
+type timedWrites struct{ flush, commit store.Durations }
+
+func (w *timedWrites) WriteTimes() []store.WriteTime {
+	return []store.WriteTime{{Step: "commit", Histogram: w.commit.Histogram()}, {Step: "flush", Histogram: w.flush.Histogram()}}
+}
+
+// The store's own histograms are given as they are, one series per step,
+// with their bounds as le labels.
+func TestStoreWriteDurations(t *testing.T) {
+	w := &timedWrites{}
+	w.flush.Observe(3 * time.Millisecond)
+	w.flush.Observe(200 * time.Millisecond)
+	w.commit.Observe(400 * time.Microsecond)
+	m := metrics.New(metrics.Options{Writes: w})
+	want := []string{
+		`hookrelay_store_write_duration_seconds_bucket{step="flush",le="0.0025"} 0`,
+		`hookrelay_store_write_duration_seconds_bucket{step="flush",le="0.005"} 1`,
+		`hookrelay_store_write_duration_seconds_bucket{step="flush",le="0.1"} 1`,
+		`hookrelay_store_write_duration_seconds_bucket{step="flush",le="0.25"} 2`,
+		`hookrelay_store_write_duration_seconds_bucket{step="flush",le="+Inf"} 2`,
+		`hookrelay_store_write_duration_seconds_sum{step="flush"} 0.203`,
+		`hookrelay_store_write_duration_seconds_count{step="flush"} 2`,
+		`hookrelay_store_write_duration_seconds_bucket{step="commit",le="0.0005"} 1`,
+		`hookrelay_store_write_duration_seconds_count{step="commit"} 1`,
+	}
+	got, err := testutil.GatherAndFormat(m.Registry(), expfmt.TypeTextPlain, "hookrelay_store_write_duration_seconds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range want {
+		if !strings.Contains(string(got), line+"\n") {
+			t.Errorf("the exposition lacks %s:\n%s", line, got)
+		}
 	}
 }

@@ -245,6 +245,14 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
 			}
 		}
+		// The embedded store times its commits and the WAL's flushes,
+		// which every accept above waited for; Redis has neither.
+		for _, step := range []string{"commit", "flush"} {
+			v := metricValue(fams, "hookrelay_store_write_duration_seconds", "step", step)
+			if b.name == "sqlite" && v < 1 || b.name != "sqlite" && v != -1 {
+				t.Errorf("hookrelay_store_write_duration_seconds{step=%s} counts %v on %s", step, v, b.name)
+			}
+		}
 		// A name from a request URL is not a label value.
 		if strings.Contains(raw, "nosuch") {
 			t.Errorf("the exposition names the unknown hook:\n%s", raw)

@@ -29,6 +29,7 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/retention"
 	"github.com/hookrelay/hookrelay/rules"
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/redisstore"
 )
 
@@ -148,13 +149,17 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		}
 	}
 	var gw *gateway.Gateway
-	mx := metrics.New(metrics.Options{
+	mo := metrics.Options{
 		Queue:   st,
 		Actions: func() []string { return actionNames(gw.Config()) },
 		Version: version,
 		// Counted by the readiness watcher.
 		IdentityLosses: rd.Losses,
-	})
+	}
+	if wt, ok := st.(store.WriteTimer); ok {
+		mo.Writes = wt
+	}
+	mx := metrics.New(mo)
 	mx.Configure(cfg.HookNames(), actionNames(cfg), gateway.Outcomes, relay.Results)
 	gwo := gateway.Options{Logger: log, Metrics: mx, Ready: rd.Ready}
 	if rs, ok := st.(*redisstore.Store); ok {

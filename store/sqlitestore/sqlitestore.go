@@ -62,6 +62,11 @@ type Store struct {
 	// flush. While some are, the writer keeps its transaction open.
 	unflushed atomic.Int64
 	flushed   chan struct{}
+	// commits and flushes time the writer's COMMITs (the WAL's frames
+	// written, and a checkpoint when one is due) and the syncer's flushes
+	// of the WAL (WriteTimes).
+	commits, flushes store.Durations
+
 	closeOnce sync.Once
 	closeErr  error
 

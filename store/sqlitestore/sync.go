@@ -6,6 +6,9 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // The write-ahead log is flushed to the disk by the syncer, not by the
@@ -127,7 +130,9 @@ func (s *Store) runSyncer() {
 		// of the one before, if it failed.
 		err := s.wal.err()
 		if changed := countChanged(pending); changed > 0 {
+			start := time.Now()
 			err = s.syncWAL()
+			s.flushes.Observe(time.Since(start))
 			s.unflushed.Add(-int64(changed))
 			select {
 			case s.flushed <- struct{}{}:
@@ -159,4 +164,15 @@ func countChanged(bs []synced) int {
 		}
 	}
 	return n
+}
+
+// WriteTimes implements store.WriteTimer: how long the writer's commits
+// and the syncer's flushes of the WAL took. Every write waits for a flush,
+// so a slow disk shows in the flushes; a commit is long when SQLite
+// checkpoints in it.
+func (s *Store) WriteTimes() []store.WriteTime {
+	return []store.WriteTime{
+		{Step: "commit", Histogram: s.commits.Histogram()},
+		{Step: "flush", Histogram: s.flushes.Histogram()},
+	}
 }

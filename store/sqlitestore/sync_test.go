@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // heldFlush opens a store whose first flush of the WAL waits for release
@@ -459,5 +461,37 @@ func TestWritebackIsAHint(t *testing.T) {
 	defer mustClose(t, s)
 	if _, err := s.Event(t.Context(), res.EventID); err != nil {
 		t.Fatalf("the accept whose writeback failed is not in the file opened again: %v", err)
+	}
+}
+
+// TestWriteTimes: a flush held for 60 ms shows in the flushes' histogram
+// as one slower than 50 ms, and the commit before it in the commits'.
+func TestWriteTimes(t *testing.T) {
+	h := openHeldFlush(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.s.Accept(t.Context(), testEvent("orders", "key-1", 1, base, "crm"))
+		done <- err
+	}()
+	<-h.entered
+	time.Sleep(60 * time.Millisecond)
+	h.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	times := map[string]store.Histogram{}
+	for _, wt := range h.s.WriteTimes() {
+		times[wt.Step] = wt.Histogram
+	}
+	le := func(bound float64) int { return slices.Index(store.DurationBuckets[:], bound) }
+	flush, commit := times["flush"], times["commit"]
+	if flush.Count == 0 || flush.Cumulative[le(.05)] == flush.Count {
+		t.Errorf("flushes: %d, %d of them under 50 ms; want the held one over it", flush.Count, flush.Cumulative[le(.05)])
+	}
+	if flush.Sum < .06 {
+		t.Errorf("flushes took %v s in all, want at least the 0.06 s of the held one", flush.Sum)
+	}
+	if commit.Count == 0 {
+		t.Error("no commit timed")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"time"
 )
 
 // writeOp runs inside the writer's transaction. Returning an error rolls back
@@ -213,10 +214,12 @@ wait:
 			break wait
 		}
 	}
+	start := time.Now()
 	if _, err := w.exec("COMMIT"); err != nil {
 		fail(err)
 		return
 	}
+	s.commits.Observe(time.Since(start))
 	// Rows undone by a savepoint count too: a flush too many, never one
 	// too few.
 	changed := true

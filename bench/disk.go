@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// writeMetric is the histogram of the store's own writes that hookrelay
+// exposes (the embedded store's commits and flushes of its WAL).
+const writeMetric = "hookrelay_store_write_duration_seconds"
+
+// histogram is one step's histogram as scraped: cumulative counts at
+// ascending upper bounds (seconds), the last +Inf.
+type histogram struct {
+	Count  uint64
+	Sum    float64
+	Bounds []float64
+	Counts []uint64
+}
+
+// diskWaits is what a server's store waited on the disk during a run:
+// per step ("commit", "flush"), its histogram. Empty for a store that
+// does not time its writes (Redis).
+type diskWaits map[string]histogram
+
+// scrapeWrites reads the store's write histograms from the server's
+// /metrics.
+func scrapeWrites(ctx context.Context, base string) (diskWaits, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	out := diskWaits{}
+	fam := fams[writeMetric]
+	if fam == nil {
+		return out, nil
+	}
+	for _, m := range fam.GetMetric() {
+		h := m.GetHistogram()
+		if h == nil {
+			continue
+		}
+		step := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "step" {
+				step = l.GetValue()
+			}
+		}
+		out[step] = histogramOf(h)
+	}
+	return out, nil
+}
+
+func histogramOf(h *dto.Histogram) histogram {
+	out := histogram{Count: h.GetSampleCount(), Sum: h.GetSampleSum()}
+	for _, b := range h.GetBucket() {
+		out.Bounds = append(out.Bounds, b.GetUpperBound())
+		out.Counts = append(out.Counts, b.GetCumulativeCount())
+	}
+	if len(out.Bounds) == 0 || !math.IsInf(out.Bounds[len(out.Bounds)-1], 1) {
+		out.Bounds = append(out.Bounds, math.Inf(1))
+		out.Counts = append(out.Counts, out.Count)
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket that holds the q-quantile, as
+// "≤ 2.5 ms", or "> 5 s" past the last bound; "–" without observations.
+func (h histogram) quantile(q float64) string {
+	if h.Count == 0 {
+		return "–"
+	}
+	rank := uint64(math.Ceil(q * float64(h.Count)))
+	for i, c := range h.Counts {
+		if c >= max(rank, 1) {
+			return h.bound(i)
+		}
+	}
+	return h.bound(len(h.Counts) - 1)
+}
+
+// slowest is the bucket that holds the slowest observation.
+func (h histogram) slowest() string { return h.quantile(1) }
+
+func (h histogram) bound(i int) string {
+	if math.IsInf(h.Bounds[i], 1) {
+		if i == 0 {
+			return "–"
+		}
+		return "> " + dur(seconds(h.Bounds[i-1]))
+	}
+	return "≤ " + dur(seconds(h.Bounds[i]))
+}
+
+// over is how many observations took longer than s seconds (s one of the
+// bounds; otherwise those over the next bound below it).
+func (h histogram) over(s float64) uint64 {
+	under := uint64(0)
+	for i, b := range h.Bounds {
+		if b <= s {
+			under = h.Counts[i]
+		}
+	}
+	return h.Count - under
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// diskTable writes what the stores of the latency and isolation runs
+// waited on the disk, for the runs whose store times its writes.
+func diskTable(b *strings.Builder, runs []latencyRun) {
+	fmt.Fprint(b, "| run | store | flushes | p50 | p99 | over 10 ms | over 100 ms | slowest | commits | commit p99 | commits over 10 ms | slowest commit |\n")
+	fmt.Fprint(b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range runs {
+		f, c := r.Disk["flush"], r.Disk["commit"]
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Phase, r.Store,
+			num(float64(f.Count)), f.quantile(.5), f.quantile(.99), num(float64(f.over(.01))), num(float64(f.over(.1))), f.slowest(),
+			num(float64(c.Count)), c.quantile(.99), num(float64(c.over(.01))), c.slowest())
+	}
+	fmt.Fprint(b, "\n")
+}
+
+// latencyRun names a latency or isolation run for diskTable.
+type latencyRun struct {
+	Phase string
+	latencyResult
+}
+
+// diskRuns are the runs whose store timed its writes.
+func (r *report) diskRuns() []latencyRun {
+	var out []latencyRun
+	for _, set := range []struct {
+		phase string
+		rows  []latencyResult
+	}{{"latency", r.Latency}, {"isolation", r.Isolation}} {
+		for _, l := range set.rows {
+			if len(l.Disk) > 0 {
+				out = append(out, latencyRun{set.phase, l})
+			}
+		}
+	}
+	return out
+}
