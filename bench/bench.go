@@ -679,6 +679,9 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	}
 	rec := b.recv.reset()
 	b.logf("%-9s %-28s %d events/s for %v", phase, name, b.o.Rate, b.o.LatencyFor)
+	// What the run costs the server, its Redis and the disk, from the
+	// first event sent to the last delivery awaited.
+	cpu0, disk0, started := b.readCPU(ctx, s, st), diskBytes(), time.Now()
 	rr := constantRate(ctx, s.url+hookPath, b.o.Rate, b.o.LatencyFor, b.pay, tag, isSlow)
 	ids := make([]string, len(rr.fast))
 	for i, n := range rr.fast {
@@ -686,6 +689,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	}
 	b.recv.expect(rec, ids)
 	complete := b.await(ctx, s, rec, b.o.Timeout)
+	cost := b.runCost(s, cpu0, b.readCPU(ctx, s, st), disk0, diskBytes(), time.Since(started), rr.Accepted)
 	b.settle(ctx)
 	stats := b.recv.snapshot(rec)
 	hangs := b.recv.hangs.Load()
@@ -729,6 +733,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 		Max:       percentile(lat, 1),
 		AnswerP99: rr.answerP99,
 		Disk:      disk,
+		Cost:      cost,
 	}
 	b.logf("%-9s %-28s p50 %v p99 %v, %d of %d delivered, %d duplicate keys", phase, name,
 		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Delivered, r.Fast, r.DupKeys)

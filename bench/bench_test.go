@@ -202,6 +202,14 @@ func TestSmoke(t *testing.T) {
 				l.Store != "SQLite" && len(l.Disk) != 0 {
 				t.Errorf("%s %s: the store's write times %+v", name, l.Store, l.Disk)
 			}
+			// Every run costs the server CPU; Redis's only on Redis. The
+			// disk is read where the machine has /proc/diskstats.
+			if c := l.Cost; !c.ok || c.Server <= 0 || (c.Redis > 0) != (l.Store != "SQLite") {
+				t.Errorf("%s %s: cost %+v", name, l.Store, c)
+			}
+			if _, ok := diskWritten(); ok && l.Store == "SQLite" && l.Cost.DiskPerEvent <= 0 {
+				t.Errorf("%s %s: %v bytes written to the disk per event, want some: SQLite flushes every accept", name, l.Store, l.Cost.DiskPerEvent)
+			}
 			if name == "isolation" && (l.Slow == 0 || l.Hangs == 0) {
 				t.Errorf("isolation %s: %d events routed to the hanging action, %d attempts reached it", l.Store, l.Slow, l.Hangs)
 			}
@@ -217,7 +225,7 @@ func TestSmoke(t *testing.T) {
 	}
 
 	doc := rep.Document("docs/performance.md")
-	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## Waits on the disk", "## Peak memory",
+	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## What the constant-rate runs cost", "### Waits on the disk", "## Peak memory",
 		"## How to reproduce", "-out docs/performance.md"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,18 +153,110 @@ type latencyRun struct {
 	latencyResult
 }
 
+// constantRuns are the latency and isolation runs, in that order.
+func (r *report) constantRuns() []latencyRun {
+	var out []latencyRun
+	for _, l := range r.Latency {
+		out = append(out, latencyRun{"latency", l})
+	}
+	for _, l := range r.Isolation {
+		out = append(out, latencyRun{"isolation", l})
+	}
+	return out
+}
+
 // diskRuns are the runs whose store timed its writes.
 func (r *report) diskRuns() []latencyRun {
 	var out []latencyRun
-	for _, set := range []struct {
-		phase string
-		rows  []latencyResult
-	}{{"latency", r.Latency}, {"isolation", r.Isolation}} {
-		for _, l := range set.rows {
-			if len(l.Disk) > 0 {
-				out = append(out, latencyRun{set.phase, l})
-			}
+	for _, l := range r.constantRuns() {
+		if len(l.Disk) > 0 {
+			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// costTable writes what each constant-rate run cost.
+func costTable(b *strings.Builder, runs []latencyRun) {
+	fmt.Fprint(b, "| run | store | server CPU | Redis CPU | disk written per event |\n|---|---|---:|---:|---:|\n")
+	for _, r := range runs {
+		c := r.Cost
+		if !c.ok {
+			fmt.Fprintf(b, "| %s | %s | – | – | – |\n", r.Phase, r.Store)
+			continue
+		}
+		redis, disk := "–", "–"
+		if c.Redis > 0 {
+			redis = fmt.Sprintf("%.2f cores", c.Redis)
+		}
+		if c.DiskPerEvent >= 0 {
+			disk = size(int(c.DiskPerEvent))
+		}
+		fmt.Fprintf(b, "| %s | %s | %.2f cores | %s | %s |\n", r.Phase, r.Store, c.Server, redis, disk)
+	}
+	fmt.Fprint(b, "\n")
+}
+
+// diskWritten is how many bytes the machine's disks have written since it
+// started (/proc/diskstats, whole disks only: a partition's writes are its
+// disk's too); ok false where that cannot be read.
+func diskWritten() (n int64, ok bool) {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		// major minor name, then reads (4 fields), then writes completed,
+		// merged, sectors written: the tenth field.
+		if len(f) < 10 {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/sys/block", f[2], "device")); err != nil {
+			continue // a partition, or a device of no disk (loop, ram, dm)
+		}
+		sectors, err := strconv.ParseInt(f[9], 10, 64)
+		if err != nil {
+			continue
+		}
+		n += sectors * 512 // sectors of 512 bytes, whatever the disk's own
+		ok = true
+	}
+	return n, ok
+}
+
+// diskBytes is diskWritten, -1 where it cannot be read.
+func diskBytes() int64 {
+	if n, ok := diskWritten(); ok {
+		return n
+	}
+	return -1
+}
+
+// runCost is what a constant-rate run cost: the server's and its Redis's
+// CPU, in cores (CPU time over the run's length), and the bytes the disks
+// wrote per event accepted (-1 when unreadable).
+type runCost struct {
+	Server, Redis float64 // cores; Redis 0 for SQLite
+	DiskPerEvent  float64
+	ok            bool
+}
+
+func (b *bench) runCost(s *server, before, after cpuReading, disk0, disk1 int64, elapsed time.Duration, accepted int64) runCost {
+	if err := errors.Join(before.err, after.err); err != nil || elapsed <= 0 {
+		b.rep.note("%s: CPU time unreadable: %v", s.label, err)
+		return runCost{}
+	}
+	c := runCost{Server: (after.server - before.server).Seconds() / elapsed.Seconds(), DiskPerEvent: -1, ok: true}
+	if before.redis != nil && after.redis != nil {
+		sum := 0.0
+		for addr, x := range after.redis.CPU {
+			sum += x - before.redis.CPU[addr]
+		}
+		c.Redis = sum / elapsed.Seconds()
+	}
+	if disk0 >= 0 && disk1 >= disk0 && accepted > 0 {
+		c.DiskPerEvent = float64(disk1-disk0) / float64(accepted)
+	}
+	return c
 }

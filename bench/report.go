@@ -80,6 +80,7 @@ type latencyResult struct {
 	Max       time.Duration
 	AnswerP99 time.Duration
 	Disk      diskWaits // what the store waited on the disk (SQLite); empty on Redis
+	Cost      runCost   // what the run cost the server, Redis and the disk
 }
 
 type memResult struct {
@@ -265,8 +266,17 @@ func (r *report) Markdown() string {
 		latencyTable(&b, r.Isolation, r.Latency)
 	}
 
+	if runs := r.constantRuns(); len(runs) > 0 {
+		p("## What the constant-rate runs cost\n\n")
+		p("The CPU time the server and its Redis (summed over the masters) used from the first\n")
+		p("event sent to the last delivery awaited, in cores (CPU seconds a second), and what the\n")
+		p("machine's disks wrote over the same time, per event accepted (`/proc/diskstats`: the\n")
+		p("WAL, the checkpoints into the database file and anything else written meanwhile).\n\n")
+		costTable(&b, runs)
+	}
+
 	if runs := r.diskRuns(); len(runs) > 0 {
-		p("## Waits on the disk\n\n")
+		p("### Waits on the disk\n\n")
 		p("What the embedded store waited on the disk in the runs above, from the server's own\n")
 		p("`hookrelay_store_write_duration_seconds`, read before it stopped: the flushes of the\n")
 		p("write-ahead log, which every write waits for before it is answered, and the writer's\n")
