@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,9 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fail(err)
 	}
+	if err := setPageSize(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
 	// PRAGMA journal_mode=WAL reports the old mode instead of failing when the
 	// file system cannot do WAL (some network file systems); refuse to run
 	// with weaker guarantees than documented.
@@ -227,6 +231,39 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	go s.runSyncer()
 	go s.runWriter()
 	return s, nil
+}
+
+// pageSize is the size of a new file's pages. Every commit writes each
+// page it changed to the WAL whole, and each checkpoint writes it again
+// to the file: at a moderate rate, where a commit holds one or two writes,
+// an accepted and delivered event costs the disk about twenty page writes
+// (docs/intake.md). Pages of 2 KiB instead of SQLite's 4 KiB take a third
+// off the bytes written per event at 1,000 events/s and cost no more CPU;
+// pages of 1 KiB halve them but cost a tenth more CPU at full load.
+const pageSize = 2048
+
+// setPageSize gives a new file pages of pageSize bytes; a file that holds
+// tables already keeps its own. SQLite fixes a file's page size when it
+// first writes it, which the connection's switch to WAL mode (dsn) has
+// done: a new file leaves WAL mode, takes the size with a VACUUM of
+// nothing, and goes back.
+func setPageSize(ctx context.Context, conn *sql.Conn) error {
+	var tables, size int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return err
+	}
+	if tables > 0 || size == pageSize {
+		return nil
+	}
+	for _, q := range []string{"PRAGMA journal_mode = DELETE", "PRAGMA page_size = " + strconv.Itoa(pageSize), "VACUUM", "PRAGMA journal_mode = WAL"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("setting the page size of a new file: %s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // incrementalVacuum runs migrate with the file in auto_vacuum=INCREMENTAL

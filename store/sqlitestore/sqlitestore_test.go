@@ -487,3 +487,72 @@ func TestProbeOverwrites(t *testing.T) {
 		t.Errorf("probe table holds %d rows, last at %d; want 1 row at %d", n, at, want)
 	}
 }
+
+// filePragmas reads the page size and journal mode of the file at path on
+// a connection of its own.
+func filePragmas(t *testing.T, path string) (size int, mode string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow("PRAGMA page_size").Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	return size, mode
+}
+
+// A new file gets pages of pageSize bytes, in WAL mode, and keeps them
+// when opened again; a file made with other pages keeps its own, and its
+// rows.
+func TestPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testEvent("orders", "key-1", 1, base, "crm")
+	if _, err := s.Accept(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	if size, mode := filePragmas(t, path); size != pageSize || mode != "wal" {
+		t.Fatalf("new file: page size %d, journal mode %s; want %d, wal", size, mode, pageSize)
+	}
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Event(t.Context(), a.Event.ID); err != nil {
+		t.Fatalf("the event stored before the file was opened again: %v", err)
+	}
+	mustClose(t, s)
+
+	old := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"PRAGMA page_size = 4096", "CREATE TABLE kept (v TEXT)", "INSERT INTO kept VALUES ('made before')"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err = Open(t.Context(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := s.rdb.QueryRow("SELECT v FROM kept").Scan(&v); err != nil || v != "made before" {
+		t.Fatalf("the file's own row: %q, %v", v, err)
+	}
+	mustClose(t, s)
+	if size, mode := filePragmas(t, old); size != 4096 || mode != "wal" {
+		t.Fatalf("file made with 4 KiB pages: page size %d, journal mode %s; want 4096, wal", size, mode)
+	}
+}
