@@ -508,12 +508,47 @@ func (b *bench) perRequest(s *server, before, after cpuReading, measured int64) 
 	}
 	per := func(d time.Duration) time.Duration { return d / time.Duration(measured) }
 	c := &requestCPU{Sender: per(after.self - before.self), Server: per(after.server - before.server)}
-	if before.redis != nil && after.redis != nil {
-		sum := 0.0
-		for addr, x := range after.redis.CPU {
-			sum += x - before.redis.CPU[addr]
-		}
+	if sum, ok := after.redisSince(before); ok {
 		c.Redis = per(time.Duration(sum * float64(time.Second)))
+	}
+	return c
+}
+
+// redisSince is the CPU time, in seconds, the store's Redis servers used
+// from the reading before to this one, summed over them; ok false for a
+// store without Redis, or when either reading has none.
+func (r cpuReading) redisSince(before cpuReading) (sum float64, ok bool) {
+	if before.redis == nil || r.redis == nil {
+		return 0, false
+	}
+	for addr, x := range r.redis.CPU {
+		sum += x - before.redis.CPU[addr]
+	}
+	return sum, true
+}
+
+// runCost is what a constant-rate run cost: the server's and its Redis's
+// CPU, in cores (CPU time over the run's length), and the bytes the disks
+// wrote per event accepted (-1 when unreadable).
+type runCost struct {
+	Server, Redis float64 // cores; Redis 0 for SQLite
+	DiskPerEvent  float64
+	ok            bool
+}
+
+// runCost is what the run from the readings before to those after cost,
+// over elapsed and accepted events; disk0 and disk1 are diskWritten's.
+func (b *bench) runCost(s *server, before, after cpuReading, disk0, disk1 int64, elapsed time.Duration, accepted int64) runCost {
+	if err := errors.Join(before.err, after.err); err != nil || elapsed <= 0 {
+		b.rep.note("%s: CPU time unreadable: %v", s.label, err)
+		return runCost{}
+	}
+	c := runCost{Server: (after.server - before.server).Seconds() / elapsed.Seconds(), DiskPerEvent: -1, ok: true}
+	if sum, ok := after.redisSince(before); ok {
+		c.Redis = sum / elapsed.Seconds()
+	}
+	if disk0 >= 0 && disk1 >= disk0 && accepted > 0 {
+		c.DiskPerEvent = float64(disk1-disk0) / float64(accepted)
 	}
 	return c
 }
@@ -681,7 +716,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	b.logf("%-9s %-28s %d events/s for %v", phase, name, b.o.Rate, b.o.LatencyFor)
 	// What the run costs the server, its Redis and the disk, from the
 	// first event sent to the last delivery awaited.
-	cpu0, disk0, started := b.readCPU(ctx, s, st), diskBytes(), time.Now()
+	cpu0, disk0, started := b.readCPU(ctx, s, st), diskWritten(), time.Now()
 	rr := constantRate(ctx, s.url+hookPath, b.o.Rate, b.o.LatencyFor, b.pay, tag, isSlow)
 	ids := make([]string, len(rr.fast))
 	for i, n := range rr.fast {
@@ -689,7 +724,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	}
 	b.recv.expect(rec, ids)
 	complete := b.await(ctx, s, rec, b.o.Timeout)
-	cost := b.runCost(s, cpu0, b.readCPU(ctx, s, st), disk0, diskBytes(), time.Since(started), rr.Accepted)
+	cost := b.runCost(s, cpu0, b.readCPU(ctx, s, st), disk0, diskWritten(), time.Since(started), rr.Accepted)
 	b.settle(ctx)
 	stats := b.recv.snapshot(rec)
 	hangs := b.recv.hangs.Load()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -97,9 +96,9 @@ func (h histogram) quantile(q float64) string {
 	if h.Count == 0 {
 		return "–"
 	}
-	rank := uint64(math.Ceil(q * float64(h.Count)))
+	rank := max(uint64(math.Ceil(q*float64(h.Count))), 1)
 	for i, c := range h.Counts {
-		if c >= max(rank, 1) {
+		if c >= rank {
 			return h.bound(i)
 		}
 	}
@@ -199,12 +198,14 @@ func costTable(b *strings.Builder, runs []latencyRun) {
 
 // diskWritten is how many bytes the machine's disks have written since it
 // started (/proc/diskstats, whole disks only: a partition's writes are its
-// disk's too); ok false where that cannot be read.
-func diskWritten() (n int64, ok bool) {
+// disk's too); -1 where that cannot be read.
+func diskWritten() int64 {
 	b, err := os.ReadFile("/proc/diskstats")
 	if err != nil {
-		return 0, false
+		return -1
 	}
+	var n int64
+	ok := false
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		// major minor name, then reads (4 fields), then writes completed,
@@ -222,41 +223,8 @@ func diskWritten() (n int64, ok bool) {
 		n += sectors * 512 // sectors of 512 bytes, whatever the disk's own
 		ok = true
 	}
-	return n, ok
-}
-
-// diskBytes is diskWritten, -1 where it cannot be read.
-func diskBytes() int64 {
-	if n, ok := diskWritten(); ok {
-		return n
+	if !ok {
+		return -1
 	}
-	return -1
-}
-
-// runCost is what a constant-rate run cost: the server's and its Redis's
-// CPU, in cores (CPU time over the run's length), and the bytes the disks
-// wrote per event accepted (-1 when unreadable).
-type runCost struct {
-	Server, Redis float64 // cores; Redis 0 for SQLite
-	DiskPerEvent  float64
-	ok            bool
-}
-
-func (b *bench) runCost(s *server, before, after cpuReading, disk0, disk1 int64, elapsed time.Duration, accepted int64) runCost {
-	if err := errors.Join(before.err, after.err); err != nil || elapsed <= 0 {
-		b.rep.note("%s: CPU time unreadable: %v", s.label, err)
-		return runCost{}
-	}
-	c := runCost{Server: (after.server - before.server).Seconds() / elapsed.Seconds(), DiskPerEvent: -1, ok: true}
-	if before.redis != nil && after.redis != nil {
-		sum := 0.0
-		for addr, x := range after.redis.CPU {
-			sum += x - before.redis.CPU[addr]
-		}
-		c.Redis = sum / elapsed.Seconds()
-	}
-	if disk0 >= 0 && disk1 >= disk0 && accepted > 0 {
-		c.DiskPerEvent = float64(disk1-disk0) / float64(accepted)
-	}
-	return c
+	return n
 }
