@@ -226,7 +226,7 @@ func TestSmoke(t *testing.T) {
 
 	doc := rep.Document("docs/performance.md")
 	for _, want := range []string{"## Machine", "## Intake", "### Where the CPU goes", "## Relay drain", "## Latency", "## Isolation", "## What the constant-rate runs cost", "### Waits on the disk", "## Peak memory",
-		"## How to reproduce", "-out docs/performance.md"} {
+		"## Where intake started", "[intake.md](intake.md)", "## How to reproduce", "-out docs/performance.md"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)
 		}
