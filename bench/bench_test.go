@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // tinyOptions are the smoke tests' options: every phase, with tiny numbers.
@@ -270,6 +273,32 @@ func TestPayloadIsSignedJSONOfTheSize(t *testing.T) {
 	m.Write(body)
 	if got, want := p.header(body).Get("X-Signature"), hex.EncodeToString(m.Sum(nil)); got != want {
 		t.Errorf("X-Signature %s, want %s", got, want)
+	}
+	if again := p.body("x-42", sent, "slow"); !bytes.Equal(again, body) {
+		t.Errorf("the same id gave another body:\n%s\n%s", body, again)
+	}
+	// The store compresses bodies: the benchmark's must compress as real
+	// webhooks do (the store's memory benchmark's payments to 55-60 %),
+	// not as padding would (under 10 %).
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := p.body("x-43", sent, "slow")
+	if bytes.Equal(other[len(`{"id":"x-43"`):], body[len(`{"id":"x-42"`):]) {
+		t.Error("two ids gave the same body but for the id")
+	}
+	for _, b := range [][]byte{body, other} {
+		if r := float64(len(enc.EncodeAll(b, nil))) / float64(len(b)); r < 0.4 || r > 0.8 {
+			t.Errorf("body compresses to %.0f %% of its size, want 40-80 %%:\n%s", 100*r, b)
+		}
+	}
+	for _, size := range []int{200, 300, 700, 4096} {
+		p := payloads{secret: []byte("s3cret"), size: size}
+		b := p.body("x-44", sent, "fast")
+		if len(b) != size || !json.Valid(b) {
+			t.Errorf("size %d: %d bytes, JSON %v: %s", size, len(b), json.Valid(b), b)
+		}
 	}
 }
 
