@@ -94,6 +94,12 @@ type Hook struct {
 	// RateLimit caps the requests the hook takes per period (rate_limit:);
 	// the zero Rate sets no limit.
 	RateLimit store.Rate
+
+	// Body is what the expressions evaluated at intake read of a payload
+	// (its key, its rules' conditions, its response and the order_by of
+	// the actions its rules name): all of the payload the gateway needs
+	// to decode (rules.DecodeBodyShaped).
+	Body *rules.Shape
 }
 
 // BasicAuth is a required user name and password.
@@ -465,7 +471,25 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 	if len(l.errs) > nerr {
 		return nil
 	}
+	hook.Body = intakeShape(hook, acts)
 	return hook
+}
+
+// intakeShape is what the expressions evaluated when a payload for h
+// arrives read of it.
+func intakeShape(h *Hook, acts map[string]*actions.Action) *rules.Shape {
+	shapes := []*rules.Shape{h.Key.BodyShape(), h.Rules.BodyShape()}
+	if h.Response != nil {
+		shapes = append(shapes, h.Response.When.BodyShape(), h.Response.Body.BodyShape())
+	}
+	for _, r := range h.Rules.Rules {
+		for _, a := range r.Actions {
+			if act := acts[a]; act != nil {
+				shapes = append(shapes, act.OrderBy.BodyShape())
+			}
+		}
+	}
+	return rules.Union(shapes...)
 }
 
 func (l *loader) verifier(file, hook string, v *rawVerify) verify.Verifier {

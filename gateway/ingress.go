@@ -77,8 +77,9 @@ func (g *Gateway) catch(c *gin.Context) {
 	}
 	headers := lowerHeaders(c.Request.Header)
 	// The stored content-type header is what the relay decodes the stored
-	// body by, so it is what decides here too.
-	body, err := rules.DecodeBodyWithin(raw, headers["content-type"], maxDepth, cfg.Evaluation.MaxValues())
+	// body by, so it is what decides here too. The whole payload is
+	// checked; only what the hook's expressions read of it is built.
+	body, err := rules.DecodeBodyShaped(raw, headers["content-type"], maxDepth, cfg.Evaluation.MaxValues(), hook.Body)
 	if errors.Is(err, rules.ErrTooManyValues) {
 		writeError(c, g.log, fail(http.StatusRequestEntityTooLarge, err.Error(), nil))
 		return

@@ -41,6 +41,16 @@ var ErrTooManyValues = errors.New("payload too complex")
 // small body of many small values decodes to a tree tens of times its size.
 // maxValues <= 0 means Limits.MaxValues of DefaultLimits.
 func DecodeBodyWithin(raw []byte, contentType string, maxDepth, maxValues int) (any, error) {
+	return DecodeBodyShaped(raw, contentType, maxDepth, maxValues, WholeBody())
+}
+
+// DecodeBodyShaped is DecodeBodyWithin building only the part of a JSON
+// payload that shape names (see Shape): what the expressions that will
+// read it can reach. Everything else is checked as DecodeBodyWithin checks
+// it — the same payloads are refused, with the same errors — but not kept,
+// so an object holds only the members shape names, and a nil shape gives
+// nil. A form is decoded whole.
+func DecodeBodyShaped(raw []byte, contentType string, maxDepth, maxValues int, shape *Shape) (any, error) {
 	if maxValues <= 0 {
 		maxValues = DefaultLimits.MaxValues()
 	}
@@ -58,7 +68,7 @@ func DecodeBodyWithin(raw []byte, contentType string, maxDepth, maxValues int) (
 	}
 	p := &jsonParser{data: raw, maxDepth: maxDepth, maxValues: maxValues}
 	p.skipSpace()
-	v, err := p.value(0)
+	v, err := p.value(0, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +148,19 @@ func validUTF8(s string) string {
 // through (a key repeated in one object, unbounded nesting) and keeps
 // integers exact. It leaves the decoding of strings with escapes or invalid
 // UTF-8 to encoding/json, so that every string reads exactly as it would there.
+//
+// Each value is parsed with the Shape wanted of it: the whole value, some
+// members of an object, or nothing (nil), in which case it is checked the
+// same way and not built.
 type jsonParser struct {
 	data      []byte
 	pos       int
 	maxDepth  int
 	values    int
 	maxValues int
+	// keys holds the keys of the objects being checked without being
+	// built, innermost last, for finding a key given twice.
+	keys [][]byte
 }
 
 func (p *jsonParser) skipSpace() {
@@ -164,8 +181,9 @@ func (p *jsonParser) unexpected() error {
 	return fmt.Errorf("invalid JSON: invalid character %q at byte %d", p.data[p.pos], p.pos)
 }
 
-// value parses one value whose containers are depth levels deep.
-func (p *jsonParser) value(depth int) (any, error) {
+// value parses one value whose containers are depth levels deep, building
+// what want names of it.
+func (p *jsonParser) value(depth int, want *Shape) (any, error) {
 	if p.pos >= len(p.data) {
 		return nil, p.unexpected()
 	}
@@ -178,13 +196,22 @@ func (p *jsonParser) value(depth int) (any, error) {
 			return nil, fmt.Errorf("invalid JSON: nested deeper than %d levels (at byte %d)", p.maxDepth, p.pos)
 		}
 		p.pos++
-		if c == '{' {
-			return p.object(depth + 1)
+		if c == '[' {
+			return p.array(depth+1, want)
 		}
-		return p.array(depth + 1)
+		if want == nil || !want.whole {
+			return p.members(depth+1, want)
+		}
+		return p.object(depth + 1)
 	case c == '"':
+		if want == nil {
+			return nil, p.skipString()
+		}
 		return p.string()
 	case c == '-' || (c >= '0' && c <= '9'):
+		if want == nil {
+			return nil, p.skipNumber()
+		}
 		return p.number()
 	case c == 't':
 		return true, p.literal("true")
@@ -207,6 +234,7 @@ func (p *jsonParser) literal(word string) error {
 	return nil
 }
 
+// object parses an object whole.
 func (p *jsonParser) object(depth int) (any, error) {
 	m := map[string]any{}
 	p.skipSpace()
@@ -224,7 +252,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		if _, dup := m[key]; dup {
-			return nil, fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, at)
+			return nil, duplicateKey(key, at)
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -232,7 +260,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.pos++
 		p.skipSpace()
-		v, err := p.value(depth)
+		v, err := p.value(depth, wholeShape)
 		if err != nil {
 			return nil, err
 		}
@@ -254,19 +282,131 @@ func (p *jsonParser) object(depth int) (any, error) {
 	}
 }
 
-func (p *jsonParser) array(depth int) (any, error) {
-	list := []any{}
+func duplicateKey(key string, at int) error {
+	return fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, at)
+}
+
+// manyKeys is the number of keys from which an object's keys are checked
+// against each other through a map instead of one by one.
+const manyKeys = 32
+
+// members parses an object building only the members want names (none
+// when want is nil, and then no map either), each with the shape wanted
+// of it. Every key is still checked against the others of its object.
+func (p *jsonParser) members(depth int, want *Shape) (any, error) {
+	var m map[string]any
+	if want != nil {
+		m = map[string]any{}
+	}
+	if p.keys == nil {
+		p.keys = make([][]byte, 0, manyKeys)
+	}
+	base := len(p.keys)
+	defer func() { p.keys = p.keys[:base] }()
+	var seen map[string]struct{} // for an object of many keys
 	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return list, nil
+		if want == nil {
+			return nil, nil
+		}
+		return m, nil
 	}
 	for {
-		v, err := p.value(depth)
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.unexpected()
+		}
+		at := p.pos
+		key, plain, err := p.scanString()
 		if err != nil {
 			return nil, err
 		}
-		list = append(list, v)
+		if !plain {
+			s, err := p.unquote(at)
+			if err != nil {
+				return nil, err
+			}
+			key = []byte(s)
+		}
+		if seen == nil && len(p.keys)-base == manyKeys {
+			seen = make(map[string]struct{}, 2*manyKeys)
+			for _, k := range p.keys[base:] {
+				seen[string(k)] = struct{}{}
+			}
+		}
+		if seen != nil {
+			if _, dup := seen[string(key)]; dup {
+				return nil, duplicateKey(string(key), at)
+			}
+			seen[string(key)] = struct{}{}
+		} else {
+			for _, k := range p.keys[base:] {
+				if bytes.Equal(k, key) {
+					return nil, duplicateKey(string(key), at)
+				}
+			}
+			p.keys = append(p.keys, key)
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.unexpected()
+		}
+		p.pos++
+		p.skipSpace()
+		var child *Shape
+		if want != nil {
+			child = want.keys[string(key)]
+		}
+		v, err := p.value(depth, child)
+		if err != nil {
+			return nil, err
+		}
+		if child != nil {
+			m[string(key)] = v
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.unexpected()
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case '}':
+			p.pos++
+			if want == nil {
+				return nil, nil
+			}
+			return m, nil
+		default:
+			return nil, p.unexpected()
+		}
+	}
+}
+
+// array parses a list: whole when any of it is wanted (an expression that
+// reads into a list reads it by position), checked only when want is nil.
+func (p *jsonParser) array(depth int, want *Shape) (any, error) {
+	var list []any
+	if want != nil {
+		list, want = []any{}, wholeShape
+	}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		if want == nil {
+			return nil, nil
+		}
+		return list, nil
+	}
+	for {
+		v, err := p.value(depth, want)
+		if err != nil {
+			return nil, err
+		}
+		if want != nil {
+			list = append(list, v)
+		}
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.unexpected()
@@ -277,6 +417,9 @@ func (p *jsonParser) array(depth int) (any, error) {
 			p.skipSpace()
 		case ']':
 			p.pos++
+			if want == nil {
+				return nil, nil
+			}
 			return list, nil
 		default:
 			return nil, p.unexpected()
@@ -287,34 +430,84 @@ func (p *jsonParser) array(depth int) (any, error) {
 // string parses the string starting at the opening quote at p.pos.
 func (p *jsonParser) string() (string, error) {
 	start := p.pos
-	plain := true
+	raw, plain, err := p.scanString()
+	if err != nil {
+		return "", err
+	}
+	if plain {
+		return string(raw), nil
+	}
+	return p.unquote(start)
+}
+
+// skipString checks the string starting at the opening quote at p.pos.
+func (p *jsonParser) skipString() error {
+	start := p.pos
+	_, plain, err := p.scanString()
+	if err == nil && !plain {
+		_, err = p.unquote(start)
+	}
+	return err
+}
+
+// scanString moves past the string starting at the opening quote at
+// p.pos and returns what is between its quotes. plain reports that this
+// is the string's value: no escapes, and valid UTF-8.
+func (p *jsonParser) scanString() (raw []byte, plain bool, err error) {
+	start := p.pos
+	plain = true
 	for i := start + 1; i < len(p.data); i++ {
 		switch c := p.data[i]; {
 		case c == '"':
 			p.pos = i + 1
-			raw := p.data[start+1 : i]
-			if plain && utf8.Valid(raw) {
-				return string(raw), nil
-			}
-			var s string
-			if err := json.Unmarshal(p.data[start:i+1], &s); err != nil {
-				return "", fmt.Errorf("invalid JSON: bad string at byte %d: %w", start, err)
-			}
-			return s, nil
+			raw = p.data[start+1 : i]
+			return raw, plain && utf8.Valid(raw), nil
 		case c == '\\':
 			plain = false
 			i++ // the escaped byte cannot end the string
 		case c < 0x20:
-			return "", fmt.Errorf("invalid JSON: control character in a string at byte %d", i)
+			return nil, false, fmt.Errorf("invalid JSON: control character in a string at byte %d", i)
 		}
 	}
 	p.pos = len(p.data)
-	return "", p.unexpected()
+	return nil, false, p.unexpected()
+}
+
+// unquote is the value of the string from start to p.pos, as
+// encoding/json reads it.
+func (p *jsonParser) unquote(start int) (string, error) {
+	var s string
+	if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
+		return "", fmt.Errorf("invalid JSON: bad string at byte %d: %w", start, err)
+	}
+	return s, nil
 }
 
 // number parses a number, following the JSON grammar exactly.
 func (p *jsonParser) number() (any, error) {
 	start := p.pos
+	if err := p.scanNumber(); err != nil {
+		return nil, err
+	}
+	return number(string(p.data[start:p.pos]))
+}
+
+// skipNumber checks a number as number does.
+func (p *jsonParser) skipNumber() error {
+	start := p.pos
+	if err := p.scanNumber(); err != nil {
+		return err
+	}
+	s := p.data[start:p.pos]
+	if len(s) <= 18 && !bytes.ContainsAny(s, ".eE") {
+		return nil // an integer that fits in 64 bits
+	}
+	_, err := number(string(s))
+	return err
+}
+
+// scanNumber moves past a number, following the JSON grammar exactly.
+func (p *jsonParser) scanNumber() error {
 	digits := func() int {
 		n := 0
 		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
@@ -329,12 +522,12 @@ func (p *jsonParser) number() (any, error) {
 	if p.pos < len(p.data) && p.data[p.pos] == '0' {
 		p.pos++
 	} else if digits() == 0 {
-		return nil, p.unexpected()
+		return p.unexpected()
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if digits() == 0 {
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -343,10 +536,10 @@ func (p *jsonParser) number() (any, error) {
 			p.pos++
 		}
 		if digits() == 0 {
-			return nil, p.unexpected()
+			return p.unexpected()
 		}
 	}
-	return number(string(p.data[start:p.pos]))
+	return nil
 }
 
 // number keeps integers exact: 64-bit ids such as 1234567890123456789 do

@@ -33,6 +33,7 @@ type Program struct {
 	// fields are those a condition reads, for its trace; none for other
 	// programs.
 	fields []field
+	body   *Shape // what it reads of the payload
 }
 
 // CompileCondition compiles a rule condition. Its result must be a boolean:
@@ -63,7 +64,7 @@ func compile(src string, opts ...expr.Option) (*Program, error) {
 	if err != nil {
 		return nil, exprError(err)
 	}
-	return &Program{src: src, prog: prog}, nil
+	return &Program{src: src, prog: prog, body: bodyShape(prog.Node())}, nil
 }
 
 // exprError turns an expr compile error into an *ExprError.
