@@ -147,6 +147,7 @@ type Action struct {
 	oauth2       *clientcredentials.Config
 	sign         *signer  // nil: requests are not signed
 	forward      []string // inbound headers passed on, canonical
+	shape        *rules.Shape
 }
 
 type namedTemplate struct {
@@ -323,7 +324,22 @@ func Compile(name string, s Spec) (*Action, error) {
 			a.Retry[i] = d
 		}
 	}
+	a.shape = a.readShape()
 	return a, nil
+}
+
+// BodyShape is what rendering the action reads of an event's payload
+// (rules.DecodeBodyShaped); nil when it reads none of it.
+func (a *Action) BodyShape() *rules.Shape { return a.shape }
+
+func (a *Action) readShape() *rules.Shape {
+	shapes := []*rules.Shape{a.path.BodyShape(), a.query.BodyShape(), a.bearer.BodyShape(), a.body.bodyShape()}
+	for _, ts := range [][]namedTemplate{a.headers, a.params} {
+		for _, t := range ts {
+			shapes = append(shapes, t.tpl.BodyShape())
+		}
+	}
+	return rules.Union(shapes...)
 }
 
 // compileURL checks that the scheme and host are written out, then compiles

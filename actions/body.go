@@ -59,6 +59,21 @@ func compileBody(path string, v any) (*bodyValue, error) {
 	return n, nil
 }
 
+// bodyShape is what rendering n reads of the payload.
+func (n *bodyValue) bodyShape() *rules.Shape {
+	if n == nil {
+		return nil
+	}
+	shapes := []*rules.Shape{n.tpl.BodyShape()}
+	for _, c := range n.obj {
+		shapes = append(shapes, c.bodyShape())
+	}
+	for _, c := range n.list {
+		shapes = append(shapes, c.bodyShape())
+	}
+	return rules.Union(shapes...)
+}
+
 // render builds the value to marshal; errors name the leaf that failed.
 func (n *bodyValue) render(env rules.Env) (any, error) {
 	switch {

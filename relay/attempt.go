@@ -158,11 +158,11 @@ func unreadable(err error) error {
 // could not read (unreadable): its result is ResultUnreadable.
 var errUnreadable = errors.New("the stored event cannot be read by this process, nothing was sent")
 
-// decode parses the stored payload for an action that reads it; a plain
-// forward of the raw body skips the work.
+// decode parses the stored payload for an action that reads it, as far as
+// its templates read it; a plain forward of the raw body skips the work.
 func (r *Relay) decode(act *actions.Action, ev store.Event, limits rules.Limits) (any, error) {
 	if !act.Interpolates() {
 		return nil, nil
 	}
-	return rules.DecodeBodyWithin(ev.Body, ev.Headers["content-type"], r.o.MaxDepth, limits.MaxValues())
+	return rules.DecodeBodyShaped(ev.Body, ev.Headers["content-type"], r.o.MaxDepth, limits.MaxValues(), act.BodyShape())
 }

@@ -178,3 +178,16 @@ func (s *Set) BodyShape() *Shape {
 	}
 	return u
 }
+
+// BodyShape is what t's interpolations read of the payload (nil for a
+// nil t).
+func (t *Template) BodyShape() *Shape {
+	if t == nil {
+		return nil
+	}
+	var u *Shape
+	for _, pt := range t.parts {
+		u = u.union(pt.prog.BodyShape())
+	}
+	return u
+}
