@@ -164,7 +164,8 @@ func (r *report) Markdown() string {
 	if len(r.Intake) > 0 {
 		p("## Intake\n\n")
 		p("Requests per second answered as expected (202 by hookrelay, 200 by the baseline) with\n")
-		p("%d connections in a closed loop, each request a %s JSON webhook with a unique id,\n", o.Conns, size(o.BodySize))
+		p("%d connections in a closed loop, each request a %s JSON webhook with a unique id\n", o.Conns, size(o.BodySize))
+		p("(a payment provider's event, its ids, amounts and names different in each),\n")
 		rounds := fmt.Sprintf("the median of %d rounds of %v", o.Rounds, o.Duration)
 		if o.Rounds == 1 {
 			rounds = fmt.Sprintf("one round of %v", o.Duration)
