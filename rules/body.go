@@ -197,12 +197,17 @@ func (p *jsonParser) value(depth int, want *Shape) (any, error) {
 		}
 		p.pos++
 		if c == '[' {
-			return p.array(depth+1, want)
+			list, err := p.array(depth+1, want)
+			if want == nil || err != nil {
+				return nil, err
+			}
+			return list, nil
 		}
-		if want == nil || !want.whole {
-			return p.members(depth+1, want)
+		m, err := p.object(depth+1, want)
+		if want == nil || err != nil {
+			return nil, err
 		}
-		return p.object(depth + 1)
+		return m, nil
 	case c == '"':
 		if want == nil {
 			return nil, p.skipString()
@@ -234,82 +239,25 @@ func (p *jsonParser) literal(word string) error {
 	return nil
 }
 
-// object parses an object whole.
-func (p *jsonParser) object(depth int) (any, error) {
-	m := map[string]any{}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return m, nil
-	}
-	for {
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.unexpected()
-		}
-		at := p.pos
-		key, err := p.string()
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := m[key]; dup {
-			return nil, duplicateKey(key, at)
-		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.unexpected()
-		}
-		p.pos++
-		p.skipSpace()
-		v, err := p.value(depth, wholeShape)
-		if err != nil {
-			return nil, err
-		}
-		m[key] = v
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.unexpected()
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case '}':
-			p.pos++
-			return m, nil
-		default:
-			return nil, p.unexpected()
-		}
-	}
-}
-
-func duplicateKey(key string, at int) error {
-	return fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, at)
-}
-
-// manyKeys is the number of keys from which an object's keys are checked
-// against each other through a map instead of one by one.
-const manyKeys = 32
-
-// members parses an object building only the members want names (none
-// when want is nil, and then no map either), each with the shape wanted
-// of it. Every key is still checked against the others of its object.
-func (p *jsonParser) members(depth int, want *Shape) (any, error) {
+// object parses an object, building the members want names, each with
+// the shape wanted of it: every member when want is whole, none (and no
+// map) when want is nil. Every key is checked against the others of its
+// object all the same.
+func (p *jsonParser) object(depth int, want *Shape) (map[string]any, error) {
 	var m map[string]any
 	if want != nil {
 		m = map[string]any{}
 	}
-	if p.keys == nil {
-		p.keys = make([][]byte, 0, manyKeys)
+	whole := want != nil && want.whole
+	keys := objectKeys{p: p}
+	if !whole {
+		// The map does not hold every key: they are kept aside.
+		keys.start()
+		defer keys.end()
 	}
-	base := len(p.keys)
-	defer func() { p.keys = p.keys[:base] }()
-	var seen map[string]struct{} // for an object of many keys
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		if want == nil {
-			return nil, nil
-		}
 		return m, nil
 	}
 	for {
@@ -328,24 +276,14 @@ func (p *jsonParser) members(depth int, want *Shape) (any, error) {
 			}
 			key = []byte(s)
 		}
-		if seen == nil && len(p.keys)-base == manyKeys {
-			seen = make(map[string]struct{}, 2*manyKeys)
-			for _, k := range p.keys[base:] {
-				seen[string(k)] = struct{}{}
-			}
-		}
-		if seen != nil {
-			if _, dup := seen[string(key)]; dup {
-				return nil, duplicateKey(string(key), at)
-			}
-			seen[string(key)] = struct{}{}
+		repeated := false
+		if whole {
+			_, repeated = m[string(key)]
 		} else {
-			for _, k := range p.keys[base:] {
-				if bytes.Equal(k, key) {
-					return nil, duplicateKey(string(key), at)
-				}
-			}
-			p.keys = append(p.keys, key)
+			repeated = keys.add(key)
+		}
+		if repeated {
+			return nil, duplicateKey(string(key), at)
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -353,8 +291,8 @@ func (p *jsonParser) members(depth int, want *Shape) (any, error) {
 		}
 		p.pos++
 		p.skipSpace()
-		var child *Shape
-		if want != nil {
+		child := want
+		if !whole && want != nil {
 			child = want.keys[string(key)]
 		}
 		v, err := p.value(depth, child)
@@ -364,29 +302,85 @@ func (p *jsonParser) members(depth int, want *Shape) (any, error) {
 		if child != nil {
 			m[string(key)] = v
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.unexpected()
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case '}':
-			p.pos++
-			if want == nil {
-				return nil, nil
-			}
-			return m, nil
-		default:
-			return nil, p.unexpected()
+		if end, err := p.next('}'); end || err != nil {
+			return m, err
 		}
 	}
 }
 
+// next moves past what follows a member or an element: a comma and the
+// blanks after it, or the closing byte, which ends the container (end).
+func (p *jsonParser) next(closing byte) (end bool, err error) {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return false, p.unexpected()
+	}
+	switch p.data[p.pos] {
+	case ',':
+		p.pos++
+		p.skipSpace()
+		return false, nil
+	case closing:
+		p.pos++
+		return true, nil
+	}
+	return false, p.unexpected()
+}
+
+func duplicateKey(key string, at int) error {
+	return fmt.Errorf("invalid JSON: duplicate key %q in an object (at byte %d)", key, at)
+}
+
+// manyKeys is the number of keys from which an object's keys are checked
+// against each other through a map instead of one by one.
+const manyKeys = 32
+
+// objectKeys are the keys of one object parsed without a map of all its
+// members: in p.keys, innermost object last, then, from manyKeys keys on,
+// in a map of their own.
+type objectKeys struct {
+	p    *jsonParser
+	base int
+	seen map[string]struct{}
+}
+
+func (k *objectKeys) start() {
+	if k.p.keys == nil {
+		k.p.keys = make([][]byte, 0, manyKeys)
+	}
+	k.base = len(k.p.keys)
+}
+
+func (k *objectKeys) end() { k.p.keys = k.p.keys[:k.base] }
+
+// add records key and reports whether the object had it already.
+func (k *objectKeys) add(key []byte) bool {
+	mine := k.p.keys[k.base:]
+	if k.seen == nil && len(mine) == manyKeys {
+		k.seen = make(map[string]struct{}, 2*manyKeys)
+		for _, x := range mine {
+			k.seen[string(x)] = struct{}{}
+		}
+	}
+	if k.seen != nil {
+		if _, ok := k.seen[string(key)]; ok {
+			return true
+		}
+		k.seen[string(key)] = struct{}{}
+		return false
+	}
+	for _, x := range mine {
+		if bytes.Equal(x, key) {
+			return true
+		}
+	}
+	k.p.keys = append(k.p.keys, key)
+	return false
+}
+
 // array parses a list: whole when any of it is wanted (an expression that
 // reads into a list reads it by position), checked only when want is nil.
-func (p *jsonParser) array(depth int, want *Shape) (any, error) {
+func (p *jsonParser) array(depth int, want *Shape) ([]any, error) {
 	var list []any
 	if want != nil {
 		list, want = []any{}, wholeShape
@@ -394,9 +388,6 @@ func (p *jsonParser) array(depth int, want *Shape) (any, error) {
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		if want == nil {
-			return nil, nil
-		}
 		return list, nil
 	}
 	for {
@@ -407,22 +398,8 @@ func (p *jsonParser) array(depth int, want *Shape) (any, error) {
 		if want != nil {
 			list = append(list, v)
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.unexpected()
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			p.skipSpace()
-		case ']':
-			p.pos++
-			if want == nil {
-				return nil, nil
-			}
-			return list, nil
-		default:
-			return nil, p.unexpected()
+		if end, err := p.next(']'); end || err != nil {
+			return list, err
 		}
 	}
 }
