@@ -58,8 +58,8 @@ func parseJSON[T any](s string, v *T) error {
 // The status letter is a (accepted) or i (ignored); meta is the JSON of
 // eventMeta, or that JSON sealed (package seal) when the store has keys;
 // the body is kept as it came, or compressed with zstd when the length is
-// followed by z (compress.go), sealed when it is followed by s, and
-// compressed then sealed when by x. Meta and body are sealed each on its
+// followed by z or with S2 when by c (compress.go), sealed when it is
+// followed by s, and compressed then sealed when by x (zstd) or y (S2). Meta and body are sealed each on its
 // own, bound to the event's id, and name the key that sealed them; the
 // head and records stay in clear for the scripts. Records, each "\n" followed by a
 // tag and a value, are what later changes add at the end: "D<delivery id>"
@@ -107,10 +107,10 @@ func checkName(what, name string) error {
 }
 
 // encodeEvent is the stored string of e, with its rules and then the
-// deliveries named by dlvs as records, its body compressed if compress
-// and worth it.
+// deliveries named by dlvs as records, its body compressed with c when
+// that is worth it.
 // With keys, meta and body are sealed with their current key.
-func encodeEvent(e store.Event, compress bool, keys *seal.Keys, dlvs ...string) (string, error) {
+func encodeEvent(e store.Event, c codec, keys *seal.Keys, dlvs ...string) (string, error) {
 	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
 		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
 	}
@@ -121,14 +121,8 @@ func encodeEvent(e store.Event, compress bool, keys *seal.Keys, dlvs ...string) 
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	body, packed := e.Body, false
-	if compress {
-		body, packed = compressBody(e.Body)
-	}
-	flag := ""
-	if packed {
-		flag = "z"
-	}
+	body, flag := compressBody(e.Body, c)
+	packed := flag
 	if keys != nil {
 		meta, body, flag = sealEvent(keys, e.ID, meta, body, packed)
 	}
@@ -242,7 +236,7 @@ type eventParts struct {
 	received   int64
 	hook       string
 	meta, body string
-	flag       string // what follows the body length: "", "z", "s" or "x"
+	flag       string // what follows the body length: "", "z", "c", "s", "x" or "y"
 	records    int    // where the records start in the string
 }
 
@@ -262,7 +256,7 @@ func splitEvent(id, v string) (eventParts, error) {
 		return bad("short head")
 	}
 	bodyField := parts[2]
-	if n := len(bodyField); n > 0 && strings.IndexByte("zsx", bodyField[n-1]) >= 0 {
+	if n := len(bodyField); n > 0 && strings.IndexByte("zcsxy", bodyField[n-1]) >= 0 {
 		bodyField, p.flag = bodyField[:n-1], bodyField[n-1:]
 	}
 	recv, err1 := strconv.ParseInt(parts[0], 10, 64)

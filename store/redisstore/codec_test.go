@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/storetest"
 )
 
 // FuzzEncodeMeta: what encodeMeta writes is JSON that reads back as the
@@ -131,13 +132,24 @@ func BenchmarkDecodeMeta(b *testing.B) {
 	})
 }
 
-// TestBodiesCompressed: a body that compresses well is stored compressed
-// and read back byte for byte, through Event and Lease; a small or
-// incompressible one is stored as it is; a damaged compressed body is an
-// error, not a wrong body.
+// TestBodiesCompressed: with each codec, a body that compresses well is
+// stored compressed and read back byte for byte, through Event and Lease; a
+// small or incompressible one is stored as it is; a compressed body whose
+// structure is damaged is an error, not a wrong body.
 func TestBodiesCompressed(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		codec codec
+		flag  string
+	}{{"zstd", codecZstd, "z"}, {"s2", codecS2, "c"}} {
+		t.Run(c.name, func(t *testing.T) { testBodiesCompressed(t, c.codec, c.flag) })
+	}
+}
+
+func testBodiesCompressed(t *testing.T, c codec, flag string) {
 	ctx := t.Context()
 	s := New(redistest.Client(t), redistest.Prefix(t))
+	s.codec = c
 	defer s.Close()
 	random := make([]byte, 2048)
 	if _, err := rand.Read(random); err != nil {
@@ -163,7 +175,7 @@ func TestBodiesCompressed(t *testing.T) {
 			t.Fatal(err)
 		}
 		head, _, _ := strings.Cut(raw, "\n")
-		if packed := strings.Contains(head, "z|"); packed != tt.packed {
+		if packed := strings.Contains(head, flag+"|"); packed != tt.packed {
 			t.Errorf("%s: head %q: compressed = %v, want %v", name, head, packed, tt.packed)
 		}
 		if tt.packed && len(raw) > len(tt.body)/2 {
@@ -184,10 +196,15 @@ func TestBodiesCompressed(t *testing.T) {
 			t.Errorf("%s: leased event's body differs from the one accepted", name)
 		}
 		if tt.packed {
-			// Damage the compressed body: reads fail rather than show a wrong one.
+			// Damage the compressed body's frame (zstd) or its length
+			// (S2): reads fail rather than show a wrong one.
 			i := strings.Index(raw, "\n") + 1
 			i += strings.Index(raw[i:], "\n") + 1
-			damaged := raw[:i+4] + "\x00\x01\x02\x03" + raw[i+8:]
+			at := i + 4
+			if c == codecS2 {
+				at = i
+			}
+			damaged := raw[:at] + "\xff\xff\xff\x0f" + raw[at+4:]
 			if err := s.c.Set(ctx, s.k.event(e.ID), damaged, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -195,6 +212,37 @@ func TestBodiesCompressed(t *testing.T) {
 				t.Errorf("%s: Event of a damaged compressed body: no error", name)
 			}
 		}
+	}
+}
+
+// A body compressed with S2 and sealed is flagged y, opens whole, and
+// keeps its compression when sealed anew.
+func TestSealedS2(t *testing.T) {
+	keys := storetest.SealKeys(t)
+	body := []byte(`{"items":[` + strings.Repeat(`{"sku":"RIESLING-2019","qty":6},`, 40) + `{}]}`)
+	e := store.Event{ID: "evt_1", Hook: "orders", Status: store.EventIgnored, ReceivedAt: base, Body: body}
+	v, err := encodeEvent(e, codecS2, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := splitEvent(e.ID, v)
+	if err != nil || p.flag != "y" || strings.Contains(v, "RIESLING") {
+		t.Fatalf("stored %q: flag %q, %v", v, p.flag, err)
+	}
+	got, _, err := decodeEvent(keys, e.ID, v, true)
+	if err != nil || !bytes.Equal(got.Body, body) {
+		t.Fatalf("read back %q, %v", got.Body, err)
+	}
+	again, err := resealed(keys, e.ID, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := splitEvent(e.ID, "i"+again)
+	if err != nil || q.flag != "y" {
+		t.Fatalf("sealed anew: flag %q, %v", q.flag, err)
+	}
+	if b, err := openBody(keys, e.ID, q.body, q.flag); err != nil || !bytes.Equal(b, body) {
+		t.Errorf("sealed anew, read back %q, %v", b, err)
 	}
 }
 
@@ -206,7 +254,7 @@ func TestEventTraceInMeta(t *testing.T) {
 	for name, header := range map[string]string{"valid": "text/plain", "not utf-8": "caf\xe9"} {
 		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventIgnored, ReceivedAt: time.UnixMilli(1700000000000),
 			Headers: map[string]string{"x-h": header}, Body: []byte(`{"a":1}`), Trace: tr}
-		v, err := encodeEvent(e, false, nil)
+		v, err := encodeEvent(e, codecNone, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,8 +60,8 @@ type Store struct {
 	// (pageScript); tests lower it.
 	scanBudget int
 
-	// plainBodies stores event bodies as they came, not compressed.
-	plainBodies bool
+	// codec compresses the event bodies written (compress.go).
+	codec codec
 	// keys seal the events written and open those read; nil: written in
 	// clear (seal.go).
 	keys *seal.Keys
@@ -75,8 +75,9 @@ var (
 // Open connects to the Redis that rawURL names and pings it: one server,
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
-// rediss+cluster://…, whose seeds are the host and every addr. compress=off
-// stores event bodies as they came (compress.go). partitions=N names the
+// rediss+cluster://…, whose seeds are the host and every addr. compress=s2
+// compresses event bodies with S2 instead of zstd, compress=off stores them
+// as they came (compress.go). partitions=N names the
 // number of partitions of a new store (partition.go). Other query
 // parameters are go-redis client options (redis.ParseURL,
 // redis.ParseClusterURL).
@@ -96,14 +97,16 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
 	}
-	compress := true
+	compress := codecZstd
 	if q.Has("compress") {
 		switch v := q.Get("compress"); v {
 		case "zstd", "on":
+		case "s2":
+			compress = codecS2
 		case "off":
-			compress = false
+			compress = codecNone
 		default:
-			return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default) or off", v)
+			return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default), s2 or off", v)
 		}
 		q.Del("compress")
 		u.RawQuery = q.Encode()
@@ -122,7 +125,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	}
 	s := New(c, prefix, opts...)
 	s.owned = true
-	s.plainBodies = !compress
+	s.codec = compress
 	if err := s.firstPing(ctx, u.Scheme); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
@@ -297,7 +300,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 			return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 		}
 	}
-	value, err := encodeEvent(e, !s.plainBodies, s.keys, ids...)
+	value, err := encodeEvent(e, s.codec, s.keys, ids...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}

@@ -72,6 +72,25 @@ func BenchmarkMemory(b *testing.B) {
 	storetest.BenchMemory(b, openBench, func(b *testing.B) int64 { return redistest.Memory(b) })
 }
 
+// BenchmarkMemoryCodecs is BenchmarkMemory on stores that compress bodies
+// with S2 (compress=s2) and not at all (compress=off), e.g.
+//
+//	go test -run '^$' -bench MemoryCodecs -benchtime 20000x ./store/redisstore/
+func BenchmarkMemoryCodecs(b *testing.B) {
+	for _, c := range []string{"s2", "off"} {
+		b.Run(c, func(b *testing.B) {
+			storetest.BenchMemory(b, func(b *testing.B) store.Store {
+				s, err := redisstore.Open(b.Context(), redistest.WithPrefix(redistest.URL(b), redistest.Prefix(b))+"&compress="+c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = s.Close() })
+				return s
+			}, func(b *testing.B) int64 { return redistest.Memory(b) })
+		})
+	}
+}
+
 // BenchmarkDrain reports, besides the rate, what each delivery's Lease
 // and Finish cost Redis (serverCounters).
 func BenchmarkDrain(b *testing.B) {
@@ -136,15 +155,16 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-// TestOpenCompressOff: compress=off stores a body that would compress as
-// it came.
-func TestOpenCompressOff(t *testing.T) {
+// TestOpenCompress: compress= picks how a body that compresses is stored
+// (zstd by default, S2, or as it came with off), and each reads back whole.
+func TestOpenCompress(t *testing.T) {
 	url, prefix := storeURL(t)
 	body := []byte(`{"items":"` + strings.Repeat("riesling ", 200) + `"}`)
 	for _, tt := range []struct {
 		query  string
 		packed bool
-	}{{"", true}, {"&compress=zstd", true}, {"&compress=off", false}} {
+		flag   string // after the body's length in the stored head
+	}{{"", true, "z"}, {"&compress=zstd", true, "z"}, {"&compress=s2", true, "c"}, {"&compress=off", false, ""}} {
 		s, err := redisstore.Open(t.Context(), url+tt.query)
 		if err != nil {
 			t.Fatalf("Open: %v", err)
@@ -154,12 +174,16 @@ func TestOpenCompressOff(t *testing.T) {
 		if _, err := s.Accept(t.Context(), store.Accept{Event: e}); err != nil {
 			t.Fatalf("Accept: %v", err)
 		}
-		n, err := redistest.Client(t).StrLen(t.Context(), prefix+":{p}:evt:"+e.ID).Result()
+		raw, err := redistest.Client(t).Get(t.Context(), prefix+":{p}:evt:"+e.ID).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if packed := n < int64(len(body)); packed != tt.packed {
-			t.Errorf("query %q: stored %d bytes for a body of %d: compressed = %v, want %v", tt.query, n, len(body), packed, tt.packed)
+		if packed := len(raw) < len(body); packed != tt.packed {
+			t.Errorf("query %q: stored %d bytes for a body of %d: compressed = %v, want %v", tt.query, len(raw), len(body), packed, tt.packed)
+		}
+		head, _, _ := strings.Cut(raw, "\n")
+		if fields := strings.Split(head, "|"); len(fields) < 4 || strings.TrimLeft(fields[2], "0123456789") != tt.flag {
+			t.Errorf("query %q: head %q, want the body's length followed by %q", tt.query, head, tt.flag)
 		}
 		got, err := s.Event(t.Context(), e.ID)
 		if err != nil || string(got.Body) != string(body) {

@@ -37,12 +37,15 @@ func sealAD(id, part string) []byte {
 	return append(append([]byte(id), 0), part...)
 }
 
-// sealEvent seals the meta and body of event id, the body compressed when
-// packed, and returns them with the body's flag.
-func sealEvent(keys *seal.Keys, id string, meta, body []byte, packed bool) ([]byte, []byte, string) {
+// sealEvent seals the meta and body of event id, the body compressed as
+// packed says ("z", "c" or ""), and returns them with the body's flag.
+func sealEvent(keys *seal.Keys, id string, meta, body []byte, packed string) ([]byte, []byte, string) {
 	flag := "s"
-	if packed {
+	switch packed {
+	case "z":
 		flag = "x"
+	case "c":
+		flag = "y"
 	}
 	meta = keys.Seal(make([]byte, 0, len(meta)+keys.Overhead()), meta, sealAD(id, "meta"))
 	body = keys.Seal(make([]byte, 0, len(body)+keys.Overhead()), body, sealAD(id, "body"))
@@ -66,7 +69,7 @@ func openMeta(keys *seal.Keys, id, meta string) (string, error) {
 // decompressed if compressed, as its flag says.
 func openBody(keys *seal.Keys, id, stored, flag string) ([]byte, error) {
 	b := []byte(stored)
-	if flag == "s" || flag == "x" {
+	if sealedFlag(flag) {
 		var err error
 		if b, err = keys.Open(nil, b, sealAD(id, "body")); err != nil {
 			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
@@ -75,18 +78,19 @@ func openBody(keys *seal.Keys, id, stored, flag string) ([]byte, error) {
 			b = []byte{}
 		}
 	}
-	if flag == "z" || flag == "x" {
-		var err error
-		if b, err = decompressBody(b); err != nil {
-			return nil, fmt.Errorf("event %s: body: %w", id, err)
-		}
+	b, err := decompressBody(b, packing(flag))
+	if err != nil {
+		return nil, fmt.Errorf("event %s: body: %w", id, err)
 	}
 	return b, nil
 }
 
+// sealedFlag reports whether a body's flag says it is sealed.
+func sealedFlag(flag string) bool { return flag == "s" || flag == "x" || flag == "y" }
+
 // underKey reports whether both sealed parts of p are sealed with key.
 func (p eventParts) underKey(key string) bool {
-	if p.flag != "s" && p.flag != "x" {
+	if !sealedFlag(p.flag) {
 		return false
 	}
 	m, err1 := seal.KeyID([]byte(p.meta))
@@ -104,8 +108,8 @@ func resealed(keys *seal.Keys, id string, p eventParts) (string, error) {
 	}
 	meta := []byte(clear)
 	body := []byte(p.body)
-	packed := p.flag == "z" || p.flag == "x"
-	if p.flag == "s" || p.flag == "x" {
+	packed := packing(p.flag)
+	if sealedFlag(p.flag) {
 		if body, err = keys.Open(nil, body, sealAD(id, "body")); err != nil {
 			return "", &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
 		}
