@@ -59,12 +59,12 @@ func parseJSON[T any](s string, v *T) error {
 // eventMeta, or that JSON sealed (package seal) when the store has keys;
 // the body is kept as it came, or compressed with zstd when the length is
 // followed by z or with S2 when by c (compress.go), sealed when it is
-// followed by s, and compressed then sealed when by x (zstd) or y (S2). Meta and body are sealed each on its
-// own, bound to the event's id, and name the key that sealed them; the
-// head and records stay in clear for the scripts. Records, each "\n" followed by a
-// tag and a value, are what later changes add at the end: "D<delivery id>"
-// for each
-// of the event's deliveries, in the order stored, "R<rule>" for each
+// followed by s, and compressed then sealed when by x (zstd) or y (S2).
+// Meta and body are sealed each on its own, bound to the event's id, and
+// name the key that sealed them; the head and records stay in clear for
+// the scripts. Records, each "\n" followed by a tag and a value, are what
+// later changes add at the end: "D<delivery id>" for each of the event's
+// deliveries, in the order stored, "R<rule>" for each
 // matched rule and "U<arrival number>|<received ms>" for each of the last
 // few duplicate arrivals (acceptScript). Scripts read the head and the
 // records; only Go reads meta and body.
@@ -122,9 +122,8 @@ func encodeEvent(e store.Event, c codec, keys *seal.Keys, dlvs ...string) (strin
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	body, flag := compressBody(e.Body, c)
-	packed := flag
 	if keys != nil {
-		meta, body, flag = sealEvent(keys, e.ID, meta, body, packed)
+		meta, body, flag = sealEvent(keys, e.ID, meta, body, flag)
 	}
 	var b strings.Builder
 	b.Grow(48 + len(e.Hook) + len(meta) + len(body) + 16*len(e.MatchedRules) + 32*len(dlvs))

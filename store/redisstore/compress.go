@@ -74,6 +74,21 @@ func compressBody(body []byte, c codec) ([]byte, string) {
 	return z, packed
 }
 
+// sealedFlag reports whether a body's flag says it is sealed.
+func sealedFlag(flag string) bool { return flag == "s" || flag == "x" || flag == "y" }
+
+// sealedWith is the flag of a body compressed as packed says ("z", "c" or
+// ""), then sealed.
+func sealedWith(packed string) string {
+	switch packed {
+	case "z":
+		return "x"
+	case "c":
+		return "y"
+	}
+	return "s"
+}
+
 // packing is the compression letter ("z", "c" or "") of a body's flag.
 func packing(flag string) string {
 	switch flag {

@@ -11,8 +11,8 @@
 // An event is one string (codec.go): a short head the scripts read (status,
 // receipt, lengths, hook), its headers and idempotency key as JSON, its body
 // (compressed with zstd, or S2, when that pays, compress.go), then records
-// naming its deliveries and matched rules. A delivery is a small hash, its attempts a
-// list. An accept is a few commands: the idempotency key is taken with SET
+// naming its deliveries and matched rules. A delivery is a small hash, its
+// attempts a list. An accept is a few commands: the idempotency key is taken with SET
 // NX GET, the event and its deliveries written, and each record indexed
 // once. Concurrent Accepts are sent together as one script per partition
 // (one in all on a single server), which accepts them in order and writes

@@ -77,8 +77,8 @@ var (
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
 // rediss+cluster://…, whose seeds are the host and every addr. compress=s2
 // compresses event bodies with S2 instead of zstd, compress=off stores them
-// as they came (compress.go). partitions=N names the
-// number of partitions of a new store (partition.go). Other query
+// as they came (compress.go). partitions=N names the number of partitions
+// of a new store (partition.go). Other query
 // parameters are go-redis client options (redis.ParseURL,
 // redis.ParseClusterURL).
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {

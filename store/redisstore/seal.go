@@ -40,16 +40,9 @@ func sealAD(id, part string) []byte {
 // sealEvent seals the meta and body of event id, the body compressed as
 // packed says ("z", "c" or ""), and returns them with the body's flag.
 func sealEvent(keys *seal.Keys, id string, meta, body []byte, packed string) ([]byte, []byte, string) {
-	flag := "s"
-	switch packed {
-	case "z":
-		flag = "x"
-	case "c":
-		flag = "y"
-	}
 	meta = keys.Seal(make([]byte, 0, len(meta)+keys.Overhead()), meta, sealAD(id, "meta"))
 	body = keys.Seal(make([]byte, 0, len(body)+keys.Overhead()), body, sealAD(id, "body"))
-	return meta, body, flag
+	return meta, body, sealedWith(packed)
 }
 
 // openMeta is the meta JSON of event id as stored, opened if sealed. JSON
@@ -84,9 +77,6 @@ func openBody(keys *seal.Keys, id, stored, flag string) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// sealedFlag reports whether a body's flag says it is sealed.
-func sealedFlag(flag string) bool { return flag == "s" || flag == "x" || flag == "y" }
 
 // underKey reports whether both sealed parts of p are sealed with key.
 func (p eventParts) underKey(key string) bool {
