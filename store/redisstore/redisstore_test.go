@@ -144,7 +144,8 @@ func TestOpen(t *testing.T) {
 	}
 	defer s.Close()
 
-	e := store.Event{ID: store.NewID("evt", time.Now()), Hook: "h", ReceivedAt: time.Now()}
+	now := time.Now()
+	e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now}
 	if _, err := s.Accept(t.Context(), store.Accept{Event: e}); err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
