@@ -18,13 +18,17 @@ type redisLoad struct {
 	Store  string
 	Events int64              // events accepted or delivered in the phase
 	CPU    map[string]float64 // seconds, per server address
-	// Scripts is the time the servers spent running scripts (EVALSHA and
-	// EVAL in INFO commandstats), summed: with the relay off, that is the
-	// accept script.
+	// Scripts is the time the servers spent running scripts and
+	// transactions (scriptStat), summed: with the relay off, that is the
+	// accepts.
 	Scripts scriptStat
 }
 
-// scriptStat is what INFO commandstats says of EVALSHA and EVAL together.
+// scriptStat is what INFO commandstats says of the calls that carry
+// hookrelay's state changes: scripts (EVALSHA, EVAL) and transactions
+// (EXEC, whose time holds that of the commands it ran, and the WATCH and
+// MGET of the idempotency keys before it, which an accept without a
+// script sends). Calls counts the scripts and EXECs.
 type scriptStat struct {
 	Calls int64
 	Usec  int64
@@ -40,7 +44,7 @@ func (l redisLoad) scriptPerEvent() float64 {
 }
 
 // eventsPerCall is how many events (in the drain, deliveries) a script
-// call carried on average.
+// call or a transaction carried on average.
 func (l redisLoad) eventsPerCall() float64 {
 	return float64(l.Events) / float64(max(l.Scripts.Calls, 1))
 }
@@ -116,8 +120,8 @@ func (b *bench) redisUsage(ctx context.Context, store string) *redisReading {
 }
 
 // parseRedisInfo reads, from the text of INFO cpu and commandstats, the
-// CPU time used (user and system, seconds) and the calls and time of
-// EVALSHA and EVAL together.
+// CPU time used (user and system, seconds) and the calls and time of the
+// scripts and transactions (scriptStat).
 func parseRedisInfo(info string) (cpu float64, scripts scriptStat) {
 	for _, line := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -128,14 +132,15 @@ func parseRedisInfo(info string) (cpu float64, scripts scriptStat) {
 		case "used_cpu_user", "used_cpu_sys":
 			x, _ := strconv.ParseFloat(v, 64)
 			cpu += x
-		case "cmdstat_evalsha", "cmdstat_eval":
+		case "cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi", "cmdstat_watch", "cmdstat_mget":
+			carries := k == "cmdstat_evalsha" || k == "cmdstat_eval" || k == "cmdstat_exec"
 			for _, kv := range strings.Split(v, ",") {
 				name, val, _ := strings.Cut(kv, "=")
 				n, _ := strconv.ParseInt(val, 10, 64)
-				switch name {
-				case "calls":
+				switch {
+				case name == "calls" && carries:
 					scripts.Calls += n
-				case "usec":
+				case name == "usec":
 					scripts.Usec += n
 				}
 			}
@@ -159,7 +164,7 @@ func (b *bench) noteRedisLoad(ctx context.Context, phase, store string, before *
 	for addr, s := range after.CPU {
 		l.CPU[addr] = s - before.CPU[addr]
 	}
-	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s; scripts %.1f µs per event, %.1f per call",
+	b.logf("redis     %-28s %.1f µs of Redis CPU per event, per server %s; scripts and transactions %.1f µs per event, %.1f per call",
 		phase+" "+l.Store, l.perEvent(), l.shares(), l.scriptPerEvent(), l.eventsPerCall())
 	b.rep.Redis = append(b.rep.Redis, l)
 }

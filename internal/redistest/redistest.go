@@ -169,15 +169,17 @@ func CPU(t testing.TB) float64 {
 }
 
 // ScriptTime returns the time, in microseconds, that the test server has
-// spent running scripts (EVALSHA and EVAL, INFO commandstats) since its
-// statistics were last reset. Redis times a command by the clock, so the
-// time includes any the server waited for a core. The server is shared, so
-// a difference counts other clients' scripts too.
+// spent running scripts and transactions since its statistics were last
+// reset (INFO commandstats: EVALSHA and EVAL; EXEC, whose time holds that
+// of the commands it ran, and MULTI, WATCH and MGET, which a batch of
+// accepts without a script sends around it). Redis times a command by the
+// clock, so the time includes any the server waited for a core. The server
+// is shared, so a difference counts other clients' calls too.
 func ScriptTime(t testing.TB) float64 {
 	t.Helper()
 	stats := info(t, "commandstats")
 	var total float64
-	for _, name := range []string{"cmdstat_evalsha", "cmdstat_eval"} {
+	for _, name := range []string{"cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi", "cmdstat_watch", "cmdstat_mget"} {
 		// calls=3,usec=120,usec_per_call=40.00,…; a command never called
 		// since the reset has no line.
 		usec := map[string]string{}

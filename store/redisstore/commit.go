@@ -125,19 +125,30 @@ func (s *Store) runBatch(batch []*acceptCall) {
 // runOn runs a batch through client, a master's own client when the batch
 // waits for replicas on a Redis Cluster.
 func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch []*acceptCall) {
-	groups := byPartition(batch)
 	type call struct {
 		args []any // the whole EVALSHA command
 		cmd  *redis.Cmd
 	}
-	calls := make([]call, len(groups))
 	wake, replicas := 0, 0
+	for _, c := range batch {
+		wake += c.deliveries
+		replicas = max(replicas, c.replicas)
+	}
+	if rc, ok := client.(*redis.Client); ok && replicas == 0 && !s.scriptAccepts {
+		// On one Redis, a batch of new events needs no script (plain.go).
+		// When it does, or when the transaction's outcome is not known, the
+		// script runs: it finds what the transaction may have written.
+		if err := s.acceptPlain(ctx, rc, batch, wake); err == nil {
+			for _, c := range batch {
+				c.finish([]any{c.id, int64(0)}, nil)
+			}
+			return
+		}
+	}
+	groups := byPartition(batch)
+	calls := make([]call, len(groups))
 	for i, g := range groups {
 		calls[i].args = acceptCommand(g)
-		for _, c := range g {
-			wake += c.deliveries
-			replicas = max(replicas, c.replicas)
-		}
 	}
 	var waited *redis.Cmd
 	_, _ = client.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -1,5 +1,6 @@
 // Package redisstore is hookrelay's Redis backend: every state transition is
-// one Lua script (scripts.go) over hash-tagged keys (keys.go), so it works on
+// one Lua script (scripts.go), or one transaction (plain.go), over
+// hash-tagged keys (keys.go), so it works on
 // a single server and on Redis Cluster, and any number of gateway and relay
 // processes can share one store. On a cluster the keyspace is split into
 // partitions, each under its own hash tag (partition.go): an event and
@@ -18,7 +19,10 @@
 // (one in all on a single server), which accepts them in order and writes
 // their index and queue entries as one command per key; the pipeline ends
 // with one wake-up for the relays and, with durability: wait, one WAIT
-// (commit.go).
+// (commit.go). On a single server, a batch of new events whose deliveries
+// are in no lane skips the script: one MULTI/EXEC of the same writes,
+// guarded by WATCH on their idempotency keys, costs Redis about half as
+// much (plain.go).
 //
 // Each action has its own queue, a sorted set of delivery ids scored by due
 // time, and its own lease set scored by lease end: a delivery whose worker

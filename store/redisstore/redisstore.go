@@ -65,6 +65,12 @@ type Store struct {
 	// keys seal the events written and open those read; nil: written in
 	// clear (seal.go).
 	keys *seal.Keys
+
+	// scriptAccepts makes every batch of accepts run acceptScript, and
+	// beforeExec runs between the WATCH and the EXEC of one that does not
+	// (plain.go); tests set them.
+	scriptAccepts bool
+	beforeExec    func()
 }
 
 var (

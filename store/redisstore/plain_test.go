@@ -1,0 +1,239 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// plainAccepts are events of every kind a batch without a script takes:
+// keyed and keyless, ignored, deliveries of several actions and hooks,
+// a delivery with the extra fields only one added by hand has.
+func plainAccepts(now time.Time) []store.Accept {
+	accepts := []store.Accept{
+		batchAccept(now, "h", "k1", 1, "a", ""),
+		batchAccept(now, "h", "", 2, "a", ""),
+		batchAccept(now, "g", "k3", 3, "", ""),
+		batchAccept(now, "g", "k4", 4, "b", ""),
+		batchAccept(now, "h", "k5", 5, "a", ""),
+	}
+	at := now.Add(5 * time.Millisecond)
+	e := accepts[4].Event
+	accepts[4].Deliveries = append(accepts[4].Deliveries,
+		store.Delivery{ID: store.NewDeliveryID(e.ID, at), EventID: e.ID, Hook: "h", Rule: "r", Action: "b",
+			Status: store.DeliveryPending, NextAttemptAt: at.Add(time.Minute), CreatedAt: at, UpdatedAt: at},
+		store.Delivery{ID: store.NewDeliveryID(e.ID, at.Add(time.Millisecond)), EventID: e.ID, Hook: "h", Rule: "r2", Action: "c",
+			Status: store.DeliveryPending, NextAttemptAt: at, CreatedAt: at, UpdatedAt: at.Add(time.Second), LastError: "earlier"})
+	return accepts
+}
+
+func acceptCalls(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
+	t.Helper()
+	var batch []*acceptCall
+	for _, a := range accepts {
+		keys, args, err := s.acceptArgs(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
+			keys: keys, args: args, done: make(chan struct{})})
+	}
+	return batch
+}
+
+// TestPlainAcceptWritesWhatTheScriptWrites: a batch of new events written
+// as a transaction leaves Redis exactly as acceptScript leaves it: the same
+// keys, of the same types, holding the same values, the idempotency keys
+// with an expiry.
+func TestPlainAcceptWritesWhatTheScriptWrites(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	accepts := plainAccepts(now)
+
+	plain := New(c, redistest.Prefix(t))
+	defer plain.Close()
+	batch := acceptCalls(t, plain, accepts)
+	wake := 0
+	for _, call := range batch {
+		wake += call.deliveries
+	}
+	if err := plain.acceptPlain(ctx, c, batch, wake); err != nil {
+		t.Fatalf("acceptPlain: %v", err)
+	}
+
+	scripted := New(c, redistest.Prefix(t))
+	defer scripted.Close()
+	scripted.scriptAccepts = true
+	for i, call := range runAccepts(t, scripted, accepts) {
+		if call.err != nil || call.res != (store.Accepted{EventID: accepts[i].Event.ID}) {
+			t.Fatalf("script, event %d: %+v, %v", i, call.res, call.err)
+		}
+	}
+
+	got, want := dumpKeys(ctx, t, c, plain.prefix), dumpKeys(ctx, t, c, scripted.prefix)
+	if len(want) < 20 {
+		t.Fatalf("the script wrote %d keys: %v", len(want), want)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the transaction wrote\n%s\nthe script\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// What was written reads back through the store.
+	for _, a := range accepts {
+		e, err := plain.Event(ctx, a.Event.ID)
+		if err != nil || string(e.Body) != string(a.Event.Body) || e.IdempotencyKey != a.Event.IdempotencyKey {
+			t.Errorf("Event(%s) = %+v, %v", a.Event.ID, e, err)
+		}
+		ds, err := plain.Deliveries(ctx, a.Event.ID)
+		if err != nil || len(ds) != len(a.Deliveries) {
+			t.Errorf("Deliveries(%s) = %d, %v; want %d", a.Event.ID, len(ds), err, len(a.Deliveries))
+		}
+	}
+}
+
+// dumpKeys lists every key under prefix with its type and content, the
+// prefix cut off, sorted: what two stores wrote can be compared.
+func dumpKeys(ctx context.Context, t *testing.T, c redis.UniversalClient, prefix string) []string {
+	t.Helper()
+	var out []string
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		name := strings.TrimPrefix(k, prefix)
+		typ := c.Type(ctx, k).Val()
+		var v string
+		switch typ {
+		case "string":
+			v = c.Get(ctx, k).Val()
+		case "hash":
+			m := c.HGetAll(ctx, k).Val()
+			fields := make([]string, 0, len(m))
+			for f, x := range m {
+				fields = append(fields, f+"="+x)
+			}
+			slices.Sort(fields)
+			v = strings.Join(fields, " ")
+		case "zset":
+			v = fmt.Sprint(c.ZRangeWithScores(ctx, k, 0, -1).Val())
+		case "set":
+			m := c.SMembers(ctx, k).Val()
+			slices.Sort(m)
+			v = strings.Join(m, " ")
+		default:
+			v = "?"
+		}
+		ttl := "keeps"
+		if d := c.PTTL(ctx, k).Val(); d > 0 {
+			ttl = "expires"
+		}
+		out = append(out, fmt.Sprintf("%s %s %s %q", name, typ, ttl, v))
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPlainAcceptLeavesToTheScript: a batch with an event that must read
+// before it writes is not written as a transaction, nothing of it at all,
+// and the script then answers it.
+func TestPlainAcceptLeavesToTheScript(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	held := batchAccept(now, "h", "held", 0, "a", "")
+	replicated := batchAccept(now, "h", "r", 7, "a", "")
+	replicated.WaitReplicas = 1
+	cases := []struct {
+		name  string
+		batch []store.Accept
+		want  []store.Accepted // nil: not run by the script here
+	}{
+		{"a key Redis holds", []store.Accept{batchAccept(now, "h", "new", 1, "a", ""), batchAccept(now, "h", "held", 2, "a", "")},
+			[]store.Accepted{{}, {EventID: held.Event.ID, Duplicate: true}}},
+		{"a key twice in the batch", []store.Accept{batchAccept(now, "h", "twice", 3, "a", ""), batchAccept(now, "h", "twice", 4, "a", "")},
+			[]store.Accepted{{}, {Duplicate: true}}},
+		{"a delivery in a lane", []store.Accept{batchAccept(now, "h", "k5", 5, "a", ""), batchAccept(now, "h", "k6", 6, "a", "L")},
+			[]store.Accepted{{}, {}}},
+		{"replicas waited for", []store.Accept{replicated}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(c, redistest.Prefix(t))
+			defer s.Close()
+			if _, err := s.Accept(ctx, held); err != nil {
+				t.Fatal(err)
+			}
+			before := dumpKeys(ctx, t, c, s.prefix)
+			batch := acceptCalls(t, s, tc.batch)
+			if err := s.acceptPlain(ctx, c, batch, 1); !errors.Is(err, errUseScript) {
+				t.Fatalf("acceptPlain = %v, want errUseScript", err)
+			}
+			if after := dumpKeys(ctx, t, c, s.prefix); !slices.Equal(after, before) {
+				t.Fatalf("acceptPlain wrote %d keys, want none", len(after)-len(before))
+			}
+			if tc.want == nil {
+				return
+			}
+			for i, call := range runAccepts(t, s, tc.batch) {
+				want := tc.want[i]
+				if want.EventID == "" {
+					want.EventID = tc.batch[i].Event.ID
+					if want.Duplicate {
+						want.EventID = tc.batch[i-1].Event.ID
+					}
+				}
+				if call.err != nil || call.res != want {
+					t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPlainAcceptRace: another process takes an event's idempotency key
+// between the batch's WATCH and its EXEC. The transaction writes nothing,
+// the script finds the other event, and the sender is answered with it.
+func TestPlainAcceptRace(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	s, other := New(c, prefix), New(c, prefix)
+	defer s.Close()
+	defer other.Close()
+	now := time.Now().Truncate(time.Millisecond)
+	mine, theirs := batchAccept(now, "h", "same", 1, "a", ""), batchAccept(now, "h", "same", 2, "a", "")
+	raced := 0
+	s.beforeExec = func() {
+		raced++
+		if _, err := other.Accept(ctx, theirs); err != nil {
+			t.Errorf("the other Accept: %v", err)
+		}
+	}
+	got, err := s.Accept(ctx, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raced != 1 {
+		t.Fatalf("the hook between WATCH and EXEC ran %d times, want 1", raced)
+	}
+	if want := (store.Accepted{EventID: theirs.Event.ID, Duplicate: true}); got != want {
+		t.Errorf("Accept = %+v, want %+v", got, want)
+	}
+	if _, err := s.Event(ctx, mine.Event.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the raced event was stored: %v", err)
+	}
+	if ds, err := s.Deliveries(ctx, mine.Event.ID); err == nil && len(ds) > 0 {
+		t.Errorf("the raced event's deliveries were stored: %v", ds)
+	}
+}
