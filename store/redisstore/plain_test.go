@@ -154,18 +154,28 @@ func TestPlainAcceptLeavesToTheScript(t *testing.T) {
 	held := batchAccept(now, "h", "held", 0, "a", "")
 	replicated := batchAccept(now, "h", "r", 7, "a", "")
 	replicated.WaitReplicas = 1
+	// Each batch starts with new events that alone would make a
+	// transaction; the last one or two are the case's.
+	fresh := func(n int) []store.Accept {
+		var out []store.Accept
+		for i := range n {
+			out = append(out, batchAccept(now, "h", fmt.Sprintf("fresh%d", i), 10+i, "a", ""))
+		}
+		return out
+	}
 	cases := []struct {
 		name  string
 		batch []store.Accept
 		want  []store.Accepted // nil: not run by the script here
 	}{
-		{"a key Redis holds", []store.Accept{batchAccept(now, "h", "new", 1, "a", ""), batchAccept(now, "h", "held", 2, "a", "")},
-			[]store.Accepted{{}, {EventID: held.Event.ID, Duplicate: true}}},
-		{"a key twice in the batch", []store.Accept{batchAccept(now, "h", "twice", 3, "a", ""), batchAccept(now, "h", "twice", 4, "a", "")},
-			[]store.Accepted{{}, {Duplicate: true}}},
-		{"a delivery in a lane", []store.Accept{batchAccept(now, "h", "k5", 5, "a", ""), batchAccept(now, "h", "k6", 6, "a", "L")},
-			[]store.Accepted{{}, {}}},
-		{"replicas waited for", []store.Accept{replicated}, nil},
+		{"a key Redis holds", append(fresh(minPlainBatch-1), batchAccept(now, "h", "held", 2, "a", "")),
+			[]store.Accepted{{}, {}, {}, {EventID: held.Event.ID, Duplicate: true}}},
+		{"a key twice in the batch", append(fresh(minPlainBatch-2), batchAccept(now, "h", "twice", 3, "a", ""), batchAccept(now, "h", "twice", 4, "a", "")),
+			[]store.Accepted{{}, {}, {}, {Duplicate: true}}},
+		{"a delivery in a lane", append(fresh(minPlainBatch-1), batchAccept(now, "h", "k6", 6, "a", "L")),
+			[]store.Accepted{{}, {}, {}, {}}},
+		{"replicas waited for", append(fresh(minPlainBatch-1), replicated), nil},
+		{"fewer events than a transaction takes", fresh(minPlainBatch - 1), []store.Accepted{{}, {}, {}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +223,10 @@ func TestPlainAcceptRace(t *testing.T) {
 	defer other.Close()
 	now := time.Now().Truncate(time.Millisecond)
 	mine, theirs := batchAccept(now, "h", "same", 1, "a", ""), batchAccept(now, "h", "same", 2, "a", "")
+	batch := []store.Accept{mine}
+	for i := range minPlainBatch - 1 {
+		batch = append(batch, batchAccept(now, "h", fmt.Sprintf("k%d", i), 3+i, "a", ""))
+	}
 	raced := 0
 	s.beforeExec = func() {
 		raced++
@@ -220,15 +234,17 @@ func TestPlainAcceptRace(t *testing.T) {
 			t.Errorf("the other Accept: %v", err)
 		}
 	}
-	got, err := s.Accept(ctx, mine)
-	if err != nil {
-		t.Fatal(err)
-	}
+	calls := runAccepts(t, s, batch)
 	if raced != 1 {
 		t.Fatalf("the hook between WATCH and EXEC ran %d times, want 1", raced)
 	}
-	if want := (store.Accepted{EventID: theirs.Event.ID, Duplicate: true}); got != want {
-		t.Errorf("Accept = %+v, want %+v", got, want)
+	if want := (store.Accepted{EventID: theirs.Event.ID, Duplicate: true}); calls[0].err != nil || calls[0].res != want {
+		t.Errorf("Accept = %+v, %v; want %+v", calls[0].res, calls[0].err, want)
+	}
+	for i, call := range calls[1:] {
+		if want := (store.Accepted{EventID: batch[i+1].Event.ID}); call.err != nil || call.res != want {
+			t.Errorf("event %d of the batch: %+v, %v; want it stored", i+1, call.res, call.err)
+		}
 	}
 	if _, err := s.Event(ctx, mine.Event.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the raced event was stored: %v", err)
