@@ -213,14 +213,7 @@ func batchAccept(now time.Time, hook, key string, i int, action, lane string) st
 // runAccepts runs accepts as one batch and returns its calls, answered.
 func runAccepts(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
 	t.Helper()
-	var batch []*acceptCall
-	for _, a := range accepts {
-		keys, args, err := s.acceptArgs(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), keys: keys, args: args, done: make(chan struct{})})
-	}
+	batch := acceptCalls(t, s, accepts)
 	s.runBatch(batch)
 	for _, call := range batch {
 		<-call.done

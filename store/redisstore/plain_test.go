@@ -36,6 +36,8 @@ func plainAccepts(now time.Time) []store.Accept {
 	return accepts
 }
 
+// acceptCalls makes the calls of accepts, as Accept hands them to the
+// committers, not yet run.
 func acceptCalls(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
 	t.Helper()
 	var batch []*acceptCall
