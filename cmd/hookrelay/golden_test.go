@@ -25,6 +25,7 @@ func TestGoldenOutput(t *testing.T) {
 		{"test-winesitting", []string{"test", "--config", demo, "--hook", "winesitting", "--payload", p + "winesitting-order-delivered.json"}, 0},
 		{"test-bad-header", []string{"test", "--config", demo, "--hook", "oncloudwine", "--payload", p + "oncloudwine-test-ping.json", "--header", "no colon"}, 2},
 		{"validate-demo", []string{"validate", "--config", demo}, 0},
+		{"validate-demo-reads", []string{"validate", "--reads", "--config", demo}, 0},
 		{"validate-bad", []string{"validate", "--config", "../../config/testdata/bad/rule-typo.yaml"}, 2},
 		{"validate-max-body-overflow", []string{"validate", "--config", "../../config/testdata/bad/max-body-overflow.yaml"}, 2},
 		{"sign-oncloudwine", []string{"sign", "--config", demo, "--hook", "oncloudwine", "--payload", p + "oncloudwine-contact-updated.json"}, 0},
