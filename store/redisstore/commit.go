@@ -134,15 +134,19 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
 	}
-	if rc, ok := client.(*redis.Client); ok && replicas == 0 && !s.scriptAccepts {
+	if rc, ok := client.(*redis.Client); ok && replicas == 0 && !s.scriptAccepts && !s.noPlain.Load() {
 		// On one Redis, a batch of new events needs no script (plain.go).
 		// When it does, or when the transaction's outcome is not known, the
 		// script runs: it finds what the transaction may have written.
-		if err := s.acceptPlain(ctx, rc, batch, wake); err == nil {
+		err := s.acceptPlain(ctx, rc, batch, wake)
+		if err == nil {
 			for _, c := range batch {
 				c.finish([]any{c.id, int64(0)}, nil)
 			}
 			return
+		}
+		if refusesPlain(err) {
+			s.noPlain.Store(true)
 		}
 	}
 	groups := byPartition(batch)

@@ -45,6 +45,20 @@ const minPlainBatch = 4
 // errUseScript says that a batch must be run by acceptScript.
 var errUseScript = errors.New("redisstore: batch needs the accept script")
 
+// refusesPlain tells whether err says that the server does not take
+// transactions from this client at all: an ACL that leaves out WATCH,
+// MULTI or EXEC (NOPERM; EXECABORT when a command was refused inside the
+// transaction), or a proxy or server without them. The store then stops
+// trying (Store.noPlain) and runs the script for every batch.
+func refusesPlain(err error) bool {
+	for _, prefix := range []string{"NOPERM", "EXECABORT", "unknown command"} {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // acceptPlain writes batch as one transaction on rc and answers each call
 // as acceptScript would ({event id, 0}). It returns errUseScript, having
 // written nothing, when the batch needs the script; another error when the

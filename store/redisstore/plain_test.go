@@ -255,3 +255,44 @@ func TestPlainAcceptRace(t *testing.T) {
 		t.Errorf("the raced event's deliveries were stored: %v", ds)
 	}
 }
+
+// TestPlainAcceptRefused: a client whose ACL leaves out WATCH gets every
+// batch stored by the script, and the store stops trying transactions
+// after the first refusal.
+func TestPlainAcceptRefused(t *testing.T) {
+	admin := redistest.Client(t)
+	ctx := t.Context()
+	user := "hrtest-nowatch-" + strings.TrimPrefix(redistest.Prefix(t), "hrtest:")
+	if err := admin.Do(ctx, "acl", "setuser", user, "reset", "on", ">pw", "~*", "&*", "+@all", "-watch").Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	t.Cleanup(func() { _ = admin.Do(context.Background(), "acl", "deluser", user).Err() })
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Username, opt.Password = user, "pw"
+	c := redis.NewClient(opt)
+	defer c.Close()
+	s := New(c, redistest.Prefix(t))
+	defer s.Close()
+
+	now := time.Now().Truncate(time.Millisecond)
+	for round := range 2 {
+		var accepts []store.Accept
+		for i := range minPlainBatch {
+			accepts = append(accepts, batchAccept(now, "h", fmt.Sprintf("k%d.%d", round, i), 10*round+i, "a", ""))
+		}
+		for i, call := range runAccepts(t, s, accepts) {
+			if want := (store.Accepted{EventID: accepts[i].Event.ID}); call.err != nil || call.res != want {
+				t.Errorf("round %d, event %d: %+v, %v; want it stored", round, i, call.res, call.err)
+			}
+			if _, err := s.Event(ctx, accepts[i].Event.ID); err != nil {
+				t.Errorf("round %d, Event(%s): %v", round, accepts[i].Event.ID, err)
+			}
+		}
+		if !s.noPlain.Load() {
+			t.Fatalf("round %d: the store still tries transactions after a NOPERM", round)
+		}
+	}
+}

@@ -71,6 +71,9 @@ type Store struct {
 	// (plain.go); tests set them.
 	scriptAccepts bool
 	beforeExec    func()
+	// noPlain is set once the server refused a transaction (refusesPlain):
+	// every batch of accepts then runs acceptScript.
+	noPlain atomic.Bool
 }
 
 var (
