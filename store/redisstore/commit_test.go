@@ -14,8 +14,15 @@ import (
 )
 
 func TestBatchAfterScriptCacheFlush(t *testing.T) {
-	c := redistest.Client(t)
-	s := New(c, redistest.Prefix(t))
+	// A server of the test's own: SCRIPT FLUSH on the shared one would
+	// make other tests, in other packages at the same time, meet NOSCRIPT.
+	opt, err := redis.ParseURL(redistest.Server(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	s := New(c, "hrtest:flush")
 	defer s.Close()
 	s.scriptAccepts = true // new events would not need the script (plain.go)
 	if err := c.ScriptFlush(t.Context()).Err(); err != nil {
