@@ -296,3 +296,25 @@ func TestPlainAcceptRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAccept: accept= in the store URL picks how batches of new events
+// are written; anything else is refused with what it takes.
+func TestOpenAccept(t *testing.T) {
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	for _, tc := range []struct {
+		query  string
+		script bool
+	}{{"", false}, {"&accept=transaction", false}, {"&accept=script", true}} {
+		s, err := Open(t.Context(), url+tc.query)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", tc.query, err)
+		}
+		if s.scriptAccepts != tc.script {
+			t.Errorf("Open(%q): every batch by the script = %v, want %v", tc.query, s.scriptAccepts, tc.script)
+		}
+		_ = s.Close()
+	}
+	if _, err := Open(t.Context(), url+"&accept=lua"); err == nil || !strings.Contains(err.Error(), "want transaction (the default) or script") {
+		t.Errorf("Open with accept=lua: %v, want the values it takes", err)
+	}
+}

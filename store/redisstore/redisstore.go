@@ -66,9 +66,9 @@ type Store struct {
 	// clear (seal.go).
 	keys *seal.Keys
 
-	// scriptAccepts makes every batch of accepts run acceptScript, and
-	// beforeExec runs between the WATCH and the EXEC of one that does not
-	// (plain.go); tests set them.
+	// scriptAccepts makes every batch of accepts run acceptScript
+	// (accept=script), and beforeExec runs between the WATCH and the EXEC
+	// of one that does not (plain.go; tests set it).
 	scriptAccepts bool
 	beforeExec    func()
 	// noPlain is set once the server refused a transaction (refusesPlain):
@@ -86,8 +86,10 @@ var (
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
 // rediss+cluster://…, whose seeds are the host and every addr. compress=s2
 // compresses event bodies with S2 instead of zstd, compress=off stores them
-// as they came (compress.go). partitions=N names the number of partitions
-// of a new store (partition.go). Other query
+// as they came (compress.go). accept=script runs the accept script for
+// every batch of accepts, where by default a batch of new events on one
+// server is a transaction (plain.go). partitions=N names the number of
+// partitions of a new store (partition.go). Other query
 // parameters are go-redis client options (redis.ParseURL,
 // redis.ParseClusterURL).
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
@@ -120,6 +122,18 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		q.Del("compress")
 		u.RawQuery = q.Encode()
 	}
+	scriptAccepts := false
+	if q.Has("accept") {
+		switch v := q.Get("accept"); v {
+		case "transaction":
+		case "script":
+			scriptAccepts = true
+		default:
+			return nil, fmt.Errorf("redisstore: accept=%q: want transaction (the default) or script", v)
+		}
+		q.Del("accept")
+		u.RawQuery = q.Encode()
+	}
 	partitions := 0
 	if q.Has("partitions") {
 		if partitions, err = parsePartitions(q.Get("partitions")); err != nil {
@@ -135,6 +149,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	s := New(c, prefix, opts...)
 	s.owned = true
 	s.codec = compress
+	s.scriptAccepts = scriptAccepts
 	if err := s.firstPing(ctx, u.Scheme); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
