@@ -99,48 +99,47 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, errors.New("redisstore: malformed Redis URL")
 	}
 	q := u.Query()
-	prefix := DefaultPrefix
-	if q.Has("prefix") {
-		prefix = q.Get("prefix")
-		q.Del("prefix")
+	// take removes hookrelay's own parameters from the URL, which go-redis
+	// would refuse.
+	take := func(name string) (string, bool) {
+		if !q.Has(name) {
+			return "", false
+		}
+		v := q.Get(name)
+		q.Del(name)
 		u.RawQuery = q.Encode()
+		return v, true
+	}
+	prefix := DefaultPrefix
+	if v, ok := take("prefix"); ok {
+		prefix = v
 	}
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
 	}
 	compress := codecZstd
-	if q.Has("compress") {
-		switch v := q.Get("compress"); v {
-		case "zstd", "on":
-		case "s2":
-			compress = codecS2
-		case "off":
-			compress = codecNone
-		default:
-			return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default), s2 or off", v)
-		}
-		q.Del("compress")
-		u.RawQuery = q.Encode()
+	switch v, _ := take("compress"); v {
+	case "", "zstd", "on":
+	case "s2":
+		compress = codecS2
+	case "off":
+		compress = codecNone
+	default:
+		return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default), s2 or off", v)
 	}
 	scriptAccepts := false
-	if q.Has("accept") {
-		switch v := q.Get("accept"); v {
-		case "transaction":
-		case "script":
-			scriptAccepts = true
-		default:
-			return nil, fmt.Errorf("redisstore: accept=%q: want transaction (the default) or script", v)
-		}
-		q.Del("accept")
-		u.RawQuery = q.Encode()
+	switch v, _ := take("accept"); v {
+	case "", "transaction":
+	case "script":
+		scriptAccepts = true
+	default:
+		return nil, fmt.Errorf("redisstore: accept=%q: want transaction (the default) or script", v)
 	}
 	partitions := 0
-	if q.Has("partitions") {
-		if partitions, err = parsePartitions(q.Get("partitions")); err != nil {
+	if v, ok := take("partitions"); ok {
+		if partitions, err = parsePartitions(v); err != nil {
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
-		q.Del("partitions")
-		u.RawQuery = q.Encode()
 	}
 	c, where, err := newClient(u)
 	if err != nil {
