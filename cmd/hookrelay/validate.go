@@ -23,7 +23,7 @@ func (m *Main) validateCommand() *cobra.Command {
 			"--reads also lists, per hook, what its expressions evaluated at intake (its idempotency key, its rules' conditions, " +
 			"its response and the order_by of the actions its rules name) read of a payload: the gateway checks every byte of a " +
 			"payload but builds only that part of it.",
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, m.LookupEnv)
 			if err != nil {

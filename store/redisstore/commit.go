@@ -134,7 +134,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
 	}
-	if rc, ok := client.(*redis.Client); ok && replicas == 0 && !s.scriptAccepts && !s.noPlain.Load() {
+	if rc, ok := client.(*redis.Client); ok && !s.scriptAccepts && !s.noPlain.Load() {
 		// On one Redis, a batch of new events needs no script (plain.go).
 		// When it does, or when the transaction's outcome is not known, the
 		// script runs: it finds what the transaction may have written.

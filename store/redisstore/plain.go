@@ -70,7 +70,7 @@ func (s *Store) acceptPlain(ctx context.Context, rc *redis.Client, batch []*acce
 	var watch []string
 	seen := make(map[string]bool)
 	for _, c := range batch {
-		if c.replicas > 0 || c.args[5] != "0" {
+		if c.replicas > 0 {
 			return errUseScript
 		}
 		if c.args[2] != "0" {
