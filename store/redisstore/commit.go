@@ -134,8 +134,10 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
 	}
-	if rc, ok := client.(*redis.Client); ok && !s.scriptAccepts && !s.noPlain.Load() {
-		// On one Redis, a batch of new events needs no script (plain.go).
+	if rc, ok := s.c.(*redis.Client); ok && client == s.c && !s.scriptAccepts && !s.noPlain.Load() {
+		// On one Redis (not a Cluster's master, which runBatch hands a
+		// batch that waits for replicas), a batch of new events needs no
+		// script (plain.go).
 		// When it does, or when the transaction's outcome is not known, the
 		// script runs: it finds what the transaction may have written.
 		err := s.acceptPlain(ctx, rc, batch, wake)
