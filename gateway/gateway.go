@@ -29,6 +29,14 @@ type Gateway struct {
 	now     func() time.Time
 	metrics Metrics
 	limiter Limiter
+	handOff HandOff
+}
+
+// HandOff is a relay that may take an event's deliveries in its accept
+// (relay.Relay.Offer): Offer sets a.HandOff, and the function it returns,
+// when not nil, is called with the accept's answer.
+type HandOff interface {
+	Offer(a *store.Accept) func(store.Accepted, error)
 }
 
 // Metrics records what the gateway sees. Hook names given are the
@@ -56,11 +64,14 @@ type Options struct {
 	Limiter Limiter
 	// RefusalLog bounds the lines about refused requests.
 	RefusalLog RefusalLog
+	// HandOff, when set, is offered each event's deliveries as it is
+	// accepted; nil: the relay leases them from the queue.
+	HandOff HandOff
 }
 
 // New returns a gateway serving cfg from s.
 func New(s Store, cfg *config.Config, o Options) *Gateway {
-	g := &Gateway{store: s, ready: o.Ready, now: o.Now, metrics: o.Metrics, limiter: o.Limiter}
+	g := &Gateway{store: s, ready: o.Ready, now: o.Now, metrics: o.Metrics, limiter: o.Limiter, handOff: o.HandOff}
 	if g.ready == nil {
 		g.ready = s.Ping
 	}

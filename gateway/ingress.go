@@ -148,9 +148,16 @@ func (g *Gateway) catch(c *gin.Context) {
 	// gets a bounded wait, then the sender is told to retry: if the event
 	// was stored after all, the retry is answered as its duplicate.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), acceptTimeout)
-	res, err := g.store.Accept(ctx, store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL,
-		WaitReplicas: cfg.WaitReplicas})
+	accept := store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL, WaitReplicas: cfg.WaitReplicas}
+	var handedOff func(store.Accepted, error)
+	if g.handOff != nil {
+		handedOff = g.handOff.Offer(&accept)
+	}
+	res, err := g.store.Accept(ctx, accept)
 	cancel()
+	if handedOff != nil {
+		handedOff(res, err)
+	}
 	if err != nil {
 		// Never a 2xx for something not stored: the sender must retry.
 		if g.metrics != nil {

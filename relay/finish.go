@@ -122,7 +122,7 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 	for _, it := range batch {
 		r.forget(it.f.Lease)
 		if !it.freed {
-			r.free(it.f.Lease)
+			r.free(it.f.Lease, false)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/actions"
@@ -93,12 +94,29 @@ type Relay struct {
 	total   int                  // attempts in flight
 	states  map[string]store.ActionState
 	orphans []string // actions with queued deliveries that are not in the config
+	run     *running // while Run leases: where handed-off deliveries start
+	// offering: Run leases and some action is drained, so that Offer may
+	// reserve a slot; read without mu by every accept.
+	offering atomic.Bool
 }
 
 // lane is the relay's view of one action.
 type lane struct {
 	inflight  int
 	rateUntil time.Time // the rate allows nothing before this
+	// drained: the last lease took every delivery of the action that was
+	// due, with room to spare. Then a new delivery may be handed off at its
+	// accept (Offer) without passing older due ones, and an attempt that
+	// succeeds frees a slot that nothing queued waits for.
+	drained bool
+}
+
+// running is what attempts started outside Run's loop (Offer) need of it.
+type running struct {
+	workCtx context.Context
+	wg      *sync.WaitGroup
+	fin     *finisher
+	release func(store.Lease)
 }
 
 // inflight is an attempt in flight: its lease, renewed while it runs, and
@@ -187,6 +205,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		releaseMu.Unlock()
 	}
 	wake := r.q.Wake(ctx)
+	r.mu.Lock()
+	r.run = &running{workCtx: workCtx, wg: &wg, fin: fin, release: release}
+	r.mu.Unlock()
 	for ctx.Err() == nil {
 		now := r.o.Now()
 		if now.Sub(lastRefresh) >= r.o.MaxWait {
@@ -203,6 +224,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		r.wait(ctx, &wake, next, err != nil)
 	}
+	// No hand-off starts from now on; those offered before are counted in
+	// wg until their accepts have answered (Offer).
+	r.mu.Lock()
+	r.run = nil
+	r.offering.Store(false)
+	r.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -236,6 +263,8 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	if len(quotas) == 0 {
 		return false, rated, nil
 	}
+	// Until this lease has answered, no action counts as drained.
+	r.setDrained(nil)
 	// A lease is never abandoned half-way by a stop: what the store hands
 	// out is either started or given back at once.
 	b, err := r.q.Lease(context.WithoutCancel(ctx), store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
@@ -257,7 +286,8 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		return false, time.Time{}, nil
 	}
-	if len(b.Leases) > room {
+	cut := len(b.Leases) > room
+	if cut {
 		over := b.Leases[room:]
 		b.Leases = b.Leases[:room]
 		// More came than the process may run at once: give the rest back,
@@ -271,6 +301,7 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	// Each action's leases, one run at a time, without copying them.
 	slices.SortStableFunc(b.Leases, func(x, y store.Lease) int { return strings.Compare(x.Delivery.Action, y.Delivery.Action) })
 	asked := make(map[string]int, len(quotas))
+	took := make(map[string]int, len(quotas))
 	for _, q := range quotas {
 		asked[q.Action] = q.N
 	}
@@ -291,8 +322,20 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		r.noteProbe(name, len(run))
 		for i := range run {
-			r.start(workCtx, run[i], act, wg, fin, release)
+			r.start(workCtx, run[i], act, wg, fin, release, false)
 		}
+		took[name] = len(run)
+	}
+	if !cut && (b.NextDue.IsZero() || b.NextDue.After(now)) {
+		// Nothing left due now: each action that took less than it asked
+		// for has none waiting.
+		drained := make(map[string]bool, len(quotas))
+		for _, q := range quotas {
+			if act := acts[q.Action]; act != nil && act.Rate.IsZero() && took[q.Action] < q.N {
+				drained[q.Action] = true
+			}
+		}
+		r.setDrained(drained)
 	}
 	next = b.NextDue
 	if !rated.IsZero() && (next.IsZero() || rated.Before(next)) {
@@ -373,12 +416,15 @@ func (r *Relay) limit(ctx context.Context, act *actions.Action, ls []store.Lease
 	return ls[:allowed]
 }
 
-// start runs one attempt in its own goroutine.
-func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Action, wg *sync.WaitGroup, fin *finisher, release func(store.Lease)) {
+// start runs one attempt in its own goroutine; reserved: its slot was
+// taken already (Offer).
+func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Action, wg *sync.WaitGroup, fin *finisher, release func(store.Lease), reserved bool) {
 	actx, cancel := context.WithCancelCause(workCtx)
 	r.mu.Lock()
-	r.lane(l.Delivery.Action).inflight++
-	r.total++
+	if !reserved {
+		r.lane(l.Delivery.Action).inflight++
+		r.total++
+	}
 	r.held[l.Delivery.ID] = &inflight{lease: l, cancel: cancel}
 	r.mu.Unlock()
 	if r.o.Metrics != nil {
@@ -402,7 +448,7 @@ func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Actio
 				// The destination is done with this attempt: its slot can
 				// take the next delivery while the outcome is recorded.
 				// A failure keeps its slot until the breaker has seen it.
-				r.free(l)
+				r.free(l, item.f.Outcome.Status == store.DeliverySucceeded)
 				item.freed = true
 			}
 			fin.add(item)
@@ -410,23 +456,43 @@ func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Actio
 		case errors.Is(context.Cause(actx), errShutdown):
 			release(l)
 		}
-		r.free(l)
+		r.free(l, false)
 		r.forget(l)
 	}()
 }
 
-// free gives an attempt's slot back to its action.
-func (r *Relay) free(l store.Lease) {
+// free gives an attempt's slot back to its action and wakes the lease
+// loop, for which the slot may be waiting: unless the attempt succeeded
+// (settled: nothing of it to schedule again), its action is drained and
+// the process had room to spare.
+func (r *Relay) free(l store.Lease, settled bool) {
 	r.mu.Lock()
-	if ln := r.lanes[l.Delivery.Action]; ln != nil {
+	full := r.total >= r.o.MaxInFlight
+	ln := r.lanes[l.Delivery.Action]
+	if ln != nil {
 		ln.inflight--
 	}
 	r.total--
+	quiet := settled && !full && ln != nil && ln.drained
 	r.mu.Unlock()
+	if quiet {
+		return
+	}
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// setDrained marks the actions in drained as drained and every other one
+// as not.
+func (r *Relay) setDrained(drained map[string]bool) {
+	r.mu.Lock()
+	for name, ln := range r.lanes {
+		ln.drained = drained[name]
+	}
+	r.offering.Store(r.run != nil && len(drained) > 0)
+	r.mu.Unlock()
 }
 
 // forget stops renewing the lease of an attempt whose outcome is recorded,
@@ -622,5 +688,68 @@ func (r *Relay) logBreaker(before, after store.ActionState, b Breaker) {
 func (r *Relay) storeError(op string) {
 	if r.o.Metrics != nil {
 		r.o.Metrics.StoreError(op)
+	}
+}
+
+// Offer offers the relay's room to the accept a is about to make
+// (store.HandOff): for each of its deliveries in no lane whose action has
+// no rate, was drained by the last lease and has a slot free, the slot is
+// reserved and the store may lease the delivery to this process in the
+// accept itself. It returns what to call with the accept's answer, which
+// starts the leases handed off and frees the slots left unused; nil when
+// it offers nothing (the relay is not running, or has no room).
+func (r *Relay) Offer(a *store.Accept) func(store.Accepted, error) {
+	if len(a.Deliveries) == 0 || !r.offering.Load() {
+		return nil
+	}
+	acts := r.actions()
+	var quotas []store.ActionQuota
+	r.mu.Lock()
+	run := r.run
+	for _, d := range a.Deliveries {
+		act := acts[d.Action]
+		ln := r.lanes[d.Action]
+		if run == nil || d.Lane != "" || act == nil || !act.Rate.IsZero() || ln == nil || !ln.drained ||
+			ln.inflight >= act.Concurrency || r.total >= r.o.MaxInFlight {
+			continue
+		}
+		i := slices.IndexFunc(quotas, func(q store.ActionQuota) bool { return q.Action == d.Action })
+		if i < 0 {
+			quotas = append(quotas, store.ActionQuota{Action: d.Action, Max: act.Concurrency})
+			i = len(quotas) - 1
+		}
+		quotas[i].N++
+		ln.inflight++
+		r.total++
+	}
+	if len(quotas) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	// Run waits for this accept's answer before it ends.
+	run.wg.Add(1)
+	r.mu.Unlock()
+	a.HandOff = &store.HandOff{Now: r.o.Now(), TTL: r.o.Lease, Actions: quotas}
+	return func(res store.Accepted, err error) {
+		defer run.wg.Done()
+		used := make(map[string]int, len(quotas))
+		if err == nil && len(res.Leases) > 0 {
+			acts := r.actions()
+			for _, l := range res.Leases {
+				name := l.Delivery.Action
+				i := slices.IndexFunc(quotas, func(q store.ActionQuota) bool { return q.Action == name })
+				reserved := i >= 0 && used[name] < quotas[i].N
+				used[name]++
+				r.start(run.workCtx, l, acts[name], run.wg, run.fin, run.release, reserved)
+			}
+		}
+		r.mu.Lock()
+		for _, q := range quotas {
+			if n := q.N - used[q.Action]; n > 0 {
+				r.lanes[q.Action].inflight -= n
+				r.total -= n
+			}
+		}
+		r.mu.Unlock()
 	}
 }

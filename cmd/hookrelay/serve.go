@@ -31,6 +31,7 @@ import (
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/redisstore"
+	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
 // minLease is the shortest --lease: attempts renew their leases every
@@ -182,7 +183,6 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 			return nil
 		}
 	}
-	gw = gateway.New(st, cfg, gwo)
 	// One clock for the relay and its client: a bearer token's exp is
 	// judged by the time the relay schedules by.
 	now := time.Now
@@ -193,6 +193,22 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		// so a reload changes it too.
 		Transport: actions.GuardedTransport(func() []netip.Prefix { return gw.Config().AllowNetworks }),
 	})
+	var rel *relay.Relay
+	if f.workers > 0 {
+		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log, Metrics: mx, Now: now,
+			Limits: func() rules.Limits { return gw.Config().Evaluation }}
+		if rs, ok := st.(*redisstore.Store); ok {
+			// Rates hold across every process that shares the Redis store.
+			o.Limiter = rs.Limiter()
+		}
+		rel = relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
+		if _, ok := st.(*sqlitestore.Store); ok {
+			// The embedded store leases an event's deliveries to this
+			// process's relay in the accept itself when it has room.
+			gwo.HandOff = rel
+		}
+	}
+	gw = gateway.New(st, cfg, gwo)
 	rl := newReloader(cfg, func() (*config.Config, error) { return config.Load(f.config, m.LookupEnv) }, func(c *config.Config) {
 		// The log masks the new config's secrets from now on; those of
 		// every config before stay masked too, as work in flight or a
@@ -269,15 +285,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 			return nil
 		})
 	}
-	if f.workers > 0 {
-		o := relay.Options{MaxInFlight: f.workers, Lease: f.lease, Grace: f.grace, Logger: log, Metrics: mx, Now: now,
-			Limits: func() rules.Limits { return gw.Config().Evaluation }}
-		if rs, ok := st.(*redisstore.Store); ok {
-			// Rates hold across every process that shares the Redis store.
-			o.Limiter = rs.Limiter()
-		}
-		r := relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
-		g.Go(func() error { return r.Run(gctx) })
+	if rel != nil {
+		g.Go(func() error { return rel.Run(gctx) })
 	}
 	// Every process prunes; the store's pruning lease lets one work at a
 	// time.

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -43,7 +44,7 @@ func TestBatchAfterScriptCacheFlush(t *testing.T) {
 	s.runBatch(batch)
 	for _, call := range batch {
 		<-call.done
-		if call.err != nil || call.res != (store.Accepted{EventID: call.id}) {
+		if call.err != nil || !reflect.DeepEqual(call.res, store.Accepted{EventID: call.id}) {
 			t.Errorf("Accept(%s) = %+v, %v; want it stored", call.id, call.res, call.err)
 		}
 		if _, err := s.Event(t.Context(), call.id); err != nil {
@@ -103,7 +104,7 @@ func TestBatchSharesWrites(t *testing.T) {
 		{EventID: accepts[4].Event.ID},
 	}
 	for i, call := range batch {
-		if call.err != nil || call.res != want[i] {
+		if call.err != nil || !reflect.DeepEqual(call.res, want[i]) {
 			t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want[i])
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestPlainAcceptWritesWhatTheScriptWrites(t *testing.T) {
 	defer scripted.Close()
 	scripted.scriptAccepts = true
 	for i, call := range runAccepts(t, scripted, accepts) {
-		if call.err != nil || call.res != (store.Accepted{EventID: accepts[i].Event.ID}) {
+		if call.err != nil || !reflect.DeepEqual(call.res, store.Accepted{EventID: accepts[i].Event.ID}) {
 			t.Fatalf("script, event %d: %+v, %v", i, call.res, call.err)
 		}
 	}
@@ -205,7 +206,7 @@ func TestPlainAcceptLeavesToTheScript(t *testing.T) {
 						want.EventID = tc.batch[i-1].Event.ID
 					}
 				}
-				if call.err != nil || call.res != want {
+				if call.err != nil || !reflect.DeepEqual(call.res, want) {
 					t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want)
 				}
 			}
@@ -240,11 +241,11 @@ func TestPlainAcceptRace(t *testing.T) {
 	if raced != 1 {
 		t.Fatalf("the hook between WATCH and EXEC ran %d times, want 1", raced)
 	}
-	if want := (store.Accepted{EventID: theirs.Event.ID, Duplicate: true}); calls[0].err != nil || calls[0].res != want {
+	if want := (store.Accepted{EventID: theirs.Event.ID, Duplicate: true}); calls[0].err != nil || !reflect.DeepEqual(calls[0].res, want) {
 		t.Errorf("Accept = %+v, %v; want %+v", calls[0].res, calls[0].err, want)
 	}
 	for i, call := range calls[1:] {
-		if want := (store.Accepted{EventID: batch[i+1].Event.ID}); call.err != nil || call.res != want {
+		if want := (store.Accepted{EventID: batch[i+1].Event.ID}); call.err != nil || !reflect.DeepEqual(call.res, want) {
 			t.Errorf("event %d of the batch: %+v, %v; want it stored", i+1, call.res, call.err)
 		}
 	}
@@ -284,7 +285,7 @@ func TestPlainAcceptRefused(t *testing.T) {
 			accepts = append(accepts, batchAccept(now, "h", fmt.Sprintf("k%d.%d", round, i), 10*round+i, "a", ""))
 		}
 		for i, call := range runAccepts(t, s, accepts) {
-			if want := (store.Accepted{EventID: accepts[i].Event.ID}); call.err != nil || call.res != want {
+			if want := (store.Accepted{EventID: accepts[i].Event.ID}); call.err != nil || !reflect.DeepEqual(call.res, want) {
 				t.Errorf("round %d, event %d: %+v, %v; want it stored", round, i, call.res, call.err)
 			}
 			if _, err := s.Event(ctx, accepts[i].Event.ID); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -323,7 +324,7 @@ func TestAcceptSameEventTwice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != (store.Accepted{EventID: e.ID}) {
+		if !reflect.DeepEqual(got, store.Accepted{EventID: e.ID}) {
 			t.Fatalf("try %d: Accept = %+v, want the event stored", try, got)
 		}
 	}

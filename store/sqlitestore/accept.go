@@ -2,9 +2,11 @@ package sqlitestore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -59,8 +61,13 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if checkKey {
 		keyExpires = millis(ev.ReceivedAt.Add(a.KeyTTL))
 	}
-	var res store.Accepted
+	var (
+		res    store.Accepted
+		handed []bool // by delivery: leased to the caller (a.HandOff)
+		hand   = newHandOff(a.HandOff)
+	)
 	err = s.write(ctx, func(w *writeTx) error {
+		handed = nil
 		if checkKey {
 			// The key's holder is the newest event of the hook that took
 			// it; its window, while open at this event's receipt, makes
@@ -88,12 +95,24 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 			ev.ID, ev.Hook, received, ev.IdempotencyKey, cols.headers, cols.query, cols.body, string(ev.Status), rules, cols.trace, cols.key, keyExpires); err != nil {
 			return err
 		}
-		for _, d := range deliveries {
-			if err := insertDelivery(w, d); err != nil {
+		var err error
+		if handed, err = hand.pick(w, deliveries); err != nil {
+			return fmt.Errorf("hand-off: %w", err)
+		}
+		queued := 0
+		for i, d := range deliveries {
+			token := ""
+			if handed != nil && handed[i] {
+				token = hand.token(i)
+			} else {
+				queued++
+			}
+			if err := insertDelivery(w, d, token, hand.untilMS); err != nil {
 				return err
 			}
 		}
-		if len(deliveries) > 0 {
+		// Deliveries handed off need no relay to wake up for them.
+		if queued > 0 {
 			w.wake = true
 		}
 		res = store.Accepted{EventID: ev.ID}
@@ -102,7 +121,98 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
+	if !res.Duplicate && res.EventID == ev.ID && handed != nil {
+		res.Leases = hand.leases(ev, deliveries, handed)
+	}
 	return res, nil
+}
+
+// handOff is an accept's store.HandOff as the writer applies it.
+type handOff struct {
+	o       *store.HandOff
+	prefix  string // of the tokens: random per accept, then the delivery's place
+	untilMS int64
+}
+
+func newHandOff(o *store.HandOff) handOff {
+	if o == nil || len(o.Actions) == 0 {
+		return handOff{}
+	}
+	return handOff{o: o, prefix: rand.Text() + ".h", untilMS: millis(o.Now.Add(o.TTL))}
+}
+
+func (h handOff) token(i int) string { return h.prefix + strconv.Itoa(i) }
+
+// handOffGate reads, for the action ?1, what a hand-off needs at ?2: its
+// stored state's pause and block, and when ?3 is set the number of its
+// live leases (Lease counts the same ones against store.ActionQuota.Max).
+const handOffGate = `SELECT COALESCE(s.paused, 0), COALESCE(s.blocked_until, 0),
+	CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
+		WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END
+	FROM (SELECT 1) LEFT JOIN action_states s ON s.action = ?1`
+
+// pick says which of ds the accept leases to its caller (nil: none), by
+// the rules of store.HandOff: the quotas, the lanes, the actions' stored
+// states and their live leases, read in the accept's transaction, one
+// statement per action offered.
+func (h handOff) pick(w *writeTx, ds []store.Delivery) ([]bool, error) {
+	if h.o == nil || h.o.TTL <= 0 || len(ds) == 0 {
+		return nil, nil
+	}
+	nowMS := millis(h.o.Now)
+	var out []bool
+	for _, q := range h.o.Actions {
+		if q.N <= 0 {
+			continue
+		}
+		var (
+			st   = store.ActionState{Action: q.Action}
+			live int
+			read bool
+		)
+		for i, d := range ds {
+			if d.Action != q.Action || q.N <= 0 {
+				continue
+			}
+			if !read {
+				var paused bool
+				var blocked int64
+				if err := w.queryRow(handOffGate, q.Action, nowMS, q.Max > 0).Scan(&paused, &blocked, &live); err != nil {
+					return nil, err
+				}
+				st.Paused, st.BlockedUntil, read = paused, fromMillis(blocked), true
+			}
+			if !store.CanHandOff(h.o, d, st) || q.Max > 0 && live >= q.Max {
+				continue
+			}
+			live++
+			q.N--
+			if out == nil {
+				out = make([]bool, len(ds))
+			}
+			out[i] = true
+		}
+	}
+	return out, nil
+}
+
+// leases are the leases of the deliveries handed off, as Lease would
+// return them: times at the store's precision, the event as stored.
+func (h handOff) leases(ev store.Event, ds []store.Delivery, handed []bool) []store.Lease {
+	ev.ReceivedAt = fromMillis(millis(ev.ReceivedAt))
+	until := fromMillis(h.untilMS)
+	var ls []store.Lease
+	for i, d := range ds {
+		if !handed[i] {
+			continue
+		}
+		d.NextAttemptAt = fromMillis(millis(d.NextAttemptAt))
+		d.CreatedAt = fromMillis(millis(d.CreatedAt))
+		d.UpdatedAt = fromMillis(millis(d.UpdatedAt))
+		d.LeasedUntil = until
+		ls = append(ls, store.Lease{Delivery: d, Event: ev, Token: h.token(i), Until: until})
+	}
+	return ls
 }
 
 // arrived records on original the arrival, at at, of a duplicate of it.
@@ -123,9 +233,14 @@ func arrived(w *writeTx, original string, at time.Time) error {
 
 // insertDelivery stores d and queues it at its NextAttemptAt, unless its
 // lane has a delivery queued or held already: it then waits behind it.
-func insertDelivery(w *writeTx, d store.Delivery) error {
+// With a token, d is stored leased instead, held by token until untilMS
+// (a delivery in a lane never is: see store.HandOff).
+func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) error {
 	var lane, due any = nil, millis(d.NextAttemptAt)
-	if d.Lane != "" {
+	leased := millis(d.LeasedUntil)
+	if token != "" {
+		due, leased = untilMS, untilMS
+	} else if d.Lane != "" {
 		lane = d.Lane
 		busy, err := laneBusy(w, d.Action, d.Lane, d.ID)
 		if err != nil {
@@ -136,9 +251,9 @@ func insertDelivery(w *writeTx, d store.Delivery) error {
 		}
 	}
 	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
-		millis(d.NextAttemptAt), millis(d.LeasedUntil), d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), lane, due)
+		millis(d.NextAttemptAt), leased, d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), lane, token, due)
 	return err
 }
 

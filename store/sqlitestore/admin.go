@@ -265,7 +265,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 			if taken {
 				return fmt.Errorf("delivery %s exists already: %w", d.ID, store.ErrConflict)
 			}
-			if err := insertDelivery(w, store.Enqueued(d, eventID, hook, d.NextAttemptAt)); err != nil {
+			if err := insertDelivery(w, store.Enqueued(d, eventID, hook, d.NextAttemptAt), "", 0); err != nil {
 				return err
 			}
 		}
