@@ -50,6 +50,7 @@ type Metrics struct {
 	attempts    *prometheus.CounterVec
 	attemptTime *prometheus.HistogramVec
 	inFlight    *prometheus.GaugeVec
+	handedOff   *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	reloads     *prometheus.CounterVec
 	lastReload  prometheus.Gauge
@@ -103,6 +104,10 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "delivery_attempts_in_flight",
 			Help: "Delivery attempts running in this process, by action.",
 		}, []string{"action"}),
+		handedOff: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "deliveries_handed_off_total",
+			Help: "Deliveries this process's relay took in the accept that stored them, instead of leasing them from the queue, by action.",
+		}, []string{"action"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "store_errors_total",
 			Help: "Failed store operations, by operation.",
@@ -132,7 +137,7 @@ func New(o Options) *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.events, m.ingest, m.requests, m.requestTime, m.attempts, m.attemptTime,
-		m.inFlight, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
+		m.inFlight, m.handedOff, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
@@ -171,6 +176,7 @@ func (m *Metrics) Configure(hooks, actions []string, outcomes, results []string)
 			m.attempts.WithLabelValues(a, r)
 		}
 		m.inFlight.WithLabelValues(a)
+		m.handedOff.WithLabelValues(a)
 	}
 }
 
@@ -210,6 +216,9 @@ func (m *Metrics) AttemptFinished(action, result string, d time.Duration) {
 	m.attempts.WithLabelValues(action, result).Inc()
 	m.attemptTime.WithLabelValues(action).Observe(d.Seconds())
 }
+
+// HandedOff counts a delivery the relay took at its accept.
+func (m *Metrics) HandedOff(action string) { m.handedOff.WithLabelValues(action).Inc() }
 
 // StoreError counts a failed store operation.
 func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -81,7 +85,8 @@ func TestRelayHandOff(t *testing.T) {
 	}))
 	defer srv.Close()
 	var log *leaseLog
-	st, r := setupOn(t, t.TempDir(), srv.URL, "", relay.Options{MaxInFlight: 1, MaxWait: time.Hour},
+	mx := metrics.New(metrics.Options{})
+	st, r := setupOn(t, t.TempDir(), srv.URL, "", relay.Options{MaxInFlight: 1, MaxWait: time.Hour, Metrics: mx},
 		func(st store.Store) relay.Queue {
 			log = &leaseLog{Store: st, leased: map[string]bool{}}
 			return log
@@ -107,6 +112,12 @@ func TestRelayHandOff(t *testing.T) {
 	}
 	if log.wasLeased(id) {
 		t.Error("the handed-off delivery was leased from the queue too")
+	}
+	want := "# HELP hookrelay_deliveries_handed_off_total Deliveries this process's relay took in the accept that stored them, instead of leasing them from the queue, by action.\n" +
+		"# TYPE hookrelay_deliveries_handed_off_total counter\n" +
+		"hookrelay_deliveries_handed_off_total{action=\"call\"} 1\n"
+	if err := testutil.GatherAndCompare(mx.Registry(), strings.NewReader(want), "hookrelay_deliveries_handed_off_total"); err != nil {
+		t.Error(err)
 	}
 
 	// An accept that fails gives the reserved slot back.

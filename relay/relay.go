@@ -39,6 +39,9 @@ type Metrics interface {
 	// same attempt's end, with its result (see Result*) and duration.
 	AttemptStarted(action string)
 	AttemptFinished(action, result string, d time.Duration)
+	// HandedOff reports a delivery taken at its accept (Offer) rather
+	// than leased from the queue; its attempt is reported as any other.
+	HandedOff(action string)
 	// StoreError reports a failed store operation.
 	StoreError(op string)
 }
@@ -740,6 +743,9 @@ func (r *Relay) Offer(a *store.Accept) func(store.Accepted, error) {
 				i := slices.IndexFunc(quotas, func(q store.ActionQuota) bool { return q.Action == name })
 				reserved := i >= 0 && used[name] < quotas[i].N
 				used[name]++
+				if r.o.Metrics != nil {
+					r.o.Metrics.HandedOff(name)
+				}
 				r.start(run.workCtx, l, acts[name], run.wg, run.fin, run.release, reserved)
 			}
 		}
