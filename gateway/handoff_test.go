@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -59,5 +61,32 @@ func TestCatchHandsOff(t *testing.T) {
 	w, _ = f.post(t, "/hooks/catch/shop", body, sign("new-secret", body))
 	if w.Code != http.StatusOK || len(h.got) != 2 || !h.got[1].Duplicate || len(h.got[1].Leases) != 0 {
 		t.Fatalf("duplicate: status %d, answers %+v", w.Code, h.got)
+	}
+}
+
+// panicStore panics in Accept.
+type panicStore struct{ gateway.Store }
+
+func (panicStore) Accept(context.Context, store.Accept) (store.Accepted, error) {
+	panic("store bug")
+}
+
+// An accept that panics still answers the relay (with an error), which
+// would otherwise hold the slots it reserved, and wait at its stop, for
+// ever; the sender gets a 500.
+func TestCatchHandOffAnsweredOnPanic(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	h := &takeAll{}
+	st := panicStore{tempStore(t)}
+	gw := gateway.New(st, loadConfig(t), gateway.Options{Now: func() time.Time { return now }, HandOff: h,
+		Logger: slog.New(slog.DiscardHandler)})
+	f := fixture{h: gw.Handler()}
+	body := []byte(`{"type":"order.paid","order":{"id":"o-1","total":250}}`)
+	w, _ := f.post(t, "/hooks/catch/shop", body, sign("new-secret", body))
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500", w.Code)
+	}
+	if len(h.offered) != 1 || len(h.errs) != 1 || h.errs[0] == nil {
+		t.Fatalf("offered %d, answered %v; want one answer, an error", len(h.offered), h.errs)
 	}
 }

@@ -149,15 +149,8 @@ func (g *Gateway) catch(c *gin.Context) {
 	// was stored after all, the retry is answered as its duplicate.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), acceptTimeout)
 	accept := store.Accept{Event: ev, Deliveries: deliveries, KeyTTL: hook.KeyTTL, WaitReplicas: cfg.WaitReplicas}
-	var handedOff func(store.Accepted, error)
-	if g.handOff != nil {
-		handedOff = g.handOff.Offer(&accept)
-	}
-	res, err := g.store.Accept(ctx, accept)
+	res, err := g.accept(ctx, accept)
 	cancel()
-	if handedOff != nil {
-		handedOff(res, err)
-	}
 	if err != nil {
 		// Never a 2xx for something not stored: the sender must retry.
 		if g.metrics != nil {
@@ -186,6 +179,28 @@ func (g *Gateway) catch(c *gin.Context) {
 		return
 	}
 	writeAnswer(c, http.StatusAccepted, ev.ID, false)
+}
+
+// accept stores a through the store, offering its deliveries to the
+// relay of this process first (HandOff). The relay hears the answer in
+// every case, a panic included: it holds slots, and its stop waits, until
+// it does.
+func (g *Gateway) accept(ctx context.Context, a store.Accept) (res store.Accepted, err error) {
+	if g.handOff == nil {
+		return g.store.Accept(ctx, a)
+	}
+	handedOff := g.handOff.Offer(&a)
+	if handedOff == nil {
+		return g.store.Accept(ctx, a)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			handedOff(store.Accepted{}, fmt.Errorf("the accept panicked: %v", p))
+			panic(p)
+		}
+		handedOff(res, err)
+	}()
+	return g.store.Accept(ctx, a)
 }
 
 // writeAnswer answers {"id": id} (and "duplicate": true) as c.JSON would,
