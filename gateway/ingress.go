@@ -186,20 +186,19 @@ func (g *Gateway) catch(c *gin.Context) {
 // every case, a panic included: it holds slots, and its stop waits, until
 // it does.
 func (g *Gateway) accept(ctx context.Context, a store.Accept) (res store.Accepted, err error) {
-	if g.handOff == nil {
-		return g.store.Accept(ctx, a)
+	var handedOff func(store.Accepted, error)
+	if g.handOff != nil {
+		handedOff = g.handOff.Offer(&a)
 	}
-	handedOff := g.handOff.Offer(&a)
-	if handedOff == nil {
-		return g.store.Accept(ctx, a)
+	if handedOff != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				handedOff(store.Accepted{}, fmt.Errorf("the accept panicked: %v", p))
+				panic(p)
+			}
+			handedOff(res, err)
+		}()
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			handedOff(store.Accepted{}, fmt.Errorf("the accept panicked: %v", p))
-			panic(p)
-		}
-		handedOff(res, err)
-	}()
 	return g.store.Accept(ctx, a)
 }
 

@@ -304,9 +304,13 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	// Each action's leases, one run at a time, without copying them.
 	slices.SortStableFunc(b.Leases, func(x, y store.Lease) int { return strings.Compare(x.Delivery.Action, y.Delivery.Action) })
 	asked := make(map[string]int, len(quotas))
-	took := make(map[string]int, len(quotas))
+	// drained: the actions without a rate that take less than they asked.
+	drained := make(map[string]bool, len(quotas))
 	for _, q := range quotas {
 		asked[q.Action] = q.N
+		if act := acts[q.Action]; act != nil && act.Rate.IsZero() {
+			drained[q.Action] = true
+		}
 	}
 	for ls := b.Leases; len(ls) > 0; {
 		name := ls[0].Delivery.Action
@@ -322,22 +326,16 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		if len(run) >= asked[name] {
 			more = true
+			delete(drained, name)
 		}
 		r.noteProbe(name, len(run))
 		for i := range run {
 			r.start(workCtx, run[i], act, wg, fin, release, false)
 		}
-		took[name] = len(run)
 	}
+	// Only when nothing is left due now has an action that took less than
+	// it asked for none waiting.
 	if !cut && (b.NextDue.IsZero() || b.NextDue.After(now)) {
-		// Nothing left due now: each action that took less than it asked
-		// for has none waiting.
-		drained := make(map[string]bool, len(quotas))
-		for _, q := range quotas {
-			if act := acts[q.Action]; act != nil && act.Rate.IsZero() && took[q.Action] < q.N {
-				drained[q.Action] = true
-			}
-		}
 		r.setDrained(drained)
 	}
 	next = b.NextDue

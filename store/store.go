@@ -149,14 +149,14 @@ type HandOff struct {
 	Actions []ActionQuota // Probe is not used: a probe is never handed off
 }
 
-// CanHandOff reports whether o may lease d, given its lane and its
-// action's stored state st; the quota and the live-lease cap are the
-// store's to count.
-func CanHandOff(o *HandOff, d Delivery, st ActionState) bool {
-	if o == nil || d.Lane != "" {
+// CanHandOff reports whether a hand-off at now may lease d, given its lane
+// and its action's stored state st; the quota and the live-lease cap are
+// the store's to count.
+func CanHandOff(d Delivery, st ActionState, now time.Time) bool {
+	if d.Lane != "" {
 		return false
 	}
-	n, probe := Gate(st, o.Now, 1)
+	n, probe := Gate(st, now, 1)
 	return n == 1 && !probe
 }
 

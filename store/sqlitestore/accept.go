@@ -121,7 +121,8 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, fmt.Errorf("sqlitestore: accept %s: %w", ev.ID, err)
 	}
-	if !res.Duplicate && res.EventID == ev.ID && handed != nil {
+	// Only an event stored by this very call has deliveries handed off.
+	if handed != nil {
 		res.Leases = hand.leases(ev, deliveries, handed)
 	}
 	return res, nil
@@ -145,10 +146,8 @@ func (h handOff) token(i int) string { return h.prefix + strconv.Itoa(i) }
 
 // handOffGate reads, for the action ?1, what a hand-off needs at ?2: its
 // stored state's pause and block, and when ?3 is set the number of its
-// live leases (Lease counts the same ones against store.ActionQuota.Max).
-const handOffGate = `SELECT COALESCE(s.paused, 0), COALESCE(s.blocked_until, 0),
-	CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
-		WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END
+// live leases (the ones Lease counts).
+const handOffGate = `SELECT COALESCE(s.paused, 0), COALESCE(s.blocked_until, 0), ` + liveLeases + `
 	FROM (SELECT 1) LEFT JOIN action_states s ON s.action = ?1`
 
 // pick says which of ds the accept leases to its caller (nil: none), by
@@ -182,7 +181,7 @@ func (h handOff) pick(w *writeTx, ds []store.Delivery) ([]bool, error) {
 				}
 				st.Paused, st.BlockedUntil, read = paused, fromMillis(blocked), true
 			}
-			if !store.CanHandOff(h.o, d, st) || q.Max > 0 && live >= q.Max {
+			if !store.CanHandOff(d, st, h.o.Now) || q.Max > 0 && live >= q.Max {
 				continue
 			}
 			live++

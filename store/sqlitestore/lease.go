@@ -18,6 +18,13 @@ var _ store.Queue = (*Store)(nil)
 // dies holding it simply lets it fall due again.
 const holds = `lease_token = ? AND lease_token != '' AND status IN ('pending', 'retrying')`
 
+// liveLeases is, in a statement whose ?1 is an action and ?2 now, the
+// number of the action's live leases, whoever holds them, when ?3 is set
+// (0 when not): they count against its concurrency (store.ActionQuota.Max)
+// in a lease and in a hand-off (accept.go).
+const liveLeases = `CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
+	WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END`
+
 // The statements that read an action's queue, all ranges of the index
 // deliveries_action_due (TestQueueUsesActionIndex checks the plans).
 const (
@@ -29,8 +36,7 @@ const (
 	// reading instead. Every row also carries the number of the action's
 	// live leases, whoever holds them, when ?3 is set: they count against
 	// its concurrency (store.ActionQuota.Max).
-	leasePick = `SELECT id, due_at, CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
-			WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END
+	leasePick = `SELECT id, due_at, ` + liveLeases + `
 		FROM deliveries WHERE action = ?1 AND due_at IS NOT NULL ORDER BY due_at, id`
 	// leaseUpdate leases every delivery of an action up to the last one
 	// leasePick listed, in (due_at, id) order: the same ones.
