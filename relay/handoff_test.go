@@ -138,12 +138,15 @@ func TestRelayHandOff(t *testing.T) {
 }
 
 // The relay offers nothing for an action with a rate (its limiter decides
-// at each lease) nor for a delivery in a lane (it waits behind its lane).
+// at each lease), nor for a delivery in a lane (it waits behind its lane),
+// nor while the store would not hand off (Options.HandsOff).
 func TestRelayOfferDeclines(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	st, r := setupWith(t, srv.URL, "  rated:\n    url: "+srv.URL+"/rated\n    rate: 10/s\n", relay.Options{MaxWait: time.Hour})
-	_ = st
+	var storeTakes atomic.Bool
+	storeTakes.Store(true)
+	_, r := setupWith(t, srv.URL, "  rated:\n    url: "+srv.URL+"/rated\n    rate: 10/s\n",
+		relay.Options{MaxWait: time.Hour, HandsOff: storeTakes.Load})
 	if a := newAccept("x", "call"); r.Offer(&a) != nil {
 		t.Fatal("a relay that does not run offered a slot")
 	}
@@ -168,6 +171,14 @@ func TestRelayOfferDeclines(t *testing.T) {
 		take(store.Accepted{}, errors.New("not sent"))
 		t.Error("the relay offered a slot to a delivery in a lane")
 	}
+	storeTakes.Store(false)
+	d := newAccept("w", "call")
+	if take := r.Offer(&d); take != nil {
+		take(store.Accepted{}, errors.New("not sent"))
+		t.Error("the relay offered a slot while the store would not hand off")
+	}
+	storeTakes.Store(true)
+	offered(t, r, &d)(store.Accepted{}, errors.New("not sent"))
 }
 
 // Stopping waits for an accept that was offered slots: what it hands off

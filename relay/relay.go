@@ -77,6 +77,11 @@ type Options struct {
 	// Limits bounds the evaluation of one delivery's templates; nil:
 	// rules.DefaultLimits. Read at each attempt, so a reload changes it.
 	Limits func() rules.Limits
+	// HandsOff, when set, tells at each Offer whether the store would
+	// lease an accept's deliveries to its caller now (store.HandOff): the
+	// relay offers nothing while it would not, rather than hold slots that
+	// the accept cannot use.
+	HandsOff func() bool
 }
 
 // Relay leases due deliveries action by action and performs them: each
@@ -700,7 +705,7 @@ func (r *Relay) storeError(op string) {
 // starts the leases handed off and frees the slots left unused; nil when
 // it offers nothing (the relay is not running, or has no room).
 func (r *Relay) Offer(a *store.Accept) func(store.Accepted, error) {
-	if len(a.Deliveries) == 0 || !r.offering.Load() {
+	if len(a.Deliveries) == 0 || !r.offering.Load() || r.o.HandsOff != nil && !r.o.HandsOff() {
 		return nil
 	}
 	acts := r.actions()

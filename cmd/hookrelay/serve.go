@@ -31,7 +31,6 @@ import (
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/redisstore"
-	"github.com/hookrelay/hookrelay/store/sqlitestore"
 )
 
 // minLease is the shortest --lease: attempts renew their leases every
@@ -201,10 +200,14 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 			// Rates hold across every process that shares the Redis store.
 			o.Limiter = rs.Limiter()
 		}
+		h, handsOff := st.(interface{ HandsOff() bool })
+		if handsOff {
+			// The store leases an event's deliveries to this process's
+			// relay in the accept itself when both can.
+			o.HandsOff = h.HandsOff
+		}
 		rel = relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
-		if _, ok := st.(*sqlitestore.Store); ok {
-			// The embedded store leases an event's deliveries to this
-			// process's relay in the accept itself when it has room.
+		if handsOff {
 			gwo.HandOff = rel
 		}
 	}

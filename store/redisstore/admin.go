@@ -296,7 +296,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	names := indexNames(ds)
 	args = append(args, len(names))
 	args = append(args, names...)
-	keys, args = enqueueArgs(k, keys, args, ds)
+	keys, args = enqueueArgs(k, keys, args, ds, nil)
 	res, err := addDeliveriesScript.Run(ctx, s.c, keys, args...).Result()
 	if err != nil {
 		return fail(err)

@@ -37,6 +37,7 @@ type acceptCall struct {
 	replicas   int // how many replicas must hold it (store.Accept.WaitReplicas)
 	keys       []string
 	args       []any
+	handed     *handed // what it offered its caller (store.HandOff); nil: nothing
 	res        store.Accepted
 	err        error
 	done       chan struct{}
@@ -143,7 +144,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		err := s.acceptPlain(ctx, rc, batch, wake)
 		if err == nil {
 			for _, c := range batch {
-				c.finish([]any{c.id, int64(0)}, nil)
+				c.finish([]any{c.id, int64(0), ""}, nil)
 			}
 			return
 		}
@@ -151,10 +152,17 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 			s.noPlain.Store(true)
 		}
 	}
+	// A batch that offers deliveries to its callers wakes the relays from
+	// its scripts, for the deliveries they queued: none when all were
+	// handed off.
+	channel := ""
+	if slices.ContainsFunc(batch, func(c *acceptCall) bool { return c.handed != nil }) {
+		channel, wake = s.k.wake(), 0
+	}
 	groups := byPartition(batch)
 	calls := make([]call, len(groups))
 	for i, g := range groups {
-		calls[i].args = acceptCommand(g)
+		calls[i].args = acceptCommand(g, channel)
 	}
 	var waited *redis.Cmd
 	_, _ = client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -184,7 +192,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 			}
 			reloaded = true
 		}
-		if errs[i] == nil && len(results[i]) != 2*len(groups[i]) {
+		if errs[i] == nil && len(results[i]) != 3*len(groups[i]) {
 			errs[i] = fmt.Errorf("unexpected reply of %d values for %d events", len(results[i]), len(groups[i]))
 		}
 		failed = failed || errs[i] != nil
@@ -211,7 +219,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 			var res []any
 			err := errs[i]
 			if err == nil {
-				res = results[i][2*j : 2*j+2]
+				res = results[i][3*j : 3*j+3]
 				if notReplicated != nil && c.replicas > 0 {
 					err = notReplicated
 				}
@@ -242,13 +250,14 @@ func byPartition(batch []*acceptCall) [][]*acceptCall {
 }
 
 // acceptCommand is the EVALSHA command of acceptScript for calls:
-// its keys, then the number of events, each one's numbers of keys and
-// arguments, then their arguments one event after the other (acceptScript).
+// its keys, then the number of events, the wake channel ("": the caller
+// wakes the relays), each event's numbers of keys and arguments, then
+// their arguments one event after the other (acceptScript).
 // The names of the listing indexes that the events' arguments carry (see
 // acceptArgs) go once for the call, with its first event: a batch of one
 // hook's events names the same two or three indexes in every event. It is
 // sent as it is, without the copy that Script.EvalSha would make.
-func acceptCommand(calls []*acceptCall) []any {
+func acceptCommand(calls []*acceptCall, channel string) []any {
 	var names []any
 	for _, c := range calls {
 		for _, n := range eventNames(c.args) {
@@ -257,7 +266,7 @@ func acceptCommand(calls []*acceptCall) []any {
 			}
 		}
 	}
-	nk, na := 0, 1+2*len(calls)+len(names)
+	nk, na := 0, 2+2*len(calls)+len(names)
 	for _, c := range calls {
 		nk += len(c.keys)
 		na += len(c.args) - len(eventNames(c.args))
@@ -269,7 +278,7 @@ func acceptCommand(calls []*acceptCall) []any {
 			cmd = append(cmd, k)
 		}
 	}
-	cmd = append(cmd, len(calls))
+	cmd = append(cmd, len(calls), channel)
 	for i, c := range calls {
 		n := len(c.args) - len(eventNames(c.args))
 		if i == 0 {
@@ -319,7 +328,7 @@ func (c *acceptCall) finish(res []any, err error) {
 	if err != nil {
 		c.err = fmt.Errorf("redisstore: accept %s: %w", c.id, err)
 	} else {
-		c.res, c.err = acceptedOf(c.id, res)
+		c.res, c.err = acceptedOf(c.id, res, c.handed)
 	}
 	close(c.done)
 }
@@ -329,6 +338,8 @@ func (s *Store) submit(ctx context.Context, c *acceptCall) (store.Accepted, erro
 	if err := ctx.Err(); err != nil {
 		return store.Accepted{}, err
 	}
+	s.accepting.Add(1)
+	defer s.accepting.Add(-1)
 	select {
 	case s.calls <- c:
 	case <-s.quit:

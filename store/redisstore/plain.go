@@ -24,6 +24,8 @@ import (
 //   - an idempotency key that Redis holds (a duplicate, or a key whose
 //     window has ended), or that two events of the batch share;
 //   - a delivery in a lane, whose queueing depends on the lane's state;
+//   - a delivery offered to its caller (store.HandOff), whose lease
+//     depends on its action's state and live leases (enqueueLua);
 //   - an accept that waits for replicas (WAIT after the writes);
 //   - a key changed by another client between WATCH and EXEC (EXEC
 //     aborts and writes nothing), or an error whose outcome is unknown:
@@ -70,7 +72,7 @@ func (s *Store) acceptPlain(ctx context.Context, rc *redis.Client, batch []*acce
 	var watch []string
 	seen := make(map[string]bool)
 	for _, c := range batch {
-		if c.replicas > 0 {
+		if c.replicas > 0 || c.handed != nil {
 			return errUseScript
 		}
 		if c.args[2] != "0" {
@@ -155,10 +157,10 @@ func writePlain(ctx context.Context, p redis.Pipeliner, c *acceptCall, w *gather
 	w.zadd(c.keys[3], "0", id)
 	for d := eventDeliveries(c); d.next(); {
 		a := d.args()
-		hset := make([]any, 0, 16+len(a)-8)
+		hset := make([]any, 0, 16+len(a)-9)
 		hset = append(hset, "hset", d.key(0), "evt", id, "hook", a[5], "rule", a[6], "action", a[2],
 			"status", "pending", "due", a[1], "created", a[4])
-		hset = append(hset, a[8:]...)
+		hset = append(hset, a[9:]...)
 		p.Do(ctx, hset...)
 		w.zadd(d.key(1), "0", a[0])
 		w.zadd(d.key(2), a[1], a[0])
@@ -168,7 +170,7 @@ func writePlain(ctx context.Context, p redis.Pipeliner, c *acceptCall, w *gather
 
 // deliveries walks the deliveries of an acceptCall, in acceptScript's
 // layout: after the event's five keys, five per delivery; after the
-// event's arguments, eight per delivery and its extra fields.
+// event's arguments, nine per delivery and its extra fields.
 type deliveries struct {
 	c      *acceptCall
 	k, a   int // the current delivery's first key and argument
@@ -186,7 +188,7 @@ func (d *deliveries) next() bool {
 	}
 	d.k, d.a = d.nk, d.na
 	d.nk += 5
-	d.na += 8 + d.c.args[d.a+7].(int)
+	d.na += 9 + d.c.args[d.a+8].(int)
 	return true
 }
 

@@ -43,12 +43,12 @@ func acceptCalls(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
 	t.Helper()
 	var batch []*acceptCall
 	for _, a := range accepts {
-		keys, args, err := s.acceptArgs(a)
+		keys, args, h, err := s.acceptArgs(a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
-			keys: keys, args: args, done: make(chan struct{})})
+			keys: keys, args: args, handed: h, done: make(chan struct{})})
 	}
 	return batch
 }
@@ -157,6 +157,8 @@ func TestPlainAcceptLeavesToTheScript(t *testing.T) {
 	held := batchAccept(now, "h", "held", 0, "a", "")
 	replicated := batchAccept(now, "h", "r", 7, "a", "")
 	replicated.WaitReplicas = 1
+	offered := batchAccept(now, "h", "k8", 8, "a", "")
+	offered.HandOff = &store.HandOff{Now: now, TTL: time.Minute, Actions: []store.ActionQuota{{Action: "a", N: 1}}}
 	// Each batch starts with new events that alone would make a
 	// transaction; the last one or two are the case's.
 	fresh := func(n int) []store.Accept {
@@ -167,18 +169,21 @@ func TestPlainAcceptLeavesToTheScript(t *testing.T) {
 		return out
 	}
 	cases := []struct {
-		name  string
-		batch []store.Accept
-		want  []store.Accepted // nil: not run by the script here
+		name   string
+		batch  []store.Accept
+		want   []store.Accepted // nil: not run by the script here; leases aside
+		leases int              // handed off to the last event's caller
 	}{
 		{"a key Redis holds", append(fresh(minPlainBatch-1), batchAccept(now, "h", "held", 2, "a", "")),
-			[]store.Accepted{{}, {}, {}, {EventID: held.Event.ID, Duplicate: true}}},
+			[]store.Accepted{{}, {}, {}, {EventID: held.Event.ID, Duplicate: true}}, 0},
 		{"a key twice in the batch", append(fresh(minPlainBatch-2), batchAccept(now, "h", "twice", 3, "a", ""), batchAccept(now, "h", "twice", 4, "a", "")),
-			[]store.Accepted{{}, {}, {}, {Duplicate: true}}},
+			[]store.Accepted{{}, {}, {}, {Duplicate: true}}, 0},
 		{"a delivery in a lane", append(fresh(minPlainBatch-1), batchAccept(now, "h", "k6", 6, "a", "L")),
-			[]store.Accepted{{}, {}, {}, {}}},
-		{"replicas waited for", append(fresh(minPlainBatch-1), replicated), nil},
-		{"fewer events than a transaction takes", fresh(minPlainBatch - 1), []store.Accepted{{}, {}, {}}},
+			[]store.Accepted{{}, {}, {}, {}}, 0},
+		{"replicas waited for", append(fresh(minPlainBatch-1), replicated), nil, 0},
+		{"fewer events than a transaction takes", fresh(minPlainBatch - 1), []store.Accepted{{}, {}, {}}, 0},
+		{"a delivery offered to its caller", append(fresh(minPlainBatch-1), offered),
+			[]store.Accepted{{}, {}, {}, {}}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,6 +211,10 @@ func TestPlainAcceptLeavesToTheScript(t *testing.T) {
 						want.EventID = tc.batch[i-1].Event.ID
 					}
 				}
+				if i == len(tc.batch)-1 && len(call.res.Leases) != tc.leases {
+					t.Errorf("event %d: %d leases handed off, want %d", i, len(call.res.Leases), tc.leases)
+				}
+				call.res.Leases = nil
 				if call.err != nil || !reflect.DeepEqual(call.res, want) {
 					t.Errorf("event %d: %+v, %v; want %+v", i, call.res, call.err, want)
 				}

@@ -74,6 +74,9 @@ type Store struct {
 	// noPlain is set once the server refused a transaction (refusesPlain):
 	// every batch of accepts then runs acceptScript.
 	noPlain atomic.Bool
+	// accepting counts the Accepts handed to the committers and not yet
+	// answered (HandsOff).
+	accepting atomic.Int64
 }
 
 var (
@@ -288,21 +291,23 @@ func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 // seen on the hook within its window, all in one script. Concurrent Accepts
 // share round trips (commit.go).
 func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
-	keys, args, err := s.acceptArgs(a)
+	keys, args, h, err := s.acceptArgs(a)
 	if err != nil {
 		return store.Accepted{}, err
 	}
 	return s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
-		keys: keys, args: args, done: make(chan struct{})})
+		keys: keys, args: args, handed: h, done: make(chan struct{})})
 }
 
-func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
+// acceptArgs is the keys and arguments of acceptScript for a, and what
+// its answer needs to make the leases handed off (nil: none offered).
+func (s *Store) acceptArgs(a store.Accept) ([]string, []any, *handed, error) {
 	e := a.Event
 	if e.ID == "" {
-		return nil, nil, errors.New("redisstore: accept: event has no id")
+		return nil, nil, nil, errors.New("redisstore: accept: event has no id")
 	}
 	if err := store.CheckEventID(e); err != nil {
-		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+		return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
 	e.Status = store.EventIgnored
 	if len(a.Deliveries) > 0 {
@@ -312,7 +317,7 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	ids := make([]string, len(a.Deliveries))
 	for i, d := range a.Deliveries {
 		if d.ID == "" {
-			return nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
+			return nil, nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
 		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		ids[i] = d.ID
@@ -320,12 +325,12 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	k := s.at(e.ID)
 	if s.partitioned() {
 		if err := s.checkPartition(e, ds); err != nil {
-			return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+			return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 		}
 	}
 	value, err := encodeEvent(e, s.codec, s.keys, ids...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+		return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
 
 	windowEnd, keep := "0", int64(0)
@@ -348,8 +353,15 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, error) {
 	// a call's events.
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
-	keys, args = enqueueArgs(k, keys, args, ds)
-	return keys, args, nil
+	of := s.offerOf(a.HandOff, ds)
+	var h *handed
+	if of != nil {
+		h = &handed{of: of, keys: s.keys, id: e.ID, value: value, body: e.Body, ds: ds}
+		keys, args = enqueueArgs(k, keys, args, ds, of.hands)
+	} else {
+		keys, args = enqueueArgs(k, keys, args, ds, nil)
+	}
+	return keys, args, h, nil
 }
 
 // indexNames are the members of the set of listing indexes that name the
@@ -365,16 +377,20 @@ func indexNames(ds []store.Delivery, names ...any) []any {
 
 // enqueueArgs appends the keys (of partition k) and arguments enqueueLua
 // reads for the deliveries ds, already normalised by store.Enqueued: new,
-// pending, never attempted.
-func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]string, []any) {
-	for _, d := range ds {
+// pending, never attempted. hands, when not nil, holds each delivery's
+// hand-off argument (offer).
+func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery, hands []string) ([]string, []any) {
+	for i, d := range ds {
 		q := k.queue(d.Action)
-		lane, lanes := q, q
-		if d.Lane != "" {
+		lane, lanes, hand := q, q, ""
+		switch {
+		case d.Lane != "":
 			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
+		case hands != nil && hands[i] != "":
+			lane, lanes, hand = k.leases(d.Action), k.actionState(d.Action), hands[i]
 		}
 		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), q, lane, lanes)
-		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, 0)
+		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, hand, 0)
 		// The count of extra arguments is set from what follows it.
 		count := len(args) - 1
 		if d.LastError != "" {
@@ -388,16 +404,23 @@ func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery) ([]stri
 	return keys, args
 }
 
-// acceptedOf reads the accept script's reply for event id. A duplicate of
-// the event itself means the script ran before, on a try whose reply was
-// lost and that the client retried: the event is stored, not a duplicate.
-func acceptedOf(id string, res []any) (store.Accepted, error) {
-	if len(res) != 2 {
+// acceptedOf reads the accept script's reply for event id, and makes the
+// leases of the deliveries it handed off (h). A duplicate of the event
+// itself means the script ran before, on a try whose reply was lost and
+// that the client retried: the event is stored, not a duplicate, and what
+// the first try handed off is held until its leases end, when a Lease
+// takes it.
+func acceptedOf(id string, res []any, h *handed) (store.Accepted, error) {
+	if len(res) != 3 {
 		return store.Accepted{}, fmt.Errorf("redisstore: accept %s: unexpected reply %v", id, res)
 	}
 	got, _ := res[0].(string)
 	dup, _ := res[1].(int64)
-	return store.Accepted{EventID: got, Duplicate: dup == 1 && got != id}, nil
+	a := store.Accepted{EventID: got, Duplicate: dup == 1 && got != id}
+	if flags, _ := res[2].(string); dup == 0 && flags != "" {
+		a.Leases = h.leases(flags)
+	}
+	return a, nil
 }
 
 // Event reads an event.

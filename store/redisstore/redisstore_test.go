@@ -28,6 +28,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestHandOffConformance(t *testing.T) {
+	storetest.RunHandOff(t, func(t *testing.T) store.Store {
+		s := redisstore.New(redistest.Client(t), redistest.Prefix(t))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestAdminConformance(t *testing.T) {
 	storetest.RunAdmin(t, func(t *testing.T) interface {
 		store.Store

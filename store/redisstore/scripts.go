@@ -48,22 +48,26 @@ end
 
 // enqueueLua holds enqueue, which stores, queues and indexes the
 // deliveries of event evt whose arguments are ARGV[at..last]: per delivery
-// its id, due time, action, lane ("" for none), creation, hook, rule, x,
-// then x field/value arguments of the fields a new delivery may have set
-// besides (err, updated). Its hash gets these fields, with status
-// "pending"; a field left out reads as zero or empty. KEYS[queues] is the
-// set of queued actions, and the deliveries' keys start at KEYS[first]:
-// each delivery's hash, listing index, action queue, lane and its action's
-// lanes, five by five; a delivery in no lane names its queue for the last
-// two. The sorted-set and set members it adds go through zadd(key, score,
-// member) and sadd(key, member), which may write at once (zaddNow,
-// saddNow) or gather the writes of a whole batch (acceptScript). It
-// returns the number of deliveries stored. Scores go to Redis as strings:
-// a Lua number would be formatted by Lua and parsed again by the command,
-// on every member. Deliveries take eight arguments and their extra fields
-// each, so that the field names, the status and what other arguments
-// carry already (the event, the due time, the action, the lane, the
-// creation) are not sent again for every delivery.
+// its id, due time, action, lane ("" for none), creation, hook, rule, its
+// hand-off (below), x, then x field/value arguments of the fields a new
+// delivery may have set besides (err, updated). Its hash gets these
+// fields, with status "pending"; a field left out reads as zero or empty.
+// KEYS[queues] is the set of queued actions, and the deliveries' keys
+// start at KEYS[first]: each delivery's hash, listing index, action queue,
+// lane and its action's lanes, five by five; a delivery in no lane names
+// its queue for the last two, or, when it is offered to the caller, its
+// action's lease set and state. The sorted-set and set members it adds go
+// through zadd(key, score, member) and sadd(key, member), which may write
+// at once (zaddNow, saddNow) or gather the writes of a whole batch
+// (acceptScript). It returns the number of deliveries stored, the number
+// of those queued (not handed off), and which were handed off: nil for
+// none, else a string of one letter per delivery, "1" handed off, "0" not.
+// Scores go to Redis as strings: a Lua number would be formatted by Lua
+// and parsed again by the command, on every member. Deliveries take nine
+// arguments and their extra fields each, so that the field names, the
+// status and what other arguments carry already (the event, the due time,
+// the action, the lane, the creation) are not sent again for every
+// delivery.
 //
 // A delivery in a lane joins the lane, a sorted set of the ids of its
 // deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
@@ -72,6 +76,15 @@ end
 // (<base>lanes:<action>: sha1 of the lane → the active delivery's id).
 // The lane's own writes are never gathered: the next delivery of the same
 // lane, in the same batch, reads them.
+//
+// A delivery in no lane may be offered to the caller (store.HandOff): its
+// hand-off argument is then "<lease end>|<now>|<cap>|<token>", else "".
+// It is leased to the caller, as leaseScript would lease it at now, when
+// its action's state is neither paused nor blocked (a breaker probe is
+// leaseScript's to take) and, with a cap above 0, the action's live leases
+// are fewer: its hash gets the token and the lease's end, and it joins the
+// lease set at that end instead of the queue. Its lease set gets the
+// member at once, so that the next delivery offered counts it.
 const enqueueLua = `
 local function zaddNow(key, score, member)
 	redis.call("ZADD", key, score, member)
@@ -81,22 +94,51 @@ local function saddNow(key, member)
 	redis.call("SADD", key, member)
 end
 
+-- handOff returns the token and lease end of an offered delivery that is
+-- leased to the caller, nil when it is queued.
+local function handOff(hand, lkey, akey)
+	local untl, now, cap, token = string.match(hand, "^(%d+)|(%d+)|(%d+)|(.+)$")
+	if not token then
+		return nil
+	end
+	local s = redis.call("HMGET", akey, "paused", "blocked")
+	if s[1] == "1" or tonumber(s[2]) then
+		return nil
+	end
+	cap = tonumber(cap)
+	if cap > 0 and redis.call("ZCOUNT", lkey, "(" .. now, "+inf") >= cap then
+		return nil
+	end
+	return token, untl
+end
+
 local function enqueue(at, last, evt, queues, first, zadd, sadd)
-	local n = 0
+	local n, queued, handed = 0, 0, nil
 	while at <= last do
 		local id, due, action, lane, created = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-		local x = tonumber(ARGV[at + 7])
+		local hand, x = ARGV[at + 7], tonumber(ARGV[at + 8])
 		local k = first + 5 * n
 		n = n + 1
-		if lane == "" then
+		local token, untl
+		if lane == "" and hand ~= "" then
+			token, untl = handOff(hand, KEYS[k + 3], KEYS[k + 4])
+		end
+		if token then
 			redis.call("HSET", KEYS[k], "evt", evt, "hook", ARGV[at + 5], "rule", ARGV[at + 6], "action", action,
-				"status", "pending", "due", due, "created", created, unpack(ARGV, at + 8, at + 7 + x))
+				"status", "pending", "due", due, "created", created, "token", token, "lease", untl,
+				unpack(ARGV, at + 9, at + 8 + x))
+			redis.call("ZADD", KEYS[k + 3], untl, id)
+			handed = handed or {}
+			handed[n] = "1"
+		elseif lane == "" then
+			redis.call("HSET", KEYS[k], "evt", evt, "hook", ARGV[at + 5], "rule", ARGV[at + 6], "action", action,
+				"status", "pending", "due", due, "created", created, unpack(ARGV, at + 9, at + 8 + x))
 		else
 			redis.call("HSET", KEYS[k], "evt", evt, "hook", ARGV[at + 5], "rule", ARGV[at + 6], "action", action,
-				"status", "pending", "due", due, "created", created, "lane", lane, unpack(ARGV, at + 8, at + 7 + x))
+				"status", "pending", "due", due, "created", created, "lane", lane, unpack(ARGV, at + 9, at + 8 + x))
 		end
 		zadd(KEYS[k + 1], "0", id)
-		local queue = true
+		local queue = not token
 		if lane ~= "" then
 			local lh = redis.sha1hex(lane)
 			redis.call("ZADD", KEYS[k + 3], created, id)
@@ -110,10 +152,19 @@ local function enqueue(at, last, evt, queues, first, zadd, sadd)
 		if queue then
 			zadd(KEYS[k + 2], due, id)
 		end
+		if not token then
+			queued = queued + 1
+		end
 		sadd(KEYS[queues], action)
-		at = at + 8 + x
+		at = at + 9 + x
 	end
-	return n
+	if handed then
+		for i = 1, n do
+			handed[i] = handed[i] or "0"
+		end
+		handed = table.concat(handed)
+	end
+	return n, queued, handed
 end
 `
 
@@ -154,10 +205,14 @@ end
 // a batch of one hook's events costs three commands per event (SET NX GET,
 // SET, HSET) and a handful per batch. All keys of a call must be in one
 // slot: on a Redis Cluster a call holds one partition's events. The relays
-// are woken by the caller, once per batch (commit.go).
+// are woken by the caller, once per batch (commit.go), unless the call
+// offers deliveries to the caller (store.HandOff, enqueueLua): it then
+// names the wake channel, and the script wakes the relays for the
+// deliveries it queued, if any.
 //
 //	ARGV[1]    n: the number of events
-//	ARGV[2..]  per event, two by two: how many keys and how many
+//	ARGV[2]    the wake channel, or "" when the caller wakes the relays
+//	ARGV[3..]  per event, two by two: how many keys and how many
 //	           arguments it has; its keys follow those of the events
 //	           before it in KEYS, its arguments those of the events
 //	           before it in ARGV, after these counts
@@ -193,8 +248,9 @@ end
 // the idempotency key's partition, as a record "U<arrival number>|<received
 // at>"; only the last maxArrivals such records are kept.
 //
-// Returns, per event, {event id, 0} when stored, {original event id, 1}
-// for a duplicate, all in one flat list.
+// Returns, per event, {event id, 0, handed off} when stored, {original
+// event id, 1, ""} for a duplicate, all in one flat list; handed off is ""
+// when no delivery was, else a letter per delivery (see enqueueLua).
 var acceptScript = redis.NewScript(eventLua + enqueueLua + `
 local maxArrivals = ` + strconv.Itoa(store.MaxDuplicateArrivals) + `
 -- The batch's gathered writes: per key, in the order first met, the
@@ -271,18 +327,21 @@ local function accept1(kb, ab, last)
 	end
 	redis.call("SET", KEYS[kb + 3], ARGV[ab + 5])
 	zadd(KEYS[kb + 4], "0", id)
-	enqueue(ab + 8 + m, last, id, kb + 2, kb + 6, zadd, sadd)
-	return id, 0
+	local _, queued, handed = enqueue(ab + 8 + m, last, id, kb + 2, kb + 6, zadd, sadd)
+	return id, 0, queued, handed
 end
 
 local n = tonumber(ARGV[1])
 local out = {}
-local kb, ab = 0, 1 + 2 * n
+local kb, ab = 0, 2 + 2 * n
+local woken = 0
 for i = 1, n do
-	local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-	local id, dup = accept1(kb, ab, ab + na)
+	local nk, na = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+	local id, dup, queued, handed = accept1(kb, ab, ab + na)
 	out[#out + 1] = id
 	out[#out + 1] = dup
+	out[#out + 1] = handed or ""
+	woken = woken + (queued or 0)
 	kb, ab = kb + nk, ab + na
 end
 -- Rounds of at most 2000 values (1000 pairs or 2000 members) keep unpack
@@ -297,6 +356,9 @@ local function flush(cmd, keys, values)
 end
 flush("ZADD", zkeys, zpairs)
 flush("SADD", skeys, smembers)
+if ARGV[2] ~= "" and woken > 0 then
+	redis.call("PUBLISH", ARGV[2], woken)
+end
 return out
 `)
 
@@ -1295,7 +1357,7 @@ at = at + 1 + m
 local i = at
 while i <= #ARGV do
 	add[#add + 1] = "\nD" .. ARGV[i]
-	i = i + 8 + tonumber(ARGV[i + 7])
+	i = i + 9 + tonumber(ARGV[i + 8])
 end
 -- One SET of the whole string rather than APPEND and SETRANGE: APPEND
 -- would leave the string with room to grow, twice its size.

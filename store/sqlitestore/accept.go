@@ -128,6 +128,10 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	return res, nil
 }
 
+// HandsOff reports whether the store's accepts may lease deliveries to
+// their caller (store.HandOff): always.
+func (s *Store) HandsOff() bool { return true }
+
 // handOff is an accept's store.HandOff as the writer applies it.
 type handOff struct {
 	o       *store.HandOff

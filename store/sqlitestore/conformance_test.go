@@ -12,6 +12,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
+func TestHandOffConformance(t *testing.T) {
+	storetest.RunHandOff(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
 func TestAdminConformance(t *testing.T) {
 	storetest.RunAdmin(t, func(t *testing.T) interface {
 		store.Store
