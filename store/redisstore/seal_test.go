@@ -52,6 +52,7 @@ func TestConformanceSealed(t *testing.T) {
 		return s
 	}
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunHandOff(t, func(t *testing.T) store.Store { return open(t) })
 	storetest.RunAdmin(t, func(t *testing.T) interface {
 		store.Store
 		store.Admin
