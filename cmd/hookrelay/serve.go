@@ -206,6 +206,9 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 			// relay in the accept itself when both can.
 			o.HandsOff = h.HandsOff
 		}
+		if rs, ok := st.(*redisstore.Store); ok && handsOff {
+			rs.TakeHandOffs()
+		}
 		rel = relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
 		if handsOff {
 			gwo.HandOff = rel

@@ -135,7 +135,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
 	}
-	if rc, ok := s.c.(*redis.Client); ok && client == s.c && !s.scriptAccepts && !s.noPlain.Load() {
+	if rc, ok := s.c.(*redis.Client); ok && client == s.c && !s.scriptAccepts.Load() && !s.noPlain.Load() {
 		// On one Redis (not a Cluster's master, which runBatch hands a
 		// batch that waits for replicas), a batch of new events needs no
 		// script (plain.go).

@@ -25,7 +25,7 @@ func TestBatchAfterScriptCacheFlush(t *testing.T) {
 	defer c.Close()
 	s := New(c, "hrtest:flush")
 	defer s.Close()
-	s.scriptAccepts = true // new events would not need the script (plain.go)
+	s.scriptAccepts.Store(true) // new events would not need the script (plain.go)
 	if err := c.ScriptFlush(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}

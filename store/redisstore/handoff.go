@@ -19,14 +19,28 @@ import (
 
 // HandsOff reports whether an accept made now should be offered
 // deliveries (store.HandOff): on one partition, unless accepts come in
-// batches that a transaction would write (plain.go), the cheaper way for
-// Redis, which an offer turns into a script: when as many accepts wait or
-// run as a transaction takes (minPlainBatch), the next likely joins them.
+// batches that a transaction would write (plain.go, accept=transaction),
+// which an offer turns into a script: when as many accepts wait or run as
+// a transaction takes (minPlainBatch), the next likely joins them.
 func (s *Store) HandsOff() bool {
 	if s.partitioned() {
 		return false
 	}
-	return s.scriptAccepts || s.noPlain.Load() || s.accepting.Load() < minPlainBatch
+	return s.scriptAccepts.Load() || s.noPlain.Load() || s.accepting.Load() < minPlainBatch
+}
+
+// TakeHandOffs tells the store that a relay in this process takes its
+// accepts' hand-offs (store.HandOff). Unless the URL chose (accept=), the
+// store's batches of accepts then all run the script, which hands off
+// under load too, where a transaction would not: with the relay in the
+// same process, the deliveries leased in their accepts save Redis the
+// lease calls that the script's Lua costs it, and the process the
+// transaction's second round trip (docs/intake.md). A partitioned store
+// hands nothing off, and keeps its way.
+func (s *Store) TakeHandOffs() {
+	if !s.acceptChosen && !s.partitioned() {
+		s.scriptAccepts.Store(true)
+	}
 }
 
 // offer is what an accept offered: per delivery, its hand-off argument

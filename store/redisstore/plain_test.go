@@ -76,7 +76,7 @@ func TestPlainAcceptWritesWhatTheScriptWrites(t *testing.T) {
 
 	scripted := New(c, redistest.Prefix(t))
 	defer scripted.Close()
-	scripted.scriptAccepts = true
+	scripted.scriptAccepts.Store(true)
 	for i, call := range runAccepts(t, scripted, accepts) {
 		if call.err != nil || !reflect.DeepEqual(call.res, store.Accepted{EventID: accepts[i].Event.ID}) {
 			t.Fatalf("script, event %d: %+v, %v", i, call.res, call.err)
@@ -308,23 +308,31 @@ func TestPlainAcceptRefused(t *testing.T) {
 }
 
 // TestOpenAccept: accept= in the store URL picks how batches of new events
-// are written; anything else is refused with what it takes.
+// are written; without it, they are transactions until a relay in the
+// process takes hand-offs (TakeHandOffs), then scripts. Anything else is
+// refused with what it takes.
 func TestOpenAccept(t *testing.T) {
 	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
 	for _, tc := range []struct {
-		query  string
-		script bool
-	}{{"", false}, {"&accept=transaction", false}, {"&accept=script", true}} {
+		query                 string
+		script, scriptOnRelay bool
+	}{{"", false, true}, {"&accept=transaction", false, false}, {"&accept=script", true, true}} {
 		s, err := Open(t.Context(), url+tc.query)
 		if err != nil {
 			t.Fatalf("Open(%q): %v", tc.query, err)
 		}
-		if s.scriptAccepts != tc.script {
-			t.Errorf("Open(%q): every batch by the script = %v, want %v", tc.query, s.scriptAccepts, tc.script)
+		if s.scriptAccepts.Load() != tc.script {
+			t.Errorf("Open(%q): every batch by the script = %v, want %v", tc.query, s.scriptAccepts.Load(), tc.script)
+		}
+		s.TakeHandOffs()
+		if s.scriptAccepts.Load() != tc.scriptOnRelay {
+			t.Errorf("Open(%q), with a relay that takes hand-offs: every batch by the script = %v, want %v", tc.query, s.scriptAccepts.Load(), tc.scriptOnRelay)
 		}
 		_ = s.Close()
 	}
-	if _, err := Open(t.Context(), url+"&accept=lua"); err == nil || !strings.Contains(err.Error(), "want transaction (the default) or script") {
-		t.Errorf("Open with accept=lua: %v, want the values it takes", err)
+	for _, q := range []string{"&accept=lua", "&accept="} {
+		if _, err := Open(t.Context(), url+q); err == nil || !strings.Contains(err.Error(), "want transaction or script") {
+			t.Errorf("Open with %s: %v, want the values it takes", q, err)
+		}
 	}
 }

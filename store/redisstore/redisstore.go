@@ -67,9 +67,11 @@ type Store struct {
 	keys *seal.Keys
 
 	// scriptAccepts makes every batch of accepts run acceptScript
-	// (accept=script), and beforeExec runs between the WATCH and the EXEC
-	// of one that does not (plain.go; tests set it).
-	scriptAccepts bool
+	// (accept=script, or TakeHandOffs), and beforeExec runs between the
+	// WATCH and the EXEC of one that does not (plain.go; tests set it).
+	// acceptChosen is set when the URL named accept=.
+	scriptAccepts atomic.Bool
+	acceptChosen  bool
 	beforeExec    func()
 	// noPlain is set once the server refused a transaction (refusesPlain):
 	// every batch of accepts then runs acceptScript.
@@ -90,8 +92,10 @@ var (
 // rediss+cluster://…, whose seeds are the host and every addr. compress=s2
 // compresses event bodies with S2 instead of zstd, compress=off stores them
 // as they came (compress.go). accept=script runs the accept script for
-// every batch of accepts, where by default a batch of new events on one
-// server is a transaction (plain.go). partitions=N names the number of
+// every batch of accepts, accept=transaction writes a batch of new events
+// on one server as a transaction (plain.go); without accept=, a batch is a
+// transaction unless a relay in the process takes hand-offs
+// (TakeHandOffs). partitions=N names the number of
 // partitions of a new store (partition.go). Other query
 // parameters are go-redis client options (redis.ParseURL,
 // redis.ParseClusterURL).
@@ -131,12 +135,15 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default), s2 or off", v)
 	}
 	scriptAccepts := false
-	switch v, _ := take("accept"); v {
-	case "", "transaction":
+	accept, acceptChosen := take("accept")
+	switch accept {
+	case "transaction":
 	case "script":
 		scriptAccepts = true
 	default:
-		return nil, fmt.Errorf("redisstore: accept=%q: want transaction (the default) or script", v)
+		if acceptChosen {
+			return nil, fmt.Errorf("redisstore: accept=%q: want transaction or script (without accept=: transaction, or script with a relay that takes hand-offs)", accept)
+		}
 	}
 	partitions := 0
 	if v, ok := take("partitions"); ok {
@@ -151,7 +158,8 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	s := New(c, prefix, opts...)
 	s.owned = true
 	s.codec = compress
-	s.scriptAccepts = scriptAccepts
+	s.scriptAccepts.Store(scriptAccepts)
+	s.acceptChosen = acceptChosen
 	if err := s.firstPing(ctx, u.Scheme); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
