@@ -471,6 +471,14 @@ func (b *bench) intake(ctx context.Context) error {
 		r.Median = median(r.Rounds)
 		r.CPU = b.perRequest(s, cpu0, b.readCPU(ctx, s, redisStore), measured)
 		b.noteRedisLoad(ctx, "intake", t.store, cpu, accepted)
+		r.Handed = -1
+		if t.workers == relayOn {
+			if fams, err := scrapeMetrics(ctx, s.url); err != nil {
+				b.rep.problem("intake %s: the server's metrics: %v", t.label, err)
+			} else if n := counterSum(fams, handedOffMetric); n >= 0 && accepted > 0 {
+				r.Handed = n / float64(accepted)
+			}
+		}
 		b.stop(s)
 		if redisStore != "" {
 			b.dropStore(ctx, redisStore, tag)
@@ -729,9 +737,11 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 	stats := b.recv.snapshot(rec)
 	hangs := b.recv.hangs.Load()
 	b.recv.releaseHanging()
-	disk, err := scrapeWrites(ctx, s.url)
-	if err != nil {
-		b.rep.problem("%s %s: the store's write times: %v", phase, name, err)
+	disk, handed := diskWaits{}, -1.0
+	if fams, err := scrapeMetrics(ctx, s.url); err != nil {
+		b.rep.problem("%s %s: the server's metrics: %v", phase, name, err)
+	} else {
+		disk, handed = writesOf(fams), counterSum(fams, handedOffMetric)
 	}
 	b.stop(s)
 	b.dropStore(ctx, st, tag)
@@ -768,6 +778,7 @@ func (b *bench) constantRun(ctx context.Context, st, phase string, isSlow func(i
 		Max:       percentile(lat, 1),
 		AnswerP99: rr.answerP99,
 		Disk:      disk,
+		HandedOff: handed,
 		Cost:      cost,
 	}
 	b.logf("%-9s %-28s p50 %v p99 %v, %d of %d delivered, %d duplicate keys", phase, name,

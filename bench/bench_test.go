@@ -162,6 +162,10 @@ func TestSmoke(t *testing.T) {
 		case c.Sender <= 0 || c.Server <= 0 || (c.Redis > 0) != (i.Store == "redis" || i.Store == naiveStore):
 			t.Errorf("intake %s: CPU per request %+v", i.Label, *c)
 		}
+		// The share handed off is read where a relay runs, and only there.
+		if relay := strings.HasSuffix(i.Label, "relay on"); relay && (i.Handed < 0 || i.Handed > 1) || !relay && i.Handed != -1 {
+			t.Errorf("intake %s: handed off %v", i.Label, i.Handed)
+		}
 	}
 	// Redis ran the accept script for every event of the intake, in
 	// batches of one event or more.
@@ -212,6 +216,11 @@ func TestSmoke(t *testing.T) {
 			}
 			if diskWritten() >= 0 && l.Store == "SQLite" && l.Cost.DiskPerEvent <= 0 {
 				t.Errorf("%s %s: %v bytes written to the disk per event, want some: SQLite flushes every accept", name, l.Store, l.Cost.DiskPerEvent)
+			}
+			// At 100 events a second the relay is idle when each comes:
+			// both stores hand deliveries off.
+			if l.HandedOff <= 0 || l.HandedOff > float64(l.Accepted) {
+				t.Errorf("%s %s: %v of %d deliveries handed off", name, l.Store, l.HandedOff, l.Accepted)
 			}
 			if name == "isolation" && (l.Slow == 0 || l.Hangs == 0) {
 				t.Errorf("isolation %s: %d events routed to the hanging action, %d attempts reached it", l.Store, l.Slow, l.Hangs)

@@ -34,9 +34,8 @@ type histogram struct {
 // does not time its writes (Redis).
 type diskWaits map[string]histogram
 
-// scrapeWrites reads the store's write histograms from the server's
-// /metrics.
-func scrapeWrites(ctx context.Context, base string) (diskWaits, error) {
+// scrapeMetrics reads the server's /metrics.
+func scrapeMetrics(ctx context.Context, base string) (map[string]*dto.MetricFamily, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
@@ -56,10 +55,33 @@ func scrapeWrites(ctx context.Context, base string) (diskWaits, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GET /metrics: %w", err)
 	}
+	return fams, nil
+}
+
+// handedOffMetric counts the deliveries that the server's relay took in
+// the accepts that stored them, by action.
+const handedOffMetric = "hookrelay_deliveries_handed_off_total"
+
+// counterSum is the sum of a counter's samples, -1 when the server does
+// not expose it.
+func counterSum(fams map[string]*dto.MetricFamily, name string) float64 {
+	fam := fams[name]
+	if fam == nil {
+		return -1
+	}
+	var n float64
+	for _, m := range fam.GetMetric() {
+		n += m.GetCounter().GetValue()
+	}
+	return n
+}
+
+// writesOf is the store's write histograms among the server's metrics.
+func writesOf(fams map[string]*dto.MetricFamily) diskWaits {
 	out := diskWaits{}
 	fam := fams[writeMetric]
 	if fam == nil {
-		return out, nil
+		return out
 	}
 	for _, m := range fam.GetMetric() {
 		h := m.GetHistogram()
@@ -74,7 +96,7 @@ func scrapeWrites(ctx context.Context, base string) (diskWaits, error) {
 		}
 		out[step] = histogramOf(h)
 	}
-	return out, nil
+	return out
 }
 
 func histogramOf(h *dto.Histogram) histogram {
@@ -177,11 +199,15 @@ func (r *report) diskRuns() []latencyRun {
 
 // costTable writes what each constant-rate run cost.
 func costTable(b *strings.Builder, runs []latencyRun) {
-	fmt.Fprint(b, "| run | store | server CPU | Redis CPU | disk written per event |\n|---|---|---:|---:|---:|\n")
+	fmt.Fprint(b, "| run | store | server CPU | Redis CPU | disk written per event | deliveries handed off |\n|---|---|---:|---:|---:|---:|\n")
 	for _, r := range runs {
+		handed := "–"
+		if r.HandedOff >= 0 && r.Accepted > 0 {
+			handed = fmt.Sprintf("%.1f %%", 100*r.HandedOff/float64(r.Accepted))
+		}
 		c := r.Cost
 		if !c.ok {
-			fmt.Fprintf(b, "| %s | %s | – | – | – |\n", r.Phase, r.Store)
+			fmt.Fprintf(b, "| %s | %s | – | – | – | %s |\n", r.Phase, r.Store, handed)
 			continue
 		}
 		redis, disk := "–", "–"
@@ -191,7 +217,7 @@ func costTable(b *strings.Builder, runs []latencyRun) {
 		if c.DiskPerEvent >= 0 {
 			disk = size(int(c.DiskPerEvent))
 		}
-		fmt.Fprintf(b, "| %s | %s | %.2f cores | %s | %s |\n", r.Phase, r.Store, c.Server, redis, disk)
+		fmt.Fprintf(b, "| %s | %s | %.2f cores | %s | %s | %s |\n", r.Phase, r.Store, c.Server, redis, disk, handed)
 	}
 	fmt.Fprint(b, "\n")
 }

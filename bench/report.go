@@ -38,6 +38,9 @@ type intakeResult struct {
 	Median float64
 	Failed int64 // requests not answered as wanted
 	CPU    *requestCPU
+	// Handed is the share of the accepted events whose delivery the relay
+	// took in its accept (relay on); -1 where there is none to tell.
+	Handed float64
 }
 
 // requestCPU is the CPU time that each process spent per request answered
@@ -81,6 +84,7 @@ type latencyResult struct {
 	AnswerP99 time.Duration
 	Disk      diskWaits // what the store waited on the disk (SQLite); empty on Redis
 	Cost      runCost   // what the run cost the server, Redis and the disk
+	HandedOff float64   // deliveries the relay took in their accepts; -1 unknown
 }
 
 type memResult struct {
@@ -195,8 +199,10 @@ func (r *report) Markdown() string {
 		p("CPU time (user and system) per request answered, over the measured rounds: the\n")
 		p("benchmark process (the sender, and the receiver with the relay on), the server\n")
 		p("under test (`/proc/<pid>/stat`) and Redis (`INFO cpu`, summed over the masters).\n")
-		p("With every core busy, the request rate is about the cores divided by the total.\n\n")
-		p("| server | sender | server | Redis | total |\n|---|---:|---:|---:|---:|\n")
+		p("With every core busy, the request rate is about the cores divided by the total.\n")
+		p("*Handed off* is the share of the accepted events whose delivery the relay took in the\n")
+		p("accept that stored it, warm-up included (`hookrelay_deliveries_handed_off_total`).\n\n")
+		p("| server | sender | server | Redis | total | handed off |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, i := range r.Intake {
 			if i.CPU == nil {
 				continue
@@ -206,7 +212,11 @@ func (r *report) Markdown() string {
 			if i.Store == "redis" || i.Store == "cluster" || i.Store == naiveStore {
 				redis = micros(i.CPU.Redis)
 			}
-			p("| %s | %s | %s | %s | %s |\n", label, micros(i.CPU.Sender), micros(i.CPU.Server), redis, micros(i.CPU.total()))
+			handed := "–"
+			if i.Handed >= 0 {
+				handed = fmt.Sprintf("%.1f %%", 100*i.Handed)
+			}
+			p("| %s | %s | %s | %s | %s | %s |\n", label, micros(i.CPU.Sender), micros(i.CPU.Server), redis, micros(i.CPU.total()), handed)
 		}
 		p("\n")
 	}
@@ -275,7 +285,10 @@ func (r *report) Markdown() string {
 		p("The CPU time the server and its Redis (summed over the masters) used from the first\n")
 		p("event sent to the last delivery awaited, in cores (CPU seconds a second), and what the\n")
 		p("machine's disks wrote over the same time, per event accepted (`/proc/diskstats`: the\n")
-		p("WAL, the checkpoints into the database file and anything else written meanwhile).\n\n")
+		p("WAL, the checkpoints into the database file and anything else written meanwhile).\n")
+		p("*Deliveries handed off* are the share of the accepted events whose delivery the relay\n")
+		p("took in the accept that stored it, instead of leasing it from the queue\n")
+		p("(`hookrelay_deliveries_handed_off_total`, read before the server stopped).\n\n")
 		costTable(&b, runs)
 	}
 

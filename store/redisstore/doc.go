@@ -23,7 +23,9 @@
 // whose deliveries are in no lane skips the script: one MULTI/EXEC of the
 // same writes, guarded by WATCH on their idempotency keys, costs Redis
 // about a quarter less CPU (plain.go; accept=script in the URL keeps the
-// script).
+// script). Where a relay in the process takes hand-offs, the script runs
+// every batch instead (handoff.go): it leases new deliveries to that relay
+// in the accept itself, which a transaction cannot.
 //
 // Each action has its own queue, a sorted set of delivery ids scored by due
 // time, and its own lease set scored by lease end: a delivery whose worker
