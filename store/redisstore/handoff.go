@@ -32,10 +32,9 @@ func (s *Store) HandsOff() bool {
 // TakeHandOffs tells the store that a relay in this process takes its
 // accepts' hand-offs (store.HandOff). Unless the URL chose (accept=), the
 // store's batches of accepts then all run the script, which hands off
-// under load too, where a transaction would not: with the relay in the
-// same process, the deliveries leased in their accepts save Redis the
-// lease calls that the script's Lua costs it, and the process the
-// transaction's second round trip (docs/intake.md). A partitioned store
+// under load too, where a transaction would not; with the relay in the
+// same process, the script also measured cheaper for the process at full
+// load, and no dearer for Redis (docs/intake.md). A partitioned store
 // hands nothing off, and keeps its way.
 func (s *Store) TakeHandOffs() {
 	if !s.acceptChosen && !s.partitioned() {
