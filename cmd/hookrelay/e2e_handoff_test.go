@@ -1,9 +1,17 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -39,4 +47,78 @@ func TestHandOffEndToEnd(t *testing.T) {
 			t.Errorf("the receiver got %d requests, want %d", got, n+1)
 		}
 	})
+}
+
+// On Redis the way accepts are written follows the process: with the
+// relay in it, every batch runs the accept script (which can hand off),
+// never a transaction; an intake-only process (--workers 0) writes
+// batches of new events as transactions. Each case has a Redis of its
+// own, whose command counts are the process's alone.
+func TestRedisAcceptWayFollowsTheRelay(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantExec bool
+	}{
+		{"relay", nil, false},
+		{"intake only", []string{"--workers", "0"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url := redistest.Server(t)
+			rc := newReceiver(t)
+			rc.respond = func(string, int) int { return http.StatusOK }
+			srv := start(t, serverOpts{store: url, api: rc.URL, config: metricsConfig(t), args: tc.args})
+
+			// Many senders at once, so that accepts meet in batches.
+			const senders, each = 64, 16
+			var wg sync.WaitGroup
+			var accepted atomic.Int64
+			for g := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						body := fmt.Sprintf(`{"kind":"good","n":%d}`, g*each+i)
+						resp, err := http.Post(srv.url(relayHook), "application/json", strings.NewReader(body))
+						if err != nil {
+							continue
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusAccepted {
+							accepted.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if n := accepted.Load(); n != senders*each {
+				t.Fatalf("%d of %d events accepted", n, senders*each)
+			}
+
+			c := redis.NewClient(mustParseRedisURL(t, url))
+			defer c.Close()
+			stats, err := c.Info(t.Context(), "commandstats").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			execs := strings.Contains(stats, "cmdstat_exec:")
+			if !strings.Contains(stats, "cmdstat_evalsha:") && !strings.Contains(stats, "cmdstat_eval:") {
+				t.Errorf("no accept script ran:\n%s", stats)
+			}
+			if execs != tc.wantExec {
+				t.Errorf("transactions run: %v, want %v (%d events from %d senders at once)\n%s", execs, tc.wantExec, senders*each, senders, stats)
+			}
+		})
+	}
+}
+
+func mustParseRedisURL(t *testing.T, url string) *redis.Options {
+	t.Helper()
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
