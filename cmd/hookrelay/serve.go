@@ -199,15 +199,14 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		if rs, ok := st.(*redisstore.Store); ok {
 			// Rates hold across every process that shares the Redis store.
 			o.Limiter = rs.Limiter()
+			// Its accepts may hand off to this relay from now on.
+			rs.TakeHandOffs()
 		}
 		h, handsOff := st.(interface{ HandsOff() bool })
 		if handsOff {
 			// The store leases an event's deliveries to this process's
 			// relay in the accept itself when both can.
 			o.HandsOff = h.HandsOff
-		}
-		if rs, ok := st.(*redisstore.Store); ok && handsOff {
-			rs.TakeHandOffs()
 		}
 		rel = relay.New(st, client, func() map[string]*actions.Action { return gw.Config().Actions }, o)
 		if handsOff {

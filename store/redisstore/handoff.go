@@ -42,18 +42,27 @@ func (s *Store) TakeHandOffs() {
 	}
 }
 
-// offer is what an accept offered: per delivery, its hand-off argument
-// for enqueueLua and its lease's token, both "" for a delivery not offered.
-type offer struct {
+// handed is what an accept offered (store.HandOff), and what its answer
+// needs to make the leases of the deliveries the script handed off: the
+// event and deliveries as Lease would have read them back. hands and
+// tokens hold, per delivery, its hand-off argument for enqueueLua and its
+// lease's token, both "" for a delivery not offered.
+type handed struct {
 	hands  []string
 	tokens []string
 	until  time.Time
+	keys   *seal.Keys       // the store's (Store.keys)
+	id     string           // the event's
+	value  string           // the event's stored string
+	body   []byte           // the event's body, as it came
+	ds     []store.Delivery // the event's deliveries, as stored
 }
 
 // offerOf picks the deliveries of ds (new, in the order given) that the
 // accept offers to its caller under o: those in no lane whose action has
-// a quota with room. It returns nil when it offers none.
-func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *offer {
+// a quota with room. It returns nil when it offers none; else what the
+// accept offered, the event's parts left for the caller to fill in.
+func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *handed {
 	if o == nil || o.TTL <= 0 || s.partitioned() {
 		return nil
 	}
@@ -62,7 +71,7 @@ func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *offer {
 		left[i] = q.N
 	}
 	var (
-		of   *offer
+		h    *handed
 		head string
 		end  int64
 	)
@@ -72,28 +81,16 @@ func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *offer {
 			continue
 		}
 		left[q]--
-		if of == nil {
+		if h == nil {
 			end = leaseEnd(o.Now, o.TTL)
 			head = newTokenHead() + "h"
-			of = &offer{hands: make([]string, len(ds)), tokens: make([]string, len(ds)), until: time.UnixMilli(end).UTC()}
+			h = &handed{hands: make([]string, len(ds)), tokens: make([]string, len(ds)), until: time.UnixMilli(end).UTC()}
 		}
-		of.tokens[i] = head + strconv.Itoa(i)
-		of.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(o.Now.UnixMilli(), 10) + "|" +
-			strconv.Itoa(max(o.Actions[q].Max, 0)) + "|" + of.tokens[i]
+		h.tokens[i] = head + strconv.Itoa(i)
+		h.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(o.Now.UnixMilli(), 10) + "|" +
+			strconv.Itoa(max(o.Actions[q].Max, 0)) + "|" + h.tokens[i]
 	}
-	return of
-}
-
-// handed is what an accept needs to make the leases of the deliveries
-// that the accept script handed off: event and deliveries as Lease would
-// have read them back.
-type handed struct {
-	of    *offer
-	keys  *seal.Keys       // the store's (Store.keys)
-	id    string           // the event's
-	value string           // the event's stored string
-	body  []byte           // the event's body, as it came
-	ds    []store.Delivery // the event's deliveries, as stored
+	return h
 }
 
 // leases are the leases of the deliveries that flags, one letter per
@@ -101,20 +98,20 @@ type handed struct {
 // The event is read from its stored string, but for its body, which is
 // the one that was stored: Lease would read the same.
 func (h *handed) leases(flags string) []store.Lease {
-	if h == nil || h.of == nil || len(flags) != len(h.ds) {
+	if h == nil || len(flags) != len(h.ds) {
 		return nil
 	}
 	var ls []store.Lease
 	for i, d := range h.ds {
-		if flags[i] != '1' || h.of.tokens[i] == "" {
+		if flags[i] != '1' || h.tokens[i] == "" {
 			continue
 		}
 		if ls == nil {
 			ls = make([]store.Lease, 0, len(h.ds)-i)
 		}
 		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = atMS(d.NextAttemptAt), atMS(d.CreatedAt), atMS(d.UpdatedAt)
-		d.LeasedUntil = h.of.until
-		ls = append(ls, store.Lease{Delivery: d, Token: h.of.tokens[i], Until: h.of.until})
+		d.LeasedUntil = h.until
+		ls = append(ls, store.Lease{Delivery: d, Token: h.tokens[i], Until: h.until})
 	}
 	if ls == nil {
 		return nil

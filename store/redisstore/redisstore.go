@@ -361,14 +361,13 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, *handed, error) {
 	// a call's events.
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
-	of := s.offerOf(a.HandOff, ds)
-	var h *handed
-	if of != nil {
-		h = &handed{of: of, keys: s.keys, id: e.ID, value: value, body: e.Body, ds: ds}
-		keys, args = enqueueArgs(k, keys, args, ds, of.hands)
-	} else {
-		keys, args = enqueueArgs(k, keys, args, ds, nil)
+	h := s.offerOf(a.HandOff, ds)
+	var hands []string
+	if h != nil {
+		h.keys, h.id, h.value, h.body, h.ds = s.keys, e.ID, value, e.Body, ds
+		hands = h.hands
 	}
+	keys, args = enqueueArgs(k, keys, args, ds, hands)
 	return keys, args, h, nil
 }
 
@@ -386,7 +385,7 @@ func indexNames(ds []store.Delivery, names ...any) []any {
 // enqueueArgs appends the keys (of partition k) and arguments enqueueLua
 // reads for the deliveries ds, already normalised by store.Enqueued: new,
 // pending, never attempted. hands, when not nil, holds each delivery's
-// hand-off argument (offer).
+// hand-off argument (handed).
 func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery, hands []string) ([]string, []any) {
 	for i, d := range ds {
 		q := k.queue(d.Action)
