@@ -23,6 +23,11 @@ func TestClusterConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openCluster(t) })
 }
 
+func TestClusterHandOffConformance(t *testing.T) {
+	redistest.ClusterURL(t) // skip or fail once, not in every case
+	storetest.RunHandOff(t, func(t *testing.T) store.Store { return openCluster(t) })
+}
+
 func TestClusterAdminConformance(t *testing.T) {
 	redistest.ClusterURL(t) // skip or fail once, not in every case
 	storetest.RunAdmin(t, func(t *testing.T) interface {

@@ -25,7 +25,9 @@
 // about a quarter less CPU (plain.go; accept=script in the URL keeps the
 // script). Where a relay in the process takes hand-offs, the script runs
 // every batch instead (handoff.go): it leases new deliveries to that relay
-// in the accept itself, which a transaction cannot.
+// in the accept itself, which a transaction cannot. On a partitioned store
+// an accept that offers deliveries first reserves them in partition 0,
+// where the actions' states and caps are (reserveScript).
 //
 // Each action has its own queue, a sorted set of delivery ids scored by due
 // time, and its own lease set scored by lease end: a delivery whose worker

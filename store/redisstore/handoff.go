@@ -1,9 +1,12 @@
 package redisstore
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/seal"
@@ -14,17 +17,23 @@ import (
 // the caller when leaseScript would lease it at once (enqueueLua): it is
 // written leased, into its action's lease set, and never queued. A batch
 // of accepts that offers deliveries runs the script, not a transaction
-// (plain.go). A partitioned store hands nothing off, as its actions'
-// states and caps are kept apart from the deliveries (gateScript).
+// (plain.go). On a partitioned store, whose actions' states and caps live
+// in partition 0, apart from most deliveries, the accept first asks
+// partition 0 which offered deliveries their actions let through
+// (reserveScript, one round trip), and the accept script, in the event's
+// partition, hands those off.
 
 // HandsOff reports whether an accept made now should be offered
-// deliveries (store.HandOff): on one partition, unless accepts come in
+// deliveries (store.HandOff). On one partition: unless accepts come in
 // batches that a transaction would write (plain.go, accept=transaction),
 // which an offer turns into a script: when as many accepts wait or run as
-// a transaction takes (minPlainBatch), the next likely joins them.
+// a transaction takes (minPlainBatch), the next likely joins them. On a
+// partitioned store: while fewer than minPlainBatch accepts wait or run,
+// as an offer there costs a round trip of its own (reserveScript), which
+// a relay busy enough to fall behind its accepts would not repay.
 func (s *Store) HandsOff() bool {
 	if s.partitioned() {
-		return false
+		return s.accepting.Load() < minPlainBatch
 	}
 	return s.scriptAccepts.Load() || s.noPlain.Load() || s.accepting.Load() < minPlainBatch
 }
@@ -35,7 +44,7 @@ func (s *Store) HandsOff() bool {
 // under load too, where a transaction would not; with the relay in the
 // same process, the script also measured cheaper for the process at full
 // load, and no dearer for Redis (docs/intake.md). A partitioned store
-// hands nothing off, and keeps its way.
+// runs the script anyway.
 func (s *Store) TakeHandOffs() {
 	if !s.acceptChosen && !s.partitioned() {
 		s.scriptAccepts.Store(true)
@@ -51,11 +60,18 @@ type handed struct {
 	hands  []string
 	tokens []string
 	until  time.Time
-	keys   *seal.Keys       // the store's (Store.keys)
-	id     string           // the event's
-	value  string           // the event's stored string
-	body   []byte           // the event's body, as it came
-	ds     []store.Delivery // the event's deliveries, as stored
+	now    int64 // the offer's, in unix milliseconds
+	// caps holds, on a partitioned store, each offered delivery's cap on
+	// live leases (reserveScript).
+	caps []int
+	// reserved: partition 0 holds the tokens of hands in the cap sets
+	// (reserveScript).
+	reserved bool
+	keys     *seal.Keys       // the store's (Store.keys)
+	id       string           // the event's
+	value    string           // the event's stored string
+	body     []byte           // the event's body, as it came
+	ds       []store.Delivery // the event's deliveries, as stored
 }
 
 // offerOf picks the deliveries of ds (new, in the order given) that the
@@ -63,7 +79,7 @@ type handed struct {
 // a quota with room. It returns nil when it offers none; else what the
 // accept offered, the event's parts left for the caller to fill in.
 func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *handed {
-	if o == nil || o.TTL <= 0 || s.partitioned() {
+	if o == nil || o.TTL <= 0 {
 		return nil
 	}
 	left := make([]int, len(o.Actions))
@@ -84,13 +100,74 @@ func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *handed {
 		if h == nil {
 			end = leaseEnd(o.Now, o.TTL)
 			head = newTokenHead() + "h"
-			h = &handed{hands: make([]string, len(ds)), tokens: make([]string, len(ds)), until: time.UnixMilli(end).UTC()}
+			h = &handed{hands: make([]string, len(ds)), tokens: make([]string, len(ds)), until: time.UnixMilli(end).UTC(),
+				now: o.Now.UnixMilli()}
+			if s.partitioned() {
+				h.caps, h.reserved = make([]int, len(ds)), true
+			}
 		}
 		h.tokens[i] = head + strconv.Itoa(i)
-		h.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(o.Now.UnixMilli(), 10) + "|" +
-			strconv.Itoa(max(o.Actions[q].Max, 0)) + "|" + h.tokens[i]
+		limit := strconv.Itoa(max(o.Actions[q].Max, 0))
+		if h.reserved {
+			h.caps[i], limit = max(o.Actions[q].Max, 0), "r"
+		}
+		h.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(h.now, 10) + "|" + limit + "|" + h.tokens[i]
 	}
 	return h
+}
+
+// reserve asks partition 0 which deliveries of h, an offer on a
+// partitioned store, their actions let through (reserveScript), and keeps
+// those; nil when it keeps none. An error keeps none either: the accept
+// then queues every delivery, as without an offer, and the tokens a lost
+// reply may have reserved count under their caps until their leases' end.
+func (s *Store) reserve(ctx context.Context, h *handed, ds []store.Delivery) *handed {
+	keys := make([]string, 0, 2*len(ds))
+	args := make([]any, 0, 2+2*len(ds))
+	args = append(args, h.now, h.until.UnixMilli())
+	at := make([]int, 0, len(ds))
+	for i, d := range ds {
+		if h.tokens[i] == "" {
+			continue
+		}
+		keys = append(keys, s.k.actionState(d.Action), s.k.capSet(d.Action))
+		args = append(args, h.caps[i], h.tokens[i])
+		at = append(at, i)
+	}
+	ok, err := reserveScript.Run(ctx, s.c, keys, args...).Int64Slice()
+	if err != nil || len(ok) != len(at) {
+		return nil
+	}
+	kept := false
+	for j, i := range at {
+		if ok[j] == 1 {
+			kept = true
+		} else {
+			h.hands[i], h.tokens[i] = "", ""
+		}
+	}
+	if !kept {
+		return nil
+	}
+	return h
+}
+
+// unreserve gives up the places in the cap sets that reserve took for a
+// duplicate's deliveries, which were not stored. It is a courtesy: each
+// would stop counting at its lease's end anyway.
+func (s *Store) unreserve(ctx context.Context, h *handed) {
+	tokens := map[string][]any{}
+	for i, t := range h.tokens {
+		if t != "" {
+			tokens[h.ds[i].Action] = append(tokens[h.ds[i].Action], t)
+		}
+	}
+	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for action, ts := range tokens {
+			p.ZRem(ctx, s.k.capSet(action), ts...)
+		}
+		return nil
+	})
 }
 
 // leases are the leases of the deliveries that flags, one letter per

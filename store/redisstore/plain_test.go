@@ -43,7 +43,7 @@ func acceptCalls(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
 	t.Helper()
 	var batch []*acceptCall
 	for _, a := range accepts {
-		keys, args, h, err := s.acceptArgs(a)
+		keys, args, h, err := s.acceptArgs(t.Context(), a)
 		if err != nil {
 			t.Fatal(err)
 		}

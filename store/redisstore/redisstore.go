@@ -299,17 +299,23 @@ func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 // seen on the hook within its window, all in one script. Concurrent Accepts
 // share round trips (commit.go).
 func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
-	keys, args, h, err := s.acceptArgs(a)
+	keys, args, h, err := s.acceptArgs(ctx, a)
 	if err != nil {
 		return store.Accepted{}, err
 	}
-	return s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
+	res, err := s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
 		keys: keys, args: args, handed: h, done: make(chan struct{})})
+	if err == nil && res.Duplicate && h != nil && h.reserved {
+		s.unreserve(ctx, h)
+	}
+	return res, err
 }
 
 // acceptArgs is the keys and arguments of acceptScript for a, and what
-// its answer needs to make the leases handed off (nil: none offered).
-func (s *Store) acceptArgs(a store.Accept) ([]string, []any, *handed, error) {
+// its answer needs to make the leases handed off (nil: none offered). On
+// a partitioned store, what a offers is first reserved in partition 0
+// (reserve).
+func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any, *handed, error) {
 	e := a.Event
 	if e.ID == "" {
 		return nil, nil, nil, errors.New("redisstore: accept: event has no id")
@@ -362,12 +368,13 @@ func (s *Store) acceptArgs(a store.Accept) ([]string, []any, *handed, error) {
 	args = append(args, e.ID, ms(e.ReceivedAt), windowEnd, keep, value, waits, len(names))
 	args = append(args, names...)
 	h := s.offerOf(a.HandOff, ds)
-	var hands []string
+	if h != nil && h.reserved {
+		h = s.reserve(ctx, h, ds)
+	}
 	if h != nil {
 		h.keys, h.id, h.value, h.body, h.ds = s.keys, e.ID, value, e.Body, ds
-		hands = h.hands
 	}
-	keys, args = enqueueArgs(k, keys, args, ds, hands)
+	keys, args = enqueueArgs(k, keys, args, ds, h)
 	return keys, args, h, nil
 }
 
@@ -384,17 +391,21 @@ func indexNames(ds []store.Delivery, names ...any) []any {
 
 // enqueueArgs appends the keys (of partition k) and arguments enqueueLua
 // reads for the deliveries ds, already normalised by store.Enqueued: new,
-// pending, never attempted. hands, when not nil, holds each delivery's
-// hand-off argument (handed).
-func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery, hands []string) ([]string, []any) {
+// pending, never attempted. h, when not nil, is what the accept offers
+// its caller: each delivery's hand-off argument.
+func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery, h *handed) ([]string, []any) {
 	for i, d := range ds {
 		q := k.queue(d.Action)
 		lane, lanes, hand := q, q, ""
 		switch {
 		case d.Lane != "":
 			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
-		case hands != nil && hands[i] != "":
-			lane, lanes, hand = k.leases(d.Action), k.actionState(d.Action), hands[i]
+		case h != nil && h.hands[i] != "":
+			// Reserved in partition 0, it needs no state here.
+			lane, hand = k.leases(d.Action), h.hands[i]
+			if !h.reserved {
+				lanes = k.actionState(d.Action)
+			}
 		}
 		keys = append(keys, k.delivery(d.ID), k.deliveryIndex(d.Hook, d.Action), q, lane, lanes)
 		args = append(args, d.ID, ms(d.NextAttemptAt), d.Action, d.Lane, ms(d.CreatedAt), d.Hook, d.Rule, hand, 0)

@@ -36,6 +36,21 @@ func TestHandOffConformance(t *testing.T) {
 	})
 }
 
+// TestPartitionedHandOffConformance: on a store of several partitions the
+// hand-off is reserved in partition 0 (reserveScript) and made in the
+// event's.
+func TestPartitionedHandOffConformance(t *testing.T) {
+	storetest.RunHandOff(t, func(t *testing.T) store.Store {
+		u, _ := storeURL(t)
+		s, err := redisstore.Open(t.Context(), u+"&partitions=4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 func TestAdminConformance(t *testing.T) {
 	storetest.RunAdmin(t, func(t *testing.T) interface {
 		store.Store

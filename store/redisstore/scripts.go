@@ -84,7 +84,11 @@ end
 // leaseScript's to take) and, with a cap above 0, the action's live leases
 // are fewer: its hash gets the token and the lease's end, and it joins the
 // lease set at that end instead of the queue. Its lease set gets the
-// member at once, so that the next delivery offered counts it.
+// member at once, so that the next delivery offered counts it. On a
+// partitioned store, whose actions' states and caps are kept in partition
+// 0, reserveScript has let the delivery through before the accept: its cap
+// is then "r", and the last key of the five names its queue, like a
+// delivery in no lane.
 const enqueueLua = `
 local function zaddNow(key, score, member)
 	redis.call("ZADD", key, score, member)
@@ -97,9 +101,12 @@ end
 -- handOff returns the token and lease end of an offered delivery that is
 -- leased to the caller, nil when it is queued.
 local function handOff(hand, lkey, akey)
-	local untl, now, cap, token = string.match(hand, "^(%d+)|(%d+)|(%d+)|(.+)$")
+	local untl, now, cap, token = string.match(hand, "^(%d+)|(%d+)|(%w+)|(.+)$")
 	if not token then
 		return nil
+	end
+	if cap == "r" then
+		return token, untl
 	end
 	local s = redis.call("HMGET", akey, "paused", "blocked")
 	if s[1] == "1" or tonumber(s[2]) then
@@ -670,6 +677,48 @@ for i = 1, #KEYS / 2 do
 		version = redis.call("HINCRBY", akey, "version", 1)
 	end
 	out[i] = {want, gate, version}
+end
+return out
+`)
+
+// reserveScript lets through, on a partitioned store, the deliveries an
+// accept offers its caller (store.HandOff) before the accept runs in the
+// event's partition: it applies what enqueueLua's hand-off applies on a
+// store of one partition, from the action's state and cap set in
+// partition 0 (gateScript). A delivery is let through when its action is
+// neither paused nor blocked (a breaker probe is the lease's to take) and,
+// with a cap above 0, the cap set counts fewer live leases; its lease's
+// token then joins the cap set at the lease's end, whatever the cap, so
+// that a lease handed off counts under a cap set later, and renew, finish
+// and release keep it in step like any other. A second run of the same
+// call finds its tokens and lets them through again.
+//
+//	KEYS       per delivery, two by two: its action's state
+//	           <base>act:<action> and cap set <base>cap:<action>, in
+//	           partition 0
+//	ARGV[1]    now
+//	ARGV[2]    lease ends at
+//	then       per delivery, two by two: the cap (0: none), the token
+//
+// Returns per delivery 1 when let through, else 0.
+var reserveScript = redis.NewScript(`
+local out = {}
+for i = 1, #KEYS / 2 do
+	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
+	local cap, token = tonumber(ARGV[1 + 2 * i]), ARGV[2 + 2 * i]
+	out[i] = 0
+	if redis.call("ZSCORE", ckey, token) then
+		out[i] = 1
+	else
+		local s = redis.call("HMGET", akey, "paused", "blocked")
+		if s[1] ~= "1" and not tonumber(s[2]) then
+			redis.call("ZREMRANGEBYSCORE", ckey, "-inf", ARGV[1])
+			if cap == 0 or redis.call("ZCARD", ckey) < cap then
+				redis.call("ZADD", ckey, ARGV[2], token)
+				out[i] = 1
+			end
+		end
+	end
 end
 return out
 `)
