@@ -211,3 +211,109 @@ func TestRelayStopWaitsForHandOff(t *testing.T) {
 		t.Fatalf("handed-off delivery after stop: %+v, %v; want succeeded", d, err)
 	}
 }
+
+// heldLease is the store as the relay's queue, whose Lease, once armed,
+// takes its deliveries and then waits to answer until let go.
+type heldLease struct {
+	store.Store
+	armed  atomic.Bool
+	leased chan int      // what the armed Lease took, once taken
+	letGo  chan struct{} // closed: the armed Lease answers
+}
+
+func (q *heldLease) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	b, err := q.Store.Lease(ctx, r)
+	if len(b.Leases) > 0 && q.armed.CompareAndSwap(true, false) {
+		q.leased <- len(b.Leases)
+		<-q.letGo
+	}
+	return b, err
+}
+
+// While a lease runs, an accept is still offered the room of an action
+// the last lease drained, and what the lease then brings beyond the room
+// the offer left is given back: the process never runs more attempts at
+// once than MaxInFlight.
+func TestRelayOffersWhileLeasing(t *testing.T) {
+	var running, most atomic.Int32
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-hold
+	}))
+	defer srv.Close()
+	q := &heldLease{leased: make(chan int, 1), letGo: make(chan struct{})}
+	st, r := setupOn(t, t.TempDir(), srv.URL, "", relay.Options{MaxInFlight: 2, MaxWait: time.Hour},
+		func(st store.Store) relay.Queue {
+			q.Store = st
+			return q
+		})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var letGo sync.Once
+	defer func() {
+		letGo.Do(func() { close(q.letGo) })
+		close(hold)
+		cancel()
+		<-done
+	}()
+	// Idle and drained: then two deliveries are queued, and the lease that
+	// takes them is held.
+	first := newAccept("first", "call")
+	offered(t, r, &first)(store.Accepted{}, errors.New("not sent"))
+	q.armed.Store(true)
+	two := newAccept("ab", "call")
+	second := two.Deliveries[0]
+	second.ID = store.NewID("dlv", time.Now())
+	two.Deliveries = append(two.Deliveries, second)
+	if _, err := st.Accept(context.Background(), two); err != nil {
+		t.Fatal(err)
+	}
+	queued := []string{two.Deliveries[0].ID, second.ID}
+	select {
+	case n := <-q.leased:
+		if n != 2 {
+			t.Fatalf("the held lease took %d deliveries, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lease took the queued deliveries")
+	}
+	a := newAccept("x", "call")
+	take := r.Offer(&a)
+	if take == nil {
+		t.Fatal("the relay offered nothing while a lease ran, after the last one drained the action")
+	}
+	res, err := st.Accept(context.Background(), a)
+	take(res, err)
+	if err != nil || len(res.Leases) != 1 {
+		t.Fatalf("Accept = %+v, %v; want the delivery handed off", res, err)
+	}
+	letGo.Do(func() { close(q.letGo) })
+	// The lease's two deliveries meet one slot left: one runs, the other
+	// is given back and waits.
+	deadline := time.Now().Add(10 * time.Second)
+	for running.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if m := most.Load(); m != 2 {
+		t.Errorf("at most %d attempts ran at once, want MaxInFlight 2", m)
+	}
+	leased := 0
+	for _, id := range append(queued, a.Deliveries[0].ID) {
+		d, err := st.Delivery(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.LeasedUntil.IsZero() {
+			leased++
+		}
+	}
+	if leased != 2 {
+		t.Errorf("%d deliveries held by leases, want 2: the one given back is not held", leased)
+	}
+}

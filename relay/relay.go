@@ -267,16 +267,21 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin *finisher, release func(store.Lease)) (more bool, next time.Time, err error) {
 	now := r.o.Now()
 	acts := r.actions()
-	quotas, room, rated := r.quotas(acts, now)
+	quotas, rated := r.quotas(acts, now)
 	if len(quotas) == 0 {
 		return false, rated, nil
 	}
-	// Until this lease has answered, no action counts as drained.
-	r.setDrained(nil)
+	// While the lease runs, the actions drained by the last one stay
+	// drained: the accepts meanwhile may still be offered their slots
+	// (Offer), or each accept that comes during a lease would queue its
+	// deliveries and wake the relay for another, on a store whose lease
+	// takes a few round trips (a Redis Cluster) one lease after the
+	// other. What the offers take is counted when the lease answers.
 	// A lease is never abandoned half-way by a stop: what the store hands
 	// out is either started or given back at once.
 	b, err := r.q.Lease(context.WithoutCancel(ctx), store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
 	if err != nil {
+		r.setDrained(nil)
 		r.storeError("lease")
 		r.log.Error("lease failed", "error", err)
 		if len(b.Leases) > 0 {
@@ -294,6 +299,16 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		return false, time.Time{}, nil
 	}
+	// The room is what is left now, after the offers made while the lease
+	// ran; the leases kept take their slots at once, before another offer
+	// can (start, reserved).
+	r.mu.Lock()
+	room := min(len(b.Leases), max(r.o.MaxInFlight-r.total, 0))
+	for _, l := range b.Leases[:room] {
+		r.lane(l.Delivery.Action).inflight++
+		r.total++
+	}
+	r.mu.Unlock()
 	cut := len(b.Leases) > room
 	if cut {
 		over := b.Leases[room:]
@@ -328,6 +343,7 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		act := acts[name]
 		if act != nil && !act.Rate.IsZero() {
 			run = r.limit(ctx, act, run, now)
+			r.unreserve(name, n-len(run))
 		}
 		if len(run) >= asked[name] {
 			more = true
@@ -335,14 +351,15 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 		}
 		r.noteProbe(name, len(run))
 		for i := range run {
-			r.start(workCtx, run[i], act, wg, fin, release, false)
+			r.start(workCtx, run[i], act, wg, fin, release, true)
 		}
 	}
 	// Only when nothing is left due now has an action that took less than
 	// it asked for none waiting.
-	if !cut && (b.NextDue.IsZero() || b.NextDue.After(now)) {
-		r.setDrained(drained)
+	if cut || !b.NextDue.IsZero() && !b.NextDue.After(now) {
+		drained = nil
 	}
+	r.setDrained(drained)
 	next = b.NextDue
 	if !rated.IsZero() && (next.IsZero() || rated.Before(next)) {
 		next = rated
@@ -358,12 +375,12 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 // the earliest time a rated action left out now may take more: the relay
 // must look again then, not a whole MaxWait later, or the action would run
 // far below its rate.
-func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []store.ActionQuota, room int, rated time.Time) {
+func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []store.ActionQuota, rated time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	room = r.o.MaxInFlight - r.total
+	room := r.o.MaxInFlight - r.total
 	if room <= 0 {
-		return nil, 0, time.Time{}
+		return nil, time.Time{}
 	}
 	qs = make([]store.ActionQuota, 0, len(acts)+len(r.orphans))
 	for name, a := range acts {
@@ -389,7 +406,7 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 			qs = append(qs, store.ActionQuota{Action: name, N: min(r.o.MaxBatch, room)})
 		}
 	}
-	return qs, room, rated
+	return qs, rated
 }
 
 func (r *Relay) lane(action string) *lane {
@@ -488,6 +505,17 @@ func (r *Relay) free(l store.Lease, settled bool) {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// unreserve gives back n slots of action taken for leases not started.
+func (r *Relay) unreserve(action string, n int) {
+	if n <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.lane(action).inflight -= n
+	r.total -= n
+	r.mu.Unlock()
 }
 
 // setDrained marks the actions in drained as drained and every other one
@@ -699,9 +727,10 @@ func (r *Relay) storeError(op string) {
 
 // Offer offers the relay's room to the accept a is about to make
 // (store.HandOff): for each of its deliveries in no lane whose action has
-// no rate, was drained by the last lease and has a slot free, the slot is
-// reserved and the store may lease the delivery to this process in the
-// accept itself. It returns what to call with the accept's answer, which
+// no rate, was drained by the last lease that answered (one running
+// meanwhile does not stop it) and has a slot free, the slot is reserved
+// and the store may lease the delivery to this process in the accept
+// itself. It returns what to call with the accept's answer, which
 // starts the leases handed off and frees the slots left unused; nil when
 // it offers nothing (the relay is not running, or has no room).
 func (r *Relay) Offer(a *store.Accept) func(store.Accepted, error) {
