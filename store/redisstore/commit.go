@@ -338,8 +338,6 @@ func (s *Store) submit(ctx context.Context, c *acceptCall) (store.Accepted, erro
 	if err := ctx.Err(); err != nil {
 		return store.Accepted{}, err
 	}
-	s.accepting.Add(1)
-	defer s.accepting.Add(-1)
 	select {
 	case s.calls <- c:
 	case <-s.quit:

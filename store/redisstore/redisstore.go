@@ -76,8 +76,9 @@ type Store struct {
 	// noPlain is set once the server refused a transaction (refusesPlain):
 	// every batch of accepts then runs acceptScript.
 	noPlain atomic.Bool
-	// accepting counts the Accepts handed to the committers and not yet
-	// answered (HandsOff).
+	// accepting counts the Accepts under way, from their arguments
+	// (and, on a partitioned store, their reservation) to their answer
+	// (HandsOff).
 	accepting atomic.Int64
 }
 
@@ -299,6 +300,8 @@ func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 // seen on the hook within its window, all in one script. Concurrent Accepts
 // share round trips (commit.go).
 func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
+	s.accepting.Add(1)
+	defer s.accepting.Add(-1)
 	keys, args, h, err := s.acceptArgs(ctx, a)
 	if err != nil {
 		return store.Accepted{}, err
