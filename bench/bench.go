@@ -422,7 +422,7 @@ func (b *bench) intake(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.recv.reset()
+		rec := b.recv.reset()
 		want := 202
 		if t.store == "" {
 			want = 200
@@ -448,6 +448,7 @@ func (b *bench) intake(ctx context.Context) error {
 		// measured rounds only.
 		cpu0 := b.readCPU(ctx, s, redisStore)
 		var measured int64
+		delivered0, start := b.recv.deliveries(rec), time.Now()
 		for i := range b.o.Rounds {
 			lr := closedLoop(ctx, c, s.url+hookPath, b.o.Conns, time.Now().Add(b.o.Duration), 0, b.pay, fmt.Sprintf("%s-%d", tag, i), want, nil)
 			if ctx.Err() != nil {
@@ -466,6 +467,9 @@ func (b *bench) intake(ctx context.Context) error {
 					t.label, i+1, lr.OK, want, len(lr.Codes), codesString(lr.Codes), lr.Errors, lr.FirstErr)
 			}
 			b.logf("intake    %-28s round %d/%d: %8.0f req/s", t.label, i+1, b.o.Rounds, lr.rate())
+		}
+		if t.workers == relayOn {
+			r.Keeping = &keepingUp{Accepted: measured, Delivered: b.recv.deliveries(rec) - delivered0, Time: time.Since(start)}
 		}
 		c.CloseIdleConnections()
 		r.Median = median(r.Rounds)

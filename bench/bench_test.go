@@ -166,6 +166,17 @@ func TestSmoke(t *testing.T) {
 		if relay := strings.HasSuffix(i.Label, "relay on"); relay && (i.Handed < 0 || i.Handed > 1) || !relay && i.Handed != -1 {
 			t.Errorf("intake %s: handed off %v", i.Label, i.Handed)
 		}
+		// So is what the relay delivered meanwhile, within the rounds' time.
+		relay := strings.HasSuffix(i.Label, "relay on")
+		switch k := i.Keeping; {
+		case relay && k == nil, !relay && k != nil:
+			t.Errorf("intake %s: keeping up %+v", i.Label, k)
+		case relay && (k.Time < time.Duration(o.Rounds)*o.Duration || k.Accepted <= 0 || k.Delivered <= 0):
+			t.Errorf("intake %s: keeping up %+v", i.Label, *k)
+		}
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "### Does the relay keep up?") || !strings.Contains(md, "| hookrelay SQLite, relay on |") {
+		t.Errorf("no table of whether the relay keeps up:\n%s", md)
 	}
 	// Redis ran the accept script for every event of the intake, in
 	// batches of one event or more.

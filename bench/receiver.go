@@ -113,6 +113,13 @@ func (r *receiver) releaseLocked() {
 	}
 }
 
+// deliveries is how many deliveries rec has seen.
+func (r *receiver) deliveries(rec *recording) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int64(rec.total)
+}
+
 // snapshot returns a copy of rec's counters and latencies.
 func (r *receiver) snapshot(rec *recording) recordingStats {
 	r.mu.Lock()

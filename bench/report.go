@@ -41,7 +41,21 @@ type intakeResult struct {
 	// Handed is the share of the accepted events whose delivery the relay
 	// took in its accept (relay on); -1 where there is none to tell.
 	Handed float64
+	// Keeping is what the relay delivered while the measured rounds
+	// accepted (relay on); nil where there is no relay.
+	Keeping *keepingUp
 }
+
+// keepingUp compares, over an intake's measured rounds with the relay on,
+// the events accepted with the deliveries that reached the receiver.
+type keepingUp struct {
+	Accepted  int64
+	Delivered int64
+	Time      time.Duration
+}
+
+// behind is how many more events were accepted than delivered.
+func (k keepingUp) behind() int64 { return k.Accepted - k.Delivered }
 
 // requestCPU is the CPU time that each process spent per request answered
 // as wanted, over an intake's measured rounds.
@@ -219,6 +233,7 @@ func (r *report) Markdown() string {
 			p("| %s | %s | %s | %s | %s | %s |\n", label, micros(i.CPU.Sender), micros(i.CPU.Server), redis, micros(i.CPU.total()), handed)
 		}
 		p("\n")
+		r.keepingUpTable(p)
 	}
 
 	if len(r.Drain) > 0 {
@@ -330,6 +345,33 @@ func (r *report) Markdown() string {
 		p("\n")
 	}
 	return b.String()
+}
+
+// keepingUpTable says whether the relay kept up with the intake rounds it
+// ran beside.
+func (r *report) keepingUpTable(p func(format string, args ...any)) {
+	var rows []intakeResult
+	for _, i := range r.Intake {
+		if i.Keeping != nil && i.Keeping.Time > 0 {
+			rows = append(rows, i)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("### Does the relay keep up?\n\n")
+	p("With the relay on, the events accepted over the measured rounds against the\n")
+	p("deliveries that reached the receiver meanwhile; *behind* is how many more were\n")
+	p("accepted than delivered, the backlog the rounds left (a negative count: the relay\n")
+	p("caught up with a backlog from the warm-up).\n\n")
+	p("| server | accepted/s | delivered/s | behind | behind/s |\n|---|---:|---:|---:|---:|\n")
+	for _, i := range rows {
+		k := i.Keeping
+		secs := k.Time.Seconds()
+		p("| %s | %s | %s | %s | %s |\n", i.label(), num(float64(k.Accepted)/secs), num(float64(k.Delivered)/secs),
+			num(float64(k.behind())), num(float64(k.behind())/secs))
+	}
+	p("\n")
 }
 
 func latencyTable(b *strings.Builder, rows, before []latencyResult) {
