@@ -141,9 +141,9 @@ type Accept struct {
 // state lets it through without a breaker probe (Gate: not paused, not
 // blocked) and, when Max is set, the action's live leases across every
 // worker are below Max. The others are queued as without an offer. A store
-// may hand off none (a partitioned Redis store does not): the caller must
-// expect no leases at all, and every delivery it was not handed is due in
-// the queue.
+// may hand off none (a Redis store whose accepts it writes as
+// transactions does not): the caller must expect no leases at all, and
+// every delivery it was not handed is due in the queue.
 type HandOff struct {
 	Now     time.Time     // when the leases start
 	TTL     time.Duration // how long each holds unless renewed

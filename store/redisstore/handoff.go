@@ -107,11 +107,13 @@ func (s *Store) offerOf(o *store.HandOff, ds []store.Delivery) *handed {
 			}
 		}
 		h.tokens[i] = head + strconv.Itoa(i)
-		limit := strconv.Itoa(max(o.Actions[q].Max, 0))
+		limit, capped := max(o.Actions[q].Max, 0), ""
 		if h.reserved {
-			h.caps[i], limit = max(o.Actions[q].Max, 0), "r"
+			h.caps[i], capped = limit, "r"
+		} else {
+			capped = strconv.Itoa(limit)
 		}
-		h.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(h.now, 10) + "|" + limit + "|" + h.tokens[i]
+		h.hands[i] = strconv.FormatInt(end, 10) + "|" + strconv.FormatInt(h.now, 10) + "|" + capped + "|" + h.tokens[i]
 	}
 	return h
 }

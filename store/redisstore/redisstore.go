@@ -404,8 +404,8 @@ func enqueueArgs(k keys, keys []string, args []any, ds []store.Delivery, h *hand
 		case d.Lane != "":
 			lane, lanes = k.lane(d.Action, d.Lane), k.lanes(d.Action)
 		case h != nil && h.hands[i] != "":
-			// Reserved in partition 0, it needs no state here.
 			lane, hand = k.leases(d.Action), h.hands[i]
+			// Reserved in partition 0 (reserve), it reads no state here.
 			if !h.reserved {
 				lanes = k.actionState(d.Action)
 			}
