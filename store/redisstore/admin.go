@@ -56,7 +56,7 @@ func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.Ev
 		if !ok {
 			return nil, "", fmt.Errorf("redisstore: list events: unexpected record %T", r.rec)
 		}
-		e, _, err := decodeEvent(s.keys, r.id, v, false)
+		e, _, err := decodeEvent(s.opener(), r.id, v, false)
 		if seal.Unopened(err) {
 			// Listed with what is kept in clear (store.Event.Err).
 			e.Err, err = err, nil

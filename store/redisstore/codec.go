@@ -53,13 +53,14 @@ func parseJSON[T any](s string, v *T) error {
 // An event is stored as one string, so that it costs Redis one key and one
 // allocation, whatever its headers:
 //
-//	<status letter><received ms>|<meta length>|<body length>[z|s|x]|<hook>\n<meta>\n<body><records>
+//	<status letter><received ms>|<meta length>|<body length>[flag]|<hook>\n<meta>\n<body><records>
 //
 // The status letter is a (accepted) or i (ignored); meta is the JSON of
 // eventMeta, or that JSON sealed (package seal) when the store has keys;
 // the body is kept as it came, or compressed with zstd when the length is
-// followed by z or with S2 when by c (compress.go), sealed when it is
-// followed by s, and compressed then sealed when by x (zstd) or y (S2).
+// followed by z, with S2 when by c, with S2 and a dictionary when by d
+// (compress.go, dict.go), sealed when it is followed by s, and compressed
+// then sealed when by x (zstd), y (S2) or w (S2 and a dictionary).
 // Meta and body are sealed each on its own, bound to the event's id, and
 // name the key that sealed them; the head and records stay in clear for
 // the scripts. Records, each "\n" followed by a tag and a value, are what
@@ -107,10 +108,10 @@ func checkName(what, name string) error {
 }
 
 // encodeEvent is the stored string of e, with its rules and then the
-// deliveries named by dlvs as records, its body compressed with c when
+// deliveries named by dlvs as records, its body compressed as p says when
 // that is worth it.
 // With keys, meta and body are sealed with their current key.
-func encodeEvent(e store.Event, c codec, keys *seal.Keys, dlvs ...string) (string, error) {
+func encodeEvent(e store.Event, p packer, keys *seal.Keys, dlvs ...string) (string, error) {
 	if e.Status != store.EventAccepted && e.Status != store.EventIgnored {
 		return "", fmt.Errorf("event %s: status %q: want accepted or ignored", e.ID, e.Status)
 	}
@@ -121,7 +122,7 @@ func encodeEvent(e store.Event, c codec, keys *seal.Keys, dlvs ...string) (strin
 	if err != nil {
 		return "", fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	body, flag := compressBody(e.Body, c)
+	body, flag := compressBody(e.Body, p)
 	if keys != nil {
 		meta, body, flag = sealEvent(keys, e.ID, meta, body, flag)
 	}
@@ -235,7 +236,7 @@ type eventParts struct {
 	received   int64
 	hook       string
 	meta, body string
-	flag       string // what follows the body length: "", "z", "c", "s", "x" or "y"
+	flag       string // what follows the body length: "", "z", "c", "d", "s", "x", "y" or "w"
 	records    int    // where the records start in the string
 }
 
@@ -255,7 +256,7 @@ func splitEvent(id, v string) (eventParts, error) {
 		return bad("short head")
 	}
 	bodyField := parts[2]
-	if n := len(bodyField); n > 0 && strings.IndexByte("zcsxy", bodyField[n-1]) >= 0 {
+	if n := len(bodyField); n > 0 && strings.IndexByte("zcdsxyw", bodyField[n-1]) >= 0 {
 		bodyField, p.flag = bodyField[:n-1], bodyField[n-1:]
 	}
 	recv, err1 := strconv.ParseInt(parts[0], 10, 64)
@@ -275,7 +276,7 @@ func splitEvent(id, v string) (eventParts, error) {
 // back too, in the order stored. Its trace is left out: only decodeTrace
 // reads it. When what is sealed does not open, the event comes back with
 // what is kept in clear, and the error (*seal.RecordError).
-func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []string, error) {
+func decodeEvent(o opener, id, v string, body bool) (store.Event, []string, error) {
 	e := store.Event{ID: id}
 	bad := func(why string) (store.Event, []string, error) {
 		return e, nil, fmt.Errorf("event %s: stored value: %s", id, why)
@@ -317,7 +318,7 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 	}
 	// The parts that may be sealed come last: when they do not open, the
 	// event read so far is what is kept in clear.
-	metaJSON, err := openMeta(keys, id, p.meta)
+	metaJSON, err := openMeta(o.keys, id, p.meta)
 	if err != nil {
 		return e, dlvs, err
 	}
@@ -327,7 +328,7 @@ func decodeEvent(keys *seal.Keys, id, v string, body bool) (store.Event, []strin
 	}
 	e.IdempotencyKey, e.Headers, e.Query = meta.Key, meta.Headers, meta.Query
 	if body {
-		if e.Body, err = openBody(keys, id, p.body, p.flag); err != nil {
+		if e.Body, err = openBody(o, id, p.body, p.flag); err != nil {
 			return e, dlvs, err
 		}
 	}

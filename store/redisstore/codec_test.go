@@ -221,7 +221,7 @@ func TestSealedS2(t *testing.T) {
 	keys := storetest.SealKeys(t)
 	body := []byte(`{"items":[` + strings.Repeat(`{"sku":"RIESLING-2019","qty":6},`, 40) + `{}]}`)
 	e := store.Event{ID: "evt_1", Hook: "orders", Status: store.EventIgnored, ReceivedAt: base, Body: body}
-	v, err := encodeEvent(e, codecS2, keys)
+	v, err := encodeEvent(e, packer{codec: codecS2}, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestSealedS2(t *testing.T) {
 	if err != nil || p.flag != "y" || strings.Contains(v, "RIESLING") {
 		t.Fatalf("stored %q: flag %q, %v", v, p.flag, err)
 	}
-	got, _, err := decodeEvent(keys, e.ID, v, true)
+	got, _, err := decodeEvent(opener{keys: keys}, e.ID, v, true)
 	if err != nil || !bytes.Equal(got.Body, body) {
 		t.Fatalf("read back %q, %v", got.Body, err)
 	}
@@ -241,7 +241,7 @@ func TestSealedS2(t *testing.T) {
 	if err != nil || q.flag != "y" {
 		t.Fatalf("sealed anew: flag %q, %v", q.flag, err)
 	}
-	if b, err := openBody(keys, e.ID, q.body, q.flag); err != nil || !bytes.Equal(b, body) {
+	if b, err := openBody(opener{keys: keys}, e.ID, q.body, q.flag); err != nil || !bytes.Equal(b, body) {
 		t.Errorf("sealed anew, read back %q, %v", b, err)
 	}
 }
@@ -254,7 +254,7 @@ func TestEventTraceInMeta(t *testing.T) {
 	for name, header := range map[string]string{"valid": "text/plain", "not utf-8": "caf\xe9"} {
 		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventIgnored, ReceivedAt: time.UnixMilli(1700000000000),
 			Headers: map[string]string{"x-h": header}, Body: []byte(`{"a":1}`), Trace: tr}
-		v, err := encodeEvent(e, codecNone, nil)
+		v, err := encodeEvent(e, packer{codec: codecNone}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestEventTraceInMeta(t *testing.T) {
 		if diff := cmp.Diff(tr, got); diff != "" {
 			t.Errorf("%s: trace (-want +got):\n%s", name, diff)
 		}
-		back, _, err := decodeEvent(nil, "evt_1", v, true)
+		back, _, err := decodeEvent(opener{}, "evt_1", v, true)
 		if err != nil || string(back.Body) != `{"a":1}` {
 			t.Errorf("%s: decodeEvent = %+v, %v", name, back, err)
 		}

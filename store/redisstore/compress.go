@@ -18,9 +18,14 @@ import (
 // 2 µs, leaving 71 % of it where zstd leaves 53 %. Bodies below
 // minCompress are kept as they are.
 //
+// compress=dict, the default of a store opened from a URL, compresses with
+// S2 against a dictionary trained from the store's own bodies, and with
+// zstd until it has one (dict.go).
+//
 // The letter after a body's length in an event's head says how it is
-// stored: none as it came, z compressed with zstd, c with S2; sealed
-// (seal.go), s as it came, x after zstd, y after S2.
+// stored: none as it came, z compressed with zstd, c with S2, d with S2
+// and a dictionary; sealed (seal.go), s as it came, x after zstd, y after
+// S2, w after S2 and a dictionary.
 
 // codec is how a store compresses the bodies it writes; it reads every
 // kind whatever its own.
@@ -30,7 +35,15 @@ const (
 	codecZstd codec = iota // the default
 	codecS2
 	codecNone
+	codecDict
 )
+
+// packer is how a body is compressed: with codec, and, for codecDict,
+// with dict (zstd while it is nil).
+type packer struct {
+	codec codec
+	dict  *bodyDict
+}
 
 // minCompress is the smallest body worth compressing.
 const minCompress = 256
@@ -56,16 +69,24 @@ func must[T any](v T, err error) T {
 }
 
 // compressBody returns the body to store and the letter of its
-// compression: "z", "c", or "" when it is stored as it came.
-func compressBody(body []byte, c codec) ([]byte, string) {
-	if len(body) < minCompress || c == codecNone {
+// compression: "z", "c", "d", or "" when it is stored as it came.
+func compressBody(body []byte, p packer) ([]byte, string) {
+	if len(body) < minCompress || p.codec == codecNone {
 		return body, ""
 	}
 	var z []byte
 	packed := "z"
-	if c == codecS2 {
+	switch {
+	case p.codec == codecS2:
 		z, packed = s2.Encode(make([]byte, s2.MaxEncodedLen(len(body))), body), "c"
-	} else {
+	case p.codec == codecDict && p.dict != nil:
+		z, packed = p.dict.encode(body), "d"
+		if len(z) > len(body)/8*dictFits {
+			if alt, altPacked, smaller := zstdSmaller(body, z); smaller {
+				z, packed = alt, altPacked
+			}
+		}
+	default:
 		z = bodyEncoder.EncodeAll(body, make([]byte, 0, len(body)*3/4))
 	}
 	if len(z) > len(body)-len(body)/8 {
@@ -75,36 +96,44 @@ func compressBody(body []byte, c codec) ([]byte, string) {
 }
 
 // sealedFlag reports whether a body's flag says it is sealed.
-func sealedFlag(flag string) bool { return flag == "s" || flag == "x" || flag == "y" }
+func sealedFlag(flag string) bool { return flag == "s" || flag == "x" || flag == "y" || flag == "w" }
 
-// sealedWith is the flag of a body compressed as packed says ("z", "c" or
-// ""), then sealed.
+// sealedWith is the flag of a body compressed as packed says ("z", "c",
+// "d" or ""), then sealed.
 func sealedWith(packed string) string {
 	switch packed {
 	case "z":
 		return "x"
 	case "c":
 		return "y"
+	case "d":
+		return "w"
 	}
 	return "s"
 }
 
-// packing is the compression letter ("z", "c" or "") of a body's flag.
+// packing is the compression letter ("z", "c", "d" or "") of a body's
+// flag.
 func packing(flag string) string {
 	switch flag {
 	case "z", "x":
 		return "z"
 	case "c", "y":
 		return "c"
+	case "d", "w":
+		return "d"
 	}
 	return ""
 }
 
-// decompressBody reads a body compressBody compressed as packed says.
-func decompressBody(z []byte, packed string) ([]byte, error) {
+// decompressBody reads a body compressBody compressed as packed says, with
+// the dictionaries dicts finds.
+func decompressBody(z []byte, packed string, dicts dictSource) ([]byte, error) {
 	var b []byte
 	var err error
 	switch packed {
+	case "d":
+		b, err = decompressDict(z, dicts)
 	case "z":
 		b, err = bodyDecoder.DecodeAll(z, nil)
 	case "c":

@@ -195,7 +195,7 @@ func (h *handed) leases(flags string) []store.Lease {
 	if ls == nil {
 		return nil
 	}
-	ev, _, err := decodeEvent(h.keys, h.id, h.value, false)
+	ev, _, err := decodeEvent(opener{keys: h.keys}, h.id, h.value, false)
 	if err == nil {
 		ev.Body = h.body
 	} else {

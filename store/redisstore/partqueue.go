@@ -218,7 +218,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 			nexts[i][a], _ = v.(int64)
 		}
 		for j := 2; j+1 < len(res); j += 2 {
-			l, err := decodeLease(s.keys, res[j], res[j+1])
+			l, err := decodeLease(s.opener(), res[j], res[j+1])
 			if err != nil {
 				if firstErr == nil {
 					firstErr = err

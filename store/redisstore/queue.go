@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
-	"github.com/hookrelay/hookrelay/store/seal"
 )
 
 // Lease serves every quota of r in one script: per action, the gate of
@@ -76,7 +75,7 @@ func (s *Store) decodeLeases(res []any) (store.LeaseBatch, error) {
 		b.NextDue = time.UnixMilli(next).UTC()
 	}
 	for i := 2; i+1 < len(res); i += 2 {
-		l, err := decodeLease(s.keys, res[i], res[i+1])
+		l, err := decodeLease(s.opener(), res[i], res[i+1])
 		if err != nil {
 			return b, err
 		}
@@ -96,7 +95,7 @@ func leaseEnd(now time.Time, ttl time.Duration) int64 {
 // fields or event cannot be read (the event gone, or sealed with a key the
 // store lacks) is a lease all the same, with Err (store.Lease): only a
 // reply without the lease's id and token is an error.
-func decodeLease(keys *seal.Keys, delivery, event any) (store.Lease, error) {
+func decodeLease(o opener, delivery, event any) (store.Lease, error) {
 	dm, err := fieldMap(delivery)
 	if err != nil {
 		return store.Lease{}, err
@@ -114,7 +113,7 @@ func decodeLease(keys *seal.Keys, delivery, event any) (store.Lease, error) {
 		l.Err = fmt.Errorf("delivery %s: event %s: %w", d.ID, d.EventID, store.ErrNotFound)
 		return l, nil
 	}
-	if e, _, err := decodeEvent(keys, d.EventID, v, true); err != nil {
+	if e, _, err := decodeEvent(o, d.EventID, v, true); err != nil {
 		l.Err = err
 	} else {
 		l.Event = e

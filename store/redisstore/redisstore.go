@@ -60,8 +60,10 @@ type Store struct {
 	// (pageScript); tests lower it.
 	scanBudget int
 
-	// codec compresses the event bodies written (compress.go).
+	// codec compresses the event bodies written (compress.go), with dict's
+	// dictionary for codecDict (dict.go).
 	codec codec
+	dict  dictState
 	// keys seal the events written and open those read; nil: written in
 	// clear (seal.go).
 	keys *seal.Keys
@@ -90,9 +92,11 @@ var (
 // Open connects to the Redis that rawURL names and pings it: one server,
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or
-// rediss+cluster://…, whose seeds are the host and every addr. compress=s2
-// compresses event bodies with S2 instead of zstd, compress=off stores them
-// as they came (compress.go). accept=script runs the accept script for
+// rediss+cluster://…, whose seeds are the host and every addr. Event
+// bodies are compressed with S2 against a dictionary trained from the
+// store's own (dict.go); compress=zstd compresses them with zstd,
+// compress=s2 with S2 alone, compress=off stores them as they came
+// (compress.go). accept=script runs the accept script for
 // every batch of accepts, accept=transaction writes a batch of new events
 // on one server as a transaction (plain.go); without accept=, a batch is a
 // transaction unless a relay in the process takes hand-offs
@@ -125,15 +129,17 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("redisstore: prefix %q: want a non-empty prefix without { or }", prefix)
 	}
-	compress := codecZstd
+	compress := codecDict
 	switch v, _ := take("compress"); v {
-	case "", "zstd", "on":
+	case "", "dict", "on":
+	case "zstd":
+		compress = codecZstd
 	case "s2":
 		compress = codecS2
 	case "off":
 		compress = codecNone
 	default:
-		return nil, fmt.Errorf("redisstore: compress=%q: want zstd (the default), s2 or off", v)
+		return nil, fmt.Errorf("redisstore: compress=%q: want dict (the default), zstd, s2 or off", v)
 	}
 	scriptAccepts := false
 	accept, acceptChosen := take("accept")
@@ -159,6 +165,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	s := New(c, prefix, opts...)
 	s.owned = true
 	s.codec = compress
+	if compress == codecDict && s.keys != nil {
+		// A dictionary would keep fragments of sealed bodies in clear.
+		s.codec = codecZstd
+	}
 	s.scriptAccepts.Store(scriptAccepts)
 	s.acceptChosen = acceptChosen
 	if err := s.firstPing(ctx, u.Scheme); err != nil {
@@ -178,6 +188,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: load scripts on %s: %w", where, err)
 	}
 	if err := s.upgraded(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.startDict(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -345,7 +359,8 @@ func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any
 			return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 		}
 	}
-	value, err := encodeEvent(e, s.codec, s.keys, ids...)
+	s.sample(e.Body)
+	value, err := encodeEvent(e, s.packer(), s.keys, ids...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
@@ -453,7 +468,7 @@ func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: event %s: %w", id, err)
 	}
-	e, _, err := decodeEvent(s.keys, id, v, true)
+	e, _, err := decodeEvent(s.opener(), id, v, true)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("redisstore: %w", err)
 	}
@@ -609,6 +624,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	s.committing.Wait()
+	s.dict.training.Wait()
 	for w := range ws {
 		w.stop()
 		<-w.done

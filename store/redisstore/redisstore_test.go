@@ -97,11 +97,13 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 // BenchmarkMemoryCodecs is BenchmarkMemory on stores that compress bodies
-// with S2 (compress=s2) and not at all (compress=off), e.g.
+// with S2 and a dictionary trained from the first of them (compress=dict,
+// the default of a store opened from a URL), with S2 alone (compress=s2)
+// and not at all (compress=off), e.g.
 //
 //	go test -run '^$' -bench MemoryCodecs -benchtime 20000x ./store/redisstore/
 func BenchmarkMemoryCodecs(b *testing.B) {
-	for _, c := range []string{"s2", "off"} {
+	for _, c := range []string{"dict", "s2", "off"} {
 		b.Run(c, func(b *testing.B) {
 			storetest.BenchMemory(b, func(b *testing.B) store.Store {
 				s, err := redisstore.Open(b.Context(), redistest.WithPrefix(redistest.URL(b), redistest.Prefix(b))+"&compress="+c)

@@ -60,18 +60,18 @@ func openMeta(keys *seal.Keys, id, meta string) (string, error) {
 
 // openBody is the body of event id as it came: opened if sealed,
 // decompressed if compressed, as its flag says.
-func openBody(keys *seal.Keys, id, stored, flag string) ([]byte, error) {
+func openBody(o opener, id, stored, flag string) ([]byte, error) {
 	b := []byte(stored)
 	if sealedFlag(flag) {
 		var err error
-		if b, err = keys.Open(nil, b, sealAD(id, "body")); err != nil {
+		if b, err = o.keys.Open(nil, b, sealAD(id, "body")); err != nil {
 			return nil, &seal.RecordError{Kind: "event", ID: id, Part: "body", Err: err}
 		}
 		if b == nil {
 			b = []byte{}
 		}
 	}
-	b, err := decompressBody(b, packing(flag))
+	b, err := decompressBody(b, packing(flag), o.dicts)
 	if err != nil {
 		return nil, fmt.Errorf("event %s: body: %w", id, err)
 	}

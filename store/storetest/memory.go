@@ -30,7 +30,7 @@ func BenchMemory(b *testing.B, open func(b *testing.B) store.Store, used func(b 
 		now := time.Now()
 		key := "bench-" + strconv.Itoa(i)
 		e := store.Event{ID: store.NewEventID("bench", key, now), Hook: "bench", ReceivedAt: now,
-			IdempotencyKey: key, Headers: headers, Body: paymentBody(i), MatchedRules: []string{"rule"}}
+			IdempotencyKey: key, Headers: headers, Body: PaymentBody(i), MatchedRules: []string{"rule"}}
 		d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), EventID: e.ID, Hook: e.Hook, Rule: "rule", Action: "action",
 			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 		if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: 24 * time.Hour}); err != nil {
@@ -50,9 +50,9 @@ func BenchMemory(b *testing.B, open func(b *testing.B) store.Store, used func(b 
 	b.ReportMetric(float64(used(b)-before)/float64(b.N), "bytes/event-delivered")
 }
 
-// paymentBody is webhook i of a payment provider, ~1 KiB of JSON whose ids,
+// PaymentBody is webhook i of a payment provider, ~1 KiB of JSON whose ids,
 // amounts and times differ from one webhook to the next.
-func paymentBody(i int) []byte {
+func PaymentBody(i int) []byte {
 	n := strconv.Itoa(i)
 	id := fmt.Sprintf("%08x%08x", uint32(i)*2654435761, uint32(i)*40503)
 	return []byte(`{"id":"evt_1Nq` + id + `","object":"event","api_version":"2023-08-16","created":` + strconv.Itoa(1695302531+i) +

@@ -1,0 +1,269 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/storetest"
+)
+
+// openDict opens a store on url that trains its dictionary on want bodies.
+func openDict(t *testing.T, url string, want int) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if s.codec != codecDict {
+		t.Fatalf("a store opened without compress= compresses with codec %d, want the dictionary", s.codec)
+	}
+	s.dict.want = want
+	return s
+}
+
+// acceptBodies accepts one event per body, each with a delivery, at
+// times after at, and returns their ids.
+func acceptBodies(t *testing.T, s *Store, at time.Time, bodies ...[]byte) []string {
+	t.Helper()
+	var ids []string
+	for i, b := range bodies {
+		now := at.Add(time.Duration(i) * time.Millisecond)
+		e := store.Event{ID: store.NewID("evt", now), Hook: "orders", ReceivedAt: now, Body: b}
+		d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), Rule: "r", Action: "crm", NextAttemptAt: now}
+		if _, err := s.Accept(t.Context(), store.Accept{Event: e, Deliveries: []store.Delivery{d}}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+// storedFlag is the compression flag of event id as stored.
+func storedFlag(t *testing.T, s *Store, id string) (flag string, size int) {
+	t.Helper()
+	v, err := s.c.Get(t.Context(), s.at(id).event(id)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := splitEvent(id, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.flag, len(p.body)
+}
+
+func payments(from, n int) [][]byte {
+	var bs [][]byte
+	for i := range n {
+		bs = append(bs, storetest.PaymentBody(from+i))
+	}
+	return bs
+}
+
+// TestDictTrainedFromBodies: a store compresses with zstd until it has
+// seen enough bodies, then with the dictionary it trained from them, which
+// the store keeps for every process: one opened afterwards uses it from
+// the start, one opened before reads the bodies compressed with it and,
+// training its own, takes the store's instead. Every body reads back whole,
+// through Event and Lease, and the dictionary keeps less of it than zstd.
+func TestDictTrainedFromBodies(t *testing.T) {
+	t.Run("redis", func(t *testing.T) {
+		testDictTrainedFromBodies(t, redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t)))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		testDictTrainedFromBodies(t, redistest.WithPrefix(redistest.ClusterURL(t), redistest.ClusterPrefix(t)))
+	})
+}
+
+func testDictTrainedFromBodies(t *testing.T, url string) {
+	ctx := t.Context()
+	early := openDict(t, url, 40)
+	s := openDict(t, url, 40)
+
+	before := acceptBodies(t, s, base, payments(0, 40)...)
+	s.dict.training.Wait()
+	d := s.dict.use.Load()
+	if d == nil {
+		t.Fatal("no dictionary after the samples wanted")
+	}
+	if cur, err := s.c.HGet(ctx, s.dictKey(), "current").Result(); err != nil || cur != d.id {
+		t.Fatalf("the store's dictionary: %q, %v; want %q", cur, err, d.id)
+	}
+	after := acceptBodies(t, s, base.Add(time.Minute), payments(1000, 20)...)
+
+	for _, id := range before {
+		if f, _ := storedFlag(t, s, id); f != "z" {
+			t.Fatalf("event %s accepted before the dictionary: flag %q, want z", id, f)
+		}
+	}
+	for i, id := range after {
+		f, n := storedFlag(t, s, id)
+		if f != "d" {
+			t.Fatalf("event %s accepted with the dictionary: flag %q, want d", id, f)
+		}
+		body := storetest.PaymentBody(1000 + i)
+		if z := len(bodyEncoder.EncodeAll(body, nil)); n >= z {
+			t.Errorf("event %s: %d bytes stored with the dictionary, zstd alone %d", id, n, z)
+		}
+	}
+
+	later := openDict(t, url, 40)
+	if got := later.dict.use.Load(); got == nil || got.id != d.id {
+		t.Fatalf("a store opened later uses %v, want the store's dictionary %s", got, d.id)
+	}
+	for _, r := range []*Store{s, later, early} {
+		for i, id := range append(before, after...) {
+			want := storetest.PaymentBody(i)
+			if i >= len(before) {
+				want = storetest.PaymentBody(1000 + i - len(before))
+			}
+			e, err := r.Event(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(e.Body, want) {
+				t.Fatalf("event %s read back differs from the body accepted", id)
+			}
+		}
+	}
+	var leases []store.Lease
+	for range 20 {
+		b, err := early.Lease(ctx, store.LeaseRequest{Now: base.Add(time.Hour), TTL: time.Minute,
+			Actions: []store.ActionQuota{{Action: "crm", N: 100}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, b.Leases...)
+	}
+	if len(leases) != len(before)+len(after) {
+		t.Fatalf("leased %d deliveries, want %d", len(leases), len(before)+len(after))
+	}
+	for _, l := range leases {
+		if l.Err != nil || !bytes.Contains(l.Event.Body, []byte(`"object":"payment_intent"`)) {
+			t.Fatalf("leased event %s: %v, body %.40q", l.Event.ID, l.Err, l.Event.Body)
+		}
+	}
+
+	// The early store trains a dictionary of its own, and takes the store's.
+	acceptBodies(t, early, base.Add(2*time.Minute), payments(5000, 40)...)
+	early.dict.training.Wait()
+	if got := early.dict.use.Load(); got == nil || got.id != d.id {
+		t.Fatalf("a store that trained after another uses %v, want the store's dictionary %s", got, d.id)
+	}
+	if n, err := s.c.HLen(ctx, s.dictKey()).Result(); err != nil || n != 2 {
+		t.Errorf("the dicts hash holds %d fields, %v; want current and one dictionary", n, err)
+	}
+}
+
+// TestDictMissing: a body compressed with a dictionary the store does not
+// hold is an error that names it, not a wrong body, and a store whose
+// dictionary is gone still takes events.
+func TestDictMissing(t *testing.T) {
+	ctx := t.Context()
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, 30)
+	acceptBodies(t, s, base, payments(0, 30)...)
+	s.dict.training.Wait()
+	d := s.dict.use.Load()
+	if d == nil {
+		t.Fatal("no dictionary")
+	}
+	id := acceptBodies(t, s, base.Add(time.Minute), storetest.PaymentBody(99))[0]
+	if err := s.c.HDel(ctx, s.dictKey(), d.id, "current").Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := openDict(t, url, 30)
+	_, err := fresh.Event(ctx, id)
+	if err == nil || !strings.Contains(err.Error(), "dictionary "+d.id) {
+		t.Fatalf("Event of a body whose dictionary is gone: %v", err)
+	}
+
+	// A store whose dictionary is named but gone opens, and stores new
+	// bodies with zstd.
+	if err := s.c.HSet(ctx, s.dictKey(), "current", d.id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	broken := openDict(t, url, 30)
+	id = acceptBodies(t, broken, base.Add(2*time.Minute), storetest.PaymentBody(100))[0]
+	if f, _ := storedFlag(t, broken, id); f != "z" {
+		t.Fatalf("a store whose dictionary is gone stored flag %q, want z", f)
+	}
+	if e, err := broken.Event(ctx, id); err != nil || !bytes.Equal(e.Body, storetest.PaymentBody(100)) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// skewed is n random bytes of four letters: zstd's entropy coding packs
+// them into about a quarter of their size, S2 with or without a dictionary
+// of JSON hardly at all.
+func skewed(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "ACGT"[r.IntN(4)]
+	}
+	return b
+}
+
+// TestDictFallsBackToZstd: a body the dictionary does not fit is kept
+// compressed with zstd when that is smaller, and bodies a dictionary would
+// keep larger than zstd train none.
+func TestDictFallsBackToZstd(t *testing.T) {
+	ctx := t.Context()
+	r := rand.New(rand.NewPCG(1, 2))
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, 30)
+	var odd [][]byte
+	for range 30 {
+		odd = append(odd, skewed(r, 2048))
+	}
+	if err := s.train(odd); err == nil || s.dict.use.Load() != nil {
+		t.Fatalf("a dictionary of bodies zstd packs better: train = %v, in use %v", err, s.dict.use.Load())
+	}
+	if n, _ := s.c.Exists(ctx, s.dictKey()).Result(); n != 0 {
+		t.Fatal("a dictionary worse than zstd was stored")
+	}
+
+	acceptBodies(t, s, base, payments(0, 30)...)
+	s.dict.training.Wait()
+	if s.dict.use.Load() == nil {
+		t.Fatal("no dictionary")
+	}
+	body := skewed(r, 2048)
+	id := acceptBodies(t, s, base.Add(time.Minute), body)[0]
+	if f, n := storedFlag(t, s, id); f != "z" || n > len(body)/2 {
+		t.Fatalf("a body the dictionary does not fit: flag %q, %d bytes of %d; want zstd", f, n, len(body))
+	}
+	if e, err := s.Event(ctx, id); err != nil || !bytes.Equal(e.Body, body) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// TestSealedStoreTrainsNoDictionary: a dictionary would keep fragments of
+// sealed bodies in clear, so a store with keys compresses with zstd.
+func TestSealedStoreTrainsNoDictionary(t *testing.T) {
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s, err := Open(t.Context(), url, WithKeys(storetest.SealKeys(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.dict.want = 10
+	ids := acceptBodies(t, s, base, payments(0, 20)...)
+	s.dict.training.Wait()
+	if s.codec != codecZstd || s.dict.use.Load() != nil {
+		t.Fatalf("a sealed store compresses with codec %d, dictionary %v", s.codec, s.dict.use.Load())
+	}
+	if f, _ := storedFlag(t, s, ids[19]); f != "x" {
+		t.Fatalf("flag %q, want x (zstd, sealed)", f)
+	}
+	if n, _ := s.c.Exists(context.Background(), s.dictKey()).Result(); n != 0 {
+		t.Fatal("a sealed store stored a dictionary")
+	}
+}
