@@ -283,13 +283,20 @@ func (s *Store) train(samples [][]byte) error {
 	if err != nil || len(res) != 2 {
 		return fmt.Errorf("store the dictionary: %v %w", res, err)
 	}
-	if res[0] != d.id {
+	ours := res[0] == d.id
+	if !ours {
 		if d, err = newBodyDict(res[0], []byte(res[1])); err != nil {
 			return err
 		}
 	}
 	got, _ := s.dict.known.LoadOrStore(d.id, d)
 	s.dict.use.Store(got.(*bodyDict))
+	if ours {
+		slog.Info("redisstore: bodies are compressed with the dictionary trained here", "dictionary", d.id,
+			"samples", len(samples), "bytes_kept", withDict, "bytes_kept_by_zstd", withZstd)
+	} else {
+		slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
+	}
 	return nil
 }
 
