@@ -32,7 +32,7 @@ import (
 type codec byte
 
 const (
-	codecZstd codec = iota // the default
+	codecZstd codec = iota // New's; Open's is codecDict
 	codecS2
 	codecNone
 	codecDict
@@ -82,8 +82,9 @@ func compressBody(body []byte, p packer) ([]byte, string) {
 	case p.codec == codecDict && p.dict != nil:
 		z, packed = p.dict.encode(body), "d"
 		if len(z) > len(body)/8*dictFits {
-			if alt, altPacked, smaller := zstdSmaller(body, z); smaller {
-				z, packed = alt, altPacked
+			// Not a body like those the dictionary was trained on.
+			if alt := bodyEncoder.EncodeAll(body, make([]byte, 0, len(z))); len(alt) < len(z) {
+				z, packed = alt, "z"
 			}
 		}
 	default:

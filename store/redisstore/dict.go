@@ -232,9 +232,16 @@ func (s *Store) sample(body []byte) {
 		defer s.dict.training.Done()
 		if err := s.train(samples); err != nil {
 			slog.Warn("redisstore: bodies stay compressed with zstd", "err", err)
+			if errors.Is(err, errDictNotStored) {
+				s.dict.sampling.Store(true) // train again on the next bodies
+			}
 		}
 	}()
 }
+
+// errDictNotStored: a dictionary was trained, but Redis did not answer
+// whether it is the store's.
+var errDictNotStored = errors.New("store the dictionary")
 
 // trainScript makes a dictionary the store's unless it has one, and
 // returns the store's: its id and bytes.
@@ -280,8 +287,11 @@ func (s *Store) train(samples [][]byte) error {
 		}
 	}()
 	res, err := trainScript.Run(ctx, s.c, []string{s.dictKey()}, d.id, b).StringSlice()
-	if err != nil || len(res) != 2 {
-		return fmt.Errorf("store the dictionary: %v %w", res, err)
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %q", res)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errDictNotStored, err)
 	}
 	ours := res[0] == d.id
 	if !ours {
@@ -298,10 +308,4 @@ func (s *Store) train(samples [][]byte) error {
 		slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
 	}
 	return nil
-}
-
-// zstdSmaller is body compressed with zstd when that is smaller than z.
-func zstdSmaller(body, z []byte) ([]byte, string, bool) {
-	alt := bodyEncoder.EncodeAll(body, make([]byte, 0, len(z)))
-	return alt, "z", len(alt) < len(z)
 }

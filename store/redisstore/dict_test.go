@@ -267,3 +267,28 @@ func TestSealedStoreTrainsNoDictionary(t *testing.T) {
 		t.Fatal("a sealed store stored a dictionary")
 	}
 }
+
+// TestDictTrainedAgainWhenNotStored: a dictionary that Redis did not take
+// leaves the store on zstd and sampling, and the next bodies train one.
+func TestDictTrainedAgainWhenNotStored(t *testing.T) {
+	ctx := t.Context()
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, 20)
+	// A string where the hash should be: HSETNX fails with WRONGTYPE.
+	if err := s.c.Set(ctx, s.dictKey(), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	acceptBodies(t, s, base, payments(0, 20)...)
+	s.dict.training.Wait()
+	if s.dict.use.Load() != nil || !s.dict.sampling.Load() {
+		t.Fatalf("after a failed store: dictionary %v, sampling %v; want none, sampling", s.dict.use.Load(), s.dict.sampling.Load())
+	}
+	if err := s.c.Del(ctx, s.dictKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	acceptBodies(t, s, base.Add(time.Minute), payments(100, 20)...)
+	s.dict.training.Wait()
+	if s.dict.use.Load() == nil {
+		t.Fatal("no dictionary after a second round of samples")
+	}
+}
