@@ -34,7 +34,9 @@ import (
 // six bytes of its SHA-256) and names it under "current", in one script,
 // so that every process of the store uses the same one, and a process
 // that trained another takes the store's instead. A process opened on a
-// store that has a dictionary uses it from the start and trains none.
+// store that has a dictionary uses it from the start and trains none. A
+// dictionary that Redis did not take (an error, a timeout) leaves the
+// store sampling again.
 //
 // A body compressed with a dictionary is flagged d (w when sealed after)
 // and starts with the dictionary's id, so that it stays readable whatever
