@@ -263,7 +263,7 @@ return {id, redis.call("HGET", KEYS[1], id)}
 // train builds a dictionary from samples, offers it to the store if it
 // beats zstd on them, and takes the store's.
 func (s *Store) train(samples [][]byte) error {
-	b, err := dict.BuildS2Dict(samples, dict.Options{MaxDictSize: dictMaxSize, HashBytes: 6})
+	b, err := dict.BuildS2Dict(samples, dict.Options{MaxDictSize: dictMaxSize, HashBytes: 8})
 	if err != nil {
 		return fmt.Errorf("train a dictionary: %w", err)
 	}
