@@ -143,8 +143,8 @@ type dictState struct {
 	training sync.WaitGroup
 }
 
-// dictKey is the hash of the store's dictionaries (partition 0).
-func (s *Store) dictKey() string { return s.k.base + "dicts" }
+// dictKey is the hash of the store's dictionaries.
+func (s *Store) dictKey() string { return s.k.dicts() }
 
 // opener is what reads the store's events back.
 func (s *Store) opener() opener { return opener{keys: s.keys, dicts: s.dictByID} }

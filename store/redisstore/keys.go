@@ -99,6 +99,11 @@ func (k keys) wake() string { return k.base + "wake" }
 // serving process that Redis lost its data.
 func (k keys) identity() string { return k.base + "identity" }
 
+// dicts is the hash of the store's body dictionaries (dict.go): each under
+// its id, and the id of the one in use under "current". Only partition
+// 0's is used.
+func (k keys) dicts() string { return k.base + "dicts" }
+
 // probe is the one key the readiness probe overwrites.
 func (k keys) probe() string { return k.base + "probe" }
 
