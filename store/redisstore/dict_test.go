@@ -3,10 +3,13 @@ package redisstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/dict"
 
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
@@ -291,4 +294,45 @@ func TestDictTrainedAgainWhenNotStored(t *testing.T) {
 	if s.dict.use.Load() == nil {
 		t.Fatal("no dictionary after a second round of samples")
 	}
+}
+
+// FuzzDictBodies: any body compressed with a dictionary reads back whole,
+// and a stored event damaged anywhere reads as an error or as some body,
+// never a panic.
+func FuzzDictBodies(f *testing.F) {
+	var samples [][]byte
+	for i := range 200 {
+		samples = append(samples, storetest.PaymentBody(i))
+	}
+	b, err := dict.BuildS2Dict(samples, dict.Options{MaxDictSize: dictMaxSize, HashBytes: 8})
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := newBodyDict(dictID(b), b)
+	if err != nil {
+		f.Fatal(err)
+	}
+	o := opener{dicts: func(id string) (*bodyDict, error) {
+		if id != d.id {
+			return nil, errors.New("unknown dictionary " + id)
+		}
+		return d, nil
+	}}
+	f.Add(storetest.PaymentBody(7), 60, byte(1))
+	f.Add([]byte(`{"id":1}`), 0, byte(0x80))
+	f.Add(bytes.Repeat([]byte("ACGT"), 300), 100, byte(7))
+	f.Fuzz(func(t *testing.T, body []byte, at int, flip byte) {
+		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventAccepted, ReceivedAt: base, Body: body}
+		v, err := encodeEvent(e, packer{codec: codecDict, dict: d}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := decodeEvent(o, e.ID, v, true)
+		if err != nil || !bytes.Equal(got.Body, body) {
+			t.Fatalf("read back %d bytes of %d, %v", len(got.Body), len(body), err)
+		}
+		damaged := []byte(v)
+		damaged[uint(at)%uint(len(damaged))] ^= flip | 1
+		_, _, _ = decodeEvent(o, e.ID, string(damaged), true)
+	})
 }
