@@ -29,6 +29,10 @@ const (
 
 var errClosed = errors.New("redisstore: store is closed")
 
+// valueArg is the place of the event's stored string among an
+// acceptCall's args (acceptArgs).
+const valueArg = 4
+
 // acceptCall is one Accept waiting for its batch.
 type acceptCall struct {
 	id         string
@@ -41,6 +45,11 @@ type acceptCall struct {
 	res        store.Accepted
 	err        error
 	done       chan struct{}
+
+	// pack, when not nil, is the dictionary that the committer compresses
+	// the event's body with before sending it (repack): the event's
+	// string in args holds its body as it came until then.
+	pack *bodyDict
 }
 
 func (s *Store) startCommitters() {
@@ -85,9 +94,17 @@ func (s *Store) commit() {
 // every call of the batch fails with store.ErrNotReplicated unless enough
 // replicas acknowledged in time. The callers' contexts no longer apply
 // here: a call whose caller gave up is still committed or not as a whole,
-// and the client's timeouts bound the wait.
+// and the client's timeouts bound the wait. The bodies that calls left to
+// compress (acceptCall.pack) are compressed first.
 func (s *Store) runBatch(batch []*acceptCall) {
 	ctx := context.Background()
+	for _, c := range batch {
+		if c.pack != nil {
+			v, _ := c.args[valueArg].(string)
+			c.args[valueArg] = repack(v, c.pack)
+			c.pack = nil
+		}
+	}
 	replicas := 0
 	for _, c := range batch {
 		replicas = max(replicas, c.replicas)

@@ -35,7 +35,7 @@ func TestBatchAfterScriptCacheFlush(t *testing.T) {
 	var batch []*acceptCall
 	for i := range 8 {
 		e := store.Event{ID: store.NewID("evt", now), Hook: "h", ReceivedAt: now, IdempotencyKey: strconv.Itoa(i)}
-		keys, args, _, err := s.acceptArgs(t.Context(), store.Accept{Event: e, KeyTTL: time.Hour})
+		keys, args, _, _, err := s.acceptArgs(t.Context(), store.Accept{Event: e, KeyTTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -297,8 +297,9 @@ func TestDictTrainedAgainWhenNotStored(t *testing.T) {
 }
 
 // FuzzDictBodies: any body compressed with a dictionary reads back whole,
-// and a stored event damaged anywhere reads as an error or as some body,
-// never a panic.
+// the committers' repack stores what compressing at the accept would
+// have, and a stored event damaged anywhere reads as an error or as some
+// body, never a panic.
 func FuzzDictBodies(f *testing.F) {
 	var samples [][]byte
 	for i := range 200 {
@@ -322,10 +323,19 @@ func FuzzDictBodies(f *testing.F) {
 	f.Add([]byte(`{"id":1}`), 0, byte(0x80))
 	f.Add(bytes.Repeat([]byte("ACGT"), 300), 100, byte(7))
 	f.Fuzz(func(t *testing.T, body []byte, at int, flip byte) {
-		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventAccepted, ReceivedAt: base, Body: body}
-		v, err := encodeEvent(e, packer{codec: codecDict, dict: d}, nil)
+		e := store.Event{ID: "evt_1", Hook: "h", Status: store.EventAccepted, ReceivedAt: base, Body: body, MatchedRules: []string{"r"}}
+		v, err := encodeEvent(e, packer{codec: codecDict, dict: d}, nil, "dlv_1")
 		if err != nil {
 			t.Fatal(err)
+		}
+		// What a committer makes of the string an accept left uncompressed
+		// is what compressing it at once would have stored.
+		plain, err := encodeEvent(e, packer{codec: codecNone}, nil, "dlv_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := repack(plain, d); got != v {
+			t.Fatalf("repacked:\n%q\nwant\n%q", got, v)
 		}
 		got, _, err := decodeEvent(o, e.ID, v, true)
 		if err != nil || !bytes.Equal(got.Body, body) {

@@ -43,12 +43,12 @@ func acceptCalls(t *testing.T, s *Store, accepts []store.Accept) []*acceptCall {
 	t.Helper()
 	var batch []*acceptCall
 	for _, a := range accepts {
-		keys, args, h, err := s.acceptArgs(t.Context(), a)
+		keys, args, h, pack, err := s.acceptArgs(t.Context(), a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		batch = append(batch, &acceptCall{id: a.Event.ID, deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
-			keys: keys, args: args, handed: h, done: make(chan struct{})})
+			keys: keys, args: args, handed: h, pack: pack, done: make(chan struct{})})
 	}
 	return batch
 }

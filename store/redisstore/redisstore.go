@@ -316,29 +316,30 @@ func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, error) {
 	s.accepting.Add(1)
 	defer s.accepting.Add(-1)
-	keys, args, h, err := s.acceptArgs(ctx, a)
+	keys, args, h, pack, err := s.acceptArgs(ctx, a)
 	if err != nil {
 		return store.Accepted{}, err
 	}
 	res, err := s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
-		keys: keys, args: args, handed: h, done: make(chan struct{})})
+		keys: keys, args: args, handed: h, pack: pack, done: make(chan struct{})})
 	if err == nil && res.Duplicate && h != nil && h.reserved {
 		s.unreserve(ctx, h)
 	}
 	return res, err
 }
 
-// acceptArgs is the keys and arguments of acceptScript for a, and what
-// its answer needs to make the leases handed off (nil: none offered). On
-// a partitioned store, what a offers is first reserved in partition 0
-// (reserve).
-func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any, *handed, error) {
+// acceptArgs is the keys and arguments of acceptScript for a, what its
+// answer needs to make the leases handed off (nil: none offered), and the
+// dictionary the committer compresses the event's body with (nil: the
+// event's string is final; see acceptCall.pack). On a partitioned store,
+// what a offers is first reserved in partition 0 (reserve).
+func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any, *handed, *bodyDict, error) {
 	e := a.Event
 	if e.ID == "" {
-		return nil, nil, nil, errors.New("redisstore: accept: event has no id")
+		return nil, nil, nil, nil, errors.New("redisstore: accept: event has no id")
 	}
 	if err := store.CheckEventID(e); err != nil {
-		return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
 	e.Status = store.EventIgnored
 	if len(a.Deliveries) > 0 {
@@ -348,7 +349,7 @@ func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any
 	ids := make([]string, len(a.Deliveries))
 	for i, d := range a.Deliveries {
 		if d.ID == "" {
-			return nil, nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
+			return nil, nil, nil, nil, fmt.Errorf("redisstore: accept %s: delivery %d has no id", e.ID, i)
 		}
 		ds[i] = store.Enqueued(d, e.ID, e.Hook, e.ReceivedAt)
 		ids[i] = d.ID
@@ -356,13 +357,21 @@ func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any
 	k := s.at(e.ID)
 	if s.partitioned() {
 		if err := s.checkPartition(e, ds); err != nil {
-			return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 		}
 	}
 	s.sample(e.Body)
-	value, err := encodeEvent(e, s.packer(), s.keys, ids...)
+	p := s.packer()
+	var pack *bodyDict
+	if p.dict != nil && s.keys == nil && len(e.Body) >= minCompress {
+		// S2's encoder with a dictionary holds a 64 KiB table on the
+		// stack: run here, it would grow the stack of every connection's
+		// goroutine. A committer compresses the body instead (repack).
+		pack, p = p.dict, packer{codec: codecNone}
+	}
+	value, err := encodeEvent(e, p, s.keys, ids...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("redisstore: accept: %w", err)
 	}
 
 	windowEnd, keep := "0", int64(0)
@@ -393,7 +402,7 @@ func (s *Store) acceptArgs(ctx context.Context, a store.Accept) ([]string, []any
 		h.keys, h.id, h.value, h.body, h.ds = s.keys, e.ID, value, e.Body, ds
 	}
 	keys, args = enqueueArgs(k, keys, args, ds, h)
-	return keys, args, h, nil
+	return keys, args, h, pack, nil
 }
 
 // indexNames are the members of the set of listing indexes that name the
