@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,28 +21,15 @@ import (
 // store, and the events after it are stored with it (flag d in the head).
 func TestDictEndToEnd(t *testing.T) {
 	url := redistest.Server(t)
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "hookrelay.yaml"), `egress:
-  allow_networks: [127.0.0.0/8]
-hooks:
-  in:
-    verify:
-      scheme: none
-    auth:
-      allow_ips: [127.0.0.1]
-    rules: [rules.yaml]
-actions:
-  forward:
+	config := relayConfig(t, `  - name: all
+    when: "true"
+    actions: [forward]
+`, `  forward:
     url: ${DEMO_API_URL}/forward
     body_raw: true
 `)
-	writeFile(t, filepath.Join(dir, "rules.yaml"), `rules:
-  - name: all
-    when: "true"
-    actions: [forward]
-`)
 	rc := newReceiver(t)
-	srv := start(t, serverOpts{store: url, api: rc.URL, config: filepath.Join(dir, "hookrelay.yaml")})
+	srv := start(t, serverOpts{store: url, api: rc.URL, config: config})
 
 	const n = 600
 	bodies := make([][]byte, n)
