@@ -16,7 +16,7 @@ import (
 )
 
 // A Redis store trains a dictionary from its first bodies and compresses
-// the later ones with it: `serve` sends 600 payment webhooks through, each
+// the later ones with it: `serve` takes 600 payment webhooks, each
 // forwarded to the receiver exactly as it came, the dictionary is in the
 // store, and the events after it are stored with it (flag d in the head).
 func TestDictEndToEnd(t *testing.T) {
@@ -36,7 +36,8 @@ func TestDictEndToEnd(t *testing.T) {
 	for i := range bodies {
 		bodies[i] = storetest.PaymentBody(i)
 	}
-	// The first 500 train the dictionary; the rest come once it is in use.
+	// The first 500 train the dictionary (256 KiB of them do); the rest
+	// come once it is in use.
 	send := func(from, to int) {
 		var wg sync.WaitGroup
 		for g := range 8 {

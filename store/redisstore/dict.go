@@ -28,7 +28,7 @@ import (
 //
 // Until the store has a dictionary, bodies are compressed with zstd, and
 // the first dictSamples bodies worth compressing are kept (their first
-// sampleMax bytes). A goroutine then builds a dictionary from them
+// sampleMax bytes, dictSampleBytes in all). A goroutine then builds a dictionary from them
 // (klauspost/compress/dict) and keeps it only if it compresses the samples
 // smaller than zstd does. The first dictionary a process offers becomes
 // the store's: the dicts hash holds it under its id (the hex of the first
@@ -50,8 +50,12 @@ import (
 // instead, and compress=zstd keeps every body to itself.
 
 const (
-	// dictSamples is how many bodies a dictionary is trained on.
-	dictSamples = 500
+	// dictSamples is how many bodies a dictionary is trained on at most,
+	// and dictSampleBytes how many of their bytes: the builder's memory
+	// grows with the bytes (about 13 times them, most of it live until it
+	// ends), and 200 bodies of 1 KiB train as good a dictionary as 500.
+	dictSamples     = 500
+	dictSampleBytes = 256 << 10
 	// sampleMax bounds the bytes of one sample.
 	sampleMax = 8 << 10
 	// dictMaxSize bounds a dictionary's size.
@@ -138,6 +142,7 @@ type dictState struct {
 	sampling atomic.Bool
 	mu       sync.Mutex
 	samples  [][]byte
+	size     int // the samples' bytes
 	// want is how many samples to train on (dictSamples; tests lower it).
 	want int
 	// training runs train; Close waits for it.
@@ -223,13 +228,15 @@ func (s *Store) sample(body []byte) {
 	if !s.dict.sampling.Load() {
 		return
 	}
-	s.dict.samples = append(s.dict.samples, append([]byte(nil), body[:min(len(body), sampleMax)]...))
-	if len(s.dict.samples) < want {
+	x := append([]byte(nil), body[:min(len(body), sampleMax)]...)
+	s.dict.samples = append(s.dict.samples, x)
+	s.dict.size += len(x)
+	if len(s.dict.samples) < want && s.dict.size < dictSampleBytes {
 		return
 	}
 	s.dict.sampling.Store(false)
 	samples := s.dict.samples
-	s.dict.samples = nil
+	s.dict.samples, s.dict.size = nil, 0
 	s.dict.training.Add(1)
 	go func() {
 		defer s.dict.training.Done()
