@@ -138,11 +138,7 @@ func decompressBody(z []byte, packed string, dicts dictSource) ([]byte, error) {
 	case "z":
 		b, err = bodyDecoder.DecodeAll(z, nil)
 	case "c":
-		var n int
-		if n, err = s2.DecodedLen(z); err == nil && n > maxBody {
-			err = errors.New("s2: decoded length over the limit")
-		}
-		if err == nil {
+		if err = checkS2Len(z); err == nil {
 			b, err = s2.Decode(nil, z)
 		}
 	default:
@@ -152,4 +148,14 @@ func decompressBody(z []byte, packed string, dicts dictSource) ([]byte, error) {
 		return nil, fmt.Errorf("decompress: %w", err)
 	}
 	return b, nil
+}
+
+// checkS2Len refuses an S2 block, with or without a dictionary, that says
+// it decompresses to more than maxBody.
+func checkS2Len(z []byte) error {
+	n, err := s2.DecodedLen(z)
+	if err == nil && n > maxBody {
+		err = errors.New("s2: decoded length over the limit")
+	}
+	return err
 }

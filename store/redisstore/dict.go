@@ -115,11 +115,7 @@ func decompressDict(z []byte, dicts dictSource) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := s2.DecodedLen(z[dictIDLen:])
-	if err == nil && n > maxBody {
-		err = errors.New("s2: decoded length over the limit")
-	}
-	if err != nil {
+	if err := checkS2Len(z[dictIDLen:]); err != nil {
 		return nil, err
 	}
 	return d.d.Decode(nil, z[dictIDLen:])
