@@ -121,7 +121,9 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 	}
 	for _, it := range batch {
 		r.forget(it.f.Lease)
-		if !it.freed {
+		if it.freed {
+			r.setRecording(it.f.Lease, false)
+		} else {
 			r.free(it.f.Lease, false)
 		}
 	}

@@ -117,6 +117,11 @@ type lane struct {
 	// accept (Offer) without passing older due ones, and an attempt that
 	// succeeds frees a slot that nothing queued waits for.
 	drained bool
+	// recording holds, by delivery id, the tokens of the leases whose
+	// attempts have ended and whose outcomes the finisher is recording:
+	// the destination is done with them, so a lease does not count them
+	// against the action's concurrency (store.ActionQuota.Recording).
+	recording map[string]string
 }
 
 // running is what attempts started outside Run's loop (Offer) need of it.
@@ -398,8 +403,23 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 		if n <= 0 {
 			continue
 		}
-		// Max makes the concurrency hold across every process on the store.
-		qs = append(qs, store.ActionQuota{Action: name, N: n, Max: a.Concurrency, Probe: a.Timeout + r.o.Lease})
+		// Max makes the concurrency hold across every process on the
+		// store; the leases being recorded no longer take the
+		// destination's. As many as the concurrency are named at most,
+		// so that a store slow to record holds the action's leases to
+		// twice its concurrency, and its outcomes waiting in memory
+		// with them.
+		var recording []store.LeaseRef
+		if len(ln.recording) > 0 {
+			recording = make([]store.LeaseRef, 0, min(len(ln.recording), a.Concurrency))
+			for id, token := range ln.recording {
+				if len(recording) == a.Concurrency {
+					break
+				}
+				recording = append(recording, store.LeaseRef{DeliveryID: id, Token: token})
+			}
+		}
+		qs = append(qs, store.ActionQuota{Action: name, N: n, Max: a.Concurrency, Recording: recording, Probe: a.Timeout + r.o.Lease})
 	}
 	for _, name := range r.orphans {
 		if _, ok := acts[name]; !ok {
@@ -471,6 +491,7 @@ func (r *Relay) start(workCtx context.Context, l store.Lease, act *actions.Actio
 				// The destination is done with this attempt: its slot can
 				// take the next delivery while the outcome is recorded.
 				// A failure keeps its slot until the breaker has seen it.
+				r.setRecording(l, true)
 				r.free(l, item.f.Outcome.Status == store.DeliverySucceeded)
 				item.freed = true
 			}
@@ -504,6 +525,22 @@ func (r *Relay) free(l store.Lease, settled bool) {
 	select {
 	case r.kick <- struct{}{}:
 	default:
+	}
+}
+
+// setRecording marks l as a lease whose outcome is being recorded, or no
+// longer (lane.recording).
+func (r *Relay) setRecording(l store.Lease, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ln := r.lane(l.Delivery.Action)
+	switch {
+	case on && ln.recording == nil:
+		ln.recording = map[string]string{l.Delivery.ID: l.Token}
+	case on:
+		ln.recording[l.Delivery.ID] = l.Token
+	default:
+		delete(ln.recording, l.Delivery.ID)
 	}
 }
 

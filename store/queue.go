@@ -59,6 +59,9 @@ func CheckLeaseRequest(r LeaseRequest) (LeaseRequest, error) {
 		if q.Probe < r.TTL {
 			q.Probe = r.TTL
 		}
+		if q.Max <= 0 {
+			q.Recording = nil
+		}
 		qs = append(qs, q)
 	}
 	r.Actions = qs

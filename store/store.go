@@ -228,10 +228,24 @@ type ActionQuota struct {
 	// expired) across every worker on the store, those just given
 	// included: the action's concurrency, shared by all processes.
 	Max int
+	// Recording names leases of the caller's on this action whose
+	// attempts have ended and whose outcomes the caller is recording
+	// (Finish): the destination is done with them, so those still live
+	// do not count against Max. A lease named here that has finished,
+	// or is no longer held under the token given, counts as it would
+	// anyway. Ignored without Max, and by a hand-off (HandOff), whose
+	// cap counts every live lease.
+	Recording []LeaseRef
 	// Probe is how long a breaker probe of this action holds the gate
 	// (see ActionState.BlockedUntil): at least as long as one attempt may
 	// take, so that a second probe never starts beside the first.
 	Probe time.Duration
+}
+
+// LeaseRef names a lease: the delivery it holds, and its token.
+type LeaseRef struct {
+	DeliveryID string
+	Token      string
 }
 
 // LeaseRequest asks for due deliveries, action by action: each action is

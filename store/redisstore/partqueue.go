@@ -128,11 +128,11 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	head := newTokenHead()
 
 	gkeys := make([]string, 0, 2*len(r.Actions))
-	gargs := make([]any, 0, 3+3*len(r.Actions))
+	gargs := make([]any, 0, 3+4*len(r.Actions))
 	gargs = append(gargs, now, until, head+"g")
 	for _, q := range r.Actions {
 		gkeys = append(gkeys, s.k.actionState(q.Action), s.k.capSet(q.Action))
-		gargs = append(gargs, max(q.N, 0), r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0))
+		gargs = append(gargs, max(q.N, 0), r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), recordingArg(q, true))
 	}
 	res, err := gateScript.Run(ctx, s.c, gkeys, gargs...).Slice()
 	if err != nil {
@@ -177,7 +177,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		k := s.parts[i]
 		c := &scriptCall{
 			keys: make([]string, 0, 3*len(r.Actions)),
-			args: make([]any, 0, 4+5*len(r.Actions)),
+			args: make([]any, 0, 4+6*len(r.Actions)),
 		}
 		h := ghead
 		if tag != "" {
@@ -190,7 +190,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 			if o := offset(a); o >= 0 {
 				off = o
 			}
-			c.args = append(c.args, want(a), 0, 0, grants[a].gate, off)
+			c.args = append(c.args, want(a), 0, 0, grants[a].gate, off, "")
 		}
 		return c
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,13 +51,32 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 // of one partition, its leases named after head.
 func (s *Store) leaseCall(r store.LeaseRequest, head string) ([]string, []any) {
 	keys := make([]string, 0, 3*len(r.Actions))
-	args := make([]any, 0, 4+5*len(r.Actions))
+	args := make([]any, 0, 4+6*len(r.Actions))
 	args = append(args, r.Now.UnixMilli(), leaseEnd(r.Now, r.TTL), s.k.base, head)
 	for _, q := range r.Actions {
 		keys = append(keys, s.k.queue(q.Action), s.k.leases(q.Action), s.k.actionState(q.Action))
-		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "", "")
+		args = append(args, q.N, r.Now.Add(q.Probe).UnixMilli(), max(q.Max, 0), "", "", recordingArg(q, false))
 	}
 	return keys, args
+}
+
+// recordingArg is q.Recording as the lease script (or, tokens, as
+// gateScript) reads it: a JSON array of delivery id, token, id, token…
+// (of tokens alone), "" when there are none or no cap to count them
+// against.
+func recordingArg(q store.ActionQuota, tokens bool) string {
+	if q.Max <= 0 || len(q.Recording) == 0 {
+		return ""
+	}
+	vs := make([]string, 0, 2*len(q.Recording))
+	for _, l := range q.Recording {
+		if !tokens {
+			vs = append(vs, l.DeliveryID)
+		}
+		vs = append(vs, l.Token)
+	}
+	b, _ := json.Marshal(vs) // strings always encode
+	return string(b)
 }
 
 // decodeLeases reads the lease script's reply. On an error, the leases

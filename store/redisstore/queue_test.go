@@ -785,7 +785,7 @@ func TestGateRetriedAllowsTheSame(t *testing.T) {
 	gate := func(head string, want int) int64 {
 		t.Helper()
 		res, err := gateScript.Run(ctx, s.c, []string{s.k.actionState("crm"), s.k.capSet("crm")},
-			now, until, head, want, base.Add(time.Minute).UnixMilli(), 8).Slice()
+			now, until, head, want, base.Add(time.Minute).UnixMilli(), 8, "").Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -831,7 +831,7 @@ func TestGateRetriedGrantsItsProbe(t *testing.T) {
 	gate := func(head string) (allowed int64, gate string, version int64) {
 		t.Helper()
 		res, err := gateScript.Run(ctx, s.c, []string{s.k.actionState("crm"), s.k.capSet("crm")},
-			now.UnixMilli(), until, head, 5, probeEnd, 8).Slice()
+			now.UnixMilli(), until, head, 5, probeEnd, 8, "").Slice()
 		if err != nil {
 			t.Fatal(err)
 		}

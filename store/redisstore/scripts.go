@@ -384,16 +384,20 @@ return out
 //	ARGV[2]    lease ends at, > now
 //	ARGV[3]    key base               <prefix>:{p}:
 //	ARGV[4]    token head: the i-th lease of this call gets head..i
-//	then       per quota, five by five: how many deliveries to take at
+//	then       per quota, six by six: how many deliveries to take at
 //	           most, when a probe would end, the most live leases the
 //	           action may have (0: no cap), the gate: "" to apply the
 //	           stored state's, or the gate gateScript applied already in
 //	           another slot ("p" paused, "0" open, or the time until
 //	           which the action is blocked; the state key is then not
-//	           read, and the quota's want is final), and the token
+//	           read, and the quota's want is final), the token
 //	           offset: "" to number the leases head..i across the call,
 //	           or n to name the quota's k-th lease head..q.."."..(n+k),
-//	           q the quota's place, as gateScript names its placeholders
+//	           q the quota's place, as gateScript names its placeholders,
+//	           and the caller's leases being recorded
+//	           (store.ActionQuota.Recording): "" or a JSON array of
+//	           delivery id, token, id, token…, those of which still live
+//	           the cap does not count
 //
 // Returns {next due, per quota next due, delivery, event, delivery, event,
 // …}: next due is the earliest time at which one of the actions not paused
@@ -510,16 +514,27 @@ end
 for i = 1, #KEYS / 3 do
 	nexts[i] = 0
 	local qkey, lkey, akey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-	local want, cap, gate = tonumber(ARGV[5 * i]), tonumber(ARGV[2 + 5 * i]), ARGV[3 + 5 * i]
-	qi, qoff, qn = i, tonumber(ARGV[4 + 5 * i]), 0
+	local want, cap, gate = tonumber(ARGV[6 * i - 1]), tonumber(ARGV[6 * i + 1]), ARGV[6 * i + 2]
+	qi, qoff, qn = i, tonumber(ARGV[6 * i + 3]), 0
 	-- An idle action, nothing queued and nothing held (Redis keeps no
 	-- empty set), costs one command: it has nothing to lease, to gate or
 	-- to report.
 	if redis.call("EXISTS", qkey, lkey) > 0 then
 		local t, l = first(qkey), first(lkey)
 		if cap > 0 and want > 0 then
-			-- Live leases are those that end after now, held by any process.
-			want = math.min(want, cap - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
+			-- Live leases are those that end after now, held by any
+			-- process, less the caller's that are being recorded.
+			local recording = 0
+			if ARGV[6 * i + 4] ~= "" then
+				local r = cjson.decode(ARGV[6 * i + 4])
+				for j = 1, #r - 1, 2 do
+					local score = redis.call("ZSCORE", lkey, r[j])
+					if score and tonumber(score) > now and redis.call("HGET", base .. "dlv:" .. r[j], "token") == r[j + 1] then
+						recording = recording + 1
+					end
+				end
+			end
+			want = math.min(want, cap + recording - redis.call("ZCOUNT", lkey, "(" .. now, "+inf"))
 		end
 		local s
 		if gate == "" then
@@ -553,8 +568,8 @@ for i = 1, #KEYS / 3 do
 					got = got + take(qkey, lkey, true, want - got)
 				end
 				if probe and got > 0 then
-					blocked = tonumber(ARGV[1 + 5 * i])
-					redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[1 + 5 * i], "changed", ARGV[1])
+					blocked = tonumber(ARGV[6 * i])
+					redis.call("HSET", akey, "breaker", "half-open", "blocked", ARGV[6 * i], "changed", ARGV[1])
 					redis.call("HINCRBY", akey, "version", 1)
 				end
 				t, l = first(qkey), first(lkey)
@@ -611,8 +626,11 @@ return out
 //	ARGV[2]    lease ends at
 //	ARGV[3]    placeholder head: the j-th placeholder of quota i is
 //	           head..i.."."..j
-//	then       per quota, three by three: how many deliveries it asks for,
-//	           when a probe would end, the cap (0: none)
+//	then       per quota, four by four: how many deliveries it asks for,
+//	           when a probe would end, the cap (0: none), and "" or a
+//	           JSON array of the tokens of the caller's leases being
+//	           recorded (store.ActionQuota.Recording), which the cap does
+//	           not count while they are live
 //
 // Returns per quota {allowed, gate, version}: how many deliveries the
 // action may take, its gate for leaseScript ("p", "0" or blocked until),
@@ -628,7 +646,7 @@ local now = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS / 2 do
 	local akey, ckey = KEYS[2 * i - 1], KEYS[2 * i]
-	local want, probeEnd, cap = tonumber(ARGV[1 + 3 * i]), ARGV[2 + 3 * i], tonumber(ARGV[3 + 3 * i])
+	local want, probeEnd, cap = tonumber(ARGV[4 * i]), ARGV[4 * i + 1], tonumber(ARGV[4 * i + 2])
 	local s = redis.call("HMGET", akey, "paused", "blocked", "probe_by", "version")
 	local gate, version, again = "0", 0, false
 	local blocked = tonumber(s[2])
@@ -656,7 +674,15 @@ for i = 1, #KEYS / 2 do
 		if mine > 0 then
 			want = math.min(want, mine)
 		else
-			want = math.min(want, cap - redis.call("ZCARD", ckey))
+			local recording = 0
+			if ARGV[4 * i + 3] ~= "" then
+				for _, token in ipairs(cjson.decode(ARGV[4 * i + 3])) do
+					if redis.call("ZSCORE", ckey, token) then
+						recording = recording + 1
+					end
+				end
+			end
+			want = math.min(want, cap + recording - redis.call("ZCARD", ckey))
 			if want > 0 then
 				local held = {}
 				for j = 1, want do

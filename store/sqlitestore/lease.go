@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -24,6 +25,14 @@ const holds = `lease_token = ? AND lease_token != '' AND status IN ('pending', '
 // in a lease and in a hand-off (accept.go).
 const liveLeases = `CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
 	WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END`
+
+// recordingLive is, for ?1 a JSON array of [delivery id, token] pairs
+// (store.ActionQuota.Recording), ?2 now and ?3 an action, how many of
+// those leases of the action are still live: those its live leases need
+// not count.
+const recordingLive = `SELECT COUNT(*) FROM json_each(?1) AS r JOIN deliveries AS d ON d.id = r.value ->> 0
+	WHERE d.lease_token = r.value ->> 1 AND d.lease_token != '' AND d.status IN ('pending', 'retrying')
+	AND d.action = ?3 AND d.leased_until > 0 AND d.leased_until > ?2`
 
 // The statements that read an action's queue, all ranges of the index
 // deliveries_action_due (TestQueueUsesActionIndex checks the plans).
@@ -165,6 +174,20 @@ type leasedRow struct {
 func leaseAction(w *writeTx, out []leasedRow, q store.ActionQuota, st store.ActionState, now time.Time,
 	prefix string, untilMS int64) (_ []leasedRow, next int64, probe bool, err error) {
 	nowMS := millis(now)
+	recording := 0
+	if q.Max > 0 && len(q.Recording) > 0 {
+		pairs := make([][2]string, len(q.Recording))
+		for i, l := range q.Recording {
+			pairs[i] = [2]string{l.DeliveryID, l.Token}
+		}
+		js, err := json.Marshal(pairs)
+		if err != nil {
+			return out, 0, false, err
+		}
+		if err := w.queryRow(recordingLive, string(js), nowMS, q.Action).Scan(&recording); err != nil {
+			return out, 0, false, err
+		}
+	}
 	rows, err := w.query(leasePick, q.Action, nowMS, q.Max > 0)
 	if err != nil {
 		return out, 0, false, err
@@ -187,7 +210,7 @@ func leaseAction(w *writeTx, out []leasedRow, q store.ActionQuota, st store.Acti
 		if allowed < 0 {
 			n := q.N
 			if q.Max > 0 {
-				n = min(n, q.Max-int(live))
+				n = min(n, q.Max+recording-int(live))
 			}
 			allowed, probe = store.Gate(st, now, n)
 			pos = make(map[string]int, allowed)

@@ -23,6 +23,7 @@ var queueTests = []struct {
 }{
 	{"LeaseIsPerAction", testLeasePerAction},
 	{"LeaseCapsLiveLeases", testLeaseMax},
+	{"LeaseCapSparesLeasesBeingRecorded", testLeaseRecording},
 	{"LeaseRefusesBadRequests", testLeaseBadRequest},
 	{"RenewKeepsTheLease", testRenew},
 	{"FinishBatch", testFinishBatch},
@@ -601,6 +602,62 @@ func testQueueStats(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
 		t.Errorf("QueueStats (-want +got):\n%s", diff)
+	}
+}
+
+// testLeaseRecording: a caller's leases whose attempts have ended and
+// whose outcomes it is recording (store.ActionQuota.Recording) do not count
+// against the cap while they are live; one finished, one named with a
+// token that is not its lease's, or one of another action counts as it
+// would anyway.
+func testLeaseRecording(t *testing.T, s store.Store) {
+	const ttl = time.Minute
+	acceptFor(t, s, "key-1", "crm", base, base, base, base, base, base, base)
+	acceptFor(t, s, "key-2", "erp", base)
+	req := func(n int, recording ...store.Lease) []store.Lease {
+		t.Helper()
+		refs := make([]store.LeaseRef, len(recording))
+		for i, l := range recording {
+			refs[i] = store.LeaseRef{DeliveryID: l.Delivery.ID, Token: l.Token}
+		}
+		b, err := s.Lease(t.Context(), store.LeaseRequest{Now: base, TTL: ttl,
+			Actions: []store.ActionQuota{{Action: "crm", N: n, Max: 3, Recording: refs}}})
+		if err != nil {
+			t.Fatalf("Lease: %v", err)
+		}
+		return b.Leases
+	}
+	held := req(3)
+	if len(held) != 3 {
+		t.Fatalf("Lease under a cap of 3 = %d leases, want 3", len(held))
+	}
+	if ls := req(3); len(ls) != 0 {
+		t.Fatalf("Lease at the cap = %v, want nothing", leasedIDs(ls))
+	}
+	erp := mustLease(t, s, base, 1, ttl, "erp")
+	if len(erp) != 1 {
+		t.Fatalf("Lease of erp = %d leases, want 1", len(erp))
+	}
+	wrong := held[2]
+	wrong.Token += "x"
+	// Two of the three are being recorded: two more fit. The wrong token
+	// and the other action's lease change nothing.
+	more := req(3, held[0], held[1], wrong, erp[0])
+	if len(more) != 2 {
+		t.Fatalf("Lease with two leases being recorded = %d leases, want 2", len(more))
+	}
+	// held[0]'s outcome is recorded: it is not live, so naming it frees
+	// nothing more than its finish did.
+	if err := finishOne(t.Context(), s, held[0], attemptOf(held[0], base, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	// Live now: held[1], held[2], more[0], more[1]; held[1] being recorded.
+	if ls := req(3, held[0], held[1]); len(ls) != 0 {
+		t.Fatalf("Lease with a finished lease named = %v, want nothing", leasedIDs(ls))
+	}
+	// All four live leases being recorded: the cap allows 3, and 2 are due.
+	if ls := req(3, held[1], held[2], more[0], more[1]); len(ls) != 2 {
+		t.Fatalf("Lease with every live lease being recorded = %d leases, want the 2 left", len(ls))
 	}
 }
 
