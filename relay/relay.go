@@ -407,7 +407,7 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 		// store; the leases being recorded no longer take the
 		// destination's. As many as the concurrency are named at most,
 		// so that a store slow to record holds the action's leases to
-		// twice its concurrency, and its outcomes waiting in memory
+		// twice its concurrency, and the outcomes waiting in memory
 		// with them.
 		var recording []store.LeaseRef
 		if len(ln.recording) > 0 {

@@ -26,13 +26,13 @@ const holds = `lease_token = ? AND lease_token != '' AND status IN ('pending', '
 const liveLeases = `CASE WHEN ?3 THEN (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_action_held
 	WHERE action = ?1 AND leased_until > 0 AND leased_until > ?2) ELSE 0 END`
 
-// recordingLive is, for ?1 a JSON array of [delivery id, token] pairs
-// (store.ActionQuota.Recording), ?2 now and ?3 an action, how many of
-// those leases of the action are still live: those its live leases need
-// not count.
-const recordingLive = `SELECT COUNT(*) FROM json_each(?1) AS r JOIN deliveries AS d ON d.id = r.value ->> 0
-	WHERE d.lease_token = r.value ->> 1 AND d.lease_token != '' AND d.status IN ('pending', 'retrying')
-	AND d.action = ?3 AND d.leased_until > 0 AND d.leased_until > ?2`
+// recordingLive is, for ?1 a JSON array of delivery ids and ?4 one of
+// tokens (store.ActionQuota.Recording), ?2 now and ?3 an action, how many
+// of those leases of the action are still live: those its live leases
+// need not count.
+const recordingLive = `SELECT COUNT(*) FROM deliveries
+	WHERE id IN (SELECT value FROM json_each(?1)) AND lease_token IN (SELECT value FROM json_each(?4))
+	AND action = ?3 AND status IN ('pending', 'retrying') AND leased_until > 0 AND leased_until > ?2`
 
 // The statements that read an action's queue, all ranges of the index
 // deliveries_action_due (TestQueueUsesActionIndex checks the plans).
@@ -176,15 +176,20 @@ func leaseAction(w *writeTx, out []leasedRow, q store.ActionQuota, st store.Acti
 	nowMS := millis(now)
 	recording := 0
 	if q.Max > 0 && len(q.Recording) > 0 {
-		pairs := make([][2]string, len(q.Recording))
+		ids := make([]string, len(q.Recording))
+		tokens := make([]string, len(q.Recording))
 		for i, l := range q.Recording {
-			pairs[i] = [2]string{l.DeliveryID, l.Token}
+			ids[i], tokens[i] = l.DeliveryID, l.Token
 		}
-		js, err := json.Marshal(pairs)
+		jids, err := json.Marshal(ids)
 		if err != nil {
 			return out, 0, false, err
 		}
-		if err := w.queryRow(recordingLive, string(js), nowMS, q.Action).Scan(&recording); err != nil {
+		jtokens, err := json.Marshal(tokens)
+		if err != nil {
+			return out, 0, false, err
+		}
+		if err := w.queryRow(recordingLive, string(jids), nowMS, q.Action, string(jtokens)).Scan(&recording); err != nil {
 			return out, 0, false, err
 		}
 	}
