@@ -50,6 +50,7 @@ type Metrics struct {
 	attempts    *prometheus.CounterVec
 	attemptTime *prometheus.HistogramVec
 	inFlight    *prometheus.GaugeVec
+	recording   *prometheus.GaugeVec
 	handedOff   *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	reloads     *prometheus.CounterVec
@@ -104,6 +105,10 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "delivery_attempts_in_flight",
 			Help: "Delivery attempts running in this process, by action.",
 		}, []string{"action"}),
+		recording: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "delivery_outcomes_recording",
+			Help: "Delivery attempts of this process that have ended and whose outcomes wait to be written to the store, by action.",
+		}, []string{"action"}),
 		handedOff: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "deliveries_handed_off_total",
 			Help: "Deliveries this process's relay took in the accept that stored them, instead of leasing them from the queue, by action.",
@@ -137,7 +142,7 @@ func New(o Options) *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.events, m.ingest, m.requests, m.requestTime, m.attempts, m.attemptTime,
-		m.inFlight, m.handedOff, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
+		m.inFlight, m.recording, m.handedOff, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
@@ -176,6 +181,7 @@ func (m *Metrics) Configure(hooks, actions []string, outcomes, results []string)
 			m.attempts.WithLabelValues(a, r)
 		}
 		m.inFlight.WithLabelValues(a)
+		m.recording.WithLabelValues(a)
 		m.handedOff.WithLabelValues(a)
 	}
 }
@@ -215,6 +221,16 @@ func (m *Metrics) AttemptFinished(action, result string, d time.Duration) {
 	m.inFlight.WithLabelValues(action).Dec()
 	m.attempts.WithLabelValues(action, result).Inc()
 	m.attemptTime.WithLabelValues(action).Observe(d.Seconds())
+}
+
+// OutcomeRecording counts an ended attempt whose outcome is being
+// written to the store (on), or no longer (off).
+func (m *Metrics) OutcomeRecording(action string, on bool) {
+	if on {
+		m.recording.WithLabelValues(action).Inc()
+	} else {
+		m.recording.WithLabelValues(action).Dec()
+	}
 }
 
 // HandedOff counts a delivery the relay took at its accept.

@@ -4,10 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -43,7 +47,8 @@ func TestRelayLeasesPastOutcomesBeingRecorded(t *testing.T) {
 	}))
 	defer srv.Close()
 	q := &heldFinish{open: make(chan struct{})}
-	st, r := setupOn(t, t.TempDir(), srv.URL, "    concurrency: 2\n", relay.Options{MaxWait: 50 * time.Millisecond},
+	mx := metrics.New(metrics.Options{})
+	st, r := setupOn(t, t.TempDir(), srv.URL, "    concurrency: 2\n", relay.Options{MaxWait: 50 * time.Millisecond, Metrics: mx},
 		func(st store.Store) relay.Queue { q.Store = st; return q })
 	ids := make([]string, n)
 	for i := range ids {
@@ -64,11 +69,23 @@ func TestRelayLeasesPastOutcomesBeingRecorded(t *testing.T) {
 	if got := arrived.Load(); got != 2*concurrency {
 		t.Errorf("%d deliveries arrived while no outcome could be recorded, want %d: twice the concurrency at most", got, 2*concurrency)
 	}
+	// Every attempt that ended waits to be recorded: the gauge shows them.
+	recording := func(n int) string {
+		return "# HELP hookrelay_delivery_outcomes_recording Delivery attempts of this process that have ended and whose outcomes wait to be written to the store, by action.\n" +
+			"# TYPE hookrelay_delivery_outcomes_recording gauge\n" +
+			"hookrelay_delivery_outcomes_recording{action=\"call\"} " + string(rune('0'+n)) + "\n"
+	}
+	if err := testutil.GatherAndCompare(mx.Registry(), strings.NewReader(recording(2*concurrency)), "hookrelay_delivery_outcomes_recording"); err != nil {
+		t.Errorf("while outcomes wait: %v", err)
+	}
 	close(q.open)
 	for _, id := range ids {
 		waitStatus(t, st, id, store.DeliverySucceeded)
 	}
 	stop()
+	if err := testutil.GatherAndCompare(mx.Registry(), strings.NewReader(recording(0)), "hookrelay_delivery_outcomes_recording"); err != nil {
+		t.Errorf("once recorded: %v", err)
+	}
 	if m := most.Load(); m > concurrency {
 		t.Errorf("%d requests at once at the destination, want at most %d", m, concurrency)
 	}

@@ -42,6 +42,9 @@ type Metrics interface {
 	// HandedOff reports a delivery taken at its accept (Offer) rather
 	// than leased from the queue; its attempt is reported as any other.
 	HandedOff(action string)
+	// OutcomeRecording reports an ended attempt whose outcome is being
+	// written to the store (on), and the end of that (off).
+	OutcomeRecording(action string, on bool)
 	// StoreError reports a failed store operation.
 	StoreError(op string)
 }
@@ -532,8 +535,8 @@ func (r *Relay) free(l store.Lease, settled bool) {
 // longer (lane.recording).
 func (r *Relay) setRecording(l store.Lease, on bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	ln := r.lane(l.Delivery.Action)
+	_, was := ln.recording[l.Delivery.ID]
 	switch {
 	case on && ln.recording == nil:
 		ln.recording = map[string]string{l.Delivery.ID: l.Token}
@@ -541,6 +544,10 @@ func (r *Relay) setRecording(l store.Lease, on bool) {
 		ln.recording[l.Delivery.ID] = l.Token
 	default:
 		delete(ln.recording, l.Delivery.ID)
+	}
+	r.mu.Unlock()
+	if r.o.Metrics != nil && on != was {
+		r.o.Metrics.OutcomeRecording(l.Delivery.Action, on)
 	}
 }
 
