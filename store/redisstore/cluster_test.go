@@ -212,3 +212,87 @@ func TestClusterReplicasOnline(t *testing.T) {
 		t.Errorf("ReplicasOnline(2) on a cluster of one replica per master = %v", err)
 	}
 }
+
+// TestClusterWakeSubscribesOnEveryMaster: on a cluster, Wake also
+// subscribes on every master, so that a wake-up published by a script on
+// its partition's node comes straight from that node rather than over the
+// cluster bus; those subscriptions end with it.
+func TestClusterWakeSubscribesOnEveryMaster(t *testing.T) {
+	prefix := redistest.ClusterPrefix(t)
+	s, err := redisstore.Open(t.Context(), clusterURL(t, prefix))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	// subscribed is, per master, how many subscribers the store's
+	// channels have there.
+	subscribed := func() map[string]int64 {
+		t.Helper()
+		var mu sync.Mutex
+		out := map[string]int64{}
+		err := redistest.ClusterClient(t).ForEachMaster(t.Context(), func(ctx context.Context, c *redis.Client) error {
+			chans, err := c.PubSubChannels(ctx, prefix+"*").Result()
+			if err != nil {
+				return err
+			}
+			var n int64
+			if len(chans) > 0 {
+				counts, err := c.PubSubNumSub(ctx, chans...).Result()
+				if err != nil {
+					return err
+				}
+				for _, k := range counts {
+					n += k
+				}
+			}
+			mu.Lock()
+			out[c.Options().Addr] = n
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	wake := s.Wake(ctx)
+	got := subscribed()
+	if len(got) < 3 {
+		t.Fatalf("masters seen = %v, want the test cluster's 3", got)
+	}
+	total := int64(0)
+	for addr, n := range got {
+		if n < 1 {
+			t.Errorf("master %s: %d subscribers to the store's wake channel, want at least 1", addr, n)
+		}
+		total += n
+	}
+	// One on every master, and the cluster client's own on the channel's.
+	if want := int64(len(got) + 1); total != want {
+		t.Errorf("subscribers over the masters = %d (%v), want %d", total, got, want)
+	}
+	cancel()
+	if _, ok := <-wake; ok {
+		// A signal may be pending; the channel closes after it.
+		if _, ok := <-wake; ok {
+			t.Fatal("Wake's channel still open after its context ended")
+		}
+	}
+	// Redis drops a subscription when it reads the closed connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := subscribed()
+		total := int64(0)
+		for _, n := range left {
+			total += n
+		}
+		if total == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers left after Wake ended: %v, want none", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

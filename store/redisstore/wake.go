@@ -2,6 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // waker is one Wake subscription.
@@ -16,6 +19,15 @@ type waker struct {
 // store is closed. Wake returns once Redis has confirmed the
 // subscription (or failed to; go-redis then keeps resubscribing), so an
 // Accept that follows it is seen.
+//
+// On a Redis Cluster the scripts publish on the node of their partition,
+// and a message reaches a subscriber on another node over the cluster bus,
+// which now and then holds it for some 40 ms. Besides the subscription the
+// cluster client keeps (it follows the channel's slot through failovers),
+// Wake subscribes on every master it knows at the time, so that a
+// message comes straight from the node that published it. Those extra
+// subscriptions are a shortcut only: one whose node goes away ends, and
+// the first one still carries every message.
 func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -31,14 +43,52 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 	s.wakers[w] = struct{}{}
 	s.mu.Unlock()
 
-	ps := s.c.Subscribe(ctx, s.k.wake())
+	channel := s.k.wake()
+	ps := s.c.Subscribe(ctx, channel)
 	_, _ = ps.Receive(ctx)
 	msgs := ps.Channel()
+	signal := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	var (
+		extra     []*redis.PubSub
+		shortcuts sync.WaitGroup
+	)
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			p := node.Subscribe(ctx, channel)
+			if _, err := p.Receive(ctx); err != nil {
+				_ = p.Close()
+				return nil
+			}
+			mu.Lock()
+			extra = append(extra, p)
+			mu.Unlock()
+			return nil
+		})
+		for _, p := range extra {
+			shortcuts.Add(1)
+			go func(m <-chan *redis.Message) {
+				defer shortcuts.Done()
+				for range m {
+					signal()
+				}
+			}(p.Channel())
+		}
+	}
 	go func() {
 		defer close(w.done)
 		defer close(out)
 		defer func() {
 			_ = ps.Close()
+			for _, p := range extra {
+				_ = p.Close()
+			}
+			shortcuts.Wait()
 			s.mu.Lock()
 			delete(s.wakers, w)
 			s.mu.Unlock()
@@ -51,10 +101,7 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 				if !ok {
 					return
 				}
-				select {
-				case out <- struct{}{}:
-				default:
-				}
+				signal()
 			}
 		}
 	}()
