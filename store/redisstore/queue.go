@@ -62,10 +62,10 @@ func (s *Store) leaseCall(r store.LeaseRequest, head string) ([]string, []any) {
 
 // recordingArg is q.Recording as the lease script (or, tokens, as
 // gateScript) reads it: a JSON array of delivery id, token, id, token…
-// (of tokens alone), "" when there are none or no cap to count them
-// against.
+// (of tokens alone), "" when there are none: without a cap to count them
+// against, CheckLeaseRequest has dropped them.
 func recordingArg(q store.ActionQuota, tokens bool) string {
-	if q.Max <= 0 || len(q.Recording) == 0 {
+	if len(q.Recording) == 0 {
 		return ""
 	}
 	vs := make([]string, 0, 2*len(q.Recording))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -175,21 +174,22 @@ func leaseAction(w *writeTx, out []leasedRow, q store.ActionQuota, st store.Acti
 	prefix string, untilMS int64) (_ []leasedRow, next int64, probe bool, err error) {
 	nowMS := millis(now)
 	recording := 0
-	if q.Max > 0 && len(q.Recording) > 0 {
+	// Without Max, CheckLeaseRequest has dropped q.Recording.
+	if len(q.Recording) > 0 {
 		ids := make([]string, len(q.Recording))
 		tokens := make([]string, len(q.Recording))
 		for i, l := range q.Recording {
 			ids[i], tokens[i] = l.DeliveryID, l.Token
 		}
-		jids, err := json.Marshal(ids)
+		jids, err := encodeJSON(ids)
 		if err != nil {
 			return out, 0, false, err
 		}
-		jtokens, err := json.Marshal(tokens)
+		jtokens, err := encodeJSON(tokens)
 		if err != nil {
 			return out, 0, false, err
 		}
-		if err := w.queryRow(recordingLive, string(jids), nowMS, q.Action, string(jtokens)).Scan(&recording); err != nil {
+		if err := w.queryRow(recordingLive, jids, nowMS, q.Action, jtokens).Scan(&recording); err != nil {
 			return out, 0, false, err
 		}
 	}
