@@ -26,8 +26,9 @@ type waker struct {
 // cluster client keeps (it follows the channel's slot through failovers),
 // Wake subscribes on every master it knows at the time, so that a
 // message comes straight from the node that published it. Those extra
-// subscriptions are a shortcut only: one whose node goes away ends, and
-// the first one still carries every message.
+// subscriptions are a shortcut only: one whose node goes away carries
+// nothing more (it ends once the cluster client drops the node), and the
+// first one still carries every message.
 func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
