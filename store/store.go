@@ -72,10 +72,11 @@ type Delivery struct {
 	UpdatedAt     time.Time
 	// Lane, when set, is the delivery's ordering lane within its action
 	// (the action's order_by value for its event): of the deliveries of
-	// one action and lane that are not final, only the first created is
+	// one action and lane that are not final, only the first accepted is
 	// queued; the others wait, pending and not due, until every one
-	// before them has succeeded or died. A retrying delivery holds its
-	// own lane only.
+	// before them has succeeded or died. The order is that of the
+	// accepts, also within one millisecond of CreatedAt, where ids do not
+	// tell it (NewID). A retrying delivery holds its own lane only.
 	Lane string
 }
 

@@ -71,7 +71,10 @@ end
 //
 // A delivery in a lane joins the lane, a sorted set of the ids of its
 // deliveries not final (<base>lane:<action>:<sha1 of the lane>) scored by
-// creation; it is queued only when the lane has no active delivery, the
+// place: its creation, or one more than the score of the lane's last
+// delivery when that is not less, so that the lane keeps the order of the
+// accepts even within one millisecond (ids made in one millisecond sort by
+// their random part). It is queued only when the lane has no active delivery, the
 // one queued or held, which the action's lanes hash names
 // (<base>lanes:<action>: sha1 of the lane → the active delivery's id).
 // The lane's own writes are never gathered: the next delivery of the same
@@ -148,7 +151,12 @@ local function enqueue(at, last, evt, queues, first, zadd, sadd)
 		local queue = not token
 		if lane ~= "" then
 			local lh = redis.sha1hex(lane)
-			redis.call("ZADD", KEYS[k + 3], created, id)
+			local place = created
+			local tail = redis.call("ZRANGE", KEYS[k + 3], -1, -1, "WITHSCORES")[2]
+			if tail and tonumber(tail) >= tonumber(created) then
+				place = string.format("%.0f", tonumber(tail) + 1)
+			end
+			redis.call("ZADD", KEYS[k + 3], place, id)
 			local active = redis.call("HGET", KEYS[k + 4], lh)
 			if active and active ~= id then
 				queue = false
@@ -1033,8 +1041,9 @@ for _, a in ipairs(redis.call("SMEMBERS", KEYS[1])) do
 				redis.call("HDEL", hkey, active[j])
 			else
 				lanes, waiting = lanes + 1, waiting + n - 1
-				local first = tonumber(redis.call("ZRANGE", lkey, 0, 0, "WITHSCORES")[2])
-				if not head or first < head then
+				local f = redis.call("ZRANGE", lkey, 0, 0)[1]
+				local first = tonumber(redis.call("HGET", ARGV[2] .. "dlv:" .. f, "created"))
+				if first and (not head or first < head) then
 					head = first
 				end
 				if n > 1 and redis.call("HGET", ARGV[2] .. "dlv:" .. active[j + 1], "status") == "retrying" then

@@ -235,29 +235,45 @@ func arrived(w *writeTx, original string, at time.Time) error {
 }
 
 // insertDelivery stores d and queues it at its NextAttemptAt, unless its
-// lane has a delivery queued or held already: it then waits behind it.
-// With a token, d is stored leased instead, held by token until untilMS
-// (a delivery in a lane never is: see store.HandOff).
+// lane has a delivery queued or held already: it then waits behind it, at
+// the lane's end (laneTail). With a token, d is stored leased instead, held
+// by token until untilMS (a delivery in a lane never is: see
+// store.HandOff).
 func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) error {
-	var lane, due any = nil, millis(d.NextAttemptAt)
+	var lane, seq, due any = nil, nil, millis(d.NextAttemptAt)
 	leased := millis(d.LeasedUntil)
 	if token != "" {
 		due, leased = untilMS, untilMS
 	} else if d.Lane != "" {
 		lane = d.Lane
-		busy, err := laneBusy(w, d.Action, d.Lane, d.ID)
+		busy, tail, err := laneTail(w, d.Action, d.Lane)
 		if err != nil {
 			return err
 		}
 		if busy {
 			due = nil
 		}
+		seq = max(millis(d.CreatedAt), tail+1)
 	}
-	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at, lane_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
-		millis(d.NextAttemptAt), leased, d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), lane, token, due)
+		millis(d.NextAttemptAt), leased, d.LastError, millis(d.CreatedAt), millis(d.UpdatedAt), lane, token, due, seq)
 	return err
+}
+
+// laneTail reports whether a delivery of the action's lane is queued or
+// held, and the place (lane_seq) of the lane's last delivery not final, 0
+// when there is none. A delivery joins the lane after it, so that the lane
+// keeps the order of the accepts even within one millisecond.
+func laneTail(w *writeTx, action, lane string) (busy bool, tail int64, err error) {
+	err = w.queryRow(`SELECT
+		EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_lane
+			WHERE action = ?1 AND lane = ?2 AND status IN ('pending', 'retrying') AND due_at IS NOT NULL),
+		COALESCE((SELECT MAX(lane_seq) FROM deliveries INDEXED BY deliveries_lane
+			WHERE action = ?1 AND lane = ?2 AND status IN ('pending', 'retrying')), 0)`,
+		action, lane).Scan(&busy, &tail)
+	return busy, tail, err
 }
 
 // laneBusy reports whether a delivery of the action's lane other than id
@@ -279,7 +295,7 @@ func promote(w *writeTx, action, lane string) (bool, error) {
 	}
 	res, err := w.exec(`UPDATE deliveries SET due_at = next_attempt_at
 		WHERE id = (SELECT id FROM deliveries INDEXED BY deliveries_lane
-			WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') ORDER BY created_at, id LIMIT 1)
+			WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') ORDER BY lane_seq, id LIMIT 1)
 		AND due_at IS NULL`, action, lane)
 	if err != nil {
 		return false, err

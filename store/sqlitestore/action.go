@@ -192,17 +192,18 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (_ []store.QueueS
 // them and the lanes blocked by a first delivery that is retrying, and
 // finds the oldest first delivery, from the lanes index.
 func laneStats(ctx context.Context, tx *sql.Tx, qs *store.QueueStats) error {
-	// The bare status is that of the row with the least created_at.
-	rows, err := tx.QueryContext(ctx, `SELECT MIN(created_at), status, COUNT(*) FROM deliveries INDEXED BY deliveries_lane
+	// The bare creation and status are those of the row with the least
+	// lane_seq: the lane's first.
+	rows, err := tx.QueryContext(ctx, `SELECT MIN(lane_seq), created_at, status, COUNT(*) FROM deliveries INDEXED BY deliveries_lane
 		WHERE action = ? AND lane IS NOT NULL AND status IN ('pending', 'retrying') GROUP BY lane`, qs.Action)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		var head int64
+		var first, head int64
 		var status string
 		var n int
-		if err := rows.Scan(&head, &status, &n); err != nil {
+		if err := rows.Scan(&first, &head, &status, &n); err != nil {
 			rows.Close()
 			return err
 		}

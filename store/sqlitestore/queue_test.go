@@ -339,3 +339,51 @@ func TestLeaseOrderAndTokens(t *testing.T) {
 		t.Errorf("second lease order (-want +got):\n%s", diff)
 	}
 }
+
+// TestLaneMigrationKeepsOrder upgrades a file whose lanes were ordered by
+// creation and id: its waiting deliveries keep that order, and one
+// accepted after the upgrade, in the same millisecond as the last of them,
+// goes after them.
+func TestLaneMigrationKeepsOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	evt := store.NewID("evt", base)
+	lane := func(id string, created time.Time, due any) stmt {
+		return stmt{`INSERT INTO deliveries (` + deliveryColumnsV1 + `, lease_token, due_at, lane)
+			VALUES (?, ?, 'orders', 'r', 'crm', 'pending', 0, ?, 0, '', ?, ?, '', ?, 'order-1')`,
+			[]any{id, evt, base.UnixMilli(), created.UnixMilli(), created.UnixMilli(), due}}
+	}
+	at := base.Add(time.Millisecond)
+	// Created in one millisecond, dlv_b before dlv_c by id.
+	fileAtVersion(t, path, 12,
+		stmt{`INSERT INTO events (` + eventColumnsV1 + `) VALUES (?, 'orders', ?, '', '{}', '{}', x'7b7d', 'accepted', '["r"]')`, []any{evt, base.UnixMilli()}},
+		lane("dlv_c", at, nil),
+		lane("dlv_a", base, base.UnixMilli()),
+		lane("dlv_b", at, nil),
+	)
+	s := mustOpen(t, path)
+	defer mustClose(t, s)
+
+	// After the upgrade, in dlv_b and dlv_c's millisecond: an id that
+	// sorts before theirs.
+	a := testEvent("orders", "", 1, at, "crm")
+	a.Deliveries[0].ID, a.Deliveries[0].Lane = "dlv_0", "order-1"
+	mustAccept(t, s, a)
+
+	now := base.Add(time.Second)
+	var got []string
+	for range 4 {
+		b, err := s.Lease(t.Context(), store.LeaseRequest{Now: now, TTL: time.Minute, Actions: []store.ActionQuota{{Action: "crm", N: 10}}})
+		if err != nil || len(b.Leases) != 1 {
+			t.Fatalf("Lease = %+v, %v; want one delivery of the lane", b.Leases, err)
+		}
+		l := b.Leases[0]
+		got = append(got, l.Delivery.ID)
+		errs, err := s.Finish(t.Context(), []store.Finish{{Lease: l, Attempt: store.Attempt{N: 1, StartedAt: now}, Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+		if err := errors.Join(append(errs, err)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"dlv_a", "dlv_b", "dlv_c", "dlv_0"}, got); diff != "" {
+		t.Errorf("lane order after the upgrade (-want +got):\n%s", diff)
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // Ordering lanes (store.Delivery.Lane): of the deliveries of one action and
 // lane that are not final, one at a time is queued, in the order they were
-// created; a retrying one holds its own lane only.
+// accepted; a retrying one holds its own lane only.
 
 var laneTests = []struct {
 	name string
@@ -23,6 +23,7 @@ var laneTests = []struct {
 	{"LanesLeaseOneAtATimeInOrder", testLanesInOrder},
 	{"LanesRetryingHoldsOnlyItsLane", testLanesRetryHolds},
 	{"LanesMixedInOneEvent", testLanesMixedInOneEvent},
+	{"LanesKeepAcceptOrderWithinAMillisecond", testLanesAcceptOrder},
 }
 
 // acceptInLane accepts an event on hook "orders" received at at with one
@@ -30,11 +31,18 @@ var laneTests = []struct {
 // makes it.
 func acceptInLane(t *testing.T, s store.Store, key, action, lane string, at time.Time) store.Delivery {
 	t.Helper()
+	return acceptInLaneAs(t, s, key, action, lane, at, func(e store.Event) string { return deliveryID(e, at) })
+}
+
+// acceptInLaneAs is acceptInLane with the delivery's id made by id from
+// its event.
+func acceptInLaneAs(t *testing.T, s store.Store, key, action, lane string, at time.Time, id func(store.Event) string) store.Delivery {
+	t.Helper()
 	e := newEvent("orders", key, at)
 	d := newDelivery(e, "rule", action, at)
 	d.Lane = lane
 	e.ID = store.InShard(e.ID, store.EventShard(e.Hook, e.IdempotencyKey, []store.Delivery{d}))
-	d.ID, d.EventID = deliveryID(e, at), e.ID
+	d.ID, d.EventID = id(e), e.ID
 	e.MatchedRules = []string{"rule"}
 	mustAccept(t, s, store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}, false)
 	return d
@@ -91,6 +99,48 @@ func laneStats(t *testing.T, s store.Store, now time.Time, action string) store.
 		}
 	}
 	return store.QueueStats{Action: action}
+}
+
+// testLanesAcceptOrder accepts deliveries of one lane one after the other
+// within one millisecond, each with an id that sorts before the one of
+// the delivery accepted before it (ids made in one millisecond sort by
+// their random part): they go in the order they were accepted.
+func testLanesAcceptOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 6
+	var (
+		ids  []string
+		want []string
+	)
+	for i := range n {
+		d := acceptInLaneAs(t, s, fmt.Sprintf("k%d", i), "crm", "order-1", base, func(e store.Event) string {
+			if ids == nil {
+				// Ids of the lane's shard made at base, greatest first.
+				for range n {
+					ids = append(ids, deliveryID(e, base))
+				}
+				slices.Sort(ids)
+				slices.Reverse(ids)
+			}
+			return ids[len(want)]
+		})
+		want = append(want, d.ID)
+	}
+	now := base.Add(time.Second)
+	var got []string
+	for range n {
+		ls := mustLease(t, s, now, 10, time.Minute)
+		if len(ls) != 1 {
+			t.Fatalf("Lease = %v, want one delivery of the lane at a time", leasedIDs(ls))
+		}
+		got = append(got, ls[0].Delivery.ID)
+		if err := finishOne(ctx, s, ls[0], attemptOf(ls[0], now, 200, ""), store.Outcome{Status: store.DeliverySucceeded}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lane order (-accepted +leased):\n%s", diff)
+	}
 }
 
 func testLanesInOrder(t *testing.T, s store.Store) {
