@@ -255,6 +255,7 @@ func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) e
 		}
 		seq = max(millis(d.CreatedAt), tail+1)
 	}
+	w.inserted[d.ID] = struct{}{}
 	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at, lane_seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,

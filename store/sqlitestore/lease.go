@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -118,6 +119,16 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 				next = at
 			}
 		}
+		// A delivery is sent only once its event is on the disk: a lease
+		// that took none inserted by its own transaction read nothing
+		// else it needs on the disk, and is answered at the commit when
+		// the batches before are flushed (writeTx.early). Its own writes
+		// (the tokens) need not wait: a power cut ends the attempts with
+		// the process, and the deliveries fall due again.
+		w.early = !slices.ContainsFunc(leased, func(l leasedRow) bool {
+			_, ok := w.inserted[l.d.ID]
+			return ok
+		})
 		if len(leased) == 0 {
 			return nil
 		}

@@ -28,11 +28,15 @@ import (
 // they are on their way while the syncer is woken, and its flush finds
 // less left to do.
 //
-// Every write waits for the flush, leases too: a lease is committed after
-// the accept that enqueued its delivery, and the WAL is flushed in the
-// order it was written, so a delivery is never sent before its event is on
+// Every write waits for the flush but a lease that took no delivery its
+// own transaction inserted, committed when every batch before it was
+// flushed (writeTx.early): a delivery is never sent before its event is on
 // the disk (a power cut cannot lose an event that was already delivered,
-// whose sender, never answered, would send it again). Reads on the read
+// whose sender, never answered, would send it again). Such a lease read
+// nothing it needs on the disk, and its own writes need not be there: a
+// power cut ends its attempts with the process, and its deliveries fall
+// due again. Answered at the commit, it saves its relay a flush, during
+// which the places its attempts left would stay empty. Reads on the read
 // pool are not held back: for as long as a flush takes, a listing may show
 // an event whose sender has not been answered yet, and which a power cut
 // in that moment would take back, with the sender's answer.

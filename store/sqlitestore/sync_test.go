@@ -341,6 +341,11 @@ func TestNoFlushForNothing(t *testing.T) {
 	if b := mustLease(t, s, base.Add(time.Hour), 10, time.Minute, "crm"); len(b.Leases) != 3 {
 		t.Fatalf("leased %d deliveries, want 3", len(b.Leases))
 	}
+	// The lease is answered at its commit (its deliveries' events were on
+	// the disk before it); its flush follows.
+	for deadline := time.Now().Add(10 * time.Second); flushes.Load() < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if n := flushes.Load(); n != 4 {
 		t.Fatalf("%d flushes after a lease that took deliveries, want 4", n)
 	}
@@ -493,5 +498,141 @@ func TestWriteTimes(t *testing.T) {
 	}
 	if commit.Count == 0 {
 		t.Error("no commit timed")
+	}
+}
+
+// TestLeaseAnsweredAtCommit: a lease that takes deliveries whose events
+// were on the disk before its transaction is answered at its commit,
+// while its flush is still held; one that takes a delivery its own
+// transaction inserted is answered only after the flush, like the accept.
+func TestLeaseAnsweredAtCommit(t *testing.T) {
+	type hold struct{ entered, release chan struct{} }
+	var next atomic.Pointer[hold]
+	var holds []*hold
+	holdNext := func() *hold {
+		h := &hold{make(chan struct{}), make(chan struct{})}
+		holds = append(holds, h)
+		next.Store(h)
+		return h
+	}
+	s, err := open(t.Context(), filepath.Join(t.TempDir(), "hookrelay.db"), func(s *Store) {
+		s.syncWAL = func() error {
+			if h := next.Swap(nil); h != nil {
+				close(h.entered)
+				<-h.release
+			}
+			return s.wal.sync()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, h := range holds {
+			select {
+			case <-h.release:
+			default:
+				close(h.release)
+			}
+		}
+		mustClose(t, s)
+	}()
+	ctx := t.Context()
+	type leased struct {
+		ids []string
+		err error
+	}
+	lease := func() chan leased {
+		ch := make(chan leased, 1)
+		go func() {
+			b, err := s.Lease(ctx, store.LeaseRequest{Now: base.Add(time.Second), TTL: time.Minute,
+				Actions: []store.ActionQuota{{Action: "crm", N: 10}}})
+			var ids []string
+			for _, l := range b.Leases {
+				ids = append(ids, l.Delivery.ID)
+			}
+			ch <- leased{ids, err}
+		}()
+		return ch
+	}
+	// until runs writes that read query, in the writer's open
+	// transaction, until one reads 1; it does not wait for their answers,
+	// which come after the flush.
+	until := func(what, query string, args ...any) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			read := make(chan int, 1)
+			go func() {
+				_ = s.write(ctx, func(w *writeTx) error {
+					var n int
+					err := w.queryRow(query, args...).Scan(&n)
+					read <- n
+					return err
+				})
+			}()
+			select {
+			case n := <-read:
+				if n == 1 {
+					return
+				}
+			case <-time.After(time.Until(deadline)):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not seen by the writer", what)
+			}
+		}
+	}
+	accept := func(a store.Accept) chan error {
+		ch := make(chan error, 1)
+		go func() { _, err := s.Accept(ctx, a); ch <- err }()
+		return ch
+	}
+
+	old := testEvent("orders", "old", 0, base, "crm")
+	mustAccept(t, s, old)
+	h := holdNext()
+	got := lease()
+	<-h.entered // the lease is committed, its flush held
+	select {
+	case r := <-got:
+		if r.err != nil || !slices.Equal(r.ids, []string{old.Deliveries[0].ID}) {
+			t.Fatalf("Lease = %v, %v; want %s", r.ids, r.err, old.Deliveries[0].ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lease of a delivery on the disk before it was not answered before its own flush")
+	}
+	close(h.release)
+
+	// An accept whose flush is held keeps the next transaction open: a
+	// second accept and a lease that takes its delivery run in it.
+	h = holdNext()
+	first := accept(testEvent("orders", "first", 1, base, "erp"))
+	<-h.entered
+	second := testEvent("orders", "second", 2, base, "crm")
+	secondDone := accept(second)
+	until("the second accept", `SELECT COUNT(*) FROM deliveries WHERE id = ?`, second.Deliveries[0].ID)
+	got = lease()
+	until("the lease", `SELECT COUNT(*) FROM deliveries WHERE id = ? AND lease_token != ''`, second.Deliveries[0].ID)
+	held := holdNext()
+	close(h.release)
+	<-held.entered // the transaction is committed, its flush held
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case r := <-got:
+		t.Fatalf("a lease of a delivery inserted by its own transaction was answered (%v, %v) before the flush", r.ids, r.err)
+	case err := <-secondDone:
+		t.Fatalf("an accept was answered (%v) before its flush", err)
+	default:
+	}
+	close(held.release)
+	if r := <-got; r.err != nil || !slices.Equal(r.ids, []string{second.Deliveries[0].ID}) {
+		t.Fatalf("Lease = %v, %v; want %s", r.ids, r.err, second.Deliveries[0].ID)
+	}
+	if err := <-secondDone; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -36,6 +36,14 @@ type writeTx struct {
 	pages bool
 	// changes is total_changes() after the last commit.
 	changes int64
+	// inserted holds the ids of the deliveries the open transaction has
+	// inserted: they are on the disk only once its commit is flushed.
+	inserted map[string]struct{}
+	// early is set by an op whose caller may be answered at the commit,
+	// before the flush, when every batch committed before is flushed: it
+	// read nothing that is not on the disk but what it wrote itself (see
+	// Lease).
+	early bool
 }
 
 // bg is the context of every statement the writer runs. Callers' contexts
@@ -114,7 +122,7 @@ func (s *Store) write(ctx context.Context, op writeOp) error {
 // syncer then flushes the WAL for them (sync.go).
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
-	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt)}
+	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt), inserted: make(map[string]struct{})}
 	defer func() {
 		for _, st := range w.stmts {
 			_ = st.Close()
@@ -150,6 +158,7 @@ func (s *Store) fill(batch []*request, n int) []*request {
 type txn struct {
 	live    []*request
 	results []error // of live, once they have run
+	early   []bool  // of live: may be answered at the commit (writeTx.early)
 	wake    bool
 	// savepoints: each request runs inside a savepoint of its own, since
 	// one request of this transaction has failed.
@@ -234,6 +243,19 @@ wait:
 	if t.wake {
 		s.wake()
 	}
+	// With every batch before flushed, what the early requests read is on
+	// the disk: they are answered now, the rest after this batch's flush.
+	if s.unflushed.Load() == 0 && s.wal.err() == nil && slices.Contains(t.early, true) {
+		reqs, results := t.live[:0], t.results[:0]
+		for i, r := range t.live {
+			if t.early[i] {
+				r.done <- t.results[i]
+				continue
+			}
+			reqs, results = append(reqs, r), append(results, t.results[i])
+		}
+		t.live, t.results = reqs, results
+	}
 	// Even a batch that changed nothing waits for the flush of the
 	// batches before it, which it may have read.
 	if changed {
@@ -273,6 +295,7 @@ var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
 // begin opens the writer's transaction.
 func begin(w *writeTx) error {
 	w.pages = false
+	clear(w.inserted)
 	_, err := w.exec("BEGIN IMMEDIATE")
 	return err
 }
@@ -282,7 +305,7 @@ func begin(w *writeTx) error {
 // runs every request of t again, each in a savepoint. An error means the
 // transaction is lost: nothing of it can commit.
 func (s *Store) apply(w *writeTx, t *txn, rs []*request) error {
-	results, wake, err := s.run(w, rs, t.savepoints)
+	results, early, wake, err := s.run(w, rs, t.savepoints)
 	if errors.Is(err, errRequestFailed) {
 		if _, err := w.conn.ExecContext(bg, "ROLLBACK"); err != nil {
 			return err
@@ -290,50 +313,53 @@ func (s *Store) apply(w *writeTx, t *txn, rs []*request) error {
 		if err := begin(w); err != nil {
 			return err
 		}
-		t.results, t.wake, t.savepoints = t.results[:0], false, true
-		results, wake, err = s.run(w, t.live, true)
+		t.results, t.early, t.wake, t.savepoints = t.results[:0], t.early[:0], false, true
+		results, early, wake, err = s.run(w, t.live, true)
 	}
 	if err != nil {
 		return err
 	}
 	t.results = append(t.results, results...)
+	t.early = append(t.early, early...)
 	t.wake = t.wake || wake
 	return nil
 }
 
 // run runs the requests in the open transaction, each inside a savepoint
-// of its own when savepoints is set. It returns each request's result and
-// whether one of them enqueued deliveries; errRequestFailed when, without
+// of its own when savepoints is set. It returns each request's result,
+// which of them may be answered at the commit (writeTx.early) and whether
+// one of them enqueued deliveries; errRequestFailed when, without
 // savepoints, one of them failed; another error when the transaction
 // itself is gone (SQLite rolls back on some I/O and full-disk errors).
-func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, bool, error) {
+func (s *Store) run(w *writeTx, live []*request, savepoints bool) ([]error, []bool, bool, error) {
 	wake := false
 	results := make([]error, len(live))
+	early := make([]bool, len(live))
 	for i, r := range live {
 		if savepoints {
 			if _, err := w.exec("SAVEPOINT request"); err != nil {
-				return nil, false, err
+				return nil, nil, false, err
 			}
 		}
-		w.wake = false
+		w.wake, w.early = false, false
 		err := r.op(w)
 		switch {
 		case err != nil && !savepoints:
-			return nil, false, errRequestFailed
+			return nil, nil, false, errRequestFailed
 		case err != nil:
 			if _, rbErr := w.exec("ROLLBACK TO request"); rbErr != nil {
-				return nil, false, errors.Join(err, rbErr)
+				return nil, nil, false, errors.Join(err, rbErr)
 			}
 		}
 		if savepoints {
 			if _, err := w.exec("RELEASE request"); err != nil {
-				return nil, false, err
+				return nil, nil, false, err
 			}
 		}
-		results[i] = err
+		results[i], early[i] = err, err == nil && w.early
 		if err == nil && w.wake {
 			wake = true
 		}
 	}
-	return results, wake, nil
+	return results, early, wake, nil
 }
