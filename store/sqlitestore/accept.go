@@ -255,7 +255,7 @@ func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) e
 		}
 		seq = max(millis(d.CreatedAt), tail+1)
 	}
-	w.inserted[d.ID] = struct{}{}
+	w.queued[d.ID] = struct{}{}
 	_, err := w.exec(`INSERT INTO deliveries (`+deliveryColumns+`, lease_token, due_at, lane_seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.EventID, d.Hook, d.Rule, d.Action, string(d.Status), d.Attempts,
@@ -294,13 +294,17 @@ func promote(w *writeTx, action, lane string) (bool, error) {
 	if busy, err := laneBusy(w, action, lane, ""); err != nil || busy {
 		return false, err
 	}
-	res, err := w.exec(`UPDATE deliveries SET due_at = next_attempt_at
+	var id string
+	err := w.queryRow(`UPDATE deliveries SET due_at = next_attempt_at
 		WHERE id = (SELECT id FROM deliveries INDEXED BY deliveries_lane
 			WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') ORDER BY lane_seq, id LIMIT 1)
-		AND due_at IS NULL`, action, lane)
+		AND due_at IS NULL RETURNING id`, action, lane).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	w.queued[id] = struct{}{}
+	return true, nil
 }

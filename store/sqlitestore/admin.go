@@ -205,6 +205,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 		if err != nil {
 			return err
 		}
+		w.queued[id] = struct{}{}
 		w.wake = true
 		return nil
 	})

@@ -119,14 +119,15 @@ func (s *Store) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBat
 				next = at
 			}
 		}
-		// A delivery is sent only once its event is on the disk: a lease
-		// that took none inserted by its own transaction read nothing
-		// else it needs on the disk, and is answered at the commit when
-		// the batches before are flushed (writeTx.early). Its own writes
-		// (the tokens) need not wait: a power cut ends the attempts with
-		// the process, and the deliveries fall due again.
+		// A delivery is sent only once what queued it is on the disk: a
+		// lease that took none its own transaction queued
+		// (writeTx.queued) read nothing else it needs on the disk, and
+		// is answered at the commit when the batches before are flushed
+		// (writeTx.early). Its own writes (the tokens) need not wait: a
+		// power cut ends the attempts with the process, and the
+		// deliveries fall due again.
 		w.early = !slices.ContainsFunc(leased, func(l leasedRow) bool {
-			_, ok := w.inserted[l.d.ID]
+			_, ok := w.queued[l.d.ID]
 			return ok
 		})
 		if len(leased) == 0 {

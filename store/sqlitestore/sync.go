@@ -29,14 +29,16 @@ import (
 // less left to do.
 //
 // Every write waits for the flush but a lease that took no delivery its
-// own transaction inserted, committed when every batch before it was
-// flushed (writeTx.early): a delivery is never sent before its event is on
-// the disk (a power cut cannot lose an event that was already delivered,
-// whose sender, never answered, would send it again). Such a lease read
-// nothing it needs on the disk, and its own writes need not be there: a
-// power cut ends its attempts with the process, and its deliveries fall
-// due again. Answered at the commit, it saves its relay a flush, during
-// which the places its attempts left would stay empty. Reads on the read
+// own transaction queued (inserted, let go after the one before it in its
+// lane, or retried by hand), committed when every batch before it was
+// flushed (writeTx.early): a delivery is never sent before its event is
+// on the disk (a power cut cannot lose an event that was already
+// delivered, whose sender, never answered, would send it again), nor
+// before what let it go. Such a lease read nothing it needs on the disk,
+// and its own writes need not be there: a power cut ends its attempts
+// with the process, and its deliveries fall due again. Answered at the
+// commit, it saves its relay a flush, during which the places its
+// attempts left would stay empty. Reads on the read
 // pool are not held back: for as long as a flush takes, a listing may show
 // an event whose sender has not been answered yet, and which a power cut
 // in that moment would take back, with the sender's answer.

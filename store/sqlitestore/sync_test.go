@@ -504,7 +504,8 @@ func TestWriteTimes(t *testing.T) {
 // TestLeaseAnsweredAtCommit: a lease that takes deliveries whose events
 // were on the disk before its transaction is answered at its commit,
 // while its flush is still held; one that takes a delivery its own
-// transaction inserted is answered only after the flush, like the accept.
+// transaction queued (an accept, or the end of the delivery before it in
+// its lane) is answered only after the flush, like the accept.
 func TestLeaseAnsweredAtCommit(t *testing.T) {
 	type hold struct{ entered, release chan struct{} }
 	var next atomic.Pointer[hold]
@@ -578,6 +579,8 @@ func TestLeaseAnsweredAtCommit(t *testing.T) {
 				}
 			case <-time.After(time.Until(deadline)):
 			}
+			// Not so many that they fill the transaction (maxBatch).
+			time.Sleep(2 * time.Millisecond)
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: not seen by the writer", what)
 			}
@@ -604,35 +607,72 @@ func TestLeaseAnsweredAtCommit(t *testing.T) {
 	}
 	close(h.release)
 
-	// An accept whose flush is held keeps the next transaction open: a
-	// second accept and a lease that takes its delivery run in it.
-	h = holdNext()
-	first := accept(testEvent("orders", "first", 1, base, "erp"))
-	<-h.entered
+	// A transaction in which a delivery is queued, then leased: by an
+	// accept, and by the end of the delivery before it in its lane. An
+	// accept whose flush is held keeps the transaction open.
+	head := testEvent("orders", "head", 3, base, "ord")
+	next2 := testEvent("orders", "next", 4, base.Add(time.Millisecond), "ord")
+	head.Deliveries[0].Lane, next2.Deliveries[0].Lane = "o-1", "o-1"
+	mustAccept(t, s, head)
+	mustAccept(t, s, next2)
+	b, err := s.Lease(ctx, store.LeaseRequest{Now: base.Add(time.Second), TTL: time.Minute,
+		Actions: []store.ActionQuota{{Action: "ord", N: 10}}})
+	if err != nil || len(b.Leases) != 1 || b.Leases[0].Delivery.ID != head.Deliveries[0].ID {
+		t.Fatalf("Lease(ord) = %+v, %v; want the head of its lane", b.Leases, err)
+	}
+	headLease := b.Leases[0]
 	second := testEvent("orders", "second", 2, base, "crm")
-	secondDone := accept(second)
-	until("the second accept", `SELECT COUNT(*) FROM deliveries WHERE id = ?`, second.Deliveries[0].ID)
-	got = lease()
-	until("the lease", `SELECT COUNT(*) FROM deliveries WHERE id = ? AND lease_token != ''`, second.Deliveries[0].ID)
-	held := holdNext()
-	close(h.release)
-	<-held.entered // the transaction is committed, its flush held
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	select {
-	case r := <-got:
-		t.Fatalf("a lease of a delivery inserted by its own transaction was answered (%v, %v) before the flush", r.ids, r.err)
-	case err := <-secondDone:
-		t.Fatalf("an accept was answered (%v) before its flush", err)
-	default:
-	}
-	close(held.release)
-	if r := <-got; r.err != nil || !slices.Equal(r.ids, []string{second.Deliveries[0].ID}) {
-		t.Fatalf("Lease = %v, %v; want %s", r.ids, r.err, second.Deliveries[0].ID)
-	}
-	if err := <-secondDone; err != nil {
-		t.Fatal(err)
+	for i, c := range []struct {
+		name  string
+		queue func() // queues want in the open transaction
+		want  string
+	}{
+		{"an accept", func() { accept(second) }, second.Deliveries[0].ID},
+		{"the end of the one before it in its lane", func() {
+			go func() {
+				_, _ = s.Finish(ctx, []store.Finish{{Lease: headLease, Attempt: store.Attempt{N: 1, StartedAt: base},
+					Outcome: store.Outcome{Status: store.DeliverySucceeded}}})
+			}()
+		}, next2.Deliveries[0].ID},
+	} {
+		// A write answered after the flush of every write before it
+		// (the lease above was answered at its commit, the writes of
+		// until may end in a batch after the one they waited for), so
+		// that no hold is taken by their flushes.
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h = holdNext()
+		blocker := accept(testEvent("orders", fmt.Sprintf("blocker-%d", i), 10+i, base, "erp"))
+		<-h.entered
+		c.queue()
+		until(c.name, `SELECT COUNT(*) FROM deliveries WHERE id = ? AND due_at IS NOT NULL`, c.want)
+		got := make(chan leased, 1)
+		go func() {
+			b, err := s.Lease(ctx, store.LeaseRequest{Now: base.Add(time.Second), TTL: time.Minute,
+				Actions: []store.ActionQuota{{Action: "crm", N: 10}, {Action: "ord", N: 10}}})
+			var ids []string
+			for _, l := range b.Leases {
+				ids = append(ids, l.Delivery.ID)
+			}
+			got <- leased{ids, err}
+		}()
+		until("the lease", `SELECT COUNT(*) FROM deliveries WHERE id = ? AND lease_token != ''`, c.want)
+		held := holdNext()
+		close(h.release)
+		<-held.entered // the transaction is committed, its flush held
+		if err := <-blocker; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case r := <-got:
+			t.Fatalf("a lease of a delivery queued by %s in its own transaction was answered (%v, %v) before the flush", c.name, r.ids, r.err)
+		default:
+		}
+		close(held.release)
+		if r := <-got; r.err != nil || !slices.Equal(r.ids, []string{c.want}) {
+			t.Fatalf("Lease = %v, %v; want %s", r.ids, r.err, c.want)
+		}
 	}
 }

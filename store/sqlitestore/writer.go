@@ -36,9 +36,11 @@ type writeTx struct {
 	pages bool
 	// changes is total_changes() after the last commit.
 	changes int64
-	// inserted holds the ids of the deliveries the open transaction has
-	// inserted: they are on the disk only once its commit is flushed.
-	inserted map[string]struct{}
+	// queued holds the ids of the deliveries the open transaction has
+	// inserted, or made due because the one before them in their lane
+	// ended (promote) or by hand (RetryDelivery): what let them go is on
+	// the disk only once its commit is flushed.
+	queued map[string]struct{}
 	// early is set by an op whose caller may be answered at the commit,
 	// before the flush, when every batch committed before is flushed: it
 	// read nothing that is not on the disk but what it wrote itself (see
@@ -122,7 +124,7 @@ func (s *Store) write(ctx context.Context, op writeOp) error {
 // syncer then flushes the WAL for them (sync.go).
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
-	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt), inserted: make(map[string]struct{})}
+	w := &writeTx{conn: s.wconn, stmts: make(map[string]*sql.Stmt), queued: make(map[string]struct{})}
 	defer func() {
 		for _, st := range w.stmts {
 			_ = st.Close()
@@ -243,9 +245,18 @@ wait:
 	if t.wake {
 		s.wake()
 	}
+	flushedBefore := s.unflushed.Load() == 0 && s.wal.err() == nil
+	// Even a batch that changed nothing waits for the flush of the
+	// batches before it, which it may have read.
+	if changed {
+		// A hint only: the flush makes the batch durable, and reports
+		// what this could not do.
+		_ = s.writeback()
+		s.unflushed.Add(1)
+	}
 	// With every batch before flushed, what the early requests read is on
 	// the disk: they are answered now, the rest after this batch's flush.
-	if s.unflushed.Load() == 0 && s.wal.err() == nil && slices.Contains(t.early, true) {
+	if flushedBefore && slices.Contains(t.early, true) {
 		reqs, results := t.live[:0], t.results[:0]
 		for i, r := range t.live {
 			if t.early[i] {
@@ -255,14 +266,6 @@ wait:
 			reqs, results = append(reqs, r), append(results, t.results[i])
 		}
 		t.live, t.results = reqs, results
-	}
-	// Even a batch that changed nothing waits for the flush of the
-	// batches before it, which it may have read.
-	if changed {
-		// A hint only: the flush makes the batch durable, and reports
-		// what this could not do.
-		_ = s.writeback()
-		s.unflushed.Add(1)
 	}
 	s.synced <- synced{reqs: t.live, results: t.results, changed: changed}
 }
@@ -295,7 +298,7 @@ var errRequestFailed = errors.New("sqlitestore: a request of the batch failed")
 // begin opens the writer's transaction.
 func begin(w *writeTx) error {
 	w.pages = false
-	clear(w.inserted)
+	clear(w.queued)
 	_, err := w.exec("BEGIN IMMEDIATE")
 	return err
 }
