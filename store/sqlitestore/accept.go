@@ -246,7 +246,7 @@ func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) e
 		due, leased = untilMS, untilMS
 	} else if d.Lane != "" {
 		lane = d.Lane
-		busy, tail, err := laneTail(w, d.Action, d.Lane)
+		busy, tail, err := laneTail(w, d.Action, d.Lane, d.ID)
 		if err != nil {
 			return err
 		}
@@ -263,17 +263,22 @@ func insertDelivery(w *writeTx, d store.Delivery, token string, untilMS int64) e
 	return err
 }
 
-// laneTail reports whether a delivery of the action's lane is queued or
-// held, and the place (lane_seq) of the lane's last delivery not final, 0
-// when there is none. A delivery joins the lane after it, so that the lane
-// keeps the order of the accepts even within one millisecond.
-func laneTail(w *writeTx, action, lane string) (busy bool, tail int64, err error) {
-	err = w.queryRow(`SELECT
-		EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_lane
-			WHERE action = ?1 AND lane = ?2 AND status IN ('pending', 'retrying') AND due_at IS NOT NULL),
+// laneActive is, in a statement whose ?1 is an action, ?2 a lane and ?3
+// a delivery id, whether a delivery of the lane other than ?3 is queued or
+// held.
+const laneActive = `EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_lane
+	WHERE action = ?1 AND lane = ?2 AND status IN ('pending', 'retrying') AND due_at IS NOT NULL AND id != ?3)`
+
+// laneTail reports whether a delivery of the action's lane other than id
+// is queued or held (laneBusy), and the place (lane_seq) of the lane's
+// last delivery not final, 0 when there is none. A delivery joins the
+// lane after it, so that the lane keeps the order of the accepts even
+// within one millisecond.
+func laneTail(w *writeTx, action, lane, id string) (busy bool, tail int64, err error) {
+	err = w.queryRow(`SELECT `+laneActive+`,
 		COALESCE((SELECT MAX(lane_seq) FROM deliveries INDEXED BY deliveries_lane
 			WHERE action = ?1 AND lane = ?2 AND status IN ('pending', 'retrying')), 0)`,
-		action, lane).Scan(&busy, &tail)
+		action, lane, id).Scan(&busy, &tail)
 	return busy, tail, err
 }
 
@@ -281,9 +286,7 @@ func laneTail(w *writeTx, action, lane string) (busy bool, tail int64, err error
 // is queued or held.
 func laneBusy(w *writeTx, action, lane, id string) (bool, error) {
 	var busy bool
-	err := w.queryRow(`SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_lane
-		WHERE action = ? AND lane = ? AND status IN ('pending', 'retrying') AND due_at IS NOT NULL AND id != ?)`,
-		action, lane, id).Scan(&busy)
+	err := w.queryRow(`SELECT `+laneActive, action, lane, id).Scan(&busy)
 	return busy, err
 }
 
