@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,6 +13,11 @@ type waker struct {
 	stop context.CancelFunc
 	done chan struct{} // closed when its goroutine has ended
 }
+
+// shortcutRefresh is how often Wake looks again for masters it has no
+// shortcut on (below): a replica that took over after a failover, or a
+// master added to the cluster.
+var shortcutRefresh = 5 * time.Second
 
 // Wake subscribes to the wake channel that Accept, AddDeliveries,
 // RetryDelivery and Release publish on. Signals are coalesced: the
@@ -24,11 +30,14 @@ type waker struct {
 // and a message reaches a subscriber on another node over the cluster bus,
 // which now and then holds it for some 40 ms. Besides the subscription the
 // cluster client keeps (it follows the channel's slot through failovers),
-// Wake subscribes on every master it knows at the time, so that a
-// message comes straight from the node that published it. Those extra
+// Wake subscribes on every master, so that a message comes straight from
+// the node that published it: on those it knows at the time, then, every
+// shortcutRefresh, on those that have become masters since. Those extra
 // subscriptions are a shortcut only: one whose node goes away carries
-// nothing more (it ends once the cluster client drops the node), and the
-// first one still carries every message.
+// nothing more (it ends once the cluster client drops the node, and is
+// made again if the node comes back as a master), one on a master that
+// became a replica still carries what the bus brings it, and the first
+// subscription still carries every message.
 func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -54,42 +63,22 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 		default:
 		}
 	}
-	var (
-		extra     []*redis.PubSub
-		shortcuts sync.WaitGroup
-	)
+	var sc *shortcuts
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		_ = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			p := node.Subscribe(ctx, channel)
-			if _, err := p.Receive(ctx); err != nil {
-				_ = p.Close()
-				return nil
-			}
-			mu.Lock()
-			extra = append(extra, p)
-			mu.Unlock()
-			return nil
-		})
-		for _, p := range extra {
-			shortcuts.Add(1)
-			go func(m <-chan *redis.Message) {
-				defer shortcuts.Done()
-				for range m {
-					signal()
-				}
-			}(p.Channel())
-		}
+		sc = &shortcuts{cc: cc, channel: channel, signal: signal, subs: map[string]*redis.PubSub{}}
+		sc.add(ctx)
+		sc.loop.Add(1)
+		go sc.refresh(ctx)
 	}
 	go func() {
 		defer close(w.done)
 		defer close(out)
 		defer func() {
+			cancel()
 			_ = ps.Close()
-			for _, p := range extra {
-				_ = p.Close()
+			if sc != nil {
+				sc.close()
 			}
-			shortcuts.Wait()
 			s.mu.Lock()
 			delete(s.wakers, w)
 			s.mu.Unlock()
@@ -107,4 +96,91 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+// shortcuts are one Wake's subscriptions on the cluster's masters, by
+// node address.
+type shortcuts struct {
+	cc      *redis.ClusterClient
+	channel string
+	signal  func()
+
+	mu      sync.Mutex
+	subs    map[string]*redis.PubSub
+	closed  bool
+	readers sync.WaitGroup // one per subscription, until its channel closes
+	loop    sync.WaitGroup // refresh
+}
+
+// add subscribes on every master the cluster client knows that has no
+// subscription of these yet.
+func (sc *shortcuts) add(ctx context.Context) {
+	_ = sc.cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		addr := node.Options().Addr
+		sc.mu.Lock()
+		_, have := sc.subs[addr]
+		sc.mu.Unlock()
+		if have {
+			return nil
+		}
+		p := node.Subscribe(ctx, sc.channel)
+		if _, err := p.Receive(ctx); err != nil {
+			_ = p.Close()
+			return nil
+		}
+		sc.mu.Lock()
+		if _, have := sc.subs[addr]; have || sc.closed {
+			sc.mu.Unlock()
+			_ = p.Close()
+			return nil
+		}
+		sc.subs[addr] = p
+		sc.readers.Add(1)
+		sc.mu.Unlock()
+		go func(m <-chan *redis.Message) {
+			defer sc.readers.Done()
+			for range m {
+				sc.signal()
+			}
+			// The node is gone: a master on its address gets a new
+			// subscription at the next refresh.
+			sc.mu.Lock()
+			if sc.subs[addr] == p {
+				delete(sc.subs, addr)
+			}
+			sc.mu.Unlock()
+			_ = p.Close()
+		}(p.Channel())
+		return nil
+	})
+}
+
+// refresh looks for new masters every shortcutRefresh until ctx is done.
+func (sc *shortcuts) refresh(ctx context.Context) {
+	defer sc.loop.Done()
+	t := time.NewTicker(shortcutRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sc.add(ctx)
+		}
+	}
+}
+
+// close ends every subscription, once refresh has returned (its context
+// is done), and waits for their readers.
+func (sc *shortcuts) close() {
+	sc.loop.Wait()
+	sc.mu.Lock()
+	sc.closed = true
+	subs := sc.subs
+	sc.subs = nil
+	sc.mu.Unlock()
+	for _, p := range subs {
+		_ = p.Close()
+	}
+	sc.readers.Wait()
 }
