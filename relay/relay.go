@@ -375,10 +375,15 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	return more, next, nil
 }
 
+// drainedAsk is the most a lease asks for of an action that the lease
+// before it left drained (quotas).
+const drainedAsk = 8
+
 // quotas is how many due deliveries each action may take now: its
 // concurrency less its attempts in flight, within the room left under the
-// process's cap and, for a rated action, about a tenth of a second of its
-// rate. Every action is offered the whole room: reserving it action by
+// process's cap, for a rated action about a tenth of a second of its
+// rate, and for one the last lease left drained at most drainedAsk.
+// Every action is offered the whole room: reserving it action by
 // action would let the first ones, due or not, starve the others. rated is
 // the earliest time a rated action left out now may take more: the relay
 // must look again then, not a whole MaxWait later, or the action would run
@@ -394,6 +399,18 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 	for name, a := range acts {
 		ln := r.lane(name)
 		n := min(a.Concurrency-ln.inflight, r.o.MaxBatch, room)
+		if ln.drained {
+			// The last lease left the action nothing due, and its
+			// deliveries are handed off at their accepts (Offer): a
+			// lease now, woken by another action's deliveries or looking
+			// once a MaxWait, most likely finds none of its own. It asks
+			// for a few, since a partitioned store holds the room a lease
+			// asks for in the action's cap set while the lease runs, and
+			// the hand-offs meanwhile would find none. Taking all it
+			// asked, the action is asked for the rest at once
+			// (leaseOnce: more).
+			n = min(n, drainedAsk)
+		}
 		if !a.Rate.IsZero() {
 			if now.Before(ln.rateUntil) {
 				if rated.IsZero() || ln.rateUntil.Before(rated) {
