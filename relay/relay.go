@@ -401,7 +401,7 @@ func (r *Relay) quotas(acts map[string]*actions.Action, now time.Time) (qs []sto
 		n := min(a.Concurrency-ln.inflight, r.o.MaxBatch, room)
 		if ln.drained {
 			// The last lease left the action nothing due, and its
-			// deliveries are handed off at their accepts (Offer): a
+			// deliveries may be handed off at their accepts (Offer): a
 			// lease now, woken by another action's deliveries or looking
 			// once a MaxWait, most likely finds none of its own. It asks
 			// for a few, since a partitioned store holds the room a lease
