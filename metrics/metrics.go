@@ -52,6 +52,7 @@ type Metrics struct {
 	inFlight    *prometheus.GaugeVec
 	recording   *prometheus.GaugeVec
 	handedOff   *prometheus.CounterVec
+	offered     *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	reloads     *prometheus.CounterVec
 	lastReload  prometheus.Gauge
@@ -113,6 +114,10 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "deliveries_handed_off_total",
 			Help: "Deliveries this process's relay took in the accept that stored them, instead of leasing them from the queue, by action.",
 		}, []string{"action"}),
+		offered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "deliveries_offered_total",
+			Help: "Deliveries this process's relay offered to take in the accept that stored them, by action; those the store did not hand it are offered less handed off.",
+		}, []string{"action"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "store_errors_total",
 			Help: "Failed store operations, by operation.",
@@ -142,7 +147,7 @@ func New(o Options) *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.events, m.ingest, m.requests, m.requestTime, m.attempts, m.attemptTime,
-		m.inFlight, m.recording, m.handedOff, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
+		m.inFlight, m.recording, m.handedOff, m.offered, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
@@ -183,6 +188,7 @@ func (m *Metrics) Configure(hooks, actions []string, outcomes, results []string)
 		m.inFlight.WithLabelValues(a)
 		m.recording.WithLabelValues(a)
 		m.handedOff.WithLabelValues(a)
+		m.offered.WithLabelValues(a)
 	}
 }
 
@@ -235,6 +241,9 @@ func (m *Metrics) OutcomeRecording(action string, on bool) {
 
 // HandedOff counts a delivery the relay took at its accept.
 func (m *Metrics) HandedOff(action string) { m.handedOff.WithLabelValues(action).Inc() }
+
+// Offered counts n deliveries the relay offered to take at their accept.
+func (m *Metrics) Offered(action string, n int) { m.offered.WithLabelValues(action).Add(float64(n)) }
 
 // StoreError counts a failed store operation.
 func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }

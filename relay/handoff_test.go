@@ -127,6 +127,13 @@ func TestRelayHandOff(t *testing.T) {
 	c := newAccept("w", "call")
 	take = offered(t, r, &c)
 	take(store.Accepted{}, errors.New("store unavailable"))
+	// Each accept offered a slot is counted, whatever became of it.
+	want = "# HELP hookrelay_deliveries_offered_total Deliveries this process's relay offered to take in the accept that stored them, by action; those the store did not hand it are offered less handed off.\n" +
+		"# TYPE hookrelay_deliveries_offered_total counter\n" +
+		"hookrelay_deliveries_offered_total{action=\"call\"} 3\n"
+	if err := testutil.GatherAndCompare(mx.Registry(), strings.NewReader(want), "hookrelay_deliveries_offered_total"); err != nil {
+		t.Error(err)
+	}
 
 	cancel()
 	if err := <-done; err != nil {
@@ -135,6 +142,62 @@ func TestRelayHandOff(t *testing.T) {
 	if other := newAccept("v", "call"); r.Offer(&other) != nil {
 		t.Error("a stopped relay offered a slot")
 	}
+}
+
+// An offer the store refuses (the action's concurrency, shared by every
+// process, is taken by another worker's lease) is counted as offered and
+// not as handed off, and the delivery is queued.
+func TestRelayCountsOffersTheStoreRefuses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	mx := metrics.New(metrics.Options{})
+	st, r := setupWith(t, srv.URL, "    concurrency: 1\n", relay.Options{MaxWait: time.Hour, Metrics: mx})
+	// Another worker holds the action's one place.
+	enqueue(t, st, "held", "call")
+	b, err := st.Lease(context.Background(), store.LeaseRequest{Now: time.Now(), TTL: time.Minute,
+		Actions: []store.ActionQuota{{Action: "call", N: 1, Max: 1}}})
+	if err != nil || len(b.Leases) != 1 {
+		t.Fatalf("Lease = %+v, %v; want the delivery", b, err)
+	}
+	run(t, r)
+	a := newAccept("x", "call")
+	take := offered(t, r, &a)
+	res, err := st.Accept(context.Background(), a)
+	take(res, err)
+	if err != nil || len(res.Leases) != 0 {
+		t.Fatalf("Accept = %+v, %v; want the delivery queued, the action's place taken", res, err)
+	}
+	if d, err := st.Delivery(context.Background(), a.Deliveries[0].ID); err != nil || d.Status != store.DeliveryPending || d.LeasedUntil.After(time.Now()) {
+		t.Errorf("the refused delivery: %+v, %v; want it pending and not held", d, err)
+	}
+	for name, want := range map[string]float64{"hookrelay_deliveries_offered_total": 1, "hookrelay_deliveries_handed_off_total": 0} {
+		if got := counterValue(t, mx, name); got != want {
+			t.Errorf("%s{action=\"call\"} = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// counterValue is the counter name{action="call"} of mx's registry, 0
+// when it has not counted yet.
+func counterValue(t *testing.T, mx *metrics.Metrics, name string) float64 {
+	t.Helper()
+	fams, err := mx.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "action" && l.GetValue() == "call" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // The relay offers nothing for an action with a rate (its limiter decides

@@ -39,8 +39,11 @@ type Metrics interface {
 	// same attempt's end, with its result (see Result*) and duration.
 	AttemptStarted(action string)
 	AttemptFinished(action, result string, d time.Duration)
-	// HandedOff reports a delivery taken at its accept (Offer) rather
-	// than leased from the queue; its attempt is reported as any other.
+	// Offered reports n deliveries offered to be taken at their accept
+	// (Offer); HandedOff a delivery so taken rather than leased from the
+	// queue, whose attempt is reported as any other. The store refused
+	// those offered and not handed off.
+	Offered(action string, n int)
 	HandedOff(action string)
 	// OutcomeRecording reports an ended attempt whose outcome is being
 	// written to the store (on), and the end of that (off).
@@ -825,6 +828,11 @@ func (r *Relay) Offer(a *store.Accept) func(store.Accepted, error) {
 	// Run waits for this accept's answer before it ends.
 	run.wg.Add(1)
 	r.mu.Unlock()
+	if r.o.Metrics != nil {
+		for _, q := range quotas {
+			r.o.Metrics.Offered(q.Action, q.N)
+		}
+	}
 	a.HandOff = &store.HandOff{Now: r.o.Now(), TTL: r.o.Lease, Actions: quotas}
 	return func(res store.Accepted, err error) {
 		defer run.wg.Done()

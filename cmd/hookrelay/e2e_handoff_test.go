@@ -53,6 +53,11 @@ func testHandOffEndToEnd(t *testing.T, storeURL string) {
 	if handed != n {
 		t.Errorf("%v of %d deliveries to an idle relay were handed off at their accept, want all", handed, n)
 	}
+	offers := metricValue(after, "hookrelay_deliveries_offered_total", "action", "ok") -
+		metricValue(before, "hookrelay_deliveries_offered_total", "action", "ok")
+	if offers != n {
+		t.Errorf("%v of %d deliveries to an idle relay were offered at their accept, want all", offers, n)
+	}
 	if got := len(rc.waitFor(t, "/ok", n+1)); got != n+1 {
 		t.Errorf("the receiver got %d requests, want %d", got, n+1)
 	}

@@ -183,6 +183,7 @@ func TestMetrics(t *testing.T) {
 			{"hookrelay_delivery_attempts_total", []string{"action", "failing", "result", "dead"}},
 			{"hookrelay_delivery_attempts_in_flight", []string{"action", "ok"}},
 			{"hookrelay_deliveries_handed_off_total", []string{"action", "ok"}},
+			{"hookrelay_deliveries_offered_total", []string{"action", "ok"}},
 			{"hookrelay_config_reloads_total", []string{"result", "failure"}},
 		} {
 			if v := metricValue(fams, c.name, c.labels...); v != 0 {
