@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,37 +12,6 @@ import (
 	"github.com/hookrelay/hookrelay/relay"
 	"github.com/hookrelay/hookrelay/store"
 )
-
-// quotaLog is the store as the relay's queue, noting how many deliveries
-// of each action every Lease asks for, and how many it took.
-type quotaLog struct {
-	store.Store
-	mu    sync.Mutex
-	calls []leaseCall
-}
-
-type leaseCall struct{ asked, took int }
-
-func (q *quotaLog) Lease(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
-	b, err := q.Store.Lease(ctx, r)
-	c := leaseCall{}
-	for _, a := range r.Actions {
-		if a.Action == "call" {
-			c.asked = a.N
-		}
-	}
-	c.took = len(b.Leases)
-	q.mu.Lock()
-	q.calls = append(q.calls, c)
-	q.mu.Unlock()
-	return b, err
-}
-
-func (q *quotaLog) since(i int) []leaseCall {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]leaseCall(nil), q.calls[min(i, len(q.calls)):]...)
-}
 
 // TestRelayAsksADrainedActionForAFew: once a lease has left an action
 // drained, the leases that look again ask for a few of its deliveries
@@ -56,7 +24,7 @@ func TestRelayAsksADrainedActionForAFew(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer srv.Close()
-	q := &quotaLog{}
+	q := &leaseLog{leased: map[string]bool{}}
 	st, r := setupOn(t, t.TempDir(), srv.URL, "    concurrency: 64\n", relay.Options{MaxWait: 20 * time.Millisecond},
 		func(st store.Store) relay.Queue { q.Store = st; return q })
 	run(t, r)

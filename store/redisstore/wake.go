@@ -107,13 +107,13 @@ type shortcuts struct {
 
 	mu      sync.Mutex
 	subs    map[string]*redis.PubSub
-	closed  bool
 	readers sync.WaitGroup // one per subscription, until its channel closes
 	loop    sync.WaitGroup // refresh
 }
 
 // add subscribes on every master the cluster client knows that has no
-// subscription of these yet.
+// subscription of these yet. It runs once in Wake, then only in refresh,
+// which close waits for: never beside itself or close.
 func (sc *shortcuts) add(ctx context.Context) {
 	_ = sc.cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 		addr := node.Options().Addr
@@ -129,11 +129,6 @@ func (sc *shortcuts) add(ctx context.Context) {
 			return nil
 		}
 		sc.mu.Lock()
-		if _, have := sc.subs[addr]; have || sc.closed {
-			sc.mu.Unlock()
-			_ = p.Close()
-			return nil
-		}
 		sc.subs[addr] = p
 		sc.readers.Add(1)
 		sc.mu.Unlock()
@@ -175,7 +170,6 @@ func (sc *shortcuts) refresh(ctx context.Context) {
 func (sc *shortcuts) close() {
 	sc.loop.Wait()
 	sc.mu.Lock()
-	sc.closed = true
 	subs := sc.subs
 	sc.subs = nil
 	sc.mu.Unlock()
