@@ -72,7 +72,7 @@ func run(ctx context.Context, o options, progress io.Writer) (*report, error) {
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}
-	phases := map[string]func(context.Context) error{"intake": b.intake, "drain": b.drain, "latency": b.latency, "isolation": b.isolation}
+	phases := map[string]func(context.Context) error{"intake": b.intake, "sustained": b.sustained, "drain": b.drain, "latency": b.latency, "isolation": b.isolation}
 	for _, name := range defaultOptions().Phases {
 		if !slices.Contains(o.Phases, name) {
 			continue

@@ -30,6 +30,7 @@ func tinyOptions() options {
 		Backlog:    500,
 		Rate:       100,
 		LatencyFor: 2 * time.Second,
+		SustainFor: 2 * time.Second,
 		SlowShare:  0.1,
 		Settle:     200 * time.Millisecond,
 		Timeout:    20 * time.Second,
@@ -191,6 +192,27 @@ func TestSmoke(t *testing.T) {
 		t.Error("no Redis load for the intake")
 	case l.Events <= 0 || l.Scripts.Calls <= 0 || l.Scripts.Calls > l.Events || l.scriptPerEvent() <= 0:
 		t.Errorf("intake Redis load: %d events, scripts %+v (%.1f µs per event, of %.1f µs of CPU)", l.Events, l.Scripts, l.scriptPerEvent(), l.perEvent())
+	}
+	// The sustained run read the backlog sustainedSamples times, the last
+	// at the loop's end, and every event it accepted arrived once.
+	if len(rep.Sustained) != 2 {
+		t.Fatalf("%d sustained results, want 2", len(rep.Sustained))
+	}
+	for _, s := range rep.Sustained {
+		if len(s.Samples) != sustainedSamples || s.Accepted <= 0 || s.Samples[len(s.Samples)-1].Accepted != s.Accepted || s.Time < o.SustainFor {
+			t.Errorf("sustained %s: %d accepted in %v, samples %+v", s.Store, s.Accepted, s.Time, s.Samples)
+		}
+		for i := 1; i < len(s.Samples); i++ {
+			if a, z := s.Samples[i-1], s.Samples[i]; z.At <= a.At || z.Accepted < a.Accepted || z.Delivered < a.Delivered {
+				t.Errorf("sustained %s: sample %d %+v after %+v", s.Store, i, z, a)
+			}
+		}
+		if !s.Complete || s.Lost != 0 || s.DupKeys != 0 || s.Samples[len(s.Samples)-1].Delivered <= 0 {
+			t.Errorf("sustained %s: complete %v, %d lost, %d duplicate keys, samples %+v", s.Store, s.Complete, s.Lost, s.DupKeys, s.Samples)
+		}
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "## Sustained intake with the relay on") || !strings.Contains(md, "| SQLite | ") {
+		t.Errorf("no table of the sustained runs:\n%s", md)
 	}
 	if len(rep.Drain) != 2 {
 		t.Fatalf("%d drain results, want 2", len(rep.Drain))
@@ -354,14 +376,38 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestSustainedGrowthIsTheBacklogsSlope(t *testing.T) {
+	r := sustainedResult{Time: 60 * time.Second, Accepted: 60000, Samples: []backlogSample{
+		{At: 10 * time.Second, Accepted: 10000, Delivered: 9000},  // 1,000 behind
+		{At: 20 * time.Second, Accepted: 20000, Delivered: 18500}, // 1,500
+		{At: 60 * time.Second, Accepted: 60000, Delivered: 56000}, // 4,000
+	}}
+	// (4,000 − 1,000) over the 50 s between the first reading and the last.
+	if g := r.growth(); g != 60 {
+		t.Errorf("growth %v/s, want 60/s", g)
+	}
+	if d := r.deliveredRate(); math.Abs(d-56000.0/60) > 1e-9 {
+		t.Errorf("delivered %v/s, want %v/s", d, 56000.0/60)
+	}
+	// A relay that caught up with its backlog has a negative growth.
+	r.Samples[2].Delivered = 60000
+	if g := r.growth(); g != -20 {
+		t.Errorf("growth %v/s, want -20/s", g)
+	}
+	if g := (sustainedResult{Samples: r.Samples[:1]}).growth(); g != 0 {
+		t.Errorf("growth from one reading %v, want 0", g)
+	}
+}
+
 func TestCommandNamesWhatDiffersFromTheDefaults(t *testing.T) {
 	o := defaultOptions()
 	if got := o.command("docs/performance.md"); got != "go run ./bench -out docs/performance.md" {
 		t.Errorf("default command %q", got)
 	}
 	o.Duration = 2 * time.Second
+	o.SustainFor = 10 * time.Second
 	o.Stores = []string{"sqlite"}
-	if got, want := o.command(""), "go run ./bench -duration 2s -stores sqlite"; got != want {
+	if got, want := o.command(""), "go run ./bench -duration 2s -sustain-for 10s -stores sqlite"; got != want {
 		t.Errorf("command %q, want %q", got, want)
 	}
 }

@@ -33,13 +33,14 @@ func main() {
 	flag.IntVar(&o.Backlog, "backlog", o.Backlog, "events accepted with the relay off before the drain is timed")
 	flag.IntVar(&o.Rate, "rate", o.Rate, "events per second of the constant-rate latency and isolation runs")
 	flag.DurationVar(&o.LatencyFor, "latency-for", o.LatencyFor, "length of the latency run and of the isolation run")
+	flag.DurationVar(&o.SustainFor, "sustain-for", o.SustainFor, "length of the sustained run: the intake's closed loop with the relay on, the backlog read as it goes")
 	flag.Float64Var(&o.SlowShare, "slow-share", o.SlowShare, "share of events the isolation run routes to the action that never answers")
 	flag.DurationVar(&o.Settle, "settle", o.Settle, "wait after the last expected delivery, so that late duplicates are counted")
 	flag.DurationVar(&o.Timeout, "timeout", o.Timeout, "the longest a backlog may take to be accepted or to be delivered")
 	flag.IntVar(&o.Partitions, "cluster-partitions", o.Partitions, "partitions of the stores on the Redis Cluster (0: the store's default)")
 	flag.StringVar(&o.Hookrelay, "hookrelay", "", "a hookrelay binary to measure instead of building one from this tree (e.g. one built from another commit, to compare the two)")
 	stores := flag.String("stores", strings.Join(o.Stores, ","), "stores to run hookrelay on: sqlite, redis and cluster (a local Redis Cluster it starts, with scripts/redis-cluster.sh)")
-	phases := flag.String("phases", strings.Join(o.Phases, ","), "measurements to run: intake (with the baseline the ratios need), drain, latency, isolation")
+	phases := flag.String("phases", strings.Join(o.Phases, ","), "measurements to run: intake (with the baseline the ratios need), sustained, drain, latency, isolation")
 	out := flag.String("out", "", "also write the report to this file (e.g. docs/performance.md)")
 	flag.Parse()
 	o.Stores = strings.Split(*stores, ",")
@@ -83,6 +84,7 @@ type options struct {
 	Backlog    int
 	Rate       int
 	LatencyFor time.Duration
+	SustainFor time.Duration
 	SlowShare  float64
 	Settle     time.Duration
 	Timeout    time.Duration
@@ -106,18 +108,19 @@ func defaultOptions() options {
 		Backlog:    20000,
 		Rate:       1000,
 		LatencyFor: 60 * time.Second,
+		SustainFor: 60 * time.Second,
 		SlowShare:  0.1,
 		Settle:     time.Second,
 		Timeout:    3 * time.Minute,
 		Stores:     []string{"sqlite", "redis"},
-		Phases:     []string{"intake", "drain", "latency", "isolation"},
+		Phases:     []string{"intake", "sustained", "drain", "latency", "isolation"},
 	}
 }
 
 func (o options) check() error {
 	switch {
-	case o.Duration <= 0 || o.LatencyFor <= 0 || o.Timeout <= 0:
-		return fmt.Errorf("-duration, -latency-for and -timeout must be positive")
+	case o.Duration <= 0 || o.LatencyFor <= 0 || o.SustainFor <= 0 || o.Timeout <= 0:
+		return fmt.Errorf("-duration, -latency-for, -sustain-for and -timeout must be positive")
 	case o.Warmup < 0 || o.Settle < 0:
 		return fmt.Errorf("-warmup and -settle must not be negative")
 	case o.Rounds < 1 || o.Conns < 1 || o.Backlog < 1 || o.Rate < 1:
@@ -140,7 +143,7 @@ func (o options) check() error {
 	}
 	for _, p := range o.Phases {
 		if !slices.Contains(defaultOptions().Phases, p) {
-			return fmt.Errorf("-phases: unknown measurement %q (use intake, drain, latency, isolation)", p)
+			return fmt.Errorf("-phases: unknown measurement %q (use intake, sustained, drain, latency, isolation)", p)
 		}
 	}
 	return nil

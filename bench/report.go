@@ -12,6 +12,7 @@ type report struct {
 	Options   options
 	Machine   machine
 	Intake    []intakeResult // the baseline first
+	Sustained []sustainedResult
 	Drain     []drainResult
 	Latency   []latencyResult
 	Isolation []latencyResult
@@ -236,6 +237,8 @@ func (r *report) Markdown() string {
 		r.keepingUpTable(p)
 	}
 
+	r.sustainedTable(p)
+
 	if len(r.Drain) > 0 {
 		p("## Relay drain\n\n")
 		p("A backlog of %s events accepted with the relay off (`--workers 0`); then hookrelay is\n", num(float64(o.Backlog)))
@@ -374,6 +377,46 @@ func (r *report) keepingUpTable(p func(format string, args ...any)) {
 	p("\n")
 }
 
+// sustainedTable says whether the relay keeps level with an intake that
+// saturates the machine for the whole sustained run.
+func (r *report) sustainedTable(p func(format string, args ...any)) {
+	if len(r.Sustained) == 0 {
+		return
+	}
+	o := r.Options
+	p("## Sustained intake with the relay on\n\n")
+	p("The intake's closed loop (%d connections, the same webhooks) sent to hookrelay with the\n", o.Conns)
+	p("relay on for %v without warm-up, every event delivered to the receiver. The events\n", o.SustainFor)
+	p("accepted and the deliveries received are read every %s; *behind* is the backlog at\n", secs(o.SustainFor/sustainedSamples))
+	p("each reading, accepted less delivered. *Growth* is how fast the backlog grew from the\n")
+	p("first reading to the last, per second and as a share of the accepts: about zero when\n")
+	p("the relay keeps level. Once the loop ends every accepted event is awaited at the\n")
+	p("receiver; *caught up* is how long after the end the last one arrived.\n\n")
+	marks := make([]string, sustainedSamples)
+	for i := range marks {
+		marks[i] = secs(time.Duration(i+1) * o.SustainFor / sustainedSamples)
+	}
+	p("| store | accepted/s | vs baseline | delivered/s | behind at %s | growth | caught up | lost | duplicate keys |\n", strings.Join(marks, " · "))
+	p("|---|---:|---:|---:|---|---:|---:|---:|---:|\n")
+	for _, s := range r.Sustained {
+		behind := make([]string, len(s.Samples))
+		for i, x := range s.Samples {
+			behind[i] = num(float64(x.backlog()))
+		}
+		growth := fmt.Sprintf("%s/s", num(s.growth()))
+		if acc := s.rate(); acc > 0 {
+			growth += fmt.Sprintf(" (%.0f %%)", 100*s.growth()/acc)
+		}
+		caught := dur(s.CatchUp)
+		if !s.Complete {
+			caught = "not in " + dur(o.Timeout)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", s.Store, num(s.rate()), r.ratio(s.rate()), num(s.deliveredRate()),
+			strings.Join(behind, " · "), growth, caught, s.Lost, s.DupKeys)
+	}
+	p("\n")
+}
+
 func latencyTable(b *strings.Builder, rows, before []latencyResult) {
 	iso := before != nil
 	if iso {
@@ -427,7 +470,7 @@ func (r *report) Document(out string) string {
 	b.WriteString("free ports of 127.0.0.1, prints this report\n")
 	b.WriteString("and writes it to the file named by `-out`. `go run ./bench -h` lists the settings;\n")
 	b.WriteString("a quick look takes a minute:\n\n")
-	b.WriteString("```sh\ngo run ./bench -duration 2s -rounds 1 -backlog 2000 -latency-for 5s\n```\n")
+	b.WriteString("```sh\ngo run ./bench -duration 2s -rounds 1 -backlog 2000 -latency-for 5s -sustain-for 10s\n```\n")
 	return b.String()
 }
 
@@ -449,6 +492,7 @@ func (o options) command(out string) string {
 	add(o.Backlog != d.Backlog, "backlog", o.Backlog)
 	add(o.Rate != d.Rate, "rate", o.Rate)
 	add(o.LatencyFor != d.LatencyFor, "latency-for", o.LatencyFor)
+	add(o.SustainFor != d.SustainFor, "sustain-for", o.SustainFor)
 	add(o.SlowShare != d.SlowShare, "slow-share", o.SlowShare)
 	add(o.Settle != d.Settle, "settle", o.Settle)
 	add(o.Timeout != d.Timeout, "timeout", o.Timeout)
@@ -494,6 +538,15 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// secs writes a time of a run in seconds, to a tenth when it is not whole.
+func secs(d time.Duration) string {
+	d = d.Round(100 * time.Millisecond)
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%.0f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
 func size(n int) string {
