@@ -386,7 +386,7 @@ func (r *report) sustainedTable(p func(format string, args ...any)) {
 	o := r.Options
 	p("## Sustained intake with the relay on\n\n")
 	p("The intake's closed loop (%d connections, the same webhooks) sent to hookrelay with the\n", o.Conns)
-	p("relay on for %v without warm-up, every event delivered to the receiver. The events\n", o.SustainFor)
+	p("relay on for %s without warm-up, every event delivered to the receiver. The events\n", secs(o.SustainFor))
 	p("accepted and the deliveries received are read every %s; *behind* is the backlog at\n", secs(o.SustainFor/sustainedSamples))
 	p("each reading, accepted less delivered. *Growth* is how fast the backlog grew from the\n")
 	p("first reading to the last, per second and as a share of the accepts: about zero when\n")
