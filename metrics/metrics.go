@@ -54,6 +54,7 @@ type Metrics struct {
 	handedOff   *prometheus.CounterVec
 	offered     *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
+	storeCalls  *prometheus.HistogramVec
 	reloads     *prometheus.CounterVec
 	lastReload  prometheus.Gauge
 	lastSuccess prometheus.Gauge
@@ -122,6 +123,11 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "store_errors_total",
 			Help: "Failed store operations, by operation.",
 		}, []string{"op"}),
+		storeCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "store_call_duration_seconds",
+			Help:    "Time the relay's calls to the store took, by operation: lease (due deliveries taken), finish (outcomes recorded).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "config_reloads_total",
 			Help: "Config reloads, by result: success, or failure (the previous config kept serving).",
@@ -140,6 +146,9 @@ func New(o Options) *Metrics {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
+	for _, op := range []string{"lease", "finish"} {
+		m.storeCalls.WithLabelValues(op)
+	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; the version of hookrelay running.",
@@ -147,7 +156,7 @@ func New(o Options) *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.events, m.ingest, m.requests, m.requestTime, m.attempts, m.attemptTime,
-		m.inFlight, m.recording, m.handedOff, m.offered, m.storeErrors, m.reloads, m.lastReload, m.lastSuccess, build,
+		m.inFlight, m.recording, m.handedOff, m.offered, m.storeErrors, m.storeCalls, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Queue != nil {
 		m.reg.MustRegister(newQueueCollector(o, m.StoreError))
@@ -247,6 +256,11 @@ func (m *Metrics) Offered(action string, n int) { m.offered.WithLabelValues(acti
 
 // StoreError counts a failed store operation.
 func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
+
+// StoreCall records how long one of the relay's calls to the store took.
+func (m *Metrics) StoreCall(op string, d time.Duration) {
+	m.storeCalls.WithLabelValues(op).Observe(d.Seconds())
+}
 
 // Reload records a config reload and whether it succeeded.
 func (m *Metrics) Reload(ok bool) {

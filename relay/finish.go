@@ -70,7 +70,11 @@ func (r *Relay) record(ctx context.Context, batch []finishItem) {
 	wait := 100 * time.Millisecond
 	for try := 1; ; try++ {
 		var err error
+		began := time.Now()
 		errs, err = r.q.Finish(ctx, fs)
+		if r.o.Metrics != nil {
+			r.o.Metrics.StoreCall("finish", time.Since(began))
+		}
 		if err == nil {
 			break
 		}

@@ -48,8 +48,10 @@ type Metrics interface {
 	// OutcomeRecording reports an ended attempt whose outcome is being
 	// written to the store (on), and the end of that (off).
 	OutcomeRecording(action string, on bool)
-	// StoreError reports a failed store operation.
+	// StoreError reports a failed store operation; StoreCall the time a
+	// call to the store took, failed or not: op "lease" or "finish".
 	StoreError(op string)
+	StoreCall(op string, d time.Duration)
 }
 
 // Options tune a Relay.
@@ -290,7 +292,11 @@ func (r *Relay) leaseOnce(ctx, workCtx context.Context, wg *sync.WaitGroup, fin 
 	// other. What the offers take is counted when the lease answers.
 	// A lease is never abandoned half-way by a stop: what the store hands
 	// out is either started or given back at once.
+	began := time.Now()
 	b, err := r.q.Lease(context.WithoutCancel(ctx), store.LeaseRequest{Now: now, TTL: r.o.Lease, Actions: quotas})
+	if r.o.Metrics != nil {
+		r.o.Metrics.StoreCall("lease", time.Since(began))
+	}
 	if err != nil {
 		r.setDrained(nil)
 		r.storeError("lease")

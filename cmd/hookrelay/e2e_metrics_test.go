@@ -184,6 +184,7 @@ func TestMetrics(t *testing.T) {
 			{"hookrelay_delivery_attempts_in_flight", []string{"action", "ok"}},
 			{"hookrelay_deliveries_handed_off_total", []string{"action", "ok"}},
 			{"hookrelay_deliveries_offered_total", []string{"action", "ok"}},
+			{"hookrelay_store_call_duration_seconds", []string{"op", "finish"}},
 			{"hookrelay_config_reloads_total", []string{"result", "failure"}},
 		} {
 			if v := metricValue(fams, c.name, c.labels...); v != 0 {
@@ -245,6 +246,13 @@ func TestMetrics(t *testing.T) {
 		} {
 			if v := metricValue(fams, c.name, c.labels...); v != c.want {
 				t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
+			}
+		}
+		// The relay timed its calls: the failing action's retry was leased
+		// from the queue, and every outcome was recorded.
+		for _, op := range []string{"lease", "finish"} {
+			if v := metricValue(fams, "hookrelay_store_call_duration_seconds", "op", op); v < 1 {
+				t.Errorf("hookrelay_store_call_duration_seconds{op=%s} counts %v calls, want some", op, v)
 			}
 		}
 		// The embedded store times its commits and the WAL's flushes,
