@@ -46,6 +46,10 @@ type acceptCall struct {
 	err        error
 	done       chan struct{}
 
+	// actions names the actions of its deliveries, each once, on a
+	// partitioned store: the wake-up's message (idleActions).
+	actions []string
+
 	// pack, when not nil, is the dictionary that the committer compresses
 	// the event's body with before sending it (repack): the event's
 	// string in args holds its body as it came until then.
@@ -148,9 +152,15 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		cmd  *redis.Cmd
 	}
 	wake, replicas := 0, 0
+	var woken []string
 	for _, c := range batch {
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
+		for _, a := range c.actions {
+			if !slices.Contains(woken, a) {
+				woken = append(woken, a)
+			}
+		}
 	}
 	if rc, ok := s.c.(*redis.Client); ok && client == s.c && !s.scriptAccepts.Load() && !s.noPlain.Load() {
 		// On one Redis (not a Cluster's master, which runBatch hands a
@@ -189,7 +199,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 		if wake > 0 {
 			// A wake-up is a hint: one that finds a duplicate's
 			// deliveries, which were not stored, only costs a look.
-			p.Publish(ctx, s.k.wake(), wake)
+			p.Publish(ctx, s.k.wake(), wakePayload(wake, woken))
 		}
 		if replicas > 0 {
 			waited = p.Do(ctx, "WAIT", replicas, replicaWait.Milliseconds())
@@ -216,7 +226,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 	}
 	if reloaded {
 		if wake > 0 {
-			_ = client.Publish(ctx, s.k.wake(), wake).Err()
+			_ = client.Publish(ctx, s.k.wake(), wakePayload(wake, woken)).Err()
 		}
 		if replicas > 0 {
 			waited = client.Do(ctx, "WAIT", replicas, replicaWait.Milliseconds())

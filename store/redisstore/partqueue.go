@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -126,6 +127,11 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	now := r.Now.UnixMilli()
 	until := leaseEnd(r.Now, r.TTL)
 	head := newTokenHead()
+	names := make([]string, len(r.Actions))
+	for a, q := range r.Actions {
+		names[a] = q.Action
+	}
+	began := s.idle.begin(names)
 
 	gkeys := make([]string, 0, 2*len(r.Actions))
 	gargs := make([]any, 0, 3+4*len(r.Actions))
@@ -303,9 +309,25 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 			}
 		}
 	}
+	// An action that the first round found nothing of, in partitions
+	// where it had nothing queued or held, and that the last full look
+	// found idle (idleActions), is not looked for further: it would be
+	// short of its ask in every call, and ask every partition.
+	clock := time.Now()
+	skip := make([]bool, len(r.Actions))
+	for a := range r.Actions {
+		if first == P || got[a] > 0 {
+			continue
+		}
+		found := false
+		for _, i := range order[:first] {
+			found = found || nexts[i] == nil || nexts[i][a] != 0
+		}
+		skip[a] = !found && s.idle.idle(names[a], clock)
+	}
 	short := func() bool {
 		for a := range r.Actions {
-			if got[a] < grants[a].allowed {
+			if !skip[a] && got[a] < grants[a].allowed {
 				return true
 			}
 		}
@@ -316,7 +338,9 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		rest := order[first:]
 		deficit := make([]int, len(r.Actions))
 		for a := range r.Actions {
-			deficit[a] = grants[a].allowed - got[a]
+			if !skip[a] {
+				deficit[a] = grants[a].allowed - got[a]
+			}
 		}
 		run("s", rest, func(j, a int) int { return share(deficit[a], j, len(rest)) })
 	}
@@ -347,15 +371,31 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	}
 	// An action is due again when its earliest partition is, and no
 	// earlier than the end of a probe just leased; when some partitions
-	// were not asked, something may be due there now.
+	// were not asked, something may be due there now, but of an action
+	// taken for idle. A look that asked every partition marks the actions
+	// it found nothing of anywhere as idle.
 	asked := 0
 	for _, n := range nexts {
 		if n != nil {
 			asked++
 		}
 	}
-	if asked < P && firstErr == nil {
+	if s.leaseAsked != nil {
+		s.leaseAsked(asked)
+	}
+	if asked < P && firstErr == nil && slices.Contains(skip, false) {
 		b.NextDue = r.Now
+	}
+	if asked == P && firstErr == nil {
+		for a := range r.Actions {
+			none := grants[a].allowed > 0 && got[a] == 0
+			for i := 0; none && i < P; i++ {
+				none = nexts[i][a] == 0
+			}
+			if none {
+				s.idle.mark(began, a, names[a], clock)
+			}
+		}
 	}
 	for a, q := range r.Actions {
 		var t int64

@@ -50,6 +50,11 @@ type Store struct {
 
 	// turn moves the partition that a partitioned Lease serves first.
 	turn atomic.Uint64
+	// idle: the actions a partitioned Lease need not look for in every
+	// partition; leaseAsked, when set (tests), is told how many
+	// partitions each partitioned Lease asked.
+	idle       idleActions
+	leaseAsked func(partitions int)
 	// A partitioned store's pruning pass (pruneParts): the partitions
 	// whose pass ended, and the one to start the next call from.
 	pruning   sync.Mutex
@@ -320,8 +325,16 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err != nil {
 		return store.Accepted{}, err
 	}
-	res, err := s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), replicas: a.WaitReplicas,
-		keys: keys, args: args, handed: h, pack: pack, done: make(chan struct{})})
+	var actions []string
+	if s.partitioned() {
+		for _, d := range a.Deliveries {
+			if !slices.Contains(actions, d.Action) {
+				actions = append(actions, d.Action)
+			}
+		}
+	}
+	res, err := s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), actions: actions,
+		replicas: a.WaitReplicas, keys: keys, args: args, handed: h, pack: pack, done: make(chan struct{})})
 	if err == nil && res.Duplicate && h != nil && h.reserved {
 		s.unreserve(ctx, h)
 	}

@@ -93,6 +93,10 @@ end
 // is then "r", and the last key of the five names its queue, like a
 // delivery in no lane.
 const enqueueLua = `
+-- The actions of the deliveries enqueue queued (not handed off), each
+-- once, in the order first queued: what a wake-up names.
+local queuedSeen, queuedActions = {}, {}
+
 local function zaddNow(key, score, member)
 	redis.call("ZADD", key, score, member)
 end
@@ -169,6 +173,10 @@ local function enqueue(at, last, evt, queues, first, zadd, sadd)
 		end
 		if not token then
 			queued = queued + 1
+			if not queuedSeen[action] then
+				queuedSeen[action] = true
+				queuedActions[#queuedActions + 1] = action
+			end
 		end
 		sadd(KEYS[queues], action)
 		at = at + 9 + x
@@ -223,7 +231,8 @@ end
 // are woken by the caller, once per batch (commit.go), unless the call
 // offers deliveries to the caller (store.HandOff, enqueueLua): it then
 // names the wake channel, and the script wakes the relays for the
-// deliveries it queued, if any.
+// deliveries it queued, if any, with a message that names their actions
+// (wakePayload).
 //
 //	ARGV[1]    n: the number of events
 //	ARGV[2]    the wake channel, or "" when the caller wakes the relays
@@ -372,7 +381,7 @@ end
 flush("ZADD", zkeys, zpairs)
 flush("SADD", skeys, smembers)
 if ARGV[2] ~= "" and woken > 0 then
-	redis.call("PUBLISH", ARGV[2], woken)
+	redis.call("PUBLISH", ARGV[2], woken .. " " .. table.concat(queuedActions, " "))
 end
 return out
 `)

@@ -57,7 +57,13 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 	ps := s.c.Subscribe(ctx, channel)
 	_, _ = ps.Receive(ctx)
 	msgs := ps.Channel()
-	signal := func() {
+	// A message names the actions whose deliveries it announces, which a
+	// partitioned store's leases take into account first (idleActions).
+	partitioned := s.partitioned()
+	signal := func(payload string) {
+		if partitioned {
+			s.idle.woken(payload)
+		}
 		select {
 		case out <- struct{}{}:
 		default:
@@ -87,11 +93,11 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-msgs:
+			case m, ok := <-msgs:
 				if !ok {
 					return
 				}
-				signal()
+				signal(m.Payload)
 			}
 		}
 	}()
@@ -103,7 +109,7 @@ func (s *Store) Wake(ctx context.Context) <-chan struct{} {
 type shortcuts struct {
 	cc      *redis.ClusterClient
 	channel string
-	signal  func()
+	signal  func(payload string)
 
 	mu      sync.Mutex
 	subs    map[string]*redis.PubSub
@@ -134,8 +140,8 @@ func (sc *shortcuts) add(ctx context.Context) {
 		sc.mu.Unlock()
 		go func(m <-chan *redis.Message) {
 			defer sc.readers.Done()
-			for range m {
-				sc.signal()
+			for msg := range m {
+				sc.signal(msg.Payload)
 			}
 			// The node is gone: a master on its address gets a new
 			// subscription at the next refresh.

@@ -1,0 +1,101 @@
+package redisstore
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// idleFor is the longest a partitioned store takes an action for idle
+// after a full look found it so (idleActions).
+const idleFor = time.Second
+
+// idleActions are, on a partitioned store, the actions that this process's
+// last full look (a lease call that asked every partition) found with
+// nothing queued or held in any partition. A lease call asks the
+// partitions beyond its first round only for the actions still short of
+// what they asked, and an idle action always is: the mark spares those
+// rounds (leaseParts). A mark holds for idleFor at most, and goes at once
+// when a wake-up names the action (an accept queued a delivery of it) or
+// names none (every other wake-up: a lane moving on, a lease given back, a
+// retry by hand, one from an older process). A full look marks an action
+// only when no wake-up that would have removed the mark came while it ran.
+type idleActions struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+	named map[string]uint64 // per action, the wake-ups that named it
+	any   uint64            // the wake-ups that named no action
+}
+
+// wakePayload is the message that wakes the relays for n deliveries
+// queued of the actions named (none: unknown).
+func wakePayload(n int, actions []string) string {
+	if len(actions) == 0 {
+		return strconv.Itoa(n)
+	}
+	return strconv.Itoa(n) + " " + strings.Join(actions, " ")
+}
+
+// woken takes a wake-up's message (wakePayload) into account.
+func (ia *idleActions) woken(payload string) {
+	_, names, _ := strings.Cut(payload, " ")
+	ia.mu.Lock()
+	defer ia.mu.Unlock()
+	if names == "" {
+		ia.any++
+		clear(ia.until)
+		return
+	}
+	if ia.named == nil {
+		ia.named = map[string]uint64{}
+	}
+	for _, name := range strings.Fields(names) {
+		ia.named[name]++
+		delete(ia.until, name)
+	}
+}
+
+// look is what a full look began with: the wake-ups counted so far, per
+// action of the call and in all.
+type look struct {
+	any   uint64
+	named []uint64
+}
+
+// begin notes the wake-ups counted before a lease call of actions.
+func (ia *idleActions) begin(actions []string) look {
+	ia.mu.Lock()
+	defer ia.mu.Unlock()
+	l := look{any: ia.any, named: make([]uint64, len(actions))}
+	for i, a := range actions {
+		l.named[i] = ia.named[a]
+	}
+	return l
+}
+
+// mark takes the i-th action of the call that began with l for idle until
+// idleFor after now, unless a wake-up that concerns it came since.
+func (ia *idleActions) mark(l look, i int, action string, now time.Time) {
+	ia.mu.Lock()
+	defer ia.mu.Unlock()
+	if ia.any != l.any || ia.named[action] != l.named[i] {
+		return
+	}
+	if ia.until == nil {
+		ia.until = map[string]time.Time{}
+	}
+	ia.until[action] = now.Add(idleFor)
+}
+
+// idle reports whether action is taken for idle at now.
+func (ia *idleActions) idle(action string, now time.Time) bool {
+	ia.mu.Lock()
+	defer ia.mu.Unlock()
+	until, ok := ia.until[action]
+	if ok && !now.Before(until) {
+		delete(ia.until, action)
+		return false
+	}
+	return ok
+}
