@@ -227,6 +227,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	case int64(-2):
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: a worker holds it: %w", id, store.ErrConflict)
 	}
+	s.queued(nil)
 	m, err := fieldMap(res)
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
@@ -301,6 +302,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	if err != nil {
 		return fail(err)
 	}
+	s.queued(nil)
 	switch v := res.(type) {
 	case int64:
 		if v < 0 {

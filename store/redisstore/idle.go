@@ -37,6 +37,16 @@ func wakePayload(n int, actions []string) string {
 	return strconv.Itoa(n) + " " + strings.Join(actions, " ")
 }
 
+// queued tells the idle marks of a partitioned store that this process
+// queued deliveries of actions (nil: of any action), once they are
+// written: the marks go at once, not when the wake-up comes back, and go
+// even if it never does.
+func (s *Store) queued(actions []string) {
+	if s.partitioned() {
+		s.idle.woken(wakePayload(0, actions))
+	}
+}
+
 // woken takes a wake-up's message (wakePayload) into account.
 func (ia *idleActions) woken(payload string) {
 	_, names, _ := strings.Cut(payload, " ")

@@ -163,8 +163,37 @@ func TestPartitionedLeaseSparesIdleActions(t *testing.T) {
 		t.Fatalf("lease by a process that heard no wake-up, within idleFor: %d quiet from %d partitions; want 0 from 1", count(ls, "quiet"), asked)
 	}
 	time.Sleep(idleFor)
-	if ls := lease(o); count(ls, "quiet") != 1 || asked != P {
+	ls = lease(o)
+	if count(ls, "quiet") != 1 || asked != P {
 		t.Fatalf("lease idleFor later: %d quiet from %d partitions; want %s from all %d", count(ls, "quiet"), asked, d.ID, P)
+	}
+	if err := o.Release(t.Context(), now, ls); err != nil {
+		t.Fatal(err)
+	}
+
+	// A process's own accepts end its marks when they are written, wake-up
+	// or not: a third process, subscribed to none, finds its own accept's
+	// delivery at once.
+	p := openParts(t, prefix, P)
+	p.leaseAsked = func(n int) { asked = n }
+	for _, l := range lease(p) {
+		if errs, err := p.Finish(t.Context(), []store.Finish{{Lease: l, Attempt: store.Attempt{N: 1, StartedAt: now},
+			Outcome: store.Outcome{Status: store.DeliverySucceeded}}}); err != nil || errs[0] != nil {
+			t.Fatalf("Finish: %v, %v", err, errs)
+		}
+	}
+	if ls := lease(p); count(ls, "quiet") != 0 || asked != P {
+		t.Fatalf("third process's full look: %d quiet from %d partitions; want 0 from %d", count(ls, "quiet"), asked, P)
+	}
+	for i := 2000; ; i++ {
+		id := store.NewDeliveryID(store.NewEventID("h", "q"+strconv.Itoa(i), now), now)
+		if p.partOf(id) != int((p.turn.Load()+1)%P) {
+			d = accept(p, "q"+strconv.Itoa(i), "quiet")
+			break
+		}
+	}
+	if ls := lease(p); count(ls, "quiet") != 1 {
+		t.Fatalf("lease after the process's own accept of quiet: %d quiet from %d partitions; want %s", count(ls, "quiet"), asked, d.ID)
 	}
 }
 

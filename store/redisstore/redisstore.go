@@ -338,6 +338,9 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	if err == nil && res.Duplicate && h != nil && h.reserved {
 		s.unreserve(ctx, h)
 	}
+	if err == nil && !res.Duplicate && len(actions) > 0 {
+		s.queued(actions)
+	}
 	return res, err
 }
 
