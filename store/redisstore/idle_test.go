@@ -153,8 +153,9 @@ func TestPartitionedLeaseSparesIdleActions(t *testing.T) {
 		t.Fatalf("other process's first lease: %d quiet from %d partitions; want 0 from %d", count(ls, "quiet"), asked, P)
 	}
 	for i := 1000; ; i++ {
+		// Not in the partition either of o's next two calls asks first.
 		id := store.NewDeliveryID(store.NewEventID("h", "q"+strconv.Itoa(i), now), now)
-		if o.partOf(id) != int((o.turn.Load()+1)%P) {
+		if part := o.partOf(id); part != int((o.turn.Load()+1)%P) && part != int((o.turn.Load()+2)%P) {
 			d = accept(s, "q"+strconv.Itoa(i), "quiet")
 			break
 		}
@@ -245,5 +246,42 @@ func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
 	}
 	if got := next(); got != "1 b" {
 		t.Errorf("wake-up of an accept that handed a off and queued b: %q, want %q", got, "1 b")
+	}
+}
+
+// TestPartitionedBusyCheckMarksIdleActions: with so many actions that a
+// lease first looks which have anything anywhere (busyCheck), that look
+// marks the others idle, and the calls after it leave them out.
+func TestPartitionedBusyCheckMarksIdleActions(t *testing.T) {
+	const P = 4
+	s := openParts(t, redistest.Prefix(t), P)
+	now := time.Now().Truncate(time.Millisecond)
+	for i := range 20 {
+		e := store.Event{ID: store.NewEventID("h", "b"+strconv.Itoa(i), now), Hook: "h", ReceivedAt: now, IdempotencyKey: "b" + strconv.Itoa(i)}
+		d := store.Delivery{ID: store.NewDeliveryID(e.ID, now), Rule: "r", Action: "busy", NextAttemptAt: now}
+		if _, err := s.Accept(t.Context(), store.Accept{Event: e, Deliveries: []store.Delivery{d}, KeyTTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quotas := []store.ActionQuota{{Action: "busy", N: 2}}
+	for i := range busyCheck {
+		quotas = append(quotas, store.ActionQuota{Action: "idle" + strconv.Itoa(i), N: 8})
+	}
+	for call := range 2 {
+		b, err := s.Lease(t.Context(), store.LeaseRequest{Now: now, TTL: time.Minute, Actions: quotas})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Leases) != 2 {
+			t.Fatalf("call %d leased %d, want busy's 2", call+1, len(b.Leases))
+		}
+		for i := range busyCheck {
+			if !s.idle.idle("idle"+strconv.Itoa(i), time.Now()) {
+				t.Fatalf("after call %d idle%d is not marked idle", call+1, i)
+			}
+		}
+		if s.idle.idle("busy", time.Now()) {
+			t.Fatalf("after call %d busy is marked idle", call+1)
+		}
 	}
 }

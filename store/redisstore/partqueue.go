@@ -112,12 +112,36 @@ func (s *Store) busyActions(ctx context.Context, qs []store.ActionQuota) ([]stor
 }
 
 func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.LeaseBatch, error) {
+	// The actions that the last full look found with nothing queued or
+	// held in any partition are left out until a wake-up names them or
+	// their mark ends (idleActions): each would cost the gate and the
+	// settle scripts, and a look in every partition, for nothing.
+	clock := time.Now()
+	if slices.ContainsFunc(r.Actions, func(q store.ActionQuota) bool { return s.idle.idle(q.Action, clock) }) {
+		qs := make([]store.ActionQuota, 0, len(r.Actions))
+		for _, q := range r.Actions {
+			if !s.idle.idle(q.Action, clock) {
+				qs = append(qs, q)
+			}
+		}
+		if len(qs) == 0 {
+			return store.LeaseBatch{}, nil
+		}
+		r.Actions = qs
+	}
 	if len(r.Actions) >= busyCheck {
 		// An action with nothing queued or held anywhere has nothing to
-		// lease, to gate or to report (NextDue).
+		// lease, to gate or to report (NextDue); the look, which asked
+		// every partition, marks it idle.
+		look := s.idle.begin(quotaNames(r.Actions))
 		qs, err := s.busyActions(ctx, r.Actions)
 		if err != nil {
 			return store.LeaseBatch{}, fmt.Errorf("redisstore: lease: %w", err)
+		}
+		for a, q := range r.Actions {
+			if !slices.ContainsFunc(qs, func(b store.ActionQuota) bool { return b.Action == q.Action }) {
+				s.idle.mark(look, a, q.Action, clock)
+			}
 		}
 		if len(qs) == 0 {
 			return store.LeaseBatch{}, nil
@@ -127,10 +151,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	now := r.Now.UnixMilli()
 	until := leaseEnd(r.Now, r.TTL)
 	head := newTokenHead()
-	names := make([]string, len(r.Actions))
-	for a, q := range r.Actions {
-		names[a] = q.Action
-	}
+	names := quotaNames(r.Actions)
 	began := s.idle.begin(names)
 
 	gkeys := make([]string, 0, 2*len(r.Actions))
@@ -309,25 +330,9 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 			}
 		}
 	}
-	// An action that the first round found nothing of, in partitions
-	// where it had nothing queued or held, and that the last full look
-	// found idle (idleActions), is not looked for further: it would be
-	// short of its ask in every call, and ask every partition.
-	clock := time.Now()
-	skip := make([]bool, len(r.Actions))
-	for a := range r.Actions {
-		if first == P || got[a] > 0 {
-			continue
-		}
-		found := false
-		for _, i := range order[:first] {
-			found = found || nexts[i] == nil || nexts[i][a] != 0
-		}
-		skip[a] = !found && s.idle.idle(names[a], clock)
-	}
 	short := func() bool {
 		for a := range r.Actions {
-			if !skip[a] && got[a] < grants[a].allowed {
+			if got[a] < grants[a].allowed {
 				return true
 			}
 		}
@@ -338,9 +343,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		rest := order[first:]
 		deficit := make([]int, len(r.Actions))
 		for a := range r.Actions {
-			if !skip[a] {
-				deficit[a] = grants[a].allowed - got[a]
-			}
+			deficit[a] = grants[a].allowed - got[a]
 		}
 		run("s", rest, func(j, a int) int { return share(deficit[a], j, len(rest)) })
 	}
@@ -371,9 +374,9 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	}
 	// An action is due again when its earliest partition is, and no
 	// earlier than the end of a probe just leased; when some partitions
-	// were not asked, something may be due there now, but of an action
-	// taken for idle. A look that asked every partition marks the actions
-	// it found nothing of anywhere as idle.
+	// were not asked, something may be due there now. A look that asked
+	// every partition marks the actions it found nothing of anywhere as
+	// idle.
 	asked := 0
 	for _, n := range nexts {
 		if n != nil {
@@ -383,7 +386,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	if s.leaseAsked != nil {
 		s.leaseAsked(asked)
 	}
-	if asked < P && firstErr == nil && slices.Contains(skip, false) {
+	if asked < P && firstErr == nil {
 		b.NextDue = r.Now
 	}
 	if asked == P && firstErr == nil {
@@ -420,6 +423,15 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 		return b, fmt.Errorf("redisstore: lease: %w", firstErr)
 	}
 	return b, nil
+}
+
+// quotaNames are the actions of qs, in their order.
+func quotaNames(qs []store.ActionQuota) []string {
+	names := make([]string, len(qs))
+	for a, q := range qs {
+		names[a] = q.Action
+	}
+	return names
 }
 
 // settle runs settleScript when a quota needs it: one whose cap set holds
