@@ -12,11 +12,11 @@ import (
 const idleFor = time.Second
 
 // idleActions are, on a partitioned store, the actions that this process's
-// last full look (a lease call that asked every partition) found with
-// nothing queued or held in any partition. A lease call asks the
-// partitions beyond its first round only for the actions still short of
-// what they asked, and an idle action always is: the mark spares those
-// rounds (leaseParts). A mark holds for idleFor at most, and goes at once
+// last full look (a lease call that asked every partition, or its look at
+// which actions are busy) found with nothing queued or held in any
+// partition. Lease calls leave them out (leaseParts): each would cost the
+// gate and settle scripts, and, always short of what it asked, a look in
+// every partition, for nothing. A mark holds for idleFor at most, and goes at once
 // when a wake-up names the action (an accept queued a delivery of it) or
 // names none (every other wake-up: a lane moving on, a lease given back, a
 // retry by hand, one from an older process). A full look marks an action
