@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // idleFor is the longest a partitioned store takes an action for idle
@@ -43,16 +45,22 @@ func wakePayload(n int, actions []string) string {
 // even if it never does.
 func (s *Store) queued(actions []string) {
 	if s.partitioned() {
-		s.idle.woken(wakePayload(0, actions))
+		s.idle.forget(actions)
 	}
 }
 
 // woken takes a wake-up's message (wakePayload) into account.
 func (ia *idleActions) woken(payload string) {
 	_, names, _ := strings.Cut(payload, " ")
+	ia.forget(strings.Fields(names))
+}
+
+// forget ends the marks of actions (none named: of every action), and
+// keeps a look under way from setting them.
+func (ia *idleActions) forget(actions []string) {
 	ia.mu.Lock()
 	defer ia.mu.Unlock()
-	if names == "" {
+	if len(actions) == 0 {
 		ia.any++
 		clear(ia.until)
 		return
@@ -60,7 +68,7 @@ func (ia *idleActions) woken(payload string) {
 	if ia.named == nil {
 		ia.named = map[string]uint64{}
 	}
-	for _, name := range strings.Fields(names) {
+	for _, name := range actions {
 		ia.named[name]++
 		delete(ia.until, name)
 	}
@@ -102,10 +110,37 @@ func (ia *idleActions) mark(l look, i int, action string, now time.Time) {
 func (ia *idleActions) idle(action string, now time.Time) bool {
 	ia.mu.Lock()
 	defer ia.mu.Unlock()
+	return ia.idleLocked(action, now)
+}
+
+func (ia *idleActions) idleLocked(action string, now time.Time) bool {
 	until, ok := ia.until[action]
 	if ok && !now.Before(until) {
 		delete(ia.until, action)
 		return false
 	}
 	return ok
+}
+
+// busy returns the quotas of qs whose actions are not taken for idle at
+// now: qs itself when none is.
+func (ia *idleActions) busy(qs []store.ActionQuota, now time.Time) []store.ActionQuota {
+	ia.mu.Lock()
+	defer ia.mu.Unlock()
+	if len(ia.until) == 0 {
+		return qs
+	}
+	var out []store.ActionQuota
+	for i, q := range qs {
+		switch idle := ia.idleLocked(q.Action, now); {
+		case idle && out == nil:
+			out = append(make([]store.ActionQuota, 0, len(qs)), qs[:i]...)
+		case !idle && out != nil:
+			out = append(out, q)
+		}
+	}
+	if out == nil {
+		return qs
+	}
+	return out
 }

@@ -285,3 +285,27 @@ func TestPartitionedBusyCheckMarksIdleActions(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleActionsBusy: busy keeps the quotas of the actions not marked, in
+// their order, and hands back the caller's slice when none is marked.
+func TestIdleActionsBusy(t *testing.T) {
+	var ia idleActions
+	now := time.Now()
+	qs := []store.ActionQuota{{Action: "a"}, {Action: "b"}, {Action: "c"}, {Action: "d"}}
+	if got := ia.busy(qs, now); &got[0] != &qs[0] || len(got) != 4 {
+		t.Fatalf("busy with no marks = %v, want qs itself", got)
+	}
+	l := ia.begin([]string{"b", "d"})
+	ia.mark(l, 0, "b", now)
+	ia.mark(l, 1, "d", now)
+	got := ia.busy(qs, now)
+	if len(got) != 2 || got[0].Action != "a" || got[1].Action != "c" {
+		t.Fatalf("busy with b and d marked = %v, want a, c", got)
+	}
+	if qs[1].Action != "b" || qs[3].Action != "d" {
+		t.Fatalf("busy changed the caller's quotas: %v", qs)
+	}
+	if got := ia.busy(qs, now.Add(idleFor)); len(got) != 4 {
+		t.Fatalf("busy once the marks ended = %v, want all four", got)
+	}
+}

@@ -117,13 +117,7 @@ func (s *Store) leaseParts(ctx context.Context, r store.LeaseRequest) (store.Lea
 	// their mark ends (idleActions): each would cost the gate and the
 	// settle scripts, and a look in every partition, for nothing.
 	clock := time.Now()
-	if slices.ContainsFunc(r.Actions, func(q store.ActionQuota) bool { return s.idle.idle(q.Action, clock) }) {
-		qs := make([]store.ActionQuota, 0, len(r.Actions))
-		for _, q := range r.Actions {
-			if !s.idle.idle(q.Action, clock) {
-				qs = append(qs, q)
-			}
-		}
+	if qs := s.idle.busy(r.Actions, clock); len(qs) < len(r.Actions) {
 		if len(qs) == 0 {
 			return store.LeaseBatch{}, nil
 		}
