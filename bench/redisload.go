@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redisinfo"
 )
 
 // redisLoad is the CPU time the Redis servers of one store spent in one
@@ -121,31 +122,11 @@ func (b *bench) redisUsage(ctx context.Context, store string) *redisReading {
 
 // parseRedisInfo reads, from the text of INFO cpu and commandstats, the
 // CPU time used (user and system, seconds) and the calls and time of the
-// scripts and transactions (scriptStat).
+// scripts and transactions (scriptStat); what it cannot read counts 0.
 func parseRedisInfo(info string) (cpu float64, scripts scriptStat) {
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "used_cpu_user", "used_cpu_sys":
-			x, _ := strconv.ParseFloat(v, 64)
-			cpu += x
-		case "cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi", "cmdstat_watch", "cmdstat_mget":
-			carries := k == "cmdstat_evalsha" || k == "cmdstat_eval" || k == "cmdstat_exec"
-			for _, kv := range strings.Split(v, ",") {
-				name, val, _ := strings.Cut(kv, "=")
-				n, _ := strconv.ParseInt(val, 10, 64)
-				switch {
-				case name == "calls" && carries:
-					scripts.Calls += n
-				case name == "usec":
-					scripts.Usec += n
-				}
-			}
-		}
-	}
+	fields := redisinfo.Fields(info)
+	cpu, _ = redisinfo.CPU(fields)
+	scripts.Calls, scripts.Usec, _ = redisinfo.State(fields)
 	return cpu, scripts
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redisinfo"
 )
 
 // DefaultURL is used when REDIS_URL is not set.
@@ -132,31 +134,7 @@ func info(t testing.TB, section string) map[string]string {
 	if err != nil {
 		t.Fatalf("INFO %s: %v", section, err)
 	}
-	fields := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			fields[k] = v
-		}
-	}
-	return fields
-}
-
-// number parses the value of INFO field name of section, which fields
-// holds; a missing field reads as 0 when optional.
-func number(t testing.TB, section string, fields map[string]string, name string, optional bool) float64 {
-	t.Helper()
-	v, ok := fields[name]
-	if !ok {
-		if !optional {
-			t.Fatalf("INFO %s has no %s", section, name)
-		}
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		t.Fatalf("INFO %s: %s:%s: %v", section, name, v, err)
-	}
-	return f
+	return redisinfo.Fields(text)
 }
 
 // CPU returns the CPU time, system and user, that the test server has used
@@ -164,33 +142,24 @@ func number(t testing.TB, section string, fields map[string]string, name string,
 // difference counts whatever else it did meanwhile too.
 func CPU(t testing.TB) float64 {
 	t.Helper()
-	fields := info(t, "cpu")
-	return number(t, "cpu", fields, "used_cpu_sys", false) + number(t, "cpu", fields, "used_cpu_user", false)
+	cpu, err := redisinfo.CPU(info(t, "cpu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cpu
 }
 
 // ScriptTime returns the time, in microseconds, that the test server has
-// spent running scripts and transactions since its statistics were last
-// reset (INFO commandstats: EVALSHA and EVAL; EXEC, whose time holds that
-// of the commands it ran, and MULTI, WATCH and MGET, which a batch of
-// accepts without a script sends around it). Redis times a command by the
-// clock, so the time includes any the server waited for a core. The server
-// is shared, so a difference counts other clients' calls too.
+// spent in the calls that carry a store's state changes since its
+// statistics were last reset: scripts and transactions (redisinfo.State).
+// The server is shared, so a difference counts other clients' calls too.
 func ScriptTime(t testing.TB) float64 {
 	t.Helper()
-	stats := info(t, "commandstats")
-	var total float64
-	for _, name := range []string{"cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi", "cmdstat_watch", "cmdstat_mget"} {
-		// calls=3,usec=120,usec_per_call=40.00,…; a command never called
-		// since the reset has no line.
-		usec := map[string]string{}
-		for _, field := range strings.Split(stats[name], ",") {
-			if k, v, ok := strings.Cut(field, "="); ok {
-				usec[k] = v
-			}
-		}
-		total += number(t, "commandstats "+name, usec, "usec", true)
+	_, usec, err := redisinfo.State(info(t, "commandstats"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return total
+	return float64(usec)
 }
 
 // Memory returns the memory the test server uses for data, in bytes (INFO
@@ -198,7 +167,12 @@ func ScriptTime(t testing.TB) float64 {
 // whatever else it stored meanwhile too.
 func Memory(t testing.TB) int64 {
 	t.Helper()
-	return int64(number(t, "memory", info(t, "memory"), "used_memory", false))
+	v := info(t, "memory")["used_memory"]
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("INFO memory: used_memory:%s: %v", v, err)
+	}
+	return n
 }
 
 // WithPrefix is the store URL rawURL (redis:// or redis+cluster://) with
