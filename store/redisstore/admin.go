@@ -227,15 +227,17 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	case int64(-2):
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: a worker holds it: %w", id, store.ErrConflict)
 	}
-	s.queued(nil)
 	m, err := fieldMap(res)
 	if err != nil {
+		s.queued(nil)
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
 	}
 	d, err := decodeDelivery(m)
 	if err != nil {
+		s.queued(nil)
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
 	}
+	s.queued([]string{d.Action})
 	return d, nil
 }
 
@@ -302,7 +304,7 @@ func (s *Store) AddDeliveries(ctx context.Context, eventID string, rules []strin
 	if err != nil {
 		return fail(err)
 	}
-	s.queued(nil)
+	s.queued(actionsOf(ds, deliveryAction))
 	switch v := res.(type) {
 	case int64:
 		if v < 0 {

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +20,11 @@ const idleFor = time.Second
 // partition. Lease calls leave them out (leaseParts): each would cost the
 // gate and settle scripts, and, always short of what it asked, a look in
 // every partition, for nothing. A mark holds for idleFor at most, and goes at once
-// when a wake-up names the action (an accept queued a delivery of it) or
-// names none (every other wake-up: a lane moving on, a lease given back, a
-// retry by hand, one from an older process). A full look marks an action
-// only when no wake-up that would have removed the mark came while it ran.
+// when a wake-up names the action (an accept queued a delivery of it, a
+// finish let one go in its lane, a lease was given back, a delivery was
+// retried by hand or added) or names none (one from an older process). A
+// full look marks an action only when no wake-up that would have removed
+// the mark came while it ran.
 type idleActions struct {
 	mu    sync.Mutex
 	until map[string]time.Time
@@ -48,6 +50,21 @@ func (s *Store) queued(actions []string) {
 		s.idle.forget(actions)
 	}
 }
+
+// actionsOf returns the actions of xs, each once, in the order first met.
+func actionsOf[T any](xs []T, action func(T) string) []string {
+	var actions []string
+	for _, x := range xs {
+		if a := action(x); !slices.Contains(actions, a) {
+			actions = append(actions, a)
+		}
+	}
+	return actions
+}
+
+func deliveryAction(d store.Delivery) string { return d.Action }
+
+func leaseAction(l store.Lease) string { return l.Delivery.Action }
 
 // woken takes a wake-up's message (wakePayload) into account.
 func (ia *idleActions) woken(payload string) {

@@ -249,6 +249,115 @@ func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
 	}
 }
 
+// TestPartitionedWakeUpsNameTheirActions: every wake-up names the actions
+// whose deliveries it is for (a lane let go at a finish, a lease given
+// back, a retry by hand, deliveries added), and this process's marks of
+// other actions outlive its own such writes.
+func TestPartitionedWakeUpsNameTheirActions(t *testing.T) {
+	ctx := t.Context()
+	s := openParts(t, redistest.Prefix(t), 4)
+	sub := redistest.Client(t).Subscribe(ctx, s.k.wake())
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what, want string) {
+		t.Helper()
+		select {
+		case m := <-sub.Channel():
+			if m.Payload != want {
+				t.Errorf("wake-up of %s: %q, want %q", what, m.Payload, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no wake-up for %s", what)
+		}
+	}
+	// Marks of two other actions, as a full look leaves them; each write
+	// below must leave them.
+	markOthers := func() {
+		t.Helper()
+		l := s.idle.begin([]string{"x", "y"})
+		s.idle.mark(l, 0, "x", time.Now())
+		s.idle.mark(l, 1, "y", time.Now())
+	}
+	checkOthers := func(after string) {
+		t.Helper()
+		if !s.idle.idle("x", time.Now()) || !s.idle.idle("y", time.Now()) {
+			t.Errorf("after %s the marks of x and y are gone", after)
+		}
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	e := store.Event{ID: store.NewEventID("h", "k", now), Hook: "h", ReceivedAt: now, IdempotencyKey: "k", Body: []byte(`{}`)}
+	var ds []store.Delivery
+	for i := range 2 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		ds = append(ds, store.Delivery{Hook: "h", Rule: "r" + strconv.Itoa(i),
+			Action: "a", Lane: "L", Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: at, UpdatedAt: now})
+	}
+	// The event, its key and its lane in one shard, as the gateway makes it.
+	e.ID = store.InShard(e.ID, store.EventShard("h", "k", ds))
+	for i := range ds {
+		ds[i].ID, ds[i].EventID = store.NewDeliveryID(e.ID, ds[i].CreatedAt), e.ID
+	}
+	if _, err := s.Accept(ctx, store.Accept{Event: e, Deliveries: ds, KeyTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	expect("the accept", "2 a")
+	lease := func(id string) store.Lease {
+		t.Helper()
+		b, err := s.Lease(ctx, store.LeaseRequest{Now: time.Now(), TTL: time.Minute, Actions: []store.ActionQuota{{Action: "a", N: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Leases) != 1 || b.Leases[0].Delivery.ID != id {
+			t.Fatalf("Lease = %d leases, want %s alone (its lane's head)", len(b.Leases), id)
+		}
+		return b.Leases[0]
+	}
+	first := lease(ds[0].ID)
+	markOthers()
+	f := store.Finish{Lease: first, Attempt: store.Attempt{DeliveryID: first.Delivery.ID, N: 1, StartedAt: now, StatusCode: 200,
+		Outcome: store.DeliverySucceeded}, Outcome: store.Outcome{Status: store.DeliverySucceeded, Reason: store.ReasonSucceeded}}
+	if errs, err := s.Finish(ctx, []store.Finish{f}); err != nil || errs[0] != nil {
+		t.Fatalf("Finish = %v, %v", errs, err)
+	}
+	expect("a finish that let the lane's next delivery go", "1 a")
+	checkOthers("the finish")
+
+	second := lease(ds[1].ID)
+	if err := s.Release(ctx, time.Now(), []store.Lease{second}); err != nil {
+		t.Fatal(err)
+	}
+	expect("a lease given back", "1 a")
+	checkOthers("the release")
+
+	if _, err := s.RetryDelivery(ctx, ds[1].ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	expect("a retry by hand", "1 a")
+	checkOthers("the retry")
+
+	added := store.Delivery{ID: store.NewDeliveryID(e.ID, now.Add(time.Second)), Hook: "h", Rule: "r9", Action: "b",
+		Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now}
+	if err := s.AddDeliveries(ctx, e.ID, []string{"r9"}, []store.Delivery{added}); err != nil {
+		t.Fatal(err)
+	}
+	expect("deliveries added", "1 b")
+	checkOthers("the deliveries added")
+
+	// The process's own writes end the marks of the actions they name.
+	l := s.idle.begin([]string{"a", "b"})
+	s.idle.mark(l, 0, "a", time.Now())
+	s.idle.mark(l, 1, "b", time.Now())
+	if _, err := s.RetryDelivery(ctx, ds[1].ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s.idle.idle("a", time.Now()) || !s.idle.idle("b", time.Now()) {
+		t.Errorf("after a retry of a's delivery: a idle %v, b idle %v; want a's mark gone, b's kept",
+			s.idle.idle("a", time.Now()), s.idle.idle("b", time.Now()))
+	}
+}
+
 // TestPartitionedBusyCheckMarksIdleActions: with so many actions that a
 // lease first looks which have anything anywhere (busyCheck), that look
 // marks the others idle, and the calls after it leave them out.

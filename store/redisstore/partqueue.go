@@ -539,7 +539,7 @@ func (s *Store) renewParts(ctx context.Context, until int64, ls []store.Lease) (
 func (s *Store) releaseParts(ctx context.Context, now time.Time, ls []store.Lease) error {
 	_, calls := s.leaseCalls(ls, func(k keys) []any { return []any{now.UnixMilli(), k.base, s.k.wake()} })
 	s.runAll(ctx, releaseScript, callList(calls), s.uncap(ctx, ls))
-	s.queued(nil)
+	s.queued(actionsOf(ls, leaseAction))
 	for _, c := range calls {
 		if err := c.cmd.Err(); err != nil {
 			return fmt.Errorf("redisstore: release: %w", err)

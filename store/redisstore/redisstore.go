@@ -327,11 +327,7 @@ func (s *Store) Accept(ctx context.Context, a store.Accept) (store.Accepted, err
 	}
 	var actions []string
 	if s.partitioned() {
-		for _, d := range a.Deliveries {
-			if !slices.Contains(actions, d.Action) {
-				actions = append(actions, d.Action)
-			}
-		}
+		actions = actionsOf(a.Deliveries, deliveryAction)
 	}
 	res, err := s.submit(ctx, &acceptCall{id: a.Event.ID, part: s.partOf(a.Event.ID), deliveries: len(a.Deliveries), actions: actions,
 		replicas: a.WaitReplicas, keys: keys, args: args, handed: h, pack: pack, done: make(chan struct{})})

@@ -860,7 +860,9 @@ var finishScript = redis.NewScript(laneLua + `
 local base = ARGV[1]
 local dead = base .. "ix:dead"
 local out = {}
-local woken = 0
+-- The deliveries let go in their lanes, and their actions, each once:
+-- what the wake-up names.
+local woken, wokenSeen, wokenActions = 0, {}, {}
 for i = 1, #KEYS / 2 do
 	local dkey, akey = KEYS[2 * i - 1], KEYS[2 * i]
 	local at = 3 + 7 * (i - 1)
@@ -904,15 +906,19 @@ for i = 1, #KEYS / 2 do
 			elseif d[1] == "dead" then
 				redis.call("ZREM", dead, id)
 			end
-			if status ~= "retrying" then
-				woken = woken + laneNext(base, action, d[5], id)
+			if status ~= "retrying" and laneNext(base, action, d[5], id) > 0 then
+				woken = woken + 1
+				if not wokenSeen[action] then
+					wokenSeen[action] = true
+					wokenActions[#wokenActions + 1] = action
+				end
 			end
 			out[i] = 1
 		end
 	end
 end
 if woken > 0 then
-	redis.call("PUBLISH", ARGV[2], woken)
+	redis.call("PUBLISH", ARGV[2], woken .. " " .. table.concat(wokenActions, " "))
 end
 return out
 `)
@@ -929,20 +935,25 @@ return out
 //
 // Returns how many leases were given back.
 var releaseScript = redis.NewScript(`
-local n = 0
+local n, seen, actions = 0, {}, {}
 for i, dkey in ipairs(KEYS) do
 	local id, token = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
 	local d = redis.call("HMGET", dkey, "token", "status", "action")
 	if token ~= "" and d[1] == token and (d[2] == "pending" or d[2] == "retrying") then
+		local action = d[3] or ""
 		redis.call("HDEL", dkey, "token", "lease")
 		redis.call("HSET", dkey, "due", ARGV[1])
-		redis.call("ZREM", ARGV[2] .. "lease:" .. (d[3] or ""), id)
-		redis.call("ZADD", ARGV[2] .. "q:" .. (d[3] or ""), ARGV[1], id)
+		redis.call("ZREM", ARGV[2] .. "lease:" .. action, id)
+		redis.call("ZADD", ARGV[2] .. "q:" .. action, ARGV[1], id)
 		n = n + 1
+		if not seen[action] then
+			seen[action] = true
+			actions[#actions + 1] = action
+		end
 	end
 end
 if n > 0 then
-	redis.call("PUBLISH", ARGV[3], n)
+	redis.call("PUBLISH", ARGV[3], n .. " " .. table.concat(actions, " "))
 end
 return n
 `)
@@ -1391,7 +1402,7 @@ redis.call("SADD", KEYS[3], action)
 if d[1] == "dead" then
 	redis.call("ZREM", KEYS[2], id)
 end
-redis.call("PUBLISH", ARGV[3], 1)
+redis.call("PUBLISH", ARGV[3], "1 " .. action)
 local out = redis.call("HGETALL", KEYS[1])
 out[#out + 1], out[#out + 2] = "id", id
 return out
@@ -1464,7 +1475,7 @@ if s and s ~= "a" then
 	redis.call("SADD", KEYS[3], "e:a:" .. hook)
 end
 local n = enqueue(at, #ARGV, ARGV[1], 1, 4, zaddNow, saddNow)
-redis.call("PUBLISH", ARGV[2], n)
+redis.call("PUBLISH", ARGV[2], n .. " " .. table.concat(queuedActions, " "))
 return n
 `)
 
