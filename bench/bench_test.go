@@ -279,24 +279,6 @@ func TestSmoke(t *testing.T) {
 	t.Logf("report:\n%s", rep.Markdown())
 }
 
-func TestParseRedisInfo(t *testing.T) {
-	info := "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\nused_cpu_sys_children:9.000000\r\n\r\n" +
-		"# Commandstats\r\ncmdstat_evalsha:calls=1106,usec=416236,usec_per_call=376.34,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_eval:calls=4,usec=100,usec_per_call=25.00,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_get:calls=7,usec=9,usec_per_call=1.29,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_exec:calls=20,usec=2000,usec_per_call=100.00,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_watch:calls=20,usec=30,usec_per_call=1.50,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_mget:calls=20,usec=40,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_set:calls=200,usec=700,usec_per_call=3.50,rejected_calls=0,failed_calls=0\r\n"
-	cpu, scripts := parseRedisInfo(info)
-	if cpu != 3.75 {
-		t.Errorf("CPU %v s, want 3.75 (user and system, not the children's)", cpu)
-	}
-	if want := (scriptStat{Calls: 1130, Usec: 418406}); scripts != want {
-		t.Errorf("scripts %+v, want %+v (EVALSHA, EVAL and EXEC calls; their time, WATCH's and MGET's, not that of the commands EXEC ran)", scripts, want)
-	}
-}
-
 func TestPayloadIsSignedJSONOfTheSize(t *testing.T) {
 	p := payloads{secret: []byte("s3cret"), size: 1024}
 	sent := time.Unix(1700000000, 123)

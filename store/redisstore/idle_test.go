@@ -198,20 +198,16 @@ func TestPartitionedLeaseSparesIdleActions(t *testing.T) {
 	}
 }
 
-// TestPartitionedWakeNamesQueuedActions: on a partitioned store an
-// accept's wake-up names the actions of the deliveries it queued, whether
-// the committer sends it or, for a batch that offers hand-offs, the
-// script; a delivery handed off wakes no one.
-func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
-	ctx := t.Context()
-	s := openParts(t, redistest.Prefix(t), 4)
-	sub := redistest.Client(t).Subscribe(ctx, s.k.wake())
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
+// wakeUps subscribes to s's wake channel and returns what reads the next
+// wake-up's message, failing the test when none comes within 5 s.
+func wakeUps(t *testing.T, s *Store) func() string {
+	t.Helper()
+	sub := redistest.Client(t).Subscribe(t.Context(), s.k.wake())
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	next := func() string {
+	return func() string {
 		t.Helper()
 		select {
 		case m := <-sub.Channel():
@@ -221,6 +217,17 @@ func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
 			return ""
 		}
 	}
+}
+
+// TestPartitionedWakeNamesQueuedActions: on a partitioned store an
+// accept's wake-up names the actions of the deliveries it queued, whether
+// the committer sends it or, for a batch that offers hand-offs, the
+// script; a delivery handed off wakes no one.
+func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
+	ctx := t.Context()
+	s := openParts(t, redistest.Prefix(t), 4)
+	next := wakeUps(t, s)
+	now := time.Now()
 	accept := func(key string, actions []string, offer *store.HandOff) store.Accepted {
 		t.Helper()
 		e := store.Event{ID: store.NewEventID("h", key, now), Hook: "h", ReceivedAt: now, IdempotencyKey: key, Body: []byte(`{}`)}
@@ -256,20 +263,11 @@ func TestPartitionedWakeNamesQueuedActions(t *testing.T) {
 func TestPartitionedWakeUpsNameTheirActions(t *testing.T) {
 	ctx := t.Context()
 	s := openParts(t, redistest.Prefix(t), 4)
-	sub := redistest.Client(t).Subscribe(ctx, s.k.wake())
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	next := wakeUps(t, s)
 	expect := func(what, want string) {
 		t.Helper()
-		select {
-		case m := <-sub.Channel():
-			if m.Payload != want {
-				t.Errorf("wake-up of %s: %q, want %q", what, m.Payload, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no wake-up for %s", what)
+		if got := next(); got != want {
+			t.Errorf("wake-up of %s: %q, want %q", what, got, want)
 		}
 	}
 	// Marks of two other actions, as a full look leaves them; each write
