@@ -188,6 +188,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: ping %s: %w", where, err)
 	}
+	if err := s.checkSetNXGet(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("redisstore: %s: %w", where, err)
+	}
 	if err := s.loadScripts(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("redisstore: load scripts on %s: %w", where, err)
