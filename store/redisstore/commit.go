@@ -99,16 +99,24 @@ func (s *Store) commit() {
 // replicas acknowledged in time. The callers' contexts no longer apply
 // here: a call whose caller gave up is still committed or not as a whole,
 // and the client's timeouts bound the wait. The bodies that calls left to
-// compress (acceptCall.pack) are compressed first.
+// compress (acceptCall.pack) are compressed first, and how many the
+// dictionary did not fit counted (fitted).
 func (s *Store) runBatch(batch []*acceptCall) {
 	ctx := context.Background()
+	packed, missed := 0, 0
 	for _, c := range batch {
 		if c.pack != nil {
 			v, _ := c.args[valueArg].(string)
-			c.args[valueArg] = repack(v, c.pack)
+			var flag string
+			c.args[valueArg], flag = repack(v, c.pack)
 			c.pack = nil
+			packed++
+			if flag != "d" {
+				missed++
+			}
 		}
 	}
+	s.fitted(packed, missed)
 	replicas := 0
 	for _, c := range batch {
 		replicas = max(replicas, c.replicas)

@@ -39,6 +39,17 @@ import (
 // dictionary that Redis did not take (an error, a timeout) leaves the
 // store sampling again.
 //
+// Senders change: a store's bodies may come, a month on, mostly from a
+// sender its dictionary was never trained on, and those are compressed
+// with zstd. A process counts, over each window of fitWindow bodies it
+// compresses, those its dictionary does not fit (compressBody kept
+// something else); when more than a quarter of a window missed, and it
+// has not trained for retrainEvery, it samples the bodies that come next
+// and trains again. The new dictionary replaces the store's only when it
+// keeps at most seven eighths of what the one in use keeps of the same
+// samples, and only if the store's is still the one this process used:
+// a process whose store moved on meanwhile takes the store's instead.
+//
 // A body compressed with a dictionary is flagged d (w when sealed after)
 // and starts with the dictionary's id, so that it stays readable whatever
 // dictionary the store uses later: readers load a dictionary they do not
@@ -66,6 +77,11 @@ const (
 	// compressed with the dictionary is compressed with zstd too, and the
 	// smaller kept: bodies of a sender the dictionary was not trained on.
 	dictFits = 5
+	// fitWindow is how many compressed bodies a process judges its
+	// dictionary's fit over, and retrainEvery how long it waits at least
+	// from one training to the next.
+	fitWindow    = 2000
+	retrainEvery = time.Hour
 )
 
 // bodyDict is a dictionary bodies are compressed with.
@@ -143,6 +159,16 @@ type dictState struct {
 	want int
 	// training runs train; Close waits for it.
 	training sync.WaitGroup
+
+	// The fit of the dictionary in use (fitted): bodies compressed in the
+	// window so far, and those it did not fit; when this process last
+	// trained, or opened. window and every are fitWindow and
+	// retrainEvery (tests lower them).
+	fitMu        sync.Mutex
+	seen, missed int
+	trained      time.Time
+	window       int
+	every        time.Duration
 }
 
 // dictKey is the hash of the store's dictionaries.
@@ -167,6 +193,7 @@ func (s *Store) startDict(ctx context.Context) error {
 	if s.codec != codecDict {
 		return nil
 	}
+	s.dict.trained = time.Now()
 	id, err := s.c.HGet(ctx, s.dictKey(), "current").Result()
 	if errors.Is(err, redis.Nil) {
 		s.dict.sampling.Store(true)
@@ -237,7 +264,14 @@ func (s *Store) sample(body []byte) {
 	go func() {
 		defer s.dict.training.Done()
 		if err := s.train(samples); err != nil {
-			slog.Warn("redisstore: bodies stay compressed with zstd", "err", err)
+			switch {
+			case errors.Is(err, errDictNoBetter):
+				slog.Info("redisstore: the dictionary in use is kept", "err", err)
+			case s.dict.use.Load() != nil:
+				slog.Warn("redisstore: the dictionary in use is kept", "err", err)
+			default:
+				slog.Warn("redisstore: bodies stay compressed with zstd", "err", err)
+			}
 			if errors.Is(err, errDictNotStored) {
 				s.dict.sampling.Store(true) // train again on the next bodies
 			}
@@ -249,18 +283,53 @@ func (s *Store) sample(body []byte) {
 // whether it is the store's.
 var errDictNotStored = errors.New("store the dictionary")
 
-// trainScript makes a dictionary the store's unless it has one, and
-// returns the store's: its id and bytes.
+// errDictNoBetter: a dictionary trained again does not fit recent bodies
+// enough better than the one in use to replace it.
+var errDictNoBetter = errors.New("the dictionary in use is kept")
+
+// fitted counts bodies that a committer compressed with a dictionary,
+// of which missed the dictionary did not fit (compressBody kept something
+// else). At the end of a window in which more than a quarter missed, the
+// store samples again, unless it trained less than retrainEvery ago.
+func (s *Store) fitted(seen, missed int) {
+	if seen == 0 {
+		return
+	}
+	ds := &s.dict
+	ds.fitMu.Lock()
+	defer ds.fitMu.Unlock()
+	ds.seen += seen
+	ds.missed += missed
+	window, every := ds.window, ds.every
+	if window == 0 {
+		window, every = fitWindow, retrainEvery
+	}
+	if ds.seen < window {
+		return
+	}
+	poor := ds.missed*4 > ds.seen
+	ds.seen, ds.missed = 0, 0
+	if poor && time.Since(ds.trained) >= every && !ds.sampling.Load() {
+		ds.trained = time.Now()
+		ds.sampling.Store(true)
+	}
+}
+
+// trainScript makes a dictionary the store's if the store's is still the
+// one the process replaces (none: the store has none), and returns the
+// store's: its id and bytes.
 //
 //	KEYS[1]  the dicts hash
 //	ARGV[1]  the dictionary's id
 //	ARGV[2]  its bytes
+//	ARGV[3]  the id of the dictionary it replaces, "" for none (a store
+//	         that has none takes it in any case)
 var trainScript = redis.NewScript(`
-if redis.call("HSETNX", KEYS[1], "current", ARGV[1]) == 1 then
-	redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
+local id = redis.call("HGET", KEYS[1], "current")
+if not id or id == ARGV[3] then
+	redis.call("HSET", KEYS[1], ARGV[1], ARGV[2], "current", ARGV[1])
 	return {ARGV[1], ARGV[2]}
 end
-local id = redis.call("HGET", KEYS[1], "current")
 return {id, redis.call("HGET", KEYS[1], id)}
 `)
 
@@ -275,13 +344,26 @@ func (s *Store) train(samples [][]byte) error {
 	if err != nil {
 		return err
 	}
-	withDict, withZstd := 0, 0
+	current := s.dict.use.Load()
+	withDict, withZstd, withCurrent := 0, 0, 0
 	for _, x := range samples {
 		withDict += len(d.encode(x))
 		withZstd += len(bodyEncoder.EncodeAll(x, nil))
+		if current != nil {
+			z, _ := compressBody(x, packer{codec: codecDict, dict: current})
+			withCurrent += len(z)
+		}
 	}
 	if withDict >= withZstd {
 		return fmt.Errorf("a dictionary of %d bodies keeps %d bytes of them, zstd %d", len(samples), withDict, withZstd)
+	}
+	replaces := ""
+	if current != nil {
+		if withDict > withCurrent-withCurrent/8 {
+			return fmt.Errorf("%w: a new dictionary keeps %d bytes of %d recent bodies, the one in use (%s) %d",
+				errDictNoBetter, withDict, len(samples), current.id, withCurrent)
+		}
+		replaces = current.id
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -292,7 +374,7 @@ func (s *Store) train(samples [][]byte) error {
 		case <-ctx.Done():
 		}
 	}()
-	res, err := trainScript.Run(ctx, s.c, []string{s.dictKey()}, d.id, b).StringSlice()
+	res, err := trainScript.Run(ctx, s.c, []string{s.dictKey()}, d.id, b, replaces).StringSlice()
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("unexpected reply %q", res)
 	}
@@ -307,10 +389,14 @@ func (s *Store) train(samples [][]byte) error {
 	}
 	got, _ := s.dict.known.LoadOrStore(d.id, d)
 	s.dict.use.Store(got.(*bodyDict))
-	if ours {
+	switch {
+	case ours && replaces != "":
+		slog.Info("redisstore: bodies are compressed with a dictionary trained here on recent bodies, which the one in use did not fit",
+			"dictionary", d.id, "replaces", replaces, "samples", len(samples), "bytes_kept", withDict, "bytes_kept_before", withCurrent)
+	case ours:
 		slog.Info("redisstore: bodies are compressed with the dictionary trained here", "dictionary", d.id,
 			"samples", len(samples), "bytes_kept", withDict, "bytes_kept_by_zstd", withZstd)
-	} else {
+	default:
 		slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
 	}
 	return nil
@@ -323,19 +409,19 @@ func (s *Store) train(samples [][]byte) error {
 // connection's, which at full load made the collector let the heap grow
 // by some 40 MiB. A string that cannot be read is sent as it is, for the
 // script to store as it would have.
-func repack(v string, d *bodyDict) string {
+func repack(v string, d *bodyDict) (string, string) {
 	p, err := splitEvent("", v)
 	if err != nil || p.flag != "" {
-		return v
+		return v, p.flag
 	}
 	body, flag := compressBody([]byte(p.body), packer{codec: codecDict, dict: d})
 	if flag == "" {
-		return v
+		return v, ""
 	}
 	var b strings.Builder
 	b.Grow(len(v) - len(p.body) + len(body))
 	b.WriteString(v[:1])
 	writeEventParts(&b, p.received, p.hook, []byte(p.meta), body, flag)
 	b.WriteString(v[p.records:])
-	return b.String()
+	return b.String(), flag
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -334,7 +335,7 @@ func FuzzDictBodies(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := repack(plain, d); got != v {
+		if got, _ := repack(plain, d); got != v {
 			t.Fatalf("repacked:\n%q\nwant\n%q", got, v)
 		}
 		got, _, err := decodeEvent(o, e.ID, v, true)
@@ -345,4 +346,125 @@ func FuzzDictBodies(f *testing.F) {
 		damaged[uint(at)%uint(len(damaged))] ^= flip | 1
 		_, _, _ = decodeEvent(o, e.ID, string(damaged), true)
 	})
+}
+
+// shipments are bodies of another sender than payments: long field names
+// and constant strings that each body holds once, which a dictionary
+// trained on payments does not hold and one trained on shipments does.
+func shipments(from, n int) [][]byte {
+	var bs [][]byte
+	for i := from; i < from+n; i++ {
+		r := rand.New(rand.NewPCG(uint64(i), 7))
+		var b strings.Builder
+		b.WriteString(`{"shipmentNotificationEnvelope":{"carrierIntegrationIdentifier":"northwind-freight-consolidated-ltl",`)
+		fmt.Fprintf(&b, `"consignmentTrackingReference":"NWF%010d","originDistributionCentreDesignation":"warehouse-rotterdam-maasvlakte-terminal-04",`, r.Uint32())
+		fmt.Fprintf(&b, `"destinationDistributionCentreDesignation":"warehouse-antwerp-noorderlaan-crossdock-11","estimatedArrivalWindowStart":"2026-12-%02dT0%d:00:00Z",`, 1+r.IntN(28), r.IntN(10))
+		b.WriteString(`"hazardousMaterialsDeclarationStatus":"not-applicable-general-cargo","customsClearanceProcessingStage":"pre-arrival-electronic-declaration-lodged",`)
+		b.WriteString(`"temperatureControlledHandlingRequirement":"ambient-fifteen-to-twenty-five-celsius","palletisedUnitLoadConfiguration":[`)
+		for j := range 3 + r.IntN(3) {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"serialShippingContainerCode":"%018d","grossWeightKilograms":%d,"stackabilityClassification":"double-stackable-reinforced-base"}`, r.Uint64()%1e18, 100+r.IntN(900))
+		}
+		b.WriteString(`],"proofOfDeliverySignatureRequirement":"recipient-signature-mandatory-on-handover"}}`)
+		bs = append(bs, []byte(b.String()))
+	}
+	return bs
+}
+
+// TestDictTrainedAgainWhenBodiesChange: once most of a window's bodies
+// are of a sender the dictionary was not trained on, the store samples
+// the next ones and trains again; the new dictionary becomes the store's,
+// new bodies are compressed with it, and every body stored before, with
+// the old dictionary or with zstd, still reads back whole, also through a
+// process opened before that never trained.
+func TestDictTrainedAgainWhenBodiesChange(t *testing.T) {
+	ctx := t.Context()
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, 50)
+	s.dict.window, s.dict.every = 40, time.Nanosecond
+	ids := acceptBodies(t, s, base, payments(0, 50)...)
+	s.dict.training.Wait()
+	first := s.dict.use.Load()
+	if first == nil {
+		t.Fatal("no dictionary after 50 payments")
+	}
+	o := openDict(t, url, 50) // opened with the first dictionary
+	if o.dict.use.Load() == nil || o.dict.use.Load().id != first.id {
+		t.Fatalf("a process opened after the training does not use %s", first.id)
+	}
+
+	// Shipments: the payments' dictionary does not fit them.
+	late := base.Add(time.Minute)
+	missedIDs := acceptBodies(t, s, late, shipments(0, 40)...)
+	if flag, _ := storedFlag(t, s, missedIDs[0]); flag == "d" {
+		t.Fatalf("a shipment compressed with the payments' dictionary (flag %q): the test needs bodies it does not fit", flag)
+	}
+	if !s.dict.sampling.Load() {
+		t.Fatal("after a window of bodies the dictionary did not fit, the store does not sample")
+	}
+	sampled := acceptBodies(t, s, late.Add(time.Minute), shipments(100, 50)...)
+	s.dict.training.Wait()
+	second := s.dict.use.Load()
+	if second == nil || second.id == first.id {
+		t.Fatalf("after training on shipments the store uses %v, want a dictionary other than %s", second, first.id)
+	}
+	if cur, err := s.c.HGet(ctx, s.dictKey(), "current").Result(); err != nil || cur != second.id {
+		t.Fatalf("the store's dictionary is %q (%v), want %s", cur, err, second.id)
+	}
+	after := acceptBodies(t, s, late.Add(2*time.Minute), shipments(200, 5)...)
+	flag, size := storedFlag(t, s, after[0])
+	if flag != "d" || size > len(shipments(200, 1)[0])*5/8 {
+		t.Errorf("a shipment after the new training: flag %q, %d bytes of %d; want it compressed with the new dictionary to 5/8 or less", flag, size, len(shipments(200, 1)[0]))
+	}
+
+	bodies := append(append(append(payments(0, 50), shipments(0, 40)...), shipments(100, 50)...), shipments(200, 5)...)
+	for i, id := range append(append(append(ids, missedIDs...), sampled...), after...) {
+		for _, r := range []*Store{s, o} {
+			e, err := r.Event(ctx, id)
+			if err != nil {
+				t.Fatalf("Event %s: %v", id, err)
+			}
+			if !bytes.Equal(e.Body, bodies[i]) {
+				t.Fatalf("event %s reads back %q, want %q", id, e.Body, bodies[i])
+			}
+		}
+	}
+}
+
+// TestDictKeptUnlessBetter: trained again on bodies its dictionary fits,
+// a store keeps it; a process whose store took another dictionary
+// meanwhile takes the store's rather than replace it.
+func TestDictKeptUnlessBetter(t *testing.T) {
+	ctx := t.Context()
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, 50)
+	acceptBodies(t, s, base, payments(0, 50)...)
+	s.dict.training.Wait()
+	first := s.dict.use.Load()
+	if first == nil {
+		t.Fatal("no dictionary after 50 payments")
+	}
+	if err := s.train(payments(500, 50)); !errors.Is(err, errDictNoBetter) {
+		t.Fatalf("training again on payments: %v, want %v", err, errDictNoBetter)
+	}
+	if got := s.dict.use.Load(); got.id != first.id {
+		t.Fatalf("after a training no better the store uses %s, want %s", got.id, first.id)
+	}
+
+	o := openDict(t, url, 50) // uses first too
+	if err := s.train(shipments(0, 50)); err != nil {
+		t.Fatalf("training on shipments: %v", err)
+	}
+	second := s.dict.use.Load()
+	if err := o.train(shipments(1000, 50)); err != nil {
+		t.Fatalf("the other process's training: %v", err)
+	}
+	if got := o.dict.use.Load(); got.id != second.id {
+		t.Errorf("the other process uses %s after its training, want the store's %s", got.id, second.id)
+	}
+	if cur, err := s.c.HGet(ctx, s.dictKey(), "current").Result(); err != nil || cur != second.id {
+		t.Errorf("the store's dictionary is %q (%v), want %s", cur, err, second.id)
+	}
 }
