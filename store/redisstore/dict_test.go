@@ -32,6 +32,22 @@ func openDict(t *testing.T, url string, want int) *Store {
 	return s
 }
 
+// trainedStore opens a store under a prefix of the test's own that has
+// trained its dictionary on n payments, and returns it, the dictionary
+// and the store's URL.
+func trainedStore(t *testing.T, n int) (*Store, *bodyDict, string) {
+	t.Helper()
+	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
+	s := openDict(t, url, n)
+	acceptBodies(t, s, base, payments(0, n)...)
+	s.dict.training.Wait()
+	d := s.dict.use.Load()
+	if d == nil {
+		t.Fatalf("no dictionary after %d payments", n)
+	}
+	return s, d, url
+}
+
 // acceptBodies accepts one event per body, each with a delivery, at
 // times after at, and returns their ids.
 func acceptBodies(t *testing.T, s *Store, at time.Time, bodies ...[]byte) []string {
@@ -171,14 +187,7 @@ func testDictTrainedFromBodies(t *testing.T, url string) {
 // dictionary is gone still takes events.
 func TestDictMissing(t *testing.T) {
 	ctx := t.Context()
-	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
-	s := openDict(t, url, 30)
-	acceptBodies(t, s, base, payments(0, 30)...)
-	s.dict.training.Wait()
-	d := s.dict.use.Load()
-	if d == nil {
-		t.Fatal("no dictionary")
-	}
+	s, d, url := trainedStore(t, 30)
 	id := acceptBodies(t, s, base.Add(time.Minute), storetest.PaymentBody(99))[0]
 	if err := s.c.HDel(ctx, s.dictKey(), d.id, "current").Err(); err != nil {
 		t.Fatal(err)
@@ -438,14 +447,7 @@ func TestDictTrainedAgainWhenBodiesChange(t *testing.T) {
 // meanwhile takes the store's rather than replace it.
 func TestDictKeptUnlessBetter(t *testing.T) {
 	ctx := t.Context()
-	url := redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t))
-	s := openDict(t, url, 50)
-	acceptBodies(t, s, base, payments(0, 50)...)
-	s.dict.training.Wait()
-	first := s.dict.use.Load()
-	if first == nil {
-		t.Fatal("no dictionary after 50 payments")
-	}
+	s, first, url := trainedStore(t, 50)
 	if err := s.train(payments(500, 50)); !errors.Is(err, errDictNoBetter) {
 		t.Fatalf("training again on payments: %v, want %v", err, errDictNoBetter)
 	}
