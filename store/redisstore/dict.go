@@ -43,9 +43,10 @@ import (
 // sender its dictionary was never trained on, and those are compressed
 // with zstd. A process counts, over each window of fitWindow bodies it
 // compresses, those its dictionary does not fit (compressBody kept
-// something else); when more than a quarter of a window missed, and it
-// has not trained for retrainEvery, it samples the bodies that come next
-// and trains again. The new dictionary replaces the store's only when it
+// something else); when more than a quarter of a window missed, it takes
+// the store's dictionary if another process has replaced the one it uses,
+// and otherwise, unless it trained less than retrainEvery ago, samples
+// the bodies that come next and trains again. The new dictionary replaces the store's only when it
 // keeps at most seven eighths of what the one in use keeps of the same
 // samples, and only if the store's is still the one this process used:
 // a process whose store moved on meanwhile takes the store's instead.
@@ -167,6 +168,7 @@ type dictState struct {
 	fitMu        sync.Mutex
 	seen, missed int
 	trained      time.Time
+	refitting    bool // refit runs
 	window       int
 	every        time.Duration
 }
@@ -290,7 +292,7 @@ var errDictNoBetter = errors.New("the dictionary in use is kept")
 // fitted counts bodies that a committer compressed with a dictionary,
 // of which missed the dictionary did not fit (compressBody kept something
 // else). At the end of a window in which more than a quarter missed, the
-// store samples again, unless it trained less than retrainEvery ago.
+// store looks for a better one (refit).
 func (s *Store) fitted(seen, missed int) {
 	if seen == 0 {
 		return
@@ -309,7 +311,33 @@ func (s *Store) fitted(seen, missed int) {
 	}
 	poor := ds.missed*4 > ds.seen
 	ds.seen, ds.missed = 0, 0
-	if poor && time.Since(ds.trained) >= every && !ds.sampling.Load() {
+	if poor && !ds.sampling.Load() && !ds.refitting {
+		ds.refitting = true
+		ds.training.Add(1)
+		go s.refit(every)
+	}
+}
+
+// refit takes the store's dictionary when another process has replaced
+// the one this process uses; else, unless this process trained less than
+// every ago, it samples the bodies that come next to train a new one.
+func (s *Store) refit(every time.Duration) {
+	ds := &s.dict
+	defer ds.training.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := s.c.HGet(ctx, s.dictKey(), "current").Result()
+	if cur := ds.use.Load(); err == nil && (cur == nil || id != cur.id) {
+		if d, err := s.dictByID(id); err == nil {
+			ds.use.Store(d)
+			slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
+			id = ""
+		}
+	}
+	ds.fitMu.Lock()
+	defer ds.fitMu.Unlock()
+	ds.refitting = false
+	if id != "" && time.Since(ds.trained) >= every {
 		ds.trained = time.Now()
 		ds.sampling.Store(true)
 	}

@@ -410,6 +410,7 @@ func TestDictTrainedAgainWhenBodiesChange(t *testing.T) {
 	if flag, _ := storedFlag(t, s, missedIDs[0]); flag == "d" {
 		t.Fatalf("a shipment compressed with the payments' dictionary (flag %q): the test needs bodies it does not fit", flag)
 	}
+	s.dict.training.Wait() // refit
 	if !s.dict.sampling.Load() {
 		t.Fatal("after a window of bodies the dictionary did not fit, the store does not sample")
 	}
@@ -428,8 +429,18 @@ func TestDictTrainedAgainWhenBodiesChange(t *testing.T) {
 		t.Errorf("a shipment after the new training: flag %q, %d bytes of %d; want it compressed with the new dictionary to 5/8 or less", flag, size, len(shipments(200, 1)[0]))
 	}
 
-	bodies := append(append(append(payments(0, 50), shipments(0, 40)...), shipments(100, 50)...), shipments(200, 5)...)
-	for i, id := range append(append(append(ids, missedIDs...), sampled...), after...) {
+	// The process opened before, whose dictionary misses its shipments
+	// too, takes the store's new one without training, though it may not
+	// train for an hour.
+	o.dict.window, o.dict.every = 40, time.Hour
+	viaOther := acceptBodies(t, o, late.Add(3*time.Minute), shipments(300, 40)...)
+	o.dict.training.Wait()
+	if got := o.dict.use.Load(); got.id != second.id || o.dict.sampling.Load() {
+		t.Errorf("the other process uses %s (sampling %v) after a window its dictionary missed, want the store's %s without sampling", got.id, o.dict.sampling.Load(), second.id)
+	}
+
+	bodies := append(append(append(append(payments(0, 50), shipments(0, 40)...), shipments(100, 50)...), shipments(200, 5)...), shipments(300, 40)...)
+	for i, id := range append(append(append(append(ids, missedIDs...), sampled...), after...), viaOther...) {
 		for _, r := range []*Store{s, o} {
 			e, err := r.Event(ctx, id)
 			if err != nil {
