@@ -324,7 +324,7 @@ func (s *Store) fitted(seen, missed int) {
 func (s *Store) refit(every time.Duration) {
 	ds := &s.dict
 	defer ds.training.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := s.untilClose(10 * time.Second)
 	defer cancel()
 	id, err := s.c.HGet(ctx, s.dictKey(), "current").Result()
 	if cur := ds.use.Load(); err == nil && (cur == nil || id != cur.id) {
@@ -341,6 +341,20 @@ func (s *Store) refit(every time.Duration) {
 		ds.trained = time.Now()
 		ds.sampling.Store(true)
 	}
+}
+
+// untilClose is a context that ends after timeout, or when the store
+// closes: Close waits for the training goroutines that use it.
+func (s *Store) untilClose(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		select {
+		case <-s.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // trainScript makes a dictionary the store's if the store's is still the
@@ -393,15 +407,8 @@ func (s *Store) train(samples [][]byte) error {
 		}
 		replaces = current.id
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := s.untilClose(30 * time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	res, err := trainScript.Run(ctx, s.c, []string{s.dictKey()}, d.id, b, replaces).StringSlice()
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("unexpected reply %q", res)
