@@ -221,7 +221,7 @@ func (s *Store) dictByID(id string) (*bodyDict, error) {
 	if d, ok := s.dict.known.Load(id); ok {
 		return d.(*bodyDict), nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := s.untilClose(10 * time.Second)
 	defer cancel()
 	b, err := s.c.HGet(ctx, s.dictKey(), id).Bytes()
 	if errors.Is(err, redis.Nil) {
