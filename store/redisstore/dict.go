@@ -46,10 +46,11 @@ import (
 // something else); when more than a quarter of a window missed, it takes
 // the store's dictionary if another process has replaced the one it uses,
 // and otherwise, unless it trained less than retrainEvery ago, samples
-// the bodies that come next and trains again. The new dictionary replaces the store's only when it
-// keeps at most seven eighths of what the one in use keeps of the same
-// samples, and only if the store's is still the one this process used:
-// a process whose store moved on meanwhile takes the store's instead.
+// the bodies that come next and trains again. The new dictionary replaces
+// the store's only when it keeps at most seven eighths of what the one in
+// use keeps of the same samples, and only if the store's is still the one
+// this process used: a process whose store moved on meanwhile takes the
+// store's instead.
 //
 // A body compressed with a dictionary is flagged d (w when sealed after)
 // and starts with the dictionary's id, so that it stays readable whatever
@@ -287,7 +288,7 @@ var errDictNotStored = errors.New("store the dictionary")
 
 // errDictNoBetter: a dictionary trained again does not fit recent bodies
 // enough better than the one in use to replace it.
-var errDictNoBetter = errors.New("the dictionary in use is kept")
+var errDictNoBetter = errors.New("no better than the dictionary in use")
 
 // fitted counts bodies that a committer compressed with a dictionary,
 // of which missed the dictionary did not fit (compressBody kept something
