@@ -159,8 +159,10 @@ type dictState struct {
 	size     int // the samples' bytes
 	// want is how many samples to train on (dictSamples; tests lower it).
 	want int
-	// training runs train; Close waits for it.
+	// training runs train; Close waits for it. closed (under mu) is set
+	// by Close before it waits: an accept still running then starts none.
 	training sync.WaitGroup
+	closed   bool
 
 	// The fit of the dictionary in use (fitted): bodies compressed in the
 	// window so far, and those it did not fit; when this process last
@@ -251,7 +253,7 @@ func (s *Store) sample(body []byte) {
 	if want == 0 {
 		want = dictSamples
 	}
-	if !s.dict.sampling.Load() {
+	if !s.dict.sampling.Load() || s.dict.closed {
 		return
 	}
 	x := append([]byte(nil), body[:min(len(body), sampleMax)]...)

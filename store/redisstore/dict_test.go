@@ -481,3 +481,25 @@ func TestDictKeptUnlessBetter(t *testing.T) {
 		t.Errorf("the store's dictionary is %q (%v), want %s", cur, err, second.id)
 	}
 }
+
+// TestDictSamplesNothingOnceClosed: an accept that is still running when
+// the store closes keeps no sample and starts no training, which Close
+// would no longer wait for.
+func TestDictSamplesNothingOnceClosed(t *testing.T) {
+	s := openDict(t, redistest.WithPrefix(redistest.URL(t), redistest.Prefix(t)), 3)
+	if !s.dict.sampling.Load() {
+		t.Fatal("a new store does not sample")
+	}
+	s.sample(payments(0, 1)[0])
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range payments(1, 5) {
+		s.sample(b)
+	}
+	s.dict.mu.Lock()
+	defer s.dict.mu.Unlock()
+	if len(s.dict.samples) != 1 {
+		t.Errorf("after Close the store holds %d samples, want the 1 taken before", len(s.dict.samples))
+	}
+}

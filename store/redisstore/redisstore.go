@@ -649,6 +649,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	s.committing.Wait()
+	s.dict.mu.Lock()
+	s.dict.closed = true
+	s.dict.mu.Unlock()
 	s.dict.training.Wait()
 	for w := range ws {
 		w.stop()
