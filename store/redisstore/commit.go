@@ -164,11 +164,7 @@ func (s *Store) runOn(ctx context.Context, client redis.UniversalClient, batch [
 	for _, c := range batch {
 		wake += c.deliveries
 		replicas = max(replicas, c.replicas)
-		for _, a := range c.actions {
-			if !slices.Contains(woken, a) {
-				woken = append(woken, a)
-			}
-		}
+		woken = addActions(woken, c.actions...)
 	}
 	if rc, ok := s.c.(*redis.Client); ok && client == s.c && !s.scriptAccepts.Load() && !s.noPlain.Load() {
 		// On one Redis (not a Cluster's master, which runBatch hands a

@@ -55,7 +55,15 @@ func (s *Store) queued(actions []string) {
 func actionsOf[T any](xs []T, action func(T) string) []string {
 	var actions []string
 	for _, x := range xs {
-		if a := action(x); !slices.Contains(actions, a) {
+		actions = addActions(actions, action(x))
+	}
+	return actions
+}
+
+// addActions appends to actions each of names it does not hold yet.
+func addActions(actions []string, names ...string) []string {
+	for _, a := range names {
+		if !slices.Contains(actions, a) {
 			actions = append(actions, a)
 		}
 	}
