@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hookrelay/hookrelay/store"
@@ -58,15 +59,47 @@ func openSealedStore(ctx context.Context, raw string, keys *seal.Keys) (backend,
 		}
 		return s, u.Redacted(), nil
 	case "sqlite", "sqlite3", "file":
-		path := strings.TrimPrefix(raw, u.Scheme+"://")
+		path, query, _ := strings.Cut(strings.TrimPrefix(raw, u.Scheme+"://"), "?")
 		if path == "" {
 			return nil, "", fmt.Errorf("store URL %q names no file: use sqlite:///abs/path.db or sqlite://relative.db", raw)
 		}
-		s, err := sqlitestore.Open(ctx, path, sqlitestore.WithKeys(keys))
+		opts, err := sqliteOptions(query)
+		if err != nil {
+			return nil, "", fmt.Errorf("store URL %s: %w", raw, err)
+		}
+		s, err := sqlitestore.Open(ctx, path, append(opts, sqlitestore.WithKeys(keys))...)
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
 		}
 		return s, "sqlite://" + path, nil
 	}
 	return nil, "", fmt.Errorf("store URL %s: unknown scheme %q (use redis://host:port/db, redis+cluster://host:port?addr=host2:port2 or sqlite:///path/file.db)", u.Redacted(), u.Scheme)
+}
+
+// sqliteOptions reads the options of an embedded store's URL (what follows
+// its '?'): page_size, the size in bytes of a new file's pages.
+func sqliteOptions(query string) ([]sqlitestore.Option, error) {
+	if query == "" {
+		return nil, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("options: %w", err)
+	}
+	var opts []sqlitestore.Option
+	for name, values := range q {
+		if name != "page_size" {
+			return nil, fmt.Errorf("unknown option %q: the embedded store takes page_size", name)
+		}
+		if len(values) != 1 {
+			return nil, errors.New("page_size given more than once")
+		}
+		// The store says which sizes it takes.
+		n, err := strconv.Atoi(values[0])
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("page_size=%s: want a number of bytes, a power of two from 512 to 65536", values[0])
+		}
+		opts = append(opts, sqlitestore.WithPageSize(n))
+	}
+	return opts, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -79,6 +80,11 @@ type Store struct {
 	// clear (seal.go).
 	keys *seal.Keys
 
+	// pageSize is the size of a new file's pages (WithPageSize);
+	// pageSizeSet says that the caller chose it.
+	pageSize    int
+	pageSizeSet bool
+
 	// onCommit, when set, is called by the writer after each commit with the
 	// number of requests it held. Tests use it to see batches form.
 	onCommit func(requests int)
@@ -89,6 +95,14 @@ type Store struct {
 
 // Option adjusts a Store before its goroutines start.
 type Option func(*Store)
+
+// WithPageSize gives the file that Open creates pages of n bytes, a power
+// of two from 512 to 65536; 0 leaves DefaultPageSize. A file that holds
+// tables already keeps its own pages (SQLite fixes them when it first
+// writes the file), and Open logs that it does when n differs from them.
+func WithPageSize(n int) Option {
+	return func(s *Store) { s.pageSize, s.pageSizeSet = n, true }
+}
 
 // WithKeys seals the events the store writes with keys' current key and
 // opens those sealed with any of them (seal.go). Without it, events are
@@ -110,6 +124,25 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if strings.ContainsRune(path, '?') {
 		// The driver takes everything after '?' as connection parameters.
 		return nil, fmt.Errorf("sqlitestore: path %q must not contain '?'", path)
+	}
+	s := &Store{
+		path:       path,
+		reqs:       make(chan *request),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		synced:     make(chan synced, syncQueue),
+		syncerDone: make(chan struct{}),
+		flushed:    make(chan struct{}, 1),
+		wakers:     make(map[chan struct{}]func() bool),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.pageSize == 0 {
+		s.pageSize = DefaultPageSize
+	}
+	if s.pageSize < 512 || s.pageSize > 65536 || s.pageSize&(s.pageSize-1) != 0 {
+		return nil, fmt.Errorf("sqlitestore: page size %d: want a power of two from 512 to 65536", s.pageSize)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", diskFull(path, err))
@@ -136,19 +169,6 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 
-	s := &Store{
-		path:       path,
-		reqs:       make(chan *request),
-		closing:    make(chan struct{}),
-		writerDone: make(chan struct{}),
-		synced:     make(chan synced, syncQueue),
-		syncerDone: make(chan struct{}),
-		flushed:    make(chan struct{}, 1),
-		wakers:     make(map[chan struct{}]func() bool),
-	}
-	for _, o := range opts {
-		o(s)
-	}
 	fail := func(err error) (*Store, error) {
 		var errs []error
 		if s.wal != nil {
@@ -177,8 +197,11 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fail(err)
 	}
-	if err := setPageSize(ctx, s.wconn); err != nil {
+	if size, err := setPageSize(ctx, s.wconn, s.pageSize); err != nil {
 		return fail(err)
+	} else if size != s.pageSize && s.pageSizeSet {
+		slog.Warn("sqlitestore: the file keeps its pages: a page size applies to a new file only",
+			"path", path, "page_size", size, "asked", s.pageSize)
 	}
 	// PRAGMA journal_mode=WAL reports the old mode instead of failing when the
 	// file system cannot do WAL (some network file systems); refuse to run
@@ -233,37 +256,45 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// pageSize is the size of a new file's pages. Every commit writes each
-// page it changed to the WAL whole, and each checkpoint writes it again
-// to the file: at a moderate rate, where a commit holds one or two writes,
-// an accepted and delivered event costs the disk about twenty page writes
-// (docs/intake.md). Pages of 2 KiB instead of SQLite's 4 KiB take a third
-// off the bytes written per event at 1,000 events/s and cost no more CPU;
-// pages of 1 KiB halve them but cost a tenth more CPU at full load.
-const pageSize = 2048
+// DefaultPageSize is the size of a new file's pages. Every commit writes
+// each page it changed to the WAL whole, as a frame of its own, and each
+// checkpoint writes it again to the file. With pages of 4 KiB two events
+// of about 1.4 KiB (a 1 KiB webhook, its headers and trace) share a page;
+// with 2 KiB each takes one, and a saturated writer writes twice the
+// frames for them: at full load pages of 4 KiB cost the server about a
+// tenth less CPU per event than 2 KiB and take about a tenth more events
+// a second. At a moderate rate, where a commit holds one or two events,
+// smaller pages write fewer bytes (about a third less at 1,000 events/s
+// with 2 KiB): WithPageSize, or page_size in the store's URL, trades one
+// for the other (docs/intake.md).
+const DefaultPageSize = 4096
 
-// setPageSize gives a new file pages of pageSize bytes; a file that holds
-// tables already keeps its own. SQLite fixes a file's page size when it
-// first writes it, which the connection's switch to WAL mode (dsn) has
-// done: a new file leaves WAL mode, takes the size with a VACUUM of
-// nothing, and goes back.
-func setPageSize(ctx context.Context, conn *sql.Conn) error {
-	var tables, size int
+// setPageSize gives a new file pages of size bytes and returns the size
+// of the file's pages; a file that holds tables already keeps its own.
+// SQLite fixes a file's page size when it first writes it, which the
+// connection's switch to WAL mode (dsn) has done: a new file that needs
+// another size leaves WAL mode, takes it with a VACUUM of nothing, and
+// goes back.
+func setPageSize(ctx context.Context, conn *sql.Conn, size int) (int, error) {
+	var tables, have int
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
-		return err
+		return 0, err
 	}
-	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
-		return err
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&have); err != nil {
+		return 0, err
 	}
-	if tables > 0 || size == pageSize {
-		return nil
+	if tables > 0 || have == size {
+		return have, nil
 	}
-	for _, q := range []string{"PRAGMA journal_mode = DELETE", "PRAGMA page_size = " + strconv.Itoa(pageSize), "VACUUM", "PRAGMA journal_mode = WAL"} {
+	for _, q := range []string{"PRAGMA journal_mode = DELETE", "PRAGMA page_size = " + strconv.Itoa(size), "VACUUM", "PRAGMA journal_mode = WAL"} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("setting the page size of a new file: %s: %w", q, err)
+			return 0, fmt.Errorf("setting the page size of a new file: %s: %w", q, err)
 		}
 	}
-	return nil
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&have); err != nil {
+		return 0, err
+	}
+	return have, nil
 }
 
 // incrementalVacuum runs migrate with the file in auto_vacuum=INCREMENTAL

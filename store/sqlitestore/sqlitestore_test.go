@@ -506,44 +506,65 @@ func filePragmas(t *testing.T, path string) (size int, mode string) {
 	return size, mode
 }
 
-// A new file gets pages of pageSize bytes, in WAL mode, and keeps them
-// when opened again; a file made with other pages keeps its own, and its
-// rows.
+// A new file gets pages of DefaultPageSize bytes, or of the size
+// WithPageSize asks for, in WAL mode, and keeps them when opened again
+// with another size asked; a file made with other pages keeps its own, and
+// its rows. A size that is not a power of two from 512 to 65536 is refused
+// before the file is made.
 func TestPageSize(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "new.db")
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
+	if DefaultPageSize != 4096 {
+		t.Fatalf("DefaultPageSize %d: the cases below expect 4096", DefaultPageSize)
 	}
-	a := testEvent("orders", "key-1", 1, base, "crm")
-	if _, err := s.Accept(t.Context(), a); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name       string
+		opts       []Option
+		want       int
+		reopenWith []Option
+	}{
+		{"default.db", nil, DefaultPageSize, []Option{WithPageSize(2048)}},
+		{"asked-2k.db", []Option{WithPageSize(2048)}, 2048, nil},
+		{"asked-8k.db", []Option{WithPageSize(8192)}, 8192, []Option{WithPageSize(1024)}},
+		{"asked-default.db", []Option{WithPageSize(0)}, DefaultPageSize, nil},
+	} {
+		path := filepath.Join(dir, c.name)
+		s, err := Open(t.Context(), path, c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := testEvent("orders", "key-1", 1, base, "crm")
+		if _, err := s.Accept(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, s)
+		if size, mode := filePragmas(t, path); size != c.want || mode != "wal" {
+			t.Fatalf("%s: page size %d, journal mode %s; want %d, wal", c.name, size, mode, c.want)
+		}
+		s, err = Open(t.Context(), path, c.reopenWith...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Event(t.Context(), a.Event.ID); err != nil {
+			t.Fatalf("%s: the event stored before the file was opened again: %v", c.name, err)
+		}
+		mustClose(t, s)
+		if size, _ := filePragmas(t, path); size != c.want {
+			t.Fatalf("%s opened again: page size %d, want %d", c.name, size, c.want)
+		}
 	}
-	mustClose(t, s)
-	if size, mode := filePragmas(t, path); size != pageSize || mode != "wal" {
-		t.Fatalf("new file: page size %d, journal mode %s; want %d, wal", size, mode, pageSize)
-	}
-	s, err = Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Event(t.Context(), a.Event.ID); err != nil {
-		t.Fatalf("the event stored before the file was opened again: %v", err)
-	}
-	mustClose(t, s)
 
-	old := filepath.Join(t.TempDir(), "old.db")
+	old := filepath.Join(dir, "old.db")
 	db, err := sql.Open("sqlite", old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"PRAGMA page_size = 4096", "CREATE TABLE kept (v TEXT)", "INSERT INTO kept VALUES ('made before')"} {
+	for _, q := range []string{"PRAGMA page_size = 2048", "CREATE TABLE kept (v TEXT)", "INSERT INTO kept VALUES ('made before')"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	db.Close()
-	s, err = Open(t.Context(), old)
+	s, err := Open(t.Context(), old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +573,22 @@ func TestPageSize(t *testing.T) {
 		t.Fatalf("the file's own row: %q, %v", v, err)
 	}
 	mustClose(t, s)
-	if size, mode := filePragmas(t, old); size != 4096 || mode != "wal" {
-		t.Fatalf("file made with 4 KiB pages: page size %d, journal mode %s; want 4096, wal", size, mode)
+	if size, mode := filePragmas(t, old); size != 2048 || mode != "wal" {
+		t.Fatalf("file made with 2 KiB pages: page size %d, journal mode %s; want 2048, wal", size, mode)
+	}
+
+	for _, n := range []int{-4096, 256, 1000, 3072, 131072} {
+		path := filepath.Join(dir, fmt.Sprintf("refused-%d.db", n))
+		s, err := Open(t.Context(), path, WithPageSize(n))
+		if err == nil {
+			mustClose(t, s)
+			t.Fatalf("page size %d: opened", n)
+		}
+		if want := fmt.Sprintf("page size %d: want a power of two from 512 to 65536", n); !strings.Contains(err.Error(), want) {
+			t.Errorf("page size %d: %v, want %q", n, err, want)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("page size %d refused, but the file was made: %v", n, err)
+		}
 	}
 }

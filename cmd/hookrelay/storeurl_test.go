@@ -1,0 +1,69 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// page_size in an embedded store's URL sizes the pages of the file the
+// store makes, and a file that exists keeps its own; an option the store
+// does not take, or a size it cannot use, stops the command with what is
+// wrong, before any file is made.
+func TestEmbeddedStorePageSize(t *testing.T) {
+	dir := t.TempDir()
+	pageSize := func(path string) int {
+		t.Helper()
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow("PRAGMA page_size").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	made := filepath.Join(dir, "made.db")
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"sqlite://" + made + "?page_size=2048", 2048},
+		// Opened again with another size: the file keeps its pages.
+		{"sqlite://" + made + "?page_size=8192", 2048},
+		{"sqlite://" + filepath.Join(dir, "default.db"), 4096},
+		{"file://" + filepath.Join(dir, "big.db") + "?page_size=16384", 16384},
+	} {
+		if code, out, errOut := run(t, nil, "keys", "create", "--name", "ci", "--store", c.url); code != 0 {
+			t.Fatalf("keys create --store %s: exit %d, stdout %q, stderr %q", c.url, code, out, errOut)
+		}
+		path, _, _ := strings.Cut(strings.SplitN(c.url, "://", 2)[1], "?")
+		if got := pageSize(path); got != c.want {
+			t.Errorf("%s: pages of %d bytes, want %d", c.url, got, c.want)
+		}
+	}
+
+	for _, c := range []struct{ query, want string }{
+		{"page_size=1000", "page size 1000: want a power of two from 512 to 65536"},
+		{"page_size=131072", "page size 131072: want a power of two from 512 to 65536"},
+		{"page_size=0", "page_size=0: want a number of bytes, a power of two from 512 to 65536"},
+		{"page_size=4k", "page_size=4k: want a number of bytes, a power of two from 512 to 65536"},
+		{"page_size=2048&page_size=4096", "page_size given more than once"},
+		{"cache=shared", `unknown option "cache": the embedded store takes page_size`},
+		{"page_size=%zz", "options: invalid URL escape"},
+	} {
+		path := filepath.Join(dir, "refused.db")
+		code, _, errOut := run(t, nil, "keys", "create", "--name", "ci", "--store", "sqlite://"+path+"?"+c.query)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("?%s: exit %d, stderr %q; want a failure saying %q", c.query, code, errOut, c.want)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("?%s was refused, but the file was made: %v", c.query, err)
+		}
+	}
+}
