@@ -76,7 +76,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.StringVar(&f.config, "config", m.env("HOOKRELAY_CONFIG", "hookrelay.yaml"), "config file (env HOOKRELAY_CONFIG)")
 	fl.StringVar(&f.listen, "listen", m.env("HOOKRELAY_LISTEN", ":8080"), "address to listen on (env HOOKRELAY_LISTEN)")
 	fl.StringVar(&f.adminListen, "admin-listen", m.env("HOOKRELAY_ADMIN_LISTEN", ""), "address of a second listener for operators, serving /metrics, /healthz, /readyz, the admin API and the dashboard; when set, --listen serves only the catch URLs and health checks (env HOOKRELAY_ADMIN_LISTEN)")
-	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db, redis://host:port/db or redis+cluster://host:port?addr=host2:port2; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
+	fl.StringVar(&f.store, "store", m.env("HOOKRELAY_STORE", ""), "store URL: sqlite:///path/file.db (?page_size=N for a new file), redis://host:port/db or redis+cluster://host:port?addr=host2:port2; default the embedded file "+defaultStorePath+" (env HOOKRELAY_STORE)")
 	fl.IntVar(&f.workers, "workers", env.int("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
 	fl.DurationVar(&f.lease, "lease", env.duration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
 	fl.DurationVar(&f.grace, "grace", env.duration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
