@@ -227,12 +227,13 @@ func (s *Store) RetryDelivery(ctx context.Context, id string, at time.Time) (sto
 	case int64(-2):
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: a worker holds it: %w", id, store.ErrConflict)
 	}
+	// The delivery is queued again: its action's idle marks end, every
+	// one of them when the reply does not say which action it is.
 	m, err := fieldMap(res)
-	if err != nil {
-		s.queued(nil)
-		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)
+	var d store.Delivery
+	if err == nil {
+		d, err = decodeDelivery(m)
 	}
-	d, err := decodeDelivery(m)
 	if err != nil {
 		s.queued(nil)
 		return store.Delivery{}, fmt.Errorf("redisstore: retry %s: %w", id, err)

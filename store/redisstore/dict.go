@@ -330,17 +330,20 @@ func (s *Store) refit(every time.Duration) {
 	ctx, cancel := s.untilClose(10 * time.Second)
 	defer cancel()
 	id, err := s.c.HGet(ctx, s.dictKey(), "current").Result()
+	// Without an answer from the store, nothing is trained: the next poor
+	// window asks again.
+	retrain := err == nil
 	if cur := ds.use.Load(); err == nil && (cur == nil || id != cur.id) {
 		if d, err := s.dictByID(id); err == nil {
 			ds.use.Store(d)
 			slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
-			id = ""
+			retrain = false
 		}
 	}
 	ds.fitMu.Lock()
 	defer ds.fitMu.Unlock()
 	ds.refitting = false
-	if id != "" && time.Since(ds.trained) >= every {
+	if retrain && time.Since(ds.trained) >= every {
 		ds.trained = time.Now()
 		ds.sampling.Store(true)
 	}

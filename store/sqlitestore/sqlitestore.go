@@ -80,10 +80,8 @@ type Store struct {
 	// clear (seal.go).
 	keys *seal.Keys
 
-	// pageSize is the size of a new file's pages (WithPageSize);
-	// pageSizeSet says that the caller chose it.
-	pageSize    int
-	pageSizeSet bool
+	// pageSize is the size of a new file's pages (WithPageSize).
+	pageSize int
 
 	// onCommit, when set, is called by the writer after each commit with the
 	// number of requests it held. Tests use it to see batches form.
@@ -99,9 +97,10 @@ type Option func(*Store)
 // WithPageSize gives the file that Open creates pages of n bytes, a power
 // of two from 512 to 65536; 0 leaves DefaultPageSize. A file that holds
 // tables already keeps its own pages (SQLite fixes them when it first
-// writes the file), and Open logs that it does when n differs from them.
+// writes the file), and Open logs that it does when n (not 0) differs
+// from them.
 func WithPageSize(n int) Option {
-	return func(s *Store) { s.pageSize, s.pageSizeSet = n, true }
+	return func(s *Store) { s.pageSize = n }
 }
 
 // WithKeys seals the events the store writes with keys' current key and
@@ -138,7 +137,8 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	if s.pageSize == 0 {
+	asked := s.pageSize != 0 // the caller chose the size
+	if !asked {
 		s.pageSize = DefaultPageSize
 	}
 	if s.pageSize < 512 || s.pageSize > 65536 || s.pageSize&(s.pageSize-1) != 0 {
@@ -199,7 +199,7 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	if size, err := setPageSize(ctx, s.wconn, s.pageSize); err != nil {
 		return fail(err)
-	} else if size != s.pageSize && s.pageSizeSet {
+	} else if size != s.pageSize && asked {
 		slog.Warn("sqlitestore: the file keeps its pages: a page size applies to a new file only",
 			"path", path, "page_size", size, "asked", s.pageSize)
 	}
@@ -291,10 +291,7 @@ func setPageSize(ctx context.Context, conn *sql.Conn, size int) (int, error) {
 			return 0, fmt.Errorf("setting the page size of a new file: %s: %w", q, err)
 		}
 	}
-	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&have); err != nil {
-		return 0, err
-	}
-	return have, nil
+	return size, nil
 }
 
 // incrementalVacuum runs migrate with the file in auto_vacuum=INCREMENTAL
