@@ -450,15 +450,21 @@ func testAdminAPI(t *testing.T, storeURL string) {
 }
 
 // SIGHUP reloads the config; a refused one leaves the old config serving.
+// With --watch 0 the files are never checked: only the signal reloads.
 func TestReloadOnSIGHUP(t *testing.T) {
 	dir := copyDemo(t)
 	rc := newReceiver(t)
 	srv := start(t, serverOpts{store: "sqlite://" + filepath.Join(t.TempDir(), "h.db"), api: rc.URL,
-		config: filepath.Join(dir, "hookrelay.yaml"), extra: []string{"HOOKRELAY_WATCH=1h"}})
+		config: filepath.Join(dir, "hookrelay.yaml"), extra: []string{"HOOKRELAY_WATCH=0"}})
 	rules := filepath.Join(dir, "rules/oncloudwine.yaml")
 	orig, _ := os.ReadFile(rules)
 
 	writeFile(t, rules, string(orig)+"  - name: broken\n    when: body.event ==\n")
+	// Longer than the default interval of checks, which 0 must not fall back to.
+	time.Sleep(2500 * time.Millisecond)
+	if out := srv.output(); strings.Contains(out, "config reload") {
+		t.Fatalf("a file change reloaded with --watch 0:\n%s", out)
+	}
 	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
 	srv.waitLog(t, "config reload refused", 1)
 

@@ -180,7 +180,7 @@ type serverOpts struct {
 	retry   string
 	lease   time.Duration
 	grace   time.Duration
-	workers int
+	workers int // 0: 4; below 0: no relay (--workers 0)
 	config  string
 	extra   []string // extra environment
 	args    []string // extra serve flags
@@ -207,8 +207,11 @@ func start(t *testing.T, o serverOpts) *server {
 	if o.grace == 0 {
 		o.grace = 5 * time.Second
 	}
-	if o.workers == 0 {
+	switch {
+	case o.workers == 0:
 		o.workers = 4
+	case o.workers < 0:
+		o.workers = 0
 	}
 	cmd := exec.Command(binary, "serve", "--config", o.config, "--listen", "127.0.0.1:0",
 		"--store", o.store, "--lease", o.lease.String(), "--workers", fmt.Sprint(o.workers), "--grace", o.grace.String())

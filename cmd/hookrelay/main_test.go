@@ -80,6 +80,12 @@ func TestServeRefusesBadEnvironment(t *testing.T) {
 		{map[string]string{"HOOKRELAY_LOG_FORMAT": "xml"}, []string{`HOOKRELAY_LOG_FORMAT "xml": use text or json`}},
 		// Every bad variable is named at once.
 		{map[string]string{"HOOKRELAY_WORKERS": "many", "HOOKRELAY_GRACE": "10"}, []string{`HOOKRELAY_WORKERS="many"`, `HOOKRELAY_GRACE="10"`}},
+		// Values that parse but that serve cannot run with, all named.
+		{map[string]string{"HOOKRELAY_WORKERS": "-3"}, []string{`--workers or HOOKRELAY_WORKERS -3: want 0 (no relay in this process) or more`}},
+		{map[string]string{"HOOKRELAY_LEASE": "500ms"}, []string{`--lease or HOOKRELAY_LEASE 500ms: want at least 1s`}},
+		{map[string]string{"HOOKRELAY_GRACE": "-5s"}, []string{`--grace or HOOKRELAY_GRACE -5s: want 0 (stop at once) or more`}},
+		{map[string]string{"HOOKRELAY_WATCH": "-1s"}, []string{`--watch or HOOKRELAY_WATCH -1s: want 0 (no checks: reload on SIGHUP or POST /api/v1/reload) or at least 100ms`}},
+		{map[string]string{"HOOKRELAY_WATCH": "1ns", "HOOKRELAY_WORKERS": "-1"}, []string{`HOOKRELAY_WATCH 1ns`, `HOOKRELAY_WORKERS -1`}},
 	}
 	for _, c := range cases {
 		code, out, errOut := run(t, c.env, args...)

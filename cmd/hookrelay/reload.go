@@ -84,17 +84,21 @@ func (r *reloader) changed() bool {
 }
 
 // Run reloads on each signal from hup (SIGHUP) and when files change
-// (checked every interval) until ctx is done.
+// (checked every interval; never when it is 0) until ctx is done.
 func (r *reloader) Run(ctx context.Context, interval time.Duration, hup <-chan os.Signal) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	var checks <-chan time.Time
+	if interval > 0 {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		checks = tick.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
 			_, _ = r.Reload("SIGHUP")
-		case <-tick.C:
+		case <-checks:
 			if r.changed() {
 				_, _ = r.Reload("file changed")
 			}

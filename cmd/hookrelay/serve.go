@@ -37,6 +37,10 @@ import (
 // third of it, and a renewal must reach the store well before the end.
 const minLease = time.Second
 
+// minWatch is the shortest --watch other than 0 (no checks): each check
+// reads the config and rule files' state.
+const minWatch = 100 * time.Millisecond
+
 type serveFlags struct {
 	config    string
 	listen    string
@@ -56,6 +60,25 @@ type serveFlags struct {
 	keyFile string
 	// expect is the store identity the store must hold at start.
 	expect string
+}
+
+// check refuses values of the flags (or of their variables) that serve
+// cannot run with, naming every one at once.
+func (f serveFlags) check() error {
+	var errs []error
+	if f.workers < 0 {
+		errs = append(errs, fmt.Errorf("--workers or HOOKRELAY_WORKERS %d: want 0 (no relay in this process) or more", f.workers))
+	}
+	if f.lease < minLease {
+		errs = append(errs, fmt.Errorf("--lease or HOOKRELAY_LEASE %v: want at least %v, so that leases can be renewed in time", f.lease, minLease))
+	}
+	if f.grace < 0 {
+		errs = append(errs, fmt.Errorf("--grace or HOOKRELAY_GRACE %v: want 0 (stop at once) or more", f.grace))
+	}
+	if f.watch < 0 || f.watch > 0 && f.watch < minWatch {
+		errs = append(errs, fmt.Errorf("--watch or HOOKRELAY_WATCH %v: want 0 (no checks: reload on SIGHUP or POST /api/v1/reload) or at least %v", f.watch, minWatch))
+	}
+	return errors.Join(errs...)
 }
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -80,7 +103,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	fl.IntVar(&f.workers, "workers", env.int("HOOKRELAY_WORKERS", 1000), "most delivery attempts in flight in this process across all actions (each action's concurrency: applies within it); 0 runs no relay in this process (env HOOKRELAY_WORKERS)")
 	fl.DurationVar(&f.lease, "lease", env.duration("HOOKRELAY_LEASE", 30*time.Second), "how long a delivery stays held when its worker stops renewing it (a crashed process's work is taken over after this) (env HOOKRELAY_LEASE)")
 	fl.DurationVar(&f.grace, "grace", env.duration("HOOKRELAY_GRACE", 10*time.Second), "how long requests and attempts in flight may finish at shutdown (env HOOKRELAY_GRACE)")
-	fl.DurationVar(&f.watch, "watch", env.duration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them (env HOOKRELAY_WATCH)")
+	fl.DurationVar(&f.watch, "watch", env.duration("HOOKRELAY_WATCH", 2*time.Second), "how often config and rule files are checked for changes, which reload them; 0: never (env HOOKRELAY_WATCH)")
 	fl.StringVar(&f.logFormat, "log-format", m.env("HOOKRELAY_LOG_FORMAT", "text"), "text or json (env HOOKRELAY_LOG_FORMAT)")
 	fl.BoolVar(&f.acceptReset, "accept-store-reset", false, "accept at start that the store lost its data (as \"hookrelay store reset-ack\" does), so that /readyz can answer 200 again")
 	fl.StringVar(&f.expect, "expect-store", m.env("HOOKRELAY_EXPECT_STORE", ""), "the store identity the store must hold at start (hookrelay store identity prints it): a store that holds none lost its data while no process ran, and stays not ready until \"hookrelay store reset-ack\"; one that holds another is refused (env HOOKRELAY_EXPECT_STORE)")
@@ -95,8 +118,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 		return &exitError{code: 2, err: err}
 	}
 	m.tuneGC()
-	if f.lease < minLease {
-		return &exitError{code: 2, err: fmt.Errorf("--lease %v: want at least %v, so that leases can be renewed in time", f.lease, minLease)}
+	if err := f.check(); err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	cfg, err := config.Load(f.config, m.LookupEnv)
 	if err != nil {
