@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
 )
 
 var moreRE = regexp.MustCompile(`msg="… and (\d+) more refused requests like this in the last [0-9.]+m?s" status=(\d+) more=(\d+)( hook=(\S+))?$`)
@@ -109,5 +115,61 @@ func TestRefusalFloodLogsBounded(t *testing.T) {
 	}
 	if strings.Contains(logs, "event accepted") {
 		t.Errorf("an accepted event was logged at info level:\n%s", logs)
+	}
+}
+
+// notJSON returns the lines of a log that are not JSON objects.
+func notJSON(out string) []string {
+	var bad []string
+	for line := range strings.Lines(out) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			bad = append(bad, line)
+		}
+	}
+	return bad
+}
+
+// With --log-format json every line of the log is JSON, also what the
+// Redis client says by itself while its Redis is down: that comes at
+// debug, once the store's callers have logged the errors they met.
+func TestJSONLogWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	url := redistest.Server(t)
+	rc := newReceiver(t)
+	s := start(t, serverOpts{store: url, api: rc.URL, args: []string{"--log-format", "json", "--log-level", "debug"}})
+	if got := ingestWS(t, s); got != http.StatusAccepted {
+		t.Fatalf("ingest = %d, want 202", got)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	_ = c.ShutdownNoSave(t.Context()).Err() // the connection ends with the server
+	if got := ingestWS(t, s); got != http.StatusServiceUnavailable {
+		t.Errorf("ingest with Redis down = %d, want 503", got)
+	}
+	s.waitLog(t, `"level":"DEBUG","msg":"redis client","detail":"`, 1)
+	if bad := notJSON(s.output()); len(bad) > 0 {
+		t.Errorf("%d lines of the JSON log are not JSON, the first: %q", len(bad), bad[0])
+	}
+}
+
+// What a store says as it opens goes to the process's log in its format:
+// an embedded file that keeps pages of another size than its URL asks.
+func TestJSONLogOfTheStore(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "p.db")
+	rc := newReceiver(t)
+	first := start(t, serverOpts{store: "sqlite://" + path + "?page_size=2048", api: rc.URL})
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, serverOpts{store: "sqlite://" + path + "?page_size=4096", api: rc.URL, args: []string{"--log-format", "json"}})
+	s.waitLog(t, `"level":"WARN","msg":"sqlitestore: the file keeps its pages: a page size applies to a new file only"`, 1)
+	if bad := notJSON(s.output()); len(bad) > 0 {
+		t.Errorf("%d lines of the JSON log are not JSON, the first: %q", len(bad), bad[0])
 	}
 }

@@ -190,7 +190,8 @@ type serverOpts struct {
 	noEgressAllow bool
 }
 
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// listenRE finds the listening address in a text or a JSON log.
+var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)|"msg":"listening","addr":"([^"]+)"`)
 
 // start runs `hookrelay serve` with the demo config and waits until it listens.
 func start(t *testing.T, o serverOpts) *server {
@@ -253,7 +254,7 @@ func start(t *testing.T, o serverOpts) *server {
 			s.logs.WriteString(line + "\n")
 			s.mu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
+				addr <- m[1] + m[2]
 			}
 		}
 		s.err = cmd.Wait()

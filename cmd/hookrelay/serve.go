@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -117,6 +118,8 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	redis.SetLogger(redisClientLog{log})
+	defer redis.SetLogger(redisClientLog{})
 	m.tuneGC()
 	if err := f.check(); err != nil {
 		return &exitError{code: 2, err: err}
@@ -131,7 +134,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	st, where, err := openSealedStore(ctx, f.store, keys)
+	st, where, err := openSealedStore(ctx, f.store, keys, log)
 	if err != nil {
 		return &exitError{code: 1, err: plainDiskFull(err)}
 	}
@@ -392,6 +395,19 @@ func (m *Main) logger(format, level string) (*slog.Logger, *redact.Handler, erro
 	red := redact.NewHandler(h)
 	// A line logged while serving a request carries the request's id.
 	return slog.New(gateway.LogHandler(red)), red, nil
+}
+
+// redisClientLog carries what the Redis client prints by itself (a dial
+// that failed, a connection it dropped) into the process's log, at debug:
+// the store's callers log each error they meet, with what they were doing,
+// and a Redis that is down would otherwise add a line per dial. The client
+// keeps one logger per process; without a log it is silent.
+type redisClientLog struct{ log *slog.Logger }
+
+func (l redisClientLog) Printf(ctx context.Context, format string, v ...any) {
+	if l.log != nil {
+		l.log.DebugContext(ctx, "redis client", "detail", strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
+	}
 }
 
 func logWarnings(log *slog.Logger, cfg *config.Config) {

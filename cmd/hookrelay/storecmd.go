@@ -123,7 +123,7 @@ with the new ring first, so that what they write is under the current key.`,
 				return &exitError{code: 2, err: fmt.Errorf("rotate-key seals with the first key of %s or of the key file (--encryption-key-file, %s); neither is set", envEncryptionKey, envEncryptionKeyFile)}
 			}
 			ctx := cmd.Context()
-			st, where, err := openSealedStore(ctx, *storeURL, keys)
+			st, where, err := openSealedStore(ctx, *storeURL, keys, nil)
 			if err != nil {
 				return err
 			}

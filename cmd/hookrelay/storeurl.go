@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -32,14 +33,15 @@ type backend interface {
 // sqlite://relative.db for the embedded store, and the embedded default
 // when raw is empty.
 func openStore(ctx context.Context, raw string) (backend, string, error) {
-	return openSealedStore(ctx, raw, nil)
+	return openSealedStore(ctx, raw, nil, nil)
 }
 
 // openSealedStore is openStore for a store that seals the events it writes
-// with keys and opens those sealed with any of them; keys may be nil.
-func openSealedStore(ctx context.Context, raw string, keys *seal.Keys) (backend, string, error) {
+// with keys and opens those sealed with any of them, and that writes what
+// it has to say to log; keys and log may be nil (slog's default logger).
+func openSealedStore(ctx context.Context, raw string, keys *seal.Keys, log *slog.Logger) (backend, string, error) {
 	if raw == "" {
-		s, err := sqlitestore.Open(ctx, defaultStorePath, sqlitestore.WithKeys(keys))
+		s, err := sqlitestore.Open(ctx, defaultStorePath, sqlitestore.WithKeys(keys), sqlitestore.WithLogger(log))
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
 		}
@@ -53,7 +55,7 @@ func openSealedStore(ctx context.Context, raw string, keys *seal.Keys) (backend,
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
-		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(keys))
+		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(keys), redisstore.WithLogger(log))
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
 		}
@@ -67,7 +69,7 @@ func openSealedStore(ctx context.Context, raw string, keys *seal.Keys) (backend,
 		if err != nil {
 			return nil, "", fmt.Errorf("store URL %s: %w", raw, err)
 		}
-		s, err := sqlitestore.Open(ctx, path, append(opts, sqlitestore.WithKeys(keys))...)
+		s, err := sqlitestore.Open(ctx, path, append(opts, sqlitestore.WithKeys(keys), sqlitestore.WithLogger(log))...)
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
 		}

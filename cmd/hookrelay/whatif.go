@@ -173,7 +173,7 @@ func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, ca
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	st, _, err := openSealedStore(ctx, storeURL, keys)
+	st, _, err := openSealedStore(ctx, storeURL, keys, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,7 +210,7 @@ func (s *Store) startDict(ctx context.Context) error {
 	if err != nil {
 		// The bodies compressed with it cannot be read, but new ones can
 		// be stored.
-		slog.Warn("redisstore: the store's dictionary cannot be read: bodies are compressed with zstd", "key", s.dictKey(), "err", err)
+		s.log.Warn("redisstore: the store's dictionary cannot be read: bodies are compressed with zstd", "key", s.dictKey(), "err", err)
 		return nil
 	}
 	s.dict.use.Store(d)
@@ -271,11 +270,11 @@ func (s *Store) sample(body []byte) {
 		if err := s.train(samples); err != nil {
 			switch {
 			case errors.Is(err, errDictNoBetter):
-				slog.Info("redisstore: the dictionary in use is kept", "err", err)
+				s.log.Info("redisstore: the dictionary in use is kept", "err", err)
 			case s.dict.use.Load() != nil:
-				slog.Warn("redisstore: the dictionary in use is kept", "err", err)
+				s.log.Warn("redisstore: the dictionary in use is kept", "err", err)
 			default:
-				slog.Warn("redisstore: bodies stay compressed with zstd", "err", err)
+				s.log.Warn("redisstore: bodies stay compressed with zstd", "err", err)
 			}
 			if errors.Is(err, errDictNotStored) {
 				s.dict.sampling.Store(true) // train again on the next bodies
@@ -336,7 +335,7 @@ func (s *Store) refit(every time.Duration) {
 	if cur := ds.use.Load(); err == nil && (cur == nil || id != cur.id) {
 		if d, err := s.dictByID(id); err == nil {
 			ds.use.Store(d)
-			slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
+			s.log.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
 			retrain = false
 		}
 	}
@@ -432,13 +431,13 @@ func (s *Store) train(samples [][]byte) error {
 	s.dict.use.Store(got.(*bodyDict))
 	switch {
 	case ours && replaces != "":
-		slog.Info("redisstore: bodies are compressed with a dictionary trained here on recent bodies, which the one in use did not fit",
+		s.log.Info("redisstore: bodies are compressed with a dictionary trained here on recent bodies, which the one in use did not fit",
 			"dictionary", d.id, "replaces", replaces, "samples", len(samples), "bytes_kept", withDict, "bytes_kept_before", withCurrent)
 	case ours:
-		slog.Info("redisstore: bodies are compressed with the dictionary trained here", "dictionary", d.id,
+		s.log.Info("redisstore: bodies are compressed with the dictionary trained here", "dictionary", d.id,
 			"samples", len(samples), "bytes_kept", withDict, "bytes_kept_by_zstd", withZstd)
 	default:
-		slog.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
+		s.log.Info("redisstore: bodies are compressed with the dictionary another process trained", "dictionary", d.id)
 	}
 	return nil
 }

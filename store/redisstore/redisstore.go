@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -30,6 +31,7 @@ const keySlack = time.Minute
 // Store is the Redis backend of store.Store.
 type Store struct {
 	c      redis.UniversalClient
+	log    *slog.Logger // what the store has to say; slog.Default() unless WithLogger
 	prefix string
 	parts  []keys // per partition (partition.go)
 	k      keys   // partition 0's, which holds what the whole store shares
@@ -313,6 +315,9 @@ func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 	s := &Store{c: client, prefix: prefix, wakers: map[*waker]struct{}{}, scanBudget: defaultScanBudget}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
 	}
 	s.setPartitions(1)
 	s.startCommitters()

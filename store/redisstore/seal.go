@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -30,6 +31,12 @@ type Option func(*Store)
 // clear and sealed ones cannot be read.
 func WithKeys(keys *seal.Keys) Option {
 	return func(s *Store) { s.keys = keys }
+}
+
+// WithLogger has the store write what it has to say (the dictionary its
+// bodies are compressed with) to log instead of slog's default logger.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Store) { s.log = log }
 }
 
 // sealAD binds a sealed part to its event.

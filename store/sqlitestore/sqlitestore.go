@@ -44,6 +44,7 @@ const (
 // a separate pool of read-only connections.
 type Store struct {
 	path  string
+	log   *slog.Logger // what the store has to say; slog.Default() unless WithLogger
 	wdb   *sql.DB // one connection, used only by the writer goroutine
 	wconn *sql.Conn
 	rdb   *sql.DB // read-only pool
@@ -110,6 +111,12 @@ func WithKeys(keys *seal.Keys) Option {
 	return func(s *Store) { s.keys = keys }
 }
 
+// WithLogger has the store write what it has to say (a page size the
+// file does not take) to log instead of slog's default logger.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Store) { s.log = log }
+}
+
 // Open opens (creating if missing, with parent directories) the SQLite file
 // at path and migrates it.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
@@ -136,6 +143,9 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
 	}
 	asked := s.pageSize != 0 // the caller chose the size
 	if !asked {
@@ -200,7 +210,7 @@ func open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if size, err := setPageSize(ctx, s.wconn, s.pageSize); err != nil {
 		return fail(err)
 	} else if size != s.pageSize && asked {
-		slog.Warn("sqlitestore: the file keeps its pages: a page size applies to a new file only",
+		s.log.Warn("sqlitestore: the file keeps its pages: a page size applies to a new file only",
 			"path", path, "page_size", size, "asked", s.pageSize)
 	}
 	// PRAGMA journal_mode=WAL reports the old mode instead of failing when the
