@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 )
@@ -104,5 +105,21 @@ func TestServeRefusesBadEnvironment(t *testing.T) {
 	// A command that reads none of them is not stopped by them.
 	if code, out, errOut := run(t, map[string]string{"HOOKRELAY_WORKERS": "abc"}, "validate", "--config", "../../testdata/demo/hookrelay.yaml"); code != 0 {
 		t.Errorf("validate with a bad HOOKRELAY_WORKERS: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// A command for the running server that finds none says where it looked
+// and how to point it elsewhere.
+func TestRemoteWithoutServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	code, out, errOut := run(t, map[string]string{"HOOKRELAY_API_KEY": "hr_x", "HOOKRELAY_SERVER": server}, "events", "list")
+	want := "no server answers at " + server + " (connect: connection refused): start hookrelay serve, or point --server or HOOKRELAY_SERVER at the one that runs"
+	if code != 1 || out != "" || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
 	}
 }

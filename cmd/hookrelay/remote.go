@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,6 +72,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+			return nil, fmt.Errorf("no server answers at %s (%v): start hookrelay serve, or point --server or HOOKRELAY_SERVER at the one that runs", safe(c.server), op.Err)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
