@@ -93,7 +93,7 @@ func testHookRateLimit(t *testing.T, storeURL string, processes int) {
 	}
 
 	// Only the accepted requests are stored.
-	st, _, err := openStore(context.Background(), storeURL)
+	st, _, err := openStore(context.Background(), storeURL, storeOpening{create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func testRetention(t *testing.T, b storeBackend) {
 		}
 		return http.StatusInternalServerError
 	}
-	st, _, err := openStore(context.Background(), storeURL)
+	st, _, err := openStore(context.Background(), storeURL, storeOpening{create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func sendSealed(t *testing.T, srv *server, n int) string {
 // token in its body and header.
 func readSealed(t *testing.T, url string, keys *seal.Keys, ids ...string) {
 	t.Helper()
-	st, _, err := openSealedStore(context.Background(), url, keys, nil)
+	st, _, err := openStore(context.Background(), url, storeOpening{keys: keys, create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSealedAtRest(t *testing.T) {
 // ring, to inspect it.
 func openSealedTestStore(t *testing.T, url, ring string) store.Store {
 	t.Helper()
-	st, _, err := openSealedStore(context.Background(), url, storetest.ParseKeys(t, ring), nil)
+	st, _, err := openStore(context.Background(), url, storeOpening{keys: storetest.ParseKeys(t, ring), create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

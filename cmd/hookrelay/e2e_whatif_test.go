@@ -277,7 +277,7 @@ func checkWhatif(t *testing.T, env map[string]string, cs whatifConfigs, paid, op
 func storeWhatifEvents(t *testing.T, storeURL string) (paid, open []string) {
 	t.Helper()
 	ctx := context.Background()
-	st, _, err := openStore(ctx, storeURL)
+	st, _, err := openStore(ctx, storeURL, storeOpening{create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

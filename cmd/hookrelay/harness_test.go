@@ -392,7 +392,7 @@ func onEachStore(t *testing.T, test func(t *testing.T, b storeBackend)) {
 // openTestStore opens the same store the server uses, to inspect it.
 func openTestStore(t *testing.T, url string) store.Store {
 	t.Helper()
-	st, _, err := openStore(context.Background(), url)
+	st, _, err := openStore(context.Background(), url, storeOpening{create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ create, see and revoke only keys whose scopes it holds itself.`,
 				if err != nil {
 					return &exitError{code: 2, err: err}
 				}
-				if err := m.withStore(cmd.Context(), storeURL, func(st backend) error { return st.CreateKey(cmd.Context(), key) }); err != nil {
+				if err := m.withStore(cmd.Context(), storeURL, storeOpening{create: true, made: m.Stderr}, func(st backend) error { return st.CreateKey(cmd.Context(), key) }); err != nil {
 					return err
 				}
 				k = admin.ViewKey(key)
@@ -110,7 +110,7 @@ create, see and revoke only keys whose scopes it holds itself.`,
 			if c != nil {
 				raw, err = c.call(cmd.Context(), http.MethodGet, "/keys", nil, nil, &page)
 			} else {
-				err = m.withStore(cmd.Context(), storeURL, func(st backend) error {
+				err = m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error {
 					keys, err := st.Keys(cmd.Context())
 					for _, k := range keys {
 						page.Data = append(page.Data, admin.ViewKey(k))
@@ -147,7 +147,7 @@ create, see and revoke only keys whose scopes it holds itself.`,
 			if c != nil {
 				_, err = c.call(cmd.Context(), http.MethodDelete, "/keys/"+url.PathEscape(args[0]), nil, nil, nil)
 			} else {
-				err = m.withStore(cmd.Context(), storeURL, func(st backend) error { return st.RevokeKey(cmd.Context(), args[0], time.Now().UTC()) })
+				err = m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error { return st.RevokeKey(cmd.Context(), args[0], time.Now().UTC()) })
 			}
 			if err != nil {
 				return fmt.Errorf("revoke %s: %w", safe(args[0]), err)
@@ -160,9 +160,10 @@ create, see and revoke only keys whose scopes it holds itself.`,
 	return cmd
 }
 
-// withStore opens the store at storeURL for f and closes it after.
-func (m *Main) withStore(ctx context.Context, storeURL string, f func(backend) error) error {
-	st, _, err := openStore(ctx, storeURL)
+// withStore opens the store at storeURL as o says for f and closes it
+// after.
+func (m *Main) withStore(ctx context.Context, storeURL string, o storeOpening, f func(backend) error) error {
+	st, _, err := openStore(ctx, storeURL, o)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	st, where, err := openSealedStore(ctx, f.store, keys, log)
+	st, where, err := openStore(ctx, f.store, storeOpening{keys: keys, log: log, create: true})
 	if err != nil {
 		return &exitError{code: 1, err: plainDiskFull(err)}
 	}

@@ -32,7 +32,7 @@ senders where they can be. reset-ack writes a new store identity that
 records the acceptance; every process adopts it at its next check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return m.withStore(cmd.Context(), storeURL, func(st backend) error {
+			return m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error {
 				id, prev, err := store.AcceptReset(cmd.Context(), st, time.Now())
 				if err != nil {
 					return err
@@ -68,7 +68,7 @@ error.`,
 		Example: `  export HOOKRELAY_EXPECT_STORE=$(hookrelay store identity --store redis://127.0.0.1:6379/0)`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return m.withStore(cmd.Context(), storeURL, func(st backend) error {
+			return m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error {
 				id, err := st.Identity(cmd.Context())
 				if errors.Is(err, store.ErrNotFound) {
 					return errors.New("the store holds no identity: the first serve on it writes one")
@@ -123,7 +123,7 @@ with the new ring first, so that what they write is under the current key.`,
 				return &exitError{code: 2, err: fmt.Errorf("rotate-key seals with the first key of %s or of the key file (--encryption-key-file, %s); neither is set", envEncryptionKey, envEncryptionKeyFile)}
 			}
 			ctx := cmd.Context()
-			st, where, err := openSealedStore(ctx, *storeURL, keys, nil)
+			st, where, err := openStore(ctx, *storeURL, storeOpening{keys: keys})
 			if err != nil {
 				return err
 			}

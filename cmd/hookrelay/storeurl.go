@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,25 +30,35 @@ type backend interface {
 	store.Resealer
 }
 
+// storeOpening says how a command opens its store.
+type storeOpening struct {
+	keys *seal.Keys   // seal what is written, open what is sealed; nil: neither
+	log  *slog.Logger // where the store logs; nil: slog's default logger
+	// create makes an embedded store whose file is not there (serve, and
+	// the first key made before serve ever ran); without it such a store is
+	// refused, where a mistyped path would make an empty one.
+	create bool
+	// made, when set, is told where an embedded store was made.
+	made io.Writer
+}
+
 // openStore opens the store a URL names: redis://host:port/db (or rediss://)
 // for one Redis server, redis+cluster://host:port?addr=host2:port2&… (or
 // rediss+cluster://) for a Redis Cluster, sqlite:///abs/path.db or
 // sqlite://relative.db for the embedded store, and the embedded default
 // when raw is empty.
-func openStore(ctx context.Context, raw string) (backend, string, error) {
-	return openSealedStore(ctx, raw, nil, nil)
-}
-
-// openSealedStore is openStore for a store that seals the events it writes
-// with keys and opens those sealed with any of them, and that writes what
-// it has to say to log; keys and log may be nil (slog's default logger).
-func openSealedStore(ctx context.Context, raw string, keys *seal.Keys, log *slog.Logger) (backend, string, error) {
+func openStore(ctx context.Context, raw string, o storeOpening) (backend, string, error) {
 	if raw == "" {
-		s, err := sqlitestore.Open(ctx, defaultStorePath, sqlitestore.WithKeys(keys), sqlitestore.WithLogger(log))
+		abs, _ := filepath.Abs(defaultStorePath)
+		made, err := o.check(defaultStorePath, abs+" (the embedded default: no --store given)")
+		if err != nil {
+			return nil, "", err
+		}
+		s, err := sqlitestore.Open(ctx, defaultStorePath, sqlitestore.WithKeys(o.keys), sqlitestore.WithLogger(o.log))
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
 		}
-		abs, _ := filepath.Abs(defaultStorePath)
+		o.tell(made, abs)
 		return s, "sqlite://" + abs + " (the embedded default: no --store given)", nil
 	}
 	u, err := url.Parse(raw)
@@ -55,7 +68,7 @@ func openSealedStore(ctx context.Context, raw string, keys *seal.Keys, log *slog
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
-		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(keys), redisstore.WithLogger(log))
+		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(o.keys), redisstore.WithLogger(o.log))
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
 		}
@@ -69,13 +82,39 @@ func openSealedStore(ctx context.Context, raw string, keys *seal.Keys, log *slog
 		if err != nil {
 			return nil, "", fmt.Errorf("store URL %s: %w", raw, err)
 		}
-		s, err := sqlitestore.Open(ctx, path, append(opts, sqlitestore.WithKeys(keys), sqlitestore.WithLogger(log))...)
+		abs, _ := filepath.Abs(path)
+		made, err := o.check(path, abs)
+		if err != nil {
+			return nil, "", err
+		}
+		s, err := sqlitestore.Open(ctx, path, append(opts, sqlitestore.WithKeys(o.keys), sqlitestore.WithLogger(o.log))...)
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
 		}
+		o.tell(made, abs)
 		return s, "sqlite://" + path, nil
 	}
 	return nil, "", fmt.Errorf("store URL %s: unknown scheme %q (use redis://host:port/db, redis+cluster://host:port?addr=host2:port2 or sqlite:///path/file.db)", u.Redacted(), u.Scheme)
+}
+
+// check reports whether the embedded store at path (named as where) is
+// yet to be made, and refuses it then unless o.create.
+func (o storeOpening) check(path, where string) (bool, error) {
+	_, err := os.Stat(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, nil // opening it says what else may be wrong
+	}
+	if !o.create {
+		return false, &exitError{code: 2, err: fmt.Errorf("no embedded store at %s: give the --store (or HOOKRELAY_STORE) that serve runs with; serve makes the store when it first starts", where)}
+	}
+	return true, nil
+}
+
+// tell tells o.made that the embedded store at abs was made.
+func (o storeOpening) tell(made bool, abs string) {
+	if made && o.made != nil {
+		fmt.Fprintf(o.made, "made a new embedded store at %s: serve uses it with --store sqlite://%s\n", abs, abs)
+	}
 }
 
 // sqliteOptions reads the options of an embedded store's URL (what follows

@@ -67,3 +67,42 @@ func TestEmbeddedStorePageSize(t *testing.T) {
 		}
 	}
 }
+
+// The commands that work on a store directly refuse an embedded store that
+// is not there, where a mistyped path would make an empty one, and make no
+// file; `keys create`, which may make the first key before serve ever ran,
+// makes the store and says where.
+func TestOperatorCommandsNeedTheStore(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo", "hookrelay.db")
+	url := "sqlite://" + missing
+	for _, args := range [][]string{
+		{"keys", "list", "--store", url},
+		{"keys", "revoke", "key_x", "--store", url},
+		{"store", "identity", "--store", url},
+		{"store", "reset-ack", "--store", url},
+		{"whatif", "--config", "../../testdata/demo/hookrelay.yaml", "--current", "../../testdata/demo/hookrelay.yaml", "--store", url},
+	} {
+		code, out, errOut := run(t, nil, args...)
+		want := "no embedded store at " + missing + ": give the --store (or HOOKRELAY_STORE) that serve runs with"
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", args, code, out, errOut, want)
+		}
+		if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%v made %s: %v", args, filepath.Dir(missing), err)
+		}
+	}
+
+	code, out, errOut := run(t, nil, "keys", "create", "--name", "first", "--store", url)
+	want := "made a new embedded store at " + missing + ": serve uses it with --store sqlite://" + missing + "\n"
+	if code != 0 || errOut != want || !strings.Contains(out, "created key") {
+		t.Fatalf("keys create on a new store: exit %d, stdout %q, stderr %q; want stderr %q", code, out, errOut, want)
+	}
+	code, out, errOut = run(t, nil, "keys", "list", "--store", url)
+	if code != 0 || errOut != "" || !strings.Contains(out, "first") {
+		t.Errorf("keys list after: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut = run(t, nil, "keys", "create", "--name", "second", "--store", url); code != 0 || errOut != "" {
+		t.Errorf("keys create on the store made: exit %d, stderr %q; want no notice", code, errOut)
+	}
+}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,40 +164,17 @@ func (m *Main) whatifStore(ctx context.Context, storeURL, currentPath string, ca
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("current config: %w", err)}
 	}
-	if err := storeExists(storeURL); err != nil {
-		return nil, err
-	}
 	keys, err := m.encryptionKeys(m.env(envEncryptionKeyFile, ""))
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	st, _, err := openSealedStore(ctx, storeURL, keys, nil)
+	st, _, err := openStore(ctx, storeURL, storeOpening{keys: keys})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
 	red := redact.Join(current.Redactor(), candidate.Redactor())
 	return whatif.Run(ctx, st, current, candidate, w, red)
-}
-
-// storeExists refuses an embedded store file that is not there: opening
-// it would create an empty store, and whatif writes nothing.
-func storeExists(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil // openStore says what is wrong with it
-	}
-	switch u.Scheme {
-	case "sqlite", "sqlite3", "file":
-		path := strings.TrimPrefix(raw, u.Scheme+"://")
-		if path == "" {
-			return nil
-		}
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("store %s: %w (whatif reads an existing store and creates none)", raw, errors.Unwrap(err))
-		}
-	}
-	return nil
 }
 
 // whatifRemote sends the candidate to a running server, which compares it
