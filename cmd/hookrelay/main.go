@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/hookrelay/hookrelay/redact"
@@ -56,6 +57,9 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func (m *Main) run(ctx context.Context, args []string) int {
+	// A command says what failed itself; what the Redis client would print
+	// on its own (each failed dial) only serve's log takes, at debug.
+	redis.SetLogger(redisClientLog{})
 	root := m.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(m.Stdout)

@@ -123,3 +123,14 @@ func TestRemoteWithoutServer(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
 	}
 }
+
+// A command on a Redis that does not answer says so once: the Redis
+// client's own lines about each failed dial stay out of its output.
+// (The binary, for what the client prints goes to the process's stderr.)
+func TestStoreCommandOnRedisDown(t *testing.T) {
+	errOut := cliFail(t, nil, "keys", "list", "--store", "redis://127.0.0.1:1/0")
+	want := "error: open Redis store redis://127.0.0.1:1/0: redisstore: ping 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n"
+	if errOut != want {
+		t.Errorf("stderr %q; want %q", errOut, want)
+	}
+}
