@@ -52,6 +52,7 @@ func TestServeRefusesBadStart(t *testing.T) {
 	}{
 		{"bad config", []string{"serve", "--config", "../../config/testdata/bad/unknown-key.yaml", "--store", "sqlite://" + t.TempDir() + "/x.db"}, "unknown-key.yaml:6:5"},
 		{"unknown store scheme", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "mongodb://localhost"}, `unknown scheme "mongodb"`},
+		{"admin on the catch URLs' address", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--listen", "127.0.0.1:1", "--admin-listen", "127.0.0.1:1", "--store", "sqlite://" + t.TempDir() + "/x.db"}, "--admin-listen or HOOKRELAY_ADMIN_LISTEN 127.0.0.1:1: the address of --listen; give another"},
 		{"unreachable redis", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "redis://127.0.0.1:1/0"}, "open Redis store"},
 		{"unopenable file", []string{"serve", "--config", "../../testdata/demo/hookrelay.yaml", "--store", "sqlite:///proc/hookrelay/x.db"}, "open embedded store"},
 	}

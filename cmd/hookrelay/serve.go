@@ -73,6 +73,9 @@ func (f serveFlags) check() error {
 	if f.lease < minLease {
 		errs = append(errs, fmt.Errorf("--lease or HOOKRELAY_LEASE %v: want at least %v, so that leases can be renewed in time", f.lease, minLease))
 	}
+	if _, port, _ := net.SplitHostPort(f.listen); f.adminListen == f.listen && port != "0" {
+		errs = append(errs, fmt.Errorf("--admin-listen or HOOKRELAY_ADMIN_LISTEN %s: the address of --listen; give another, or none to serve the operators' endpoints on --listen", f.adminListen))
+	}
 	if f.grace < 0 {
 		errs = append(errs, fmt.Errorf("--grace or HOOKRELAY_GRACE %v: want 0 (stop at once) or more", f.grace))
 	}
@@ -165,13 +168,13 @@ func (m *Main) serve(ctx context.Context, f serveFlags) error {
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.listen, err)}
+		return &exitError{code: 1, err: fmt.Errorf("--listen %s: %w", f.listen, err)}
 	}
 	var adminLn net.Listener
 	if f.adminListen != "" {
 		if adminLn, err = net.Listen("tcp", f.adminListen); err != nil {
 			ln.Close()
-			return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", f.adminListen, err)}
+			return &exitError{code: 1, err: fmt.Errorf("--admin-listen %s: %w", f.adminListen, err)}
 		}
 	}
 	var gw *gateway.Gateway
