@@ -23,9 +23,12 @@ func (m *Main) echoCommand() *cobra.Command {
 		Short: "Run a receiver that prints every request it gets (for trying actions out)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if status < 200 || status > 599 {
+				return &exitError{code: 2, err: fmt.Errorf("--status %d: want a final HTTP status, 200 to 599", status)}
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("listen on %s: %w", listen, err)}
+				return &exitError{code: 1, err: fmt.Errorf("--listen %s: %w", listen, err)}
 			}
 			fmt.Fprintf(m.Stdout, "echo receiver listening on http://%s (answering %d)\n", ln.Addr(), status)
 			var mu sync.Mutex

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -133,5 +137,49 @@ func TestStoreCommandOnRedisDown(t *testing.T) {
 	want := "error: open Redis store redis://127.0.0.1:1/0: redisstore: ping 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n"
 	if errOut != want {
 		t.Errorf("stderr %q; want %q", errOut, want)
+	}
+}
+
+// echo prints each request it gets and answers the status asked for; a
+// status that is not a final one is refused before it listens.
+func TestEcho(t *testing.T) {
+	for _, bad := range []string{"50", "0", "103", "600"} {
+		if code, _, errOut := run(t, nil, "echo", "--listen", "127.0.0.1:0", "--status", bad); code != 2 || !strings.Contains(errOut, "--status "+bad+": want a final HTTP status, 200 to 599") {
+			t.Errorf("--status %s: exit %d, stderr %q", bad, code, errOut)
+		}
+	}
+
+	cmd := exec.Command(binary, "echo", "--listen", "127.0.0.1:0", "--status", "503")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatalf("echo printed nothing: %v", lines.Err())
+	}
+	addr, ok := strings.CutPrefix(lines.Text(), "echo receiver listening on ")
+	addr, _, _ = strings.Cut(addr, " ")
+	if !ok {
+		t.Fatalf("first line %q", lines.Text())
+	}
+	resp, err := http.Post(addr+"/v1/contacts?x=1", "application/json", strings.NewReader(`{"id":7}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", resp.StatusCode)
+	}
+	var seen []string
+	for lines.Scan() && !strings.Contains(lines.Text(), `{"id":7}`) {
+		seen = append(seen, lines.Text())
+	}
+	if !slices.ContainsFunc(seen, func(l string) bool { return strings.HasSuffix(l, " POST /v1/contacts?x=1") }) {
+		t.Errorf("the request line is not printed: %q", seen)
 	}
 }
