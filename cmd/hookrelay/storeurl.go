@@ -34,11 +34,11 @@ type backend interface {
 type storeOpening struct {
 	keys *seal.Keys   // seal what is written, open what is sealed; nil: neither
 	log  *slog.Logger // where the store logs; nil: slog's default logger
-	// create makes an embedded store whose file is not there (serve, and
-	// the first key made before serve ever ran); without it such a store is
-	// refused, where a mistyped path would make an empty one.
+	// create makes a store that is not there (serve, and the first key
+	// made before serve ever ran); without it such a store is refused,
+	// where a mistyped path or URL would make an empty one.
 	create bool
-	// made, when set, is told where an embedded store was made.
+	// made, when set, is told where a store was made.
 	made io.Writer
 }
 
@@ -68,9 +68,19 @@ func openStore(ctx context.Context, raw string, o storeOpening) (backend, string
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
-		s, err := redisstore.Open(ctx, raw, redisstore.WithKeys(o.keys), redisstore.WithLogger(o.log))
+		opts := []redisstore.Option{redisstore.WithKeys(o.keys), redisstore.WithLogger(o.log)}
+		if !o.create {
+			opts = append(opts, redisstore.WithExisting())
+		}
+		s, err := redisstore.Open(ctx, raw, opts...)
+		if errors.Is(err, redisstore.ErrNoStore) {
+			return nil, "", &exitError{code: 2, err: fmt.Errorf("no store at %s: give the --store (or HOOKRELAY_STORE) that serve runs with; serve makes the store when it first starts", u.Redacted())}
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
+		}
+		if s.Created() && o.made != nil {
+			fmt.Fprintf(o.made, "made a new store at %s: serve uses it with --store %s\n", u.Redacted(), u.Redacted())
 		}
 		return s, u.Redacted(), nil
 	case "sqlite", "sqlite3", "file":

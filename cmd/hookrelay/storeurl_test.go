@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookrelay/hookrelay/internal/redistest"
 )
 
 // page_size in an embedded store's URL sizes the pages of the file the
@@ -68,41 +72,62 @@ func TestEmbeddedStorePageSize(t *testing.T) {
 	}
 }
 
-// The commands that work on a store directly refuse an embedded store that
-// is not there, where a mistyped path would make an empty one, and make no
-// file; `keys create`, which may make the first key before serve ever ran,
-// makes the store and says where.
+// The commands that work on a store directly refuse a store that is not
+// there, where a mistyped path or URL would make an empty one, and write
+// nothing; `keys create`, which may make the first key before serve ever
+// ran, makes the store and says where.
 func TestOperatorCommandsNeedTheStore(t *testing.T) {
-	dir := t.TempDir()
-	missing := filepath.Join(dir, "typo", "hookrelay.db")
-	url := "sqlite://" + missing
-	for _, args := range [][]string{
-		{"keys", "list", "--store", url},
-		{"keys", "revoke", "key_x", "--store", url},
-		{"store", "identity", "--store", url},
-		{"store", "reset-ack", "--store", url},
-		{"whatif", "--config", "../../testdata/demo/hookrelay.yaml", "--current", "../../testdata/demo/hookrelay.yaml", "--store", url},
+	missing := filepath.Join(t.TempDir(), "typo", "hookrelay.db")
+	redisURL := redistest.Server(t)
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := redis.NewClient(opt)
+	t.Cleanup(func() { own.Close() })
+	for _, c := range []struct {
+		name, url, where string
+		empty            func() bool // nothing was written
+	}{
+		{"sqlite", "sqlite://" + missing, missing, func() bool {
+			_, err := os.Stat(filepath.Dir(missing))
+			return errors.Is(err, os.ErrNotExist)
+		}},
+		{"redis", redisURL, redisURL, func() bool {
+			n, err := own.DBSize(t.Context()).Result()
+			return err == nil && n == 0
+		}},
 	} {
-		code, out, errOut := run(t, nil, args...)
-		want := "no embedded store at " + missing + ": give the --store (or HOOKRELAY_STORE) that serve runs with"
-		if code != 2 || !strings.Contains(errOut, want) {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", args, code, out, errOut, want)
-		}
-		if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("%v made %s: %v", args, filepath.Dir(missing), err)
-		}
-	}
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{
+				{"keys", "list", "--store", c.url},
+				{"keys", "revoke", "key_x", "--store", c.url},
+				{"store", "identity", "--store", c.url},
+				{"store", "reset-ack", "--store", c.url},
+				{"whatif", "--config", "../../testdata/demo/hookrelay.yaml", "--current", "../../testdata/demo/hookrelay.yaml", "--store", c.url},
+			} {
+				code, out, errOut := run(t, nil, args...)
+				want := " at " + c.where + ": give the --store (or HOOKRELAY_STORE) that serve runs with"
+				if code != 2 || !strings.Contains(errOut, want) {
+					t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", args, code, out, errOut, want)
+				}
+				if !c.empty() {
+					t.Fatalf("%v wrote a store", args)
+				}
+			}
 
-	code, out, errOut := run(t, nil, "keys", "create", "--name", "first", "--store", url)
-	want := "made a new embedded store at " + missing + ": serve uses it with --store sqlite://" + missing + "\n"
-	if code != 0 || errOut != want || !strings.Contains(out, "created key") {
-		t.Fatalf("keys create on a new store: exit %d, stdout %q, stderr %q; want stderr %q", code, out, errOut, want)
-	}
-	code, out, errOut = run(t, nil, "keys", "list", "--store", url)
-	if code != 0 || errOut != "" || !strings.Contains(out, "first") {
-		t.Errorf("keys list after: exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	if code, _, errOut = run(t, nil, "keys", "create", "--name", "second", "--store", url); code != 0 || errOut != "" {
-		t.Errorf("keys create on the store made: exit %d, stderr %q; want no notice", code, errOut)
+			code, out, errOut := run(t, nil, "keys", "create", "--name", "first", "--store", c.url)
+			if code != 0 || !strings.Contains(out, "created key") || !strings.HasPrefix(errOut, "made a new ") ||
+				!strings.HasSuffix(errOut, " at "+c.where+": serve uses it with --store "+c.url+"\n") {
+				t.Fatalf("keys create on a new store: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			code, out, errOut = run(t, nil, "keys", "list", "--store", c.url)
+			if code != 0 || errOut != "" || !strings.Contains(out, "first") {
+				t.Errorf("keys list after: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			if code, _, errOut = run(t, nil, "keys", "create", "--name", "second", "--store", c.url); code != 0 || errOut != "" {
+				t.Errorf("keys create on the store made: exit %d, stderr %q; want no notice", code, errOut)
+			}
+		})
 	}
 }

@@ -124,12 +124,17 @@ func (s *Store) settlePartitions(ctx context.Context, want int) error {
 		if err != nil {
 			return err
 		}
-		if old > 0 {
+		switch {
+		case old > 0:
 			n = 1
+		case s.existing:
+			return ErrNoStore
 		}
-		if err := s.c.SetNX(ctx, s.k.partitions(), n, 0).Err(); err != nil {
+		made, err := s.c.SetNX(ctx, s.k.partitions(), n, 0).Result()
+		if err != nil {
 			return err
 		}
+		s.created = made && old == 0
 		stored, err = s.c.Get(ctx, s.k.partitions()).Int()
 		if err != nil {
 			return err

@@ -82,6 +82,9 @@ type Store struct {
 	scriptAccepts atomic.Bool
 	acceptChosen  bool
 	beforeExec    func()
+	// existing: Open refuses a store that is not there (WithExisting);
+	// created: this Open made the store (Created).
+	existing, created bool
 	// noPlain is set once the server refused a transaction (refusesPlain):
 	// every batch of accepts then runs acceptScript.
 	noPlain atomic.Bool
@@ -208,6 +211,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Created reports whether Open made the store: the Redis held none under
+// the prefix.
+func (s *Store) Created() bool { return s.created }
 
 // newClient returns a client of the server or cluster u names, and where
 // that is for messages: addresses only, never the password.

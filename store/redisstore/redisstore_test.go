@@ -564,3 +564,37 @@ func TestProbeOverwrites(t *testing.T) {
 		t.Errorf("keys after 200 probes = %v, want one", keys)
 	}
 }
+
+// WithExisting opens only a store that is there, and writes nothing to a
+// Redis that holds none; Created tells the Open that made a store.
+func TestOpenExisting(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	url := redistest.WithPrefix(redistest.URL(t), prefix)
+
+	if _, err := redisstore.Open(ctx, url, redisstore.WithExisting()); !errors.Is(err, redisstore.ErrNoStore) {
+		t.Fatalf("WithExisting on no store: %v, want ErrNoStore", err)
+	}
+	if keys := redistest.Keys(t, c, prefix); len(keys) > 0 {
+		t.Fatalf("a refused open wrote %v", keys)
+	}
+	for i, want := range []bool{true, false} {
+		s, err := redisstore.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Created() != want {
+			t.Errorf("open %d: Created() = %v, want %v", i+1, s.Created(), want)
+		}
+		s.Close()
+	}
+	s, err := redisstore.Open(ctx, url, redisstore.WithExisting())
+	if err != nil {
+		t.Fatalf("WithExisting on the store made: %v", err)
+	}
+	if s.Created() {
+		t.Error("Created() on a store that was there")
+	}
+	s.Close()
+}

@@ -39,6 +39,18 @@ func WithLogger(log *slog.Logger) Option {
 	return func(s *Store) { s.log = log }
 }
 
+// WithExisting opens only a store that is there: on a Redis that holds
+// none under the prefix, Open fails with ErrNoStore and writes nothing. A
+// command that reads or changes a store, where a mistyped URL would make
+// an empty one, opens it so.
+func WithExisting() Option {
+	return func(s *Store) { s.existing = true }
+}
+
+// ErrNoStore is Open's error, with WithExisting, on a Redis that holds no
+// store under the prefix.
+var ErrNoStore = errors.New("no store under this prefix")
+
 // sealAD binds a sealed part to its event.
 func sealAD(id, part string) []byte {
 	return append(append([]byte(id), 0), part...)

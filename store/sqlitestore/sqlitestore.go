@@ -45,7 +45,7 @@ const (
 type Store struct {
 	path  string
 	log   *slog.Logger // what the store has to say; slog.Default() unless WithLogger
-	wdb   *sql.DB // one connection, used only by the writer goroutine
+	wdb   *sql.DB      // one connection, used only by the writer goroutine
 	wconn *sql.Conn
 	rdb   *sql.DB // read-only pool
 
