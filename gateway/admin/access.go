@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -68,7 +69,16 @@ func (a *API) Register(r gin.IRouter) {
 	g := r.Group("/api/v1")
 	for _, rt := range routes {
 		handle := rt.handle
-		g.Handle(rt.method, rt.path, a.auth(rt.scopes...), func(c *gin.Context) { handle(a, c) })
+		g.Handle(rt.method, rt.path, a.auth(rt.scopes...), a.wellFormedQuery, func(c *gin.Context) { handle(a, c) })
+	}
+}
+
+// wellFormedQuery refuses a query string that does not parse: the URL
+// parser would drop it whole, and the call would be answered as if it had
+// none (a listing's first page for a cursor it could not read).
+func (a *API) wellFormedQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		a.fail(c, errBadRequest("query: "+err.Error()))
 	}
 }
 

@@ -172,3 +172,27 @@ func TestAllows(t *testing.T) {
 		}
 	}
 }
+
+// A query string that does not parse is refused, not read as none.
+func TestMalformedQuery(t *testing.T) {
+	srv, _, secrets := testAPI(t)
+	for _, c := range []struct{ query, want string }{
+		{"cursor=%%%", `{"error":"query: invalid URL escape \"%%%\""}`},
+		{"hook=a;status=dead", `{"error":"query: invalid semicolon separator in query"}`},
+	} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/events?"+c.query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+secrets["read"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(body)) != c.want {
+			t.Errorf("?%s: %d %s; want 400 %s", c.query, resp.StatusCode, body, c.want)
+		}
+	}
+}
