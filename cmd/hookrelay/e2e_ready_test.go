@@ -344,3 +344,32 @@ func TestReadyDurabilityWait(t *testing.T) {
 		t.Errorf("ingest with a replica online = %d, want 202", got)
 	}
 }
+
+// The commands for a lost store work on a Redis that lost every key of
+// it, whether or not a running process marked the loss, where the other
+// commands on a store refuse one that is not there.
+func TestResetAckWithoutRestart(t *testing.T) {
+	t.Parallel()
+	url := redistest.Server(t)
+	rc := newReceiver(t)
+	first := start(t, serverOpts{store: url, api: rc.URL})
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	flushAll(t, url) // with no process to notice
+	if out := cli(t, nil, "store", "reset-ack", "--store", url); !strings.Contains(out, "the store had no identity; wrote sid_") {
+		t.Errorf("store reset-ack on the emptied Redis printed %q", out)
+	}
+	if out := cli(t, nil, "store", "identity", "--store", url); !strings.HasPrefix(out, "sid_") {
+		t.Errorf("store identity printed %q", out)
+	}
+
+	a := start(t, serverOpts{store: url, api: rc.URL})
+	waitReadyz(t, a, http.StatusOK, "ready")
+	flushAll(t, url)
+	waitReadyz(t, a, http.StatusServiceUnavailable, "store lost its data")
+	if out := cli(t, nil, "store", "reset-ack", "--store", url); !strings.Contains(out, "accepted the loss") {
+		t.Errorf("store reset-ack printed %q", out)
+	}
+	waitReadyz(t, a, http.StatusOK, "ready")
+}

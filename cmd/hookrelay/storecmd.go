@@ -32,7 +32,7 @@ senders where they can be. reset-ack writes a new store identity that
 records the acceptance; every process adopts it at its next check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error {
+			return m.withStore(cmd.Context(), storeURL, storeOpening{lost: true}, func(st backend) error {
 				id, prev, err := store.AcceptReset(cmd.Context(), st, time.Now())
 				if err != nil {
 					return err
@@ -68,7 +68,7 @@ error.`,
 		Example: `  export HOOKRELAY_EXPECT_STORE=$(hookrelay store identity --store redis://127.0.0.1:6379/0)`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return m.withStore(cmd.Context(), storeURL, storeOpening{}, func(st backend) error {
+			return m.withStore(cmd.Context(), storeURL, storeOpening{lost: true}, func(st backend) error {
 				id, err := st.Identity(cmd.Context())
 				if errors.Is(err, store.ErrNotFound) {
 					return errors.New("the store holds no identity: the first serve on it writes one")

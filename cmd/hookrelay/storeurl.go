@@ -38,6 +38,11 @@ type storeOpening struct {
 	// made before serve ever ran); without it such a store is refused,
 	// where a mistyped path or URL would make an empty one.
 	create bool
+	// lost: the command is for a store that lost its data (store reset-ack,
+	// store identity), which on Redis may have lost every key of the store
+	// before a running process marked the loss: a Redis that holds none is
+	// opened all the same. An embedded store's file must still be there.
+	lost bool
 	// made, when set, is told where a store was made.
 	made io.Writer
 }
@@ -69,7 +74,7 @@ func openStore(ctx context.Context, raw string, o storeOpening) (backend, string
 	switch u.Scheme {
 	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		opts := []redisstore.Option{redisstore.WithKeys(o.keys), redisstore.WithLogger(o.log)}
-		if !o.create {
+		if !o.create && !o.lost {
 			opts = append(opts, redisstore.WithExisting())
 		}
 		s, err := redisstore.Open(ctx, raw, opts...)

@@ -99,13 +99,17 @@ func TestOperatorCommandsNeedTheStore(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, args := range [][]string{
+			commands := [][]string{
 				{"keys", "list", "--store", c.url},
 				{"keys", "revoke", "key_x", "--store", c.url},
-				{"store", "identity", "--store", c.url},
-				{"store", "reset-ack", "--store", c.url},
 				{"whatif", "--config", "../../testdata/demo/hookrelay.yaml", "--current", "../../testdata/demo/hookrelay.yaml", "--store", c.url},
-			} {
+			}
+			if c.name == "sqlite" {
+				// On Redis these face a store that may have lost every key
+				// (TestResetAckWithoutRestart); a file must be there.
+				commands = append(commands, []string{"store", "identity", "--store", c.url}, []string{"store", "reset-ack", "--store", c.url})
+			}
+			for _, args := range commands {
 				code, out, errOut := run(t, nil, args...)
 				want := " at " + c.where + ": give the --store (or HOOKRELAY_STORE) that serve runs with"
 				if code != 2 || !strings.Contains(errOut, want) {
