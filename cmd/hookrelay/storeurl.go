@@ -55,7 +55,8 @@ type storeOpening struct {
 func openStore(ctx context.Context, raw string, o storeOpening) (backend, string, error) {
 	if raw == "" {
 		abs, _ := filepath.Abs(defaultStorePath)
-		made, err := o.check(defaultStorePath, abs+" (the embedded default: no --store given)")
+		where := abs + " (the embedded default: no --store given)"
+		made, err := o.check(defaultStorePath, where)
 		if err != nil {
 			return nil, "", err
 		}
@@ -63,8 +64,10 @@ func openStore(ctx context.Context, raw string, o storeOpening) (backend, string
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", defaultStorePath, err)
 		}
-		o.tell(made, abs)
-		return s, "sqlite://" + abs + " (the embedded default: no --store given)", nil
+		if made {
+			o.tell("embedded store at "+abs, "sqlite://"+abs)
+		}
+		return s, "sqlite://" + where, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -79,13 +82,13 @@ func openStore(ctx context.Context, raw string, o storeOpening) (backend, string
 		}
 		s, err := redisstore.Open(ctx, raw, opts...)
 		if errors.Is(err, redisstore.ErrNoStore) {
-			return nil, "", &exitError{code: 2, err: fmt.Errorf("no store at %s: give the --store (or HOOKRELAY_STORE) that serve runs with; serve makes the store when it first starts", u.Redacted())}
+			return nil, "", missing("store at " + u.Redacted())
 		}
 		if err != nil {
 			return nil, "", fmt.Errorf("open Redis store %s: %w", u.Redacted(), err)
 		}
-		if s.Created() && o.made != nil {
-			fmt.Fprintf(o.made, "made a new store at %s: serve uses it with --store %s\n", u.Redacted(), u.Redacted())
+		if s.Created() {
+			o.tell("store at "+u.Redacted(), u.Redacted())
 		}
 		return s, u.Redacted(), nil
 	case "sqlite", "sqlite3", "file":
@@ -106,7 +109,9 @@ func openStore(ctx context.Context, raw string, o storeOpening) (backend, string
 		if err != nil {
 			return nil, "", fmt.Errorf("open embedded store %s: %w", path, err)
 		}
-		o.tell(made, abs)
+		if made {
+			o.tell("embedded store at "+abs, "sqlite://"+abs)
+		}
 		return s, "sqlite://" + path, nil
 	}
 	return nil, "", fmt.Errorf("store URL %s: unknown scheme %q (use redis://host:port/db, redis+cluster://host:port?addr=host2:port2 or sqlite:///path/file.db)", u.Redacted(), u.Scheme)
@@ -120,15 +125,22 @@ func (o storeOpening) check(path, where string) (bool, error) {
 		return false, nil // opening it says what else may be wrong
 	}
 	if !o.create {
-		return false, &exitError{code: 2, err: fmt.Errorf("no embedded store at %s: give the --store (or HOOKRELAY_STORE) that serve runs with; serve makes the store when it first starts", where)}
+		return false, missing("embedded store at " + where)
 	}
 	return true, nil
 }
 
-// tell tells o.made that the embedded store at abs was made.
-func (o storeOpening) tell(made bool, abs string) {
-	if made && o.made != nil {
-		fmt.Fprintf(o.made, "made a new embedded store at %s: serve uses it with --store sqlite://%s\n", abs, abs)
+// missing refuses the store that what names ("store at redis://…"): it is
+// not there.
+func missing(what string) error {
+	return &exitError{code: 2, err: fmt.Errorf("no %s: give the --store (or HOOKRELAY_STORE) that serve runs with; serve makes the store when it first starts", what)}
+}
+
+// tell tells o.made that the store what names was made, and the --store
+// that serve opens it with.
+func (o storeOpening) tell(what, storeURL string) {
+	if o.made != nil {
+		fmt.Fprintf(o.made, "made a new %s: serve uses it with --store %s\n", what, storeURL)
 	}
 }
 

@@ -99,6 +99,27 @@ var (
 	_ store.Admin = (*Store)(nil)
 )
 
+// Option adjusts a Store as it is made.
+type Option func(*Store)
+
+// WithLogger has the store write what it has to say (the dictionary its
+// bodies are compressed with) to log instead of slog's default logger.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Store) { s.log = log }
+}
+
+// WithExisting opens only a store that is there: on a Redis that holds
+// none under the prefix, Open fails with ErrNoStore and writes nothing. A
+// command that reads or changes a store, where a mistyped URL would make
+// an empty one, opens it so.
+func WithExisting() Option {
+	return func(s *Store) { s.existing = true }
+}
+
+// ErrNoStore is Open's error, with WithExisting, on a Redis that holds no
+// store under the prefix.
+var ErrNoStore = errors.New("no store under this prefix")
+
 // Open connects to the Redis that rawURL names and pings it: one server,
 // redis://[user:pass@]host:port/db[?prefix=hr] or rediss://…, or a Redis
 // Cluster, redis+cluster://[user:pass@]host:port?addr=host2:port2&… or

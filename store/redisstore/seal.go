@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 
@@ -23,33 +22,12 @@ import (
 
 var _ store.Resealer = (*Store)(nil)
 
-// Option adjusts a Store as it is made.
-type Option func(*Store)
-
 // WithKeys seals the events the store writes with keys' current key and
 // opens those sealed with any of them. Without it, events are written in
 // clear and sealed ones cannot be read.
 func WithKeys(keys *seal.Keys) Option {
 	return func(s *Store) { s.keys = keys }
 }
-
-// WithLogger has the store write what it has to say (the dictionary its
-// bodies are compressed with) to log instead of slog's default logger.
-func WithLogger(log *slog.Logger) Option {
-	return func(s *Store) { s.log = log }
-}
-
-// WithExisting opens only a store that is there: on a Redis that holds
-// none under the prefix, Open fails with ErrNoStore and writes nothing. A
-// command that reads or changes a store, where a mistyped URL would make
-// an empty one, opens it so.
-func WithExisting() Option {
-	return func(s *Store) { s.existing = true }
-}
-
-// ErrNoStore is Open's error, with WithExisting, on a Redis that holds no
-// store under the prefix.
-var ErrNoStore = errors.New("no store under this prefix")
 
 // sealAD binds a sealed part to its event.
 func sealAD(id, part string) []byte {
