@@ -59,6 +59,9 @@ func (l *loader) action(name string, a *rawAction) *actions.Action {
 			leaves["query."+k] = v
 		}
 	}
+	if !l.bodyReadsEnv(file, a.Body, what) {
+		return nil
+	}
 	body, err := a.Body.value("body", l.lookup, leaves)
 	if err != nil {
 		l.posErr(file, err)
@@ -235,6 +238,20 @@ func (l *loader) posErr(file string, err error) {
 		return
 	}
 	l.errorf(file, pos{}, "%v", err)
+}
+
+// bodyReadsEnv is templateReadsEnv for every string of a body template,
+// each read as written.
+func (l *loader) bodyReadsEnv(file string, body anyNode, what func(field string) string) bool {
+	written := map[string]scalar{}
+	if _, err := body.value("body", func(string) (string, bool) { return "", true }, written); err != nil {
+		return true // the body's own expansion says what is wrong
+	}
+	ok := true
+	for path, s := range written {
+		ok = l.templateReadsEnv(file, s, what(path)) && ok
+	}
+	return ok
 }
 
 // schedule reads a retry schedule: a list of durations, or one string of

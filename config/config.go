@@ -73,6 +73,10 @@ type Config struct {
 	// set or not, sorted.
 	EnvNames []string
 
+	// envExprs are the sources, as written, of the expressions that read
+	// the environment (LoadCandidate).
+	envExprs map[string]bool
+
 	redactor *redact.Redactor
 }
 
@@ -141,14 +145,33 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // lookup, and compiles everything. Its error is an Errors listing every
 // problem found, each as file:line:col: message.
 func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
-	return loadWith(path, lookup, readFile)
+	return loadWith(path, lookup, readFile, nil)
 }
 
 // LoadFiles is Load reading the config and the files it names from files,
 // by the paths Load would open (Config.Files of the same config loaded from
 // disk), never from disk: how a config sent over the network is checked.
 func LoadFiles(path string, files map[string][]byte, lookup func(string) (string, bool)) (*Config, error) {
-	return loadWith(path, lookup, func(file string) ([]byte, error) {
+	return loadWith(path, lookup, filesReader(files), nil)
+}
+
+// LoadCandidate is LoadFiles for a candidate config that a server resolves
+// with its own environment (what-if through the admin API), beside
+// current, the config in force. A ${VAR} inside an expression (a rule's
+// when:, an order_by:, a key, the {{ }} of a template) is refused unless
+// current has the same expression as written: an expression can turn a
+// value into text that no mask recognises (upper, reverse, a comparison
+// made one letter at a time), so a new one could read the server's
+// secrets out. As literal text a value may go anywhere: the candidate
+// masks every value of the environment it reads, as a secret.
+func LoadCandidate(path string, files map[string][]byte, lookup func(string) (string, bool), current *Config) (*Config, error) {
+	return loadWith(path, lookup, filesReader(files), func(src string) bool { return current.envExprs[src] })
+}
+
+// filesReader reads the files of a config sent whole, by the paths Load
+// would open.
+func filesReader(files map[string][]byte) func(string) ([]byte, error) {
+	return func(file string) ([]byte, error) {
 		data, ok := files[file]
 		if !ok {
 			return nil, &os.PathError{Op: "open", Path: file, Err: fs.ErrNotExist}
@@ -157,23 +180,32 @@ func LoadFiles(path string, files map[string][]byte, lookup func(string) (string
 			return nil, &os.PathError{Op: "read", Path: file, Err: errTooLarge}
 		}
 		return data, nil
-	})
+	}
 }
 
-// loadWith is Load reading files with read.
-func loadWith(path string, lookup func(string) (string, bool), read func(string) ([]byte, error)) (*Config, error) {
+// loadWith is Load reading files with read; exprEnv, when not nil, says
+// which expressions may read the environment (loader.exprEnv).
+func loadWith(path string, lookup func(string) (string, bool), read func(string) ([]byte, error), exprEnv func(string) bool) (*Config, error) {
 	names := map[string]bool{}
-	recorded := func(name string) (string, bool) {
+	l := &loader{read: read, dir: filepath.Dir(path), main: path,
+		trees: map[string]ast.Node{}, ruleFiles: map[string]*ruleFile{},
+		exprEnv: exprEnv, envExprs: map[string]bool{}}
+	l.lookup = func(name string) (string, bool) {
 		names[name] = true
-		return lookup(name)
+		v, ok := lookup(name)
+		if exprEnv != nil && len(strings.TrimSpace(v)) >= redact.MinSecretLen {
+			// A candidate masks every value of the server's environment,
+			// wherever it puts it.
+			l.secrets.values = append(l.secrets.values, strings.TrimSpace(v))
+		}
+		return v, ok
 	}
-	l := &loader{lookup: recorded, read: read, dir: filepath.Dir(path), main: path,
-		trees: map[string]ast.Node{}, ruleFiles: map[string]*ruleFile{}}
 	c := l.load(path)
 	if len(l.errs) > 0 {
 		return nil, l.errs.sorted()
 	}
 	c.EnvNames = slices.Sorted(maps.Keys(names))
+	c.envExprs = l.envExprs
 	return c, nil
 }
 
@@ -222,6 +254,12 @@ type loader struct {
 
 	trees     map[string]ast.Node  // each parsed file's document
 	ruleFiles map[string]*ruleFile // each rule file, compiled
+
+	// exprEnv, when not nil, says whether an expression as written may
+	// read the environment (LoadCandidate); envExprs are the sources of
+	// the expressions that do.
+	exprEnv  func(src string) bool
+	envExprs map[string]bool
 }
 
 // errorf records a problem. The same problem found again (a rule name
@@ -666,6 +704,9 @@ func (l *loader) compileRule(file string, r *rawRule, rule *rules.Rule, acts map
 // the environment can only be the content of a string literal. A problem
 // is reported at s as what; ok is false then.
 func (l *loader) exprText(file string, s *scalar, what string) bool {
+	if !l.exprReadsEnv(file, s.pos, s.raw, what) {
+		return false
+	}
 	v, err := exprSource(s.raw, l.lookup)
 	if err != nil {
 		l.errorf(file, s.pos, "%s: %v", what, err)
@@ -682,6 +723,9 @@ func (l *loader) templateText(file string, s *scalar, what string) bool {
 	if !s.Set {
 		return true
 	}
+	if !l.templateReadsEnv(file, *s, what) {
+		return false
+	}
 	v, err := templateSource(s.raw, l.lookup)
 	if err != nil {
 		l.exprError(file, *s, what, err)
@@ -689,6 +733,40 @@ func (l *loader) templateText(file string, s *scalar, what string) bool {
 	}
 	s.Value = v
 	return true
+}
+
+// exprReadsEnv notes an expression that reads the environment, and
+// refuses it where the loader's exprEnv does not let it (LoadCandidate).
+func (l *loader) exprReadsEnv(file string, p pos, src, what string) bool {
+	names := envNames(src)
+	if len(names) == 0 {
+		return true
+	}
+	l.envExprs[src] = true
+	if l.exprEnv == nil || l.exprEnv(src) {
+		return true
+	}
+	l.errorf(file, p, "%s: ${%s} in an expression the config in force does not have: through the admin API, a candidate reads the server's environment in an expression only where the config in force has the same one; to try a new one, run whatif with --store where %s is set",
+		what, strings.Join(names, "}, ${"), strings.Join(names, ", "))
+	return false
+}
+
+// templateReadsEnv is exprReadsEnv for each {{ }} of a template.
+func (l *loader) templateReadsEnv(file string, s scalar, what string) bool {
+	if !strings.Contains(s.raw, "${") {
+		return true
+	}
+	parts, err := rules.SplitTemplate(s.raw)
+	if err != nil {
+		return true // templateSource says what is wrong
+	}
+	ok := true
+	for _, p := range parts {
+		if p.Expr {
+			ok = l.exprReadsEnv(file, s.pos, p.Text, what) && ok
+		}
+	}
+	return ok
 }
 
 func (l *loader) exprError(file string, s scalar, what string, err error) {

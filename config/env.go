@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -59,6 +60,25 @@ func envSegments(s string) ([]envSegment, error) {
 		segs = append(segs, envSegment{text: text.String()})
 	}
 	return segs, nil
+}
+
+// envNames are the variables src refers to, each once, in order; none when
+// it refers to none or does not split (its expansion says what is wrong).
+func envNames(src string) []string {
+	if !strings.Contains(src, "${") {
+		return nil
+	}
+	segs, err := envSegments(src)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, sg := range segs {
+		if sg.ref && !slices.Contains(names, sg.name) {
+			names = append(names, sg.name)
+		}
+	}
+	return names
 }
 
 // value is the text a segment stands for.

@@ -45,7 +45,7 @@ func sharedRules(t *testing.T, n int, rulesYAML string) string {
 func TestLoadReadsEachFileOnce(t *testing.T) {
 	path := sharedRules(t, 50, "rules:\n  - name: all\n    when: body.kind == \"x\"\n    actions: [a]\n")
 	c := &countingRead{reads: map[string]int{}}
-	cfg, err := loadWith(path, env(nil), c.read)
+	cfg, err := loadWith(path, env(nil), c.read, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestLoadReadsEachFileOnce(t *testing.T) {
 func TestSharedRuleFileErrors(t *testing.T) {
 	path := sharedRules(t, 3, "rules:\n  - name: all\n    when: body.kind ==\n    actions: [nope]\n")
 	c := &countingRead{reads: map[string]int{}}
-	_, err := loadWith(path, env(nil), c.read)
+	_, err := loadWith(path, env(nil), c.read, nil)
 	if err == nil {
 		t.Fatal("loaded a rule file with errors")
 	}
@@ -85,7 +85,7 @@ func TestSharedRuleFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = &countingRead{reads: map[string]int{}}
-	_, err = loadWith(path, env(nil), c.read)
+	_, err = loadWith(path, env(nil), c.read, nil)
 	lines = strings.Split(fmt.Sprint(err), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("errors:\n%v\nwant one per hook naming the missing file", err)

@@ -20,7 +20,10 @@ import (
 // is read from the server's disk. ${VAR} in it is resolved with the
 // server's environment, as the config in force is, but only for the
 // variables the config in force names: a candidate cannot read the rest
-// of the server's environment (any other is unset).
+// of the server's environment (any other is unset). Inside an expression
+// it reads them only where the config in force has the same expression
+// (config.LoadCandidate): a new one could turn a secret into text no mask
+// finds.
 type WhatIfRequest struct {
 	Path  string            `json:"path"`
 	Files map[string]string `json:"files"`
@@ -69,7 +72,7 @@ func (a *API) whatIf(c *gin.Context) {
 		}
 		return a.o.LookupEnv(name)
 	}
-	candidate, err := config.LoadFiles(req.Path, files, lookup)
+	candidate, err := config.LoadCandidate(req.Path, files, lookup, current)
 	if err != nil {
 		// The errors quote the candidate's lines, which may now hold what
 		// its ${VAR} resolved to.
