@@ -56,8 +56,12 @@ func writeError(c *gin.Context, log *requestLog, err error) {
 	} else {
 		log.refused(c.Request.Context(), slog.LevelInfo, refusalKind{hook, e.Status}, "request refused", attrs...)
 	}
-	if e.Status == http.StatusMethodNotAllowed {
+	switch e.Status {
+	case http.StatusMethodNotAllowed:
 		c.Header("Allow", http.MethodPost)
+	case http.StatusUnsupportedMediaType:
+		// RFC 9110, 15.5.16: the codings a body may come in.
+		c.Header("Accept-Encoding", "identity")
 	}
 	if e.Challenge != "" {
 		c.Header("WWW-Authenticate", e.Challenge)

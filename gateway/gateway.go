@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -126,11 +127,22 @@ func (g *Gateway) Handler() http.Handler {
 	}
 	r := NewRouter(g.log.Logger, mw...)
 	r.HandleMethodNotAllowed = false
+	// Senders take a redirect for a failure, and nothing would tell the
+	// operator why: a catch URL with a trailing slash, or spelt any other
+	// way, is answered and logged as one that names no hook.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	r.Any("/hooks/catch/:hook", g.catch)
 	r.Any("/hooks/catch/:hook/:token", g.catch)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", g.readyz)
-	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/hooks/catch/") {
+			writeError(c, g.log, errHookNotFound)
+			return
+		}
+		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
+	})
 	return r
 }
 

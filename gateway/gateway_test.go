@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -274,5 +275,58 @@ func TestReadyzReason(t *testing.T) {
 	}
 	if code, body := readyz(); code != http.StatusOK {
 		t.Errorf("/readyz after the reset was accepted = %d %v, want 200", code, body)
+	}
+}
+
+// A catch URL with a trailing slash is not redirected (a sender takes a 3xx
+// for a failure and is not told why): it is answered and logged as any
+// other URL that names no hook.
+func TestCatchTrailingSlashIsNotFound(t *testing.T) {
+	const token = "tok-token-0123456789"
+	cfg := configFrom(t, `
+hooks:
+  ws:
+    verify: {scheme: none}
+    auth:
+      header: {name: X-Key, value: header-value-123}
+  tok:
+    verify: {scheme: none}
+    token: `+token+`
+`)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h := gateway.New(tempStore(t), cfg, gateway.Options{Logger: log}).Handler()
+	for path, logged := range map[string]string{
+		"/hooks/catch/ws/":                "path=/hooks/catch/ws/ ",
+		"/hooks/catch/tok/" + token + "/": "path=/hooks/catch/tok/tok-…/ ",
+	} {
+		buf.Reset()
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"a":1}`))
+		req.Header.Set("X-Key", "header-value-123")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var out map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != http.StatusNotFound || out["error"] != "no such hook" {
+			t.Errorf("POST %s = %d %q %s, want 404 {\"error\": \"no such hook\"}", path, w.Code, w.Body, w.Header().Get("Location"))
+		}
+		if line := buf.String(); !strings.Contains(line, `msg="request refused" status=404 `+logged) {
+			t.Errorf("POST %s logged %q, want a refusal with %q", path, line, logged)
+		}
+	}
+}
+
+// A sender rotating its secret (hookrelay's own sign: with two secrets
+// among them) sends one MAC per secret in the header, separated by commas:
+// the hook takes the request when one of them is right.
+func TestCatchAcceptsSignaturesOfARotatingSender(t *testing.T) {
+	f := newFixture(t)
+	body := []byte(`{"type":"order.paid","order":{"id":"o-rotating"}}`)
+	w, out := f.post(t, "/hooks/catch/shop", body, sign("sender-next-secret", body)+", "+sign("new-secret", body))
+	if w.Code != http.StatusAccepted || out["id"] == nil {
+		t.Fatalf("status = %d %s, want 202", w.Code, w.Body)
+	}
+	other := []byte(`{"type":"order.paid","order":{"id":"o-neither"}}`)
+	if w, _ := f.post(t, "/hooks/catch/shop", other, sign("sender-next-secret", other)+", "+sign("sender-last-secret", other)); w.Code != http.StatusUnauthorized {
+		t.Errorf("neither secret held: status = %d %s, want 401", w.Code, w.Body)
 	}
 }

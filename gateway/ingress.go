@@ -13,7 +13,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/hookrelay/hookrelay/actions"
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/rules"
 	"github.com/hookrelay/hookrelay/store"
@@ -35,9 +34,10 @@ const eventIDHeader = "Hookrelay-Event-Id"
 const acceptTimeout = 5 * time.Second
 
 // catch is POST /hooks/catch/{hook}[/{token}]: find hook → auth: checks
-// (403, 401) → rate_limit: (429) → cap body (413) → verify on raw bytes
-// (401) → parse (400) → idempotency key → rules → one atomic store step →
-// the hook's response:, or 202 {id} | 200 {id, duplicate}.
+// (403, 401) → rate_limit: (429) → uncompressed body only (415) → cap body
+// (413) → verify on raw bytes (401) → parse (400) → idempotency key → rules
+// → one atomic store step → the hook's response:, or 202 {id} | 200 {id,
+// duplicate}.
 func (g *Gateway) catch(c *gin.Context) {
 	if g.metrics != nil {
 		start := time.Now()
@@ -61,6 +61,10 @@ func (g *Gateway) catch(c *gin.Context) {
 		return
 	}
 	if err := g.limit(c, hook); err != nil {
+		writeError(c, g.log, err)
+		return
+	}
+	if err := identityOnly(c.Request.Header); err != nil {
 		writeError(c, g.log, err)
 		return
 	}
@@ -103,13 +107,25 @@ func (g *Gateway) catch(c *gin.Context) {
 	// The trace is what the steps below decided, kept with the event so
 	// that "why did it do that?" has an answer (GET /api/v1/events/{id}).
 	trace := &store.EventTrace{Verify: store.VerifyTrace{Scheme: hook.Verifier.Scheme(), Secret: proof.Secret, Signed: proof.Signed}}
-	ev.IdempotencyKey, trace.KeySource, trace.KeyError = g.key(c.Request.Context(), hook, c.Request.Header, env, raw)
+	// A key expression that fails on this payload falls back to the body
+	// hash: refusing the event would lose it for senders that never retry.
+	var keyErr error
+	ev.IdempotencyKey, trace.KeySource, keyErr = hook.KeyWithSource(c.Request.Header, env, raw)
+	if keyErr != nil {
+		trace.KeyError = keyErr.Error()
+	}
 
 	matched, matches, errs, rulesTrace := hook.Rules.Trace(env)
 	trace.Rules = rulesTrace
 	ev.Trace = trace
 	deliveries := make([]store.Delivery, 0, len(matches))
+	var laneErrs []laneError
 	for _, m := range matches {
+		// A delivery whose order_by value cannot be had is not held back.
+		lane, err := cfg.Actions[m.Action].Lane(env)
+		if err != nil {
+			laneErrs = append(laneErrs, laneError{m.Action, err})
+		}
 		deliveries = append(deliveries, store.Delivery{
 			Hook:          hook.Name,
 			Rule:          m.Rule,
@@ -118,11 +134,14 @@ func (g *Gateway) catch(c *gin.Context) {
 			NextAttemptAt: now,
 			CreatedAt:     now,
 			UpdatedAt:     now,
-			Lane:          g.lane(c.Request.Context(), cfg.Actions[m.Action], env),
+			Lane:          lane,
 		})
 	}
 	// Every arrival of the event gets an id in one shard, so that a
 	// partitioned store keeps it with its idempotency key and its lanes.
+	// The shard follows from the key and the lanes, which are expressions
+	// themselves: they (and the rules that pick the lanes' actions) see
+	// the id before its last two characters are set.
 	if shard := store.EventShard(hook.Name, ev.IdempotencyKey, deliveries); shard >= 0 {
 		ev.ID = store.InShard(ev.ID, shard)
 		env.Event.ID = ev.ID
@@ -130,13 +149,25 @@ func (g *Gateway) catch(c *gin.Context) {
 	for i := range deliveries {
 		deliveries[i].ID, deliveries[i].EventID = store.NewDeliveryID(ev.ID, now), ev.ID
 	}
-	for _, e := range errs {
-		attrs := []any{"hook", hook.Name, "event_id", ev.ID, "error", e}
-		var re *rules.RuleError
-		if errors.As(e, &re) {
-			attrs = append(attrs, "rule", re.Rule)
+	// What failed is logged once the store has said which event this is
+	// (a duplicate's is the one stored first), under the id the sender is
+	// answered with.
+	warn := func(id string) {
+		ctx := c.Request.Context()
+		if keyErr != nil {
+			g.log.WarnContext(ctx, "idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", id, "error", keyErr)
 		}
-		g.log.WarnContext(c.Request.Context(), "rule failed to evaluate", attrs...)
+		for _, e := range laneErrs {
+			g.log.WarnContext(ctx, "order_by has no value for this event: its delivery is not ordered", "action", e.action, "event_id", id, "error", e.err)
+		}
+		for _, e := range errs {
+			attrs := []any{"hook", hook.Name, "event_id", id, "error", e}
+			var re *rules.RuleError
+			if errors.As(e, &re) {
+				attrs = append(attrs, "rule", re.Rule)
+			}
+			g.log.WarnContext(ctx, "rule failed to evaluate", attrs...)
+		}
 	}
 	ev.MatchedRules = matched
 	ev.Status = store.EventIgnored
@@ -152,6 +183,8 @@ func (g *Gateway) catch(c *gin.Context) {
 	res, err := g.accept(ctx, accept)
 	cancel()
 	if err != nil {
+		// It may have been stored after all, under ev.ID.
+		warn(ev.ID)
 		// Never a 2xx for something not stored: the sender must retry.
 		if g.metrics != nil {
 			g.metrics.StoreError("accept")
@@ -159,6 +192,7 @@ func (g *Gateway) catch(c *gin.Context) {
 		writeError(c, g.log, fail(http.StatusServiceUnavailable, "store unavailable, retry later", err))
 		return
 	}
+	warn(res.EventID)
 	c.Header(eventIDHeader, res.EventID)
 	c.Set(outcomeKey, string(ev.Status))
 	if res.Duplicate {
@@ -253,6 +287,24 @@ func findHook(cfg *config.Config, name, token, route string) (*config.Hook, erro
 	return hook, nil
 }
 
+// maxCodingShown caps how much of a Content-Encoding is echoed to the sender.
+const maxCodingShown = 40
+
+// identityOnly refuses a body sent with a content coding (gzip, br…)
+// before it is read: its signature would be checked on the coded bytes,
+// and its payload would not parse.
+func identityOnly(h http.Header) error {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, coding := range strings.Split(v, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				return fail(http.StatusUnsupportedMediaType, "Content-Encoding "+clip(coding, maxCodingShown)+" is not supported: send the body uncompressed", nil)
+			}
+		}
+	}
+	return nil
+}
+
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, fail(http.StatusRequestEntityTooLarge, "payload too large", nil)
@@ -282,28 +334,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return raw, nil
 }
 
-// key computes the idempotency key and says where it came from. A key
-// expression that fails on this payload falls back to the body hash:
-// refusing the event would lose it for senders that never retry; its
-// error is the third result.
-func (g *Gateway) key(ctx context.Context, hook *config.Hook, h http.Header, env rules.Env, raw []byte) (key, source, failed string) {
-	k, source, err := hook.KeyWithSource(h, env, raw)
-	if err != nil {
-		g.log.WarnContext(ctx, "idempotency key expression failed, using the body hash", "hook", hook.Name, "event_id", env.Event.ID, "error", err)
-		failed = err.Error()
-	}
-	return k, source, failed
-}
-
-// lane is the ordering lane of the event's delivery of act: none when the
-// order_by value cannot be had (the delivery is then not held back).
-func (g *Gateway) lane(ctx context.Context, act *actions.Action, env rules.Env) string {
-	lane, err := act.Lane(env)
-	if err != nil {
-		g.log.WarnContext(ctx, "order_by has no value for this event: its delivery is not ordered", "action", act.Name, "event_id", env.Event.ID, "error", err)
-		return ""
-	}
-	return lane
+// laneError is why an order_by had no value for one of an event's
+// deliveries.
+type laneError struct {
+	action string
+	err    error
 }
 
 func lowerHeaders(h http.Header) map[string]string {

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -21,10 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/gateway"
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/redisstore"
 	"github.com/hookrelay/hookrelay/store/sqlitestore"
@@ -581,5 +584,89 @@ func TestIngressErrorIsShort(t *testing.T) {
 	w := in.send(t, "apikey", req{body: []byte(`{"` + key + `":1,"` + key + `":2}`)})
 	if w.Code != http.StatusBadRequest || w.Body.Len() > 300 {
 		t.Errorf("answer = %d, %d bytes", w.Code, w.Body.Len())
+	}
+}
+
+// failingReader fails the test that reads it.
+type failingReader struct{ t testing.TB }
+
+func (r failingReader) Read([]byte) (int, error) {
+	r.t.Error("the body was read")
+	return 0, io.ErrUnexpectedEOF
+}
+
+// A compressed body is refused with 415 before it is read: its signature
+// and its payload would be checked on the compressed bytes. Nothing is
+// stored, and the refusal is counted under its hook. identity is no
+// encoding at all.
+func TestIngressContentEncoding(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), t.TempDir()+"/encoding.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := loadIngressConfig(t)
+	rec := &recordingStore{Store: st}
+	m := metrics.New(metrics.Options{})
+	h := gateway.New(rec, cfg, gateway.Options{Now: func() time.Time { return ingressNow }, Logger: slog.New(slog.DiscardHandler), Metrics: m}).Handler()
+	send := func(encoding string, body io.Reader, length int64, sig http.Header) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/hooks/catch/apikey", body)
+		r.ContentLength = length
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("X-Api-Key", "key-0123456789abcdef")
+		if encoding != "" {
+			r.Header.Set("Content-Encoding", encoding)
+		}
+		for k, vs := range sig {
+			r.Header[k] = vs
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"type":"compressed"}`))
+	zw.Close()
+	verifier := cfg.Hooks["apikey"].Verifier
+	for _, c := range []struct {
+		encoding, named string
+		body            io.Reader
+		length          int64
+		sig             http.Header
+	}{
+		// Signed as a sender signs it: over the bytes it sends.
+		{"gzip", "gzip", bytes.NewReader(gz.Bytes()), int64(gz.Len()), verifier.Sign(gz.Bytes(), ingressNow)},
+		{"gzip", "gzip", failingReader{t}, 1000, nil},
+		{"br", "br", failingReader{t}, -1, nil},
+		{"identity, gzip", "gzip", failingReader{t}, 1000, nil},
+	} {
+		w := send(c.encoding, c.body, c.length, c.sig)
+		var out map[string]any
+		want := "Content-Encoding " + c.named + " is not supported: send the body uncompressed"
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != http.StatusUnsupportedMediaType || out["error"] != want || len(out) != 1 {
+			t.Errorf("Content-Encoding %s: %d %s, want 415 {\"error\": %q}", c.encoding, w.Code, w.Body, want)
+		}
+		if got := w.Header().Get("Accept-Encoding"); got != "identity" {
+			t.Errorf("Content-Encoding %s: Accept-Encoding %q, want identity", c.encoding, got)
+		}
+	}
+	if n := rec.count(); n != 0 {
+		t.Errorf("%d events stored for compressed bodies", n)
+	}
+	for _, encoding := range []string{"identity", "Identity", ""} {
+		body := []byte(`{"type":"plain","encoding":"` + encoding + `"}`)
+		if w := send(encoding, bytes.NewReader(body), int64(len(body)), verifier.Sign(body, ingressNow)); w.Code != http.StatusAccepted {
+			t.Errorf("Content-Encoding %q: %d %s, want 202", encoding, w.Code, w.Body)
+		}
+	}
+	want := `
+# HELP hookrelay_events_received_total Requests to a configured hook, by hook and outcome: accepted, ignored (no rule matched), duplicate, or the refusal.
+# TYPE hookrelay_events_received_total counter
+hookrelay_events_received_total{hook="apikey",outcome="ignored"} 3
+hookrelay_events_received_total{hook="apikey",outcome="unsupported_encoding"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "hookrelay_events_received_total"); err != nil {
+		t.Error(err)
 	}
 }

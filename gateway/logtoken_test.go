@@ -75,3 +75,45 @@ hooks:
 		}
 	}
 }
+
+// A token may hold any character but / (config allows &, ' and "): the
+// log shows none of it past its prefix, for the right token and for wrong
+// ones alike.
+func TestLogsMaskTokensHoldingQuotesAndAmpersands(t *testing.T) {
+	const right = `abcd&efghijklmnop-SECRET`
+	cfg := configFrom(t, `
+hooks:
+  amp:
+    verify: {scheme: none}
+    token: '`+right+`'
+`)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := gateway.New(tempStore(t), cfg, gateway.Options{Logger: log}).Handler()
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/hooks/catch/amp/" + right, http.StatusMethodNotAllowed},
+		{http.MethodPost, "/hooks/catch/amp/abcd&efghijklmnop-WRONGTAIL", http.StatusNotFound},
+		{http.MethodPost, "/hooks/catch/amp/wr%22ng%27token&QUOTETAIL", http.StatusNotFound},
+		{http.MethodPost, "/hooks/catch/nohook/abcd&efghijklmnop-NOHOOKTAIL", http.StatusNotFound},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(c.method, c.path, strings.NewReader(`{"a":1}`)))
+		if w.Code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, w.Code, c.want)
+		}
+	}
+	out := buf.String()
+	for _, secret := range []string{"efgh", "SECRET", "WRONGTAIL", "token", "QUOTETAIL", "NOHOOKTAIL"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log shows %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{"path=/hooks/catch/amp/abcd…", "path=/hooks/catch/nohook/abcd…"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log has no %q:\n%s", want, out)
+		}
+	}
+}

@@ -9,22 +9,23 @@ import (
 
 // The outcomes of a request to a hook, as Metrics.Event reports them.
 const (
-	OutcomeAccepted         = "accepted"
-	OutcomeIgnored          = "ignored"
-	OutcomeDuplicate        = "duplicate"
-	OutcomeUnauthorized     = "unauthorized" // 401, and 403 for a sender address not allowed
-	OutcomeTooLarge         = "too_large"
-	OutcomeBadPayload       = "bad_payload"
-	OutcomeRateLimited      = "rate_limited"
-	OutcomeStoreUnavailable = "store_unavailable"
-	OutcomeMethodNotAllowed = "method_not_allowed"
-	OutcomeError            = "error" // any other failure
+	OutcomeAccepted            = "accepted"
+	OutcomeIgnored             = "ignored"
+	OutcomeDuplicate           = "duplicate"
+	OutcomeUnauthorized        = "unauthorized" // 401, and 403 for a sender address not allowed
+	OutcomeTooLarge            = "too_large"
+	OutcomeUnsupportedEncoding = "unsupported_encoding" // 415: a compressed body
+	OutcomeBadPayload          = "bad_payload"
+	OutcomeRateLimited         = "rate_limited"
+	OutcomeStoreUnavailable    = "store_unavailable"
+	OutcomeMethodNotAllowed    = "method_not_allowed"
+	OutcomeError               = "error" // any other failure
 )
 
 // Outcomes lists every outcome, so that a counter can start at zero for each.
 var Outcomes = []string{
 	OutcomeAccepted, OutcomeIgnored, OutcomeDuplicate, OutcomeUnauthorized, OutcomeTooLarge,
-	OutcomeBadPayload, OutcomeRateLimited, OutcomeStoreUnavailable, OutcomeMethodNotAllowed, OutcomeError,
+	OutcomeUnsupportedEncoding, OutcomeBadPayload, OutcomeRateLimited, OutcomeStoreUnavailable, OutcomeMethodNotAllowed, OutcomeError,
 }
 
 // outcomeKey holds a stored event's outcome in the Gin context; a refusal
@@ -56,6 +57,8 @@ func refusal(status int) string {
 		return OutcomeUnauthorized
 	case http.StatusRequestEntityTooLarge:
 		return OutcomeTooLarge
+	case http.StatusUnsupportedMediaType:
+		return OutcomeUnsupportedEncoding
 	case http.StatusBadRequest:
 		return OutcomeBadPayload
 	case http.StatusTooManyRequests:

@@ -229,8 +229,13 @@ var (
 	// line "> 12 |   secret: …"): the rest of the line is its value.
 	lineRE = regexp.MustCompile(`(?im)^([ \t>|0-9-]*[A-Za-z0-9_.-]*` + credName + `[A-Za-z0-9_.-]*[ \t]*:[ \t]+)([^\r\n]+)`)
 	xmlRE  = regexp.MustCompile(`(?i)(<[A-Za-z0-9_:-]*` + credName + `[A-Za-z0-9_:-]*(?:\s[^>]*)?>)([^<]+)(</)`)
-	// catchRE finds a catch URL's token: /hooks/catch/<hook>/<token>.
-	catchRE = regexp.MustCompile(`(/hooks/catch/[^/\s?#"']+/)([^/\s?#"'&]+)`)
+	// catchPathRE finds a catch URL's token in a request path:
+	// /hooks/catch/<hook>/<token>. A token may hold any character but /,
+	// so the whole segment up to the next / or ? is the token.
+	catchPathRE = regexp.MustCompile(`(/hooks/catch/[^/?]+/)([^/?]+)`)
+	// catchTextRE is catchPathRE in free text, where the URL ends at white
+	// space (or a fragment): quotes and & inside the token are still its.
+	catchTextRE = regexp.MustCompile(`(/hooks/catch/[^/\s?#"']+/)([^/\s?#]+)`)
 )
 
 // maskGroup replaces submatch i of every match of re, unless it is a mask
@@ -285,7 +290,7 @@ func patterns(s string) string {
 		s = maskGroup(xmlRE, s, 2, nil)
 	}
 	if strings.Contains(s, "/hooks/catch/") {
-		s = Path(s)
+		s = maskToken(catchTextRE, s)
 	}
 	return s
 }
@@ -312,8 +317,13 @@ func Path(p string) string {
 	if !strings.Contains(p, "/hooks/catch/") {
 		return p
 	}
-	return catchRE.ReplaceAllStringFunc(p, func(m string) string {
-		sub := catchRE.FindStringSubmatch(m)
+	return maskToken(catchPathRE, p)
+}
+
+// maskToken cuts the token re finds (its second group) to its prefix.
+func maskToken(re *regexp.Regexp, s string) string {
+	return re.ReplaceAllStringFunc(s, func(m string) string {
+		sub := re.FindStringSubmatch(m)
 		return sub[1] + TokenPrefix(sub[2])
 	})
 }

@@ -95,22 +95,54 @@ func (m *macVerifier) Check(h http.Header, body []byte, _ time.Time) (Proof, err
 	if err != nil {
 		return Proof{}, err
 	}
-	if m.prefix != "" {
-		rest, ok := strings.CutPrefix(v, m.prefix)
-		if !ok {
-			return Proof{}, failf("header %s does not start with %q", m.header, m.prefix)
+	parts, prefix, several := []string{v}, m.prefix, m.several()
+	if several {
+		// A sender signing with two secrets while it rotates them sends
+		// both MACs in the one header, separated by commas, or the header
+		// twice, which is the same value joined (RFC 9110, 5.3).
+		if vs := h.Values(m.header); len(vs) > 1 {
+			v = strings.Join(vs, ",")
 		}
-		v = rest
+		parts = strings.Split(v, ",")
+		// Each is trimmed of spaces, so a prefix cannot start with one.
+		prefix = strings.TrimLeft(prefix, " ")
 	}
-	sig, err := decodeMAC(m.enc, v, m.hash().Size())
-	if err != nil {
-		return Proof{}, err
+	sigs := make([][]byte, 0, len(parts))
+	for _, p := range parts {
+		if several {
+			p = strings.Trim(p, " ")
+			if p == "" {
+				return Proof{}, failf("signature is empty")
+			}
+		}
+		if prefix != "" {
+			rest, ok := strings.CutPrefix(p, prefix)
+			if !ok {
+				if len(parts) > 1 {
+					return Proof{}, failf("a signature in header %s does not start with %q", m.header, m.prefix)
+				}
+				return Proof{}, failf("header %s does not start with %q", m.header, m.prefix)
+			}
+			p = rest
+		}
+		sig, err := decodeMAC(m.enc, p, m.hash().Size())
+		if err != nil {
+			return Proof{}, err
+		}
+		sigs = append(sigs, sig)
 	}
-	idx := matchIndex([][]byte{sig}, m.keys.sums(body))
+	idx := matchIndex(sigs, m.keys.sums(body))
 	if idx == 0 {
 		return Proof{}, errMismatch
 	}
 	return Proof{Secret: idx}, nil
+}
+
+// several reports whether the header may list several signatures: for the
+// generic hmac scheme, unless its prefix holds a comma itself. The vendor
+// schemes send one.
+func (m *macVerifier) several() bool {
+	return m.scheme == SchemeHMAC && !strings.Contains(m.prefix, ",")
 }
 
 func (m *macVerifier) Sign(body []byte, now time.Time) http.Header {

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -563,6 +564,68 @@ func BenchmarkVerify(b *testing.B) {
 				if err := v.Verify(h, body, testNow); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// A generic hmac header may carry several signatures separated by commas,
+// as a sender signing with two secrets during a rotation sends them
+// (hookrelay's own sign: {scheme: hmac, secrets: [new, old]} among them):
+// any one that matches passes, and each must be a well-formed signature.
+func TestHMACSeveralSignatures(t *testing.T) {
+	body := []byte(signedBody)
+	const newS, oldS, otherS = "rotation-new-secret", "rotation-old-secret", "rotation-other-secret"
+	macOf := func(secret string) string {
+		return "sha1=" + hex.EncodeToString(hmacOf(sha1.New, []byte(secret), signedBody))
+	}
+	verifier := func(secrets ...string) verify.Verifier {
+		v, err := verify.New(verify.Config{Scheme: "hmac", Header: "X-Sig", Algorithm: "sha1", Prefix: "sha1=", Secrets: secrets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	both := macOf(newS) + ", " + macOf(oldS)
+	for _, c := range []struct {
+		name    string
+		header  []string
+		secrets []string
+		secret  int // the Proof's, 0: refused
+		want    string
+	}{
+		{"one signature", []string{macOf(oldS)}, []string{oldS}, 1, ""},
+		{"both, receiver holds the new secret", []string{both}, []string{newS}, 1, ""},
+		{"both, receiver holds the old secret", []string{both}, []string{oldS}, 1, ""},
+		{"both, receiver rotating the other way", []string{both}, []string{otherS, oldS}, 2, ""},
+		{"without spaces", []string{macOf(otherS) + "," + macOf(oldS)}, []string{oldS}, 1, ""},
+		{"with more spaces", []string{macOf(otherS) + "  ,   " + macOf(oldS)}, []string{oldS}, 1, ""},
+		{"as repeated header lines", []string{macOf(otherS), macOf(oldS)}, []string{oldS}, 1, ""},
+		{"neither matches", []string{both}, []string{otherS}, 0, "signature mismatch"},
+		{"an empty signature last", []string{macOf(oldS) + ", "}, []string{oldS}, 0, "signature is empty"},
+		{"an empty signature first", []string{", " + macOf(oldS)}, []string{oldS}, 0, "signature is empty"},
+		{"an empty signature between", []string{macOf(newS) + ",," + macOf(oldS)}, []string{oldS}, 0, "signature is empty"},
+		{"only commas", []string{" , "}, []string{oldS}, 0, "signature is empty"},
+		{"a prefix with nothing after it", []string{macOf(oldS) + ", sha1="}, []string{oldS}, 0, "signature is empty"},
+		{"one without its prefix", []string{macOf(newS) + ", " + strings.TrimPrefix(macOf(oldS), "sha1=")}, []string{newS}, 0, `does not start with "sha1="`},
+		{"one malformed", []string{macOf(oldS) + ", sha1=xyz"}, []string{oldS}, 0, "not valid hex"},
+		{"a tab is not a space", []string{macOf(newS) + ",\t" + macOf(oldS)}, []string{oldS}, 0, `does not start with "sha1="`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{"X-Sig": c.header}
+			p, err := verifier(c.secrets...).Check(h, body, testNow)
+			switch {
+			case c.secret == 0 && err == nil:
+				t.Fatalf("Check(%q) passed, want it refused with %q", c.header, c.want)
+			case c.secret == 0 && (!errors.Is(err, verify.ErrSignature) || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("Check(%q) = %v, want %q", c.header, err, c.want)
+			case c.secret != 0 && err != nil:
+				t.Fatalf("Check(%q) = %v, want it accepted", c.header, err)
+			case p.Secret != c.secret:
+				t.Fatalf("Check(%q) matched secret %d, want %d", c.header, p.Secret, c.secret)
+			}
+			if err != nil {
+				assertNoLeak(t, err.Error(), "a MAC", []string{macOf(newS)[5:], macOf(oldS)[5:], macOf(otherS)[5:]})
 			}
 		})
 	}
