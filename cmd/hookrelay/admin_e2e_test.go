@@ -477,3 +477,66 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	rc.waitFor(t, "/v1/contacts", 1) // the rule added by the reload fired
 }
+
+// A config refused for a rule file it names for the first time is tried
+// again when that file is fixed, or made when it was missing; a refused
+// config is not tried again while nothing changes.
+func TestReloadWatchesFilesOfRefusedConfig(t *testing.T) {
+	dir := copyDemo(t)
+	rc := newReceiver(t)
+	cfgPath := filepath.Join(dir, "hookrelay.yaml")
+	srv := start(t, serverOpts{store: sqliteStore(t), api: rc.URL, config: cfgPath, args: []string{"--watch", "200ms"}})
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameRules := func(files string) {
+		t.Helper()
+		cfg := strings.Replace(string(orig), "rules: [rules/oncloudwine.yaml]", "rules: [rules/oncloudwine.yaml, "+files+"]", 1)
+		if cfg == string(orig) {
+			t.Fatal("the demo config names its oncloudwine rules otherwise")
+		}
+		writeFile(t, cfgPath, cfg)
+	}
+	reloads := func() (refused, done int) {
+		out := srv.output()
+		return strings.Count(out, "config reload refused"), strings.Count(out, `msg="config reloaded" trigger="file changed"`)
+	}
+	quiet := func(refused, done int) {
+		t.Helper()
+		time.Sleep(time.Second) // five checks
+		if r, d := reloads(); r != refused || d != done {
+			t.Fatalf("with nothing changed: %d refused and %d reloads, want %d and %d\n%s", r, d, refused, done, srv.output())
+		}
+	}
+	send := func() {
+		t.Helper()
+		body := payload(t, "oncloudwine-test-ping.json")
+		if status, out := srv.post(t, http.MethodPost, "/hooks/catch/oncloudwine", body, ocwSign(body)); status != http.StatusAccepted {
+			t.Fatalf("%d %v", status, out)
+		}
+	}
+
+	// A new rule file with an error, named by the main config.
+	extra := filepath.Join(dir, "rules/extra.yaml")
+	writeFile(t, extra, "rules:\n  - name: broken\n    when: body.event ==\n    actions: [contact-create]\n")
+	nameRules("rules/extra.yaml")
+	srv.waitLog(t, "config reload refused", 1)
+	quiet(1, 0)
+
+	// Fixing it reloads, without touching the main config.
+	writeFile(t, extra, "rules:"+pingRule)
+	srv.waitLog(t, `msg="config reloaded" trigger="file changed"`, 1)
+	send()
+	rc.waitFor(t, "/v1/contacts", 1) // the rule of the fixed file fires
+	quiet(1, 1)
+
+	// A rule file named before it is there: making it reloads.
+	later := filepath.Join(dir, "rules/later.yaml")
+	nameRules("rules/extra.yaml, rules/later.yaml")
+	srv.waitLog(t, "config reload refused", 2)
+	quiet(2, 1)
+	writeFile(t, later, "rules:\n  - name: later\n    when: body.event == \"TEST\"\n    actions: [contact-update]\n")
+	srv.waitLog(t, `msg="config reloaded" trigger="file changed"`, 2)
+	quiet(2, 2)
+}

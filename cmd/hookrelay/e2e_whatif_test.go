@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hookrelay/hookrelay/config"
 	"github.com/hookrelay/hookrelay/internal/redistest"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/whatif"
@@ -442,4 +443,98 @@ func TestWhatifServer(t *testing.T) {
 			t.Errorf("the receiver got %d requests during whatif", n-received)
 		}
 	})
+}
+
+// Through --server the server resolves ${VAR} with its own environment:
+// whatif checks the candidate with stand-in values, so a machine without
+// the variables (a CI runner) can send it, and a candidate that does not
+// validate is still refused with its file:line:col before anything is sent.
+func TestWhatifServerVariables(t *testing.T) {
+	rc := newReceiver(t)
+	storeURL := sqliteStore(t)
+	writeKey := createKey(t, storeURL, "deploy", "write")
+	cs := newWhatifConfigs(t)
+	srv := start(t, serverOpts{store: storeURL, api: rc.URL, config: cs.current})
+	status, out := srv.post(t, http.MethodPost, "/hooks/catch/orders", []byte(`{"data":{"id":"o-1","status":"paid"}}`), nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("catch: %d %v", status, out)
+	}
+	id := out["id"].(string)
+	noEnv := map[string]string{}
+
+	// The candidate reads DEMO_API_URL and CRM_TOKEN, which only the
+	// server has, and a variable nobody sets, with a default.
+	candidate := whatifDir(t, strings.Replace(
+		strings.Replace(whatifConfig, `status: "{{ body.data.status }}"`, `status: "{{ upper(body.data.status) }}"`, 1),
+		"retry: 50ms", "retry: ${WHATIF_RETRY:-50ms}", 1), whatifRules)
+	code, stdout, stderr := whatifRun(t, noEnv, "--config", candidate, "--server", srv.url(""), "--api-key", writeKey)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the candidate differs)\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	want := "event " + id + "  hook orders  received "
+	if !strings.Contains(stdout, want) || !strings.Contains(stdout, `  ~ changed action notify: body.status: "paid" → "PAID"`+"\n") ||
+		!strings.Contains(stdout, "1 events, 0 gained, 0 lost, 1 changed\n") {
+		t.Errorf("report:\n%s\nwant notify changed for %s", stdout, id)
+	}
+	if strings.Contains(stdout+stderr, "stand-in") {
+		t.Errorf("a stand-in value shows:\n%s%s", stdout, stderr)
+	}
+	code, stdout, stderr = whatifRun(t, noEnv, "--config", cs.same, "--server", srv.url(""), "--api-key", writeKey)
+	if code != 0 || stdout != "1 events, 0 gained, 0 lost, 0 changed\n" {
+		t.Errorf("the config in force as the candidate: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// A broken candidate is refused here: no server answers at the URL
+	// given, and the error is the candidate's own.
+	code, stdout, stderr = whatifRun(t, noEnv, "--config", cs.broken, "--server", "http://127.0.0.1:1", "--api-key", writeKey)
+	if code != 2 || stdout != "" || !regexp.MustCompile(`hookrelay\.yaml:\d+:\d+: `).MatchString(stderr) || strings.Contains(stderr, "no server answers") {
+		t.Errorf("broken candidate: exit %d, stdout %q, stderr %q; want 2 and its file:line:col, before sending", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, "DEMO_API_URL") || strings.Contains(stderr, "CRM_TOKEN") {
+		t.Errorf("broken candidate: the variables the server resolves are reported:\n%s", stderr)
+	}
+}
+
+// checkCandidate finds for each variable a stand-in its field takes, and
+// refuses only what no value fixes, with the errors of that alone.
+func TestCheckCandidate(t *testing.T) {
+	if _, err := checkCandidate("../../testdata/demo/hookrelay.yaml"); err != nil {
+		t.Errorf("the demo config, every variable with its default: %v", err)
+	}
+	typed := strings.Replace(whatifConfig, "retry: 50ms\n  archive:", `retry: ${RETRY}
+    timeout: ${TIMEOUT}
+    concurrency: ${CONCURRENCY}
+    rate: ${RATE}
+  archive:`, 1)
+	typed = strings.Replace(typed, "hooks:\n", `hooks:
+  github:
+    verify:
+      scheme: github
+      secret: ${GITHUB_SECRET}
+    rules: [rules.yaml]
+  standard:
+    verify:
+      scheme: standard-webhooks
+      secret: ${STANDARD_SECRET}
+    token: ${HOOK_TOKEN}
+    rules: [rules.yaml]
+`, 1)
+	if _, err := checkCandidate(whatifDir(t, typed, whatifRules)); err != nil {
+		t.Errorf("variables without defaults in typed fields: %v", err)
+	}
+
+	broken := strings.Replace(whatifConfig, "url: ${DEMO_API_URL}/v1/orders/{{ body.data.id }}", "url: ${DEMO_API_URL}/v1/orders/{{ body.data.id + }}", 1)
+	broken = strings.Replace(broken, "hooks:\n", "hooks:\n  nowhere:\n    verify: {scheme: none}\n    token: ${HOOK_TOKEN}\n    rules: [nowhere.yaml]\n", 1)
+	path := whatifDir(t, broken, whatifRules)
+	_, err := checkCandidate(path)
+	real := map[string]string{"DEMO_API_URL": "http://127.0.0.1:9090", "CRM_TOKEN": crmToken, "HOOK_TOKEN": wsToken}
+	_, want := config.Load(path, func(k string) (string, bool) { v, ok := real[k]; return v, ok })
+	// The column of an error after a ${VAR} on its line counts the value's
+	// length: only file and line are compared.
+	// The url's line reads a variable: the message says so.
+	const note = "\n(checked here with stand-in values for ${DEMO_API_URL}, which the server resolves)"
+	lineOnly := regexp.MustCompile(`(?m)^(\S+:\d+):\d+:`)
+	if want == nil || lineOnly.ReplaceAllString(fmt.Sprint(err), "$1:") != lineOnly.ReplaceAllString(want.Error(), "$1:")+note || !strings.Contains(want.Error(), `action "notify": url: `) {
+		t.Errorf("errors:\n%v\nwant those with the real values, and the note:\n%v%s", err, want, note)
+	}
 }

@@ -15,9 +15,10 @@ import (
 )
 
 // keysCommand manages admin API keys directly in the store, so that the
-// first key can be made before any key exists; with --server it goes
-// through a running server's admin API instead, as the key given with
-// --api-key, which can manage only keys within its own scopes.
+// first key can be made before any key exists; with a server (--server or
+// HOOKRELAY_SERVER) it goes through a running server's admin API instead,
+// as the key given with --api-key, which can manage only keys within its
+// own scopes.
 func (m *Main) keysCommand() *cobra.Command {
 	var storeURL string
 	cmd := &cobra.Command{
@@ -25,22 +26,22 @@ func (m *Main) keysCommand() *cobra.Command {
 		Short: "Create, list and revoke admin API keys (on the store directly, or with --server through the admin API)",
 		Long: `Create, list and revoke admin API keys.
 
-Without --server, the commands work on the store directly (--store), which
-is how the first key is made. With --server on the command line they go
-through that server's admin API as the key given with --api-key, which can
-create, see and revoke only keys whose scopes it holds itself.`,
+Without a server, the commands work on the store directly (--store or
+HOOKRELAY_STORE), which is how the first key is made. With a server
+(--server or HOOKRELAY_SERVER) they go through that server's admin API as
+the key given with --api-key (or HOOKRELAY_API_KEY), which can create, see
+and revoke only keys whose scopes it holds itself. A server and a store
+both given, by flag or environment, are refused.`,
 	}
 	cmd.PersistentFlags().StringVar(&storeURL, "store", m.env("HOOKRELAY_STORE", ""), "store URL, as for serve (env HOOKRELAY_STORE)")
 	rf := m.remoteFlags(cmd)
-	// viaAPI tells which way a command goes: --server on the command line
-	// selects the admin API.
+	// viaAPI tells which way a command goes: a server given, by --server
+	// or HOOKRELAY_SERVER, selects the admin API; without one the store
+	// directly, where the first key is made.
 	viaAPI := func(cmd *cobra.Command) (*apiClient, error) {
-		fl := cmd.Flags()
-		if !fl.Changed("server") {
-			return nil, nil
-		}
-		if fl.Changed("store") {
-			return nil, &exitError{code: 2, err: fmt.Errorf("give --store or --server, not both")}
+		via, err := m.viaServer(cmd, false)
+		if err != nil || !via {
+			return nil, err
 		}
 		return rf.client()
 	}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +60,10 @@ func (r *reloader) Reload(why string) (*config.Config, error) {
 		r.observe(err == nil)
 	}
 	if err != nil {
+		// The files the refused config read are watched too, as they are
+		// now: fixing any of them tries again, and while none changes
+		// nothing is tried again.
+		r.stamps = stampFiles(refusedFiles(r.stamps, err))
 		r.log.Error("config reload refused; the previous config keeps serving", "trigger", why, "error", err.Error())
 		return nil, err
 	}
@@ -65,7 +73,33 @@ func (r *reloader) Reload(why string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// changed reports whether any file of the config in force changed on disk.
+// refusedFiles are the files to watch after a refused load: those watched
+// already and those the load's errors name. A load that fails says only
+// there which files it read; a file named but not there is reported where
+// it is named ("rule file rules/new.yaml: no such file or directory"), and
+// watched so that making it tries again.
+func refusedFiles(watched map[string]fileStamp, err error) []string {
+	files := slices.Collect(maps.Keys(watched))
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		return files
+	}
+	for _, e := range errs {
+		files = append(files, e.File)
+		for _, what := range []string{"rule file ", "action file "} {
+			if rest, ok := strings.CutPrefix(e.Msg, what); ok {
+				if i := strings.LastIndex(rest, ": "); i > 0 {
+					files = append(files, rest[:i])
+				}
+			}
+		}
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
+}
+
+// changed reports whether any file of the config in force, or of a config
+// refused since, changed on disk.
 func (r *reloader) changed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

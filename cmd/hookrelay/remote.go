@@ -40,6 +40,38 @@ func (m *Main) remoteFlags(cmd *cobra.Command) *remoteFlags {
 	return f
 }
 
+// viaServer tells which way a command that works either through a running
+// server or on the store directly goes, the same for every such command: a
+// server given (--server or HOOKRELAY_SERVER) selects the server, a store
+// given (--store or HOOKRELAY_STORE) the store, and both given are refused
+// rather than one silently ignored. Given neither, the command goes the
+// way def says (true: through the server).
+func (m *Main) viaServer(cmd *cobra.Command, def bool) (bool, error) {
+	server := m.given(cmd, "server", "HOOKRELAY_SERVER")
+	store := m.given(cmd, "store", "HOOKRELAY_STORE")
+	switch {
+	case server != "" && store != "":
+		return false, &exitError{code: 2, err: fmt.Errorf("give either --server (HOOKRELAY_SERVER) or --store (HOOKRELAY_STORE), not both: got %s and %s", server, store)}
+	case server != "":
+		return true, nil
+	case store != "":
+		return false, nil
+	}
+	return def, nil
+}
+
+// given says where the value of a flag that has an environment variable
+// comes from: the flag typed, the variable set, or "" for neither.
+func (m *Main) given(cmd *cobra.Command, flag, env string) string {
+	if cmd.Flags().Changed(flag) {
+		return "--" + flag
+	}
+	if m.env(env, "") != "" {
+		return env
+	}
+	return ""
+}
+
 func (f *remoteFlags) client() (*apiClient, error) {
 	if f.key == "" {
 		return nil, &exitError{code: 2, err: fmt.Errorf("no API key: pass --api-key or set HOOKRELAY_API_KEY (make one with hookrelay keys create)")}

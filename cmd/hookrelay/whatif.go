@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,9 +40,13 @@ nothing and stores nothing.
 
 The config in force is, with --server, the running server's (through
 POST /api/v1/whatif, with a key holding the write scope); with --store,
-the file --current names. Both configs are evaluated the same way, at the
-time each event was received (now() in a template answers that time), so
-the config in force compared with itself reports nothing. Events are
+the file --current names. A server and a store both given, by flag or
+environment, are refused. Through --server, the server resolves the
+candidate's ${VAR} with its own environment: they need not be set here,
+where the candidate is checked with stand-in values. Both configs are
+evaluated the same way, at the time each event was received (now() in a
+template answers that time), so the config in force compared with itself
+reports nothing. Events are
 compared newest first, at most --limit of them: the newest of the window.
 
 Exit status: 0 nothing differs, 1 something differs, 2 the comparison could
@@ -65,9 +73,9 @@ or server error).`,
 				return &exitError{code: 2, err: err}
 			}
 			w.Hook, w.Limit = hook, limit
-			useServer := fl.Changed("server") || storeURL == ""
-			if useServer && fl.Changed("store") {
-				return &exitError{code: 2, err: errors.New("--store and --server: give one (the store directly, or a running server)")}
+			useServer, err := m.viaServer(cmd, true)
+			if err != nil {
+				return err
 			}
 			if useServer && currentPath != "" {
 				return &exitError{code: 2, err: errors.New("--current: only with --store (through --server the config in force is the server's)")}
@@ -76,8 +84,15 @@ or server error).`,
 				return &exitError{code: 2, err: errors.New("--current: with --store, name the config in force")}
 			}
 
-			// The candidate is validated first, as validate does.
-			candidate, err := config.Load(cfgPath, m.LookupEnv)
+			// The candidate is validated first, as validate does; through a
+			// server, whose environment resolves its variables, with
+			// stand-ins for them.
+			var candidate *config.Config
+			if useServer {
+				candidate, err = checkCandidate(cfgPath)
+			} else {
+				candidate, err = config.Load(cfgPath, m.LookupEnv)
+			}
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("candidate config: %w", err)}
 			}
@@ -198,4 +213,113 @@ func (m *Main) whatifRemote(ctx context.Context, rf *remoteFlags, candidate *con
 		return nil, err
 	}
 	return &rep, nil
+}
+
+// standIns are the values a candidate sent to a server is checked with
+// here, for each variable, in the order tried: text fit for a secret or a
+// token, empty (so that ${VAR:-default} takes its default), then values
+// of the kinds a field may want.
+var standIns = []func(name string) string{
+	func(name string) string { return "stand-in-value-for-" + name },
+	func(string) string { return "" },
+	func(name string) string { return "http://stand-in.invalid/" + name },
+	func(string) string {
+		return "whsec_" + base64.StdEncoding.EncodeToString([]byte("hookrelay what-if stand-in value"))
+	},
+	func(string) string { return "1" },
+	func(string) string { return "1s" },
+	func(string) string { return "1/s" },
+	func(string) string { return "127.0.0.1/32" },
+}
+
+// checkCandidate loads the candidate at path as the server will, but with
+// a stand-in for each ${VAR}: the server resolves the real values, which
+// this machine need not have. A stand-in can be of the wrong kind for its
+// field (a URL, a duration): while an error stands on a line that reads a
+// variable, the next stand-in of each variable there is tried, so that
+// the candidate is refused here only for what no value could fix, such as
+// its syntax, with its file:line:col: the errors of the try that had the
+// fewest.
+func checkCandidate(path string) (*config.Config, error) {
+	pick := map[string]int{}
+	lookup := func(name string) (string, bool) { return standIns[pick[name]](name), true }
+	lines := map[string][]string{}
+	var least config.Errors
+	for {
+		cfg, err := config.Load(path, lookup)
+		var errs config.Errors
+		if err == nil || !errors.As(err, &errs) {
+			return cfg, err
+		}
+		if least == nil || len(errs) < len(least) {
+			least = errs
+		}
+		next := map[string]bool{}
+		for _, e := range errs {
+			for _, name := range varsAt(lines, e.File, e.Line) {
+				if pick[name] < len(standIns)-1 {
+					next[name] = true
+				}
+			}
+		}
+		if len(next) == 0 {
+			return nil, standInNote(lines, least)
+		}
+		for name := range next {
+			pick[name]++
+		}
+	}
+}
+
+// standInNote is errs with a word on the variables its lines read, whose
+// values in the messages are stand-ins.
+func standInNote(lines map[string][]string, errs config.Errors) error {
+	var names []string
+	for _, e := range errs {
+		for _, name := range varsAt(lines, e.File, e.Line) {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return errs
+	}
+	return fmt.Errorf("%w\n(checked here with stand-in values for ${%s}, which the server resolves)", errs, strings.Join(names, "}, ${"))
+}
+
+// envRefRE finds the ${VAR} references of a line; "$${" is a literal "${".
+var envRefRE = regexp.MustCompile(`\$*\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
+// varsAt are the variables the value at line (1-based) of file refers to:
+// on that line and on the lines of the same value after it (a block more
+// indented, or the next items of a list), as an error about a list is
+// reported at its first item. lines keeps each file's lines read so far.
+func varsAt(lines map[string][]string, file string, line int) []string {
+	ls, ok := lines[file]
+	if !ok {
+		data, _ := os.ReadFile(file)
+		ls = strings.Split(string(data), "\n")
+		lines[file] = ls
+	}
+	if line < 1 || line > len(ls) {
+		return nil
+	}
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	item := func(l string) bool { return strings.HasPrefix(strings.TrimLeft(l, " "), "- ") }
+	first := ls[line-1]
+	var names []string
+	for i := line - 1; i < len(ls); i++ {
+		l := ls[i]
+		if i > line-1 && strings.TrimSpace(l) != "" && indent(l) <= indent(first) && !(indent(l) == indent(first) && item(first) && item(l)) {
+			break
+		}
+		for _, m := range envRefRE.FindAllStringSubmatch(l, -1) {
+			// An odd number of $ before the { is a reference.
+			if dollars := strings.IndexByte(m[0], '{'); dollars%2 == 1 {
+				names = append(names, m[1])
+			}
+		}
+	}
+	return names
 }
