@@ -481,6 +481,10 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 		if err != nil {
 			l.errorf(file, h.RateLimit.pos, "hook %q: rate_limit: %v", name, err)
 		}
+		// A tenth of a period's worth at once: senders send several
+		// webhooks together (a batch of order updates), and one refused
+		// may never come back.
+		r.AtOnce = (r.Count + 9) / 10
 		hook.RateLimit = r
 	}
 	if h.Idempotency != nil {

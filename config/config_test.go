@@ -314,18 +314,18 @@ func TestLoadEvaluation(t *testing.T) {
 	}
 }
 
-// rate_limit: reads as an action's rate:, per second, minute or hour; a
-// hook without one has no limit.
+// rate_limit: reads as an action's rate:, per second, minute or hour, with
+// a tenth of a period's worth at once; a hook without one has no limit.
 func TestHookRateLimit(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
 		want store.Rate
 	}{
 		{"", store.Rate{}},
-		{"rate_limit: 100/s", store.Rate{Count: 100, Per: time.Second}},
-		{"rate_limit: 1000/m", store.Rate{Count: 1000, Per: time.Minute}},
-		{`rate_limit: " 10 / h "`, store.Rate{Count: 10, Per: time.Hour}},
-		{"rate_limit: ${HOOK_RATE}", store.Rate{Count: 5, Per: time.Second}},
+		{"rate_limit: 100/s", store.Rate{Count: 100, Per: time.Second, AtOnce: 10}},
+		{"rate_limit: 1000/m", store.Rate{Count: 1000, Per: time.Minute, AtOnce: 100}},
+		{`rate_limit: " 10 / h "`, store.Rate{Count: 10, Per: time.Hour, AtOnce: 1}},
+		{"rate_limit: ${HOOK_RATE}", store.Rate{Count: 5, Per: time.Second, AtOnce: 1}},
 	} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "hookrelay.yaml")

@@ -92,8 +92,9 @@ func (l *limited) stored(t *testing.T) int {
 }
 
 // Over its rate_limit: a hook answers 429 with the usual JSON error and a
-// Retry-After in whole seconds, and stores nothing; "100/s" lets a tenth
-// of a second's worth through at once, as an action's rate: does.
+// Retry-After in whole seconds, and stores nothing; a tenth of a
+// period's worth may come at once ("600/m": 60), unlike an action's
+// rate:, which lets a tenth of a second's worth start at once.
 func TestRateLimit(t *testing.T) {
 	for _, tt := range []struct {
 		rate       string
@@ -101,6 +102,7 @@ func TestRateLimit(t *testing.T) {
 		retryAfter string
 	}{
 		{"100/s", 10, "1"}, // the next one in 10ms: rounded up to a second
+		{"600/m", 60, "1"}, // the next one in 100ms
 		{"10/m", 1, "6"},
 		{"1/h", 1, "3600"},
 	} {

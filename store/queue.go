@@ -100,16 +100,23 @@ func Probing(s ActionState, now time.Time, hold time.Duration) ActionState {
 type Rate struct {
 	Count int
 	Per   time.Duration
+	// AtOnce, when above zero, is how many r lets through at once
+	// (Burst); zero is a tenth of a second's worth.
+	AtOnce int
 }
 
-// Burst is how many attempts r lets through at once: a tenth of a
-// second's worth, at least one. A whole period's worth would let an idle
-// action start that many at once and then keep the rate, so that twice the
-// count could arrive within one period; with this burst, "50/s" is five
-// every 100 ms and a period sees little more than its count.
+// Burst is how many attempts r lets through at once: AtOnce when set, or
+// a tenth of a second's worth, at least one. A whole period's worth would
+// let an idle action start that many at once and then keep the rate, so
+// that twice the count could arrive within one period; with this burst,
+// "50/s" is five every 100 ms and a period sees little more than its
+// count.
 func (r Rate) Burst() int {
 	if r.IsZero() {
 		return 1
+	}
+	if r.AtOnce > 0 {
+		return r.AtOnce
 	}
 	return max(1, int(math.Ceil(float64(r.Count)*float64(100*time.Millisecond)/float64(r.Per))))
 }
