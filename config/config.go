@@ -503,6 +503,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 			hook.KeyTTL = d
 		}
 	}
+	l.checkReplayWindow(file, name, h, hook)
 	for _, rf := range h.Rules {
 		l.hookRules(l.rel(rf.Value), &ref{file, rf, "rule file"}, hook.Rules, acts, slices.Sorted(maps.Keys(acts)))
 	}
@@ -532,6 +533,35 @@ func intakeShape(h *Hook, acts map[string]*actions.Action) *rules.Shape {
 		}
 	}
 	return rules.Union(shapes...)
+}
+
+// checkReplayWindow refuses an idempotency ttl that ends before a signed
+// request of a timestamped scheme stops verifying: sent again after its
+// key expired, a captured request would be taken as a new event. Its
+// timestamp may be as far ahead as the tolerance and stays good for as
+// long after, so the key must outlive twice the tolerance.
+func (l *loader) checkReplayWindow(file, name string, h *rawHook, hook *Hook) {
+	if hook.Verifier == nil || hook.KeyTTL <= 0 {
+		return
+	}
+	switch hook.Verifier.Scheme() {
+	case verify.SchemeStripe, verify.SchemeSlack, verify.SchemeStandardWebhooks:
+	default:
+		return
+	}
+	tol := verify.DefaultTolerance
+	if h.Verify.Tolerance.Set {
+		tol, _ = time.ParseDuration(h.Verify.Tolerance.Value) // checked by verifier
+	}
+	if hook.KeyTTL >= 2*tol {
+		return
+	}
+	at := h.Verify.Tolerance.pos
+	if h.Idempotency != nil && h.Idempotency.TTL.Set {
+		at = h.Idempotency.TTL.pos
+	}
+	l.errorf(file, at, "hook %q: idempotency ttl %s is shorter than twice verify.tolerance (%s): a signed request stays good for up to %s after it first arrives, and sent again after its key expired it would be taken as a new event; make the ttl at least %s or the tolerance shorter",
+		name, hook.KeyTTL, tol, 2*tol, 2*tol)
 }
 
 func (l *loader) verifier(file, hook string, v *rawVerify) verify.Verifier {

@@ -382,3 +382,34 @@ func TestLoadFiles(t *testing.T) {
 		t.Error("no files at all: loaded")
 	}
 }
+
+// An idempotency ttl that ends before a signed request of a timestamped
+// scheme stops verifying is refused where it is written: a captured
+// request sent again after its key expired would be a new event.
+func TestReplayWindowOutlivedByKeys(t *testing.T) {
+	for _, tt := range []struct {
+		verify, idem string
+		err          string // "" loads
+	}{
+		{"{scheme: slack, secret: '${S}'}", "", ""},
+		{"{scheme: slack, secret: '${S}'}", "idempotency: {ttl: 10m}", ""},
+		{"{scheme: slack, secret: '${S}'}", "idempotency: {ttl: 3s}", "c.yaml:6:24: hook \"shop\": idempotency ttl 3s is shorter than twice verify.tolerance (5m0s)"},
+		{"{scheme: stripe, secret: '${S}', tolerance: 1h}", "idempotency: {ttl: 90m}", "c.yaml:6:24: hook \"shop\": idempotency ttl 1h30m0s is shorter than twice verify.tolerance (1h0m0s)"},
+		{"{scheme: standard-webhooks, secret: '${S}', tolerance: 13h}", "", "c.yaml:4:68: hook \"shop\": idempotency ttl 24h0m0s is shorter than twice verify.tolerance (13h0m0s)"},
+		{"{scheme: hmac, header: X-Sig, secret: '${S}'}", "idempotency: {ttl: 3s}", ""},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "c.yaml")
+		text := "hooks:\n  shop:\n    token: 0123456789abcdef\n    verify: " + tt.verify + "\n    rules: []\n    " + tt.idem + "\n"
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path, env(map[string]string{"S": "whsec_" + strings.Repeat("c2VjcmV0", 4)}))
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%s %s: %v", tt.verify, tt.idem, err)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%s %s: error %v, want %q", tt.verify, tt.idem, err, tt.err)
+		}
+	}
+}
