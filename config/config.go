@@ -416,11 +416,11 @@ func (l *loader) load(path string) *Config {
 	for _, name := range slices.Sorted(maps.Keys(raw.Hooks)) {
 		h := raw.Hooks[name]
 		if h == nil {
-			l.errorf(path, pos{}, "hook %q is empty", name)
+			l.errorf(path, keyPos(l.tree(path), "hooks", name), "hook %q is empty", name)
 			continue
 		}
 		if !nameRE.MatchString(name) {
-			l.errorf(path, pos{}, "hook name %q: use letters, digits, '_', '-' and '.'", name)
+			l.errorf(path, keyPos(l.tree(path), "hooks", name), "hook name %q: use letters, digits, '_', '-' and '.'", name)
 		}
 		if hook := l.hook(path, name, h, c.Actions); hook != nil {
 			c.Hooks[name] = hook
@@ -457,7 +457,7 @@ func (l *loader) hook(file, name string, h *rawHook, acts map[string]*actions.Ac
 	nerr := len(l.errs)
 
 	if h.Verify == nil {
-		l.errorf(file, pos{}, "hook %q: verify: is required (use scheme: none for a hook protected by its URL token)", name)
+		l.errorf(file, keyPos(l.tree(file), "hooks", name), "hook %q: verify: is required (use scheme: none for a hook protected by its URL token)", name)
 		return nil
 	}
 	hook.Verifier = l.verifier(file, name, h.Verify)
@@ -566,7 +566,7 @@ func (l *loader) checkReplayWindow(file, name string, h *rawHook, hook *Hook) {
 
 func (l *loader) verifier(file, hook string, v *rawVerify) verify.Verifier {
 	if !v.Scheme.Set {
-		l.errorf(file, v.Scheme.pos, "hook %q: verify.scheme is required (one of %s)", hook, strings.Join(verify.Schemes(), ", "))
+		l.errorf(file, keyPos(l.tree(file), "hooks", hook, "verify"), "hook %q: verify.scheme is required (one of %s)", hook, strings.Join(verify.Schemes(), ", "))
 		return nil
 	}
 	cfg := verify.Config{

@@ -413,3 +413,23 @@ func TestReplayWindowOutlivedByKeys(t *testing.T) {
 		}
 	}
 }
+
+// Every problem with a hook's block is reported where the block is
+// written, even when the block has no value of its own to point at.
+func TestHookBlockErrorsHavePositions(t *testing.T) {
+	for _, tt := range []struct{ text, want string }{
+		{"hooks:\n  ok:\n    verify: {scheme: none}\n    token: 0123456789abcdef\n  a:\n", "c.yaml:5:3: hook \"a\" is empty"},
+		{"hooks:\n  \"a b\":\n    verify: {scheme: none}\n    token: 0123456789abcdef\n", "c.yaml:2:3: hook name \"a b\""},
+		{"hooks:\n  ok:\n    verify: {scheme: none}\n    token: 0123456789abcdef\n  nov:\n    token: 0123456789abcdef\n", "c.yaml:5:3: hook \"nov\": verify: is required"},
+		{"hooks:\n  ok:\n    verify: {scheme: none}\n    token: 0123456789abcdef\n  h:\n    verify: {secret: x}\n", "c.yaml:6:5: hook \"h\": verify.scheme is required"},
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path, env(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.text, err, tt.want)
+		}
+	}
+}
